@@ -1,0 +1,64 @@
+//! What Docker, Podman and containerd put into a spec on their own.
+//!
+//! A profile tightens these client defaults silently (and records it) instead of
+//! refusing them, so that `docker run --runtime brig IMAGE` works with no flags.
+//! Anything else beyond a profile's ceiling is an explicit ask and is refused.
+//! The lists come from the captured configs in `tests/fixtures/clients/`.
+
+/// The union of the default capability sets: Docker 20.10 and containerd 1.6
+/// (`oci.WithDefaultSpec`) send these 14; Podman 4.3 sends 11 of them; runc's
+/// `spec` template sends AUDIT_WRITE, KILL and NET_BIND_SERVICE.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_MKNOD",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
+/// Container files that clients bind-mount writable from their own state
+/// directories (`/etc/resolv.conf` and friends).
+pub const CLIENT_FILES: &[&str] = &[
+    "/etc/resolv.conf",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/run/.containerenv",
+    "/dev/termination-log",
+    "/dev/shm",
+    "/run/secrets",
+];
+
+/// Host directories where clients keep those files.
+pub const CLIENT_STATE_PREFIXES: &[&str] = &[
+    "/var/lib/docker/containers/",
+    "/var/lib/containers/storage/",
+    "/run/containers/storage/",
+    "/var/run/containers/storage/",
+    "/run/user/",
+    "/var/lib/containerd/io.containerd.grpc.v1.cri/",
+    "/run/containerd/io.containerd.grpc.v1.cri/",
+    "/var/lib/kubelet/pods/",
+];
+
+/// sysctls that clients set on their own (Docker 20.10 on a bridge network).
+pub const DEFAULT_SYSCTLS: &[&str] = &["net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range"];
+
+/// Docker's `prestart` hook: `/proc/<dockerd pid>/exe libnetwork-setkey ...`,
+/// which moves the container into its network sandbox.
+pub const DOCKER_SETKEY_ARG: &str = "libnetwork-setkey";
+
+/// Whether `path` names a binary clients use for their own hooks, given the
+/// name the host resolves it to (`/proc/PID/exe` -> `dockerd`).
+pub fn is_client_hook(resolved_name: Option<&str>, args: &[String]) -> bool {
+    let setkey = args.iter().take(2).any(|a| a == DOCKER_SETKEY_ARG);
+    setkey && matches!(resolved_name, Some("dockerd"))
+}

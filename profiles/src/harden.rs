@@ -1,0 +1,704 @@
+//! Applies a profile to an OCI spec: the profile is a ceiling.
+//!
+//! Two kinds of excess are treated differently:
+//! - **client defaults** (the default capability set of Docker, Podman and
+//!   containerd, a writable rootfs, missing `no_new_privs`, generous rlimits and
+//!   cgroup limits, missing masked paths) are **tightened** to the profile, and
+//!   every change is recorded as a [`Tightening`];
+//! - **explicit asks** (capabilities outside every client's defaults, host
+//!   namespaces, devices, bind mounts of host paths outside the allowed
+//!   prefixes, hooks not on the allowlist, sysctls, a longer timeout) are
+//!   **refused** with the field and the profile named, unless the profile's
+//!   `ceilings` allow them.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxNamespaceType, LinuxPids, LinuxResources,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSyscall, Mount, PosixRlimitBuilder, PosixRlimitType, Spec,
+};
+use serde::Serialize;
+
+use crate::clients;
+use crate::landlock::LandlockPlan;
+use crate::model::Profile;
+use crate::seccomp::{self, Arch, CompiledSeccomp};
+use crate::units::Duration;
+
+/// Facts about the host that hardening depends on (a trait so that the logic
+/// is tested without root or real namespaces).
+pub trait Host {
+    /// Whether joining the namespace at `path` means sharing the host's.
+    fn is_host_namespace(&self, typ: LinuxNamespaceType, path: &Path) -> bool;
+    /// The path with symlinks resolved, if it exists.
+    fn canonical(&self, path: &Path) -> Option<PathBuf>;
+    /// The file name of the binary a hook path resolves to (for
+    /// `/proc/PID/exe`, the process's executable).
+    fn hook_binary_name(&self, path: &Path) -> Option<String>;
+}
+
+/// What the job asked for through annotations, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct JobAsks {
+    /// `dev.brig.timeout`.
+    pub timeout: Option<Duration>,
+    /// Container paths granted read-only by Landlock (declared inputs).
+    pub read_paths: Vec<String>,
+    /// Container paths granted read-write by Landlock (declared outputs).
+    pub write_paths: Vec<String>,
+}
+
+/// A client default the profile tightened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Tightening {
+    /// The spec field, e.g. `process.capabilities`.
+    pub field: String,
+    /// What the spec asked for.
+    pub requested: String,
+    /// What the job gets.
+    pub applied: String,
+}
+
+/// An explicit ask beyond the profile's ceiling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("profile `{profile}` refuses {field}: {reason}")]
+pub struct Refusal {
+    pub profile: String,
+    pub field: String,
+    pub reason: String,
+}
+
+/// Why hardening failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HardenError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("profile `{profile}`: {source}")]
+    Seccomp {
+        profile: String,
+        #[source]
+        source: seccomp::SeccompError,
+    },
+    #[error("this architecture ({0}) has no seccomp compiler in brig")]
+    UnsupportedArch(&'static str),
+}
+
+/// What the job's process enforces in addition to the OCI fields.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct JobPlan {
+    pub no_new_privs: bool,
+    /// Wall-clock limit.
+    pub timeout: Option<std::time::Duration>,
+    /// SIGTERM -> SIGKILL grace.
+    pub grace: std::time::Duration,
+    pub landlock: Option<LandlockPlan>,
+    #[serde(skip)]
+    pub seccomp: Option<CompiledSeccomp>,
+    /// `sha256:` of brig's seccomp programs, if any.
+    pub seccomp_digest: Option<String>,
+}
+
+/// The result of hardening: the spec libcontainer will run, the plan for the
+/// job's process, and what was tightened.
+#[derive(Debug, Clone)]
+pub struct Hardened {
+    pub spec: Spec,
+    pub plan: JobPlan,
+    pub tightened: Vec<Tightening>,
+}
+
+/// Default grace between SIGTERM and SIGKILL at timeout.
+pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The syscalls the supervisor needs beyond what client seccomp profiles allow
+/// (Docker 20.10's profile predates Landlock). They can only reduce privilege.
+const SUPERVISOR_SYSCALLS: &[&str] = &["landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"];
+
+struct Ctx<'a> {
+    profile: &'a Profile,
+    tightened: Vec<Tightening>,
+}
+
+impl Ctx<'_> {
+    fn refuse(&self, field: impl Into<String>, reason: impl Into<String>) -> HardenError {
+        HardenError::Refused(Refusal { profile: self.profile.name.clone(), field: field.into(), reason: reason.into() })
+    }
+
+    fn tighten(&mut self, field: impl Into<String>, requested: impl Into<String>, applied: impl Into<String>) {
+        self.tightened.push(Tightening { field: field.into(), requested: requested.into(), applied: applied.into() });
+    }
+}
+
+/// Applies `profile` to `spec`.
+pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host) -> Result<Hardened, HardenError> {
+    let mut ctx = Ctx { profile, tightened: Vec::new() };
+    check_namespaces(&ctx, &spec, host)?;
+    check_devices(&ctx, &spec)?;
+    check_hooks(&ctx, &spec, host)?;
+    check_sysctls(&ctx, &spec)?;
+    harden_mounts(&mut ctx, &mut spec, host)?;
+    harden_capabilities(&mut ctx, &mut spec)?;
+    let no_new_privs = harden_process(&mut ctx, &mut spec);
+    harden_rootfs(&mut ctx, &mut spec);
+    harden_paths(&mut ctx, &mut spec);
+    harden_rlimits(&mut ctx, &mut spec);
+    harden_cgroup(&mut ctx, &mut spec);
+    let timeout = timeout(&ctx, asks)?;
+
+    let seccomp = match &profile.seccomp {
+        Some(section) => {
+            let arch = Arch::native().ok_or(HardenError::UnsupportedArch(std::env::consts::ARCH))?;
+            Some(
+                seccomp::compile(section, arch)
+                    .map_err(|source| HardenError::Seccomp { profile: profile.name.clone(), source })?,
+            )
+        }
+        None => None,
+    };
+    let landlock = profile.landlock.as_ref().map(|section| {
+        let extra: Vec<(String, u64)> = asks
+            .read_paths
+            .iter()
+            .map(|p| (p.clone(), crate::landlock::READ))
+            .chain(asks.write_paths.iter().map(|p| (p.clone(), crate::landlock::READ_WRITE)))
+            .collect();
+        LandlockPlan::compile(section, &spec, &extra)
+    });
+    if landlock.is_some() {
+        allow_supervisor_syscalls(&mut ctx, &mut spec);
+    }
+    let plan = JobPlan {
+        no_new_privs,
+        timeout,
+        grace: profile.timeout.grace.map(|g| g.0).unwrap_or(DEFAULT_GRACE),
+        seccomp_digest: seccomp.as_ref().map(|s| s.digest.clone()),
+        seccomp,
+        landlock,
+    };
+    Ok(Hardened { spec, plan, tightened: ctx.tightened })
+}
+
+fn allowed(list: &[String], item: &str) -> bool {
+    list.iter().any(|a| a == "*" || a == "ALL" || a.eq_ignore_ascii_case(item))
+}
+
+fn ns_name(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Namespaces whose sharing with the host is an explicit ask. (The user,
+/// cgroup and time namespaces are governed elsewhere.)
+const GUARDED_NAMESPACES: [LinuxNamespaceType; 5] = [
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+];
+
+fn check_namespaces(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host) -> Result<(), HardenError> {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    for typ in GUARDED_NAMESPACES {
+        let entry = namespaces.iter().find(|n| n.typ() == typ);
+        let shared = match entry {
+            None => true,
+            Some(ns) => ns.path().as_deref().is_some_and(|p| host.is_host_namespace(typ, p)),
+        };
+        if shared && !allowed(&ctx.profile.ceilings.host_namespaces, ns_name(typ)) {
+            let how = match entry.and_then(|n| n.path().clone()) {
+                Some(p) => format!("joining `{}` would share the host's {} namespace", p.display(), ns_name(typ)),
+                None => {
+                    format!("the spec does not create a {} namespace, so the job would share the host's", ns_name(typ))
+                }
+            };
+            return Err(ctx.refuse("linux.namespaces", how));
+        }
+    }
+    Ok(())
+}
+
+fn check_devices(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
+    if ctx.profile.ceilings.devices {
+        return Ok(());
+    }
+    let Some(linux) = spec.linux() else { return Ok(()) };
+    if let Some(dev) = linux.devices().as_ref().and_then(|d| d.first()) {
+        return Err(ctx.refuse(
+            "linux.devices",
+            format!("device `{}` is not allowed (the profile allows no extra devices)", dev.path().display()),
+        ));
+    }
+    let rules = linux.resources().as_ref().and_then(|r| r.devices().clone()).unwrap_or_default();
+    for (i, rule) in rules.iter().enumerate() {
+        let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
+        if !rule.allow() || !(access.contains('r') || access.contains('w')) {
+            continue;
+        }
+        let typ = rule.typ().map(|t| t.as_str().to_string()).unwrap_or_else(|| "a".into());
+        // Any device of a type, or a whole major number, is wider than the
+        // standard set. Pseudo-terminals (136:*) are the one standard wildcard.
+        let wide = typ == "a" || rule.major().is_none() || (rule.minor().is_none() && rule.major() != Some(136));
+        if wide {
+            return Err(ctx.refuse(
+                format!("linux.resources.devices[{i}]"),
+                format!(
+                    "access `{access}` to {} devices is wider than the standard device set",
+                    match (rule.major(), rule.minor()) {
+                        (Some(ma), None) => format!("all `{typ} {ma}:*`"),
+                        _ => format!("all `{typ}`"),
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_hooks(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host) -> Result<(), HardenError> {
+    let Some(hooks) = spec.hooks() else { return Ok(()) };
+    #[allow(deprecated)]
+    let lists = [
+        ("prestart", hooks.prestart()),
+        ("createRuntime", hooks.create_runtime()),
+        ("createContainer", hooks.create_container()),
+        ("startContainer", hooks.start_container()),
+        ("poststart", hooks.poststart()),
+        ("poststop", hooks.poststop()),
+    ];
+    for (kind, list) in lists {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            let path = hook.path().to_string_lossy().to_string();
+            let args = hook.args().clone().unwrap_or_default();
+            if allowed(&ctx.profile.ceilings.hooks, &path) {
+                continue;
+            }
+            let resolved = host.hook_binary_name(hook.path());
+            if clients::is_client_hook(resolved.as_deref(), &args) {
+                continue;
+            }
+            return Err(ctx.refuse(
+                format!("hooks.{kind}[{i}]"),
+                format!("hook binary `{path}` is not on the profile's allowlist"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn sysctl_allowed(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => p == name,
+    })
+}
+
+fn check_sysctls(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
+    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().clone()).unwrap_or_default();
+    let mut names: Vec<&String> = sysctls.keys().collect();
+    names.sort();
+    for name in names {
+        if clients::DEFAULT_SYSCTLS.contains(&name.as_str()) || sysctl_allowed(&ctx.profile.ceilings.sysctls, name) {
+            continue;
+        }
+        return Err(ctx.refuse(format!("linux.sysctl.{name}"), format!("sysctl `{name}` is not allowed")));
+    }
+    Ok(())
+}
+
+/// Lexically normalizes an absolute path (`..` cannot climb above `/`).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(s) => out.push(s),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn under_prefix(path: &Path, prefixes: &[String]) -> bool {
+    prefixes.iter().any(|p| path.starts_with(Path::new(p)))
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind")
+}
+
+/// Filesystems a spec may mount without touching host storage.
+const VIRTUAL_FS: &[&str] = &["proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "shm", "none"];
+
+fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<(), HardenError> {
+    let ceilings = ctx.profile.ceilings.clone();
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for (i, m) in mounts.iter_mut().enumerate() {
+        let dest = m.destination().to_string_lossy().to_string();
+        let field = format!("mounts[{i}] ({dest})");
+        if is_bind(m) {
+            let Some(source) = m.source().clone() else {
+                return Err(ctx.refuse(field, "a bind mount without a source"));
+            };
+            if !source.is_absolute() {
+                return Err(ctx.refuse(field, format!("bind source `{}` is not an absolute path", source.display())));
+            }
+            let resolved = host.canonical(&source).unwrap_or_else(|| normalize(&source));
+            let read_only = m.options().iter().flatten().any(|o| o == "ro");
+            let client_file = clients::CLIENT_FILES.contains(&dest.as_str())
+                && clients::CLIENT_STATE_PREFIXES.iter().any(|p| resolved.starts_with(p));
+            let ok = client_file
+                || under_prefix(&resolved, &ceilings.writable_mounts)
+                || (read_only && under_prefix(&resolved, &ceilings.readonly_mounts));
+            if !ok {
+                let kind = if read_only { "read-only" } else { "writable" };
+                let allowed = if read_only {
+                    [ceilings.readonly_mounts.clone(), ceilings.writable_mounts.clone()].concat()
+                } else {
+                    ceilings.writable_mounts.clone()
+                };
+                let hint = if allowed.is_empty() {
+                    "the profile allows none".to_string()
+                } else {
+                    format!("allowed prefixes: {}", allowed.join(", "))
+                };
+                return Err(ctx.refuse(
+                    field,
+                    format!(
+                        "{kind} bind mount of host path `{}` is outside the allowed prefixes ({hint})",
+                        resolved.display()
+                    ),
+                ));
+            }
+            continue;
+        }
+        let typ = m.typ().clone().unwrap_or_default();
+        if !VIRTUAL_FS.contains(&typ.as_str()) && !ceilings.devices {
+            return Err(ctx.refuse(
+                field,
+                format!("mounting a `{typ}` filesystem needs a device, which the profile does not allow"),
+            ));
+        }
+        // Kernel interfaces stay read-only unless the profile allows unmasking.
+        if matches!(typ.as_str(), "sysfs" | "cgroup" | "cgroup2") && !ceilings.unmask_paths {
+            let mut options = m.options().clone().unwrap_or_default();
+            if !options.iter().any(|o| o == "ro") {
+                options.retain(|o| o != "rw");
+                options.push("ro".into());
+                m.set_options(Some(options));
+                ctx.tighten(format!("mounts[{i}].options"), format!("{dest} read-write"), format!("{dest} read-only"));
+            }
+        }
+    }
+    // Scratch space from the profile, unless the spec mounts something there.
+    for t in &ctx.profile.rootfs.tmpfs {
+        if mounts.iter().any(|m| m.destination() == Path::new(&t.path)) {
+            continue;
+        }
+        let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+        if !t.exec {
+            options.push("noexec".into());
+        }
+        options.push(format!("mode={}", t.mode));
+        options.push(format!("size={}", t.size.0));
+        let mut m = Mount::default();
+        m.set_destination(PathBuf::from(&t.path));
+        m.set_typ(Some("tmpfs".into()));
+        m.set_source(Some(PathBuf::from("tmpfs")));
+        m.set_options(Some(options));
+        mounts.push(m);
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+fn cap_name(c: &Capability) -> String {
+    format!("CAP_{c}")
+}
+
+fn parse_cap(name: &str) -> Option<Capability> {
+    let n = name.trim().to_ascii_uppercase();
+    let n = n.strip_prefix("CAP_").unwrap_or(&n);
+    Capability::from_str(n).ok()
+}
+
+fn harden_capabilities(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenError> {
+    let Some(keep) = ctx.profile.process.capabilities.clone() else { return Ok(()) };
+    let keep: HashSet<Capability> = keep.iter().filter_map(|c| parse_cap(c)).collect();
+    let ceiling = ctx.profile.ceilings.capabilities.clone();
+    let Some(process) = spec.process_mut() else { return Ok(()) };
+    let Some(caps) = process.capabilities().clone() else { return Ok(()) };
+
+    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    let mut filter = |set_name: &str, set: &Option<Capabilities>| -> Result<Option<Capabilities>, HardenError> {
+        let Some(set) = set else { return Ok(None) };
+        let mut out = Capabilities::new();
+        for c in set {
+            let name = cap_name(c);
+            if keep.contains(c) || allowed(&ceiling, &name) {
+                out.insert(*c);
+            } else if clients::DEFAULT_CAPABILITIES.contains(&name.as_str()) {
+                dropped.insert(name);
+            } else {
+                return Err(HardenError::Refused(Refusal {
+                    profile: ctx.profile.name.clone(),
+                    field: format!("process.capabilities.{set_name}"),
+                    reason: format!("`{name}` is outside the profile's capabilities"),
+                }));
+            }
+        }
+        Ok(Some(out))
+    };
+    let mut new = LinuxCapabilities::default();
+    new.set_bounding(filter("bounding", caps.bounding())?);
+    new.set_effective(filter("effective", caps.effective())?);
+    new.set_permitted(filter("permitted", caps.permitted())?);
+    new.set_inheritable(filter("inheritable", caps.inheritable())?);
+    new.set_ambient(filter("ambient", caps.ambient())?);
+    process.set_capabilities(Some(new));
+    if !dropped.is_empty() {
+        let kept: BTreeSet<String> = keep.iter().map(cap_name).collect();
+        ctx.tighten(
+            "process.capabilities",
+            dropped.iter().cloned().collect::<Vec<_>>().join(","),
+            if kept.is_empty() { "none".to_string() } else { kept.into_iter().collect::<Vec<_>>().join(",") },
+        );
+    }
+    Ok(())
+}
+
+fn harden_process(ctx: &mut Ctx<'_>, spec: &mut Spec) -> bool {
+    let want = ctx.profile.process.no_new_privs;
+    let Some(process) = spec.process_mut() else { return want.unwrap_or(false) };
+    let current = process.no_new_privileges().unwrap_or(false);
+    if want == Some(true) && !current {
+        process.set_no_new_privileges(Some(true));
+        ctx.tighten("process.noNewPrivileges", "false", "true");
+        return true;
+    }
+    current
+}
+
+fn harden_rootfs(ctx: &mut Ctx<'_>, spec: &mut Spec) {
+    if ctx.profile.rootfs.read_only != Some(true) {
+        return;
+    }
+    if let Some(root) = spec.root_mut() {
+        if root.readonly() != Some(true) {
+            root.set_readonly(Some(true));
+            ctx.tighten("root.readonly", "false", "true");
+        }
+    }
+}
+
+fn harden_paths(ctx: &mut Ctx<'_>, spec: &mut Spec) {
+    let masked = ctx.profile.paths.masked.clone();
+    let readonly = ctx.profile.paths.readonly.clone();
+    if masked.is_empty() && readonly.is_empty() {
+        return;
+    }
+    let linux = spec.linux_mut().get_or_insert_with(Default::default);
+    let mut added = Vec::new();
+    let mut merge = |current: Option<Vec<String>>, wanted: &[String], name: &str| -> Vec<String> {
+        let mut list = current.unwrap_or_default();
+        for p in wanted {
+            if !list.contains(p) {
+                list.push(p.clone());
+                added.push(format!("{name} {p}"));
+            }
+        }
+        list
+    };
+    let m = merge(linux.masked_paths().clone(), &masked, "masked");
+    let r = merge(linux.readonly_paths().clone(), &readonly, "readonly");
+    linux.set_masked_paths(Some(m));
+    linux.set_readonly_paths(Some(r));
+    if !added.is_empty() {
+        ctx.tighten("linux.maskedPaths/readonlyPaths", "fewer paths", added.join(", "));
+    }
+}
+
+fn rlimit_type(name: &str) -> Option<PosixRlimitType> {
+    let n = format!("RLIMIT_{}", name.to_ascii_uppercase());
+    serde_json::from_value(serde_json::Value::String(n)).ok()
+}
+
+fn harden_rlimits(ctx: &mut Ctx<'_>, spec: &mut Spec) {
+    let wanted = ctx.profile.rlimits.clone();
+    if wanted.is_empty() {
+        return;
+    }
+    let Some(process) = spec.process_mut() else { return };
+    let mut rlimits = process.rlimits().clone().unwrap_or_default();
+    for (name, &limit) in &wanted {
+        let Some(typ) = rlimit_type(name) else { continue };
+        let make = |soft: u64, hard: u64| PosixRlimitBuilder::default().typ(typ).soft(soft).hard(hard).build().ok();
+        match rlimits.iter_mut().find(|r| r.typ() == typ) {
+            Some(r) => {
+                if r.hard() > limit || r.soft() > limit {
+                    let before = format!("{name}={}:{}", r.soft(), r.hard());
+                    if let Some(new) = make(r.soft().min(limit), r.hard().min(limit)) {
+                        *r = new;
+                    }
+                    ctx.tighten(format!("process.rlimits.{name}"), before, format!("{name}={}:{}", r.soft(), r.hard()));
+                }
+            }
+            None => {
+                if let Some(r) = make(limit, limit) {
+                    rlimits.push(r);
+                    ctx.tighten(format!("process.rlimits.{name}"), "unset", format!("{name}={limit}:{limit}"));
+                }
+            }
+        }
+    }
+    process.set_rlimits(Some(rlimits));
+}
+
+fn over(current: Option<i64>, ceiling: i64) -> bool {
+    match current {
+        None => true,
+        Some(v) => v <= 0 || v > ceiling,
+    }
+}
+
+fn show(v: Option<i64>) -> String {
+    match v {
+        None => "unset".into(),
+        Some(v) if v <= 0 => "unlimited".into(),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn harden_cgroup(ctx: &mut Ctx<'_>, spec: &mut Spec) {
+    let c = ctx.profile.cgroup.clone();
+    if c == Default::default() {
+        return;
+    }
+    let linux = spec.linux_mut().get_or_insert_with(Default::default);
+    let resources = linux.resources_mut().get_or_insert_with(LinuxResources::default);
+    let mut changes: Vec<(String, String, String)> = Vec::new();
+
+    if c.memory.is_some() || c.memory_swap.is_some() {
+        let mem = resources.memory_mut().get_or_insert_with(LinuxMemory::default);
+        if let Some(limit) = c.memory {
+            let limit = i64::try_from(limit.0).unwrap_or(i64::MAX);
+            if over(mem.limit(), limit) {
+                changes.push(("linux.resources.memory.limit".into(), show(mem.limit()), limit.to_string()));
+                mem.set_limit(Some(limit));
+            }
+        }
+        if let Some(swap) = c.memory_swap {
+            let floor = mem.limit().unwrap_or(0);
+            let swap = i64::try_from(swap.0).unwrap_or(i64::MAX).max(floor);
+            if over(mem.swap(), swap) {
+                changes.push(("linux.resources.memory.swap".into(), show(mem.swap()), swap.to_string()));
+                mem.set_swap(Some(swap));
+            }
+        }
+    }
+    if c.cpus.is_some() || c.cpu_shares.is_some() {
+        let cpu = resources.cpu_mut().get_or_insert_with(LinuxCpu::default);
+        if let Some(cpus) = c.cpus {
+            let period = cpu.period().filter(|p| *p > 0).unwrap_or(100_000);
+            let quota = (cpus * period as f64).round() as i64;
+            if over(cpu.quota(), quota) {
+                changes.push(("linux.resources.cpu.quota".into(), show(cpu.quota()), format!("{quota}/{period}")));
+                cpu.set_quota(Some(quota));
+                cpu.set_period(Some(period));
+            }
+        }
+        if let Some(shares) = c.cpu_shares {
+            if cpu.shares().is_none_or(|s| s > shares) {
+                changes.push((
+                    "linux.resources.cpu.shares".into(),
+                    cpu.shares().map(|s| s.to_string()).unwrap_or_else(|| "unset".into()),
+                    shares.to_string(),
+                ));
+                cpu.set_shares(Some(shares));
+            }
+        }
+    }
+    if let Some(pids) = c.pids {
+        let current = resources.pids().as_ref().map(|p| p.limit());
+        if over(current, pids) {
+            changes.push(("linux.resources.pids.limit".into(), show(current), pids.to_string()));
+            let mut p = LinuxPids::default();
+            p.set_limit(pids);
+            resources.set_pids(Some(p));
+        }
+    }
+    if let Some(weight) = c.blkio_weight {
+        let bio = resources.block_io_mut().get_or_insert_with(Default::default);
+        if bio.weight().is_none_or(|w| w > weight) {
+            changes.push((
+                "linux.resources.blockIO.weight".into(),
+                bio.weight().map(|w| w.to_string()).unwrap_or_else(|| "unset".into()),
+                weight.to_string(),
+            ));
+            bio.set_weight(Some(weight));
+        }
+    }
+    for (field, from, to) in changes {
+        ctx.tighten(field, from, to);
+    }
+}
+
+fn timeout(ctx: &Ctx<'_>, asks: &JobAsks) -> Result<Option<std::time::Duration>, HardenError> {
+    let t = &ctx.profile.timeout;
+    match (asks.timeout, t.max) {
+        (Some(asked), Some(max)) if asked > max => Err(ctx.refuse(
+            "annotations.dev.brig.timeout",
+            format!("a timeout of {asked} is longer than the profile's maximum of {max}"),
+        )),
+        (Some(asked), _) if asked.0.is_zero() => {
+            Err(ctx.refuse("annotations.dev.brig.timeout", "a timeout must be longer than zero"))
+        }
+        (Some(asked), _) => Ok(Some(asked.0)),
+        (None, max) => Ok(t.default.or(max).map(|d| d.0)),
+    }
+}
+
+/// Lets the supervisor apply Landlock under a client's seccomp profile that
+/// predates it. Only added when the client's filter does not mention them.
+fn allow_supervisor_syscalls(ctx: &mut Ctx<'_>, spec: &mut Spec) {
+    let Some(linux) = spec.linux_mut() else { return };
+    let Some(seccomp) = linux.seccomp_mut() else { return };
+    if seccomp.default_action() == LinuxSeccompAction::ScmpActAllow {
+        return;
+    }
+    let mentioned: HashSet<String> =
+        seccomp.syscalls().iter().flatten().flat_map(|s| s.names().iter().cloned()).collect();
+    let missing: Vec<String> =
+        SUPERVISOR_SYSCALLS.iter().filter(|s| !mentioned.contains(**s)).map(|s| s.to_string()).collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut rule = LinuxSyscall::default();
+    rule.set_names(missing.clone());
+    rule.set_action(LinuxSeccompAction::ScmpActAllow);
+    let mut syscalls = seccomp.syscalls().clone().unwrap_or_default();
+    syscalls.push(rule);
+    seccomp.set_syscalls(Some(syscalls));
+    ctx.tighten(
+        "linux.seccomp.syscalls",
+        "client profile without Landlock syscalls",
+        format!("allowed {} (they only reduce privilege)", missing.join(",")),
+    );
+}
+
+/// Exposed for `brig profile` and tests.
+pub fn client_seccomp_is_present(spec: &Spec) -> Option<&LinuxSeccomp> {
+    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())
+}

@@ -1,0 +1,184 @@
+//! Reading a bundle's `config.json` into a typed launch request.
+//!
+//! Parse, don't validate: a malformed config is rejected here with the JSON
+//! path of the bad field, before anything is created on the host.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+/// brig's annotations (the job contract, see docs/launch.md).
+pub mod annotation {
+    pub const TOKEN: &str = "dev.brig.token";
+    pub const TOKEN_FILE: &str = "dev.brig.token-file";
+    pub const PROFILE: &str = "dev.brig.profile";
+    pub const IMAGE_DIGEST: &str = "dev.brig.image.digest";
+    pub const INPUTS: &str = "dev.brig.inputs";
+    pub const OUTPUTS: &str = "dev.brig.outputs";
+    pub const EGRESS: &str = "dev.brig.egress";
+    pub const TIMEOUT: &str = "dev.brig.timeout";
+}
+
+/// Why a bundle could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("bundle `{}`: {source}", path.display())]
+    Bundle {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` not found: the bundle must contain config.json", path.display())]
+    MissingConfig { path: PathBuf },
+    #[error("reading `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}`: invalid value at `{field}`: {message}", path.display())]
+    Invalid { path: PathBuf, field: String, message: String },
+    #[error("`{}`: {field} is required", path.display())]
+    MissingField { path: PathBuf, field: &'static str },
+    #[error("root filesystem `{}` (root.path in `{}`): {source}", rootfs.display(), config.display())]
+    Rootfs {
+        rootfs: PathBuf,
+        config: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}`: annotation `{key}`: {message}", path.display())]
+    Annotation { path: PathBuf, key: &'static str, message: String },
+}
+
+/// Reads `path` as an OCI runtime spec, naming the JSON path of any bad field.
+pub fn read_spec(path: &Path) -> Result<Spec, BundleError> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BundleError::MissingConfig { path: path.to_path_buf() })
+        }
+        Err(source) => return Err(BundleError::Read { path: path.to_path_buf(), source }),
+    };
+    parse_spec(&text, path)
+}
+
+/// Parses spec JSON; errors carry the JSON path (`process.rlimits[0].type`).
+pub fn parse_spec(text: &[u8], path: &Path) -> Result<Spec, BundleError> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { "(document)".to_string() } else { field };
+        BundleError::Invalid { path: path.to_path_buf(), field, message: e.into_inner().to_string() }
+    })
+}
+
+/// A bundle, read and checked.
+#[derive(Debug, Clone)]
+pub struct LaunchRequest {
+    /// The bundle directory, absolute.
+    pub bundle: PathBuf,
+    /// `bundle/config.json`.
+    pub config_path: PathBuf,
+    pub spec: Spec,
+    /// The root filesystem, absolute and resolved.
+    pub rootfs: PathBuf,
+}
+
+impl LaunchRequest {
+    /// Reads and checks `bundle/config.json`.
+    pub fn read(bundle: &Path) -> Result<LaunchRequest, BundleError> {
+        let bundle = std::fs::canonicalize(bundle)
+            .map_err(|source| BundleError::Bundle { path: bundle.to_path_buf(), source })?;
+        let config_path = bundle.join("config.json");
+        let mut spec = read_spec(&config_path)?;
+        let version = spec.version().clone();
+        if !version.starts_with("1.") {
+            return Err(BundleError::Invalid {
+                path: config_path,
+                field: "ociVersion".into(),
+                message: format!("`{version}` is not a 1.x runtime spec version"),
+            });
+        }
+        let root = spec.root().clone().ok_or(BundleError::MissingField { path: config_path.clone(), field: "root" })?;
+        if spec.process().is_none() {
+            return Err(BundleError::MissingField { path: config_path, field: "process" });
+        }
+        if spec.process().as_ref().and_then(|p| p.args().as_ref()).is_none_or(|a| a.is_empty()) {
+            return Err(BundleError::MissingField { path: config_path, field: "process.args" });
+        }
+        let rootfs_path = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+        let rootfs = std::fs::canonicalize(&rootfs_path).map_err(|source| BundleError::Rootfs {
+            rootfs: rootfs_path.clone(),
+            config: config_path.clone(),
+            source,
+        })?;
+        if !rootfs.is_dir() {
+            return Err(BundleError::Rootfs {
+                rootfs: rootfs_path,
+                config: config_path,
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            });
+        }
+        // libcontainer will read the effective spec from brig's state
+        // directory, so the root path must not depend on the bundle.
+        let mut new_root = root.clone();
+        new_root.set_path(rootfs.clone());
+        spec.set_root(Some(new_root));
+        Ok(LaunchRequest { bundle, config_path, spec, rootfs })
+    }
+
+    pub fn annotations(&self) -> HashMap<String, String> {
+        self.spec.annotations().clone().unwrap_or_default()
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<String> {
+        self.spec.annotations().as_ref().and_then(|a| a.get(key).cloned())
+    }
+
+    /// A comma-separated list annotation, trimmed, empty items dropped.
+    pub fn annotation_list(&self, key: &str) -> Vec<String> {
+        self.annotation(key)
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_bad_field() {
+        let bad = br#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sh"],"user":{"uid":"zero","gid":0}},"root":{"path":"rootfs"}}"#;
+        let err = parse_spec(bad, Path::new("/b/config.json")).unwrap_err().to_string();
+        assert!(err.contains("process.user.uid") && err.contains("/b/config.json"), "{err}");
+        let bad = br#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0},"rlimits":[{"type":"RLIMIT_BOGUS","hard":1,"soft":1}]}}"#;
+        let err = parse_spec(bad, Path::new("c")).unwrap_err().to_string();
+        assert!(err.contains("process.rlimits[0].type"), "{err}");
+        let err = parse_spec(b"{not json", Path::new("c")).unwrap_err().to_string();
+        assert!(err.contains("invalid value"), "{err}");
+    }
+
+    #[test]
+    fn requires_root_process_and_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |s: &str| std::fs::write(dir.path().join("config.json"), s).unwrap();
+        assert!(matches!(LaunchRequest::read(dir.path()), Err(BundleError::MissingConfig { .. })));
+        write(r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}}"#);
+        assert!(matches!(LaunchRequest::read(dir.path()), Err(BundleError::MissingField { field: "root", .. })));
+        write(
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},"root":{"path":"rootfs"}}"#,
+        );
+        let err = LaunchRequest::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("rootfs") && err.contains("root.path"), "{err}");
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let req = LaunchRequest::read(dir.path()).unwrap();
+        assert!(req.spec.root().as_ref().unwrap().path().is_absolute());
+        write(
+            r#"{"ociVersion":"0.9","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},"root":{"path":"rootfs"}}"#,
+        );
+        assert!(LaunchRequest::read(dir.path()).unwrap_err().to_string().contains("ociVersion"));
+    }
+}

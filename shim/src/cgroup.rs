@@ -1,0 +1,102 @@
+//! Reading a container's cgroup: resource use and OOM kills, on cgroup v1
+//! (including this host's hybrid layout) and v2.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Resource use at the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// CPU time in nanoseconds.
+    pub cpu_ns: Option<u64>,
+    /// Peak memory in bytes.
+    pub memory_peak: Option<u64>,
+    /// Processes alive now, and the most there ever were (if the kernel says).
+    pub pids_current: Option<u64>,
+    pub pids_peak: Option<u64>,
+    /// OOM kills in the cgroup.
+    pub oom_kills: u64,
+}
+
+/// Whether the host runs a unified (v2-only) hierarchy.
+pub fn is_unified() -> bool {
+    Path::new(CGROUP_ROOT).join("cgroup.controllers").exists()
+}
+
+/// Turns a systemd-style `slice:prefix:name` cgroups path into the cgroupfs
+/// path systemd would have used, for hosts where systemd is not running.
+pub fn systemd_to_cgroupfs(path: &str) -> Option<String> {
+    let mut parts = path.splitn(3, ':');
+    let (slice, prefix, name) = (parts.next()?, parts.next()?, parts.next()?);
+    if path.starts_with('/') || name.is_empty() {
+        return None;
+    }
+    let slice = if slice.is_empty() { "system.slice" } else { slice };
+    let unit = if prefix.is_empty() { format!("{name}.scope") } else { format!("{prefix}-{name}.scope") };
+    Some(format!("/{slice}/{unit}"))
+}
+
+fn dir_for(controller: &str, cgroup_path: &Path) -> PathBuf {
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    if is_unified() {
+        Path::new(CGROUP_ROOT).join(rel)
+    } else {
+        Path::new(CGROUP_ROOT).join(controller).join(rel)
+    }
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn keyed(path: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Reads the usage of the cgroup at `cgroup_path` (as in the spec).
+pub fn usage(cgroup_path: &Path) -> Usage {
+    if is_unified() {
+        let dir = dir_for("", cgroup_path);
+        Usage {
+            cpu_ns: keyed(&dir.join("cpu.stat"), "usage_usec").map(|u| u.saturating_mul(1000)),
+            memory_peak: read_u64(&dir.join("memory.peak")),
+            pids_current: read_u64(&dir.join("pids.current")),
+            pids_peak: read_u64(&dir.join("pids.peak")),
+            oom_kills: keyed(&dir.join("memory.events"), "oom_kill").unwrap_or(0),
+        }
+    } else {
+        let mem = dir_for("memory", cgroup_path);
+        let pids = dir_for("pids", cgroup_path);
+        let cpuacct = ["cpuacct", "cpu,cpuacct"]
+            .iter()
+            .map(|c| dir_for(c, cgroup_path))
+            .find(|d| d.join("cpuacct.usage").exists());
+        Usage {
+            cpu_ns: cpuacct.and_then(|d| read_u64(&d.join("cpuacct.usage"))),
+            memory_peak: read_u64(&mem.join("memory.max_usage_in_bytes")),
+            pids_current: read_u64(&pids.join("pids.current")),
+            pids_peak: read_u64(&pids.join("pids.peak")),
+            oom_kills: keyed(&mem.join("memory.oom_control"), "oom_kill").unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_paths() {
+        assert_eq!(systemd_to_cgroupfs("system.slice:docker:abc").as_deref(), Some("/system.slice/docker-abc.scope"));
+        assert_eq!(systemd_to_cgroupfs(":cri-containerd:x").as_deref(), Some("/system.slice/cri-containerd-x.scope"));
+        assert_eq!(systemd_to_cgroupfs("/docker/abc"), None);
+        assert_eq!(systemd_to_cgroupfs("plain"), None);
+    }
+}

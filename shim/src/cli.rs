@@ -1,0 +1,332 @@
+//! The command line: runc's grammar (global flags, subcommands, flags after the
+//! container id) plus brig's own commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// brig: a hardened, runc-compatible OCI runtime that authorizes, confines
+/// and attests every job.
+#[derive(Debug, Parser)]
+#[command(name = "brig", version = crate::VERSION_LONG, disable_help_subcommand = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// runc's global flags (accepted before the subcommand, as runc does).
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalOpts {
+    /// Directory for container state
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Log file (default: stderr)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json (runc's JSON lines, which containerd's shim parses)
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+    /// Log level (debug, info, warn, error)
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (accepted; brig falls back to cgroupfs when systemd is not running)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility (rootless mode is detected)
+    #[arg(long = "rootless", id = "global_rootless", value_name = "BOOL", num_args = 0..=1, default_missing_value = "auto")]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility (checkpointing is not supported)
+    #[arg(long, global = true, value_name = "PATH", hide = true)]
+    pub criu: Option<PathBuf>,
+    /// brig configuration file [default: $BRIG_CONFIG or /etc/brig/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container (authorize, harden, measure; the job waits for `start`)
+    Create(Create),
+    /// Start a created container
+    Start(ContainerId),
+    /// Print a container's state as JSON
+    State(ContainerId),
+    /// Send a signal to a container's init (default SIGTERM)
+    Kill(Kill),
+    /// Delete a container (writes its attestation)
+    Delete(Delete),
+    /// Run a new process in a running container
+    Exec(Exec),
+    /// List the processes of a container
+    Ps(Ps),
+    /// Freeze all processes of a container
+    Pause(ContainerId),
+    /// Thaw a paused container
+    Resume(ContainerId),
+    /// Update a container's resource limits
+    Update(Update),
+    /// Print container statistics
+    Events(Events),
+    /// Print the features this runtime supports as JSON
+    Features,
+    /// Write a template config.json
+    Spec(SpecCmd),
+    /// Create and start a container, and wait for it unless --detach
+    Run(Run),
+    /// List containers
+    List(List),
+    /// Not supported by brig (accepted so that callers get a clear error)
+    #[command(hide = true)]
+    Checkpoint(Unsupported),
+    /// Not supported by brig
+    #[command(hide = true)]
+    Restore(Unsupported),
+    /// Hardening profiles: list, show, lint, diff
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerId {
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Unsupported {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CreateOpts {
+    /// Bundle directory (config.json and the root filesystem)
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pseudo-terminal's master fd
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container's init pid to
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (for ramdisk roots)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N extra file descriptors (from 3) to the container
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct Create {
+    /// Container id
+    pub id: String,
+    #[command(flatten)]
+    pub opts: CreateOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct Run {
+    /// Container id
+    pub id: String,
+    #[command(flatten)]
+    pub opts: CreateOpts,
+    /// Detach: return once the container has started
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+    /// Accepted for runc compatibility
+    #[arg(long)]
+    pub no_subreaper: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Kill {
+    /// Container id
+    pub id: String,
+    /// Signal name or number (default SIGTERM)
+    pub signal: Option<String>,
+    /// Send the signal to every process in the container
+    #[arg(short, long)]
+    pub all: bool,
+    /// Accepted for runc compatibility (ignored)
+    #[arg(long, hide = true)]
+    pub pid: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct Delete {
+    /// Container id
+    pub id: String,
+    /// Kill the container if it is still running
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Exec {
+    /// Container id
+    pub id: String,
+    /// Command and arguments (when --process is not given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// process.json describing the process
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Do not wait for the process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the process's pid to
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pseudo-terminal's master fd
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Working directory
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Environment variable (KEY=VALUE), repeatable
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// User: UID[:GID]
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Additional group ids, repeatable
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (still subject to the container's profile)
+    #[arg(short = 'c', long, value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass N extra file descriptors (from 3) to the process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: i32,
+    /// Accepted for runc compatibility (no LSM labels here)
+    #[arg(long, value_name = "LABEL", hide = true)]
+    pub process_label: Option<String>,
+    /// Accepted for runc compatibility (no LSM here)
+    #[arg(long, value_name = "PROFILE", hide = true)]
+    pub apparmor: Option<String>,
+    /// Allow exec in a paused container
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Run in a sub-cgroup of the container
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Ps {
+    /// Container id
+    pub id: String,
+    /// Output format: table or json
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Options passed to ps(1) for the table format
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Update {
+    /// Container id
+    pub id: String,
+    /// JSON file with the new linux.resources ("-" for stdin); other flags are then ignored
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    #[arg(long)]
+    pub cpu_quota: Option<i64>,
+    #[arg(long)]
+    pub cpu_share: Option<u64>,
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long)]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    #[arg(long)]
+    pub memory: Option<i64>,
+    #[arg(long)]
+    pub memory_reservation: Option<i64>,
+    #[arg(long)]
+    pub memory_swap: Option<i64>,
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    #[arg(long, hide = true)]
+    pub l3_cache_schema: Option<String>,
+    #[arg(long, hide = true)]
+    pub mem_bw_schema: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Events {
+    /// Container id
+    pub id: String,
+    /// Print statistics once and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Seconds between statistics
+    #[arg(long, default_value_t = 5)]
+    pub interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecCmd {
+    /// Bundle directory to write config.json into
+    #[arg(short, long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Template for a rootless container
+    #[arg(long)]
+    pub rootless: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    /// Output format: table or json
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Print only container ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCmd {
+    /// List the available profiles
+    List,
+    /// Print a profile (and what it compiles to)
+    Show {
+        name: String,
+        /// Also print the compiled seccomp and Landlock summary
+        #[arg(long)]
+        compiled: bool,
+    },
+    /// Check profile files for mistakes and contradictions
+    Lint {
+        /// Profile files or directories (default: the configured profile directory)
+        paths: Vec<PathBuf>,
+    },
+    /// Show the differences between two profiles
+    Diff { a: String, b: String },
+}

@@ -1,0 +1,468 @@
+//! The other runc commands: exec, ps, list, pause, resume, update, events,
+//! features, spec; and `brig profile`.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::wait::{waitpid, WaitStatus};
+use oci_spec::runtime::{LinuxResources, Process, Spec};
+
+use crate::bundle;
+use crate::cli::{Exec, GlobalOpts, List, Ps, SpecCmd, Update};
+use crate::error::{Error, Result};
+use crate::lifecycle::{self, load, state_of, state_root, status_name};
+use crate::state::{self, RunRecord, PLAN_FILE};
+use crate::supervisor::Handover;
+
+fn cgroup_manager(id: &str, c: &Container) -> Result<AnyCgroupManager> {
+    let cgroup_path = c.spec().map_err(|e| Error::container(id, e))?.cgroup_path;
+    create_cgroup_manager(CgroupConfig { cgroup_path, systemd_cgroup: false, container_name: id.to_string() })
+        .map_err(|e| Error::state(id, format!("opening the cgroup: {e}")))
+}
+
+/// Reads a process.json, naming the bad field on error.
+fn read_process(path: &Path) -> Result<Process> {
+    let text = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let de = &mut serde_json::Deserializer::from_slice(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        Error::Bundle(bundle::BundleError::Invalid {
+            path: path.to_path_buf(),
+            field: e.path().to_string(),
+            message: e.into_inner().to_string(),
+        })
+    })
+}
+
+/// `exec`: a new process in a running container, under the container's
+/// profile (Landlock and seccomp are applied to it as to the job).
+pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
+    let root = state_root(g)?;
+    let id = args.id.as_str();
+    let c = load(&root, id)?;
+    match c.status() {
+        ContainerStatus::Running => {}
+        ContainerStatus::Paused if args.ignore_paused => {}
+        s => return Err(Error::state(id, format!("cannot exec in a container that is {}", status_name(s)))),
+    }
+    let dir = root.container_dir(id);
+    let plan = std::fs::read(dir.join(PLAN_FILE)).map_err(|e| Error::io("reading", dir.join(PLAN_FILE), e))?;
+    let record = RunRecord::load(&dir).map_err(|e| Error::io("reading", dir.join(state::RECORD_FILE), e))?;
+
+    // A process.json is hardened the same way the init's process was.
+    let process_file = match &args.process {
+        Some(p) => {
+            let mut process = read_process(p)?;
+            crate::pipeline::scrub_process_token(&mut process);
+            if record.plan.no_new_privs {
+                process.set_no_new_privileges(Some(true));
+            }
+            let path = dir.join(format!("exec-{}.json", std::process::id()));
+            let bytes = serde_json::to_vec(&process).map_err(|e| Error::state(id, e.to_string()))?;
+            state::write_atomic(&path, &bytes, 0o600).map_err(|e| Error::io("writing", &path, e))?;
+            Some(path)
+        }
+        None => {
+            if args.command.is_empty() {
+                return Err(Error::Usage("exec needs --process FILE or a command".into()));
+            }
+            None
+        }
+    };
+    let _cleanup = RemoveFile(process_file.clone());
+
+    let handover = Handover::for_exec(&plan).map_err(|e| Error::io("preparing the supervisor for", &dir, e))?;
+    let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_root_path(&root.path)
+        .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
+        .map_err(|e| Error::container(id, e))?
+        .with_console_socket(args.console_socket.as_ref())
+        .with_preserved_fds(args.preserve_fds)
+        .with_executor(handover.executor())
+        .as_tenant()
+        .with_detach(args.detach)
+        .with_ignore_paused(args.ignore_paused)
+        .with_sub_cgroup(args.cgroup.clone());
+    builder = match &process_file {
+        Some(p) => builder.with_process(Some(p)),
+        None => {
+            let env: HashMap<String, String> = args
+                .env
+                .iter()
+                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .filter(|(k, _)| k != crate::pipeline::TOKEN_ENV)
+                .collect();
+            let (user, group) = match &args.user {
+                Some(u) => {
+                    let (uid, gid) = u.split_once(':').map(|(a, b)| (a, Some(b))).unwrap_or((u.as_str(), None));
+                    let uid: u32 =
+                        uid.parse().map_err(|_| Error::Usage(format!("--user `{u}`: expected UID[:GID]")))?;
+                    let gid: Option<u32> = match gid {
+                        Some(g) => {
+                            Some(g.parse().map_err(|_| Error::Usage(format!("--user `{u}`: expected UID[:GID]")))?)
+                        }
+                        None => None,
+                    };
+                    (Some(uid), gid)
+                }
+                None => (None, None),
+            };
+            builder
+                .with_container_args(args.command.clone())
+                .with_env(env)
+                .with_cwd(args.cwd.as_ref())
+                .with_user(user)
+                .with_group(group)
+                .with_additional_gids(args.additional_gids.clone())
+                .with_capabilities(args.cap.clone())
+                .with_no_new_privs(args.no_new_privs || record.plan.no_new_privs)
+        }
+    };
+    let pid = builder.build().map_err(|e| Error::container(id, e))?;
+    drop(handover);
+    if args.detach {
+        return Ok(0);
+    }
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::state(id, format!("waiting for the exec'd process: {e}"))),
+        }
+    }
+}
+
+struct RemoveFile(Option<PathBuf>);
+
+impl Drop for RemoveFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+pub fn ps(g: &GlobalOpts, args: &Ps) -> Result<()> {
+    let root = state_root(g)?;
+    let id = args.id.as_str();
+    let c = load(&root, id)?;
+    let pids: Vec<i32> = if c.status() == ContainerStatus::Stopped {
+        vec![]
+    } else {
+        cgroup_manager(id, &c)?
+            .get_all_pids()
+            .map_err(|e| Error::state(id, format!("listing processes: {e}")))?
+            .iter()
+            .map(|p| p.as_raw())
+            .collect()
+    };
+    if args.format == "json" {
+        println!("{}", serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into()));
+        return Ok(());
+    }
+    let ps_args = if args.ps_args.is_empty() { vec!["-ef".to_string()] } else { args.ps_args.clone() };
+    let output = std::process::Command::new("ps").args(&ps_args).output().map_err(|e| Error::io("running", "ps", e))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else { return Ok(()) };
+    let pid_col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| Error::Usage("ps output has no PID column".into()))?;
+    println!("{header}");
+    for line in lines {
+        let pid = line.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+pub fn list(g: &GlobalOpts, args: &List) -> Result<()> {
+    let root = state_root(g)?;
+    let ids = root.container_ids().map_err(|e| Error::io("reading", &root.path, e))?;
+    let mut states = Vec::new();
+    for id in &ids {
+        if let Ok(c) = load(&root, id) {
+            states.push(state_of(&root, &c));
+        }
+    }
+    if args.quiet {
+        for s in &states {
+            println!("{}", s.id);
+        }
+    } else if args.format == "json" {
+        println!("{}", serde_json::to_string(&states).unwrap_or_else(|_| "[]".into()));
+    } else {
+        let rows: Vec<[String; 6]> = states
+            .iter()
+            .map(|s| {
+                let owner = if s.owner.is_empty() {
+                    lifecycle::owner_of(&root.container_dir(&s.id)).map(|u| u.to_string()).unwrap_or_default()
+                } else {
+                    s.owner.clone()
+                };
+                [
+                    s.id.clone(),
+                    s.pid.to_string(),
+                    s.status.clone(),
+                    s.bundle.display().to_string(),
+                    s.created.clone(),
+                    owner,
+                ]
+            })
+            .collect();
+        let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+        let mut widths = header.clone().map(|h| h.len());
+        for r in &rows {
+            for (w, cell) in widths.iter_mut().zip(r.iter()) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        for r in std::iter::once(&header).chain(rows.iter()) {
+            let line: Vec<String> = r.iter().zip(widths.iter()).map(|(c, w)| format!("{c:<w$}")).collect();
+            println!("{}", line.join("   ").trim_end());
+        }
+    }
+    Ok(())
+}
+
+pub fn pause(g: &GlobalOpts, id: &str) -> Result<()> {
+    let root = state_root(g)?;
+    let mut c = load(&root, id)?;
+    c.pause().map_err(|e| Error::container(id, e))
+}
+
+pub fn resume(g: &GlobalOpts, id: &str) -> Result<()> {
+    let root = state_root(g)?;
+    let mut c = load(&root, id)?;
+    c.resume().map_err(|e| Error::container(id, e))
+}
+
+fn resources_from_flags(u: &Update) -> LinuxResources {
+    let mut r = LinuxResources::default();
+    if u.memory.is_some() || u.memory_reservation.is_some() || u.memory_swap.is_some() {
+        let mut m = oci_spec::runtime::LinuxMemory::default();
+        m.set_limit(u.memory);
+        m.set_reservation(u.memory_reservation);
+        m.set_swap(u.memory_swap);
+        r.set_memory(Some(m));
+    }
+    if u.cpu_period.is_some()
+        || u.cpu_quota.is_some()
+        || u.cpu_share.is_some()
+        || u.cpuset_cpus.is_some()
+        || u.cpuset_mems.is_some()
+        || u.cpu_rt_period.is_some()
+        || u.cpu_rt_runtime.is_some()
+    {
+        let mut c = oci_spec::runtime::LinuxCpu::default();
+        c.set_period(u.cpu_period);
+        c.set_quota(u.cpu_quota);
+        c.set_shares(u.cpu_share);
+        c.set_cpus(u.cpuset_cpus.clone());
+        c.set_mems(u.cpuset_mems.clone());
+        c.set_realtime_period(u.cpu_rt_period);
+        c.set_realtime_runtime(u.cpu_rt_runtime);
+        r.set_cpu(Some(c));
+    }
+    if let Some(limit) = u.pids_limit {
+        let mut p = oci_spec::runtime::LinuxPids::default();
+        p.set_limit(limit);
+        r.set_pids(Some(p));
+    }
+    if let Some(w) = u.blkio_weight {
+        let mut b = oci_spec::runtime::LinuxBlockIo::default();
+        b.set_weight(Some(w));
+        r.set_block_io(Some(b));
+    }
+    r
+}
+
+pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
+    let root = state_root(g)?;
+    let id = args.id.as_str();
+    let c = load(&root, id)?;
+    let resources = match &args.resources {
+        Some(path) => {
+            let mut text = Vec::new();
+            let origin = if path == Path::new("-") {
+                std::io::stdin().read_to_end(&mut text).map_err(|e| Error::io("reading", "stdin", e))?;
+                PathBuf::from("<stdin>")
+            } else {
+                text = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+                path.clone()
+            };
+            let de = &mut serde_json::Deserializer::from_slice(&text);
+            serde_path_to_error::deserialize::<_, LinuxResources>(de).map_err(|e| {
+                Error::Bundle(bundle::BundleError::Invalid {
+                    path: origin,
+                    field: e.path().to_string(),
+                    message: e.into_inner().to_string(),
+                })
+            })?
+        }
+        None => resources_from_flags(args),
+    };
+    let dir = root.container_dir(id);
+    if let Ok(record) = RunRecord::load(&dir) {
+        crate::limits::check_update(&record, &resources).map_err(|m| Error::state(id, m))?;
+    }
+    cgroup_manager(id, &c)?
+        .apply(&ControllerOpt {
+            resources: &resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        })
+        .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))
+}
+
+pub fn events(g: &GlobalOpts, id: &str, stats: bool, interval: u64) -> Result<()> {
+    let root = state_root(g)?;
+    loop {
+        let c = load(&root, id)?;
+        if c.status() != ContainerStatus::Running && c.status() != ContainerStatus::Paused {
+            return Err(Error::state(id, format!("container is {}", status_name(c.status()))));
+        }
+        let data = cgroup_manager(id, &c)?.stats().map_err(|e| Error::state(id, format!("reading stats: {e}")))?;
+        let event = serde_json::json!({ "type": "stats", "id": id, "data": data });
+        println!("{event}");
+        if stats {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
+    }
+}
+
+/// Every capability Linux 6.x defines.
+pub const ALL_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+pub fn features() -> Result<()> {
+    let caps: Vec<&str> = ALL_CAPABILITIES.to_vec();
+    let f = serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.1",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": ["async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
+            "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion", "nolazytime",
+            "nomand", "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
+            "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime",
+            "suid", "sync", "unbindable"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                    "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]
+            },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": true } }
+        },
+        "annotations": {
+            "io.github.brig.version": crate::VERSION,
+            "io.github.brig.supervisor": "brig-init",
+            "dev.brig.profiles": "restricted,standard,permissive"
+        }
+    });
+    println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
+    Ok(())
+}
+
+/// runc's template spec (`runc spec`), optionally rootless.
+pub fn template_spec(rootless: bool) -> Spec {
+    let mut spec = Spec::default();
+    if rootless {
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let json = serde_json::json!({
+            "uidMappings": [{"containerID": 0, "hostID": uid, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": gid, "size": 1}],
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}],
+            "maskedPaths": spec.linux().as_ref().and_then(|l| l.masked_paths().clone()),
+            "readonlyPaths": spec.linux().as_ref().and_then(|l| l.readonly_paths().clone()),
+        });
+        if let Ok(linux) = serde_json::from_value(json) {
+            spec.set_linux(Some(linux));
+        }
+        if let Some(mounts) = spec.mounts_mut() {
+            for m in mounts.iter_mut() {
+                if m.destination() == Path::new("/sys") {
+                    m.set_typ(Some("none".into()));
+                    m.set_source(Some(PathBuf::from("/sys")));
+                    m.set_options(Some(["rbind", "nosuid", "noexec", "nodev", "ro"].map(String::from).to_vec()));
+                }
+                if let Some(opts) = m.options().clone() {
+                    m.set_options(Some(opts.into_iter().filter(|o| !o.starts_with("gid=")).collect()));
+                }
+            }
+        }
+    }
+    spec
+}
+
+pub fn spec(args: &SpecCmd) -> Result<()> {
+    let dir = args.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+    let path = dir.join("config.json");
+    if path.exists() {
+        return Err(Error::Usage(format!("`{}` already exists; remove it first", path.display())));
+    }
+    let text = serde_json::to_string_pretty(&template_spec(args.rootless)).map_err(|e| Error::Usage(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))
+}

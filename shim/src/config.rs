@@ -1,0 +1,153 @@
+//! `/etc/brig/config.toml`: trust, policy, profiles, attestations, audit.
+//!
+//! No configuration is never a silent "allow": `create`, `run` and `exec`
+//! refuse to launch without one and say how to make one.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default configuration path.
+pub const DEFAULT_CONFIG: &str = "/etc/brig/config.toml";
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no brig configuration at `{}`: brig refuses to launch without one. \
+         Create a development configuration with `brig init`, or point --config / BRIG_CONFIG at one",
+        .0.display()
+    )]
+    Missing(PathBuf),
+    #[error("reading `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}`: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("`{}`: {field}: {message}", path.display())]
+    Invalid { path: PathBuf, field: &'static str, message: String },
+}
+
+/// Whether launches must carry a valid token and pass the Cedar policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Every launch is authenticated and authorized (the default).
+    Required,
+    /// No authentication or authorization: only for OCI conformance runs and
+    /// migrations. Every launch records that it was not authorized.
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub mode: AuthMode,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilesSection {
+    /// Directory of profile overrides (`*.toml`).
+    #[serde(default = "default_profiles_dir")]
+    pub dir: PathBuf,
+    /// Profile for jobs that do not ask for one.
+    #[serde(default = "default_profile")]
+    pub default: String,
+}
+
+fn default_profiles_dir() -> PathBuf {
+    PathBuf::from("/etc/brig/profiles")
+}
+
+fn default_profile() -> String {
+    brig_profiles::DEFAULT_PROFILE.to_string()
+}
+
+impl Default for ProfilesSection {
+    fn default() -> Self {
+        ProfilesSection { dir: default_profiles_dir(), default: default_profile() }
+    }
+}
+
+/// The parsed configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub auth: AuthSection,
+    #[serde(default)]
+    pub profiles: ProfilesSection,
+    /// Where the file was read from.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl Config {
+    /// The configuration path from `--config`, `BRIG_CONFIG`, or the default.
+    pub fn locate(flag: Option<&Path>) -> PathBuf {
+        if let Some(p) = flag {
+            return p.to_path_buf();
+        }
+        match std::env::var_os("BRIG_CONFIG") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_CONFIG),
+        }
+    }
+
+    /// Loads and validates the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ConfigError::Missing(path.to_path_buf())),
+            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        };
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        config.path = path.to_path_buf();
+        if config.profiles.default.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: "profiles.default",
+                message: "must name a profile".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_config_says_how_to_fix() {
+        let err = Config::load(Path::new("/nonexistent/brig.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/nonexistent/brig.toml") && msg.contains("brig init"), "{msg}");
+    }
+
+    #[test]
+    fn auth_must_be_explicit() {
+        let err = Config::parse("[profiles]\ndefault = \"restricted\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("auth"), "{err}");
+        let c = Config::parse("[auth]\nmode = \"off\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.auth.mode, AuthMode::Off);
+        assert_eq!(c.profiles.default, "restricted");
+    }
+
+    #[test]
+    fn typos_are_errors() {
+        let err =
+            Config::parse("[auth]\nmode = \"off\"\n[profiles]\ndefualt = \"x\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("defualt"), "{err}");
+        let err = Config::parse("[auth]\nmode = \"maybe\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("maybe"), "{err}");
+    }
+}

@@ -1,0 +1,59 @@
+//! brig: a hardened, runc-compatible OCI runtime.
+//!
+//! The `brig` binary is a thin CLI over this library; the pipeline stages live
+//! in their own crates (`brig-profiles`, `brig-policy`, `brig-attest`).
+
+pub mod bundle;
+pub mod cgroup;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod host;
+pub mod lifecycle;
+pub mod limits;
+pub mod logging;
+pub mod pipeline;
+pub mod profile_cmd;
+pub mod state;
+pub mod supervisor;
+
+/// brig's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `brig --version`, in runc's layout.
+pub const VERSION_LONG: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nspec: 1.2.1",
+    "\nruntime: libcontainer 0.7",
+    "\nsupervisor: brig-init (static, no libc)"
+);
+
+use cli::{Cli, Command};
+use error::Result;
+
+/// Runs one command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Create(c) => lifecycle::create(g, &c.id, &c.opts).map(|_| 0),
+        Command::Start(c) => lifecycle::start(g, &c.id).map(|_| 0),
+        Command::State(c) => lifecycle::state(g, &c.id).map(|_| 0),
+        Command::Kill(k) => lifecycle::kill(g, &k.id, k.signal.as_deref(), k.all).map(|_| 0),
+        Command::Delete(d) => lifecycle::delete(g, &d.id, d.force).map(|_| 0),
+        Command::Run(r) => lifecycle::run(g, &r.id, &r.opts, r.detach, r.keep),
+        Command::Exec(e) => commands::exec(g, e),
+        Command::Ps(p) => commands::ps(g, p).map(|_| 0),
+        Command::Pause(c) => commands::pause(g, &c.id).map(|_| 0),
+        Command::Resume(c) => commands::resume(g, &c.id).map(|_| 0),
+        Command::Update(u) => commands::update(g, u).map(|_| 0),
+        Command::Events(e) => commands::events(g, &e.id, e.stats, e.interval).map(|_| 0),
+        Command::Features => commands::features().map(|_| 0),
+        Command::Spec(s) => commands::spec(s).map(|_| 0),
+        Command::List(l) => commands::list(g, l).map(|_| 0),
+        Command::Checkpoint(_) | Command::Restore(_) => {
+            Err(error::Error::Usage("checkpoint/restore is not supported by brig".into()))
+        }
+        Command::Profile(p) => profile_cmd::run(g, p),
+    }
+}

@@ -1,0 +1,400 @@
+//! The runc lifecycle: create, start, state, kill, delete, run.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::signal::Signal;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::signal::{SigSet, Signal as NixSignal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+use crate::bundle::LaunchRequest;
+use crate::cgroup;
+use crate::cli::{CreateOpts, GlobalOpts};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pipeline::{self, Prepared};
+use crate::state::{self, RunRecord, StateRoot, SupervisorStatus, PLAN_FILE, STATUS_FILE};
+use crate::supervisor::{encode_plan, Handover};
+
+/// Opens the state root for a command that reads existing containers.
+pub fn state_root(g: &GlobalOpts) -> Result<StateRoot> {
+    let mut root = StateRoot::new(g.root.as_deref());
+    root.ensure().map_err(|e| Error::io("state root", root.path.clone(), e))?;
+    Ok(root)
+}
+
+/// Loads a container's libcontainer state.
+pub fn load(root: &StateRoot, id: &str) -> Result<Container> {
+    state::validate_id(id)?;
+    let dir = root.container_dir(id);
+    if !dir.join("state.json").exists() {
+        return Err(Error::NotFound(id.to_string()));
+    }
+    let mut c = Container::load(dir).map_err(|e| Error::container(id, e))?;
+    c.refresh_status().map_err(|e| Error::container(id, e))?;
+    Ok(c)
+}
+
+fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// Removes a directory tree when dropped, unless disarmed.
+struct Cleanup(Option<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// `create`: the pipeline, then libcontainer, then brig's files.
+pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> {
+    state::validate_id(id)?;
+    let root = state_root(g)?;
+    if root.container_dir(id).exists() {
+        return Err(Error::Exists(id.to_string()));
+    }
+    let config = Config::load(&Config::locate(g.config.as_deref()))?;
+    let request = LaunchRequest::read(&opts.bundle)?;
+    let prepared = pipeline::prepare(&config, request)?;
+    tracing::info!(
+        id,
+        profile = prepared.profile.profile.name.as_str(),
+        tightened = prepared.hardened.tightened.len(),
+        "launch prepared"
+    );
+    launch(&root, id, &prepared, opts, g)
+}
+
+fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g: &GlobalOpts) -> Result<Container> {
+    let staging = root.staging_dir(id);
+    if let Some(parent) = staging.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+    }
+    match std::fs::create_dir(&staging) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
+        Err(e) => return Err(Error::io("creating", &staging, e)),
+    }
+    let _cleanup = Cleanup(Some(staging.clone()));
+
+    let mut spec = prepared.hardened.spec.clone();
+    let linux = spec.linux_mut().get_or_insert_with(Default::default);
+    let cgroup_path = match linux.cgroups_path().clone() {
+        None => PathBuf::from(format!("/brig/{id}")),
+        Some(p) => {
+            let s = p.to_string_lossy().to_string();
+            match cgroup::systemd_to_cgroupfs(&s) {
+                // `--systemd-cgroup` style paths, on a host without systemd.
+                Some(converted) if !systemd_running() => PathBuf::from(converted),
+                _ => p,
+            }
+        }
+    };
+    if g.systemd_cgroup && systemd_running() {
+        tracing::warn!("--systemd-cgroup: brig manages cgroups through cgroupfs");
+    }
+    linux.set_cgroups_path(Some(cgroup_path.clone()));
+
+    let config_json =
+        serde_json::to_vec(&spec).map_err(|e| Error::state(id, format!("encoding the effective spec: {e}")))?;
+    state::write_atomic(&staging.join("config.json"), &config_json, 0o600)
+        .map_err(|e| Error::io("writing", staging.join("config.json"), e))?;
+
+    let plan = encode_plan(&prepared.hardened.plan);
+    let status_path = staging.join(STATUS_FILE);
+    let handover =
+        Handover::for_init(&plan, &status_path).map_err(|e| Error::io("preparing the supervisor for", &staging, e))?;
+
+    let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_root_path(&root.path)
+        .and_then(|b| b.with_pid_file(opts.pid_file.as_ref()))
+        .map_err(|e| Error::container(id, e))?
+        .with_console_socket(opts.console_socket.as_ref())
+        .with_preserved_fds(opts.preserve_fds)
+        .with_executor(handover.executor())
+        .as_init(&staging)
+        .with_systemd(false)
+        .with_detach(true)
+        .with_no_pivot(opts.no_pivot);
+    let mut container = builder.build().map_err(|e| Error::container(id, e))?;
+    drop(handover);
+
+    // The state must point at the caller's bundle, not at brig's staging copy.
+    container.state.bundle = prepared.request.bundle.clone();
+    container.save().map_err(|e| Error::container(id, e))?;
+
+    let dir = root.container_dir(id);
+    std::fs::rename(&status_path, dir.join(STATUS_FILE)).map_err(|e| Error::io("moving", &status_path, e))?;
+    state::write_atomic(&dir.join(PLAN_FILE), &plan, 0o600)
+        .map_err(|e| Error::io("writing", dir.join(PLAN_FILE), e))?;
+    prepared.record(id, &cgroup_path).save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
+    Ok(container)
+}
+
+pub fn start(g: &GlobalOpts, id: &str) -> Result<()> {
+    let root = state_root(g)?;
+    let mut c = load(&root, id)?;
+    if c.status() != ContainerStatus::Created {
+        return Err(Error::state(id, format!("cannot start a container that is {}", status_name(c.status()))));
+    }
+    c.start().map_err(|e| Error::container(id, e))
+}
+
+pub fn status_name(s: ContainerStatus) -> &'static str {
+    match s {
+        ContainerStatus::Creating => "creating",
+        ContainerStatus::Created => "created",
+        ContainerStatus::Running => "running",
+        ContainerStatus::Stopped => "stopped",
+        ContainerStatus::Paused => "paused",
+    }
+}
+
+/// runc's `state` output (the OCI state plus runc's extra fields).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateOutput {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::HashMap<String, String>>,
+}
+
+pub fn state_of(root: &StateRoot, c: &Container) -> StateOutput {
+    let status = c.status();
+    let pid = match status {
+        ContainerStatus::Stopped => 0,
+        _ => c.pid().map(|p| p.as_raw()).unwrap_or(0),
+    };
+    let rootfs = RunRecord::load(&root.container_dir(c.id())).map(|r| r.rootfs).unwrap_or_default();
+    let owner = c.state.creator.and_then(|uid| nix::unistd::User::from_uid(uid.into()).ok().flatten()).map(|u| u.name);
+    StateOutput {
+        oci_version: "1.2.1".into(),
+        id: c.id().to_string(),
+        pid,
+        status: status_name(status).into(),
+        bundle: c.bundle().clone(),
+        rootfs,
+        created: c.created().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)).unwrap_or_default(),
+        owner: owner.unwrap_or_default(),
+        annotations: c.state.annotations.clone(),
+    }
+}
+
+pub fn state(g: &GlobalOpts, id: &str) -> Result<()> {
+    let root = state_root(g)?;
+    let c = load(&root, id)?;
+    let out = serde_json::to_string_pretty(&state_of(&root, &c)).map_err(|e| Error::state(id, e.to_string()))?;
+    println!("{out}");
+    Ok(())
+}
+
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    Signal::try_from(s).map_err(|_| Error::Usage(format!("unknown signal `{s}`")))
+}
+
+pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result<()> {
+    let root = state_root(g)?;
+    let mut c = load(&root, id)?;
+    let sig = parse_signal(signal.unwrap_or("SIGTERM"))?;
+    let before = c.status();
+    if before == ContainerStatus::Stopped && !all {
+        return Err(Error::state(id, "container not running"));
+    }
+    c.kill(sig, all).map_err(|e| Error::container(id, e))?;
+    // libcontainer marks the container stopped after any signal; keep
+    // created/paused while the init is alive (runc's semantics).
+    if matches!(before, ContainerStatus::Created | ContainerStatus::Paused) {
+        let _ = c.refresh_status();
+        if c.status() != ContainerStatus::Stopped {
+            c.set_status(before);
+            let _ = c.save();
+        }
+    }
+    Ok(())
+}
+
+fn process_gone(pid: Pid) -> bool {
+    match std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw())) {
+        Err(_) => true,
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+            matches!(state, Some('Z') | Some('X') | None)
+        }
+    }
+}
+
+fn wait_gone(pid: Pid, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if process_gone(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    process_gone(pid)
+}
+
+/// How the job ended, as far as brig can tell at `delete`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    /// The job never started (the reason).
+    pub start_error: Option<String>,
+    pub started_ns: Option<u64>,
+    pub ended_ns: Option<u64>,
+    pub usage: cgroup::Usage,
+    pub landlock: Option<String>,
+    pub landlock_abi: Option<u64>,
+    pub seccomp_filters: Option<u64>,
+}
+
+/// Reads the supervisor's report and the cgroup before the cgroup goes away.
+pub fn outcome(dir: &Path, record: &RunRecord) -> Outcome {
+    let s = SupervisorStatus::load(dir);
+    let usage = cgroup::usage(&record.cgroup_path);
+    let (exit_code, signal) = match (s.done, s.exit_code, s.signal) {
+        (true, code, sig) => (code, sig),
+        // The supervisor was killed before it could report (SIGKILL from
+        // outside, the OOM killer, `delete --force`).
+        (false, _, _) if s.pid.is_some() => (None, Some(9)),
+        _ => (None, None),
+    };
+    let oom_killed = usage.oom_kills > 0 && signal == Some(9);
+    let start_error =
+        s.error_stage.as_ref().map(|stage| format!("{stage} failed (errno {})", s.error_errno.unwrap_or(0)));
+    Outcome {
+        exit_code,
+        signal,
+        timed_out: s.timed_out,
+        oom_killed,
+        start_error,
+        started_ns: s.started_ns,
+        ended_ns: s.ended_ns,
+        usage,
+        landlock: s.landlock,
+        landlock_abi: s.landlock_abi,
+        seccomp_filters: s.seccomp_filters,
+    }
+}
+
+pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
+    state::validate_id(id)?;
+    let root = state_root(g)?;
+    let dir = root.container_dir(id);
+    if !dir.join("state.json").exists() {
+        if force {
+            // runc: `delete --force` of a container that is gone succeeds,
+            // and cleans up what an aborted create may have left.
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_dir_all(root.staging_dir(id));
+            return Ok(());
+        }
+        return Err(Error::NotFound(id.to_string()));
+    }
+    let mut c = load(&root, id)?;
+    match c.status() {
+        ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Creating if !force => {
+            return Err(Error::state(
+                id,
+                format!(
+                    "cannot delete a container that is {} (stop it first, or use --force)",
+                    status_name(c.status())
+                ),
+            ));
+        }
+        ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Creating => {
+            c.kill(Signal::try_from("SIGKILL").map_err(|_| Error::Usage("SIGKILL".into()))?, true)
+                .map_err(|e| Error::container(id, e))?;
+            if let Some(pid) = c.pid() {
+                if !wait_gone(pid, Duration::from_secs(10)) {
+                    return Err(Error::state(id, "the container's processes did not exit after SIGKILL"));
+                }
+            }
+        }
+        ContainerStatus::Created | ContainerStatus::Stopped => {}
+    }
+    if let Ok(record) = RunRecord::load(&dir) {
+        // Read before libcontainer removes the cgroup and the state.
+        let outcome = outcome(&dir, &record);
+        tracing::info!(
+            id,
+            exit = ?outcome.exit_code,
+            signal = ?outcome.signal,
+            oom = outcome.oom_killed,
+            timed_out = outcome.timed_out,
+            "job ended"
+        );
+    }
+    c.delete(true).map_err(|e| Error::container(id, e))
+}
+
+/// Signals `run` forwards to the container (runc's set: all but these).
+fn forwardable(sig: NixSignal) -> bool {
+    !matches!(sig, NixSignal::SIGCHLD | NixSignal::SIGWINCH | NixSignal::SIGURG | NixSignal::SIGPIPE)
+}
+
+/// `run`: create, start, and (unless detached) wait, forward signals, and
+/// delete. Returns the exit code to exit with.
+pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
+    let container = create(g, id, opts)?;
+    let pid = container.pid().ok_or_else(|| Error::state(id, "no init pid after create"))?;
+    let mut mask = SigSet::all();
+    mask.remove(NixSignal::SIGKILL);
+    mask.remove(NixSignal::SIGSTOP);
+    let mut old = SigSet::empty();
+    if !detach {
+        nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
+            .map_err(|e| Error::state(id, format!("blocking signals: {e}")))?;
+    }
+    if let Err(e) = start(g, id) {
+        let _ = delete(g, id, true);
+        return Err(e);
+    }
+    if detach {
+        return Ok(0);
+    }
+    let code = loop {
+        match mask.wait() {
+            Ok(NixSignal::SIGCHLD) => match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => break code,
+                Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+                _ => continue,
+            },
+            Ok(sig) if forwardable(sig) => {
+                let _ = nix::sys::signal::kill(pid, sig);
+            }
+            _ => continue,
+        }
+    };
+    let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
+    if !keep {
+        delete(g, id, true)?;
+    }
+    Ok(code)
+}
+
+/// Owner uid of the state directory (for `list`).
+pub fn owner_of(dir: &Path) -> Option<u32> {
+    std::fs::metadata(dir).ok().map(|m| m.uid())
+}

@@ -1,0 +1,33 @@
+//! The `brig` binary: parse, log, dispatch, and report errors as runc does.
+
+use clap::Parser;
+
+use brig_shim::cli::Cli;
+use brig_shim::logging::{self, LogFormat};
+
+fn main() {
+    let cli = Cli::parse();
+    let g = &cli.global;
+    let format = match g.log_format.as_deref() {
+        Some("json") => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    let level = match (g.debug, g.log_level.as_deref()) {
+        (true, _) | (_, Some("debug")) => tracing::Level::DEBUG,
+        (_, Some("info")) => tracing::Level::INFO,
+        (_, Some("error")) => tracing::Level::ERROR,
+        _ => tracing::Level::WARN,
+    };
+    let to_file = g.log.is_some();
+    if let Err(e) = logging::init(g.log.as_deref(), format, level) {
+        eprintln!("brig: cannot open the log file: {e}");
+        std::process::exit(1);
+    }
+    match brig_shim::dispatch(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            logging::report_error(&brig_shim::error::chain(&e), to_file);
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The launch pipeline up to the point where libcontainer takes over:
+//! read → authenticate → harden → authorize → record.
+//!
+//! Every stage is pure with respect to the host (it reads, it does not
+//! create), so a refusal leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use oci_spec::runtime::Spec;
+
+use brig_profiles::{harden, Hardened, JobAsks, LoadedProfile, ProfileSet};
+
+use crate::bundle::{annotation, BundleError, LaunchRequest};
+use crate::config::{AuthMode, Config};
+use crate::host::RealHost;
+use crate::state::{AuthRecord, ProfileRef, RunRecord};
+
+/// Why a launch was refused before anything was created.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Profile(#[from] brig_profiles::ProfileError),
+    #[error(transparent)]
+    Harden(#[from] brig_profiles::HardenError),
+    #[error("launch refused: {0}")]
+    Unauthorized(String),
+}
+
+/// The environment variable clients without annotations use for the token.
+pub const TOKEN_ENV: &str = "BRIG_TOKEN";
+
+/// A token taken out of the spec. Its text is never printed: `Debug` is redacted.
+pub struct Credential {
+    pub token: Option<String>,
+    /// Where it came from (annotation, file, environment).
+    pub source: &'static str,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Removes every trace of a token from the spec (annotations and the
+/// process environment), so that neither the job, `brig state`, the saved
+/// config nor any log can see it.
+pub fn take_credential(spec: &mut Spec) -> Result<Credential, BundleError> {
+    let mut token = None;
+    let mut source = "none";
+    let mut token_file = None;
+    if let Some(annotations) = spec.annotations_mut() {
+        if let Some(t) = annotations.remove(annotation::TOKEN) {
+            token = Some(t);
+            source = "annotation";
+        }
+        token_file = annotations.remove(annotation::TOKEN_FILE);
+    }
+    if let Some(process) = spec.process_mut() {
+        if let Some(env) = process.env_mut() {
+            let mut from_env = None;
+            env.retain(|e| match e.strip_prefix(&format!("{TOKEN_ENV}=")) {
+                Some(v) => {
+                    from_env = Some(v.to_string());
+                    false
+                }
+                None => true,
+            });
+            if token.is_none() {
+                if let Some(t) = from_env {
+                    token = Some(t);
+                    source = "environment";
+                }
+            }
+        }
+    }
+    if token.is_none() {
+        if let Some(path) = token_file {
+            let text = std::fs::read_to_string(&path).map_err(|e| BundleError::Annotation {
+                path: Path::new(&path).to_path_buf(),
+                key: annotation::TOKEN_FILE,
+                message: format!("cannot read the token file: {}", e.kind()),
+            })?;
+            token = Some(text.trim().to_string());
+            source = "file";
+        }
+    }
+    Ok(Credential { token, source })
+}
+
+/// Removes the token variable from an `exec` process.
+pub fn scrub_process_token(process: &mut oci_spec::runtime::Process) {
+    if let Some(env) = process.env_mut() {
+        env.retain(|e| !e.starts_with(&format!("{TOKEN_ENV}=")));
+    }
+}
+
+/// The result of the pipeline: what libcontainer will run.
+#[derive(Debug)]
+pub struct Prepared {
+    pub request: LaunchRequest,
+    pub hardened: Hardened,
+    pub profile: LoadedProfile,
+    pub auth: AuthRecord,
+}
+
+fn job_asks(req: &LaunchRequest) -> Result<JobAsks, BundleError> {
+    let timeout = match req.annotation(annotation::TIMEOUT) {
+        Some(t) => Some(t.parse::<brig_profiles::Duration>().map_err(|e| BundleError::Annotation {
+            path: req.config_path.clone(),
+            key: annotation::TIMEOUT,
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
+    Ok(JobAsks {
+        timeout,
+        read_paths: req.annotation_list(annotation::INPUTS),
+        write_paths: req.annotation_list(annotation::OUTPUTS),
+    })
+}
+
+/// Runs the pipeline for `create` (and `run`).
+pub fn prepare(config: &Config, mut request: LaunchRequest) -> Result<Prepared, LaunchError> {
+    let credential = take_credential(&mut request.spec)?;
+
+    let auth = match config.auth.mode {
+        AuthMode::Off => AuthRecord {
+            mode: "off".into(),
+            decision: "not-authorized".into(),
+            policy_ids: vec![],
+            identity: BTreeMap::new(),
+        },
+        AuthMode::Required => {
+            return Err(LaunchError::Unauthorized(match credential.token {
+                None => {
+                    "no token: set the `dev.brig.token` annotation (or `dev.brig.token-file`, or BRIG_TOKEN)".into()
+                }
+                Some(_) => "token verification is not configured in this build".into(),
+            }))
+        }
+    };
+
+    let profiles = ProfileSet::load(Some(&config.profiles.dir))?;
+    let name = request.annotation(annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
+    let profile = profiles.get(&name)?.clone();
+    let asks = job_asks(&request)?;
+    let hardened = harden(&profile.profile, request.spec.clone(), &asks, &RealHost)?;
+    Ok(Prepared { request, hardened, profile, auth })
+}
+
+impl Prepared {
+    /// The run record saved with the container.
+    pub fn record(&self, id: &str, cgroup_path: &Path) -> RunRecord {
+        let spec = &self.hardened.spec;
+        let namespaces = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.typ().to_string())
+            .collect();
+        RunRecord {
+            id: id.to_string(),
+            bundle: self.request.bundle.clone(),
+            rootfs: self.request.rootfs.clone(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            profile: ProfileRef {
+                name: self.profile.profile.name.clone(),
+                digest: self.profile.digest.clone(),
+                origin: self.profile.origin.to_string(),
+            },
+            auth: self.auth.clone(),
+            tightened: self.hardened.tightened.clone(),
+            plan: self.hardened.plan.clone(),
+            cgroup_path: cgroup_path.to_path_buf(),
+            spec_seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some(),
+            namespaces,
+            image_digest: self.request.annotation(annotation::IMAGE_DIGEST),
+            cgroup_ceiling: self.profile.profile.cgroup.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> Spec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn token_is_removed_from_annotations_and_env() {
+        let mut s = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "annotations": {"dev.brig.token": "secret.jwt.here", "keep": "me"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0},
+                        "env": ["PATH=/bin", "BRIG_TOKEN=other.jwt.value"]}
+        }));
+        let c = take_credential(&mut s).unwrap();
+        assert_eq!(c.token.as_deref(), Some("secret.jwt.here"));
+        assert_eq!(c.source, "annotation");
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("secret.jwt.here") && !text.contains("other.jwt.value"), "{text}");
+        assert!(text.contains("keep"));
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    #[test]
+    fn token_from_env_when_no_annotation() {
+        let mut s = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": ["BRIG_TOKEN=abc"]}
+        }));
+        let c = take_credential(&mut s).unwrap();
+        assert_eq!((c.token.as_deref(), c.source), (Some("abc"), "environment"));
+        assert!(s.process().as_ref().unwrap().env().as_ref().unwrap().is_empty());
+    }
+}

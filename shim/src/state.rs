@@ -1,0 +1,262 @@
+//! Where container state lives, and brig's per-container files.
+//!
+//! `ROOT/<id>/` is libcontainer's directory (its `state.json` and saved
+//! config) and holds brig's files next to them: `brig.json` (the run record),
+//! `brig-plan` (the encoded job plan, reused for `exec`) and `brig-status`
+//! (what the in-container supervisor reports). `ROOT/.staging/<id>/` exists
+//! only while `create` runs: the effective config.json libcontainer reads, and
+//! the status file whose descriptor the supervisor inherits.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// runc's default is /run/runc; brig's is /run/brig.
+pub const DEFAULT_ROOT: &str = "/run/brig";
+pub const RECORD_FILE: &str = "brig.json";
+pub const PLAN_FILE: &str = "brig-plan";
+pub const STATUS_FILE: &str = "brig-status";
+const STAGING: &str = ".staging";
+
+/// Why a container id is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum IdError {
+    #[error("invalid container id `{0}`: use letters, digits and `_ + - .`, not `.` or `..`, at most 1024 characters")]
+    Invalid(String),
+}
+
+/// Checks an id the way runc does (`^[\w+-\.]+$`), minus `.` and `..`.
+pub fn validate_id(id: &str) -> Result<(), IdError> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(IdError::Invalid(id.to_string()))
+    }
+}
+
+/// The state root (`--root`).
+#[derive(Debug, Clone)]
+pub struct StateRoot {
+    pub path: PathBuf,
+}
+
+impl StateRoot {
+    pub fn new(flag: Option<&Path>) -> StateRoot {
+        StateRoot { path: flag.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)) }
+    }
+
+    /// Creates the root (mode 0700) if needed and makes the path absolute.
+    pub fn ensure(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.path)?;
+        self.path = std::fs::canonicalize(&self.path)?;
+        Ok(())
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.path.join(id)
+    }
+
+    pub fn staging_dir(&self, id: &str) -> PathBuf {
+        self.path.join(STAGING).join(id)
+    }
+
+    /// Ids of the containers under this root (directories holding a state.json).
+    pub fn container_ids(&self) -> std::io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let entries = match std::fs::read_dir(&self.path) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) => return Err(e),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || !entry.path().join("state.json").is_file() {
+                continue;
+            }
+            ids.push(name);
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The profile a container runs under.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProfileRef {
+    pub name: String,
+    pub digest: String,
+    pub origin: String,
+}
+
+/// How the launch was authorized.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuthRecord {
+    /// `required` or `off`.
+    pub mode: String,
+    /// `allow` (or `not-authorized` when auth is off).
+    pub decision: String,
+    #[serde(default)]
+    pub policy_ids: Vec<String>,
+    /// Token identity (never the token).
+    #[serde(default)]
+    pub identity: BTreeMap<String, String>,
+}
+
+/// Everything brig decided at `create`, kept for `exec`, `delete` and the
+/// attestation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub profile: ProfileRef,
+    pub auth: AuthRecord,
+    pub tightened: Vec<brig_profiles::Tightening>,
+    pub plan: brig_profiles::JobPlan,
+    /// The cgroup path libcontainer used.
+    pub cgroup_path: PathBuf,
+    /// Whether the spec carried its own seccomp profile (kept and stacked).
+    pub spec_seccomp: bool,
+    /// Namespaces the job runs in (types).
+    pub namespaces: Vec<String>,
+    /// The image digest the orchestrator declared, if any.
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    /// The profile's cgroup ceiling, which `update` may not exceed.
+    #[serde(default)]
+    pub cgroup_ceiling: brig_profiles::model::CgroupSection,
+}
+
+impl RunRecord {
+    pub fn load(dir: &Path) -> std::io::Result<RunRecord> {
+        let bytes = std::fs::read(dir.join(RECORD_FILE))?;
+        serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let bytes =
+            serde_json::to_vec_pretty(self).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        write_atomic(&dir.join(RECORD_FILE), &bytes, 0o600)
+    }
+}
+
+/// What the supervisor reported through the status file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SupervisorStatus {
+    /// The job's pid (in the container's pid namespace).
+    pub pid: Option<i64>,
+    pub started_ns: Option<u64>,
+    pub landlock_abi: Option<u64>,
+    /// `off`, `none`, `partial` or `full`.
+    pub landlock: Option<String>,
+    pub seccomp_filters: Option<u64>,
+    /// Where starting the job failed, if it did.
+    pub error_stage: Option<String>,
+    pub error_errno: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub timed_out: bool,
+    pub ended_ns: Option<u64>,
+    /// The supervisor finished its report.
+    pub done: bool,
+}
+
+impl SupervisorStatus {
+    /// Parses `key=value` lines; unknown keys and malformed lines are ignored
+    /// (the file is written by brig's own supervisor, but read defensively).
+    pub fn parse(text: &str) -> SupervisorStatus {
+        let mut s = SupervisorStatus::default();
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else { continue };
+            let int = || v.trim().parse::<i64>().ok();
+            let uint = || v.trim().parse::<u64>().ok();
+            match k {
+                "pid" => s.pid = int(),
+                "started_ns" => s.started_ns = uint(),
+                "landlock_abi" => s.landlock_abi = uint(),
+                "landlock" => s.landlock = Some(v.trim().to_string()),
+                "seccomp_filters" => s.seccomp_filters = uint(),
+                "error_stage" => s.error_stage = Some(v.trim().to_string()),
+                "error_errno" => s.error_errno = int(),
+                "exit_code" => s.exit_code = int(),
+                "signal" => s.signal = int(),
+                "timed_out" => s.timed_out = v.trim() == "1",
+                "ended_ns" => s.ended_ns = uint(),
+                "done" => s.done = v.trim() == "1",
+                _ => {}
+            }
+        }
+        s
+    }
+
+    pub fn load(dir: &Path) -> SupervisorStatus {
+        std::fs::read_to_string(dir.join(STATUS_FILE)).map(|t| SupervisorStatus::parse(&t)).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "web-1", "x.y_z+1", "ABC"] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "../x", "é"] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn status_lines() {
+        let s = SupervisorStatus::parse("pid=2\nstarted_ns=5\nlandlock_abi=7\nlandlock=full\nseccomp_filters=3\nexit_code=0\ntimed_out=0\nended_ns=9\ndone=1\n");
+        assert_eq!(s.pid, Some(2));
+        assert_eq!(s.landlock.as_deref(), Some("full"));
+        assert_eq!(s.exit_code, Some(0));
+        assert!(s.done && !s.timed_out);
+        let s = SupervisorStatus::parse("garbage\npid=x\nsignal=9\ntimed_out=1\n");
+        assert_eq!(s.pid, None);
+        assert_eq!(s.signal, Some(9));
+        assert!(s.timed_out && !s.done);
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        write_atomic(&p, b"two", 0o600).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,343 @@
+//! The host side of the in-container supervisor (`supervisor/`, `brig-init`):
+//! the embedded binary, the sealed memfds it runs from, the job plan encoding,
+//! and the libcontainer executor that hands over to it.
+
+use std::ffi::{CStr, CString};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, SealFlag};
+use oci_spec::runtime::Spec;
+
+use brig_profiles::JobPlan;
+
+/// The freestanding supervisor, built by build.rs.
+pub static SUPERVISOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/brig-init"));
+
+/// The plan format, shared verbatim with the supervisor.
+#[allow(dead_code)]
+#[path = "../../supervisor/src/plan.rs"]
+pub mod format;
+
+/// Lowest descriptor number for the fds handed to the container, above any
+/// `--preserve-fds` range a caller may pass.
+const FD_FLOOR: RawFd = 200;
+
+const MFD_CLOEXEC: libc::c_uint = 0x1;
+const MFD_ALLOW_SEALING: libc::c_uint = 0x2;
+const MFD_NOEXEC_SEAL: libc::c_uint = 0x8;
+const MFD_EXEC: libc::c_uint = 0x10;
+
+/// Creates a sealed, read-only memfd holding `bytes`.
+fn sealed_memfd(name: &CStr, bytes: &[u8], executable: bool) -> std::io::Result<OwnedFd> {
+    let base = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+    let extra = if executable { MFD_EXEC } else { MFD_NOEXEC_SEAL };
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; it returns a
+    // new descriptor that we own, or -1.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), base | extra) };
+    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // Kernels before 6.3 do not know MFD_EXEC / MFD_NOEXEC_SEAL.
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), base) };
+    }
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a freshly created descriptor owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(owned);
+    file.write_all(bytes)?;
+    let owned = OwnedFd::from(file);
+    let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
+    fcntl(owned.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals))?;
+    raise(owned)
+}
+
+/// Moves a descriptor to a number at or above FD_FLOOR (close-on-exec).
+fn raise(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    let n = fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(FD_FLOOR))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// Encodes `plan` in the supervisor's format (see `supervisor/src/plan.rs`).
+pub fn encode_plan(plan: &JobPlan) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(format::MAGIC);
+    out.extend_from_slice(&format::VERSION.to_le_bytes());
+    let mut flags = 0u32;
+    if plan.no_new_privs || plan.landlock.is_some() || plan.seccomp.is_some() {
+        flags |= format::FLAG_NO_NEW_PRIVS;
+    }
+    if plan.landlock.as_ref().is_some_and(|l| l.required) {
+        flags |= format::FLAG_LANDLOCK_REQUIRED;
+    }
+    out.extend_from_slice(&flags.to_le_bytes());
+    let ms = |d: Option<std::time::Duration>| d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0);
+    out.extend_from_slice(&ms(plan.timeout).to_le_bytes());
+    out.extend_from_slice(&ms(Some(plan.grace)).to_le_bytes());
+    let (fs, net, scoped) =
+        plan.landlock.as_ref().map(|l| (l.fs_handled, l.net_handled, l.scoped)).unwrap_or((0, 0, 0));
+    for v in [fs, net, scoped] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let put_u32 =
+        |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+    match &plan.landlock {
+        Some(l) => {
+            put_u32(&mut out, l.fs_rules.len());
+            for (path, access) in &l.fs_rules {
+                out.extend_from_slice(&access.to_le_bytes());
+                put_u32(&mut out, path.len() + 1);
+                out.extend_from_slice(path.as_bytes());
+                out.push(0);
+            }
+            put_u32(&mut out, l.net_rules.len());
+            for (port, access) in &l.net_rules {
+                out.extend_from_slice(&access.to_le_bytes());
+                out.extend_from_slice(&u64::from(*port).to_le_bytes());
+            }
+        }
+        None => {
+            put_u32(&mut out, 0);
+            put_u32(&mut out, 0);
+        }
+    }
+    let programs: &[Vec<u8>] = plan.seccomp.as_ref().map(|s| s.programs.as_slice()).unwrap_or(&[]);
+    put_u32(&mut out, programs.len());
+    for p in programs {
+        put_u32(&mut out, p.len() / 8);
+        while out.len() % 8 != 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// The descriptors a launch hands to the container.
+#[derive(Debug)]
+pub struct Handover {
+    pub stub: OwnedFd,
+    pub plan: OwnedFd,
+    pub status: Option<OwnedFd>,
+}
+
+impl Handover {
+    /// For a container's init: the supervisor reports to `status_path`.
+    pub fn for_init(plan: &[u8], status_path: &Path) -> std::io::Result<Handover> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let status = std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(status_path)?;
+        Ok(Handover {
+            stub: sealed_memfd(c"brig-init", SUPERVISOR, true)?,
+            plan: sealed_memfd(c"brig-plan", plan, false)?,
+            status: Some(raise(OwnedFd::from(status))?),
+        })
+    }
+
+    /// For `exec`: harden and exec, no supervision.
+    pub fn for_exec(plan: &[u8]) -> std::io::Result<Handover> {
+        Ok(Handover {
+            stub: sealed_memfd(c"brig-init", SUPERVISOR, true)?,
+            plan: sealed_memfd(c"brig-plan", plan, false)?,
+            status: None,
+        })
+    }
+
+    pub fn executor(&self) -> BrigExecutor {
+        BrigExecutor {
+            stub: self.stub.as_raw_fd(),
+            plan: self.plan.as_raw_fd(),
+            status: self.status.as_ref().map(|f| f.as_raw_fd()),
+        }
+    }
+}
+
+/// libcontainer's last step in the container: exec the supervisor.
+///
+/// It runs inside the container after pivot_root, the user switch, the
+/// capability drop and the spec's seccomp filter, in a clone of brig, and
+/// replaces itself with the supervisor immediately.
+#[derive(Debug, Clone)]
+pub struct BrigExecutor {
+    stub: RawFd,
+    plan: RawFd,
+    status: Option<RawFd>,
+}
+
+fn clear_cloexec(fd: RawFd) -> Result<(), ExecutorError> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
+        .map(|_| ())
+        .map_err(|e| ExecutorError::Other(format!("preparing descriptor {fd} for the supervisor: {e}")))
+}
+
+fn process_args(spec: &Spec) -> Option<&Vec<String>> {
+    spec.process().as_ref().and_then(|p| p.args().as_ref()).filter(|a| !a.is_empty())
+}
+
+fn path_var(spec: &Spec) -> String {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.env().as_ref())
+        .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PATH=").map(str::to_string)))
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string())
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// Resolves the job's program like execvp(3), in the container's filesystem.
+pub fn resolve_program(program: &str, path_var: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_executable(&p).then_some(p);
+    }
+    path_var.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(program)).find(|p| is_executable(p))
+}
+
+impl Executor for BrigExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = process_args(spec).ok_or(ExecutorError::InvalidArg)?;
+        let program = resolve_program(&args[0], &path_var(spec)).ok_or_else(|| {
+            ExecutorError::Execution(format!("exec: `{}`: executable file not found in $PATH", args[0]).into())
+        })?;
+        clear_cloexec(self.plan)?;
+        let status = match self.status {
+            Some(fd) => {
+                clear_cloexec(fd)?;
+                fd.to_string()
+            }
+            None => "-".to_string(),
+        };
+        let mode = if self.status.is_some() { "init" } else { "exec" };
+        let cstr = |s: &str| CString::new(s).map_err(|_| ExecutorError::InvalidArg);
+        let mut argv = vec![
+            cstr("brig-init")?,
+            cstr(mode)?,
+            cstr(&self.plan.to_string())?,
+            cstr(&status)?,
+            CString::new(program.as_os_str().as_encoded_bytes()).map_err(|_| ExecutorError::InvalidArg)?,
+            cstr("--")?,
+        ];
+        for a in args {
+            argv.push(cstr(a)?);
+        }
+        let env: Vec<CString> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut kv = k.into_encoded_bytes();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_encoded_bytes());
+                CString::new(kv).ok()
+            })
+            .collect();
+        // fexecve only returns on failure.
+        let err = nix::unistd::fexecve(self.stub, &argv, &env).err();
+        Err(ExecutorError::Execution(format!("starting brig's supervisor: {err:?}").into()))
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        let args = process_args(spec)
+            .ok_or_else(|| ExecutorValidationError::ArgValidationError("the spec has no process.args".into()))?;
+        if resolve_program(&args[0], &path_var(spec)).is_none() {
+            return Err(ExecutorValidationError::ArgValidationError(format!(
+                "exec: `{}`: executable file not found in $PATH",
+                args[0]
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brig_profiles::landlock::LandlockPlan;
+    use std::collections::BTreeMap;
+
+    fn plan() -> JobPlan {
+        let section = brig_profiles::model::SeccompSection { allow: vec!["read".into()], ..Default::default() };
+        let seccomp = brig_profiles::seccomp::compile(&section, brig_profiles::seccomp::Arch::X86_64).unwrap();
+        JobPlan {
+            no_new_privs: true,
+            timeout: Some(std::time::Duration::from_secs(90)),
+            grace: std::time::Duration::from_secs(5),
+            landlock: Some(LandlockPlan {
+                required: true,
+                fs_handled: 0xffff,
+                net_handled: 2,
+                scoped: 3,
+                fs_rules: BTreeMap::from([("/bin".to_string(), 13u64), ("/tmp".to_string(), 0xbfbe)]),
+                net_rules: BTreeMap::from([(443u16, 2u64)]),
+            }),
+            seccomp_digest: Some(seccomp.digest.clone()),
+            seccomp: Some(seccomp),
+        }
+    }
+
+    #[test]
+    fn plan_round_trips_through_the_supervisor_decoder() {
+        let p = plan();
+        let bytes = encode_plan(&p);
+        let decoded = format::Plan::decode(&bytes).unwrap();
+        assert_eq!(decoded.flags, format::FLAG_NO_NEW_PRIVS | format::FLAG_LANDLOCK_REQUIRED);
+        assert_eq!(decoded.timeout_ms, 90_000);
+        assert_eq!(decoded.grace_ms, 5_000);
+        assert_eq!((decoded.fs_handled, decoded.net_handled, decoded.scoped), (0xffff, 2, 3));
+        let rules: Vec<(Vec<u8>, u64)> = decoded.fs_rules().map(|r| (r.path.to_vec(), r.access)).collect();
+        assert_eq!(rules, vec![(b"/bin\0".to_vec(), 13), (b"/tmp\0".to_vec(), 0xbfbe)]);
+        assert_eq!(decoded.net_rules().collect::<Vec<_>>(), vec![format::NetRule { access: 2, port: 443 }]);
+        let filters: Vec<Vec<u8>> = decoded.filters().map(|f| f.insns.to_vec()).collect();
+        assert_eq!(filters, p.seccomp.unwrap().programs);
+    }
+
+    #[test]
+    fn decoder_rejects_every_truncation_and_corruption() {
+        let bytes = encode_plan(&plan());
+        for n in 0..bytes.len() {
+            assert!(format::Plan::decode(&bytes[..n]).is_err(), "truncated at {n}");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(format::Plan::decode(&extra).is_err());
+        let mut bad_magic = bytes.clone();
+        bad_magic[0] ^= 1;
+        assert!(format::Plan::decode(&bad_magic).is_err());
+    }
+
+    #[test]
+    fn empty_plan_is_valid() {
+        let p = JobPlan {
+            no_new_privs: false,
+            timeout: None,
+            grace: std::time::Duration::from_secs(10),
+            landlock: None,
+            seccomp: None,
+            seccomp_digest: None,
+        };
+        let d = format::Plan::decode(&encode_plan(&p)).map(|d| (d.flags, d.timeout_ms)).unwrap();
+        assert_eq!(d, (0, 0));
+    }
+
+    #[test]
+    fn supervisor_is_embedded_and_static() {
+        assert_eq!(&SUPERVISOR[..4], b"\x7fELF");
+        assert!(SUPERVISOR.len() < 256 * 1024, "supervisor grew to {} bytes", SUPERVISOR.len());
+    }
+
+    #[test]
+    fn resolves_programs_like_execvp() {
+        assert_eq!(resolve_program("sh", "/nonexistent:/bin"), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(resolve_program("/bin/sh", ""), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(resolve_program("no-such-program-here", "/bin:/usr/bin"), None);
+        assert_eq!(resolve_program("/etc/hostname", ""), None);
+    }
+}

@@ -1,0 +1,514 @@
+//! `brig-init`: the supervisor that brig runs as the container's init.
+//!
+//! brig's executor (inside libcontainer's init, after pivot_root, the uid switch
+//! and the capability drop) `execveat`s this binary from a sealed memfd, so the
+//! container's pid 1 is neither the job nor a copy of the host's `brig` (the
+//! CVE-2019-5736 class: nothing in the container can reach a host binary through
+//! `/proc/1/exe`). It is freestanding — raw system calls, no libc, no heap — so
+//! it runs in any root filesystem and stays at a few pages of memory.
+//!
+//! Usage (built by brig, never by people):
+//!
+//! ```text
+//! brig-init init PLAN_FD STATUS_FD EXE -- ARGV...   supervise the job as pid 1
+//! brig-init exec PLAN_FD -         EXE -- ARGV...   harden and exec (for `brig exec`)
+//! ```
+//!
+//! In `init` mode it forks the job; the job applies `no_new_privs`, Landlock and
+//! then the seccomp filters — seccomp last, right before `execve` — and reports
+//! what was enforced over a close-on-exec pipe. The supervisor reaps every child,
+//! forwards signals to the job, enforces the wall-clock timeout (SIGTERM, then
+//! SIGKILL after the grace period), and appends `key=value` lines to the status
+//! file that brig opened on the host before the container existed. It exits with
+//! the job's exit code, or 128 + the signal that killed it.
+#![no_std]
+#![no_main]
+
+mod mem;
+mod plan;
+mod sys;
+
+use plan::{Plan, FLAG_LANDLOCK_REQUIRED, FLAG_NO_NEW_PRIVS};
+use sys::Fd;
+
+/// Exit code when the job could not be started (as in shells and runc).
+const EXIT_CANNOT_EXEC: i32 = 126;
+const EXIT_NOT_FOUND: i32 = 127;
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    sys::exit(EXIT_CANNOT_EXEC)
+}
+
+/// Referenced by the precompiled `core` in debug builds; never called because
+/// every profile of this crate aborts on panic.
+#[no_mangle]
+extern "C" fn rust_eh_personality() {}
+
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".globl _start",
+    "_start:",
+    "xor rbp, rbp",
+    "mov rdi, rsp",
+    "and rsp, -16",
+    "call {entry}",
+    "ud2",
+    entry = sym entry,
+);
+
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".globl _start",
+    "_start:",
+    "mov x29, xzr",
+    "mov x0, sp",
+    "and sp, x0, #-16",
+    "bl {entry}",
+    "brk #1",
+    entry = sym entry,
+);
+
+/// The process entry point: `sp` points at `argc`, then `argv[]`, NULL, `envp[]`, NULL.
+///
+/// # Safety
+/// Called once by `_start` with the initial stack pointer the kernel set up.
+unsafe extern "C" fn entry(sp: *const usize) -> ! {
+    // SAFETY: the kernel's initial stack layout is argc followed by argc argv
+    // pointers, a NULL, the environment pointers and a NULL.
+    let (argc, argv, envp) = unsafe {
+        let argc = *sp;
+        let argv = sp.add(1) as *const *const u8;
+        (argc, argv, argv.add(argc + 1))
+    };
+    let code = match Args::parse(argc, argv, envp) {
+        Some(args) => run(&args),
+        None => {
+            sys::write_all(2, b"brig-init: invalid arguments (this program is started by brig)\n");
+            EXIT_CANNOT_EXEC
+        }
+    };
+    sys::exit(code)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Init,
+    Exec,
+}
+
+struct Args {
+    mode: Mode,
+    plan_fd: Fd,
+    status_fd: Option<Fd>,
+    exe: *const u8,
+    argv: *const *const u8,
+    envp: *const *const u8,
+}
+
+impl Args {
+    fn parse(argc: usize, argv: *const *const u8, envp: *const *const u8) -> Option<Args> {
+        if argc < 7 {
+            return None;
+        }
+        // SAFETY: argc was checked, so argv[0..7] are valid NUL-terminated strings.
+        let arg = |i: usize| unsafe { sys::cstr(*argv.add(i)) };
+        let mode = match arg(1) {
+            b"init" => Mode::Init,
+            b"exec" => Mode::Exec,
+            _ => return None,
+        };
+        let plan_fd = parse_fd(arg(2))?;
+        let status_fd = match arg(3) {
+            b"-" => None,
+            s => Some(parse_fd(s)?),
+        };
+        if arg(5) != b"--" || (mode == Mode::Init) != status_fd.is_some() {
+            return None;
+        }
+        // SAFETY: indexes 4 and 6 are below argc.
+        let (exe, job_argv) = unsafe { (*argv.add(4), argv.add(6)) };
+        Some(Args { mode, plan_fd, status_fd, exe, argv: job_argv, envp })
+    }
+}
+
+fn parse_fd(s: &[u8]) -> Option<Fd> {
+    let mut n: i32 = 0;
+    if s.is_empty() || s.len() > 9 {
+        return None;
+    }
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i32::from(c - b'0');
+    }
+    Some(n)
+}
+
+fn run(args: &Args) -> i32 {
+    // Nothing in the container may ptrace us or read our memory or fds.
+    sys::prctl(sys::PR_SET_DUMPABLE, 0);
+    // Our descriptors must not reach the job.
+    sys::set_cloexec(args.plan_fd);
+    if let Some(fd) = args.status_fd {
+        sys::set_cloexec(fd);
+    }
+    let plan_bytes = match sys::map_file(args.plan_fd) {
+        Some(b) => b,
+        None => return fail(args.status_fd, b"plan", sys::EINVAL),
+    };
+    sys::close(args.plan_fd);
+    let plan = match Plan::decode(plan_bytes) {
+        Ok(p) => p,
+        Err(_) => return fail(args.status_fd, b"plan", sys::EINVAL),
+    };
+
+    match (args.mode, args.status_fd) {
+        (Mode::Init, Some(status)) => supervise(args, &plan, status),
+        _ => {
+            // `brig exec`: harden this process and become the job.
+            let report = harden(&plan);
+            if let Err((stage, errno)) = report.result {
+                sys::write_all(2, b"brig-init: cannot apply hardening: ");
+                sys::write_all(2, stage);
+                sys::write_all(2, b"\n");
+                return exit_code_for(errno);
+            }
+            let errno = sys::execve(args.exe, args.argv, args.envp);
+            sys::write_all(2, b"brig-init: exec failed\n");
+            exit_code_for(errno)
+        }
+    }
+}
+
+fn exit_code_for(errno: i32) -> i32 {
+    if errno == sys::ENOENT {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_CANNOT_EXEC
+    }
+}
+
+/// Records a failure before the job started.
+fn fail(status: Option<Fd>, stage: &[u8], errno: i32) -> i32 {
+    if let Some(fd) = status {
+        let mut line = Line::new();
+        line.text(b"error_stage=").text(stage).text(b"\nerror_errno=").num(errno as u64).text(b"\n");
+        line.flush(fd);
+    }
+    exit_code_for(errno)
+}
+
+/// What the job's process managed to enforce.
+struct Report {
+    landlock_abi: u64,
+    /// 0 = not requested, 1 = not enforced, 2 = partially, 3 = fully.
+    landlock: u8,
+    filters: u32,
+    result: Result<(), (&'static [u8], i32)>,
+}
+
+/// Applies `no_new_privs`, Landlock and the seccomp filters, in that order, to
+/// the calling process. seccomp comes last so that Landlock's own syscalls are
+/// never subject to the filter.
+fn harden(plan: &Plan<'_>) -> Report {
+    let mut report = Report { landlock_abi: 0, landlock: 0, filters: 0, result: Ok(()) };
+    if plan.flags & FLAG_NO_NEW_PRIVS != 0 && sys::prctl(sys::PR_SET_NO_NEW_PRIVS, 1) < 0 {
+        report.result = Err((b"no_new_privs", sys::EPERM));
+        return report;
+    }
+    if plan.wants_landlock() {
+        let (abi, state, res) = landlock(plan);
+        report.landlock_abi = abi;
+        report.landlock = state;
+        if let Err(e) = res {
+            report.result = Err(e);
+            return report;
+        }
+        if state != 3 && plan.flags & FLAG_LANDLOCK_REQUIRED != 0 {
+            report.result = Err((b"landlock_required", sys::EOPNOTSUPP));
+            return report;
+        }
+    }
+    for filter in plan.filters() {
+        let err = sys::seccomp_install(filter.insns);
+        if err != 0 {
+            report.result = Err((b"seccomp", err));
+            return report;
+        }
+        report.filters += 1;
+    }
+    report
+}
+
+/// Landlock rights that apply to a file (as opposed to a directory).
+const LANDLOCK_FILE_RIGHTS: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15);
+
+fn landlock(plan: &Plan<'_>) -> (u64, u8, Result<(), (&'static [u8], i32)>) {
+    let abi = sys::landlock_abi();
+    let fs_supported: u64 = match abi {
+        0 => 0,
+        1 => (1 << 13) - 1,
+        2 => (1 << 14) - 1,
+        3 | 4 => (1 << 15) - 1,
+        _ => (1 << 16) - 1,
+    };
+    let net_supported: u64 = if abi >= 4 { 0b11 } else { 0 };
+    let scope_supported: u64 = if abi >= 6 { 0b11 } else { 0 };
+    let fs = plan.fs_handled & fs_supported;
+    let net = plan.net_handled & net_supported;
+    let scoped = plan.scoped & scope_supported;
+    let full = fs == plan.fs_handled && net == plan.net_handled && scoped == plan.scoped;
+    if fs == 0 && net == 0 && scoped == 0 {
+        return (abi, 1, Ok(()));
+    }
+    let attr = [fs, net, scoped];
+    let attr_size = if abi >= 6 {
+        24
+    } else if abi >= 4 {
+        16
+    } else {
+        8
+    };
+    let ruleset = match sys::landlock_create_ruleset(&attr, attr_size) {
+        Ok(fd) => fd,
+        Err(e) => return (abi, 1, Err((b"landlock_create_ruleset", e))),
+    };
+    for rule in plan.fs_rules() {
+        let fd = match sys::open_path(rule.path) {
+            Ok(fd) => fd,
+            // A path the image does not have grants nothing; brig lints profiles
+            // and records the rules, so a missing path is not an error here.
+            Err(e) if e == sys::ENOENT || e == sys::ENOTDIR => continue,
+            Err(e) => {
+                sys::close(ruleset);
+                return (abi, 1, Err((b"landlock_open", e)));
+            }
+        };
+        let mut access = rule.access & fs;
+        if !sys::is_dir(fd) {
+            access &= LANDLOCK_FILE_RIGHTS;
+        }
+        if access != 0 {
+            if let Err(e) = sys::landlock_add_path_rule(ruleset, access, fd) {
+                sys::close(fd);
+                sys::close(ruleset);
+                return (abi, 1, Err((b"landlock_add_rule", e)));
+            }
+        }
+        sys::close(fd);
+    }
+    if net != 0 {
+        for rule in plan.net_rules() {
+            let access = rule.access & net;
+            if access != 0 {
+                if let Err(e) = sys::landlock_add_net_rule(ruleset, access, rule.port) {
+                    sys::close(ruleset);
+                    return (abi, 1, Err((b"landlock_add_rule", e)));
+                }
+            }
+        }
+    }
+    let res = sys::landlock_restrict_self(ruleset);
+    sys::close(ruleset);
+    match res {
+        Ok(()) => (abi, if full { 3 } else { 2 }, Ok(())),
+        Err(e) => (abi, 1, Err((b"landlock_restrict_self", e))),
+    }
+}
+
+/// The pid-1 loop.
+fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
+    let all = sys::SigSet::full();
+    sys::sigprocmask_set(&all);
+    let am_pid1 = sys::getpid() == 1;
+    if !am_pid1 {
+        // In a shared pid namespace we are not the reaper of orphans by default.
+        sys::prctl(sys::PR_SET_CHILD_SUBREAPER, 1);
+    }
+    let (report_r, report_w) = match sys::pipe_cloexec() {
+        Ok(p) => p,
+        Err(e) => return fail(Some(status), b"pipe", e),
+    };
+    let started = sys::now(sys::CLOCK_REALTIME);
+    let job = match sys::fork() {
+        Err(e) => return fail(Some(status), b"fork", e),
+        Ok(0) => {
+            // The job. Take the terminal's foreground (so ^C reaches the job and
+            // not the supervisor), then harden and exec.
+            sys::close(report_r);
+            if sys::is_tty(0) {
+                sys::setpgid_self();
+                sys::tcsetpgrp_self(0);
+            }
+            sys::sigprocmask_set(&sys::SigSet::empty());
+            let report = harden(plan);
+            let errno = match report.result {
+                Ok(()) => {
+                    send_report(report_w, &report, b"", 0);
+                    sys::execve(args.exe, args.argv, args.envp)
+                }
+                Err((stage, errno)) => {
+                    send_report(report_w, &report, stage, errno);
+                    sys::exit(exit_code_for(errno))
+                }
+            };
+            send_report(report_w, &report, b"exec", errno);
+            sys::exit(exit_code_for(errno))
+        }
+        Ok(pid) => pid,
+    };
+    sys::close(report_w);
+
+    // Wait for the job's report: the pipe reaches EOF once the job has exec'd
+    // (close-on-exec) or died.
+    let mut buf = [0u8; 128];
+    let mut got = 0;
+    while got < buf.len() {
+        match sys::read(report_r, &mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    sys::close(report_r);
+
+    let mut line = Line::new();
+    line.text(b"pid=").num(job as u64).text(b"\nstarted_ns=").num(started).text(b"\n");
+    append_report(&mut line, &buf[..got]);
+    line.flush(status);
+
+    let exit = wait_job(job, plan, am_pid1);
+    let ended = sys::now(sys::CLOCK_REALTIME);
+    let mut line = Line::new();
+    match exit.how {
+        Exit::Code(c) => line.text(b"exit_code=").num(c as u64),
+        Exit::Signal(s) => line.text(b"signal=").num(s as u64),
+    };
+    line.text(b"\ntimed_out=").num(exit.timed_out as u64);
+    line.text(b"\nended_ns=").num(ended).text(b"\ndone=1\n");
+    line.flush(status);
+    match exit.how {
+        Exit::Code(c) => c,
+        Exit::Signal(s) => 128 + s,
+    }
+}
+
+/// Job -> supervisor report: `ok|err`, then fields, as text.
+fn send_report(fd: Fd, r: &Report, stage: &[u8], errno: i32) {
+    let mut line = Line::new();
+    line.text(b"landlock_abi=").num(r.landlock_abi).text(b"\nlandlock=");
+    line.text(match r.landlock {
+        0 => b"off" as &[u8],
+        1 => b"none",
+        2 => b"partial",
+        _ => b"full",
+    });
+    line.text(b"\nseccomp_filters=").num(u64::from(r.filters)).text(b"\n");
+    if !stage.is_empty() {
+        line.text(b"error_stage=").text(stage).text(b"\nerror_errno=").num(errno as u64).text(b"\n");
+    }
+    line.flush(fd);
+}
+
+fn append_report(line: &mut Line, report: &[u8]) {
+    if report.is_empty() {
+        line.text(b"error_stage=report\n");
+    } else {
+        line.text(report);
+    }
+}
+
+enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+struct JobExit {
+    how: Exit,
+    timed_out: bool,
+}
+
+fn wait_job(job: i32, plan: &Plan<'_>, am_pid1: bool) -> JobExit {
+    let start = sys::now(sys::CLOCK_MONOTONIC);
+    let ms = 1_000_000u64;
+    let mut deadline = if plan.timeout_ms > 0 { Some(start + plan.timeout_ms * ms) } else { None };
+    let mut timed_out = false;
+    let all = sys::SigSet::full();
+    loop {
+        let timeout = deadline.map(|d| d.saturating_sub(sys::now(sys::CLOCK_MONOTONIC)));
+        match sys::sigtimedwait(&all, timeout) {
+            Ok(sys::SIGCHLD) => {
+                // Reap everything that exited: the job and any orphans.
+                loop {
+                    match sys::wait_any_nohang() {
+                        Some((pid, st)) if pid == job => {
+                            let how =
+                                if st & 0x7f == 0 { Exit::Code((st >> 8) & 0xff) } else { Exit::Signal(st & 0x7f) };
+                            return JobExit { how, timed_out };
+                        }
+                        Some(_) => continue,
+                        None => break,
+                    }
+                }
+            }
+            Ok(sig) => {
+                // Forward everything else to the job.
+                sys::kill(job, sig);
+            }
+            Err(e) if e == sys::EAGAIN => {
+                if !timed_out {
+                    timed_out = true;
+                    sys::kill(job, sys::SIGTERM);
+                    deadline = Some(sys::now(sys::CLOCK_MONOTONIC) + plan.grace_ms * ms);
+                } else {
+                    // Grace is over: kill the job and, as pid 1, everything else
+                    // in the container. Never kill(-1) outside our own pid ns.
+                    if am_pid1 {
+                        sys::kill(-1, sys::SIGKILL);
+                    }
+                    sys::kill(job, sys::SIGKILL);
+                    deadline = None;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// A small stack buffer for status lines (no heap here).
+struct Line {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Line {
+        Line { buf: [0; 512], len: 0 }
+    }
+
+    fn text(&mut self, s: &[u8]) -> &mut Line {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+        self
+    }
+
+    fn num(&mut self, mut n: u64) -> &mut Line {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.text(&digits[i..])
+    }
+
+    fn flush(&self, fd: Fd) {
+        sys::write_all(fd, &self.buf[..self.len]);
+    }
+}
