@@ -5,6 +5,9 @@
 //! The supervisor needs `panic = "abort"` in every profile and no libc, which a
 //! workspace member cannot have, so it is its own Cargo project built here into
 //! OUT_DIR with its own target directory (no lock contention with this build).
+// A build script reports failure by panicking: cargo shows the message.
+#![allow(clippy::expect_used)]
+
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;

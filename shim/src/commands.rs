@@ -1,7 +1,6 @@
 //! The other runc commands: exec, ps, list, pause, resume, update, events,
 //! features, spec; and `brig profile`.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -38,8 +37,104 @@ fn read_process(path: &Path) -> Result<Process> {
     })
 }
 
+/// The process an `exec` without `--process` runs: the container's process
+/// with the command, environment, user and directory from the flags.
+fn process_from_args(base: &Spec, args: &Exec) -> Result<Process> {
+    if args.command.is_empty() {
+        return Err(Error::Usage("exec needs --process FILE or a command".into()));
+    }
+    let mut p = base.process().clone().unwrap_or_default();
+    p.set_args(Some(args.command.clone()));
+    p.set_terminal(Some(args.tty));
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &args.env {
+        let key = kv.split_once('=').map(|(k, _)| k).unwrap_or(kv);
+        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(cwd) = &args.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some(u) = &args.user {
+        let bad = || Error::Usage(format!("--user `{u}`: expected UID[:GID]"));
+        let (uid, gid) = u.split_once(':').map(|(a, b)| (a, Some(b))).unwrap_or((u.as_str(), None));
+        let user = p.user_mut();
+        user.set_uid(uid.parse().map_err(|_| bad())?);
+        if let Some(g) = gid {
+            user.set_gid(g.parse().map_err(|_| bad())?);
+        }
+    }
+    if !args.additional_gids.is_empty() {
+        p.user_mut().set_additional_gids(Some(args.additional_gids.clone()));
+    }
+    if !args.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &args.cap {
+            let n = name.to_ascii_uppercase();
+            let cap: oci_spec::runtime::Capability = n
+                .strip_prefix("CAP_")
+                .unwrap_or(&n)
+                .parse()
+                .map_err(|_| Error::Usage(format!("--cap `{name}` is not a capability")))?;
+            for set in [caps.bounding().clone(), caps.effective().clone(), caps.permitted().clone()].iter().enumerate()
+            {
+                let mut s = set.1.clone().unwrap_or_default();
+                s.insert(cap);
+                match set.0 {
+                    0 => caps.set_bounding(Some(s)),
+                    1 => caps.set_effective(Some(s)),
+                    _ => caps.set_permitted(Some(s)),
+                };
+            }
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if args.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+/// Holds an exec'd process to the container's profile: no token, the
+/// profile's no_new_privs, and no capability the container's init lacks
+/// (unless the profile allows any).
+fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process) -> Result<()> {
+    crate::pipeline::scrub_process_token(process);
+    if record.plan.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    if record.cap_ceiling.iter().any(|c| c == "ALL") {
+        return Ok(());
+    }
+    let allowed = base.process().as_ref().and_then(|p| p.capabilities().clone()).unwrap_or_default();
+    if let Some(caps) = process.capabilities() {
+        let sets = [
+            ("bounding", caps.bounding(), allowed.bounding()),
+            ("effective", caps.effective(), allowed.effective()),
+            ("permitted", caps.permitted(), allowed.permitted()),
+            ("inheritable", caps.inheritable(), allowed.inheritable()),
+            ("ambient", caps.ambient(), allowed.ambient()),
+        ];
+        for (name, asked, have) in sets {
+            let have = have.clone().unwrap_or_default();
+            if let Some(extra) = asked.iter().flatten().find(|c| !have.contains(c)) {
+                return Err(Error::state(
+                    id,
+                    format!(
+                        "profile `{}` refuses exec: process.capabilities.{name} asks for `CAP_{extra}`, which the container does not have",
+                        record.profile.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `exec`: a new process in a running container, under the container's
-/// profile (Landlock and seccomp are applied to it as to the job).
+/// profile (the spec's seccomp filter, Landlock and brig's seccomp filter are
+/// applied to it as to the job).
 pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     let root = state_root(g)?;
     let id = args.id.as_str();
@@ -52,31 +147,27 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     let dir = root.container_dir(id);
     let plan = std::fs::read(dir.join(PLAN_FILE)).map_err(|e| Error::io("reading", dir.join(PLAN_FILE), e))?;
     let record = RunRecord::load(&dir).map_err(|e| Error::io("reading", dir.join(state::RECORD_FILE), e))?;
+    let base = bundle::read_spec(&dir.join(state::SPEC_FILE))?;
 
-    // A process.json is hardened the same way the init's process was.
-    let process_file = match &args.process {
-        Some(p) => {
-            let mut process = read_process(p)?;
-            crate::pipeline::scrub_process_token(&mut process);
-            if record.plan.no_new_privs {
-                process.set_no_new_privileges(Some(true));
-            }
-            let path = dir.join(format!("exec-{}.json", std::process::id()));
-            let bytes = serde_json::to_vec(&process).map_err(|e| Error::state(id, e.to_string()))?;
-            state::write_atomic(&path, &bytes, 0o600).map_err(|e| Error::io("writing", &path, e))?;
-            Some(path)
-        }
-        None => {
-            if args.command.is_empty() {
-                return Err(Error::Usage("exec needs --process FILE or a command".into()));
-            }
-            None
-        }
+    let mut process = match &args.process {
+        Some(p) => read_process(p)?,
+        None => process_from_args(&base, args)?,
     };
-    let _cleanup = RemoveFile(process_file.clone());
+    harden_exec(id, &record, &base, &mut process)?;
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let path = dir.join(format!("exec-{}-{nanos}.json", std::process::id()));
+    let bytes = serde_json::to_vec(&process).map_err(|e| Error::state(id, e.to_string()))?;
+    state::write_atomic(&path, &bytes, 0o600).map_err(|e| Error::io("writing", &path, e))?;
+    let _cleanup = RemoveFile(Some(path.clone()));
 
-    let handover = Handover::for_exec(&plan).map_err(|e| Error::io("preparing the supervisor for", &dir, e))?;
-    let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    let client_seccomp = base.linux().as_ref().and_then(|l| l.seccomp().clone());
+    if client_seccomp.as_ref().is_some_and(libcontainer::seccomp::is_notify) {
+        return Err(Error::state(id, "exec under a seccomp profile with SCMP_ACT_NOTIFY is not supported"));
+    }
+    let handover =
+        Handover::for_exec(&plan, client_seccomp).map_err(|e| Error::io("preparing the supervisor for", &dir, e))?;
+    let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root.path)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
         .map_err(|e| Error::container(id, e))?
@@ -86,42 +177,8 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         .as_tenant()
         .with_detach(args.detach)
         .with_ignore_paused(args.ignore_paused)
-        .with_sub_cgroup(args.cgroup.clone());
-    builder = match &process_file {
-        Some(p) => builder.with_process(Some(p)),
-        None => {
-            let env: HashMap<String, String> = args
-                .env
-                .iter()
-                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-                .filter(|(k, _)| k != crate::pipeline::TOKEN_ENV)
-                .collect();
-            let (user, group) = match &args.user {
-                Some(u) => {
-                    let (uid, gid) = u.split_once(':').map(|(a, b)| (a, Some(b))).unwrap_or((u.as_str(), None));
-                    let uid: u32 =
-                        uid.parse().map_err(|_| Error::Usage(format!("--user `{u}`: expected UID[:GID]")))?;
-                    let gid: Option<u32> = match gid {
-                        Some(g) => {
-                            Some(g.parse().map_err(|_| Error::Usage(format!("--user `{u}`: expected UID[:GID]")))?)
-                        }
-                        None => None,
-                    };
-                    (Some(uid), gid)
-                }
-                None => (None, None),
-            };
-            builder
-                .with_container_args(args.command.clone())
-                .with_env(env)
-                .with_cwd(args.cwd.as_ref())
-                .with_user(user)
-                .with_group(group)
-                .with_additional_gids(args.additional_gids.clone())
-                .with_capabilities(args.cap.clone())
-                .with_no_new_privs(args.no_new_privs || record.plan.no_new_privs)
-        }
-    };
+        .with_sub_cgroup(args.cgroup.clone())
+        .with_process(Some(&path));
     let pid = builder.build().map_err(|e| Error::container(id, e))?;
     drop(handover);
     if args.detach {

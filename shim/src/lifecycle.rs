@@ -137,6 +137,8 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
     std::fs::rename(&status_path, dir.join(STATUS_FILE)).map_err(|e| Error::io("moving", &status_path, e))?;
     state::write_atomic(&dir.join(PLAN_FILE), &plan, 0o600)
         .map_err(|e| Error::io("writing", dir.join(PLAN_FILE), e))?;
+    state::write_atomic(&dir.join(state::SPEC_FILE), &config_json, 0o600)
+        .map_err(|e| Error::io("writing", dir.join(state::SPEC_FILE), e))?;
     prepared.record(id, &cgroup_path).save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
     Ok(container)
 }
@@ -332,7 +334,17 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
                 }
             }
         }
-        ContainerStatus::Created | ContainerStatus::Stopped => {}
+        ContainerStatus::Created => {
+            // Only the init exists, waiting for `start` (runc deletes created
+            // containers without --force too).
+            if let Some(pid) = c.pid() {
+                let _ = nix::sys::signal::kill(pid, NixSignal::SIGKILL);
+                if !wait_gone(pid, Duration::from_secs(10)) {
+                    return Err(Error::state(id, "the container's init did not exit after SIGKILL"));
+                }
+            }
+        }
+        ContainerStatus::Stopped => {}
     }
     if let Ok(record) = RunRecord::load(&dir) {
         // Read before libcontainer removes the cgroup and the state.
@@ -346,7 +358,23 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
             "job ended"
         );
     }
-    c.delete(true).map_err(|e| Error::container(id, e))
+    finish_delete(id, &c)
+}
+
+/// What libcontainer's `delete` does for a stopped container, without its
+/// slow cgroup lookups: remove the cgroup, run the poststop hooks, remove the
+/// state directory.
+fn finish_delete(id: &str, c: &Container) -> Result<()> {
+    let config = libcontainer::config::YoukiConfig::load(&c.root).ok();
+    if let Some(config) = &config {
+        cgroup::remove(&config.cgroup_path)
+            .map_err(|e| Error::state(id, format!("removing cgroup `{}`: {e}", config.cgroup_path.display())))?;
+        if let Some(hooks) = config.hooks.as_ref() {
+            libcontainer::hooks::run_hooks(hooks.poststop().as_ref(), Some(&c.state), None, None, None)
+                .map_err(|e| Error::state(id, format!("poststop hook failed: {e}")))?;
+        }
+    }
+    std::fs::remove_dir_all(&c.root).map_err(|e| Error::io("removing", &c.root, e))
 }
 
 /// Signals `run` forwards to the container (runc's set: all but these).

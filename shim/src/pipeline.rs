@@ -185,6 +185,7 @@ impl Prepared {
             namespaces,
             image_digest: self.request.annotation(annotation::IMAGE_DIGEST),
             cgroup_ceiling: self.profile.profile.cgroup.clone(),
+            cap_ceiling: self.profile.profile.ceilings.capabilities.clone(),
         }
     }
 }

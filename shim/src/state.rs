@@ -17,6 +17,8 @@ pub const DEFAULT_ROOT: &str = "/run/brig";
 pub const RECORD_FILE: &str = "brig.json";
 pub const PLAN_FILE: &str = "brig-plan";
 pub const STATUS_FILE: &str = "brig-status";
+/// The effective (hardened, token-free) spec, the base for `exec`.
+pub const SPEC_FILE: &str = "brig-spec.json";
 const STAGING: &str = ".staging";
 
 /// Why a container id is unusable.
@@ -154,6 +156,9 @@ pub struct RunRecord {
     /// The profile's cgroup ceiling, which `update` may not exceed.
     #[serde(default)]
     pub cgroup_ceiling: brig_profiles::model::CgroupSection,
+    /// The profile's capability ceiling (for `exec`).
+    #[serde(default)]
+    pub cap_ceiling: Vec<String>,
 }
 
 impl RunRecord {

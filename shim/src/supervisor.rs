@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, SealFlag};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxSeccomp, Spec};
 
 use brig_profiles::JobPlan;
 
@@ -123,6 +123,7 @@ pub struct Handover {
     pub stub: OwnedFd,
     pub plan: OwnedFd,
     pub status: Option<OwnedFd>,
+    pub client_seccomp: Option<LinuxSeccomp>,
 }
 
 impl Handover {
@@ -139,15 +140,19 @@ impl Handover {
             stub: sealed_memfd(c"brig-init", SUPERVISOR, true)?,
             plan: sealed_memfd(c"brig-plan", plan, false)?,
             status: Some(raise(OwnedFd::from(status))?),
+            client_seccomp: None,
         })
     }
 
-    /// For `exec`: harden and exec, no supervision.
-    pub fn for_exec(plan: &[u8]) -> std::io::Result<Handover> {
+    /// For `exec`: harden and exec, no supervision. libcontainer 0.7 does not
+    /// carry the spec's seccomp filter into exec'd processes, so brig installs
+    /// it itself (`client_seccomp`).
+    pub fn for_exec(plan: &[u8], client_seccomp: Option<LinuxSeccomp>) -> std::io::Result<Handover> {
         Ok(Handover {
             stub: sealed_memfd(c"brig-init", SUPERVISOR, true)?,
             plan: sealed_memfd(c"brig-plan", plan, false)?,
             status: None,
+            client_seccomp,
         })
     }
 
@@ -156,6 +161,7 @@ impl Handover {
             stub: self.stub.as_raw_fd(),
             plan: self.plan.as_raw_fd(),
             status: self.status.as_ref().map(|f| f.as_raw_fd()),
+            client_seccomp: self.client_seccomp.clone(),
         }
     }
 }
@@ -170,6 +176,7 @@ pub struct BrigExecutor {
     stub: RawFd,
     plan: RawFd,
     status: Option<RawFd>,
+    client_seccomp: Option<LinuxSeccomp>,
 }
 
 fn clear_cloexec(fd: RawFd) -> Result<(), ExecutorError> {
@@ -210,6 +217,16 @@ impl Executor for BrigExecutor {
         let program = resolve_program(&args[0], &path_var(spec)).ok_or_else(|| {
             ExecutorError::Execution(format!("exec: `{}`: executable file not found in $PATH", args[0]).into())
         })?;
+        if let Some(seccomp) = &self.client_seccomp {
+            // Installing a filter after the capability drop needs
+            // no_new_privs; it is a tightening, and exec'd processes of a
+            // container with a client filter always run under it.
+            nix::sys::prctl::set_no_new_privs().map_err(|e| {
+                ExecutorError::Other(format!("setting no_new_privs for the client seccomp filter: {e}"))
+            })?;
+            libcontainer::seccomp::initialize_seccomp(seccomp)
+                .map_err(|e| ExecutorError::Other(format!("installing the spec's seccomp filter: {e}")))?;
+        }
         clear_cloexec(self.plan)?;
         let status = match self.status {
             Some(fd) => {

@@ -200,13 +200,16 @@ fn fail(status: Option<Fd>, stage: &[u8], errno: i32) -> i32 {
     exit_code_for(errno)
 }
 
+/// A failure before exec: the stage that failed and the errno.
+type StageError = (&'static [u8], i32);
+
 /// What the job's process managed to enforce.
 struct Report {
     landlock_abi: u64,
     /// 0 = not requested, 1 = not enforced, 2 = partially, 3 = fully.
     landlock: u8,
     filters: u32,
-    result: Result<(), (&'static [u8], i32)>,
+    result: Result<(), StageError>,
 }
 
 /// Applies `no_new_privs`, Landlock and the seccomp filters, in that order, to
@@ -245,7 +248,7 @@ fn harden(plan: &Plan<'_>) -> Report {
 /// Landlock rights that apply to a file (as opposed to a directory).
 const LANDLOCK_FILE_RIGHTS: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15);
 
-fn landlock(plan: &Plan<'_>) -> (u64, u8, Result<(), (&'static [u8], i32)>) {
+fn landlock(plan: &Plan<'_>) -> (u64, u8, Result<(), StageError>) {
     let abi = sys::landlock_abi();
     let fs_supported: u64 = match abi {
         0 => 0,

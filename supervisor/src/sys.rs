@@ -207,7 +207,7 @@ pub fn tcsetpgrp_self(fd: Fd) {
 pub fn map_file(fd: Fd) -> Option<&'static [u8]> {
     let mut stx = [0u8; 256];
     // SAFETY: "" is a NUL-terminated empty path and stx a 256-byte struct statx.
-    unsafe { syscall!(Sysno::statx, fd, b"\0".as_ptr(), AT_EMPTY_PATH, STATX_SIZE, stx.as_mut_ptr()) }.ok()?;
+    unsafe { syscall!(Sysno::statx, fd, c"".as_ptr(), AT_EMPTY_PATH, STATX_SIZE, stx.as_mut_ptr()) }.ok()?;
     let size = u64::from_le_bytes([stx[40], stx[41], stx[42], stx[43], stx[44], stx[45], stx[46], stx[47]]);
     if size == 0 || size > (16 << 20) {
         return None;
@@ -244,7 +244,7 @@ pub fn open_path(path: &[u8]) -> Result<Fd, i32> {
 pub fn is_dir(fd: Fd) -> bool {
     let mut stx = [0u8; 256];
     // SAFETY: "" is a NUL-terminated empty path and stx a 256-byte struct statx.
-    let ok = unsafe { syscall!(Sysno::statx, fd, b"\0".as_ptr(), AT_EMPTY_PATH, STATX_TYPE, stx.as_mut_ptr()) };
+    let ok = unsafe { syscall!(Sysno::statx, fd, c"".as_ptr(), AT_EMPTY_PATH, STATX_TYPE, stx.as_mut_ptr()) };
     ok.is_ok() && (u16::from_le_bytes([stx[28], stx[29]]) & S_IFMT) == S_IFDIR
 }
 

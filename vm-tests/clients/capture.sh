@@ -13,6 +13,7 @@
 #   --raw  keep per-run ids (64-hex container/exec ids, dockerd's pid) as they
 #          are; by default they are replaced consistently within a scenario
 #          (<id1>, <id2>, ... in order of first appearance; <dockerd-pid>).
+# shellcheck disable=SC2016  # single-quoted $… in commands and markdown is meant literally
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -74,8 +75,10 @@ cleanup() {
   # Only the containers this script names (prefix brigcap-).
   local ids
   ids=$("${D[@]}" ps -aq --filter name=brigcap- 2>/dev/null)
+  # shellcheck disable=SC2086  # one id per word
   [[ -n $ids ]] && "${D[@]}" rm -f $ids >/dev/null 2>&1
   ids=$("${P[@]}" ps -aq --filter name=brigcap- 2>/dev/null)
+  # shellcheck disable=SC2086
   [[ -n $ids ]] && "${P[@]}" rm -f -t 0 $ids >/dev/null 2>&1
   for t in $("${C[@]}" tasks ls -q 2>/dev/null | grep '^brigcap-'); do
     "${C[@]}" tasks kill -s SIGKILL "$t" >/dev/null 2>&1; sleep 0.3
@@ -93,9 +96,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------- scenarios
-CUR_CLIENT="" CUR_NAME="" CUR_DIR="" TRANSCRIPT=""
+CUR_DIR="" TRANSCRIPT=""
 scenario() { # CLIENT NAME DESCRIPTION
-  CUR_CLIENT=$1 CUR_NAME=$2
   CUR_DIR="$CAPROOT/$1/$2"
   rm -rf "$CUR_DIR"; mkdir -p "$CUR_DIR"
   set_fail ""

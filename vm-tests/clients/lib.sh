@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are used by the sourcing scripts
 # Shared helpers for vm-tests/clients/*.sh. Sourced, not executed.
 
 # Where the daemons we start keep pid files, logs and generated configs.
@@ -29,7 +29,7 @@ CLEAN_ENV=(env -i
 # wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...
 # Polls COMMAND every 0.2 s until it succeeds or TIMEOUT expires.
 wait_for() {
-  local what=$1 timeout=$2; shift 2
+  local what=$1 timeout=$2; shift 2  # what: for the caller's messages
   local deadline=$(( $(date +%s) + timeout ))
   until "$@" >/dev/null 2>&1; do
     if (( $(date +%s) >= deadline )); then
@@ -65,7 +65,7 @@ dockerd_up() {
 # pipes (a CI runner's, a terminal multiplexer's...).
 close_extra_fds() {
   local p fd
-  for p in /proc/$BASHPID/fd/*; do
+  for p in "/proc/$BASHPID/fd/"*; do
     fd=${p##*/}
     [[ $fd =~ ^[0-9]+$ ]] || continue
     if ((fd > 2 && fd != 255)); then eval "exec $fd>&-" 2>/dev/null || true; fi

@@ -62,7 +62,7 @@ stop_pid() {
 if dockerd_up >/dev/null; then
   ids=$("$DOCKER" ps -aq)
   if [[ -n $ids ]]; then
-    log "docker: removing containers: $(echo $ids)"
+    log "docker: removing containers: $(tr '\n' ' ' <<<"$ids")"
     # shellcheck disable=SC2086
     try "$DOCKER" rm -f $ids >/dev/null
   fi
@@ -75,7 +75,7 @@ fi
 if command -v "$PODMAN" >/dev/null && [[ -s $CONTAINERS_CONF ]]; then
   ids=$("${CLEAN_ENV[@]}" CONTAINERS_CONF="$CONTAINERS_CONF" timeout 60 "$PODMAN" ps -aq 2>/dev/null || true)
   if [[ -n $ids ]]; then
-    log "podman: removing containers: $(echo $ids)"
+    log "podman: removing containers: $(tr '\n' ' ' <<<"$ids")"
     try "${CLEAN_ENV[@]}" CONTAINERS_CONF="$CONTAINERS_CONF" "$PODMAN" rm -f -t 0 -a >/dev/null
   fi
   if ((!KEEP_IMAGES)); then
@@ -199,7 +199,7 @@ for ctl in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do
     [[ -d $d ]] || continue
     # children first
     find "$d" -depth -mindepth 1 -type d -exec rmdir {} \; 2>/dev/null || true
-    rmdir "$d" 2>/dev/null || LEFT+=("cgroup $d ($(cat "$d/cgroup.procs" 2>/dev/null | wc -l) procs)")
+    rmdir "$d" 2>/dev/null || LEFT+=("cgroup $d ($(wc -l <"$d/cgroup.procs" 2>/dev/null) procs)")
   done
 done
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# brig's whole test suite, as CI runs it (.ci/run calls this). Run as root on
+# Debian 12: it installs what it needs, builds, and runs the unit tests, the
+# integration tests (real containers), and the end-to-end tests with real
+# Docker, Podman and containerd.
+#
+#   sudo ./test.sh            everything
+#   sudo ./test.sh --quick    skip the client end-to-end tests
+set -euo pipefail
+cd "$(dirname "$0")"
+quick=0
+[[ ${1:-} == --quick ]] && quick=1
+if [[ $(id -u) != 0 ]]; then
+  echo "test.sh: the tests run real containers and must run as root" >&2
+  exit 1
+fi
+step() { printf '\n==> %s\n' "$*"; }
+
+step "dependencies"
+scripts/deps.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+(cd supervisor && cargo fmt -- --check)
+cargo clippy --workspace --all-targets --locked -- -D warnings
+(cd supervisor && cargo clippy --release --locked -- -D warnings)
+
+step "build"
+cargo build --workspace --all-targets --locked
+
+step "unit and integration tests"
+cargo test --workspace --locked
+
+if ((quick == 0)); then
+  step "end to end with Docker, Podman and containerd"
+  vm-tests/clients/e2e.sh "$PWD/target/debug/brig"
+fi
+step "all tests passed"

@@ -1,0 +1,476 @@
+//! The runc lifecycle with real containers (issue 2).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::process::Stdio;
+
+use brig_tests::{cgroup_dir, unique_id, Brig, Bundle, ConsoleSocket};
+use serde_json::{json, Value};
+
+fn schema_check(state: &Value) {
+    let schema: Value = serde_json::from_str(include_str!("../fixtures/state-schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(state).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "state does not match the runtime-spec state schema: {errors:?}\n{state}");
+}
+
+#[test]
+fn create_start_kill_delete() {
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("life");
+    let pid_file = brig.dir.path().join("pid");
+    brig.ok(&["create", "--bundle", bundle.path().to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), &id]);
+
+    let created = brig.state(&id);
+    assert_eq!(created["status"], "created");
+    schema_check(&created);
+    let pid = created["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    let pid_text = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(pid_text.trim().parse::<i64>().unwrap(), pid, "pid file");
+    assert_eq!(created["bundle"], bundle.path().canonicalize().unwrap().to_str().unwrap());
+
+    brig.ok(&["start", &id]);
+    let running = brig.state(&id);
+    assert_eq!(running["status"], "running");
+    schema_check(&running);
+    // Starting twice is an error.
+    let err = brig.fails(&["start", &id]);
+    assert!(err.contains("running"), "{err}");
+    // Deleting a running container needs --force.
+    let err = brig.fails(&["delete", &id]);
+    assert!(err.contains("running") && err.contains("--force"), "{err}");
+
+    brig.ok(&["kill", &id, "KILL"]);
+    brig.wait_status(&id, "stopped");
+    let stopped = brig.state(&id);
+    schema_check(&stopped);
+    assert_eq!(stopped["pid"], 0);
+    brig.ok(&["delete", &id]);
+    let err = brig.fails(&["state", &id]);
+    assert!(err.contains(&id) && err.contains("does not exist"), "{err}");
+    // runc: delete --force of a missing container succeeds.
+    brig.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn flags_after_the_container_id() {
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["true"]);
+    let id = unique_id("order");
+    brig.ok(&["create", &id, "--bundle", bundle.path().to_str().unwrap()]);
+    assert_eq!(brig.status(&id), "created");
+    brig.ok(&["delete", &id, "--force"]);
+}
+
+#[test]
+fn run_propagates_exit_codes_and_signals() {
+    let brig = Brig::default();
+    for (script, expected) in [("exit 0", 0), ("exit 7", 7), ("kill -TERM $$", 143), ("kill -KILL $$", 137)] {
+        let bundle = Bundle::new(&["sh", "-c", script]);
+        let id = unique_id("exit");
+        let (code, _, err) = brig.run(&bundle, &id);
+        assert_eq!(code, expected, "`{script}`: {err}");
+        // `run` deletes the container afterwards.
+        assert!(brig.fails(&["state", &id]).contains("does not exist"));
+    }
+}
+
+#[test]
+fn run_streams_stdout_and_forwards_signals() {
+    let brig = Brig::default();
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo out; echo err >&2; trap 'echo got-term; exit 42' TERM; while true; do sleep 0.05; done",
+    ]);
+    let id = unique_id("fwd");
+    let child = brig
+        .command()
+        .args(["run", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    brig.wait_status(&id, "running");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(42), "stdout: {stdout} stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("out") && stdout.contains("got-term"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+}
+
+#[test]
+fn exec_into_a_running_container() {
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("exec");
+    brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert_eq!(brig.status(&id), "running");
+
+    let out = brig.ok(&["exec", &id, "sh", "-c", "echo inside; cat /proc/1/cmdline | tr '\\0' ' '"]);
+    assert!(out.contains("inside") && out.contains("brig-init"), "{out}");
+    let (code, _, _) = brig.cmd_files(&["exec", &id, "sh", "-c", "exit 5"]);
+    assert_eq!(code, 5);
+
+    // runc's process.json form, detached with a pid file (what containerd does).
+    let process = json!({
+        "terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+        "args": ["sh", "-c", "echo from-process-json > /dev/shm/marker; sleep 1"],
+        "env": ["PATH=/bin"]
+    });
+    let pfile = brig.dir.path().join("process.json");
+    std::fs::write(&pfile, process.to_string()).unwrap();
+    let pid_file = brig.dir.path().join("exec.pid");
+    brig.ok(&["exec", "--process", pfile.to_str().unwrap(), "--detach", "--pid-file", pid_file.to_str().unwrap(), &id]);
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert!(pid > 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = brig.ok(&["exec", &id, "cat", "/dev/shm/marker"]);
+    assert_eq!(out.trim(), "from-process-json");
+
+    // A process.json with a bad field names it.
+    std::fs::write(&pfile, r#"{"cwd":"/","args":["sh"],"user":{"uid":"root","gid":0}}"#).unwrap();
+    let err = brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(err.contains("user.uid"), "{err}");
+
+    let ps: Vec<i64> = serde_json::from_str(&brig.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert!(ps.len() >= 2, "{ps:?}");
+    brig.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_with_a_terminal_through_a_console_socket() {
+    // containerd's form: exec --detach --tty --console-socket.
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("tty");
+    brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let console = ConsoleSocket::new();
+    let child = brig
+        .command()
+        .args(["exec", "--detach", "--tty", "--console-socket", console.path.to_str().unwrap(), &id])
+        .args(["sh", "-c", "tty; echo tty-done; sleep 1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let master = console.receive();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = brig_tests::read_until(&master, "tty-done");
+    assert!(text.contains("/dev/pts/") && text.contains("tty-done"), "not a terminal: {text:?}");
+    // runc's rule: a console socket needs --detach.
+    let console2 = ConsoleSocket::new();
+    let err = brig.fails(&["exec", "--tty", "--console-socket", console2.path.to_str().unwrap(), &id, "true"]);
+    assert!(err.contains("console socket"), "{err}");
+    brig.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn create_with_a_terminal_through_a_console_socket() {
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["sh", "-c", "tty; echo tty-job-done; sleep 1"]);
+    bundle.set("/process/terminal", json!(true));
+    let id = unique_id("ctty");
+    let console = ConsoleSocket::new();
+    let mut child = brig
+        .command()
+        .args([
+            "create",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            "--console-socket",
+            console.path.to_str().unwrap(),
+            &id,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let master = console.receive();
+    assert!(child.wait().unwrap().success());
+    brig.ok(&["start", &id]);
+    let out = brig_tests::read_until(&master, "tty-job-done");
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    // Without a console socket, a terminal spec is refused.
+    let id2 = unique_id("ctty");
+    let err = brig.fails(&["create", "--bundle", bundle.path().to_str().unwrap(), &id2]);
+    assert!(err.to_lowercase().contains("console"), "{err}");
+}
+
+#[test]
+fn annotations_are_preserved_in_state() {
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.annotate("org.example.team", "search").annotate("io.kubernetes.pod.name", "p1");
+    let id = unique_id("ann");
+    brig.ok(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let s = brig.state(&id);
+    assert_eq!(s["annotations"]["org.example.team"], "search");
+    assert_eq!(s["annotations"]["io.kubernetes.pod.name"], "p1");
+    schema_check(&s);
+    let list: Vec<Value> = serde_json::from_str(&brig.ok(&["list", "--format", "json"])).unwrap();
+    assert!(list.iter().any(|c| c["id"] == id.as_str() && c["status"] == "created"), "{list:?}");
+    assert!(brig.ok(&["list", "-q"]).lines().any(|l| l == id));
+    assert!(brig.ok(&["list"]).starts_with("ID"));
+    brig.ok(&["delete", &id]);
+}
+
+#[test]
+fn cgroup_limits_from_the_spec_are_applied() {
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("cg");
+    let cgroup_path = format!("/brig-test/{id}");
+    bundle
+        .set("/linux/cgroupsPath", json!(cgroup_path))
+        .set("/linux/resources/memory", json!({"limit": 64 * 1024 * 1024, "swap": 64 * 1024 * 1024}))
+        .set("/linux/resources/pids", json!({"limit": 42}))
+        .set("/linux/resources/cpu", json!({"quota": 50000, "period": 100000, "shares": 512}));
+    brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let read = |controller: &str, file: &str| {
+        std::fs::read_to_string(cgroup_dir(controller, &cgroup_path).join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    if unified {
+        assert_eq!(read("", "memory.max").trim(), "67108864");
+        assert_eq!(read("", "pids.max").trim(), "42");
+        assert_eq!(read("", "cpu.max").trim(), "50000 100000");
+    } else {
+        assert_eq!(read("memory", "memory.limit_in_bytes").trim(), "67108864");
+        assert_eq!(read("pids", "pids.max").trim(), "42");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us").trim(), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us").trim(), "100000");
+        assert_eq!(read("cpu", "cpu.shares").trim(), "512");
+    }
+    // The init is in the cgroup.
+    let pid = brig.state(&id)["pid"].as_i64().unwrap().to_string();
+    assert!(read("pids", "cgroup.procs").lines().any(|l| l == pid));
+
+    // update --resources - (containerd's form) changes the limits.
+    let mut child = brig
+        .command()
+        .args(["update", "--resources", "-", &id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids":{"limit":21},"memory":{"limit":33554432,"swap":33554432}}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    if unified {
+        assert_eq!(read("", "pids.max").trim(), "21");
+    } else {
+        assert_eq!(read("pids", "pids.max").trim(), "21");
+        assert_eq!(read("memory", "memory.limit_in_bytes").trim(), "33554432");
+    }
+    // A malformed update names the field.
+    let mut child = brig
+        .command()
+        .args(["update", "--resources", "-", &id])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(br#"{"pids":{"limit":"many"}}"#).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pids.limit"));
+
+    // events --stats prints runc-style stats.
+    let ev: Value = serde_json::from_str(brig.ok(&["events", "--stats", &id]).trim()).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], id.as_str());
+
+    brig.ok(&["delete", "--force", &id]);
+    assert!(!cgroup_dir("pids", &cgroup_path).exists(), "cgroup left behind");
+}
+
+#[test]
+fn pause_and_resume() {
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("pause");
+    brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    brig.ok(&["pause", &id]);
+    assert_eq!(brig.status(&id), "paused");
+    brig.ok(&["resume", &id]);
+    assert_eq!(brig.status(&id), "running");
+    // A paused container can be force-deleted.
+    brig.ok(&["pause", &id]);
+    brig.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn kill_all_and_signal_names() {
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["sh", "-c", "sleep 30 & sleep 30"]);
+    let id = unique_id("killall");
+    brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let err = brig.fails(&["kill", &id, "SIGBOGUS"]);
+    assert!(err.contains("SIGBOGUS"), "{err}");
+    brig.ok(&["kill", "--all", &id, "9"]);
+    brig.wait_status(&id, "stopped");
+    let err = brig.fails(&["kill", &id, "TERM"]);
+    assert!(err.contains("not running"), "{err}");
+    brig.ok(&["delete", &id]);
+}
+
+#[test]
+fn clear_errors_for_bad_input() {
+    let brig = Brig::default();
+    // Unknown id.
+    for cmd in [
+        &["state", "nope"][..],
+        &["start", "nope"],
+        &["kill", "nope", "9"],
+        &["delete", "nope"],
+        &["exec", "nope", "true"],
+    ] {
+        let err = brig.fails(cmd);
+        assert!(err.contains("`nope` does not exist"), "{cmd:?}: {err}");
+    }
+    // Invalid id.
+    let bundle = Bundle::new(&["true"]);
+    let err = brig.fails(&["create", "--bundle", bundle.path().to_str().unwrap(), "../evil"]);
+    assert!(err.contains("invalid container id"), "{err}");
+    // Duplicate id.
+    let id = unique_id("dup");
+    brig.ok(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let err = brig.fails(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(brig.status(&id), "created", "the first container must be untouched");
+    brig.ok(&["delete", &id]);
+    // Missing config.json.
+    let empty = tempfile::tempdir().unwrap();
+    let err = brig.fails(&["create", "--bundle", empty.path().to_str().unwrap(), &unique_id("x")]);
+    assert!(err.contains("config.json"), "{err}");
+    // Malformed config.json: the JSON path of the bad field.
+    let mut bad = Bundle::new(&["true"]);
+    bad.set("/process/rlimits", json!([{"type": "RLIMIT_NOFILE", "hard": "lots", "soft": 1}]));
+    let err = brig.fails(&["create", "--bundle", bad.path().to_str().unwrap(), &unique_id("x")]);
+    assert!(err.contains("process.rlimits[0].hard"), "{err}");
+    std::fs::write(bad.path().join("config.json"), "{ not json").unwrap();
+    let err = brig.fails(&["create", "--bundle", bad.path().to_str().unwrap(), &unique_id("x")]);
+    assert!(err.contains("config.json"), "{err}");
+    // Missing rootfs.
+    let mut norootfs = Bundle::new(&["true"]);
+    norootfs.set("/root/path", json!("does-not-exist"));
+    let err = brig.fails(&["create", "--bundle", norootfs.path().to_str().unwrap(), &unique_id("x")]);
+    assert!(err.contains("does-not-exist") && err.contains("root"), "{err}");
+    // A program that does not exist in the image.
+    let missing = Bundle::new(&["no-such-program"]);
+    let err = brig.fails(&["create", "--bundle", missing.path().to_str().unwrap(), &unique_id("x")]);
+    assert!(err.contains("no-such-program") && err.contains("not found"), "{err}");
+    // Nothing is left behind by the failures.
+    let listed = brig.ok(&["list", "-q"]);
+    assert!(listed.trim().is_empty(), "{listed}");
+}
+
+#[test]
+fn refuses_to_launch_without_a_configuration() {
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["true"]);
+    let out = brig_tests::brig_command_without_config(&brig)
+        .args([
+            "--config",
+            "/nonexistent/brig/config.toml",
+            "run",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            &unique_id("nocfg"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("brig init") && err.contains("/nonexistent/brig/config.toml"), "{err}");
+}
+
+#[test]
+fn json_log_lines_for_the_shim() {
+    let brig = Brig::default();
+    let log = brig.dir.path().join("log.json");
+    let out = brig
+        .command()
+        .args(["--log", log.to_str().unwrap(), "--log-format", "json", "state", "missing-container"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    assert!(last["msg"].as_str().unwrap().contains("missing-container"), "{last}");
+    assert!(last["time"].is_string());
+}
+
+#[test]
+fn spec_seccomp_is_enforced() {
+    // Docker and Podman send their seccomp profile in linux.seccomp; brig must
+    // enforce it (never drop it). Here: deny mkdir/mkdirat with EPERM.
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["sh", "-c", "mkdir /tmp/x 2>&1; echo rc=$?"]);
+    bundle.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        }),
+    );
+    bundle.push(
+        "/mounts",
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}),
+    );
+    let (code, out, err) = brig.run(&bundle, &unique_id("seccomp"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Operation not permitted") && out.contains("rc=1"), "mkdir was not denied: {out}");
+    // The filter applies to exec'd processes too.
+    let mut long = Bundle::new(&["sleep", "30"]);
+    long.set("/linux/seccomp", bundle.config["linux"]["seccomp"].clone());
+    long.push(
+        "/mounts",
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}),
+    );
+    let id = unique_id("seccomp");
+    brig.ok(&["run", "-d", "--bundle", long.path().to_str().unwrap(), &id]);
+    let out = brig.ok(&["exec", &id, "sh", "-c", "mkdir /tmp/y 2>&1; echo rc=$?"]);
+    assert!(out.contains("Operation not permitted") && out.contains("rc=1"), "exec escaped the filter: {out}");
+    brig.ok(&["delete", "--force", &id]);
+    // And without the filter it works (the filter is what denies it).
+    let mut open = Bundle::new(&["sh", "-c", "mkdir /tmp/x 2>&1; echo rc=$?"]);
+    open.push(
+        "/mounts",
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}),
+    );
+    let (_, out, _) = brig.run(&open, &unique_id("seccomp"));
+    assert!(out.contains("rc=0"), "{out}");
+}
+
+#[test]
+fn features_spec_and_version() {
+    let brig = Brig::default();
+    let f: Value = serde_json::from_str(&brig.ok(&["features"])).unwrap();
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    assert!(f["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n == "user"));
+    let v = brig.ok(&["--version"]);
+    assert!(v.contains("brig") && v.contains("spec: 1."), "{v}");
+    let dir = tempfile::tempdir().unwrap();
+    brig.ok(&["spec", "--rootless", "--bundle", dir.path().to_str().unwrap()]);
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    assert!(spec["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "user"));
+    // spec refuses to overwrite.
+    brig.fails(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+}
