@@ -445,7 +445,9 @@ fn harden_capabilities(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenE
     let mut filter = |set_name: &str, set: &Option<Capabilities>| -> Result<Option<Capabilities>, HardenError> {
         let Some(set) = set else { return Ok(None) };
         let mut out = Capabilities::new();
-        for c in set {
+        let mut sorted: Vec<&Capability> = set.iter().collect();
+        sorted.sort_by_key(|c| cap_name(c));
+        for c in sorted {
             let name = cap_name(c);
             if keep.contains(c) || allowed(&ceiling, &name) {
                 out.insert(*c);

@@ -9,7 +9,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::wait::{waitpid, WaitStatus};
-use oci_spec::runtime::{LinuxResources, Process, Spec};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities, LinuxResources, Process, Spec};
 
 use crate::bundle;
 use crate::cli::{Exec, GlobalOpts, List, Ps, SpecCmd, Update};
@@ -96,9 +96,11 @@ fn process_from_args(base: &Spec, args: &Exec) -> Result<Process> {
     Ok(p)
 }
 
-/// Holds an exec'd process to the container's profile: no token, the
-/// profile's no_new_privs, and no capability the container's init lacks
-/// (unless the profile allows any).
+/// Holds an exec'd process to the container's profile, as `create` held the
+/// init: no token, the profile's no_new_privs, and capabilities tightened to
+/// the container's. Client defaults (Docker, Podman and containerd copy their
+/// 14 default capabilities into every exec) are dropped; any other capability
+/// the container lacks is refused, unless the profile allows any.
 fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process) -> Result<()> {
     crate::pipeline::scrub_process_token(process);
     if record.plan.no_new_privs {
@@ -107,28 +109,36 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
     if record.cap_ceiling.iter().any(|c| c == "ALL") {
         return Ok(());
     }
+    let Some(caps) = process.capabilities().clone() else { return Ok(()) };
     let allowed = base.process().as_ref().and_then(|p| p.capabilities().clone()).unwrap_or_default();
-    if let Some(caps) = process.capabilities() {
-        let sets = [
-            ("bounding", caps.bounding(), allowed.bounding()),
-            ("effective", caps.effective(), allowed.effective()),
-            ("permitted", caps.permitted(), allowed.permitted()),
-            ("inheritable", caps.inheritable(), allowed.inheritable()),
-            ("ambient", caps.ambient(), allowed.ambient()),
-        ];
-        for (name, asked, have) in sets {
-            let have = have.clone().unwrap_or_default();
-            if let Some(extra) = asked.iter().flatten().find(|c| !have.contains(c)) {
-                return Err(Error::state(
-                    id,
-                    format!(
-                        "profile `{}` refuses exec: process.capabilities.{name} asks for `CAP_{extra}`, which the container does not have",
-                        record.profile.name
-                    ),
-                ));
-            }
+    let filter = |name: &str, asked: &Option<Capabilities>, have: &Option<Capabilities>| -> Result<Option<Capabilities>> {
+        let Some(asked) = asked else { return Ok(None) };
+        let have = have.clone().unwrap_or_default();
+        let mut extra: Vec<String> = asked
+            .iter()
+            .filter(|c| !have.contains(c))
+            .map(|c| format!("CAP_{c}"))
+            .filter(|c| !brig_profiles::clients::DEFAULT_CAPABILITIES.contains(&c.as_str()))
+            .collect();
+        extra.sort();
+        if let Some(first) = extra.first() {
+            return Err(Error::state(
+                id,
+                format!(
+                    "profile `{}` refuses exec: process.capabilities.{name} asks for `{first}`, which the container does not have",
+                    record.profile.name
+                ),
+            ));
         }
-    }
+        Ok(Some(asked.iter().filter(|c| have.contains(c)).copied().collect()))
+    };
+    let mut tightened = LinuxCapabilities::default();
+    tightened.set_bounding(filter("bounding", caps.bounding(), allowed.bounding())?);
+    tightened.set_effective(filter("effective", caps.effective(), allowed.effective())?);
+    tightened.set_permitted(filter("permitted", caps.permitted(), allowed.permitted())?);
+    tightened.set_inheritable(filter("inheritable", caps.inheritable(), allowed.inheritable())?);
+    tightened.set_ambient(filter("ambient", caps.ambient(), allowed.ambient())?);
+    process.set_capabilities(Some(tightened));
     Ok(())
 }
 

@@ -176,6 +176,22 @@ pub struct StateOutput {
     pub owner: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<std::collections::HashMap<String, String>>,
+    /// brig's view (an extension runc's consumers ignore): the profile, and
+    /// how the job ended once it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brig: Option<BrigState>,
+}
+
+/// The `brig` object of `brig state`.
+#[derive(Debug, Serialize)]
+pub struct BrigState {
+    pub profile: String,
+    pub profile_digest: String,
+    pub authorization: String,
+    /// Client defaults the profile tightened.
+    pub tightened: Vec<brig_profiles::Tightening>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
 }
 
 pub fn state_of(root: &StateRoot, c: &Container) -> StateOutput {
@@ -184,7 +200,16 @@ pub fn state_of(root: &StateRoot, c: &Container) -> StateOutput {
         ContainerStatus::Stopped => 0,
         _ => c.pid().map(|p| p.as_raw()).unwrap_or(0),
     };
-    let rootfs = RunRecord::load(&root.container_dir(c.id())).map(|r| r.rootfs).unwrap_or_default();
+    let dir = root.container_dir(c.id());
+    let record = RunRecord::load(&dir).ok();
+    let rootfs = record.as_ref().map(|r| r.rootfs.clone()).unwrap_or_default();
+    let brig = record.as_ref().map(|r| BrigState {
+        profile: r.profile.name.clone(),
+        profile_digest: r.profile.digest.clone(),
+        authorization: r.auth.decision.clone(),
+        tightened: r.tightened.clone(),
+        outcome: (status == ContainerStatus::Stopped).then(|| outcome(&dir, r)),
+    });
     let owner = c.state.creator.and_then(|uid| nix::unistd::User::from_uid(uid.into()).ok().flatten()).map(|u| u.name);
     StateOutput {
         oci_version: "1.2.1".into(),
@@ -196,6 +221,7 @@ pub fn state_of(root: &StateRoot, c: &Container) -> StateOutput {
         created: c.created().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)).unwrap_or_default(),
         owner: owner.unwrap_or_default(),
         annotations: c.state.annotations.clone(),
+        brig,
     }
 }
 
@@ -416,10 +442,29 @@ pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool
         }
     };
     let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
+    let root = state_root(g)?;
+    let dir = root.container_dir(id);
+    if let Ok(record) = RunRecord::load(&dir) {
+        report_outcome(id, &record, &outcome(&dir, &record));
+    }
     if !keep {
         delete(g, id, true)?;
     }
     Ok(code)
+}
+
+/// Tells the person running `brig run` why a job ended abnormally.
+fn report_outcome(id: &str, record: &RunRecord, o: &Outcome) {
+    if o.timed_out {
+        let limit = record.plan.timeout.map(|t| brig_profiles::Duration(t).to_string()).unwrap_or_default();
+        eprintln!("brig: container `{id}`: the job exceeded its timeout of {limit} and was stopped");
+    }
+    if o.oom_killed {
+        eprintln!("brig: container `{id}`: the job was killed by the OOM killer (out of memory in its cgroup)");
+    }
+    if let Some(e) = &o.start_error {
+        eprintln!("brig: container `{id}`: the job could not start: {e}");
+    }
 }
 
 /// Owner uid of the state directory (for `list`).

@@ -1,6 +1,186 @@
 //! `brig-probe`: runs inside test containers and tries one thing, printing
-//! `ok` or `errno=NAME` (or dying by a signal), so that tests assert the exact
-//! failure.
+//! `ok` (with details) or `errno=NAME`, so that the tests assert the exact
+//! failure. Runs as a normal glibc binary (the tests copy its libraries into
+//! the rootfs).
+//!
+//! Usage: `brig-probe ATTACK [ARGS]`; see `main` for the list.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::ffi::CString;
+
+fn errno() -> String {
+    format!("{:?}", nix::errno::Errno::last())
+}
+
+/// Prints the outcome of a raw syscall-style return value.
+fn report(ret: libc::c_long) {
+    if ret < 0 {
+        println!("errno={}", errno());
+    } else {
+        println!("ok");
+    }
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn syscall0(nr: libc::c_long) -> libc::c_long {
+    // SAFETY: test probe; the syscall takes no pointer arguments here.
+    unsafe { libc::syscall(nr, 0, 0, 0, 0, 0) }
+}
+
 fn main() {
-    println!("ok");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    // SAFETY (for every block below): raw syscalls with valid, live arguments,
+    // in a throwaway test process whose only job is to try them.
+    unsafe {
+        match arg(0).as_str() {
+            "mount" => {
+                let _ = std::fs::create_dir_all("/tmp/m");
+                report(libc::mount(
+                    cstr("none").as_ptr(),
+                    cstr("/tmp/m").as_ptr(),
+                    cstr("tmpfs").as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) as libc::c_long)
+            }
+            "unshare-user" => report(libc::unshare(libc::CLONE_NEWUSER) as libc::c_long),
+            "unshare-net" => report(libc::unshare(libc::CLONE_NEWNET) as libc::c_long),
+            "unshare-mount" => report(libc::unshare(libc::CLONE_NEWNS) as libc::c_long),
+            "clone-newuser" => {
+                // fork with a namespace flag through clone(2)
+                let pid = libc::syscall(libc::SYS_clone, libc::CLONE_NEWUSER | libc::SIGCHLD, 0, 0, 0, 0);
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                if pid > 0 {
+                    libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+                }
+                report(pid)
+            }
+            "setns" => {
+                let fd = libc::open(cstr("/proc/self/ns/net").as_ptr(), libc::O_RDONLY);
+                if fd < 0 {
+                    println!("errno={}", errno());
+                } else {
+                    report(libc::setns(fd, 0) as libc::c_long)
+                }
+            }
+            "ptrace" => report(libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0)),
+            "bpf" => {
+                // BPF_MAP_CREATE with a zeroed attr: EPERM from seccomp, EINVAL if allowed.
+                let attr = [0u8; 128];
+                report(libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len()))
+            }
+            "keyctl" => report(libc::syscall(libc::SYS_keyctl, 1 /* JOIN_SESSION_KEYRING */, 0, 0, 0, 0)),
+            "add_key" => report(libc::syscall(
+                libc::SYS_add_key,
+                cstr("user").as_ptr(),
+                cstr("brig").as_ptr(),
+                b"x".as_ptr(),
+                1,
+                -3, /* KEY_SPEC_SESSION_KEYRING */
+            )),
+            "perf_event_open" => {
+                // A software event (task clock) on ourselves.
+                let mut attr = [0u8; 128];
+                attr[0..4].copy_from_slice(&1u32.to_le_bytes()); // PERF_TYPE_SOFTWARE
+                attr[4..8].copy_from_slice(&128u32.to_le_bytes()); // size
+                attr[8..16].copy_from_slice(&1u64.to_le_bytes()); // PERF_COUNT_SW_TASK_CLOCK
+                report(libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), 0, -1, -1, 0))
+            }
+            "io_uring_setup" => {
+                let params = [0u8; 120];
+                report(libc::syscall(libc::SYS_io_uring_setup, 4, params.as_ptr()))
+            }
+            "userfaultfd" => report(libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC)),
+            "kexec_load" => report(libc::syscall(libc::SYS_kexec_load, 0, 0, 0, 0)),
+            "init_module" => report(libc::syscall(libc::SYS_init_module, std::ptr::null::<u8>(), 0, cstr("").as_ptr())),
+            "finit_module" => report(libc::syscall(libc::SYS_finit_module, -1, cstr("").as_ptr(), 0)),
+            "open_by_handle_at" => {
+                let handle = [0u8; 136];
+                report(libc::syscall(libc::SYS_open_by_handle_at, libc::AT_FDCWD, handle.as_ptr(), libc::O_RDONLY))
+            }
+            "personality" => report(libc::personality(0x0040000 /* ADDR_NO_RANDOMIZE */) as libc::c_long),
+            "raw-socket" => report(libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) as libc::c_long),
+            "packet-socket" => report(libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) as libc::c_long),
+            "tcp-socket" => report(libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) as libc::c_long),
+            "chmod-suid" => {
+                let path = arg(1);
+                let _ = std::fs::write(&path, b"#!/bin/sh\n");
+                report(libc::chmod(cstr(&path).as_ptr(), 0o4755) as libc::c_long)
+            }
+            "write" => match std::fs::write(arg(1), b"brig-probe\n") {
+                Ok(()) => println!("ok"),
+                Err(e) => println!("errno={:?}", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+            },
+            "read" => match std::fs::read(arg(1)) {
+                Ok(b) => println!("ok bytes={}", b.len()),
+                Err(e) => println!("errno={:?}", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+            },
+            "kill" => {
+                let pid: i32 = arg(1).parse().unwrap();
+                let sig: i32 = arg(2).parse().unwrap_or(0);
+                report(libc::kill(pid, sig) as libc::c_long)
+            }
+            "fork-bomb" => {
+                // Fork children that sleep until the pids limit stops us.
+                let mut n = 0;
+                loop {
+                    let pid = libc::fork();
+                    if pid == 0 {
+                        libc::sleep(30);
+                        libc::_exit(0);
+                    }
+                    if pid < 0 {
+                        println!("errno={} forked={n}", errno());
+                        break;
+                    }
+                    n += 1;
+                    if n >= 100_000 {
+                        println!("ok forked={n}");
+                        break;
+                    }
+                }
+                libc::kill(0, libc::SIGKILL);
+            }
+            "mem-bomb" => {
+                // Touch memory until the OOM killer stops us.
+                let mut chunks: Vec<Vec<u8>> = Vec::new();
+                let mb: usize = arg(1).parse().unwrap_or(4096);
+                for _ in 0..mb {
+                    let mut v = vec![0u8; 1 << 20];
+                    for i in (0..v.len()).step_by(4096) {
+                        v[i] = 1;
+                    }
+                    chunks.push(v);
+                }
+                println!("ok allocated={}MiB", chunks.len());
+            }
+            "getpid-loop" => {
+                let n: u64 = arg(1).parse().unwrap_or(10_000_000);
+                let start = std::time::Instant::now();
+                for _ in 0..n {
+                    syscall0(libc::SYS_getpid);
+                }
+                let ns = start.elapsed().as_nanos() as f64 / n as f64;
+                println!("ok ns_per_call={ns:.2}");
+            }
+            "status" => {
+                let s = std::fs::read_to_string("/proc/self/status").unwrap();
+                for l in s.lines().filter(|l| {
+                    ["NoNewPrivs", "Seccomp", "CapEff", "CapBnd", "CapPrm"].iter().any(|k| l.starts_with(k))
+                }) {
+                    println!("{l}");
+                }
+            }
+            other => {
+                eprintln!("brig-probe: unknown attack `{other}`");
+                std::process::exit(2);
+            }
+        }
+    }
 }

@@ -1,0 +1,212 @@
+//! The configs Docker, Podman and containerd really send (captured in
+//! tests/fixtures/clients/) under brig's profiles (issue 3): client defaults
+//! are tightened and recorded; explicit asks beyond the profile are refused
+//! with the field named.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use brig_tests::{rootfs, unique_id, Brig, Bundle};
+use serde_json::{json, Value};
+
+fn restricted() -> Brig {
+    Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n")
+}
+
+/// Files a client keeps in its state directories, recreated for a test.
+struct ClientFiles {
+    dirs: Vec<PathBuf>,
+    hook_dir: tempfile::TempDir,
+}
+
+impl Drop for ClientFiles {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn fixture(client: &str, scenario: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/clients").join(client).join(format!("{scenario}.config.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Makes a captured config runnable here: the test rootfs, the probe as the
+/// process, real files behind the client's bind mounts, fresh namespaces
+/// instead of the client's (gone) ones, and a stand-in `dockerd` for Docker's
+/// `libnetwork-setkey` hook.
+fn adapt(mut config: Value, args: &[&str]) -> (Bundle, ClientFiles) {
+    let tag = format!("brig-test-{}", unique_id("f"));
+    let hook_dir = tempfile::tempdir().unwrap();
+    let fake_dockerd = hook_dir.path().join("dockerd");
+    std::fs::write(&fake_dockerd, "#!/bin/sh\ncat > /dev/null\nexit 0\n").unwrap();
+    std::fs::set_permissions(&fake_dockerd, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut files = ClientFiles { dirs: vec![], hook_dir };
+
+    let mut bundle = Bundle::new(args);
+    let readonly = config["root"]["readonly"].as_bool().unwrap_or(false);
+    config["root"] = json!({ "path": rootfs(), "readonly": readonly });
+    let mut process = bundle.config["process"].clone();
+    process["capabilities"] = config["process"]["capabilities"].clone();
+    process["rlimits"] = config["process"]["rlimits"].clone();
+    process["noNewPrivileges"] = config["process"]["noNewPrivileges"].clone();
+    process["env"] = config["process"]["env"].clone();
+    config["process"] = process;
+    for m in config["mounts"].as_array_mut().unwrap() {
+        let Some(src) = m["source"].as_str().map(str::to_string) else { continue };
+        if src.contains('<') {
+            // `/var/lib/docker/containers/<id1>/resolv.conf` -> a real file.
+            let start = src.find('<').unwrap();
+            let end = src[start..].find('>').unwrap() + start + 1;
+            let real = format!("{}{tag}{}", &src[..start], &src[end..]);
+            let dir = PathBuf::from(format!("{}{tag}", &src[..start]));
+            files.dirs.push(dir);
+            let p = PathBuf::from(&real);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            if m["destination"] == "/dev/shm" {
+                std::fs::create_dir_all(&p).unwrap();
+            } else {
+                std::fs::write(&p, "# brig test\n").unwrap();
+            }
+            m["source"] = json!(real);
+        }
+    }
+    for ns in config["linux"]["namespaces"].as_array_mut().unwrap() {
+        ns.as_object_mut().unwrap().remove("path");
+    }
+    if let Some(hooks) = config["hooks"].as_object_mut() {
+        for list in hooks.values_mut() {
+            for h in list.as_array_mut().unwrap() {
+                if h["path"].as_str().is_some_and(|p| p.starts_with("/proc/")) {
+                    h["path"] = json!(fake_dockerd);
+                }
+            }
+        }
+    }
+    config["linux"]["cgroupsPath"] = json!(format!("/brig-test/{tag}"));
+    bundle.config = config;
+    bundle.write();
+    (bundle, files)
+}
+
+fn probe_status() -> Vec<&'static str> {
+    vec!["/bin/brig-probe", "status"]
+}
+
+#[test]
+fn client_default_specs_run_under_restricted_and_are_tightened() {
+    let brig = restricted();
+    for (client, scenario) in [("docker", "run"), ("docker", "exec"), ("podman", "run-rm"), ("ctr", "run-rm")] {
+        let (bundle, _files) = adapt(fixture(client, scenario), &probe_status());
+        let id = unique_id(client);
+        let (code, _, err) = brig.cmd_files(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        assert_eq!(code, 0, "{client}/{scenario}: {err}");
+        let state = brig.state(&id);
+        let tightened = state["brig"]["tightened"].as_array().unwrap().clone();
+        let fields: Vec<&str> = tightened.iter().map(|t| t["field"].as_str().unwrap()).collect();
+        assert!(fields.contains(&"process.capabilities"), "{client}: {tightened:?}");
+        assert!(fields.contains(&"root.readonly") || bundle.config["root"]["readonly"] == true, "{client}: {tightened:?}");
+        let caps = tightened.iter().find(|t| t["field"] == "process.capabilities").unwrap();
+        assert!(caps["requested"].as_str().unwrap().contains("CAP_NET_RAW") || client == "podman", "{caps}");
+        assert_eq!(caps["applied"], "none");
+        if client == "podman" {
+            // Podman's nofile=20000 is tightened to the profile's 1024.
+            assert!(fields.contains(&"process.rlimits.nofile"), "{tightened:?}");
+        }
+        brig.ok(&["start", &id]);
+        brig.wait_status(&id, "stopped");
+        let outcome = brig.state(&id)["brig"]["outcome"].clone();
+        assert_eq!(outcome["exit_code"], 0, "{client}/{scenario}: {outcome}");
+        assert_eq!(outcome["landlock"], "full", "{outcome}");
+        brig.ok(&["delete", &id]);
+
+        // And the job really runs with the tightened settings.
+        let (bundle, _files) = adapt(fixture(client, scenario), &probe_status());
+        let (code, out, err) = brig.run(&bundle, &unique_id(client));
+        assert_eq!(code, 0, "{client}/{scenario}: {err}");
+        assert!(out.contains("CapEff:\t0000000000000000") && out.contains("NoNewPrivs:\t1"), "{client}: {out}");
+        assert!(out.contains("Seccomp:\t2"), "{client}: {out}");
+    }
+}
+
+#[test]
+fn explicit_asks_beyond_the_profile_are_refused_with_the_field_named() {
+    let brig = restricted();
+    let cases: Vec<(&str, &str, Box<dyn Fn(&mut Value)>, Vec<&str>)> = vec![
+        ("docker", "cap-add", Box::new(|_| {}), vec!["process.capabilities", "CAP_SYS_ADMIN", "restricted"]),
+        ("docker", "pid-host", Box::new(|_| {}), vec!["linux.namespaces", "pid", "restricted"]),
+        ("docker", "privileged", Box::new(|_| {}), vec!["linux.devices", "restricted"]),
+        ("docker", "volume", Box::new(|_| {}), vec!["mounts[", "/data", "/run/brig-vmtests/vol-x", "restricted"]),
+        (
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| c["hooks"]["prestart"][0]["path"] = json!("/bin/true")),
+            vec!["hooks.prestart[0]", "/bin/true", "restricted"],
+        ),
+        (
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| c["linux"]["sysctl"]["kernel.shmmax"] = json!("1")),
+            vec!["linux.sysctl.kernel.shmmax", "restricted"],
+        ),
+        (
+            "ctr",
+            "run-rm",
+            Box::new(|c: &mut Value| {
+                c["linux"]["devices"] = json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}])
+            }),
+            vec!["linux.devices", "/dev/kmsg"],
+        ),
+        (
+            "ctr",
+            "run-rm",
+            Box::new(|c: &mut Value| {
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.retain(|n| n["type"] != "network");
+            }),
+            vec!["linux.namespaces", "network"],
+        ),
+    ];
+    for (client, scenario, patch, needles) in cases {
+        let mut config = fixture(client, scenario);
+        patch(&mut config);
+        let (bundle, _files) = adapt(config, &["true"]);
+        let (code, _, err) = brig.cmd_files(&["create", "--bundle", bundle.path().to_str().unwrap(), &unique_id("refuse")]);
+        assert_ne!(code, 0, "{client}/{scenario} was not refused");
+        for n in needles {
+            assert!(err.contains(n), "{client}/{scenario}: `{n}` missing from: {err}");
+        }
+    }
+    // Nothing was created by the refusals.
+    assert!(brig.ok(&["list", "-q"]).trim().is_empty());
+}
+
+#[test]
+fn a_writable_bind_mount_under_the_allowed_prefix_is_accepted() {
+    let brig = restricted();
+    let dir = PathBuf::from(format!("/var/lib/brig/jobs/test-{}", unique_id("w")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut b = Bundle::new(&["sh", "-c", "echo written > /out/result && cat /out/result"]);
+    b.push("/mounts", json!({"destination": "/out", "type": "bind", "source": dir, "options": ["rbind", "rw"]}));
+    let (code, out, err) = brig.run(&b, &unique_id("w"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "written");
+    assert_eq!(std::fs::read_to_string(dir.join("result")).unwrap().trim(), "written");
+    // `..` does not climb out of the allowed prefix.
+    let mut escape = Bundle::new(&["true"]);
+    escape.push(
+        "/mounts",
+        json!({"destination": "/out", "type": "bind", "source": format!("{}/../../../../etc", dir.display()), "options": ["rbind", "rw"]}),
+    );
+    let err = brig.fails(&["create", "--bundle", escape.path().to_str().unwrap(), &unique_id("w")]);
+    assert!(err.contains("/etc") && err.contains("outside the allowed prefixes"), "{err}");
+    // Nor does a symlink inside it.
+    let link = dir.join("link-to-etc");
+    std::os::unix::fs::symlink("/etc", &link).unwrap();
+    let mut sym = Bundle::new(&["true"]);
+    sym.push("/mounts", json!({"destination": "/out", "type": "bind", "source": link, "options": ["rbind", "rw"]}));
+    let err = brig.fails(&["create", "--bundle", sym.path().to_str().unwrap(), &unique_id("w")]);
+    assert!(err.contains("`/etc`"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
