@@ -1,0 +1,89 @@
+//! `brig profile list|show|lint|diff` and profile overrides (issue 3).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use brig_tests::{unique_id, Brig, Bundle};
+use serde_json::json;
+
+#[test]
+fn list_show_diff() {
+    let brig = Brig::default();
+    let list = brig.ok(&["profile", "list"]);
+    for name in ["restricted", "standard", "permissive"] {
+        assert!(list.contains(name), "{list}");
+    }
+    let show = brig.ok(&["profile", "show", "restricted", "--compiled"]);
+    assert!(show.contains("[seccomp]") && show.contains("sha256:"), "{show}");
+    assert!(show.contains("seccomp x86_64") && show.contains("seccomp aarch64"), "{show}");
+    let diff = brig.ok(&["profile", "diff", "standard", "restricted"]);
+    assert!(diff.contains("rootfs.read_only"), "{diff}");
+    let err = brig.fails(&["profile", "show", "nope"]);
+    assert!(err.contains("nope") && err.contains("restricted"), "{err}");
+}
+
+#[test]
+fn lint_names_file_line_and_field() {
+    let brig = Brig::default();
+    let dir = brig.dir.path().join("lint");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("bad.toml"),
+        "name = \"bad\"\n[process]\nno_new_privs = true\n[rootfs]\nread_only = false\n[landlock]\nmode = \"required\"\nread_exec = [\"/\"]\n[seccomp]\nallow = [\"read\", \"frobnicate\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("typo.toml"), "name = \"typo\"\n[cgroup]\nmemroy = \"1g\"\n").unwrap();
+    let (code, out, _) = brig.cmd_files(&["profile", "lint", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bad.toml: line 10: seccomp.allow") && out.contains("frobnicate"), "{out}");
+    assert!(out.contains("bad.toml: line 5: rootfs.read_only"), "{out}");
+    assert!(out.contains("typo.toml") && out.contains("memroy") && out.contains("line 3"), "{out}");
+    // The built-ins lint clean.
+    let good = brig.dir.path().join("good");
+    std::fs::create_dir_all(&good).unwrap();
+    for name in ["restricted", "standard", "permissive"] {
+        let show = brig.ok(&["profile", "show", name]);
+        let toml: String = show.lines().skip(1).collect::<Vec<_>>().join("\n");
+        std::fs::write(good.join(format!("{name}.toml")), toml).unwrap();
+    }
+    let out = brig.ok(&["profile", "lint", good.to_str().unwrap()]);
+    assert!(out.contains("no problems"), "{out}");
+}
+
+#[test]
+fn a_profile_file_overrides_the_builtin_and_is_used() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let profiles = brig.dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    // A custom profile selected by annotation: keeps CAP_CHOWN only.
+    std::fs::write(profiles.join("custom.toml"), "name = \"custom\"\n[process]\nno_new_privs = true\ncapabilities = [\"CAP_CHOWN\"]\n").unwrap();
+    let mut b = Bundle::new(&["/bin/brig-probe", "status"]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.set(&format!("/process/capabilities/{set}"), json!(["CAP_CHOWN", "CAP_KILL"]));
+    }
+    b.annotate("dev.brig.profile", "custom");
+    let (code, out, err) = brig.run(&b, &unique_id("custom"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("CapEff:\t0000000000000001"), "CAP_CHOWN only: {out}");
+    // An unknown profile is refused, naming the known ones.
+    b.annotate("dev.brig.profile", "nonexistent");
+    let err = brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("custom")]);
+    assert!(err.contains("nonexistent") && err.contains("custom"), "{err}");
+    // A broken profile file fails every launch closed, naming the file.
+    std::fs::write(profiles.join("broken.toml"), "name = \"broken\"\n[rootfs]\nread_onyl = true\n").unwrap();
+    b.annotate("dev.brig.profile", "custom");
+    let err = brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("custom")]);
+    assert!(err.contains("broken.toml") && err.contains("read_onyl"), "{err}");
+}
+
+#[test]
+fn update_cannot_raise_limits_above_the_profile() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let b = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("upd");
+    brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let err = brig.fails(&["update", "--memory", "4294967296", &id]);
+    assert!(err.contains("memory.limit") && err.contains("restricted"), "{err}");
+    let err = brig.fails(&["update", "--pids-limit", "100000", &id]);
+    assert!(err.contains("pids.limit"), "{err}");
+    brig.ok(&["update", "--pids-limit", "100", &id]);
+    brig.ok(&["delete", "--force", &id]);
+}
