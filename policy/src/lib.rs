@@ -1,1 +1,39 @@
+//! brig's launch authorization: job tokens verified against a JWKS, Cedar
+//! policies over the token's claims and the final OCI spec, and the
+//! hash-chained audit log. `docs/policy.md` is the user-facing description.
+//!
+//! The shim calls, per launch:
+//!
+//! 1. [`TokenVerifier::new`] with the `[auth]` section, then
+//!    [`TokenVerifier::verify_for_launch`] (or `verify_for_exec`);
+//! 2. [`PolicySet::load_with`] with the `[policy]` section;
+//! 3. [`LaunchContext::from_spec`] on the final spec;
+//! 4. [`authorize`] → [`Decision`];
+//! 5. [`AuditLog::append`] with an [`AuditRecord`], before going on.
 #![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod authz;
+pub mod config;
+pub mod context;
+pub mod devtools;
+mod jwks;
+pub mod replay;
+pub mod testing;
+pub mod token;
+mod util;
+
+pub use audit::{AuditDecision, AuditError, AuditLog, AuditRecord, AuditSummary};
+pub use authz::{authorize, Action, Decision, Diag, PolicyError, PolicySet, RequestDecision, BUILTIN_SCHEMA};
+pub use config::{AuditConfig, AuthMode, ConfigError, PolicyConfig, ReplayConfig, TrustConfig};
+pub use context::{
+    ContextError, EgressRule, ExecRequest, ImageRef, LaunchContext, MountInfo, Resources, SpecOptions, UserInfo,
+};
+pub use devtools::{jwks_from, keygen, mint, DevError, GeneratedKey};
+pub use jwks::TrustError;
+pub use replay::{ReplayError, ReplayGuard};
+pub use testing::{load_cases, run_tests, unverified_token, CaseFile, Expect, TestCase, TestFileError, TestResult};
+pub use token::{TokenError, TokenVerifier, VerifiedToken};
+
+#[cfg(test)]
+mod tests;

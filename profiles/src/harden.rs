@@ -7,7 +7,8 @@
 //!   every change is recorded as a [`Tightening`];
 //! - **explicit asks** (capabilities outside every client's defaults, host
 //!   namespaces, devices, bind mounts of host paths outside the allowed
-//!   prefixes, hooks not on the allowlist, sysctls, a longer timeout) are
+//!   prefixes, hooks not on the allowlist, sysctls, a longer timeout, egress
+//!   outside the profile's network allowlist) are
 //!   **refused** with the field and the profile named, unless the profile's
 //!   `ceilings` allow them.
 
@@ -98,6 +99,14 @@ pub struct JobPlan {
     pub seccomp: Option<CompiledSeccomp>,
     /// `sha256:` of brig's seccomp programs, if any.
     pub seccomp_digest: Option<String>,
+    /// The egress ruleset to install in the job's network namespace before
+    /// `start` (`None`: the client's network, unfiltered).
+    #[serde(default)]
+    pub egress: Option<crate::egress::EgressPlan>,
+    /// The job gets its own user namespace and ID range (the shim allocates
+    /// the range).
+    #[serde(default)]
+    pub per_job_userns: bool,
 }
 
 /// The result of hardening: the spec libcontainer will run, the plan for the
@@ -140,12 +149,17 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     check_sysctls(&ctx, &spec)?;
     harden_mounts(&mut ctx, &mut spec, host)?;
     harden_capabilities(&mut ctx, &mut spec)?;
+    let mut egress = crate::egress::plan(profile, &spec, host).map_err(|r| ctx.refuse(r.field, r.reason))?;
+    if egress.is_some() {
+        crate::egress::check_capabilities(&spec).map_err(|r| ctx.refuse(r.field, r.reason))?;
+    }
     let no_new_privs = harden_process(&mut ctx, &mut spec);
     harden_rootfs(&mut ctx, &mut spec);
     harden_paths(&mut ctx, &mut spec);
     harden_rlimits(&mut ctx, &mut spec);
     harden_cgroup(&mut ctx, &mut spec);
     let timeout = timeout(&ctx, asks)?;
+    let per_job_userns = check_user_namespace(&ctx, &spec)?;
 
     let seccomp = match &profile.seccomp {
         Some(section) => {
@@ -157,7 +171,7 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
         }
         None => None,
     };
-    let landlock = profile.landlock.as_ref().map(|section| {
+    let mut landlock = profile.landlock.as_ref().map(|section| {
         let extra: Vec<(String, u64)> = asks
             .read_paths
             .iter()
@@ -166,6 +180,9 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
             .collect();
         LandlockPlan::compile(section, &spec, &extra)
     });
+    if let (Some(e), Some(l)) = (egress.as_mut(), landlock.as_mut()) {
+        crate::egress::derive_landlock(e, l);
+    }
     if landlock.is_some() {
         allow_supervisor_syscalls(&mut ctx, &mut spec);
     }
@@ -176,6 +193,8 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
         seccomp_digest: seccomp.as_ref().map(|s| s.digest.clone()),
         seccomp,
         landlock,
+        egress,
+        per_job_userns,
     };
     Ok(Hardened { spec, plan, tightened: ctx.tightened })
 }
@@ -655,6 +674,28 @@ fn harden_cgroup(ctx: &mut Ctx<'_>, spec: &mut Spec) {
     for (field, from, to) in changes {
         ctx.tighten(field, from, to);
     }
+}
+
+/// Under `per_job`, a spec's own user namespace is kept only if its mappings
+/// leave host root out; with none, the shim allocates one.
+fn check_user_namespace(ctx: &Ctx<'_>, spec: &Spec) -> Result<bool, HardenError> {
+    use crate::model::UserNamespaceMode;
+    if ctx.profile.user_namespace.mode != UserNamespaceMode::PerJob {
+        return Ok(false);
+    }
+    let Some(linux) = spec.linux() else { return Ok(true) };
+    let has_userns = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User);
+    if !has_userns {
+        return Ok(true);
+    }
+    for (field, maps) in [("linux.uidMappings", linux.uid_mappings()), ("linux.gidMappings", linux.gid_mappings())] {
+        for m in maps.iter().flatten() {
+            if m.host_id() == 0 && m.size() > 0 {
+                return Err(ctx.refuse(field, "the user namespace maps container IDs onto host root (host ID 0)"));
+            }
+        }
+    }
+    Ok(false)
 }
 
 fn timeout(ctx: &Ctx<'_>, asks: &JobAsks) -> Result<Option<std::time::Duration>, HardenError> {

@@ -3,10 +3,12 @@
 //! A [`Profile`] is data (TOML); this crate parses and lints profiles, ships the
 //! built-in `restricted`, `standard` and `permissive`, and compiles a profile
 //! into what the kernel enforces: OCI spec fields ([`harden`]), seccomp BPF
-//! ([`seccomp`]) and Landlock rules ([`landlock`]).
+//! ([`seccomp`]), Landlock rules ([`landlock`]) and the egress ruleset
+//! ([`egress`], nftables).
 #![forbid(unsafe_code)]
 
 pub mod clients;
+pub mod egress;
 pub mod harden;
 pub mod landlock;
 pub mod lint;
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use egress::{EgressCounts, EgressPlan, EgressRule};
 pub use harden::{harden, HardenError, Hardened, Host, JobAsks, JobPlan, Refusal, Tightening};
 pub use model::Profile;
 pub use units::{ByteSize, Duration};
@@ -135,6 +138,44 @@ impl ProfileSet {
         Ok(set)
     }
 
+    /// The profile `name` as a launch sees it: every file in `dir` is parsed
+    /// (a broken override fails every launch, closed), but of the built-ins
+    /// only the one asked for — a launch does not pay for parsing the others.
+    pub fn load_one(dir: Option<&Path>, name: &str) -> Result<LoadedProfile, ProfileError> {
+        let mut found = None;
+        if let Some(dir) = dir {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(e) => Some(e),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(source) => return Err(ProfileError::Read { path: dir.to_path_buf(), source }),
+            };
+            let mut files: Vec<PathBuf> = entries
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for path in files {
+                let loaded = load_file(&path)?;
+                if loaded.profile.name == name {
+                    found = Some(loaded);
+                }
+            }
+        }
+        if let Some(p) = found {
+            return Ok(p);
+        }
+        match BUILTIN.iter().find(|(n, _)| *n == name) {
+            Some((n, source)) => {
+                let profile = parse(source, n)?;
+                let digest = digest(&profile);
+                Ok(LoadedProfile { profile, origin: Origin::Builtin, source: source.to_string(), digest })
+            }
+            None => ProfileSet::load(dir)?.get(name).cloned(),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Result<&LoadedProfile, ProfileError> {
         self.profiles.get(name).ok_or_else(|| ProfileError::Unknown {
             name: name.to_string(),
@@ -226,6 +267,20 @@ mod tests {
         assert!(p.profile.seccomp.is_none());
         std::fs::write(dir.path().join("other.toml"), "name = \"mismatch\"\n").unwrap();
         assert!(matches!(ProfileSet::load(Some(dir.path())), Err(ProfileError::NameMismatch { .. })));
+    }
+
+    #[test]
+    fn load_one_matches_the_full_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("custom.toml"), "name = \"custom\"\n").unwrap();
+        let set = ProfileSet::load(Some(dir.path())).unwrap();
+        for name in ["restricted", "standard", "permissive", "custom"] {
+            let one = ProfileSet::load_one(Some(dir.path()), name).unwrap();
+            assert_eq!(one.digest, set.get(name).unwrap().digest, "{name}");
+        }
+        assert!(matches!(ProfileSet::load_one(Some(dir.path()), "nope"), Err(ProfileError::Unknown { .. })));
+        std::fs::write(dir.path().join("broken.toml"), "name = 3\n").unwrap();
+        assert!(ProfileSet::load_one(Some(dir.path()), "restricted").is_err());
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! fields are errors, so a typo in a profile is never silently ignored.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::egress::{Cidr, EgressRule, InboundRule};
 use crate::units::{ByteSize, Duration};
 
 /// A hardening profile.
@@ -43,6 +45,29 @@ pub struct Profile {
     pub ceilings: Ceilings,
     #[serde(default)]
     pub network: NetworkSection,
+    #[serde(default)]
+    pub user_namespace: UserNamespaceSection,
+}
+
+/// Whether the job's root is a host root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserNamespaceSection {
+    #[serde(default)]
+    pub mode: UserNamespaceMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserNamespaceMode {
+    /// Honour the spec (runc's behaviour).
+    #[default]
+    Spec,
+    /// Every job runs in its own user namespace, its IDs mapped to a range of
+    /// host IDs allocated for that run and disjoint from every other live
+    /// job's; the rootfs is idmapped. A spec's own user namespace is kept if
+    /// its mappings do not include host root.
+    PerJob,
 }
 
 /// Process attributes.
@@ -259,27 +284,44 @@ pub struct Ceilings {
     pub unmask_paths: bool,
 }
 
-/// Network access (enforced by the egress rules).
+/// Network access (enforced by the egress rules, `crate::egress`; docs/egress.md).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSection {
     #[serde(default)]
     pub mode: NetworkMode,
-    /// Destinations the job may reach when `mode = "allow"`, e.g. `10.0.0.0/8:443/tcp`.
+    /// Destinations the job may reach (`mode = "allow"`), and the ceiling of
+    /// what a job may request with `dev.brig.egress` (`allow`, and `client`
+    /// when not empty): `CIDR[:PORTS][/PROTO]` text, e.g. `10.0.0.0/8:443/tcp`,
+    /// or `{ cidr, ports, proto }` tables.
     #[serde(default)]
-    pub allow: Vec<String>,
-    /// The resolver the job may query over UDP/TCP 53, if any.
-    pub dns: Option<String>,
+    pub allow: Vec<EgressRule>,
+    /// The resolver the job may query (TCP and UDP port 53), if any.
+    pub dns: Option<IpAddr>,
+    /// Ports the job may accept new connections on (`8080/tcp`); every other
+    /// new inbound connection is dropped (`allow`, and `client` with rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbound: Vec<InboundRule>,
+    /// `client` mode: refuse link-local (cloud metadata) and the host's own
+    /// addresses even when the job requests no rules.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub block_host: bool,
+    /// Extra ranges always refused unless a rule names them, in addition to
+    /// `169.254.0.0/16`, `fe80::/10` and the host's addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block: Vec<Cidr>,
 }
 
 /// The network the job gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
-    /// Keep whatever network the client built (no filtering).
+    /// Keep whatever network the client built; filtered only when the job
+    /// requests rules (or `block_host` is set).
     #[default]
     Client,
-    /// A private network namespace with loopback only.
+    /// Loopback only: every packet not on `lo` is refused, whatever
+    /// interfaces the client put into the namespace.
     None,
     /// The client's network, filtered to an allowlist.
     Allow,

@@ -73,6 +73,35 @@ impl Default for ProfilesSection {
     }
 }
 
+/// Where per-job user-namespace ranges come from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserNamespaceSection {
+    /// An explicit pool (`{ start, count, range }`).
+    pub pool: Option<crate::userns::Pool>,
+    /// Or the subordinate IDs of this user in /etc/subuid and /etc/subgid.
+    pub subid_user: Option<String>,
+}
+
+impl UserNamespaceSection {
+    /// The pool jobs' ranges are allocated from.
+    pub fn pool(&self) -> Result<crate::userns::Pool, crate::userns::UsernsError> {
+        match (&self.pool, &self.subid_user) {
+            (Some(p), _) => Ok(*p),
+            (None, Some(user)) => {
+                let uid = crate::userns::Pool::from_subid_file(Path::new("/etc/subuid"), user, 65536)?;
+                let gid = crate::userns::Pool::from_subid_file(Path::new("/etc/subgid"), user, 65536)?;
+                // Jobs use the same numbers for uids and gids: take what both allow.
+                let start = uid.start.max(gid.start);
+                let end = (uid.start as u64 + uid.count as u64).min(gid.start as u64 + gid.count as u64);
+                let count = u32::try_from(end.saturating_sub(start as u64)).unwrap_or(u32::MAX);
+                Ok(crate::userns::Pool { start, count, range: 65536 })
+            }
+            (None, None) => Ok(crate::userns::Pool::default()),
+        }
+    }
+}
+
 /// The parsed configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +109,8 @@ pub struct Config {
     pub auth: AuthSection,
     #[serde(default)]
     pub profiles: ProfilesSection,
+    #[serde(default)]
+    pub user_namespace: UserNamespaceSection,
     /// Where the file was read from.
     #[serde(skip)]
     pub path: PathBuf,

@@ -8,8 +8,10 @@ pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod egress;
 pub mod error;
 pub mod host;
+pub mod idmap;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;
@@ -17,6 +19,7 @@ pub mod pipeline;
 pub mod profile_cmd;
 pub mod state;
 pub mod supervisor;
+pub mod userns;
 
 /// brig's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -63,9 +63,12 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
     if root.container_dir(id).exists() {
         return Err(Error::Exists(id.to_string()));
     }
+    let t0 = Instant::now();
     let config = Config::load(&Config::locate(g.config.as_deref()))?;
     let request = LaunchRequest::read(&opts.bundle)?;
+    tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config and bundle read");
     let prepared = pipeline::prepare(&config, request)?;
+    tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "pipeline done");
     tracing::info!(
         id,
         profile = prepared.profile.profile.name.as_str(),
@@ -104,12 +107,17 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
         tracing::warn!("--systemd-cgroup: brig manages cgroups through cgroupfs");
     }
     linux.set_cgroups_path(Some(cgroup_path.clone()));
+    let mut userns_guard = None;
+    if prepared.hardened.plan.per_job_userns {
+        userns_guard = Some(setup_userns(root, id, &mut spec, prepared.userns_pool)?);
+    }
 
     let config_json =
         serde_json::to_vec(&spec).map_err(|e| Error::state(id, format!("encoding the effective spec: {e}")))?;
     state::write_atomic(&staging.join("config.json"), &config_json, 0o600)
         .map_err(|e| Error::io("writing", staging.join("config.json"), e))?;
 
+    tracing::debug!("effective spec staged");
     let plan = encode_plan(&prepared.hardened.plan);
     let status_path = staging.join(STATUS_FILE);
     let handover =
@@ -126,8 +134,21 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
         .with_systemd(false)
         .with_detach(true)
         .with_no_pivot(opts.no_pivot);
+    tracing::debug!("handover prepared, building");
     let mut container = builder.build().map_err(|e| Error::container(id, e))?;
+    tracing::debug!("container built");
     drop(handover);
+
+    // The egress rules go into the job's network namespace now: the init (and
+    // the client's network, set up by its hooks) exists, the job has not
+    // started. A failure removes the container (docs/egress.md).
+    if let Some(plan) = &prepared.hardened.plan.egress {
+        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        if let Err(e) = crate::egress::install(&root.container_dir(id), id, pid, plan) {
+            let _ = container.delete(true);
+            return Err(Error::state(id, format!("installing the egress rules: {e}")));
+        }
+    }
 
     // The state must point at the caller's bundle, not at brig's staging copy.
     container.state.bundle = prepared.request.bundle.clone();
@@ -139,8 +160,197 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
         .map_err(|e| Error::io("writing", dir.join(PLAN_FILE), e))?;
     state::write_atomic(&dir.join(state::SPEC_FILE), &config_json, 0o600)
         .map_err(|e| Error::io("writing", dir.join(state::SPEC_FILE), e))?;
-    prepared.record(id, &cgroup_path).save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
+    let mut record = prepared.record(id, &cgroup_path);
+    if let Some(guard) = userns_guard.as_mut() {
+        record.userns = Some(guard.record.clone());
+    }
+    record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
+    if let Some(guard) = userns_guard.as_mut() {
+        guard.armed = false;
+    }
     Ok(container)
+}
+
+/// Undoes a per-job user namespace setup unless the launch succeeded.
+struct UsernsGuard {
+    allocator: crate::userns::Allocator,
+    root: PathBuf,
+    id: String,
+    record: state::UsernsRecord,
+    armed: bool,
+}
+
+impl Drop for UsernsGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            release_userns(&self.allocator, &self.root, &self.id, &self.record);
+        }
+    }
+}
+
+fn release_userns(allocator: &crate::userns::Allocator, root: &Path, id: &str, rec: &state::UsernsRecord) {
+    if let Err(e) = crate::idmap::unmount(&rec.rootfs_mount) {
+        tracing::warn!(id, mount = %rec.rootfs_mount.display(), "unmounting the idmapped rootfs: {e}");
+    }
+    let _ = std::fs::remove_dir(&rec.rootfs_mount);
+    if let Some(binds) = &rec.binds {
+        remove_staged_binds(binds);
+    }
+    allocator.release(rec.slot, root, id);
+}
+
+/// Bind-mounts every bind source into a directory the job's (unprivileged)
+/// root can traverse, and points the spec at those. libcontainer resolves bind
+/// sources inside the new user namespace, where host paths such as Docker's
+/// `/var/lib/docker` (0710) are not traversable; runc opens them beforehand.
+fn stage_bind_sources(id: &str, spec: &mut oci_spec::runtime::Spec, rootfs_mount: &Path, rec: &mut state::UsernsRecord) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = rootfs_mount.with_extension("binds");
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    let mut staged_any = false;
+    for (i, m) in mounts.iter_mut().enumerate() {
+        let bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+        let Some(src) = m.source().clone() else { continue };
+        if !bind {
+            continue;
+        }
+        let meta = std::fs::metadata(&src).map_err(|e| Error::io("bind mount source", &src, e))?;
+        if !staged_any {
+            std::fs::DirBuilder::new().mode(0o711).create(&dir).or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(e),
+            }).map_err(|e| Error::io("creating", &dir, e))?;
+            rec.binds = Some(dir.clone());
+            staged_any = true;
+        }
+        let target = dir.join(i.to_string());
+        if meta.is_dir() {
+            std::fs::DirBuilder::new().mode(0o711).create(&target).map_err(|e| Error::io("creating", &target, e))?;
+        } else {
+            std::fs::File::create(&target).map_err(|e| Error::io("creating", &target, e))?;
+        }
+        nix::mount::mount(Some(&src), &target, None::<&str>, nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC, None::<&str>)
+            .map_err(|e| Error::state(id, format!("staging bind source `{}`: {e}", src.display())))?;
+        m.set_source(Some(target));
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+/// Unmounts and removes staged bind sources.
+fn remove_staged_binds(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = crate::idmap::unmount(&e.path());
+            let _ = std::fs::remove_file(e.path()).or_else(|_| std::fs::remove_dir(e.path()));
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Where idmapped root filesystems are mounted (outside the 0700 state root).
+pub const ROOTFS_MOUNT_DIR: &str = "/run/brig-rootfs";
+
+/// The idmapped rootfs mountpoint of container `id` under state root `root`.
+pub fn rootfs_mountpoint(root: &Path, id: &str) -> PathBuf {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
+    Path::new(ROOTFS_MOUNT_DIR).join(format!("{}-{id}", hex::encode(&h[..6])))
+}
+
+/// Gives the job its own user namespace: a range of host IDs, the mappings in
+/// the spec, an idmapped bind of the rootfs, and its writable bind-mount
+/// directories owned by its (mapped) root.
+fn setup_userns(root: &StateRoot, id: &str, spec: &mut oci_spec::runtime::Spec, pool: crate::userns::Pool) -> Result<UsernsGuard> {
+    use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
+    let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, pool);
+    let range = allocator.allocate(&root.path, id).map_err(|e| Error::state(id, e.to_string()))?;
+    // Fault injection for the test that kills brig between allocation and
+    // launch (tests/tests/userns.rs): nothing may leak.
+    if std::env::var_os("BRIG_TEST_FAULT").is_some_and(|v| v == "after-userns-allocation") {
+        std::process::abort();
+    }
+    let mount = rootfs_mountpoint(&root.path, id);
+    let mut guard = UsernsGuard {
+        allocator,
+        root: root.path.clone(),
+        id: id.to_string(),
+        record: state::UsernsRecord {
+            slot: range.slot,
+            host_base: range.host_base,
+            size: range.size,
+            rootfs_mount: mount.clone(),
+            chowned: vec![],
+            binds: None,
+        },
+        armed: true,
+    };
+    let bad = |e: oci_spec::OciSpecError| Error::state(id, format!("building the user namespace spec: {e}"));
+    let linux = spec.linux_mut().get_or_insert_with(Default::default);
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build().map_err(bad)?);
+    linux.set_namespaces(Some(namespaces));
+    let map = LinuxIdMappingBuilder::default().container_id(0u32).host_id(range.host_base).size(range.size).build().map_err(bad)?;
+    linux.set_uid_mappings(Some(vec![map]));
+    linux.set_gid_mappings(Some(vec![map]));
+    // Docker's `ping_group_range` ("0 2147483647") names GIDs the job's user
+    // namespace does not map; the kernel refuses it there. Keep it to the range.
+    if let Some(sysctl) = linux.sysctl_mut() {
+        if let Some(v) = sysctl.get_mut("net.ipv4.ping_group_range") {
+            *v = format!("0 {}", range.size - 1);
+        }
+    }
+
+    let rootfs = spec.root().as_ref().map(|r| r.path().clone()).ok_or_else(|| Error::state(id, "no root"))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // The job's root (an unprivileged host ID) must traverse the path to
+        // its rootfs during setup: 0711, no listing. The state root is 0700.
+        let parent = Path::new(ROOTFS_MOUNT_DIR);
+        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(parent).map_err(|e| Error::io("creating", parent, e))?;
+        std::fs::DirBuilder::new().mode(0o711).create(&mount).or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        }).map_err(|e| Error::io("creating", &mount, e))?;
+    }
+    let userns = crate::idmap::userns_fd(range.host_base, range.size)
+        .map_err(|e| Error::state(id, format!("creating the user namespace for the rootfs mapping: {e}")))?;
+    crate::idmap::idmapped_bind(&rootfs, &mount, &userns).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            Error::state(
+                id,
+                format!(
+                    "the root filesystem `{}` does not support idmapped mounts, which a per-job user namespace needs \
+                     (use a filesystem that does — ext4, xfs, btrfs, overlayfs on Linux >= 5.19, tmpfs >= 6.3 — or a profile with `user_namespace.mode = \"spec\"`)",
+                    rootfs.display()
+                ),
+            )
+        } else {
+            Error::state(id, format!("idmapping the root filesystem `{}`: {e}", rootfs.display()))
+        }
+    })?;
+    if let Some(r) = spec.root_mut() {
+        r.set_path(mount.clone());
+    }
+    stage_bind_sources(id, spec, &mount, &mut guard.record)?;
+    // Writable bind mounts (outputs) must be writable by the job's root; what
+    // it writes there is then owned on the host by the mapped ID, never root.
+    for m in spec.mounts().iter().flatten() {
+        let bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+        let ro = m.options().iter().flatten().any(|o| o == "ro");
+        let Some(src) = m.source() else { continue };
+        if !bind || ro || brig_profiles::clients::CLIENT_FILES.contains(&m.destination().to_string_lossy().as_ref()) {
+            continue;
+        }
+        if let Ok(meta) = std::fs::metadata(src) {
+            if meta.is_dir() && meta.uid() == 0 {
+                std::os::unix::fs::chown(src, Some(range.host_base), Some(range.host_base))
+                    .map_err(|e| Error::io("handing to the job's root", src, e))?;
+                guard.record.chowned.push(src.clone());
+            }
+        }
+    }
+    Ok(guard)
 }
 
 pub fn start(g: &GlobalOpts, id: &str) -> Result<()> {
@@ -295,6 +505,10 @@ pub struct Outcome {
     pub landlock: Option<String>,
     pub landlock_abi: Option<u64>,
     pub seccomp_filters: Option<u64>,
+    /// What the egress ruleset refused (its nftables counters), if the job
+    /// had one and its namespace was still held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<brig_profiles::EgressCounts>,
 }
 
 /// Reads the supervisor's report and the cgroup before the cgroup goes away.
@@ -323,6 +537,7 @@ pub fn outcome(dir: &Path, record: &RunRecord) -> Outcome {
         landlock: s.landlock,
         landlock_abi: s.landlock_abi,
         seccomp_filters: s.seccomp_filters,
+        egress: crate::egress::counters(dir),
     }
 }
 
@@ -334,8 +549,15 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
         if force {
             // runc: `delete --force` of a container that is gone succeeds,
             // and cleans up what an aborted create may have left.
+            crate::egress::release(&dir);
             let _ = std::fs::remove_dir_all(&dir);
             let _ = std::fs::remove_dir_all(root.staging_dir(id));
+            let leftover = rootfs_mountpoint(&root.path, id);
+            if leftover.exists() {
+                let _ = crate::idmap::unmount(&leftover);
+                let _ = std::fs::remove_dir(&leftover);
+            }
+            remove_staged_binds(&leftover.with_extension("binds"));
             return Ok(());
         }
         return Err(Error::NotFound(id.to_string()));
@@ -372,8 +594,9 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
         }
         ContainerStatus::Stopped => {}
     }
-    if let Ok(record) = RunRecord::load(&dir) {
-        // Read before libcontainer removes the cgroup and the state.
+    let record = RunRecord::load(&dir).ok();
+    if let Some(record) = &record {
+        // Read before the cgroup and the state are removed.
         let outcome = outcome(&dir, &record);
         tracing::info!(
             id,
@@ -381,10 +604,19 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
             signal = ?outcome.signal,
             oom = outcome.oom_killed,
             timed_out = outcome.timed_out,
+            egress = ?outcome.egress,
             "job ended"
         );
     }
-    finish_delete(id, &c)
+    // The rules leave with the container, also from a namespace the client
+    // keeps (Docker's sandbox, a pod's).
+    crate::egress::teardown(&dir);
+    finish_delete(id, &c)?;
+    if let Some(u) = record.as_ref().and_then(|r| r.userns.as_ref()) {
+        let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default());
+        release_userns(&allocator, &root.path, id, u);
+    }
+    Ok(())
 }
 
 /// What libcontainer's `delete` does for a stopped container, without its

@@ -27,6 +27,8 @@ pub enum LaunchError {
     Harden(#[from] brig_profiles::HardenError),
     #[error("launch refused: {0}")]
     Unauthorized(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// The environment variable clients without annotations use for the token.
@@ -108,6 +110,8 @@ pub struct Prepared {
     pub hardened: Hardened,
     pub profile: LoadedProfile,
     pub auth: AuthRecord,
+    /// The pool per-job user-namespace ranges come from.
+    pub userns_pool: crate::userns::Pool,
 }
 
 fn job_asks(req: &LaunchRequest) -> Result<JobAsks, BundleError> {
@@ -147,12 +151,12 @@ pub fn prepare(config: &Config, mut request: LaunchRequest) -> Result<Prepared, 
         }
     };
 
-    let profiles = ProfileSet::load(Some(&config.profiles.dir))?;
     let name = request.annotation(annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
-    let profile = profiles.get(&name)?.clone();
+    let profile = ProfileSet::load_one(Some(&config.profiles.dir), &name)?;
     let asks = job_asks(&request)?;
     let hardened = harden(&profile.profile, request.spec.clone(), &asks, &RealHost)?;
-    Ok(Prepared { request, hardened, profile, auth })
+    let userns_pool = config.user_namespace.pool().map_err(|e| LaunchError::Config(e.to_string()))?;
+    Ok(Prepared { request, hardened, profile, auth, userns_pool })
 }
 
 impl Prepared {
@@ -186,6 +190,7 @@ impl Prepared {
             image_digest: self.request.annotation(annotation::IMAGE_DIGEST),
             cgroup_ceiling: self.profile.profile.cgroup.clone(),
             cap_ceiling: self.profile.profile.ceilings.capabilities.clone(),
+            userns: None,
         }
     }
 }

@@ -89,9 +89,21 @@ impl StateRoot {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory, fsync, rename, fsync of the directory.
+/// Writes `bytes` to `path` atomically (a temporary file in the same
+/// directory, then rename), so readers never see a partial file. State under
+/// the state root is volatile by nature (runc's is a tmpfs): it is not
+/// fsync'd, which on a disk-backed /run costs milliseconds per file.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_file_atomic(path, bytes, mode, false)
+}
+
+/// Like `write_atomic`, and durable: fsync of the file before the rename and
+/// of the directory after it.
+pub fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_file_atomic(path, bytes, mode, true)
+}
+
+fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
@@ -100,9 +112,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     let result = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        if durable {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -159,6 +176,25 @@ pub struct RunRecord {
     /// The profile's capability ceiling (for `exec`).
     #[serde(default)]
     pub cap_ceiling: Vec<String>,
+    /// The job's own user namespace, if brig made one.
+    #[serde(default)]
+    pub userns: Option<UsernsRecord>,
+}
+
+/// A per-job user namespace: the range and the idmapped rootfs mount.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UsernsRecord {
+    pub slot: u32,
+    pub host_base: u32,
+    pub size: u32,
+    /// The idmapped bind of the rootfs, unmounted at `delete`.
+    pub rootfs_mount: PathBuf,
+    /// Writable bind-mount directories handed to the job's root.
+    #[serde(default)]
+    pub chowned: Vec<PathBuf>,
+    /// Where bind sources were staged for the job's root to reach.
+    #[serde(default)]
+    pub binds: Option<PathBuf>,
 }
 
 impl RunRecord {
@@ -260,7 +296,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f");
         write_atomic(&p, b"one", 0o600).unwrap();
-        write_atomic(&p, b"two", 0o600).unwrap();
+        write_durable(&p, b"two", 0o600).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }

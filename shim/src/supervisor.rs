@@ -297,6 +297,8 @@ mod tests {
             }),
             seccomp_digest: Some(seccomp.digest.clone()),
             seccomp: Some(seccomp),
+            egress: None,
+            per_job_userns: false,
         }
     }
 
@@ -339,6 +341,8 @@ mod tests {
             landlock: None,
             seccomp: None,
             seccomp_digest: None,
+            egress: None,
+            per_job_userns: false,
         };
         let d = format::Plan::decode(&encode_plan(&p)).map(|d| (d.flags, d.timeout_ms)).unwrap();
         assert_eq!(d, (0, 0));
@@ -355,6 +359,9 @@ mod tests {
         assert_eq!(resolve_program("sh", "/nonexistent:/bin"), Some(PathBuf::from("/bin/sh")));
         assert_eq!(resolve_program("/bin/sh", ""), Some(PathBuf::from("/bin/sh")));
         assert_eq!(resolve_program("no-such-program-here", "/bin:/usr/bin"), None);
-        assert_eq!(resolve_program("/etc/hostname", ""), None);
+        let d = tempfile::tempdir().unwrap();
+        let plain = d.path().join("data");
+        std::fs::write(&plain, "x").unwrap();
+        assert_eq!(resolve_program(plain.to_str().unwrap(), ""), None);
     }
 }

@@ -24,7 +24,8 @@
 pub const MAGIC: &[u8; 8] = b"BRIGPLAN";
 /// Format version.
 pub const VERSION: u32 = 1;
-/// Refuse to start the job unless every requested Landlock right is enforced.
+/// Refuse to start the job unless the kernel enforces Landlock (rights newer
+/// than the kernel's ABI are masked and reported as partial).
 pub const FLAG_LANDLOCK_REQUIRED: u32 = 1;
 /// Set `no_new_privs` in the job before Landlock and seccomp.
 pub const FLAG_NO_NEW_PRIVS: u32 = 2;

@@ -70,6 +70,33 @@ fn main() {
                 }
             }
             "ptrace" => report(libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0)),
+            "ptrace-attach" => {
+                let pid: i32 = arg(1).parse().unwrap();
+                let r = libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0);
+                if r == 0 {
+                    libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
+                }
+                report(r)
+            }
+            "pid-of" => {
+                // The first pid whose cmdline contains the argument.
+                let needle = arg(1);
+                let mut found = None;
+                for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if let Ok(pid) = name.parse::<i32>() {
+                        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                        if pid != std::process::id() as i32 && String::from_utf8_lossy(&cmd).contains(&needle) {
+                            found = Some(pid);
+                            break;
+                        }
+                    }
+                }
+                match found {
+                    Some(p) => println!("ok pid={p}"),
+                    None => println!("errno=ESRCH"),
+                }
+            }
             "bpf" => {
                 // BPF_MAP_CREATE with a zeroed attr: EPERM from seccomp, EINVAL if allowed.
                 let attr = [0u8; 128];

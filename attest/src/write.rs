@@ -1,0 +1,252 @@
+//! Writing an envelope atomically: a temporary file in the same directory,
+//! written and fsynced, renamed over `<container-id>.intoto.json`, then the
+//! directory fsynced. On any failure before the rename the temporary file is
+//! removed and nothing else changed: an existing envelope stays as it was, a
+//! missing one stays missing.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::dsse::Envelope;
+use crate::statement::valid_container_id;
+
+/// The suffix of an envelope file.
+pub const ENVELOPE_SUFFIX: &str = ".intoto.json";
+
+/// Why an envelope was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("container id `{0}` cannot name an attestation file")]
+    BadContainerId(String),
+    #[error("no space left to write `{path}` ({source}); the temporary file was removed and nothing was written")]
+    NoSpace { path: PathBuf, source: std::io::Error },
+    #[error("cannot {op} `{path}`: {source}; the temporary file was removed and nothing was written")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("`{path}` was written but its directory could not be synced ({source}); it may not survive a crash")]
+    SyncDir { path: PathBuf, source: std::io::Error },
+}
+
+/// The file operations `write_envelope` performs, so that tests can fail
+/// them one by one.
+pub(crate) trait Fs {
+    fn create(&self, path: &Path) -> std::io::Result<Box<dyn FileLike>>;
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()>;
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()>;
+    fn remove(&self, path: &Path) -> std::io::Result<()>;
+}
+
+pub(crate) trait FileLike: Write {
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl FileLike for std::fs::File {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_all()
+    }
+}
+
+pub(crate) struct RealFs;
+
+impl Fs for RealFs {
+    fn create(&self, path: &Path) -> std::io::Result<Box<dyn FileLike>> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)?;
+        Ok(Box::new(f))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::remove_file(path)
+    }
+}
+
+/// `n` random bytes as hex (for temporary names).
+pub(crate) fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    if getrandom::fill(&mut b).is_err() {
+        // Uniqueness also comes from the pid and `create_new`; randomness only
+        // avoids collisions with a stale file.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        return format!("{t:x}");
+    }
+    hex::encode(b)
+}
+
+fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
+        || e.raw_os_error() == Some(rustix::io::Errno::DQUOT.raw_os_error())
+}
+
+/// The path of the envelope of `container_id` in `dir`.
+pub fn envelope_path(dir: &Path, container_id: &str) -> Result<PathBuf, WriteError> {
+    if !valid_container_id(container_id) {
+        return Err(WriteError::BadContainerId(container_id.into()));
+    }
+    Ok(dir.join(format!("{container_id}{ENVELOPE_SUFFIX}")))
+}
+
+/// Writes `env` to `<dir>/<container-id>.intoto.json` atomically and durably;
+/// returns its path. `dir` must exist.
+pub fn write_envelope(dir: &Path, container_id: &str, env: &Envelope) -> Result<PathBuf, WriteError> {
+    write_bytes(&RealFs, dir, container_id, &env.to_json())
+}
+
+pub(crate) fn write_bytes(fs: &dyn Fs, dir: &Path, container_id: &str, bytes: &[u8]) -> Result<PathBuf, WriteError> {
+    let target = envelope_path(dir, container_id)?;
+    let tmp = dir.join(format!(".{container_id}{ENVELOPE_SUFFIX}.{}.{}.tmp", std::process::id(), random_hex(6)));
+    let err = |op: &'static str, path: &Path, source: std::io::Error| {
+        if is_no_space(&source) {
+            WriteError::NoSpace { path: path.to_path_buf(), source }
+        } else {
+            WriteError::Io { op, path: path.to_path_buf(), source }
+        }
+    };
+    let mut file = fs.create(&tmp).map_err(|e| err("create", &tmp, e))?;
+    let written = (|| {
+        file.write_all(bytes).map_err(|e| err("write", &tmp, e))?;
+        file.flush().map_err(|e| err("write", &tmp, e))?;
+        file.sync().map_err(|e| err("sync", &tmp, e))?;
+        drop(file);
+        fs.rename(&tmp, &target).map_err(|e| err("rename", &target, e))
+    })();
+    if let Err(e) = written {
+        let _ = fs.remove(&tmp);
+        return Err(e);
+    }
+    fs.sync_dir(dir).map_err(|source| WriteError::SyncDir { path: target.clone(), source })?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A file system that fails the n-th write (or a named step) like a full disk.
+    struct Faulty {
+        fail_write_after: Option<usize>,
+        fail_sync: bool,
+        fail_rename: bool,
+        written: std::rc::Rc<Cell<usize>>,
+    }
+
+    struct FaultyFile {
+        inner: std::fs::File,
+        budget: Option<usize>,
+        written: std::rc::Rc<Cell<usize>>,
+        fail_sync: bool,
+    }
+
+    impl Write for FaultyFile {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = match self.budget {
+                Some(0) => return Err(std::io::Error::from_raw_os_error(28)),
+                Some(b) => buf.len().min(b),
+                None => buf.len(),
+            };
+            if let Some(b) = &mut self.budget {
+                *b -= n;
+            }
+            self.written.set(self.written.get() + n);
+            self.inner.write(&buf[..n])
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    impl FileLike for FaultyFile {
+        fn sync(&mut self) -> std::io::Result<()> {
+            if self.fail_sync {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
+            self.inner.sync_all()
+        }
+    }
+
+    impl Fs for Faulty {
+        fn create(&self, path: &Path) -> std::io::Result<Box<dyn FileLike>> {
+            let inner = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+            Ok(Box::new(FaultyFile {
+                inner,
+                budget: self.fail_write_after,
+                written: self.written.clone(),
+                fail_sync: self.fail_sync,
+            }))
+        }
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            if self.fail_rename {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            std::fs::rename(from, to)
+        }
+        fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+            RealFs.sync_dir(dir)
+        }
+        fn remove(&self, path: &Path) -> std::io::Result<()> {
+            std::fs::remove_file(path)
+        }
+    }
+
+    fn faulty(after: Option<usize>, sync: bool, rename: bool) -> Faulty {
+        Faulty { fail_write_after: after, fail_sync: sync, fail_rename: rename, written: Default::default() }
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<_> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn writes_and_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write_bytes(&RealFs, d.path(), "job-1", b"one").unwrap();
+        assert_eq!(p, d.path().join("job-1.intoto.json"));
+        write_bytes(&RealFs, d.path(), "job-1", b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(listing(d.path()), ["job-1.intoto.json"]);
+    }
+
+    #[test]
+    fn full_disk_mid_write_leaves_nothing_behind() {
+        let d = tempfile::tempdir().unwrap();
+        let fs = faulty(Some(10), false, false);
+        let e = write_bytes(&fs, d.path(), "job", &[b'x'; 100]).unwrap_err();
+        assert!(matches!(e, WriteError::NoSpace { .. }), "{e}");
+        assert!(e.to_string().contains("no space left") && e.to_string().contains("temporary file was removed"));
+        assert_eq!(fs.written.get(), 10, "the write really started");
+        assert!(listing(d.path()).is_empty());
+    }
+
+    #[test]
+    fn failures_keep_the_previous_envelope() {
+        let d = tempfile::tempdir().unwrap();
+        write_bytes(&RealFs, d.path(), "job", b"old").unwrap();
+        for fs in [faulty(Some(0), false, false), faulty(None, true, false), faulty(None, false, true)] {
+            let e = write_bytes(&fs, d.path(), "job", b"new").unwrap_err();
+            assert!(e.to_string().contains("temporary file was removed"), "{e}");
+            assert_eq!(listing(d.path()), ["job.intoto.json"]);
+            assert_eq!(std::fs::read(d.path().join("job.intoto.json")).unwrap(), b"old");
+        }
+    }
+
+    #[test]
+    fn refuses_ids_that_escape_the_directory() {
+        let d = tempfile::tempdir().unwrap();
+        for id in ["", ".", "..", "../x", "a/b", "a\0b"] {
+            assert!(matches!(write_bytes(&RealFs, d.path(), id, b"x"), Err(WriteError::BadContainerId(_))), "{id:?}");
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! The audit log: append-only, hash-chained JSON lines, one per decision.
+//!
+//! Each line is one JSON object:
+//!
+//! ```text
+//! {"seq":N,"prev":"<hex>",<record fields...>,"hash":"<hex>"}
+//! ```
+//!
+//! - `seq` is the 1-based line number;
+//! - `prev` is the SHA-256 of the previous line's bytes (without its
+//!   newline); line 1 chains to [`GENESIS`];
+//! - `hash` is the SHA-256 of the line's bytes up to the `,"hash"` member,
+//!   with a closing `}` — that is, of the line as it was before the hash was
+//!   added. The hashed bytes are exactly what is in the file, so there is no
+//!   JSON canonicalization to agree on.
+//!
+//! Appends take an exclusive `flock` on the log, read its last line, write
+//! the new line with one `write` in append mode, and `fsync` before
+//! returning. [`verify`] names the first line that was edited, removed,
+//! inserted or reordered. What a hash chain cannot show by itself: the
+//! removal of the *last* lines, or an edit of the last line whose `hash` was
+//! recomputed; anchor the head (`brig audit verify` prints it) elsewhere to
+//! catch those.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::authz::{Action, Decision};
+use crate::context::LaunchContext;
+use crate::token::VerifiedToken;
+use crate::util::rfc3339_millis;
+
+/// What line 1's `prev` is: SHA-256 of `brig audit log v1`.
+pub const GENESIS: &str = "59dc75b1fe1abd13cb1a3edd2d813ab4d60bdc9f842013920a244e2f505ee827";
+
+/// Longest `reason` kept in a record, in characters.
+const MAX_REASON: usize = 4096;
+
+fn genesis() -> String {
+    GENESIS.to_string()
+}
+
+/// Why the audit log could not be written or does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The log could not be opened, locked, read, written or synced.
+    #[error("audit log `{}`: {op}: {source}", path.display())]
+    Io {
+        /// The log.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The log ends in the middle of a line (a crash during a write):
+    /// nothing is appended until someone looks.
+    #[error("audit log `{}` ends with an incomplete line {line}: inspect it (`brig audit verify`), then truncate the partial line", path.display())]
+    Torn {
+        /// The log.
+        path: PathBuf,
+        /// The incomplete line's number.
+        line: usize,
+    },
+    /// The last line is not a record, so the next one cannot be numbered.
+    #[error("audit log `{}`: the last line is not a brig audit record: `brig audit verify` names the damage", path.display())]
+    BadTail {
+        /// The log.
+        path: PathBuf,
+    },
+    /// A line does not verify.
+    #[error("audit log `{}`: line {line}: {reason}", path.display())]
+    Tampered {
+        /// The log.
+        path: PathBuf,
+        /// The first bad line (1-based).
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The outcome that was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDecision {
+    /// Authorized.
+    Allow,
+    /// Refused (token, policy or any error).
+    Deny,
+    /// Launched with `[auth] mode = "off"`: not authorized.
+    NotAuthorized,
+}
+
+/// One audit record. Never holds the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    /// RFC 3339 UTC, milliseconds.
+    pub time: String,
+    /// The container.
+    pub container_id: String,
+    /// `launch` or `exec`.
+    pub action: String,
+    /// The outcome.
+    pub decision: AuditDecision,
+    /// Determining policy ids.
+    pub policy_ids: Vec<String>,
+    /// `sub`.
+    pub subject: Option<String>,
+    /// `iss`.
+    pub issuer: Option<String>,
+    /// Tenant claim.
+    pub tenant: Option<String>,
+    /// `jti`.
+    pub jti: Option<String>,
+    /// Requested profile.
+    pub profile: Option<String>,
+    /// Image digest.
+    pub image_digest: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+impl AuditRecord {
+    /// A record of a Cedar decision.
+    pub fn from_decision(
+        now: SystemTime,
+        container_id: &str,
+        action: Action,
+        decision: &Decision,
+        token: &VerifiedToken,
+        context: &LaunchContext,
+    ) -> AuditRecord {
+        AuditRecord {
+            time: rfc3339_millis(now),
+            container_id: container_id.to_string(),
+            action: action.as_str().to_string(),
+            decision: if decision.allowed { AuditDecision::Allow } else { AuditDecision::Deny },
+            policy_ids: decision.determining_policies.clone(),
+            subject: Some(token.subject.clone()),
+            issuer: Some(token.issuer.clone()),
+            tenant: token.tenant.clone(),
+            jti: token.jti.clone(),
+            profile: Some(context.profile.clone()),
+            image_digest: context.image.digest.clone(),
+            reason: decision.reason.clone(),
+        }
+    }
+
+    /// A record of a refusal before any policy ran (no token, a bad token,
+    /// policies that do not load). `reason` must not contain the token.
+    pub fn denied(
+        now: SystemTime,
+        container_id: &str,
+        action: Action,
+        context: Option<&LaunchContext>,
+        reason: &str,
+    ) -> AuditRecord {
+        AuditRecord {
+            time: rfc3339_millis(now),
+            container_id: container_id.to_string(),
+            action: action.as_str().to_string(),
+            decision: AuditDecision::Deny,
+            policy_ids: Vec::new(),
+            subject: None,
+            issuer: None,
+            tenant: None,
+            jti: None,
+            profile: context.map(|c| c.profile.clone()),
+            image_digest: context.and_then(|c| c.image.digest.clone()),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A record of a launch with authorization off.
+    pub fn not_authorized(
+        now: SystemTime,
+        container_id: &str,
+        action: Action,
+        context: Option<&LaunchContext>,
+    ) -> AuditRecord {
+        AuditRecord {
+            decision: AuditDecision::NotAuthorized,
+            reason: "not authorized: `[auth] mode` is `off`".into(),
+            ..AuditRecord::denied(now, container_id, action, context, "")
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LineBody<'a> {
+    seq: u64,
+    prev: &'a str,
+    #[serde(flatten)]
+    record: &'a AuditRecord,
+}
+
+/// The audit log at a path.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+}
+
+/// What a verified log looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSummary {
+    /// Number of records.
+    pub records: usize,
+    /// SHA-256 of the last line (the genesis value for an empty log): anchor
+    /// it elsewhere to detect truncation.
+    pub head: String,
+}
+
+impl AuditLog {
+    /// Uses the log at `path`, creating it (mode 0600, directory 0700) if needed.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        let io = |op, source| AuditError::Io { path: path.to_path_buf(), op, source };
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io("creating the directory", e))?;
+            }
+        }
+        OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(|e| io("opening", e))?;
+        Ok(AuditLog { path: path.to_path_buf() })
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `record`, chained to the last line, and fsyncs it.
+    pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        let path = &self.path;
+        let io = |op, source| AuditError::Io { path: path.clone(), op, source };
+        let mut f = OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path).map_err(|e| io("opening", e))?;
+        f.lock().map_err(|e| io("locking", e))?;
+        let (prev, seq) = self.tail(&mut f)?;
+        let mut record = record.clone();
+        if record.reason.chars().count() > MAX_REASON {
+            record.reason = record.reason.chars().take(MAX_REASON).collect::<String>() + "…";
+        }
+        let line = seal(seq + 1, &prev, &record);
+        let was_empty = seq == 0;
+        f.write_all(format!("{line}\n").as_bytes()).map_err(|e| io("writing", e))?;
+        f.sync_data().map_err(|e| io("syncing", e))?;
+        if was_empty {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing the directory", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `(SHA-256 of the last line, its seq)`, or `(genesis, 0)` for an empty log.
+    fn tail(&self, f: &mut File) -> Result<(String, u64), AuditError> {
+        let path = &self.path;
+        let io = |op, source| AuditError::Io { path: path.clone(), op, source };
+        let len = f.seek(SeekFrom::End(0)).map_err(|e| io("seeking", e))?;
+        if len == 0 {
+            return Ok((genesis(), 0));
+        }
+        // Read backwards until the newline before the last line.
+        let mut buf: Vec<u8> = Vec::new();
+        let mut pos = len;
+        let start = loop {
+            let step = 4096.min(pos);
+            pos -= step;
+            let mut chunk = vec![0u8; usize::try_from(step).unwrap_or(4096)];
+            f.seek(SeekFrom::Start(pos)).map_err(|e| io("seeking", e))?;
+            f.read_exact(&mut chunk).map_err(|e| io("reading", e))?;
+            chunk.extend_from_slice(&buf);
+            buf = chunk;
+            if buf.last() != Some(&b'\n') {
+                let lines = self.count_lines()?;
+                return Err(AuditError::Torn { path: path.clone(), line: lines + 1 });
+            }
+            let body = &buf[..buf.len() - 1];
+            if let Some(i) = body.iter().rposition(|b| *b == b'\n') {
+                break i + 1;
+            }
+            if pos == 0 {
+                break 0;
+            }
+        };
+        let last = &buf[start..buf.len() - 1];
+        let seq = serde_json::from_slice::<serde_json::Value>(last)
+            .ok()
+            .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| AuditError::BadTail { path: path.clone() })?;
+        Ok((hex::encode(Sha256::digest(last)), seq))
+    }
+
+    fn count_lines(&self) -> Result<usize, AuditError> {
+        let f = File::open(&self.path)
+            .map_err(|source| AuditError::Io { path: self.path.clone(), op: "opening", source })?;
+        Ok(BufReader::new(f).split(b'\n').count().saturating_sub(1))
+    }
+}
+
+/// The line for `record` at `seq`, chained to `prev`, with its `hash`.
+fn seal(seq: u64, prev: &str, record: &AuditRecord) -> String {
+    // INVARIANT: serializing a struct of strings, bools and vectors cannot fail.
+    let body = serde_json::to_string(&LineBody { seq, prev, record }).unwrap_or_default();
+    let hash = hex::encode(Sha256::digest(body.as_bytes()));
+    format!("{},\"hash\":\"{hash}\"}}", &body[..body.len().saturating_sub(1)])
+}
+
+/// Verifies the whole log at `path`: every line's hash, chain and sequence.
+/// Returns the number of records, or the first bad line.
+pub fn verify(path: &Path) -> Result<usize, AuditError> {
+    verify_summary(path).map(|s| s.records)
+}
+
+/// Like [`verify`], also returning the head hash to anchor elsewhere.
+pub fn verify_summary(path: &Path) -> Result<AuditSummary, AuditError> {
+    let bytes = fs::read(path).map_err(|source| AuditError::Io { path: path.to_path_buf(), op: "reading", source })?;
+    let bad = |line: usize, reason: String| AuditError::Tampered { path: path.to_path_buf(), line, reason };
+    let mut prev = genesis();
+    let mut count = 0;
+    if bytes.is_empty() {
+        return Ok(AuditSummary { records: 0, head: prev });
+    }
+    if bytes.last() != Some(&b'\n') {
+        let n = bytes.iter().filter(|b| **b == b'\n').count() + 1;
+        return Err(bad(n, "incomplete line (no newline at the end of the log)".into()));
+    }
+    for (i, raw) in bytes[..bytes.len() - 1].split(|b| *b == b'\n').enumerate() {
+        let n = i + 1;
+        let line = std::str::from_utf8(raw).map_err(|_| bad(n, "not UTF-8".into()))?;
+        check_line(line, n, &prev).map_err(|r| bad(n, r))?;
+        prev = hex::encode(Sha256::digest(raw));
+        count = n;
+    }
+    Ok(AuditSummary { records: count, head: prev })
+}
+
+fn check_line(line: &str, n: usize, expected_prev: &str) -> Result<(), String> {
+    const SUFFIX_LEN: usize = ",\"hash\":\"\"}".len() + 64;
+    if line.len() < SUFFIX_LEN || !line.ends_with("\"}") {
+        return Err("not a brig audit record".into());
+    }
+    let split = line.len() - SUFFIX_LEN;
+    let (head, tail) = line.split_at(split);
+    let hash = tail.strip_prefix(",\"hash\":\"").and_then(|t| t.strip_suffix("\"}")).ok_or("no `hash` at the end")?;
+    let body = format!("{head}}}");
+    if hex::encode(Sha256::digest(body.as_bytes())) != hash {
+        return Err("content does not match its `hash` (the line was edited)".into());
+    }
+    let mut value: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&body).map_err(|_| "not a JSON object".to_string())?;
+    let seq = value.remove("seq").and_then(|v| v.as_u64());
+    let prev = value.remove("prev");
+    let prev = prev.as_ref().and_then(|v| v.as_str());
+    if prev != Some(expected_prev) {
+        return Err(format!(
+            "does not chain to line {} (`prev` differs): a line before it was removed, inserted, reordered or edited",
+            n - 1
+        ));
+    }
+    if seq != Some(n as u64) {
+        return Err(format!("sequence number {} where {n} was expected", seq.map_or("missing".into(), |s| s.to_string())));
+    }
+    serde_json::from_value::<AuditRecord>(serde_json::Value::Object(value))
+        .map_err(|e| format!("not a valid record: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(i: usize) -> AuditRecord {
+        AuditRecord {
+            time: "2025-01-01T00:00:00.000Z".into(),
+            container_id: format!("c{i}"),
+            action: "launch".into(),
+            decision: if i.is_multiple_of(2) { AuditDecision::Allow } else { AuditDecision::Deny },
+            policy_ids: vec![format!("p{i}")],
+            subject: Some("repo:x".into()),
+            issuer: Some("https://ci".into()),
+            tenant: Some("acme".into()),
+            jti: Some(format!("j{i}")),
+            profile: Some("restricted".into()),
+            image_digest: None,
+            reason: "allowed by `p`".into(),
+        }
+    }
+
+    fn log_with(n: usize) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/audit.log");
+        let log = AuditLog::open(&path).unwrap();
+        for i in 0..n {
+            log.append(&rec(i)).unwrap();
+        }
+        (dir, path)
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        fs::read_to_string(path).unwrap().lines().map(str::to_string).collect()
+    }
+
+    fn write_lines(path: &Path, lines: &[String]) {
+        fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    }
+
+    fn bad_line(path: &Path) -> usize {
+        match verify(path) {
+            Err(AuditError::Tampered { line, .. }) => line,
+            other => panic!("expected tampering, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn genesis_is_the_hash_of_its_label() {
+        assert_eq!(GENESIS, hex::encode(Sha256::digest(b"brig audit log v1")));
+    }
+
+    #[test]
+    fn appends_verify_and_chain() {
+        let (_d, path) = log_with(5);
+        assert_eq!(verify(&path).unwrap(), 5);
+        let l = lines(&path);
+        let first: serde_json::Value = serde_json::from_str(&l[0]).unwrap();
+        assert_eq!(first["prev"], genesis());
+        assert_eq!(first["seq"], 1);
+        let second: serde_json::Value = serde_json::from_str(&l[1]).unwrap();
+        assert_eq!(second["prev"], hex::encode(Sha256::digest(l[0].as_bytes())));
+        assert!(verify(&PathBuf::from("/nonexistent/audit.log")).is_err());
+    }
+
+    #[test]
+    fn edit_is_detected() {
+        let (_d, path) = log_with(5);
+        let mut l = lines(&path);
+        l[2] = l[2].replace("\"deny\"", "\"allow\"").replace("\"allow\",\"policy_ids\":[\"p2\"]", "\"deny\",\"policy_ids\":[\"p2\"]");
+        l[2] = l[2].replace("c2", "c9");
+        write_lines(&path, &l);
+        assert_eq!(bad_line(&path), 3);
+    }
+
+    #[test]
+    fn edit_with_recomputed_hash_breaks_the_next_line() {
+        let (_d, path) = log_with(5);
+        let mut l = lines(&path);
+        let v: serde_json::Value = serde_json::from_str(&l[1]).unwrap();
+        let mut r: AuditRecord = serde_json::from_value({
+            let mut m = v.as_object().unwrap().clone();
+            m.remove("seq");
+            m.remove("prev");
+            m.remove("hash");
+            serde_json::Value::Object(m)
+        })
+        .unwrap();
+        r.decision = AuditDecision::Allow;
+        r.reason = "forged".into();
+        l[1] = seal(2, v["prev"].as_str().unwrap(), &r);
+        write_lines(&path, &l);
+        assert_eq!(bad_line(&path), 3);
+    }
+
+    #[test]
+    fn delete_insert_reorder_are_detected() {
+        let (_d, path) = log_with(5);
+        let orig = lines(&path);
+
+        let mut l = orig.clone();
+        l.remove(1);
+        write_lines(&path, &l);
+        assert_eq!(bad_line(&path), 2);
+
+        let mut l = orig.clone();
+        l.insert(3, orig[0].clone());
+        write_lines(&path, &l);
+        assert_eq!(bad_line(&path), 4);
+
+        let mut l = orig.clone();
+        l.swap(2, 3);
+        write_lines(&path, &l);
+        assert_eq!(bad_line(&path), 3);
+
+        let mut l = orig.clone();
+        l.remove(0);
+        write_lines(&path, &l);
+        assert_eq!(bad_line(&path), 1);
+
+        write_lines(&path, &orig);
+        assert_eq!(verify(&path).unwrap(), 5);
+    }
+
+    #[test]
+    fn torn_tail_refuses_appends() {
+        let (_d, path) = log_with(2);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":3,\"prev\":").unwrap();
+        let log = AuditLog::open(&path).unwrap();
+        assert!(matches!(log.append(&rec(3)), Err(AuditError::Torn { line: 3, .. })));
+        assert_eq!(bad_line(&path), 3);
+    }
+
+    #[test]
+    fn concurrent_appends_stay_chained() {
+        let (_d, path) = log_with(0);
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let log = AuditLog::open(&path).unwrap();
+                    for i in 0..10 {
+                        log.append(&rec(t * 100 + i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(verify(&path).unwrap(), 40);
+    }
+
+    #[test]
+    fn long_lines_and_tail_reading() {
+        let (_d, path) = log_with(0);
+        let log = AuditLog::open(&path).unwrap();
+        let mut r = rec(1);
+        r.reason = "x".repeat(10_000);
+        log.append(&r).unwrap();
+        log.append(&r).unwrap();
+        log.append(&rec(2)).unwrap();
+        assert_eq!(verify(&path).unwrap(), 3);
+    }
+}

@@ -1,0 +1,355 @@
+//! Verification keys: a JWKS file, an HTTPS JWKS URL (pinned CA, cached on
+//! disk with an expiry), and an optional HMAC secret.
+//!
+//! Nothing in this module puts key material into an error message: errors
+//! name the file, the URL or the `kid`, never the key.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, TrustConfig};
+use crate::util::{shown, unix_secs};
+
+/// Smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+/// Smallest HMAC secret accepted, in bytes.
+pub const MIN_HMAC_SECRET: usize = 32;
+/// Largest JWKS document read from a file or a URL.
+const MAX_JWKS_BYTES: u64 = 1 << 20;
+
+/// Why the verification keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The `[auth]` section is invalid.
+    #[error("auth configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// Token verification is off.
+    #[error("`auth.mode` is `off`: there is no token verifier")]
+    ModeOff,
+    /// A key file could not be read.
+    #[error("reading `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JWKS document is not a JWKS.
+    #[error("JWKS from {origin}: {reason}")]
+    Jwks {
+        /// The file or URL.
+        origin: String,
+        /// What is wrong (never the key).
+        reason: String,
+    },
+    /// A key of the JWKS cannot be used.
+    #[error("JWKS from {origin}: key `{kid}`: {reason}")]
+    Key {
+        /// The file or URL.
+        origin: String,
+        /// The key's `kid`.
+        kid: String,
+        /// What is wrong (never the key).
+        reason: String,
+    },
+    /// The JWKS URL could not be fetched.
+    #[error("fetching the JWKS from `{url}`: {reason}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The single-use `jti` directory is unusable.
+    #[error("`auth.replay.dir`: {0}")]
+    Replay(#[from] crate::replay::ReplayError),
+    /// The HMAC secret file is unusable.
+    #[error("`{}`: {reason}", path.display())]
+    HmacSecret {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never the secret).
+        reason: String,
+    },
+}
+
+/// The kind of an asymmetric key, as far as algorithm matching goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Rsa,
+    EcP256,
+    EcP384,
+    Ed25519,
+}
+
+impl KeyKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            KeyKind::Rsa => "RSA",
+            KeyKind::EcP256 => "EC P-256",
+            KeyKind::EcP384 => "EC P-384",
+            KeyKind::Ed25519 => "Ed25519",
+        }
+    }
+
+    /// Whether a token signed with `alg` may be verified with a key of this kind.
+    pub(crate) fn fits(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        match self {
+            KeyKind::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
+            KeyKind::EcP256 => alg == ES256,
+            KeyKind::EcP384 => alg == ES384,
+            KeyKind::Ed25519 => alg == EdDSA,
+        }
+    }
+}
+
+/// One verification key of the JWKS.
+pub(crate) struct PublicKey {
+    pub(crate) kind: KeyKind,
+    /// The JWK's own `alg`, when it names one: the token must use exactly that.
+    pub(crate) alg: Option<Algorithm>,
+    pub(crate) key: DecodingKey,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKey").field("kind", &self.kind).field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+/// All verification keys, by `kid`.
+pub(crate) struct KeySet {
+    pub(crate) keys: HashMap<String, PublicKey>,
+    pub(crate) hmac: Option<DecodingKey>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut kids: Vec<&String> = self.keys.keys().collect();
+        kids.sort();
+        f.debug_struct("KeySet").field("kids", &kids).field("hmac", &self.hmac.is_some()).finish()
+    }
+}
+
+impl KeySet {
+    /// Loads every key source the configuration names.
+    pub(crate) fn load(config: &TrustConfig, now: SystemTime) -> Result<KeySet, TrustError> {
+        let mut keys = HashMap::new();
+        if let Some(path) = &config.jwks_file {
+            let text = read_limited(path)?;
+            add_jwks(&mut keys, &text, &format!("`{}`", path.display()))?;
+        }
+        if let (Some(url), Some(ca)) = (&config.jwks_url, &config.jwks_ca_file) {
+            let text = cached_or_fetched(url, ca, &config.jwks_cache_file, config.jwks_cache_ttl_secs, now)?;
+            add_jwks(&mut keys, &text, &format!("`{url}`"))?;
+        }
+        let hmac = match &config.hmac_secret_file {
+            Some(path) => Some(load_hmac_secret(path)?),
+            None => None,
+        };
+        Ok(KeySet { keys, hmac })
+    }
+
+    /// Keys from a JWKS document given in memory (tests, benchmarks, `brig policy explain`).
+    pub(crate) fn from_jwks(jwks: &str, hmac_secret: Option<&[u8]>) -> Result<KeySet, TrustError> {
+        let mut keys = HashMap::new();
+        add_jwks(&mut keys, jwks, "memory")?;
+        let hmac = match hmac_secret {
+            Some(s) if s.len() < MIN_HMAC_SECRET => {
+                return Err(TrustError::HmacSecret {
+                    path: PathBuf::from("<memory>"),
+                    reason: format!("shorter than {MIN_HMAC_SECRET} bytes"),
+                })
+            }
+            Some(s) => Some(DecodingKey::from_secret(s)),
+            None => None,
+        };
+        Ok(KeySet { keys, hmac })
+    }
+}
+
+fn read_limited(path: &Path) -> Result<String, TrustError> {
+    let meta = fs::metadata(path).map_err(|source| TrustError::Read { path: path.to_path_buf(), source })?;
+    if meta.len() > MAX_JWKS_BYTES {
+        return Err(TrustError::Jwks {
+            origin: format!("`{}`", path.display()),
+            reason: format!("larger than {MAX_JWKS_BYTES} bytes"),
+        });
+    }
+    fs::read_to_string(path).map_err(|source| TrustError::Read { path: path.to_path_buf(), source })
+}
+
+fn load_hmac_secret(path: &Path) -> Result<DecodingKey, TrustError> {
+    let bytes = fs::read(path).map_err(|source| TrustError::Read { path: path.to_path_buf(), source })?;
+    // A trailing newline from `echo ... > file` is not part of the secret.
+    let secret = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    if secret.len() < MIN_HMAC_SECRET {
+        return Err(TrustError::HmacSecret {
+            path: path.to_path_buf(),
+            reason: format!("shorter than {MIN_HMAC_SECRET} bytes"),
+        });
+    }
+    Ok(DecodingKey::from_secret(secret))
+}
+
+/// Private-key members of a JWK (RFC 7518 §6.2.2, §6.3.2, RFC 8037).
+const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+fn add_jwks(keys: &mut HashMap<String, PublicKey>, text: &str, origin: &str) -> Result<(), TrustError> {
+    let jwks_err = |reason: String| TrustError::Jwks { origin: origin.to_string(), reason };
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| jwks_err(format!("not JSON (line {}, column {})", e.line(), e.column())))?;
+    let list = doc
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| jwks_err("no `keys` array".to_string()))?;
+    for (i, raw) in list.iter().enumerate() {
+        let obj = raw.as_object().ok_or_else(|| jwks_err(format!("key {i} is not an object")))?;
+        let kid = match obj.get("kid") {
+            Some(serde_json::Value::String(k)) if !k.is_empty() => k.clone(),
+            _ => return Err(jwks_err(format!("key {i} has no `kid` (keys are selected by `kid`)"))),
+        };
+        let key_err = |reason: String| TrustError::Key { origin: origin.to_string(), kid: shown(&kid), reason };
+        if let Some(member) = PRIVATE_MEMBERS.iter().find(|m| obj.contains_key(**m)) {
+            return Err(key_err(format!(
+                "has private or symmetric key material (`{member}`): a JWKS holds public keys only \
+                 (HMAC secrets go in `auth.hmac_secret_file`)"
+            )));
+        }
+        if let Some(u) = obj.get("use") {
+            if u.as_str() != Some("sig") {
+                return Err(key_err("`use` is not `sig`".into()));
+            }
+        }
+        let alg = match obj.get("alg") {
+            None => None,
+            Some(serde_json::Value::String(a)) => {
+                Some(a.parse::<Algorithm>().map_err(|_| key_err(format!("unknown `alg` `{}`", shown(a))))?)
+            }
+            Some(_) => return Err(key_err("`alg` is not a string".into())),
+        };
+        let jwk: Jwk = serde_json::from_value(raw.clone()).map_err(|_| key_err("not a valid JWK".into()))?;
+        let kind = match &jwk.algorithm {
+            AlgorithmParameters::RSA(rsa) => {
+                let n = URL_SAFE_NO_PAD.decode(rsa.n.as_bytes()).map_err(|_| key_err("`n` is not base64url".into()))?;
+                let bits = n.iter().position(|b| *b != 0).map_or(0, |first| (n.len() - first) * 8);
+                if bits < MIN_RSA_BITS {
+                    return Err(key_err(format!("RSA modulus under {MIN_RSA_BITS} bits")));
+                }
+                KeyKind::Rsa
+            }
+            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                EllipticCurve::P256 => KeyKind::EcP256,
+                EllipticCurve::P384 => KeyKind::EcP384,
+                _ => return Err(key_err("unsupported elliptic curve (P-256 and P-384 are)".into())),
+            },
+            AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
+                EllipticCurve::Ed25519 => KeyKind::Ed25519,
+                _ => return Err(key_err("unsupported OKP curve (Ed25519 is)".into())),
+            },
+            _ => return Err(key_err("unsupported key type (RSA, EC and OKP are)".into())),
+        };
+        if let Some(a) = alg {
+            if !kind.fits(a) {
+                return Err(key_err(format!("`alg` `{a:?}` does not fit a {} key", kind.name())));
+            }
+        }
+        let key = DecodingKey::from_jwk(&jwk).map_err(|_| key_err("not a usable public key".into()))?;
+        if keys.insert(kid.clone(), PublicKey { kind, alg, key }).is_some() {
+            return Err(key_err("duplicate `kid`".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The on-disk copy of a fetched JWKS.
+#[derive(Serialize, Deserialize)]
+struct JwksCache {
+    url: String,
+    fetched_at: i64,
+    jwks: String,
+}
+
+fn cached_or_fetched(url: &str, ca: &Path, cache: &Path, ttl: u64, now: SystemTime) -> Result<String, TrustError> {
+    let now_s = unix_secs(now);
+    if let Ok(text) = fs::read_to_string(cache) {
+        if let Ok(c) = serde_json::from_str::<JwksCache>(&text) {
+            let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
+            // A copy from the future (clock set back) is not trusted either.
+            if c.url == url && c.fetched_at <= now_s + 60 && now_s < c.fetched_at.saturating_add(ttl) {
+                return Ok(c.jwks);
+            }
+        }
+    }
+    let jwks = fetch(url, ca)?;
+    // Refuse a bad document before it is cached.
+    add_jwks(&mut HashMap::new(), &jwks, &format!("`{url}`"))?;
+    let entry = JwksCache { url: url.to_string(), fetched_at: now_s, jwks: jwks.clone() };
+    // A cache that cannot be written only costs a fetch next time.
+    let _ = write_atomic(cache, &serde_json::to_vec(&entry).unwrap_or_default());
+    Ok(jwks)
+}
+
+/// Fetches `url` over HTTPS, trusting only the CA certificates in `ca`.
+fn fetch(url: &str, ca: &Path) -> Result<String, TrustError> {
+    let fetch_err = |reason: String| TrustError::Fetch { url: url.to_string(), reason };
+    let pem = fs::read(ca).map_err(|source| TrustError::Read { path: ca.to_path_buf(), source })?;
+    let mut roots = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
+            roots.push(c);
+        }
+    }
+    if roots.is_empty() {
+        return Err(fetch_err(format!("no CA certificate in `{}`", ca.display())));
+    }
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots))).build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .https_only(true)
+        .max_redirects(0)
+        // No proxy from the environment: the JWKS comes from the configured host.
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent();
+    let mut response = agent.get(url).call().map_err(|e| fetch_err(e.to_string()))?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_JWKS_BYTES)
+        .read_to_string()
+        .map_err(|e| fetch_err(format!("reading the body: {e}")))
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), mode 0600.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

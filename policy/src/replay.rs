@@ -1,0 +1,264 @@
+//! Single-use `jti`: a directory of records, one file per used `(iss, jti)`.
+//!
+//! - **Atomic across brig processes**: every check-and-record runs under an
+//!   exclusive `flock` of `<dir>/.lock`, and the record itself is created
+//!   with `O_CREAT|O_EXCL`, so two concurrent launches with the same token
+//!   cannot both succeed.
+//! - **Survives a restart**: records are files, fsync'd (file and directory)
+//!   before the launch proceeds.
+//! - **Pruned after expiry**: a record's mtime is set to the token's `exp`;
+//!   records whose `exp` plus the leeway has passed are removed (at most once
+//!   a minute, under the lock). A pruned token is expired, so it is refused
+//!   by the time checks before its `jti` is looked at.
+//! - File names are the SHA-256 of `iss`, a NUL and `jti`: a `jti` chosen by
+//!   an issuer can never name a path.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::util::{from_unix_secs, unix_secs};
+
+/// How often the directory is pruned, at most.
+const PRUNE_INTERVAL_SECS: i64 = 60;
+
+/// Why a `jti` was refused or could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The `jti` was already used.
+    #[error("token `jti` was already used: single-use tokens cannot be replayed")]
+    Replayed,
+    /// Exec with the launch's `jti`, but the record does not name this container.
+    #[error("token `jti` was used to launch a different container (or no container): it is accepted for exec only into the container it launched")]
+    NotThisContainer,
+    /// Exec with the launch's `jti`, but there is no record of it.
+    #[error("token `jti` has no launch record: exec with the launch token needs the record its launch wrote")]
+    NoLaunchRecord,
+    /// The record directory failed.
+    #[error("replay records in `{}`: {op}: {source}", dir.display())]
+    Io {
+        /// The directory.
+        dir: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What is stored for a used `jti`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    exp: i64,
+    recorded_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    container_id: Option<String>,
+}
+
+/// The directory of used-`jti` records.
+#[derive(Debug, Clone)]
+pub struct ReplayGuard {
+    dir: PathBuf,
+    leeway_secs: i64,
+}
+
+impl ReplayGuard {
+    /// Uses (and creates, mode 0700) the record directory.
+    pub fn open(dir: &Path, leeway_secs: u64) -> Result<ReplayGuard, ReplayError> {
+        let guard = ReplayGuard { dir: dir.to_path_buf(), leeway_secs: i64::try_from(leeway_secs).unwrap_or(300) };
+        if !dir.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| guard.io("creating the directory", e))?;
+        }
+        Ok(guard)
+    }
+
+    fn io(&self, op: &'static str, source: std::io::Error) -> ReplayError {
+        ReplayError::Io { dir: self.dir.clone(), op, source }
+    }
+
+    fn record_path(&self, issuer: &str, jti: &str) -> PathBuf {
+        let mut h = Sha256::new();
+        h.update(issuer.as_bytes());
+        h.update([0u8]);
+        h.update(jti.as_bytes());
+        self.dir.join(format!("{}.jti", hex::encode(h.finalize())))
+    }
+
+    fn lock(&self) -> Result<fs::File, ReplayError> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.dir.join(".lock"))
+            .map_err(|e| self.io("opening the lock file", e))?;
+        f.lock().map_err(|e| self.io("locking", e))?;
+        Ok(f)
+    }
+
+    /// Records `(issuer, jti)` as used, or returns [`ReplayError::Replayed`]
+    /// if it already is. `container_id` binds the record to the container the
+    /// token launched (see [`ReplayGuard::check_launch_record`]).
+    pub fn consume(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: i64,
+        container_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), ReplayError> {
+        let _lock = self.lock()?;
+        let path = self.record_path(issuer, jti);
+        if let Ok(meta) = fs::metadata(&path) {
+            // A stale record (its token expired long ago) does not block a new
+            // token that reuses the `jti`; a live one does.
+            let exp = meta.modified().map(unix_secs).unwrap_or(i64::MAX);
+            if exp.saturating_add(self.leeway_secs) >= now {
+                return Err(ReplayError::Replayed);
+            }
+            fs::remove_file(&path).map_err(|e| self.io("removing a stale record", e))?;
+        }
+        let record = Record { exp: expires_at, recorded_at: now, container_id: container_id.map(str::to_string) };
+        let mut f = match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(ReplayError::Replayed),
+            Err(e) => return Err(self.io("creating a record", e)),
+        };
+        let written = (|| {
+            f.write_all(&serde_json::to_vec(&record).unwrap_or_default())?;
+            f.set_modified(from_unix_secs(expires_at))?;
+            f.sync_all()?;
+            fs::File::open(&self.dir)?.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&path);
+            return Err(self.io("writing a record", e));
+        }
+        self.maybe_prune(now);
+        Ok(())
+    }
+
+    /// For `exec` with the token that launched the container: the record must
+    /// exist and name `container_id`.
+    pub fn check_launch_record(&self, issuer: &str, jti: &str, container_id: &str) -> Result<(), ReplayError> {
+        let _lock = self.lock()?;
+        let path = self.record_path(issuer, jti);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReplayError::NoLaunchRecord),
+            Err(e) => return Err(self.io("reading a record", e)),
+        };
+        let record: Record = serde_json::from_str(&text).map_err(|_| ReplayError::NoLaunchRecord)?;
+        if record.container_id.as_deref() == Some(container_id) {
+            Ok(())
+        } else {
+            Err(ReplayError::NotThisContainer)
+        }
+    }
+
+    fn maybe_prune(&self, now: i64) {
+        let stamp = self.dir.join(".pruned");
+        let last = fs::metadata(&stamp).and_then(|m| m.modified()).map(unix_secs).unwrap_or(0);
+        if now - last < PRUNE_INTERVAL_SECS && last <= now {
+            return;
+        }
+        let _ = fs::write(&stamp, b"").and_then(|()| {
+            fs::File::options().write(true).open(&stamp)?.set_modified(from_unix_secs(now))
+        });
+        let _ = self.prune_locked(now);
+    }
+
+    /// Removes the records of tokens that have expired (plus the leeway).
+    pub fn prune(&self, now: i64) -> Result<usize, ReplayError> {
+        let _lock = self.lock()?;
+        self.prune_locked(now)
+    }
+
+    fn prune_locked(&self, now: i64) -> Result<usize, ReplayError> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.dir).map_err(|e| self.io("listing", e))? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            if !name.to_string_lossy().ends_with(".jti") {
+                continue;
+            }
+            let Ok(exp) = entry.metadata().and_then(|m| m.modified()) else { continue };
+            if unix_secs(exp).saturating_add(self.leeway_secs) < now && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Number of records (for tests and `brig` diagnostics).
+    pub fn len(&self) -> usize {
+        fs::read_dir(&self.dir)
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".jti")).count())
+            .unwrap_or(0)
+    }
+
+    /// Whether there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consume_once_then_replayed_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = ReplayGuard::open(&dir.path().join("r"), 30).unwrap();
+        g.consume("iss", "j1", 2_000, Some("c1"), 1_000).unwrap();
+        assert!(matches!(g.consume("iss", "j1", 2_000, Some("c2"), 1_001), Err(ReplayError::Replayed)));
+        // another issuer's `j1` is a different token
+        g.consume("iss2", "j1", 2_000, None, 1_001).unwrap();
+        let again = ReplayGuard::open(&dir.path().join("r"), 30).unwrap();
+        assert!(matches!(again.consume("iss", "j1", 2_000, None, 1_002), Err(ReplayError::Replayed)));
+        again.check_launch_record("iss", "j1", "c1").unwrap();
+        assert!(matches!(again.check_launch_record("iss", "j1", "c2"), Err(ReplayError::NotThisContainer)));
+        assert!(matches!(again.check_launch_record("iss", "nope", "c1"), Err(ReplayError::NoLaunchRecord)));
+    }
+
+    #[test]
+    fn pruned_after_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = ReplayGuard::open(dir.path(), 30).unwrap();
+        g.consume("iss", "a", 1_100, None, 1_000).unwrap();
+        g.consume("iss", "b", 5_000, None, 1_000).unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!(g.prune(1_129).unwrap(), 0);
+        assert_eq!(g.prune(1_131).unwrap(), 1);
+        assert_eq!(g.len(), 1);
+        // `a` is usable again only because its token has expired long ago
+        g.consume("iss", "a", 9_000, None, 1_200).unwrap();
+    }
+
+    #[test]
+    fn concurrent_consumers_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let g = ReplayGuard::open(&path, 30).unwrap();
+                    g.consume("iss", "same", 5_000, Some(&format!("c{i}")), 1_000).is_ok()
+                })
+            })
+            .collect();
+        let wins = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
+        assert_eq!(wins, 1);
+    }
+}

@@ -1,0 +1,301 @@
+//! Cedar decisions: the examples' cases, tenants' mounts, forbid over
+//! permit, failing closed, exec, claims, the cache.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::token_tests::{claims, config, jwks, keys, now, sign};
+use crate::authz::{authorize, Action, PolicyError, PolicySet};
+use crate::context::{ExecRequest, LaunchContext, MountInfo};
+use crate::testing::{load_cases, run_tests, unverified_token};
+use crate::token::TokenVerifier;
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+#[test]
+fn every_example_passes_its_cases() {
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(examples_dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    assert!(dirs.len() >= 4, "{dirs:?}");
+    let mut failed = Vec::new();
+    for dir in dirs {
+        let file = load_cases(&dir.join("cases.toml")).unwrap();
+        let set = PolicySet::load(file.policies.as_deref().unwrap()).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        assert!(set.warnings().is_empty(), "{}: {:?}", dir.display(), set.warnings());
+        assert!(!file.cases.is_empty());
+        for r in run_tests(&set, &file.cases) {
+            if !r.passed {
+                failed.push(format!("{} / {}:\n{}{}", dir.display(), r.name, r.diff, r.decision.explain()));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "failing cases:\n{}", failed.join("\n"));
+}
+
+fn function_platform() -> PolicySet {
+    PolicySet::load(&examples_dir().join("function-platform")).unwrap()
+}
+
+fn bind(source: &str, destination: &str, read_write: bool) -> MountInfo {
+    MountInfo { source: source.into(), destination: destination.into(), read_write, kind: "bind".into() }
+}
+
+#[test]
+fn tenant_mounts_with_a_real_token() {
+    let set = function_platform();
+    let v = TokenVerifier::with_jwks(&config(), &jwks(), None).unwrap();
+    let mut c = claims();
+    c["roles"] = json!(["function"]);
+    let id = v.verify(&sign(&keys().es, &c), now()).unwrap();
+    assert_eq!(id.tenant.as_deref(), Some("acme"));
+
+    let mut ctx = LaunchContext { profile: "restricted".into(), ..Default::default() };
+    ctx.mounts = vec![
+        bind("/var/lib/brig/jobs/acme/in/x", "/in", false),
+        bind("/var/lib/brig/jobs/acme/out/x", "/out", true),
+    ];
+    let d = authorize(&set, &id, Action::Launch, &ctx);
+    assert!(d.allowed, "{}", d.explain());
+    assert_eq!(d.determining_policies, ["fn-launch", "fn-own-inputs", "fn-own-outputs"]);
+
+    ctx.mounts.push(bind("/var/lib/brig/jobs/globex/in/x", "/other", false));
+    let d = authorize(&set, &id, Action::Launch, &ctx);
+    assert!(!d.allowed);
+    assert!(d.reason.contains("/var/lib/brig/jobs/globex/in/x") && d.reason.contains("no policy permits"), "{}", d.reason);
+    assert!(d.determining_policies.is_empty());
+    assert_eq!(d.requests.iter().filter(|r| !r.allowed).count(), 1);
+}
+
+#[test]
+fn forbid_beats_permit() {
+    let set = PolicySet::load(&examples_dir().join("break-glass")).unwrap();
+    let token = unverified_token(json!({"iss": "i", "sub": "alice", "roles": ["operator"]}).as_object().unwrap());
+    let mut ctx = LaunchContext { profile: "standard".into(), ..Default::default() };
+    let d = authorize(&set, &token, Action::Launch, &ctx);
+    assert!(d.allowed, "{}", d.explain());
+    ctx.host_namespaces.insert("pid".into());
+    let d = authorize(&set, &token, Action::Launch, &ctx);
+    assert!(!d.allowed);
+    assert_eq!(d.determining_policies, ["forbid-host-namespaces"]);
+    assert!(d.reason.contains("forbidden by `forbid-host-namespaces`"), "{}", d.reason);
+}
+
+#[test]
+fn exec_is_authorized_separately() {
+    let set = PolicySet::load(&examples_dir().join("break-glass")).unwrap();
+    let token = unverified_token(json!({"iss": "i", "sub": "alice", "roles": ["operator"]}).as_object().unwrap());
+    let ctx = LaunchContext { profile: "standard".into(), ..Default::default() };
+    assert!(authorize(&set, &token, Action::Launch, &ctx).allowed);
+    let shell = ExecRequest { args: vec!["/bin/sh".into()], cwd: "/".into(), tty: true, ..Default::default() };
+    let d = authorize(&set, &token, Action::Exec, &ctx.with_exec(shell));
+    assert!(!d.allowed, "{}", d.explain());
+    let ps = ExecRequest { args: vec!["ps".into(), "aux".into()], cwd: "/".into(), ..Default::default() };
+    let d = authorize(&set, &token, Action::Exec, &ctx.with_exec(ps));
+    assert!(d.allowed, "{}", d.explain());
+    // exec without the exec's process is an error, so a deny
+    assert!(!authorize(&set, &token, Action::Exec, &ctx).allowed);
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn an_invalid_policy_file_fails_closed_with_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.cedar", "permit (principal, action == Brig::Action::\"launch\", resource);\n");
+    write(dir.path(), "bad.cedar", "// a comment\npermit (principal, action, resource)\n  when { context.profile == };\n");
+    let e = PolicySet::load(dir.path()).unwrap_err();
+    let PolicyError::Parse(diags) = &e else { panic!("{e}") };
+    assert_eq!(diags[0].file, "bad.cedar");
+    assert_eq!(diags[0].line, 3, "{e}");
+    assert!(diags[0].column > 1, "{e}");
+    assert!(e.to_string().contains("bad.cedar:3:"), "{e}");
+
+    // parses, but does not validate: no such attribute
+    write(dir.path(), "bad.cedar", "permit (principal, action == Brig::Action::\"launch\", resource)\n  when { context.proflie == \"x\" };\n");
+    let e = PolicySet::load(dir.path()).unwrap_err();
+    let PolicyError::Validation(diags) = &e else { panic!("{e}") };
+    assert_eq!((diags[0].file.as_str(), diags[0].line), ("bad.cedar", 2), "{e}");
+
+    // an unknown entity type in the scope
+    write(dir.path(), "bad.cedar", "permit (principal == Brig::User::\"x\", action, resource);\n");
+    assert!(matches!(PolicySet::load(dir.path()), Err(PolicyError::Validation(_))));
+
+    // a schema that lacks what brig builds
+    std::fs::remove_file(dir.path().join("bad.cedar")).unwrap();
+    write(dir.path(), "brig.cedarschema", "namespace Brig { entity Subject; action launch appliesTo { principal: Subject, resource: Subject }; }");
+    let e = PolicySet::load(dir.path()).unwrap_err();
+    assert!(matches!(e, PolicyError::Schema(_)) && e.to_string().contains("Brig::Claims"), "{e}");
+
+    // an empty directory and a missing one
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(PolicySet::load(empty.path()), Err(PolicyError::NoPolicies(_))));
+    assert!(matches!(PolicySet::load(&empty.path().join("nope")), Err(PolicyError::Read { .. })));
+}
+
+#[test]
+fn policy_ids_and_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.cedar",
+        "permit (principal, action == Brig::Action::\"launch\", resource);\n@id(\"named\") forbid (principal, action == Brig::Action::\"launch\", resource) when { context.profile == \"x\" };",
+    );
+    let set = PolicySet::load(dir.path()).unwrap();
+    assert_eq!(set.policies(), [("a.cedar:0".to_string(), "a.cedar".to_string()), ("named".into(), "a.cedar".into())]);
+    write(dir.path(), "b.cedar", "@id(\"named\") permit (principal, action, resource);");
+    let e = PolicySet::load(dir.path()).unwrap_err();
+    assert!(e.to_string().contains("`named` is also used in `a.cedar`"), "{e}");
+}
+
+#[test]
+fn evaluation_errors_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.cedar",
+        r#"@id("all") permit (principal, action == Brig::Action::"launch", resource);
+@id("overflow") permit (principal, action == Brig::Action::"launch", resource)
+  when { context has timeout_secs && context.timeout_secs * 9223372036854775807 > 0 };"#,
+    );
+    let set = PolicySet::load(dir.path()).unwrap();
+    let token = unverified_token(json!({"iss": "i", "sub": "s"}).as_object().unwrap());
+    let mut ctx = LaunchContext { profile: "p".into(), ..Default::default() };
+    assert!(authorize(&set, &token, Action::Launch, &ctx).allowed);
+    ctx.timeout_secs = Some(10);
+    let d = authorize(&set, &token, Action::Launch, &ctx);
+    assert!(!d.allowed, "{}", d.explain());
+    assert!(d.errors[0].contains("overflow"), "{:?}", d.errors);
+}
+
+#[test]
+fn claims_are_mapped_by_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.cedar",
+        r#"permit (principal, action == Brig::Action::"launch", resource)
+  when { context.claims has repository && context.claims.repository == "acme/app" };"#,
+    );
+    let set = PolicySet::load(dir.path()).unwrap();
+    assert!(set.declared_claims().contains(&"repository".to_string()));
+    let ctx = LaunchContext { profile: "p".into(), ..Default::default() };
+    // an undeclared claim is dropped, not an error
+    let t = unverified_token(json!({"iss": "i", "sub": "s", "repository": "acme/app", "x-custom": {"a": 1}}).as_object().unwrap());
+    assert!(authorize(&set, &t, Action::Launch, &ctx).allowed);
+    // a declared claim of the wrong type fails closed
+    let t = unverified_token(json!({"iss": "i", "sub": "s", "repository": 42}).as_object().unwrap());
+    let d = authorize(&set, &t, Action::Launch, &ctx);
+    assert!(!d.allowed && !d.errors.is_empty(), "{}", d.explain());
+}
+
+#[test]
+fn a_directory_schema_can_declare_more_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = crate::BUILTIN_SCHEMA.replace(
+        "\"ticket\"?: String,",
+        "\"ticket\"?: String,\n    \"https://example.com/team\"?: String,\n    \"gateway\"?: ipaddr,",
+    );
+    write(dir.path(), "brig.cedarschema", &schema);
+    write(
+        dir.path(),
+        "p.cedar",
+        r#"permit (principal, action == Brig::Action::"egress", resource)
+  when { context.claims has gateway && context.rule.cidr.isInRange(context.claims.gateway) };
+permit (principal, action == Brig::Action::"launch", resource)
+  when { context.claims has "https://example.com/team" && context.claims["https://example.com/team"] == "ml" };"#,
+    );
+    let set = PolicySet::load(dir.path()).unwrap();
+    let t = unverified_token(
+        json!({"iss": "i", "sub": "s", "gateway": "10.0.0.0/8", "https://example.com/team": "ml"}).as_object().unwrap(),
+    );
+    let mut ctx = LaunchContext { profile: "p".into(), ..Default::default() };
+    ctx.egress = crate::context::parse_egress("10.1.2.3/32:443/tcp").unwrap();
+    let d = authorize(&set, &t, Action::Launch, &ctx);
+    assert!(d.allowed, "{}", d.explain());
+    ctx.egress = crate::context::parse_egress("192.168.1.1/32:443/tcp").unwrap();
+    assert!(!authorize(&set, &t, Action::Launch, &ctx).allowed);
+}
+
+#[test]
+fn cache_round_trip_and_invalidation() {
+    let policies = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("c");
+    std::fs::copy(examples_dir().join("function-platform/functions.cedar"), policies.path().join("functions.cedar"))
+        .unwrap();
+    let cold = PolicySet::load_cached(policies.path(), Some(&cache_dir)).unwrap();
+    assert!(!cold.from_cache());
+    let warm = PolicySet::load_cached(policies.path(), Some(&cache_dir)).unwrap();
+    assert!(warm.from_cache(), "second load must come from the cache");
+    assert_eq!(cold.digest(), warm.digest());
+    assert_eq!(cold.policies(), warm.policies());
+    let file = load_cases(&examples_dir().join("function-platform/cases.toml")).unwrap();
+    for (a, b) in run_tests(&cold, &file.cases).iter().zip(run_tests(&warm, &file.cases)) {
+        assert_eq!(a.decision, b.decision);
+        assert!(b.passed, "{}: {}", b.name, b.diff);
+    }
+    // a changed policy file is a new digest: parsed (and validated) again
+    write(policies.path(), "functions.cedar", "permit (principal, action, resource) when { context.nope };");
+    assert!(PolicySet::load_cached(policies.path(), Some(&cache_dir)).is_err());
+    // a cache entry writable by others is not trusted
+    std::fs::copy(examples_dir().join("function-platform/functions.cedar"), policies.path().join("functions.cedar"))
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let entry = cache_dir.join(format!("{}.json", cold.digest()));
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(!PolicySet::load_cached(policies.path(), Some(&cache_dir)).unwrap().from_cache());
+}
+
+#[test]
+fn tenant_source_substitution() {
+    use crate::authz::tenant_source;
+    assert_eq!(tenant_source("/var/lib/brig/jobs/acme/in/x", Some("acme")).unwrap(), "/var/lib/brig/jobs/{tenant}/in/x");
+    assert_eq!(tenant_source("/var/lib/brig/jobs/acme-2/in", Some("acme")).unwrap(), "/var/lib/brig/jobs/acme-2/in");
+    assert_eq!(tenant_source("/x/{tenant}/in", Some("acme")), None);
+    assert_eq!(tenant_source("/x/a/b", Some("a/b")), None);
+    assert_eq!(tenant_source("/x/a", None), None);
+    assert_eq!(tenant_source("/x/../a", Some("..")), None);
+}
+
+#[test]
+fn the_index_does_not_change_decisions() {
+    // Many principal-scoped policies; only the caller's tenant's apply.
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&format!(
+            "@id(\"t{i}\") permit (principal in Brig::Tenant::\"t{i}\", action == Brig::Action::\"launch\", resource) when {{ context.profile == \"restricted\" }};\n"
+        ));
+    }
+    text.push_str("@id(\"deny-std\") forbid (principal, action, resource) when { context.profile == \"standard\" };\n");
+    text.push_str("@id(\"role\") permit (principal in Brig::Role::\"admin\", action == Brig::Action::\"launch\", resource);\n");
+    let set = PolicySet::from_texts(&[("many.cedar".into(), text)], None).unwrap();
+    let tok = |tenant: &str, roles: serde_json::Value| {
+        unverified_token(json!({"iss": "i", "sub": "s", "tenant": tenant, "roles": roles}).as_object().unwrap())
+    };
+    let restricted = LaunchContext { profile: "restricted".into(), ..Default::default() };
+    let standard = LaunchContext { profile: "standard".into(), ..Default::default() };
+    let d = authorize(&set, &tok("t17", json!([])), Action::Launch, &restricted);
+    assert_eq!(d.determining_policies, ["t17"]);
+    assert!(!authorize(&set, &tok("t17", json!([])), Action::Launch, &standard).allowed);
+    assert!(!authorize(&set, &tok("nobody", json!([])), Action::Launch, &restricted).allowed);
+    let d = authorize(&set, &tok("t3", json!(["admin"])), Action::Launch, &restricted);
+    assert_eq!(d.determining_policies, ["role", "t3"]);
+    // a role listed twice is one parent, not a duplicate policy
+    let d = authorize(&set, &tok("t3", json!(["admin", "admin"])), Action::Launch, &restricted);
+    assert_eq!(d.determining_policies, ["role", "t3"], "{}", d.explain());
+    let d = authorize(&set, &tok("t3", json!(["admin"])), Action::Launch, &standard);
+    assert_eq!(d.determining_policies, ["deny-std"]);
+}
+
+#[test]
+#[ignore]
+fn dump_schema_json() {
+    let (frag, _) = cedar_policy::SchemaFragment::from_cedarschema_str(crate::BUILTIN_SCHEMA).unwrap();
+    println!("{}", serde_json::to_string_pretty(&frag.to_json_value().unwrap()).unwrap());
+}

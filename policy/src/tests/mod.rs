@@ -1,0 +1,2 @@
+mod cedar_tests;
+mod token_tests;

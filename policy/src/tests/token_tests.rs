@@ -1,0 +1,386 @@
+//! Every token failure mode, with real Ed25519, P-256 and RSA keys.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::config::{ReplayConfig, TrustConfig};
+use crate::devtools::{jwks_from, keygen, mint, GeneratedKey};
+use crate::token::{TokenError, TokenVerifier};
+use crate::TrustError;
+
+pub(crate) struct Keys {
+    pub ed: GeneratedKey,
+    pub es: GeneratedKey,
+    pub rs: GeneratedKey,
+    /// A second Ed25519 key, published under the same kid nowhere.
+    pub other_ed: GeneratedKey,
+}
+
+pub(crate) fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| Keys {
+        ed: keygen("EdDSA").unwrap(),
+        es: keygen("ES256").unwrap(),
+        rs: keygen("RS256").unwrap(),
+        other_ed: keygen("EdDSA").unwrap(),
+    })
+}
+
+pub(crate) fn jwks() -> String {
+    let k = keys();
+    jwks_from(&[k.ed.public_jwk.clone(), k.es.public_jwk.clone(), k.rs.public_jwk.clone()]).unwrap().to_string()
+}
+
+pub(crate) const ISS: &str = "https://issuer.test";
+
+pub(crate) fn config() -> TrustConfig {
+    TrustConfig::required(vec![ISS.into()], vec!["brig".into()])
+}
+
+pub(crate) fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000)
+}
+
+fn t(secs: i64) -> i64 {
+    1_750_000_000 + secs
+}
+
+pub(crate) fn claims() -> Value {
+    json!({
+        "iss": ISS, "sub": "repo:acme/app:ref:refs/heads/main", "aud": "brig",
+        "iat": t(0), "nbf": t(0), "exp": t(600), "jti": "jti-1",
+        "tenant": "acme", "roles": ["ci"],
+    })
+}
+
+fn with(mut base: Value, changes: Value) -> Value {
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() {
+            base.as_object_mut().unwrap().remove(k);
+        } else {
+            base[k] = v.clone();
+        }
+    }
+    base
+}
+
+pub(crate) fn sign(key: &GeneratedKey, claims: &Value) -> String {
+    mint(claims, &key.private_pem, &key.kid, &key.alg).unwrap()
+}
+
+fn verifier() -> TokenVerifier {
+    TokenVerifier::with_jwks(&config(), &jwks(), None).unwrap()
+}
+
+/// A token with an arbitrary header and an HMAC-SHA256 signature under `secret`.
+fn hs256(header: Value, claims: &Value, secret: &[u8]) -> String {
+    let mut h = Header::new(Algorithm::HS256);
+    h.kid = header.get("kid").and_then(Value::as_str).map(str::to_string);
+    jsonwebtoken::encode(&h, claims, &EncodingKey::from_secret(secret)).unwrap()
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn err(v: &TokenVerifier, token: &str) -> TokenError {
+    v.verify(token, now()).expect_err("token must be refused")
+}
+
+#[test]
+fn valid_tokens_for_each_algorithm() {
+    let v = verifier();
+    for key in [&keys().ed, &keys().es, &keys().rs] {
+        let token = sign(key, &claims());
+        let id = v.verify(&token, now()).unwrap_or_else(|e| panic!("{}: {e}", key.alg));
+        assert_eq!(id.issuer, ISS);
+        assert_eq!(id.subject, "repo:acme/app:ref:refs/heads/main");
+        assert_eq!(id.tenant.as_deref(), Some("acme"));
+        assert_eq!(id.roles, ["ci"]);
+        assert_eq!(id.jti.as_deref(), Some("jti-1"));
+        assert_eq!(id.audience, ["brig"]);
+        assert_eq!(id.key_id.as_deref(), Some(key.kid.as_str()));
+        assert_eq!(id.principal_id(), format!("{ISS}|repo:acme/app:ref:refs/heads/main"));
+    }
+}
+
+#[test]
+fn key_rotation_two_keys_at_once() {
+    let k = keys();
+    let jwks = jwks_from(&[k.ed.public_jwk.clone(), k.other_ed.public_jwk.clone()]).unwrap().to_string();
+    let v = TokenVerifier::with_jwks(&config(), &jwks, None).unwrap();
+    v.verify(&sign(&k.ed, &claims()), now()).unwrap();
+    v.verify(&sign(&k.other_ed, &claims()), now()).unwrap();
+}
+
+/// Every refusal, each with its own variant and its own message.
+fn failures() -> Vec<(&'static str, String, TokenError)> {
+    let v = verifier();
+    let k = keys();
+    let c = claims();
+    let good = sign(&k.ed, &c);
+    let mut out = Vec::new();
+    let mut case = |name: &'static str, token: String| {
+        let e = err(&v, &token);
+        out.push((name, token, e));
+    };
+    case("expired", sign(&k.ed, &with(c.clone(), json!({"iat": t(-1000), "nbf": t(-1000), "exp": t(-100)}))));
+    case("not yet valid", sign(&k.ed, &with(c.clone(), json!({"nbf": t(100), "exp": t(700)}))));
+    case("issued in the future", sign(&k.ed, &with(c.clone(), json!({"iat": t(100), "nbf": null}))));
+    case("wrong issuer", sign(&k.ed, &with(c.clone(), json!({"iss": "https://evil.test"}))));
+    case("wrong audience", sign(&k.ed, &with(c.clone(), json!({"aud": ["other"]}))));
+    case("unknown kid", mint(&c, &k.ed.private_pem, "no-such-kid", "EdDSA").unwrap());
+    // signed by a key that is not the one its kid names
+    case("bad signature", mint(&c, &k.other_ed.private_pem, &k.ed.kid, "EdDSA").unwrap());
+    case("alg none", format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&c)));
+    // HS256 "signed" with the RSA public key (its JWK text) as the secret
+    case("key confusion", hs256(json!({"kid": k.rs.kid}), &c, k.rs.public_jwk.to_string().as_bytes()));
+    case("garbage", "this is not a token".into());
+    case("truncated", good[..good.len() / 2].to_string());
+    case("lifetime over maximum", sign(&k.ed, &with(c.clone(), json!({"exp": t(7200)}))));
+    case("missing exp", sign(&k.ed, &with(c.clone(), json!({"exp": null}))));
+    case("missing kid", {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = None;
+        jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_pem(k.ed.private_pem.as_bytes()).unwrap()).unwrap()
+    });
+    // HMAC with no shared secret configured
+    case("disallowed algorithm", hs256(json!({}), &c, b"0123456789abcdef0123456789abcdef"));
+    out
+}
+
+#[test]
+fn each_failure_is_refused_with_a_distinct_message() {
+    let fails = failures();
+    let mut messages = HashSet::new();
+    let mut variants = HashSet::new();
+    for (name, _, e) in &fails {
+        println!("{name:>24}: {e}");
+        assert!(messages.insert(e.to_string()), "{name}: message not distinct: {e}");
+        variants.insert(std::mem::discriminant(e));
+    }
+    let by_name = |n: &str| &fails.iter().find(|(name, _, _)| *name == n).unwrap().2;
+    assert!(matches!(by_name("expired"), TokenError::Expired { .. }));
+    assert!(matches!(by_name("not yet valid"), TokenError::NotYetValid { .. }));
+    assert!(matches!(by_name("issued in the future"), TokenError::IssuedInFuture { .. }));
+    assert!(matches!(by_name("wrong issuer"), TokenError::WrongIssuer(_)));
+    assert!(matches!(by_name("wrong audience"), TokenError::WrongAudience(_)));
+    assert!(matches!(by_name("unknown kid"), TokenError::UnknownKeyId(_)));
+    assert!(matches!(by_name("bad signature"), TokenError::BadSignature));
+    assert!(matches!(by_name("alg none"), TokenError::AlgorithmNone));
+    assert!(matches!(by_name("key confusion"), TokenError::KeyConfusion { .. }));
+    assert!(matches!(by_name("garbage"), TokenError::Malformed(_)));
+    assert!(matches!(by_name("truncated"), TokenError::Malformed(_)));
+    // a token cut inside its signature is refused too
+    let good = sign(&keys().ed, &claims());
+    let cut = &good[..good.len() - 5];
+    assert!(matches!(err(&verifier(), cut), TokenError::BadSignature | TokenError::Malformed(_)));
+    assert!(matches!(by_name("lifetime over maximum"), TokenError::LifetimeTooLong { .. }));
+    assert!(matches!(by_name("missing exp"), TokenError::MissingClaim("exp")));
+    assert!(matches!(by_name("missing kid"), TokenError::MissingKeyId));
+    assert!(matches!(by_name("disallowed algorithm"), TokenError::DisallowedAlgorithm { .. }));
+    // garbage and truncated share `Malformed`, with different messages
+    assert_eq!(variants.len(), fails.len() - 1);
+}
+
+#[test]
+fn no_message_or_debug_contains_the_token_or_keys() {
+    let k = keys();
+    let mut secrets: Vec<String> = Vec::new();
+    for key in [&k.ed, &k.es, &k.rs, &k.other_ed] {
+        secrets.push(key.private_pem.clone());
+        for line in key.private_pem.lines().filter(|l| !l.starts_with("-----") && l.len() > 16) {
+            secrets.push(line.to_string());
+        }
+        for member in ["x", "y", "n"] {
+            if let Some(v) = key.public_jwk.get(member).and_then(Value::as_str) {
+                secrets.push(v.to_string());
+            }
+        }
+    }
+    let v = verifier();
+    let debug_verifier = format!("{v:?}");
+    for s in &secrets {
+        assert!(!debug_verifier.contains(s.as_str()), "verifier Debug shows key material");
+    }
+    for (name, token, e) in failures() {
+        let shown = format!("{e} {e:?}");
+        let mut parts: Vec<&str> = token.split('.').filter(|p| p.len() >= 8).collect();
+        parts.push(&token);
+        for p in parts {
+            assert!(!shown.contains(p), "{name}: error shows token material: {shown}");
+        }
+        for s in &secrets {
+            assert!(!shown.contains(s.as_str()), "{name}: error shows key material");
+        }
+    }
+    let token = sign(&k.ed, &claims());
+    let id = v.verify(&token, now()).unwrap();
+    let debug = format!("{id:?}");
+    assert!(!debug.contains(&token) && !debug.contains(token.split('.').nth(2).unwrap()));
+    // trust errors name the kid, never the key
+    let mut leaky = k.ed.public_jwk.clone();
+    leaky["d"] = json!("c2VjcmV0LXByaXZhdGUta2V5LW1hdGVyaWFs");
+    let jwks = json!({"keys": [leaky]}).to_string();
+    let e = TokenVerifier::with_jwks(&config(), &jwks, None).unwrap_err();
+    assert!(matches!(e, TrustError::Key { .. }), "{e}");
+    assert!(!format!("{e} {e:?}").contains("c2VjcmV0"), "{e}");
+}
+
+#[test]
+fn key_confusion_variants() {
+    let k = keys();
+    let c = claims();
+    // HS256 naming the EC key, HMAC not configured
+    let v = verifier();
+    let token = hs256(json!({"kid": k.es.kid}), &c, k.es.public_jwk.to_string().as_bytes());
+    assert!(matches!(err(&v, &token), TokenError::KeyConfusion { key_type: "EC P-256", .. }));
+    // with an HMAC secret configured, an HS256 token naming a JWKS key is still refused
+    let mut cfg = config();
+    cfg.algorithms.push("HS256".into());
+    cfg.hmac_secret_file = Some("/unused".into());
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let hv = TokenVerifier::with_jwks(&cfg, &jwks(), Some(secret)).unwrap();
+    let token = hs256(json!({"kid": k.rs.kid}), &c, k.rs.public_jwk.to_string().as_bytes());
+    assert!(matches!(err(&hv, &token), TokenError::KeyConfusion { key_type: "RSA", .. }));
+    // ... while a real HS256 token under the configured secret verifies
+    hv.verify(&hs256(json!({}), &c, secret), now()).unwrap();
+    // and HS256 without a configured secret is not allowed at all
+    assert!(matches!(err(&v, &hs256(json!({}), &c, secret)), TokenError::DisallowedAlgorithm { .. }));
+    // RS256 header naming the Ed25519 key
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some(k.ed.kid.clone());
+    let token = jsonwebtoken::encode(&h, &c, &EncodingKey::from_rsa_pem(k.rs.private_pem.as_bytes()).unwrap()).unwrap();
+    assert!(matches!(err(&v, &token), TokenError::KeyConfusion { key_type: "Ed25519", .. }));
+}
+
+#[test]
+fn more_malformed_and_missing() {
+    let v = verifier();
+    let k = keys();
+    let c = claims();
+    assert!(matches!(err(&v, ""), TokenError::Malformed("empty")));
+    assert!(matches!(err(&v, "a.b"), TokenError::Malformed(_)));
+    assert!(matches!(err(&v, "a.b.c.d.e"), TokenError::Malformed("encrypted tokens (JWE) are not supported")));
+    assert!(matches!(err(&v, "!!!.e30.sig"), TokenError::Malformed(_)));
+    assert!(matches!(err(&v, &"x".repeat(20_000)), TokenError::Malformed(_)));
+    let good = sign(&k.ed, &c);
+    // payload swapped after signing: the signature no longer matches
+    let parts: Vec<&str> = good.split('.').collect();
+    let forged = format!("{}.{}.{}", parts[0], b64(&with(c.clone(), json!({"tenant": "globex"}))), parts[2]);
+    assert!(matches!(err(&v, &forged), TokenError::BadSignature));
+    for claim in ["iss", "aud", "sub"] {
+        let e = err(&v, &sign(&k.ed, &with(c.clone(), json!({ claim: null }))));
+        assert!(matches!(e, TokenError::MissingClaim(n) if n == claim), "{claim}: {e}");
+    }
+    let e = err(&v, &sign(&k.ed, &with(c.clone(), json!({"tenant": 7}))));
+    assert!(matches!(e, TokenError::InvalidClaim { .. }), "{e}");
+    let e = err(&v, &sign(&k.ed, &with(c.clone(), json!({"exp": "tomorrow"}))));
+    assert!(matches!(e, TokenError::InvalidClaim { .. }), "{e}");
+    // no iat: the lifetime is counted from now
+    let e = err(&v, &sign(&k.ed, &with(c.clone(), json!({"iat": null, "exp": t(3700)}))));
+    assert!(matches!(e, TokenError::LifetimeTooLong { lifetime: 3700, .. }), "{e}");
+    v.verify(&sign(&k.ed, &with(c.clone(), json!({"iat": null, "exp": t(3500)}))), now()).unwrap();
+    // inside the leeway
+    v.verify(&sign(&k.ed, &with(c.clone(), json!({"nbf": t(20)}))), now()).unwrap();
+    v.verify(&sign(&k.ed, &with(c.clone(), json!({"iat": t(-500), "exp": t(-10)}))), now()).unwrap();
+    // a crit header
+    let mut h = Header::new(Algorithm::EdDSA);
+    h.kid = Some(k.ed.kid.clone());
+    h.crit = Some(vec!["exp".into()]);
+    let token = jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_pem(k.ed.private_pem.as_bytes()).unwrap()).unwrap();
+    assert!(matches!(err(&v, &token), TokenError::CriticalHeader));
+    // `None` in any case
+    let none = format!("{}.{}.", b64(&json!({"alg": "NoNe"})), b64(&c));
+    assert!(matches!(err(&v, &none), TokenError::AlgorithmNone));
+}
+
+#[test]
+fn algorithm_allowlist() {
+    let mut cfg = config();
+    cfg.algorithms = vec!["EdDSA".into()];
+    let v = TokenVerifier::with_jwks(&cfg, &jwks(), None).unwrap();
+    v.verify(&sign(&keys().ed, &claims()), now()).unwrap();
+    assert!(matches!(err(&v, &sign(&keys().es, &claims())), TokenError::DisallowedAlgorithm { .. }));
+}
+
+fn replay_verifier(dir: &std::path::Path) -> TokenVerifier {
+    let mut cfg = config();
+    cfg.replay = Some(ReplayConfig { dir: dir.to_path_buf() });
+    TokenVerifier::with_jwks(&cfg, &jwks(), None).unwrap()
+}
+
+#[test]
+fn replayed_jti_is_refused_even_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = sign(&keys().ed, &claims());
+    replay_verifier(dir.path()).verify(&token, now()).unwrap();
+    let e = replay_verifier(dir.path()).verify(&token, now()).unwrap_err();
+    assert_eq!(e, TokenError::Replayed);
+    // a token without jti is refused when single-use is on
+    let e = replay_verifier(dir.path()).verify(&sign(&keys().ed, &with(claims(), json!({"jti": null}))), now());
+    assert_eq!(e.unwrap_err(), TokenError::MissingClaim("jti"));
+    // a bad token never consumes its jti
+    let bad = sign(&keys().ed, &with(claims(), json!({"jti": "fresh", "aud": "other"})));
+    assert!(replay_verifier(dir.path()).verify(&bad, now()).is_err());
+    let fresh = sign(&keys().ed, &with(claims(), json!({"jti": "fresh"})));
+    replay_verifier(dir.path()).verify(&fresh, now()).unwrap();
+}
+
+#[test]
+fn exec_with_the_launch_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = replay_verifier(dir.path());
+    let token = sign(&keys().ed, &claims());
+    let id = v.verify_for_launch(&token, now(), "c1").unwrap();
+    let jti = id.jti.as_deref();
+    // the same token may exec into its own container, repeatedly
+    v.verify_for_exec(&token, now(), "c1", jti).unwrap();
+    v.verify_for_exec(&token, now(), "c1", jti).unwrap();
+    // not into another container, and it cannot launch again
+    assert_eq!(v.verify_for_exec(&token, now(), "c2", jti).unwrap_err(), TokenError::ExecOtherContainer);
+    assert_eq!(v.verify_for_exec(&token, now(), "c2", None).unwrap_err(), TokenError::Replayed);
+    assert_eq!(v.verify_for_launch(&token, now(), "c3").unwrap_err(), TokenError::Replayed);
+    // an expired launch token cannot exec
+    let later = now() + Duration::from_secs(700);
+    assert!(matches!(v.verify_for_exec(&token, later, "c1", jti).unwrap_err(), TokenError::Expired { .. }));
+    // a fresh token for exec is single-use like any other
+    let exec_token = sign(&keys().ed, &with(claims(), json!({"jti": "exec-1"})));
+    v.verify_for_exec(&exec_token, now(), "c1", jti).unwrap();
+    assert_eq!(v.verify_for_exec(&exec_token, now(), "c1", jti).unwrap_err(), TokenError::Replayed);
+    // a launch record from plain `verify` is bound to no container
+    let plain = sign(&keys().ed, &with(claims(), json!({"jti": "plain"})));
+    v.verify(&plain, now()).unwrap();
+    assert_eq!(v.verify_for_exec(&plain, now(), "c1", Some("plain")).unwrap_err(), TokenError::ExecOtherContainer);
+}
+
+#[test]
+fn jwks_file_loading_and_trust_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, jwks()).unwrap();
+    let mut cfg = config();
+    cfg.jwks_file = Some(path.clone());
+    let v = TokenVerifier::new(&cfg).unwrap();
+    v.verify(&sign(&keys().rs, &claims()), now()).unwrap();
+
+    let k = keys();
+    let dup = jwks_from(&[k.ed.public_jwk.clone(), k.ed.public_jwk.clone()]).unwrap().to_string();
+    assert!(TokenVerifier::with_jwks(&cfg, &dup, None).unwrap_err().to_string().contains("duplicate"));
+    let mut no_kid = k.ed.public_jwk.clone();
+    no_kid.as_object_mut().unwrap().remove("kid");
+    let e = TokenVerifier::with_jwks(&cfg, &json!({"keys": [no_kid]}).to_string(), None).unwrap_err();
+    assert!(e.to_string().contains("kid"), "{e}");
+    let oct = json!({"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}]}).to_string();
+    assert!(TokenVerifier::with_jwks(&cfg, &oct, None).is_err());
+    std::fs::write(&path, "{not json").unwrap();
+    assert!(TokenVerifier::new(&cfg).unwrap_err().to_string().contains("not JSON"));
+    cfg.mode = crate::AuthMode::Off;
+    assert!(matches!(TokenVerifier::new(&cfg), Err(TrustError::ModeOff)));
+}

@@ -1,0 +1,297 @@
+//! Per-job user-namespace ID ranges.
+//!
+//! Every job under a profile with `user_namespace = "per_job"` gets its own
+//! range of host IDs (container 0..size maps to host base..base+size), disjoint
+//! from every other live job's, from a pool the configuration names. A range is
+//! a *slot*: a file `slot-<n>` in the allocation directory, created with
+//! `O_EXCL` (so concurrent `brig create`s cannot both take it) and holding the
+//! owner: the state root and container id, and the pid and start time of the
+//! `brig` process that took it. A slot is **stale**, and is reclaimed by the
+//! next allocation, when its container does not exist and the process that
+//! took it is gone (killed between allocation and launch) — so no range leaks.
+//! `delete` releases the slot.
+//!
+//! The allocation directory is global (`/run/brig/userns`), not per `--root`:
+//! Docker, Podman and containerd each use their own state root, and their jobs
+//! must still get disjoint ranges. It lives on /run, like container state, so
+//! a reboot frees everything at once.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where slots live.
+pub const ALLOCATION_DIR: &str = "/run/brig/userns";
+
+/// The pool of host IDs and the size of each job's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    /// First host ID of the pool.
+    pub start: u32,
+    /// Number of host IDs in the pool.
+    pub count: u32,
+    /// IDs per job (65536 gives every job a full 16-bit ID space).
+    #[serde(default = "default_range")]
+    pub range: u32,
+}
+
+fn default_range() -> u32 {
+    65536
+}
+
+impl Default for Pool {
+    /// 1024 ranges of 65536 IDs starting at 2^30: far above the IDs of host
+    /// users and of the usual /etc/subuid entries (100000+).
+    fn default() -> Self {
+        Pool { start: 1 << 30, count: 1024 * 65536, range: 65536 }
+    }
+}
+
+impl Pool {
+    pub fn slots(&self) -> u32 {
+        self.count.checked_div(self.range).unwrap_or(0)
+    }
+
+    /// Reads the pool from a subordinate-ID file line `user:start:count`
+    /// (`/etc/subuid`), as `useradd` and `usermod --add-subuids` write it.
+    pub fn from_subid_file(path: &Path, user: &str, range: u32) -> Result<Pool, UsernsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| UsernsError::Io { path: path.to_path_buf(), source: e })?;
+        for line in text.lines() {
+            let mut parts = line.trim().split(':');
+            if parts.next() == Some(user) {
+                let start = parts.next().and_then(|s| s.parse().ok());
+                let count = parts.next().and_then(|s| s.parse().ok());
+                if let (Some(start), Some(count)) = (start, count) {
+                    return Ok(Pool { start, count, range });
+                }
+                return Err(UsernsError::BadSubid { path: path.to_path_buf(), line: line.to_string() });
+            }
+        }
+        Err(UsernsError::NoSubid { path: path.to_path_buf(), user: user.to_string() })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    #[error("`{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}`: no entry for user `{user}` (add one, e.g. `usermod --add-subuids 1073741824-1140850687 {user}`)", path.display())]
+    NoSubid { path: PathBuf, user: String },
+    #[error("`{}`: malformed line `{line}` (expected user:start:count)", path.display())]
+    BadSubid { path: PathBuf, line: String },
+    #[error("the user-namespace pool is exhausted: all {0} ranges are held by live containers")]
+    Exhausted(u32),
+    #[error("the user-namespace pool is misconfigured: range {range} does not fit count {count}")]
+    BadPool { range: u32, count: u32 },
+}
+
+/// Who holds a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub root: PathBuf,
+    pub id: String,
+    pub pid: i32,
+    /// `/proc/<pid>/stat` field 22, to tell a reused pid from the holder.
+    pub start_time: u64,
+}
+
+/// An allocated range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    pub slot: u32,
+    /// First host ID (container ID 0 maps to it).
+    pub host_base: u32,
+    pub size: u32,
+}
+
+fn proc_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the slot's holder is gone for good.
+fn is_stale(h: &Holder) -> bool {
+    let container_exists = h.root.join(&h.id).join("state.json").exists();
+    if container_exists {
+        return false;
+    }
+    match proc_start_time(h.pid) {
+        Some(t) => t != h.start_time,
+        None => true,
+    }
+}
+
+/// The slot allocator.
+#[derive(Debug, Clone)]
+pub struct Allocator {
+    pub dir: PathBuf,
+    pub pool: Pool,
+}
+
+impl Allocator {
+    pub fn new(dir: impl Into<PathBuf>, pool: Pool) -> Allocator {
+        Allocator { dir: dir.into(), pool }
+    }
+
+    fn slot_path(&self, slot: u32) -> PathBuf {
+        self.dir.join(format!("slot-{slot}"))
+    }
+
+    /// Takes a free (or stale) slot for `root`/`id`.
+    pub fn allocate(&self, root: &Path, id: &str) -> Result<Range, UsernsError> {
+        let io = |path: &Path, source| UsernsError::Io { path: path.to_path_buf(), source };
+        if self.pool.range == 0 || self.pool.slots() == 0 {
+            return Err(UsernsError::BadPool { range: self.pool.range, count: self.pool.count });
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let me = std::process::id() as i32;
+        let holder = Holder { root: root.to_path_buf(), id: id.to_string(), pid: me, start_time: proc_start_time(me).unwrap_or(0) };
+        let body = serde_json::to_vec(&holder).unwrap_or_default();
+        for slot in 0..self.pool.slots() {
+            let path = self.slot_path(slot);
+            for _attempt in 0..2 {
+                match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+                    Ok(mut f) => {
+                        f.write_all(&body).map_err(|e| io(&path, e))?;
+                        return Ok(Range { slot, host_base: self.pool.start + slot * self.pool.range, size: self.pool.range });
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if !self.reclaim_if_stale(slot) {
+                            break;
+                        }
+                    }
+                    Err(e) => return Err(io(&path, e)),
+                }
+            }
+        }
+        Err(UsernsError::Exhausted(self.pool.slots()))
+    }
+
+    /// Removes a stale slot; true if the slot is now free.
+    fn reclaim_if_stale(&self, slot: u32) -> bool {
+        let path = self.slot_path(slot);
+        let holder: Option<Holder> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        match holder {
+            // A slot being written right now reads as empty: not stale.
+            None => false,
+            Some(h) if is_stale(&h) => {
+                // Rename first: of two reclaimers only one wins the rename.
+                let tomb = self.dir.join(format!(".stale-{slot}-{}", std::process::id()));
+                if std::fs::rename(&path, &tomb).is_ok() {
+                    let _ = std::fs::remove_file(&tomb);
+                    true
+                } else {
+                    false
+                }
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Releases the slot held by `root`/`id`, if any.
+    pub fn release(&self, slot: u32, root: &Path, id: &str) {
+        let path = self.slot_path(slot);
+        let holder: Option<Holder> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        if holder.is_some_and(|h| h.root == root && h.id == id) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alloc(dir: &Path) -> Allocator {
+        Allocator::new(dir, Pool { start: 1_000_000, count: 65536 * 4, range: 65536 })
+    }
+
+    #[test]
+    fn disjoint_ranges_until_exhausted() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let a = alloc(&d.path().join("slots"));
+        // Live holders: make their containers exist.
+        let mut bases = vec![];
+        for i in 0..4 {
+            let id = format!("c{i}");
+            std::fs::create_dir_all(root.join(&id)).unwrap();
+            std::fs::write(root.join(&id).join("state.json"), "{}").unwrap();
+            bases.push(a.allocate(&root, &id).unwrap().host_base);
+        }
+        assert_eq!(bases, vec![1_000_000, 1_065_536, 1_131_072, 1_196_608]);
+        assert!(matches!(a.allocate(&root, "c4"), Err(UsernsError::Exhausted(4))));
+        a.release(1, &root, "c1");
+        assert_eq!(a.allocate(&root, "c5").unwrap().slot, 1);
+    }
+
+    #[test]
+    fn stale_slots_are_reclaimed_live_ones_are_not() {
+        let d = tempfile::tempdir().unwrap();
+        let a = alloc(&d.path().join("slots"));
+        std::fs::create_dir_all(&a.dir).unwrap();
+        // A holder that died before its container existed.
+        let dead = Holder { root: d.path().join("root"), id: "gone".into(), pid: i32::MAX - 1, start_time: 1 };
+        std::fs::write(a.slot_path(0), serde_json::to_vec(&dead).unwrap()).unwrap();
+        // A live holder (this test process) whose container does not exist yet.
+        let me = std::process::id() as i32;
+        let live = Holder { root: d.path().join("root"), id: "starting".into(), pid: me, start_time: proc_start_time(me).unwrap() };
+        std::fs::write(a.slot_path(1), serde_json::to_vec(&live).unwrap()).unwrap();
+        let r = a.allocate(&d.path().join("root"), "new").unwrap();
+        assert_eq!(r.slot, 0, "the dead holder's slot is reclaimed");
+        let r = a.allocate(&d.path().join("root"), "new2").unwrap();
+        assert_eq!(r.slot, 2, "the live holder keeps its slot");
+    }
+
+    #[test]
+    fn release_only_frees_the_owner() {
+        let d = tempfile::tempdir().unwrap();
+        let a = alloc(&d.path().join("slots"));
+        let r = a.allocate(d.path(), "x").unwrap();
+        a.release(r.slot, d.path(), "other");
+        assert!(a.slot_path(r.slot).exists());
+        a.release(r.slot, d.path(), "x");
+        assert!(!a.slot_path(r.slot).exists());
+    }
+
+    #[test]
+    fn subid_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("subuid");
+        std::fs::write(&f, "alice:100000:65536\nbrig:1073741824:67108864\n").unwrap();
+        let p = Pool::from_subid_file(&f, "brig", 65536).unwrap();
+        assert_eq!((p.start, p.count, p.slots()), (1073741824, 67108864, 1024));
+        assert!(matches!(Pool::from_subid_file(&f, "bob", 65536), Err(UsernsError::NoSubid { .. })));
+    }
+
+    #[test]
+    fn concurrent_allocations_are_disjoint() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("slots");
+        let root = d.path().join("root");
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let dir = dir.clone();
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    Allocator::new(dir, Pool { start: 0, count: 65536 * 64, range: 65536 })
+                        .allocate(&root, &format!("c{i}"))
+                        .unwrap()
+                        .slot
+                })
+            })
+            .collect();
+        let mut slots: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        slots.sort();
+        slots.dedup();
+        assert_eq!(slots.len(), 16);
+    }
+}

@@ -1,0 +1,236 @@
+//! Per-job user namespaces (issue 7): container root is an unprivileged host
+//! ID, each concurrent job has its own range, and nothing leaks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+
+use brig_tests::{unique_id, Brig, Bundle};
+use serde_json::json;
+
+fn restricted() -> Brig {
+    Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n")
+}
+
+/// Host base of a running container's user namespace, read on the host.
+fn host_base(brig: &Brig, id: &str) -> u64 {
+    let pid = brig.state(id)["pid"].as_i64().unwrap();
+    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    map.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn job_root_is_an_unprivileged_host_id() {
+    let brig = restricted();
+    let out_dir = std::path::PathBuf::from(format!("/var/lib/brig/jobs/userns-{}", unique_id("o")));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut b = Bundle::new(&["sh", "-c", "cat /proc/self/uid_map; id -u; echo data > /out/made-by-job; ls -ln /bin/busybox"]);
+    b.push("/mounts", json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
+    let (code, out, err) = brig.run(&b, &unique_id("uid"));
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    let map: Vec<u64> = lines.next().unwrap().split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert_eq!(map[0], 0);
+    assert!(map[1] > 0, "host base must not be 0: {map:?}");
+    assert_eq!(lines.next().unwrap(), "0", "the job is root inside");
+    // The image appears owned by the job's root (idmapped), not by nobody.
+    assert!(out.contains(" 0        0 ") || out.lines().last().unwrap().split_whitespace().nth(2) == Some("0"), "{out}");
+    // What it wrote is owned on the host by the mapped ID, not by root.
+    let meta = std::fs::metadata(out_dir.join("made-by-job")).unwrap();
+    assert_eq!(u64::from(std::os::unix::fs::MetadataExt::uid(&meta)), map[1]);
+    assert_ne!(std::os::unix::fs::MetadataExt::uid(&meta), 0);
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    // Released at delete: no slot left for this run.
+    assert!(!std::fs::read_dir("/run/brig/userns").map(|d| d.count()).is_ok_and(|n| n > 64));
+}
+
+#[test]
+fn concurrent_jobs_get_disjoint_ranges() {
+    let brig = restricted();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let ids: Vec<String> = (0..16).map(|_| unique_id("par")).collect();
+    // The containers inherit brig's stdio: files, not pipes (a pipe would
+    // stay open for the life of the job).
+    let children: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let err = tempfile::NamedTempFile::new().unwrap();
+            let child = brig
+                .command()
+                .args(["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), id])
+                .stdout(Stdio::null())
+                .stderr(err.reopen().unwrap())
+                .spawn()
+                .unwrap();
+            (child, err)
+        })
+        .collect();
+    for (mut c, err) in children {
+        let status = c.wait().unwrap();
+        assert!(status.success(), "{}", std::fs::read_to_string(err.path()).unwrap());
+    }
+    let mut bases: Vec<u64> = ids.iter().map(|id| host_base(&brig, id)).collect();
+    bases.sort();
+    for w in bases.windows(2) {
+        assert!(w[1] - w[0] >= 65536, "overlapping ranges: {bases:?}");
+    }
+    assert!(bases[0] > 0);
+    for id in &ids {
+        brig.ok(&["delete", "--force", id]);
+    }
+}
+
+#[test]
+fn a_crash_between_allocation_and_launch_leaks_no_range() {
+    let brig = restricted();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let crashed = unique_id("crash");
+    let out = brig
+        .command()
+        .env("BRIG_TEST_FAULT", "after-userns-allocation")
+        .args(["create", "--bundle", bundle.path().to_str().unwrap(), &crashed])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the fault did not fire");
+    // The slot names our container, which does not exist, and its holder is dead.
+    let held = std::fs::read_dir("/run/brig/userns").unwrap().flatten().any(|e| {
+        std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("\"{crashed}\"")))
+    });
+    assert!(held, "the crashed create should have held a slot");
+    // The next allocations reclaim it instead of leaking it.
+    let ids: Vec<String> = (0..3).map(|_| unique_id("after")).collect();
+    for id in &ids {
+        brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), id]);
+    }
+    let still_held = std::fs::read_dir("/run/brig/userns").unwrap().flatten().any(|e| {
+        std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("\"{crashed}\"")))
+    });
+    assert!(!still_held, "the crashed create's range leaked");
+    for id in &ids {
+        brig.ok(&["delete", "--force", id]);
+    }
+    brig.ok(&["delete", "--force", &crashed]);
+}
+
+/// A profile with only the per-job user namespace (no seccomp, no Landlock,
+/// the client's default capabilities): shows what the user namespace alone
+/// gives.
+const USERNS_ONLY: &str = "name = \"userns-only\"\n[user_namespace]\nmode = \"per_job\"\n[ceilings]\ncapabilities = [\"ALL\"]\nwritable_mounts = [\"/\"]\nreadonly_mounts = [\"/\"]\nhooks = [\"*\"]\nsysctls = [\"*\"]\n";
+
+fn userns_only() -> Brig {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"userns-only\"\n");
+    let dir = brig.dir.path().join("profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("userns-only.toml"), USERNS_ONLY).unwrap();
+    brig
+}
+
+fn docker_caps(b: &mut Bundle) {
+    let caps = json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.set(&format!("/process/capabilities/{set}"), caps.clone());
+    }
+    b.set("/process/capabilities/inheritable", json!([]));
+    b.set("/process/capabilities/ambient", json!([]));
+}
+
+/// The host pid of the job (the supervisor's child) of a running container.
+fn job_pid(brig: &Brig, id: &str) -> i64 {
+    let init = brig.state(id)["pid"].as_i64().unwrap();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i64>() else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i64>().ok());
+        if ppid == Some(init) {
+            return pid;
+        }
+    }
+    panic!("no job process under init {init}");
+}
+
+/// Runs `brig-probe ARGS` on the host as `uid`/`gid` with no capabilities:
+/// what a job's process could do if it escaped its namespaces.
+fn as_escaped(uid: u64, args: &[&str]) -> String {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(brig_tests::probe_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn jobs_cannot_reach_each_other_or_the_host() {
+    for (name, brig) in [("restricted", restricted()), ("userns-only", userns_only())] {
+        // Two jobs; A has a secret in its environment.
+        let mut a = Bundle::new(&["sh", "-c", "exec sleep 30"]);
+        a.set("/process/env", json!(["PATH=/bin", "VICTIM_SECRET=hunter2"]));
+        docker_caps(&mut a);
+        let a_id = unique_id("victim");
+        brig.ok(&["run", "-d", "--bundle", a.path().to_str().unwrap(), &a_id]);
+        let mut b = Bundle::new(&["sleep", "30"]);
+        docker_caps(&mut b);
+        let b_id = unique_id("attacker");
+        brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &b_id]);
+        let (a_base, b_base) = (host_base(&brig, &a_id), host_base(&brig, &b_id));
+        assert_ne!(a_base, b_base, "{name}");
+        let a_job = job_pid(&brig, &a_id).to_string();
+
+        // From inside B, A's processes and the host's do not exist.
+        let out = brig.ok(&["exec", &b_id, "/bin/brig-probe", "kill", &a_job, "0"]);
+        assert_eq!(out.trim(), "errno=ESRCH", "{name}: {out}");
+
+        // A process of B that escaped its namespaces has B's host uid and no
+        // capabilities: it cannot signal, trace or read A's processes...
+        assert_eq!(as_escaped(b_base, &["kill", &a_job, "9"]), "errno=EPERM", "{name}");
+        assert_eq!(as_escaped(b_base, &["ptrace-attach", &a_job]), "errno=EPERM", "{name}");
+        assert_eq!(as_escaped(b_base, &["read", &format!("/proc/{a_job}/environ")]), "errno=EACCES", "{name}");
+        // ...nor host processes.
+        let mut host = std::process::Command::new("sleep").arg("30").env("HOST_SECRET", "s3cr3t").spawn().unwrap();
+        let hp = host.id().to_string();
+        assert_eq!(as_escaped(b_base, &["kill", &hp, "9"]), "errno=EPERM", "{name}");
+        assert_eq!(as_escaped(b_base, &["ptrace-attach", &hp]), "errno=EPERM", "{name}");
+        assert_eq!(as_escaped(b_base, &["read", &format!("/proc/{hp}/environ")]), "errno=EACCES", "{name}");
+        assert!(host.try_wait().unwrap().is_none());
+        host.kill().unwrap();
+        host.wait().unwrap();
+        // Control: the same uid as the victim's (the job itself) can.
+        assert_eq!(as_escaped(a_base, &["kill", &a_job, "0"]), "ok", "{name}: control");
+        assert_eq!(brig.status(&a_id), "running", "{name}: the victim survived");
+        brig.ok(&["delete", "--force", &a_id]);
+        brig.ok(&["delete", "--force", &b_id]);
+    }
+}
+
+#[test]
+fn a_job_that_escapes_its_mount_namespace_holds_no_host_privileges() {
+    // Simulated breakout: check, from the host, the credentials the job's
+    // process really has.
+    let brig = userns_only();
+    let mut b = Bundle::new(&["sleep", "30"]);
+    docker_caps(&mut b);
+    let id = unique_id("creds");
+    brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let base = host_base(&brig, &id);
+    let job = job_pid(&brig, &id);
+    let status = std::fs::read_to_string(format!("/proc/{job}/status")).unwrap();
+    let field = |k: &str| {
+        status.lines().find(|l| l.starts_with(k)).unwrap().split_whitespace().skip(1).map(|x| x.parse::<u64>().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), vec![base; 4], "effective host uid must be the mapped one");
+    assert_eq!(field("Gid:"), vec![base; 4]);
+    // Its capabilities (Docker's 14 here) hold only in its own user
+    // namespace, which is not the initial one: on the host it is an ordinary
+    // unprivileged uid. The same uid with no capabilities cannot read a
+    // root-only host file.
+    let user_ns = std::fs::read_link(format!("/proc/{job}/ns/user")).unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    assert_ne!(user_ns, host_ns, "the job must not be in the initial user namespace");
+    let secret = brig.dir.path().join("root-only");
+    std::fs::write(&secret, "x").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(brig.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert_eq!(as_escaped(base, &["read", secret.to_str().unwrap()]), "errno=EACCES");
+    brig.ok(&["delete", "--force", &id]);
+}
