@@ -76,7 +76,12 @@ fn fixture(alg: &str) -> Fixture {
         "tenant": "acme", "roles": ["function"], "jti": "j-1", "repository": "org/repo-999",
     });
     let token = mint(&claims, &key.private_pem, &key.kid, alg).expect("mint");
-    let bind = |s: &str, d: &str, rw: bool| MountInfo { source: s.into(), destination: d.into(), read_write: rw, kind: "bind".into() };
+    let bind = |s: &str, d: &str, rw: bool| MountInfo {
+        source: s.into(),
+        destination: d.into(),
+        read_write: rw,
+        kind: "bind".into(),
+    };
     let context = LaunchContext {
         profile: "restricted".into(),
         timeout_secs: Some(60),
@@ -119,13 +124,15 @@ fn write_dir(text: &str) -> tempfile::TempDir {
 
 /// Where the time of one Cedar request goes (public Cedar API, built-in schema).
 fn breakdown() {
-    use cedar_policy::{Authorizer, Context, Entities, Entity, EntityUid, Policy, Request, RestrictedExpression, Schema};
+    use cedar_policy::{
+        Authorizer, Context, Entities, Entity, EntityUid, Policy, Request, RestrictedExpression, Schema,
+    };
     use std::collections::{HashMap, HashSet};
     use std::str::FromStr;
     println!("--- breakdown of one request ---");
     let text = brig_policy::BUILTIN_SCHEMA;
     percentiles("Schema::from_cedarschema_str (built-in)", 200, || {
-        black_box(Schema::from_cedarschema_str(text).expect("schema"));
+        black_box(Schema::from_cedarschema_str(text).expect("schema").0);
     });
     let (schema, _) = Schema::from_cedarschema_str(text).expect("schema");
     let frag = cedar_policy::SchemaFragment::from_cedarschema_str(text).expect("frag").0;
@@ -158,7 +165,9 @@ fn breakdown() {
     });
     let c = Context::from_json_value(ctx.clone(), Some((&schema, &action))).expect("ctx");
     percentiles("Request::new with schema", 1000, || {
-        black_box(Request::new(principal.clone(), action.clone(), resource.clone(), c.clone(), Some(&schema)).expect("req"));
+        black_box(
+            Request::new(principal.clone(), action.clone(), resource.clone(), c.clone(), Some(&schema)).expect("req"),
+        );
     });
     percentiles("Request::new without schema", 1000, || {
         black_box(Request::new(principal.clone(), action.clone(), resource.clone(), c.clone(), None).expect("req"));
@@ -224,6 +233,15 @@ fn timing_loop() {
         let s = PolicySet::load_cached(dir.path(), Some(cache.path())).expect("load");
         assert!(s.from_cache());
         black_box(s);
+    });
+    // What one `brig create` pays: load through the cache, verify, decide
+    // (the buckets the request needs are parsed from the cache on first use).
+    percentiles("per invocation: load_cached + verify EdDSA + authorize, 1,000", 100, || {
+        let s = PolicySet::load_cached(dir.path(), Some(cache.path())).expect("load");
+        let id = fx.verifier.verify(&fx.token, now).expect("verify");
+        let d = authorize(&s, &id, Action::Launch, &fx.context);
+        assert!(d.allowed, "{}", d.reason);
+        black_box(d);
     });
     let one = write_dir(&single_policy());
     percentiles("PolicySet::load, 1 policy, cold", 100, || {

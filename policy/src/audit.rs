@@ -225,7 +225,11 @@ impl AuditLog {
         let io = |op, source| AuditError::Io { path: path.to_path_buf(), op, source };
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {
-                fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io("creating the directory", e))?;
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| io("creating the directory", e))?;
             }
         }
         OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(|e| io("opening", e))?;
@@ -241,7 +245,13 @@ impl AuditLog {
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
         let path = &self.path;
         let io = |op, source| AuditError::Io { path: path.clone(), op, source };
-        let mut f = OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path).map_err(|e| io("opening", e))?;
+        let mut f = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| io("opening", e))?;
         f.lock().map_err(|e| io("locking", e))?;
         let (prev, seq) = self.tail(&mut f)?;
         let mut record = record.clone();
@@ -300,8 +310,11 @@ impl AuditLog {
     }
 
     fn count_lines(&self) -> Result<usize, AuditError> {
-        let f = File::open(&self.path)
-            .map_err(|source| AuditError::Io { path: self.path.clone(), op: "opening", source })?;
+        let f = File::open(&self.path).map_err(|source| AuditError::Io {
+            path: self.path.clone(),
+            op: "opening",
+            source,
+        })?;
         Ok(BufReader::new(f).split(b'\n').count().saturating_sub(1))
     }
 }
@@ -367,7 +380,10 @@ fn check_line(line: &str, n: usize, expected_prev: &str) -> Result<(), String> {
         ));
     }
     if seq != Some(n as u64) {
-        return Err(format!("sequence number {} where {n} was expected", seq.map_or("missing".into(), |s| s.to_string())));
+        return Err(format!(
+            "sequence number {} where {n} was expected",
+            seq.map_or("missing".into(), |s| s.to_string())
+        ));
     }
     serde_json::from_value::<AuditRecord>(serde_json::Value::Object(value))
         .map_err(|e| format!("not a valid record: {e}"))?;
@@ -442,7 +458,9 @@ mod tests {
     fn edit_is_detected() {
         let (_d, path) = log_with(5);
         let mut l = lines(&path);
-        l[2] = l[2].replace("\"deny\"", "\"allow\"").replace("\"allow\",\"policy_ids\":[\"p2\"]", "\"deny\",\"policy_ids\":[\"p2\"]");
+        l[2] = l[2]
+            .replace("\"deny\"", "\"allow\"")
+            .replace("\"allow\",\"policy_ids\":[\"p2\"]", "\"deny\",\"policy_ids\":[\"p2\"]");
         l[2] = l[2].replace("c2", "c9");
         write_lines(&path, &l);
         assert_eq!(bad_line(&path), 3);

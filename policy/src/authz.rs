@@ -1,5 +1,6 @@
-//! Cedar authorization: loading a policy directory, building the entities
-//! and contexts of a launch, and deciding.
+//! Cedar authorization: loading a policy directory (parse, strict
+//! validation, the principal-scope index, the on-disk cache). Decisions are
+//! in `decide.rs`.
 //!
 //! A launch is decided by one Cedar request for the launch itself plus one
 //! per host mount (`mount`) and one per egress rule (`egress`): Cedar has no
@@ -12,20 +13,22 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid,
-    PrincipalConstraint, Request, RestrictedExpression, Schema, SchemaFragment, ValidationMode, Validator,
+    ActionConstraint, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PrincipalConstraint, Schema,
+    SchemaFragment, ValidationMode, Validator,
 };
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::claims::{declared_claims, ClaimAttr};
 use crate::config::PolicyConfig;
-use crate::context::{normalize, EgressRule, LaunchContext, MountInfo};
-use crate::token::VerifiedToken;
+
+pub use crate::decide::{authorize, tenant_source, Decision, RequestDecision};
 
 /// The built-in schema (`policy/brig.cedarschema`).
 pub const BUILTIN_SCHEMA: &str = include_str!("../brig.cedarschema");
@@ -34,7 +37,7 @@ pub const SCHEMA_FILE: &str = "brig.cedarschema";
 /// The placeholder `tenant_source` puts where the tenant's segment was.
 pub const TENANT_PLACEHOLDER: &str = "{tenant}";
 /// Version of the on-disk cache format; part of the cache key.
-const CACHE_FORMAT: &str = "brig-policy-cache/1";
+const CACHE_FORMAT: &str = "brig-policy-cache/2";
 
 /// A place in a policy or schema file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,30 +115,27 @@ impl Action {
 }
 
 /// Cedar actions, by index into the per-action policy partitions.
-const ACTIONS: [&str; 4] = ["launch", "exec", "mount", "egress"];
-const LAUNCH: usize = 0;
-const EXEC: usize = 1;
-const MOUNT: usize = 2;
-const EGRESS: usize = 3;
+pub(crate) const ACTIONS: [&str; 4] = ["launch", "exec", "mount", "egress"];
+pub(crate) const LAUNCH: usize = 0;
+pub(crate) const EXEC: usize = 1;
+pub(crate) const MOUNT: usize = 2;
+pub(crate) const EGRESS: usize = 3;
 
-/// How a declared claim is passed to Cedar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum ClaimKind {
-    Json,
-    IpAddr,
+/// Entity type names and action ids, parsed once per process.
+#[derive(Debug)]
+pub(crate) struct Names {
+    pub(crate) subject: EntityTypeName,
+    pub(crate) tenant: EntityTypeName,
+    pub(crate) role: EntityTypeName,
+    pub(crate) image: EntityTypeName,
+    pub(crate) profile: EntityTypeName,
+    pub(crate) path: EntityTypeName,
+    pub(crate) actions: [EntityUid; 4],
 }
 
-/// Entity type names and action ids, parsed once.
-#[derive(Debug, Clone)]
-struct Names {
-    subject: EntityTypeName,
-    tenant: EntityTypeName,
-    role: EntityTypeName,
-    image: EntityTypeName,
-    profile: EntityTypeName,
-    path: EntityTypeName,
-    actions: [EntityUid; 4],
-}
+pub(crate) const SUBJECT: &str = "Brig::Subject";
+pub(crate) const TENANT: &str = "Brig::Tenant";
+pub(crate) const ROLE: &str = "Brig::Role";
 
 impl Names {
     fn new() -> Result<Names, String> {
@@ -143,14 +143,98 @@ impl Names {
         let action_ty = t("Brig::Action")?;
         let a = |id: &str| EntityUid::from_type_name_and_id(action_ty.clone(), EntityId::new(id));
         Ok(Names {
-            subject: t("Brig::Subject")?,
-            tenant: t("Brig::Tenant")?,
-            role: t("Brig::Role")?,
+            subject: t(SUBJECT)?,
+            tenant: t(TENANT)?,
+            role: t(ROLE)?,
             image: t("Brig::Image")?,
             profile: t("Brig::Profile")?,
             path: t("Brig::Path")?,
             actions: [a(ACTIONS[0]), a(ACTIONS[1]), a(ACTIONS[2]), a(ACTIONS[3])],
         })
+    }
+
+    pub(crate) fn get() -> Result<&'static Names, String> {
+        static NAMES: OnceLock<Result<Names, String>> = OnceLock::new();
+        NAMES.get_or_init(Names::new).as_ref().map_err(Clone::clone)
+    }
+}
+
+/// An entity a policy's principal scope names: `(type, id)`.
+pub(crate) type EntityKey = (String, String);
+
+/// Where a bucket's policies come from.
+#[derive(Clone)]
+enum Source {
+    /// Parsed and validated in this process.
+    Parsed(Vec<Policy>),
+    /// From the cache: `payload[start..end]` is a JSON array of `[id, EST]`,
+    /// parsed on first use.
+    Cached { payload: Arc<[u8]>, start: usize, end: usize },
+}
+
+/// Policies that apply to one action and one principal scope, made into a
+/// Cedar policy set on first use.
+pub(crate) struct Bucket {
+    source: Source,
+    set: OnceLock<Result<cedar_policy::PolicySet, String>>,
+}
+
+impl Clone for Bucket {
+    fn clone(&self) -> Self {
+        Bucket { source: self.source.clone(), set: OnceLock::new() }
+    }
+}
+
+impl Bucket {
+    fn new(source: Source) -> Bucket {
+        Bucket { source, set: OnceLock::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        match &self.source {
+            Source::Parsed(p) => p.is_empty(),
+            Source::Cached { start, end, .. } => end <= start,
+        }
+    }
+
+    pub(crate) fn set(&self) -> Result<&cedar_policy::PolicySet, String> {
+        self.set
+            .get_or_init(|| {
+                let policies = match &self.source {
+                    Source::Parsed(p) => p.clone(),
+                    Source::Cached { payload, start, end } => {
+                        let blob = payload.get(*start..*end).ok_or("cached policies: bad offsets")?;
+                        let list: Vec<(String, Value)> =
+                            serde_json::from_slice(blob).map_err(|e| format!("cached policies: {e}"))?;
+                        let mut out = Vec::with_capacity(list.len());
+                        for (id, est) in list {
+                            let policy = Policy::from_json(Some(PolicyId::new(&id)), est)
+                                .map_err(|e| format!("cached policy `{id}`: {e}"))?;
+                            out.push(policy);
+                        }
+                        out
+                    }
+                };
+                cedar_policy::PolicySet::from_policies(policies).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The bucket as the cache stores it: a JSON array of `[id, EST]`.
+    fn to_blob(&self) -> Result<Vec<u8>, String> {
+        match &self.source {
+            Source::Cached { payload, start, end } => {
+                payload.get(*start..*end).map(<[u8]>::to_vec).ok_or_else(|| "bad offsets".to_string())
+            }
+            Source::Parsed(list) => {
+                let mut out = Vec::with_capacity(list.len());
+                for p in list {
+                    out.push((p.id().to_string(), p.to_json().map_err(|e| e.to_string())?));
+                }
+                serde_json::to_vec(&out).map_err(|e| e.to_string())
+            }
+        }
     }
 }
 
@@ -162,27 +246,49 @@ impl Names {
 /// the conditions, so leaving such a policy out of a request whose principal
 /// does not have `E` changes neither the decision, nor its reasons, nor its
 /// errors. brig builds the hierarchy itself: a Subject's ancestors are
-/// exactly its Tenant and Roles, which have none.
-#[derive(Debug, Clone, Default)]
-struct ActionIndex {
-    any_principal: Vec<cedar_policy::Policy>,
-    by_entity: HashMap<EntityUid, Vec<cedar_policy::Policy>>,
+/// exactly its Tenant and Roles, which have none. Cedar's decision is also
+/// compositional — any satisfied `forbid` denies, else any satisfied `permit`
+/// allows — so the buckets are evaluated separately and their answers joined
+/// (`decide.rs`).
+#[derive(Clone)]
+pub(crate) struct ActionIndex {
+    pub(crate) any: Bucket,
+    pub(crate) by_entity: HashMap<EntityKey, Bucket>,
 }
 
 /// A loaded, validated policy directory.
-#[derive(Clone)]
 pub struct PolicySet {
-    schema: Schema,
-    set: cedar_policy::PolicySet,
-    index: Vec<ActionIndex>,
-    claims: BTreeMap<String, ClaimKind>,
+    pub(crate) index: Vec<ActionIndex>,
+    pub(crate) claims: BTreeMap<String, ClaimAttr>,
+    /// Every `Brig::Path` id the policies mention: the only ancestors of a
+    /// mount source that a policy can observe (see `decide.rs`).
+    pub(crate) paths: HashSet<String>,
     files: BTreeMap<String, String>,
     warnings: Vec<Diag>,
     digest: String,
     from_cache: bool,
-    names: Names,
-    /// The schema in Cedar's JSON schema format (what the cache stores).
-    schema_json: Value,
+    /// The schema in Cedar's JSON format (what the cache stores).
+    schema_json: String,
+    /// Built on demand, for [`PolicySet::validate_requests`].
+    schema: OnceLock<Result<Schema, String>>,
+    pub(crate) validate_requests: bool,
+}
+
+impl Clone for PolicySet {
+    fn clone(&self) -> Self {
+        PolicySet {
+            index: self.index.clone(),
+            claims: self.claims.clone(),
+            paths: self.paths.clone(),
+            files: self.files.clone(),
+            warnings: self.warnings.clone(),
+            digest: self.digest.clone(),
+            from_cache: self.from_cache,
+            schema_json: self.schema_json.clone(),
+            schema: OnceLock::new(),
+            validate_requests: self.validate_requests,
+        }
+    }
 }
 
 impl fmt::Debug for PolicySet {
@@ -195,23 +301,33 @@ impl fmt::Debug for PolicySet {
     }
 }
 
-/// What the on-disk cache holds for one content digest.
+/// The header line of a cache entry; the policies follow it, one JSON
+/// blob per bucket, at the offsets the header gives.
 #[derive(Serialize, Deserialize)]
-struct CacheEntry {
+struct CacheHeader {
     format: String,
     digest: String,
-    schema: Value,
-    policies: Value,
+    schema_json: String,
     files: BTreeMap<String, String>,
-    claims: BTreeMap<String, ClaimKind>,
+    claims: BTreeMap<String, ClaimAttr>,
+    paths: Vec<String>,
     warnings: Vec<Diag>,
+    /// Per action: the unscoped bucket, then `(entity, bucket)`; a bucket is
+    /// `(start, end)` in the payload.
+    index: Vec<CachedAction>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedAction {
+    any: (usize, usize),
+    by_entity: Vec<(EntityKey, (usize, usize))>,
 }
 
 struct Sources {
     /// `(file name, text)`, sorted by name.
     policies: Vec<(String, String)>,
-    /// `(file name, text)` of the schema.
-    schema: (String, String),
+    /// `(file name, text)` of the schema; `None` for the built-in one.
+    schema: Option<(String, String)>,
 }
 
 fn read_sources(dir: &Path) -> Result<Sources, PolicyError> {
@@ -235,7 +351,7 @@ fn read_sources(dir: &Path) -> Result<Sources, PolicyError> {
         return Err(PolicyError::NoPolicies(dir.to_path_buf()));
     }
     policies.sort();
-    Ok(Sources { policies, schema: schema.unwrap_or_else(|| ("<built-in schema>".into(), BUILTIN_SCHEMA.into())) })
+    Ok(Sources { policies, schema })
 }
 
 fn content_digest(sources: &Sources) -> String {
@@ -246,8 +362,13 @@ fn content_digest(sources: &Sources) -> String {
     };
     field(CACHE_FORMAT.as_bytes());
     field(env!("CARGO_PKG_VERSION").as_bytes());
-    field(sources.schema.0.as_bytes());
-    field(sources.schema.1.as_bytes());
+    match &sources.schema {
+        Some((name, text)) => {
+            field(name.as_bytes());
+            field(text.as_bytes());
+        }
+        None => field(BUILTIN_SCHEMA.as_bytes()),
+    }
     for (name, text) in &sources.policies {
         field(name.as_bytes());
         field(text.as_bytes());
@@ -308,22 +429,36 @@ impl PolicySet {
     pub fn from_texts(policies: &[(String, String)], schema: Option<&str>) -> Result<PolicySet, PolicyError> {
         let mut policies = policies.to_vec();
         policies.sort();
-        let schema = match schema {
-            Some(s) => (SCHEMA_FILE.to_string(), s.to_string()),
-            None => ("<built-in schema>".into(), BUILTIN_SCHEMA.into()),
-        };
+        let schema = schema.map(|s| (SCHEMA_FILE.to_string(), s.to_string()));
         PolicySet::from_sources(Sources { policies, schema })
+    }
+
+    /// Also checks every request and its entities against the schema with
+    /// Cedar's own request validation (slower; the tests turn it on to show
+    /// that what brig builds conforms).
+    pub fn validate_requests(mut self, on: bool) -> PolicySet {
+        self.validate_requests = on;
+        self
+    }
+
+    pub(crate) fn schema(&self) -> Result<&Schema, String> {
+        self.schema
+            .get_or_init(|| {
+                let json: Value = serde_json::from_str(&self.schema_json).map_err(|e| e.to_string())?;
+                Schema::from_json_value(json).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn from_sources(sources: Sources) -> Result<PolicySet, PolicyError> {
         let digest = content_digest(&sources);
-        let names = Names::new().map_err(|m| schema_diag(&sources.schema.0, m))?;
-        let (schema, claims, schema_json) = parse_schema(&sources.schema.0, &sources.schema.1, &names)?;
+        let names = Names::get().map_err(|m| schema_diag(SCHEMA_FILE, m))?;
+        let (schema, claims, schema_json) = parse_schema(sources.schema.as_ref())?;
 
         let mut parse_errors = Vec::new();
         let mut set = cedar_policy::PolicySet::new();
         let mut files = BTreeMap::new();
-        let mut first_seen: HashMap<String, String> = HashMap::new();
         for (file, text) in &sources.policies {
             let parsed = match cedar_policy::PolicySet::from_str(text) {
                 Ok(p) => p,
@@ -344,7 +479,7 @@ impl PolicySet {
                 continue;
             }
             // Cedar names the policies of one text `policy0`, `policy1`, ... in order.
-            let mut list: Vec<(usize, &cedar_policy::Policy)> = parsed
+            let mut list: Vec<(usize, &Policy)> = parsed
                 .policies()
                 .map(|p| (p.id().to_string().trim_start_matches("policy").parse().unwrap_or(usize::MAX), p))
                 .collect();
@@ -354,7 +489,7 @@ impl PolicySet {
                     Some(id) if !id.is_empty() => id.to_string(),
                     _ => format!("{file}:{index}"),
                 };
-                if let Some(other) = first_seen.get(&id) {
+                if let Some(other) = files.get(&id) {
                     parse_errors.push(Diag {
                         file: file.clone(),
                         line: 0,
@@ -363,9 +498,8 @@ impl PolicySet {
                     });
                     continue;
                 }
-                first_seen.insert(id.clone(), file.clone());
                 files.insert(id.clone(), file.clone());
-                if let Err(e) = set.add(policy.new_id(cedar_policy::PolicyId::new(&id))) {
+                if let Err(e) = set.add(policy.new_id(PolicyId::new(&id))) {
                     parse_errors.push(Diag { file: file.clone(), line: 0, column: 0, message: e.to_string() });
                 }
             }
@@ -375,7 +509,7 @@ impl PolicySet {
         }
 
         let texts: HashMap<&str, &str> = sources.policies.iter().map(|(f, t)| (f.as_str(), t.as_str())).collect();
-        let locate = |policy_id: &cedar_policy::PolicyId| -> (String, &str) {
+        let locate = |policy_id: &PolicyId| -> (String, &str) {
             let id: &str = policy_id.as_ref();
             let file = files.get(id).cloned().unwrap_or_default();
             let text = texts.get(file.as_str()).copied().unwrap_or("");
@@ -395,52 +529,32 @@ impl PolicySet {
         if !errors.is_empty() {
             return Err(PolicyError::Validation(errors));
         }
-        Ok(PolicySet::assemble(schema, schema_json, set, claims, files, warnings, digest, false, names))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn assemble(
-        schema: Schema,
-        schema_json: Value,
-        set: cedar_policy::PolicySet,
-        claims: BTreeMap<String, ClaimKind>,
-        files: BTreeMap<String, String>,
-        warnings: Vec<Diag>,
-        digest: String,
-        from_cache: bool,
-        names: Names,
-    ) -> PolicySet {
-        let mut index = vec![ActionIndex::default(); ACTIONS.len()];
-        for policy in set.policies() {
-            let applies: Vec<usize> = match policy.action_constraint() {
-                ActionConstraint::Any => (0..ACTIONS.len()).collect(),
-                ActionConstraint::Eq(a) => names.actions.iter().position(|x| *x == a).into_iter().collect(),
-                ActionConstraint::In(list) => {
-                    (0..ACTIONS.len()).filter(|i| list.contains(&names.actions[*i])).collect()
-                }
-            };
-            let key = match policy.principal_constraint() {
-                PrincipalConstraint::Any | PrincipalConstraint::Is(_) => None,
-                PrincipalConstraint::Eq(e) | PrincipalConstraint::In(e) | PrincipalConstraint::IsIn(_, e) => Some(e),
-            };
-            for i in applies {
-                match &key {
-                    None => index[i].any_principal.push(policy.clone()),
-                    Some(e) => index[i].by_entity.entry(e.clone()).or_default().push(policy.clone()),
-                }
-            }
-        }
-        PolicySet { schema, set, index, claims, files, warnings, digest, from_cache, names, schema_json }
+        let index = build_index(&set, names);
+        let paths = referenced_paths(&set);
+        let schema_cell = OnceLock::new();
+        let _ = schema_cell.set(Ok(schema));
+        Ok(PolicySet {
+            index,
+            claims,
+            paths,
+            files,
+            warnings,
+            digest,
+            from_cache: false,
+            schema_json: schema_json.to_string(),
+            schema: schema_cell,
+            validate_requests: false,
+        })
     }
 
     /// Number of policies.
     pub fn len(&self) -> usize {
-        self.set.policies().count()
+        self.files.len()
     }
 
     /// Whether there are no policies.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.files.is_empty()
     }
 
     /// Every policy id with its file, sorted by id.
@@ -467,69 +581,126 @@ impl PolicySet {
     pub fn declared_claims(&self) -> Vec<String> {
         self.claims.keys().cloned().collect()
     }
+}
 
-    fn candidates(
-        &self,
-        action: usize,
-        principal_and_ancestors: &[EntityUid],
-    ) -> Result<cedar_policy::PolicySet, cedar_policy::PolicySetError> {
-        let idx = &self.index[action];
-        let mut list: Vec<cedar_policy::Policy> = idx.any_principal.clone();
-        for e in principal_and_ancestors {
-            if let Some(more) = idx.by_entity.get(e) {
-                list.extend(more.iter().cloned());
+fn build_index(set: &cedar_policy::PolicySet, names: &Names) -> Vec<ActionIndex> {
+    let mut any: Vec<Vec<Policy>> = vec![Vec::new(); ACTIONS.len()];
+    let mut by_entity: Vec<HashMap<EntityKey, Vec<Policy>>> = vec![HashMap::new(); ACTIONS.len()];
+    for policy in set.policies() {
+        let applies: Vec<usize> = match policy.action_constraint() {
+            ActionConstraint::Any => (0..ACTIONS.len()).collect(),
+            ActionConstraint::Eq(a) => names.actions.iter().position(|x| *x == a).into_iter().collect(),
+            ActionConstraint::In(list) => (0..ACTIONS.len()).filter(|i| list.contains(&names.actions[*i])).collect(),
+        };
+        let key = match policy.principal_constraint() {
+            PrincipalConstraint::Any | PrincipalConstraint::Is(_) => None,
+            PrincipalConstraint::Eq(e) | PrincipalConstraint::In(e) | PrincipalConstraint::IsIn(_, e) => {
+                Some((e.type_name().to_string(), e.id().unescaped().to_string()))
+            }
+        };
+        for i in applies {
+            match &key {
+                None => any[i].push(policy.clone()),
+                Some(k) => by_entity[i].entry(k.clone()).or_default().push(policy.clone()),
             }
         }
-        // Each policy is filed once per action and the entities are distinct,
-        // so ids cannot repeat; if they did, the error denies.
-        cedar_policy::PolicySet::from_policies(list)
     }
+    any.into_iter()
+        .zip(by_entity)
+        .map(|(any, by)| ActionIndex {
+            any: Bucket::new(Source::Parsed(any)),
+            by_entity: by.into_iter().map(|(k, v)| (k, Bucket::new(Source::Parsed(v)))).collect(),
+        })
+        .collect()
 }
+
+/// Every `Brig::Path` id in the policies (scopes and conditions), from their
+/// JSON form: an object `{"type": "Brig::Path", "id": ...}` is an entity
+/// reference wherever it appears.
+fn referenced_paths(set: &cedar_policy::PolicySet) -> HashSet<String> {
+    fn walk(v: &Value, out: &mut HashSet<String>) {
+        match v {
+            Value::Object(m) => {
+                if let (Some(Value::String(t)), Some(Value::String(id))) = (m.get("type"), m.get("id")) {
+                    if t == "Brig::Path" {
+                        out.insert(id.clone());
+                    }
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = HashSet::new();
+    for p in set.policies() {
+        match p.to_json() {
+            Ok(est) => walk(&est, &mut out),
+            // Without the JSON form, keep every ancestor (`decide.rs`).
+            Err(_) => {
+                out.insert(ALL_PATHS.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// In `PolicySet::paths`: keep every ancestor of every mount source.
+pub(crate) const ALL_PATHS: &str = "\0all";
 
 fn schema_diag(file: &str, message: String) -> PolicyError {
     PolicyError::Schema(vec![Diag { file: file.to_string(), line: 0, column: 0, message }])
 }
 
-/// Parses the schema, checks it has what brig builds, and reads the `Claims` type.
-fn parse_schema(file: &str, text: &str, names: &Names) -> Result<(Schema, BTreeMap<String, ClaimKind>, Value), PolicyError> {
-    let (schema, _warnings) = Schema::from_cedarschema_str(text).map_err(|e| {
-        PolicyError::Schema(vec![diag_of(&e, file, text, e.to_string())])
-    })?;
-    let mut missing = Vec::new();
-    let types: HashSet<String> = schema.entity_types().map(ToString::to_string).collect();
-    for t in [&names.subject, &names.tenant, &names.role, &names.image, &names.profile, &names.path] {
-        if !types.contains(&t.to_string()) {
-            missing.push(format!("entity type `{t}`"));
-        }
+/// The schema in Cedar's JSON format, without `Brig::Claims`.
+fn without_claims(mut json: Value) -> Value {
+    if let Some(common) = json.pointer_mut("/Brig/commonTypes").and_then(Value::as_object_mut) {
+        common.remove("Claims");
     }
-    let actions: HashSet<&EntityUid> = schema.actions().collect();
-    for a in &names.actions {
-        if !actions.contains(a) {
-            missing.push(format!("action `{a}`"));
-        }
-    }
-    let (fragment, _) = SchemaFragment::from_cedarschema_str(text).map_err(|e| {
-        PolicyError::Schema(vec![diag_of(&e, file, text, e.to_string())])
-    })?;
-    let json = fragment.to_json_value().map_err(|e| schema_diag(file, e.to_string()))?;
-    let claims = match json.pointer("/Brig/commonTypes/Claims/attributes").and_then(Value::as_object) {
-        Some(attrs) => attrs
-            .iter()
-            .map(|(name, ty)| {
-                let is_ip = ty.get("name").and_then(Value::as_str).is_some_and(|n| n == "ipaddr" || n.ends_with("::ipaddr"));
-                (name.clone(), if is_ip { ClaimKind::IpAddr } else { ClaimKind::Json })
-            })
-            .collect(),
-        None => {
-            missing.push("common type `Brig::Claims` (a record)".into());
-            BTreeMap::new()
-        }
+    json
+}
+
+/// Parses the schema (the directory's, or the built-in one), checks that a
+/// directory's schema differs from the built-in one only in `Brig::Claims`,
+/// and reads the declared claims.
+fn parse_schema(
+    source: Option<&(String, String)>,
+) -> Result<(Schema, BTreeMap<String, ClaimAttr>, Value), PolicyError> {
+    let (file, text) = match source {
+        Some((f, t)) => (f.as_str(), t.as_str()),
+        None => ("<built-in schema>", BUILTIN_SCHEMA),
     };
-    if !missing.is_empty() {
-        return Err(PolicyError::Schema(
-            missing.into_iter().map(|m| Diag { file: file.into(), line: 0, column: 0, message: format!("missing {m}") }).collect(),
-        ));
+    let (schema, _warnings) = Schema::from_cedarschema_str(text)
+        .map_err(|e| PolicyError::Schema(vec![diag_of(&e, file, text, e.to_string())]))?;
+    let (fragment, _) = SchemaFragment::from_cedarschema_str(text)
+        .map_err(|e| PolicyError::Schema(vec![diag_of(&e, file, text, e.to_string())]))?;
+    let json = fragment.to_json_value().map_err(|e| schema_diag(file, e.to_string()))?;
+    if source.is_some() {
+        // brig builds every entity and context itself, typed by the built-in
+        // schema; only the claims it passes through may be declared anew.
+        let (builtin, _) = SchemaFragment::from_cedarschema_str(BUILTIN_SCHEMA)
+            .map_err(|e| schema_diag("<built-in schema>", e.to_string()))?;
+        let builtin = without_claims(builtin.to_json_value().map_err(|e| schema_diag(file, e.to_string()))?);
+        let mine = without_claims(json.clone());
+        if mine != builtin {
+            let mut what = Vec::new();
+            for section in ["entityTypes", "actions", "commonTypes"] {
+                let p = format!("/Brig/{section}");
+                if mine.pointer(&p) != builtin.pointer(&p) {
+                    what.push(section);
+                }
+            }
+            return Err(schema_diag(
+                file,
+                format!(
+                    "differs from the built-in schema in {}: a policy directory's schema may change only `Brig::Claims` \
+                     (brig builds every other entity and context itself)",
+                    if what.is_empty() { "its namespaces".to_string() } else { what.join(", ") }
+                ),
+            ));
+        }
     }
+    let claims = declared_claims(&json).map_err(|m| schema_diag(file, m))?;
     Ok((schema, claims, json))
 }
 
@@ -547,29 +718,75 @@ fn read_cache(path: &Path, digest: &str) -> Option<PolicySet> {
         return None;
     }
     let bytes = fs::read(path).ok()?;
-    let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
-    if entry.format != CACHE_FORMAT || entry.digest != digest {
+    let newline = bytes.iter().position(|b| *b == b'\n')?;
+    let header: CacheHeader = serde_json::from_slice(&bytes[..newline]).ok()?;
+    if header.format != CACHE_FORMAT || header.digest != digest || header.index.len() != ACTIONS.len() {
         return None;
     }
-    let schema = Schema::from_json_value(entry.schema.clone()).ok()?;
-    let set = cedar_policy::PolicySet::from_json_value(entry.policies).ok()?;
-    let names = Names::new().ok()?;
-    Some(PolicySet::assemble(schema, entry.schema, set, entry.claims, entry.files, entry.warnings, entry.digest, true, names))
+    let payload: Arc<[u8]> = Arc::from(&bytes[newline + 1..]);
+    let bucket = |(start, end): (usize, usize)| -> Option<Bucket> {
+        (start <= end && end <= payload.len())
+            .then(|| Bucket::new(Source::Cached { payload: payload.clone(), start, end }))
+    };
+    let mut index = Vec::with_capacity(ACTIONS.len());
+    for a in header.index {
+        let mut by_entity = HashMap::with_capacity(a.by_entity.len());
+        for (k, range) in a.by_entity {
+            by_entity.insert(k, bucket(range)?);
+        }
+        index.push(ActionIndex { any: bucket(a.any)?, by_entity });
+    }
+    Some(PolicySet {
+        index,
+        claims: header.claims,
+        paths: header.paths.into_iter().collect(),
+        files: header.files,
+        warnings: header.warnings,
+        digest: header.digest,
+        from_cache: true,
+        schema_json: header.schema_json,
+        schema: OnceLock::new(),
+        validate_requests: false,
+    })
 }
 
 fn write_cache(set: &PolicySet, path: &Path, dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| e.to_string())?;
-    let entry = CacheEntry {
+    let mut payload = Vec::new();
+    let mut push = |b: &Bucket| -> Result<(usize, usize), String> {
+        let start = payload.len();
+        payload.extend_from_slice(&b.to_blob()?);
+        Ok((start, payload.len()))
+    };
+    let mut index = Vec::new();
+    for a in &set.index {
+        let any = push(&a.any)?;
+        let mut keys: Vec<&EntityKey> = a.by_entity.keys().collect();
+        keys.sort();
+        let mut by_entity = Vec::new();
+        for k in keys {
+            if let Some(b) = a.by_entity.get(k) {
+                by_entity.push((k.clone(), push(b)?));
+            }
+        }
+        index.push(CachedAction { any, by_entity });
+    }
+    let mut paths: Vec<String> = set.paths.iter().cloned().collect();
+    paths.sort();
+    let header = CacheHeader {
         format: CACHE_FORMAT.into(),
         digest: set.digest.clone(),
-        schema: set.schema_json.clone(),
-        policies: set.set.clone().to_json().map_err(|e| e.to_string())?,
+        schema_json: set.schema_json.clone(),
         files: set.files.clone(),
         claims: set.claims.clone(),
+        paths,
         warnings: set.warnings.clone(),
+        index,
     };
-    let bytes = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
+    let mut bytes = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&payload);
     crate::jwks::write_atomic(path, &bytes).map_err(|e| e.to_string())?;
     prune_cache(dir, path);
     Ok(())
@@ -591,433 +808,10 @@ fn prune_cache(dir: &Path, keep: &Path) {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Decisions
-// ---------------------------------------------------------------------------
-
-/// The decision of one Cedar request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestDecision {
-    /// `launch`, `exec`, `mount` or `egress`.
-    pub action: String,
-    /// What the request was about, e.g. `mount /var/lib/x at /in (read-only)`.
-    pub subject: String,
-    /// Cedar's decision, and no errors.
-    pub allowed: bool,
-    /// Policies that determined it (permits when allowed, forbids when denied).
-    pub determining_policies: Vec<String>,
-    /// Evaluation errors (each one denies).
-    pub errors: Vec<String>,
-}
-
-/// The decision on a launch or an exec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
-    /// Every request allowed, no errors.
-    pub allowed: bool,
-    /// Policy ids: the permits of every request when allowed; the forbids
-    /// that denied when denied (empty when nothing permitted).
-    pub determining_policies: Vec<String>,
-    /// Errors on the way (entity/context building, policy evaluation).
-    pub errors: Vec<String>,
-    /// One line for people: what was decided and why.
-    pub reason: String,
-    /// Each Cedar request and its decision (for `brig policy explain`).
-    pub requests: Vec<RequestDecision>,
-}
-
-impl Decision {
-    fn deny_with_error(error: String) -> Decision {
-        Decision {
-            allowed: false,
-            determining_policies: Vec::new(),
-            reason: format!("denied: {error}"),
-            errors: vec![error],
-            requests: Vec::new(),
-        }
+impl ActionIndex {
+    /// The buckets that can apply to a principal with these `(type, id)` keys.
+    pub(crate) fn buckets<'a>(&'a self, keys: &[EntityKey]) -> impl Iterator<Item = &'a Bucket> + 'a {
+        let extra: Vec<&Bucket> = keys.iter().filter_map(|k| self.by_entity.get(k)).collect();
+        std::iter::once(&self.any).chain(extra).filter(|b| !b.is_empty())
     }
-
-    /// A multi-line report: the decision, each request, its policies and errors.
-    pub fn explain(&self) -> String {
-        let mut out = format!("decision: {}\nreason: {}\n", if self.allowed { "allow" } else { "deny" }, self.reason);
-        if !self.determining_policies.is_empty() {
-            out.push_str(&format!("determining policies: {}\n", self.determining_policies.join(", ")));
-        }
-        for e in &self.errors {
-            out.push_str(&format!("error: {e}\n"));
-        }
-        for r in &self.requests {
-            out.push_str(&format!(
-                "  [{}] {}: {}",
-                if r.allowed { "allow" } else { "deny " },
-                r.action,
-                r.subject
-            ));
-            if !r.determining_policies.is_empty() {
-                out.push_str(&format!(" — by {}", r.determining_policies.join(", ")));
-            }
-            out.push('\n');
-            for e in &r.errors {
-                out.push_str(&format!("      error: {e}\n"));
-            }
-        }
-        out
-    }
-}
-
-/// Replaces every path segment of `source` equal to `tenant` by `{tenant}`.
-/// `None` when that cannot be done unambiguously: no tenant, a tenant that
-/// is empty, `.`, `..` or contains `/`, or a source already holding `{` or `}`.
-pub fn tenant_source(source: &str, tenant: Option<&str>) -> Option<String> {
-    let tenant = tenant?;
-    if tenant.is_empty() || tenant == "." || tenant == ".." || tenant.contains('/') {
-        return None;
-    }
-    if source.contains('{') || source.contains('}') {
-        return None;
-    }
-    Some(source.split('/').map(|seg| if seg == tenant { TENANT_PLACEHOLDER } else { seg }).collect::<Vec<_>>().join("/"))
-}
-
-fn ip_json(cidr: &str) -> Value {
-    json!({"__extn": {"fn": "ip", "arg": cidr}})
-}
-
-fn egress_json(r: &EgressRule) -> Value {
-    json!({"cidr": ip_json(&r.cidr), "port": r.port, "proto": r.proto})
-}
-
-fn mount_json(m: &MountInfo) -> Value {
-    json!({"source": m.source, "destination": m.destination, "read_write": m.read_write, "kind": m.kind})
-}
-
-fn image_json(c: &LaunchContext) -> Value {
-    let mut m = Map::new();
-    if let Some(d) = &c.image.digest {
-        m.insert("digest".into(), json!(d));
-    }
-    if let Some(n) = &c.image.name {
-        m.insert("name".into(), json!(n));
-    }
-    Value::Object(m)
-}
-
-/// Ancestors of a host path, nearest first: `/a/b/c` → `/a/b`, `/a`, `/`.
-fn path_ancestors(p: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = p.trim_end_matches('/').to_string();
-    while let Some(i) = cur.rfind('/') {
-        cur.truncate(i);
-        out.push(if cur.is_empty() { "/".to_string() } else { cur.clone() });
-        if cur.is_empty() {
-            break;
-        }
-    }
-    out
-}
-
-struct Builder<'a> {
-    set: &'a PolicySet,
-    token: &'a VerifiedToken,
-    context: &'a LaunchContext,
-    principal: EntityUid,
-    ancestry: Vec<EntityUid>,
-    resource: EntityUid,
-    claims: Value,
-}
-
-impl<'a> Builder<'a> {
-    fn new(set: &'a PolicySet, token: &'a VerifiedToken, context: &'a LaunchContext) -> Builder<'a> {
-        let n = &set.names;
-        let principal = EntityUid::from_type_name_and_id(n.subject.clone(), EntityId::new(token.principal_id()));
-        let mut ancestry = vec![principal.clone()];
-        if let Some(t) = &token.tenant {
-            ancestry.push(EntityUid::from_type_name_and_id(n.tenant.clone(), EntityId::new(t)));
-        }
-        for r in &token.roles {
-            let uid = EntityUid::from_type_name_and_id(n.role.clone(), EntityId::new(r));
-            // A role listed twice must not pull its policies in twice.
-            if !ancestry.contains(&uid) {
-                ancestry.push(uid);
-            }
-        }
-        let image_id = context.image.digest.as_deref().or(context.image.name.as_deref()).unwrap_or("");
-        let resource = EntityUid::from_type_name_and_id(n.image.clone(), EntityId::new(image_id));
-        let mut claims = Map::new();
-        for (name, value) in &token.claims {
-            match set.claims.get(name) {
-                Some(_) if value.is_null() => {}
-                Some(ClaimKind::Json) => {
-                    claims.insert(name.clone(), value.clone());
-                }
-                Some(ClaimKind::IpAddr) => {
-                    claims.insert(name.clone(), value.as_str().map_or_else(|| value.clone(), ip_json));
-                }
-                None => {}
-            }
-        }
-        Builder { set, token, context, principal, ancestry, resource, claims: Value::Object(claims) }
-    }
-
-    fn entities(&self, with_paths: bool) -> Result<Entities, String> {
-        let n = &self.set.names;
-        let t = self.token;
-        let c = self.context;
-        let mut list = Vec::new();
-        let s = |v: &str| RestrictedExpression::new_string(v.to_string());
-        let mut attrs = HashMap::from([
-            ("issuer".to_string(), s(&t.issuer)),
-            ("subject".to_string(), s(&t.subject)),
-            ("roles".to_string(), RestrictedExpression::new_set(t.roles.iter().map(|r| s(r)))),
-        ]);
-        if let Some(tenant) = &t.tenant {
-            attrs.insert("tenant".into(), s(tenant));
-        }
-        if let Some(d) = &t.image_digest {
-            attrs.insert("image_digest".into(), s(d));
-        }
-        let parents: HashSet<EntityUid> = self.ancestry[1..].iter().cloned().collect();
-        list.push(Entity::new(self.principal.clone(), attrs, parents.clone()).map_err(|e| e.to_string())?);
-        for p in parents {
-            list.push(Entity::new_no_attrs(p, HashSet::new()));
-        }
-        let profile = EntityUid::from_type_name_and_id(n.profile.clone(), EntityId::new(&c.profile));
-        let mut image_attrs = HashMap::from([("profile".to_string(), s(&c.profile))]);
-        if let Some(d) = &c.image.digest {
-            image_attrs.insert("digest".into(), s(d));
-        }
-        if let Some(name) = &c.image.name {
-            image_attrs.insert("name".into(), s(name));
-        }
-        list.push(
-            Entity::new(self.resource.clone(), image_attrs, HashSet::from([profile.clone()])).map_err(|e| e.to_string())?,
-        );
-        list.push(Entity::new_no_attrs(profile, HashSet::new()));
-        if with_paths {
-            let mut seen = HashSet::new();
-            for m in c.mounts.iter().filter(|m| m.reaches_host()) {
-                let mut chain = vec![m.source.clone()];
-                if m.source.starts_with('/') {
-                    chain.extend(path_ancestors(&m.source));
-                }
-                for (i, p) in chain.iter().enumerate() {
-                    if !seen.insert(p.clone()) {
-                        break;
-                    }
-                    let uid = EntityUid::from_type_name_and_id(n.path.clone(), EntityId::new(p));
-                    let parents = chain
-                        .get(i + 1)
-                        .map(|parent| EntityUid::from_type_name_and_id(n.path.clone(), EntityId::new(parent)))
-                        .into_iter()
-                        .collect();
-                    list.push(Entity::new(uid, HashMap::from([("path".to_string(), s(p))]), parents).map_err(|e| e.to_string())?);
-                }
-            }
-        }
-        Entities::from_entities(list, Some(&self.set.schema)).map_err(|e| e.to_string())
-    }
-
-    fn request_json(&self) -> Map<String, Value> {
-        let c = self.context;
-        let mut m = Map::new();
-        m.insert("profile".into(), json!(c.profile));
-        m.insert("image".into(), image_json(c));
-        m.insert("mounts".into(), Value::Array(c.mounts.iter().map(mount_json).collect()));
-        m.insert("capabilities".into(), json!(c.capabilities));
-        m.insert("host_namespaces".into(), json!(c.host_namespaces));
-        m.insert("joined_namespaces".into(), json!(c.joined_namespaces));
-        m.insert("devices".into(), json!(c.devices));
-        m.insert("resources".into(), serde_json::to_value(&c.resources).unwrap_or_else(|_| json!({})));
-        m.insert("egress".into(), Value::Array(c.egress.iter().map(egress_json).collect()));
-        if let Some(t) = c.timeout_secs {
-            m.insert("timeout_secs".into(), json!(t));
-        }
-        m.insert("inputs".into(), json!(c.inputs));
-        m.insert("outputs".into(), json!(c.outputs));
-        m.insert(
-            "annotations".into(),
-            Value::Array(c.annotations.iter().map(|(k, v)| json!({"key": k, "value": v})).collect()),
-        );
-        m.insert("annotation_keys".into(), json!(c.annotations.keys().collect::<Vec<_>>()));
-        m.insert("user".into(), json!({"uid": c.user.uid, "gid": c.user.gid}));
-        m.insert("claims".into(), self.claims.clone());
-        m
-    }
-
-    fn decide(
-        &self,
-        action: usize,
-        resource: EntityUid,
-        context: Value,
-        entities: &Entities,
-        subject: String,
-    ) -> RequestDecision {
-        let n = &self.set.names;
-        let action_uid = &n.actions[action];
-        let deny = |error: String| RequestDecision {
-            action: ACTIONS[action].into(),
-            subject: subject.clone(),
-            allowed: false,
-            determining_policies: Vec::new(),
-            errors: vec![error],
-        };
-        let context = match Context::from_json_value(context, Some((&self.set.schema, action_uid))) {
-            Ok(c) => c,
-            Err(e) => return deny(format!("building the `{}` context: {e}", ACTIONS[action])),
-        };
-        let request =
-            match Request::new(self.principal.clone(), action_uid.clone(), resource, context, Some(&self.set.schema)) {
-                Ok(r) => r,
-                Err(e) => return deny(format!("building the `{}` request: {e}", ACTIONS[action])),
-            };
-        let policies = match self.set.candidates(action, &self.ancestry) {
-            Ok(p) => p,
-            Err(e) => return deny(format!("selecting the `{}` policies: {e}", ACTIONS[action])),
-        };
-        let response = Authorizer::new().is_authorized(&request, &policies, entities);
-        let mut determining: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
-        determining.sort();
-        let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
-        RequestDecision {
-            action: ACTIONS[action].into(),
-            subject,
-            allowed: response.decision() == cedar_policy::Decision::Allow && errors.is_empty(),
-            determining_policies: determining,
-            errors,
-        }
-    }
-}
-
-fn describe_mount(m: &MountInfo) -> String {
-    format!(
-        "`{}` at `{}` ({}, {})",
-        m.source,
-        m.destination,
-        m.kind,
-        if m.read_write { "read-write" } else { "read-only" }
-    )
-}
-
-/// Decides a launch or an exec: `token` wants `action` with `context`.
-/// Any error denies; no matching `permit` denies; a matching `forbid` denies.
-pub fn authorize(policies: &PolicySet, token: &VerifiedToken, action: Action, context: &LaunchContext) -> Decision {
-    // Policies judge normalized host paths, whoever built the context:
-    // `/jobs/acme/out/../../globex` must not pass for a path under `acme`.
-    let normalized;
-    let context = if context.mounts.iter().any(|m| m.source.starts_with('/') && normalize(Path::new(&m.source)) != m.source)
-    {
-        let mut c = context.clone();
-        for m in &mut c.mounts {
-            if m.source.starts_with('/') {
-                m.source = normalize(Path::new(&m.source));
-            }
-        }
-        normalized = c;
-        &normalized
-    } else {
-        context
-    };
-    let b = Builder::new(policies, token, context);
-    let entities = match b.entities(action == Action::Launch) {
-        Ok(e) => e,
-        Err(e) => return Decision::deny_with_error(format!("building the entities: {e}")),
-    };
-    let mut requests = Vec::new();
-    let image_desc = format!(
-        "image `{}` with profile `{}`",
-        context.image.digest.as_deref().or(context.image.name.as_deref()).unwrap_or("<unknown>"),
-        context.profile
-    );
-    match action {
-        Action::Launch => {
-            requests.push(b.decide(LAUNCH, b.resource.clone(), Value::Object(b.request_json()), &entities, image_desc));
-            for m in context.mounts.iter().filter(|m| m.reaches_host()) {
-                let mut ctx = Map::new();
-                ctx.insert("mount".into(), mount_json(m));
-                if let Some(ts) = tenant_source(&m.source, token.tenant.as_deref()) {
-                    ctx.insert("tenant_source".into(), json!(ts));
-                }
-                ctx.insert("input".into(), json!(context.inputs.contains(&m.destination)));
-                ctx.insert("output".into(), json!(context.outputs.contains(&m.destination)));
-                ctx.insert("profile".into(), json!(context.profile));
-                ctx.insert("image".into(), image_json(context));
-                ctx.insert("claims".into(), b.claims.clone());
-                let path = EntityUid::from_type_name_and_id(policies.names.path.clone(), EntityId::new(&m.source));
-                requests.push(b.decide(MOUNT, path, Value::Object(ctx), &entities, describe_mount(m)));
-            }
-            for r in &context.egress {
-                let ctx = json!({
-                    "rule": egress_json(r),
-                    "profile": context.profile,
-                    "image": image_json(context),
-                    "claims": b.claims,
-                });
-                let desc = format!("`{}:{}/{}`", r.cidr, r.port, r.proto);
-                requests.push(b.decide(EGRESS, b.resource.clone(), ctx, &entities, desc));
-            }
-        }
-        Action::Exec => {
-            let Some(exec) = &context.exec else {
-                return Decision::deny_with_error("exec request without the exec's process".into());
-            };
-            let mut ctx = b.request_json();
-            ctx.insert(
-                "exec".into(),
-                json!({
-                    "command": exec.args.first().cloned().unwrap_or_default(),
-                    "args": exec.args,
-                    "command_line": exec.args.join(" "),
-                    "cwd": exec.cwd,
-                    "uid": exec.uid,
-                    "tty": exec.tty,
-                    "capabilities": exec.capabilities,
-                }),
-            );
-            let desc = format!("`{}` in {image_desc}", exec.args.join(" "));
-            requests.push(b.decide(EXEC, b.resource.clone(), Value::Object(ctx), &entities, desc));
-        }
-    }
-    combine(requests)
-}
-
-fn combine(requests: Vec<RequestDecision>) -> Decision {
-    let allowed = requests.iter().all(|r| r.allowed);
-    let mut determining = Vec::new();
-    let mut errors = Vec::new();
-    let mut denials = Vec::new();
-    for r in &requests {
-        errors.extend(r.errors.iter().map(|e| format!("{} {}: {e}", r.action, r.subject)));
-        if allowed || !r.allowed {
-            for p in &r.determining_policies {
-                if !determining.contains(p) {
-                    determining.push(p.clone());
-                }
-            }
-        }
-        if !r.allowed {
-            denials.push(if !r.errors.is_empty() {
-                format!("{} {}: an error denies ({})", r.action, r.subject, r.errors.join("; "))
-            } else if r.determining_policies.is_empty() {
-                format!("{} {}: no policy permits it", r.action, r.subject)
-            } else {
-                format!("{} {}: forbidden by {}", r.action, r.subject, quoted(&r.determining_policies))
-            });
-        }
-    }
-    let reason = if allowed {
-        format!("allowed by {}", quoted(&determining))
-    } else {
-        let more = denials.len().saturating_sub(1);
-        let first = denials.into_iter().next().unwrap_or_else(|| "nothing was decided".into());
-        if more > 0 {
-            format!("denied: {first} (and {more} more denied)")
-        } else {
-            format!("denied: {first}")
-        }
-    };
-    Decision { allowed, determining_policies: determining, errors, reason, requests }
-}
-
-fn quoted(ids: &[String]) -> String {
-    ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
 }

@@ -264,8 +264,7 @@ impl LaunchContext {
                 if let Some(cpu) = r.cpu() {
                     if let (Some(q), Some(p)) = (cpu.quota(), cpu.period()) {
                         if q > 0 && p > 0 {
-                            resources.cpu_millis =
-                                i64::try_from(i128::from(q) * 1000 / i128::from(p)).ok();
+                            resources.cpu_millis = i64::try_from(i128::from(q) * 1000 / i128::from(p)).ok();
                         }
                     }
                 }
@@ -286,7 +285,10 @@ impl LaunchContext {
             None => options.default_timeout_secs,
         };
         let list = |k: &str| -> BTreeSet<String> {
-            get(k).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| normalize(Path::new(s))).collect())
+            get(k)
+                .map(|v| {
+                    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| normalize(Path::new(s))).collect()
+                })
                 .unwrap_or_default()
         };
         let annotations_map = ann
@@ -356,7 +358,8 @@ fn capabilities_of(process: &Process) -> BTreeSet<String> {
 
 /// `sha256:<64 lowercase hex>` or `sha512:<128 lowercase hex>`.
 pub fn is_digest(s: &str) -> bool {
-    let hex_ok = |h: &str, n: usize| h.len() == n && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex_ok =
+        |h: &str, n: usize| h.len() == n && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     match s.split_once(':') {
         Some(("sha256", h)) => hex_ok(h, 64),
         Some(("sha512", h)) => hex_ok(h, 128),
@@ -499,8 +502,9 @@ mod tests {
             }
         }))
         .unwrap();
-        let c = LaunchContext::from_spec(&spec, &SpecOptions { default_profile: "standard".into(), ..Default::default() })
-            .unwrap();
+        let c =
+            LaunchContext::from_spec(&spec, &SpecOptions { default_profile: "standard".into(), ..Default::default() })
+                .unwrap();
         assert_eq!(c.profile, "restricted");
         assert_eq!(c.mounts[1].source, "/var/lib/brig/jobs/acme/in/x");
         assert!(!c.mounts[1].read_write);

@@ -209,12 +209,10 @@ const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 fn add_jwks(keys: &mut HashMap<String, PublicKey>, text: &str, origin: &str) -> Result<(), TrustError> {
     let jwks_err = |reason: String| TrustError::Jwks { origin: origin.to_string(), reason };
-    let doc: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| jwks_err(format!("not JSON (line {}, column {})", e.line(), e.column())))?;
-    let list = doc
-        .get("keys")
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| jwks_err("no `keys` array".to_string()))?;
+    let doc: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| jwks_err(format!("not JSON (line {}, column {})", e.line(), e.column())))?;
+    let list =
+        doc.get("keys").and_then(serde_json::Value::as_array).ok_or_else(|| jwks_err("no `keys` array".to_string()))?;
     for (i, raw) in list.iter().enumerate() {
         let obj = raw.as_object().ok_or_else(|| jwks_err(format!("key {i} is not an object")))?;
         let kid = match obj.get("kid") {

@@ -14,8 +14,10 @@
 
 pub mod audit;
 pub mod authz;
+mod claims;
 pub mod config;
 pub mod context;
+mod decide;
 pub mod devtools;
 mod jwks;
 pub mod replay;

@@ -171,9 +171,8 @@ impl ReplayGuard {
         if now - last < PRUNE_INTERVAL_SECS && last <= now {
             return;
         }
-        let _ = fs::write(&stamp, b"").and_then(|()| {
-            fs::File::options().write(true).open(&stamp)?.set_modified(from_unix_secs(now))
-        });
+        let _ = fs::write(&stamp, b"")
+            .and_then(|()| fs::File::options().write(true).open(&stamp)?.set_modified(from_unix_secs(now)));
         let _ = self.prune_locked(now);
     }
 

@@ -120,7 +120,8 @@ pub struct TestResult {
 /// Reads a cases file; relative `policies` and `bundle` paths are resolved
 /// against the file's directory.
 pub fn load_cases(path: &Path) -> Result<CaseFile, TestFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TestFileError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| TestFileError::Read { path: path.to_path_buf(), source })?;
     let parse_err = |message: String| TestFileError::Parse { path: path.to_path_buf(), message };
     let mut file: CaseFile = if path.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?

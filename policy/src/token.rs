@@ -51,9 +51,7 @@ pub enum TokenError {
         allowed: String,
     },
     /// `alg` does not fit the key the token names.
-    #[error(
-        "token algorithm `{alg}` does not fit key `{kid}` (a {key_type} key): refused as a key-confusion attempt"
-    )]
+    #[error("token algorithm `{alg}` does not fit key `{kid}` (a {key_type} key): refused as a key-confusion attempt")]
     KeyConfusion {
         /// The token's `alg`.
         alg: String,
@@ -131,7 +129,9 @@ pub enum TokenError {
     #[error("token was already used (`jti` seen before): single-use tokens cannot be replayed")]
     Replayed,
     /// Exec with the launch token into a container it did not launch.
-    #[error("token `jti` launched a different container: the launch token is accepted for exec only into its own container")]
+    #[error(
+        "token `jti` launched a different container: the launch token is accepted for exec only into its own container"
+    )]
     ExecOtherContainer,
     /// Exec with the launch token, but its launch record is gone.
     #[error("token `jti` has no launch record to exec with")]
@@ -237,7 +237,11 @@ impl TokenVerifier {
 
     /// A verifier over a JWKS document given in memory, ignoring the
     /// configuration's key sources (tests, benchmarks, `brig policy explain`).
-    pub fn with_jwks(config: &TrustConfig, jwks: &str, hmac_secret: Option<&[u8]>) -> Result<TokenVerifier, TrustError> {
+    pub fn with_jwks(
+        config: &TrustConfig,
+        jwks: &str,
+        hmac_secret: Option<&[u8]>,
+    ) -> Result<TokenVerifier, TrustError> {
         let keys = KeySet::from_jwks(jwks, hmac_secret)?;
         TokenVerifier::build(config, keys)
     }
@@ -336,7 +340,8 @@ impl TokenVerifier {
             Some(Value::String(k)) => Some(k.as_str()),
             Some(_) => return Err(TokenError::Malformed("header `kid` is not a string")),
         };
-        let disallowed = || TokenError::DisallowedAlgorithm { alg: shown(alg_name), allowed: self.allowed_names.clone() };
+        let disallowed =
+            || TokenError::DisallowedAlgorithm { alg: shown(alg_name), allowed: self.allowed_names.clone() };
         let alg: Algorithm = alg_name.parse().map_err(|_| disallowed())?;
         let key: &DecodingKey = if is_hmac(alg) {
             // An HMAC token naming a public key is the classic key confusion:
@@ -422,7 +427,11 @@ impl TokenVerifier {
         }
         if let Some(nbf) = nbf {
             if now.saturating_add(self.leeway) < nbf {
-                return Err(TokenError::NotYetValid { not_before: rfc3339(nbf), in_secs: nbf - now, leeway: self.leeway });
+                return Err(TokenError::NotYetValid {
+                    not_before: rfc3339(nbf),
+                    in_secs: nbf - now,
+                    leeway: self.leeway,
+                });
             }
         }
         if let Some(iat) = iat {

@@ -56,6 +56,10 @@ pub const ALWAYS_BLOCKED: &[&str] = &["169.254.0.0/16", "fe80::/10", "fd00:ec2::
 /// (one Landlock rule per port); nftables alone enforces them.
 pub const MAX_LANDLOCK_PORTS: usize = 1024;
 
+/// Up to this many distinct (protocol, ports) groups in an allowlist get a
+/// plain address set and a rule each; more share one concatenated set.
+const MAX_PORT_GROUPS: usize = 8;
+
 /// The nftables chain priority of brig's chains (`filter`).
 const PRIORITY: i32 = 0;
 
@@ -1105,15 +1109,17 @@ pub fn compile(plan: &EgressPlan, table: &str, host: &[IpAddr]) -> (Nftables<'st
     };
     let out_policy = if plan.policy == Policy::Guard { NfChainPolicy::Accept } else { NfChainPolicy::Drop };
     objs.push(chain("output", NfHook::Output, out_policy));
-    let lo_out = matches(meta(MetaKey::Oif), text("lo"));
-    let mut rules: Vec<NfListObject<'static>> = vec![rule(table, "output", vec![lo_out, accept()])];
+    // Established traffic (the bulk of the packets) leaves at the first rule.
+    let established = || rule(table, "output", vec![ct_state(&["established", "related"]), accept()]);
+    let mut rules: Vec<NfListObject<'static>> = Vec::new();
+    if plan.policy == Policy::Allowlist {
+        rules.push(established());
+    }
+    rules.push(rule(table, "output", vec![matches(meta(MetaKey::Oif), text("lo")), accept()]));
 
     if plan.policy == Policy::LoopbackOnly {
         rules.extend(refuse_rules(table, "output", &[], COUNTER_REFUSED));
     } else {
-        if plan.policy == Policy::Allowlist {
-            rules.push(rule(table, "output", vec![ct_state(&["established", "related"]), accept()]));
-        }
         rules.push(rule(table, "output", nd_accept()));
         // Explicit openings of blocked destinations come first.
         for r in &plan.open {
@@ -1163,23 +1169,49 @@ pub fn compile(plan: &EgressPlan, table: &str, host: &[IpAddr]) -> (Nftables<'st
                     objs.push(set_object(table, &name, SetTypeValue::Single(typ), hosts.iter().map(net).collect()));
                     rules.push(rule(table, "output", vec![matches(daddr(v4), text(format!("@{name}"))), accept()]));
                 }
-                let mut elems = Vec::new();
-                for t in ["tcp", "udp"] {
-                    let boxes: Vec<(Cidr, PortRange)> = plan
-                        .allow
-                        .iter()
-                        .filter(|r| r.cidr.is_v4() == v4 && !(r.ports.is_none() && r.proto == Proto::Any))
-                        .filter(|r| r.proto.transports().contains(&t))
-                        .map(|r| (r.cidr, r.ports.unwrap_or(PortRange::ALL)))
-                        .collect();
-                    for (c, p) in disjoint(v4, &boxes) {
-                        elems.push(Expression::Named(NamedExpression::Concat(vec![net(&c), text(t), ports(&p)])));
+                // Ported rules, grouped by (transport, ports): with few
+                // groups, one address interval set and one rule per group
+                // (nftables loads plain interval sets faster than
+                // concatenations); with many, one concatenated set.
+                let mut groups: BTreeMap<(&str, PortRange), Vec<Cidr>> = BTreeMap::new();
+                for r in
+                    plan.allow.iter().filter(|r| r.cidr.is_v4() == v4 && !(r.ports.is_none() && r.proto == Proto::Any))
+                {
+                    for t in r.proto.transports() {
+                        groups.entry((*t, r.ports.unwrap_or(PortRange::ALL))).or_default().push(r.cidr);
                     }
                 }
-                if !elems.is_empty() {
+                let typ = if v4 { SetType::Ipv4Addr } else { SetType::Ipv6Addr };
+                if groups.len() <= MAX_PORT_GROUPS {
+                    for (i, ((t, range), cidrs)) in groups.into_iter().enumerate() {
+                        let name = format!("allow{fam}_{i}");
+                        let cidrs = normalize(cidrs);
+                        size.set_elements += cidrs.len();
+                        objs.push(set_object(table, &name, SetTypeValue::Single(typ), cidrs.iter().map(net).collect()));
+                        let mut e = vec![
+                            matches(daddr(v4), text(format!("@{name}"))),
+                            matches(meta(MetaKey::L4proto), text(t)),
+                        ];
+                        if range != PortRange::ALL {
+                            e.push(matches(payload("th", "dport"), ports(&range)));
+                        }
+                        e.push(accept());
+                        rules.push(rule(table, "output", e));
+                    }
+                } else {
+                    let mut elems = Vec::new();
+                    for t in ["tcp", "udp"] {
+                        let boxes: Vec<(Cidr, PortRange)> = groups
+                            .iter()
+                            .filter(|((gt, _), _)| *gt == t)
+                            .flat_map(|((_, range), cidrs)| cidrs.iter().map(move |c| (*c, *range)))
+                            .collect();
+                        for (c, p) in disjoint(v4, &boxes) {
+                            elems.push(Expression::Named(NamedExpression::Concat(vec![net(&c), text(t), ports(&p)])));
+                        }
+                    }
                     let name = format!("allow{fam}");
                     size.set_elements += elems.len();
-                    let typ = if v4 { SetType::Ipv4Addr } else { SetType::Ipv6Addr };
                     objs.push(set_object(
                         table,
                         &name,
@@ -1200,9 +1232,11 @@ pub fn compile(plan: &EgressPlan, table: &str, host: &[IpAddr]) -> (Nftables<'st
 
     if plan.policy != Policy::Guard {
         objs.push(chain("input", NfHook::Input, NfChainPolicy::Drop));
-        rules.push(rule(table, "input", vec![matches(meta(MetaKey::Iif), text("lo")), accept()]));
         if plan.policy == Policy::Allowlist {
             rules.push(rule(table, "input", vec![ct_state(&["established", "related"]), accept()]));
+        }
+        rules.push(rule(table, "input", vec![matches(meta(MetaKey::Iif), text("lo")), accept()]));
+        if plan.policy == Policy::Allowlist {
             rules.push(rule(table, "input", nd_accept()));
             for i in &plan.inbound {
                 for t in i.proto.transports() {
@@ -1626,6 +1660,30 @@ mod tests {
         let (_, size) = compile(&p, "brig_t", &[]);
         assert!(size.rules < 20, "{size:?}");
         assert!(size.set_elements >= 100, "{size:?}");
+    }
+
+    #[test]
+    fn many_port_groups_share_one_concatenated_set() {
+        let allow: Vec<String> = (0..20).map(|i| format!("\"10.{i}.0.0/16:{}/tcp\"", 8000 + i)).collect();
+        let p = plan_of(&format!("mode = \"allow\"\nallow = [{}, \"10.0.0.0/8:8005\"]", allow.join(",")), None)
+            .unwrap()
+            .unwrap();
+        let (doc, size) = compile(&p, "brig_t", &[]);
+        let text = json(&doc);
+        assert!(text.contains(r#""name":"allow4""#) && text.contains(r#""concat""#), "{text}");
+        assert!(!text.contains("allow4_0"), "{text}");
+        assert!(size.rules < 20 && size.set_elements >= 21, "{size:?}");
+        // Few groups: a plain set per group.
+        let p = plan_of(
+            "mode = \"allow\"\nallow = [\"10.0.0.0/8:443/tcp\", \"10.1.0.0/16:443/tcp\", \"192.0.2.0/24:53\"]",
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        let (doc, _) = compile(&p, "brig_t", &[]);
+        let text = json(&doc);
+        assert!(text.contains("allow4_0") && text.contains("allow4_2") && !text.contains("allow4_3"), "{text}");
+        assert!(!text.contains(r#""addr":"10.1.0.0""#), "nested networks of one group are merged: {text}");
     }
 
     #[test]

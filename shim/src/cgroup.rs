@@ -143,8 +143,60 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_dir(dir)
 }
 
+/// On cgroup v2, takes the block-I/O weight out of the spec: libcgroups 0.7
+/// converts it with 16-bit arithmetic (overflow above 16); brig writes
+/// `io.weight` itself (`apply_fixups`).
+pub fn take_v2_io_weight(linux: &mut oci_spec::runtime::Linux) -> Option<u16> {
+    if !is_unified() {
+        return None;
+    }
+    let bio = linux.resources_mut().as_mut()?.block_io_mut().as_mut()?;
+    let w = bio.weight();
+    bio.set_weight(None);
+    w
+}
+
+/// runc's conversion of a v1 blkio weight (10..=1000) to a v2 io.weight
+/// (1..=10000).
+pub fn io_weight_v2(w: u16) -> u64 {
+    let w = u64::from(w.clamp(10, 1000));
+    1 + (w - 10) * 9999 / 990
+}
+
+/// What libcgroups 0.7 gets wrong on cgroup v2, applied after it:
+/// swap equal to the memory limit means "no swap" (`memory.swap.max` 0; it
+/// leaves `max`), and the block-I/O weight (see `take_v2_io_weight`).
+pub fn apply_fixups(
+    cgroup_path: &Path,
+    r: &oci_spec::runtime::LinuxResources,
+    io_weight: Option<u16>,
+) -> std::io::Result<()> {
+    if !is_unified() {
+        return Ok(());
+    }
+    let dir = dir_for("", cgroup_path);
+    if let Some(m) = r.memory() {
+        if let (Some(limit), Some(swap)) = (m.limit(), m.swap()) {
+            if limit > 0 && swap == limit {
+                std::fs::write(dir.join("memory.swap.max"), "0")?;
+            }
+        }
+    }
+    if let Some(w) = io_weight {
+        std::fs::write(dir.join("io.weight"), format!("default {}", io_weight_v2(w)))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn io_weights_like_runc() {
+        assert_eq!(super::io_weight_v2(10), 1);
+        assert_eq!(super::io_weight_v2(500), 4950);
+        assert_eq!(super::io_weight_v2(1000), 10000);
+    }
+
     use super::*;
 
     #[test]

@@ -111,7 +111,10 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
     }
     let Some(caps) = process.capabilities().clone() else { return Ok(()) };
     let allowed = base.process().as_ref().and_then(|p| p.capabilities().clone()).unwrap_or_default();
-    let filter = |name: &str, asked: &Option<Capabilities>, have: &Option<Capabilities>| -> Result<Option<Capabilities>> {
+    let filter = |name: &str,
+                  asked: &Option<Capabilities>,
+                  have: &Option<Capabilities>|
+     -> Result<Option<Capabilities>> {
         let Some(asked) = asked else { return Ok(None) };
         let have = have.clone().unwrap_or_default();
         let mut extra: Vec<String> = asked
@@ -175,8 +178,29 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     if client_seccomp.as_ref().is_some_and(libcontainer::seccomp::is_notify) {
         return Err(Error::state(id, "exec under a seccomp profile with SCMP_ACT_NOTIFY is not supported"));
     }
-    let handover =
-        Handover::for_exec(&plan, client_seccomp).map_err(|e| Error::io("preparing the supervisor for", &dir, e))?;
+    let handover = Handover::for_exec(&plan, client_seccomp.clone())
+        .map_err(|e| Error::io("preparing the supervisor for", &dir, e))?;
+    if record.userns.is_some() {
+        // libcontainer's tenant path does not join user namespaces.
+        let init = c.pid().ok_or_else(|| Error::state(id, "no init pid"))?;
+        let executor_fds = handover.executor();
+        let pid = crate::tenant::spawn(&crate::tenant::TenantRequest {
+            init_pid: init.as_raw(),
+            process: &process,
+            cgroup_path: &record.cgroup_path,
+            console_socket: args.console_socket.as_deref(),
+            stub_fd: executor_fds.stub_fd(),
+            plan_fd: executor_fds.plan_fd(),
+            client_seccomp: client_seccomp.as_ref(),
+            preserve_fds: args.preserve_fds,
+        })
+        .map_err(|e| Error::state(id, format!("exec: {e}")))?;
+        drop(handover);
+        if let Some(pf) = &args.pid_file {
+            std::fs::write(pf, pid.as_raw().to_string()).map_err(|e| Error::io("writing", pf, e))?;
+        }
+        return if args.detach { Ok(0) } else { wait_exit(id, pid) };
+    }
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root.path)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
@@ -194,6 +218,10 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     if args.detach {
         return Ok(0);
     }
+    wait_exit(id, pid)
+}
+
+fn wait_exit(id: &str, pid: nix::unistd::Pid) -> Result<i32> {
     loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),

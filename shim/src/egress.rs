@@ -79,6 +79,13 @@ pub struct Installed {
     pub set_elements: usize,
     /// Time from the start of the installation to nft's commit, µs.
     pub install_us: u64,
+    /// Of which `nft` itself (from spawning it to its exit), µs.
+    #[serde(default)]
+    pub nft_us: u64,
+    /// CPU time `nft` used (user + system, its kernel work included), µs:
+    /// unlike the wall times, not inflated by other load on the machine.
+    #[serde(default)]
+    pub nft_cpu_us: u64,
 }
 
 impl Installed {
@@ -200,6 +207,19 @@ fn gateways(pid: i32) -> Vec<IpAddr> {
     parse_gateways(&read("route"), &read("ipv6_route"))
 }
 
+/// CPU time (user + system) of this process's waited-for children, µs.
+fn children_cpu_us() -> u64 {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return 0;
+    }
+    let us =
+        |t: libc::timeval| u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0);
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
 fn hold(ns: &Path, holder: &Path) -> Result<(), EgressError> {
     std::fs::OpenOptions::new()
         .write(true)
@@ -250,7 +270,11 @@ pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Result<Inst
 
     let holder = dir.join(HOLDER_FILE);
     hold(&ns, &holder)?;
-    let installed = in_netns(&holder, || nft(&nft_bin, &["-j", "-f", "-"], Some(&json))).and_then(|_| {
+    let installed = in_netns(&holder, || {
+        let (t, cpu) = (Instant::now(), children_cpu_us());
+        nft(&nft_bin, &["-j", "-f", "-"], Some(&json)).map(|_| (t.elapsed(), children_cpu_us().saturating_sub(cpu)))
+    })
+    .and_then(|(nft_time, nft_cpu_us)| {
         let installed = Installed {
             table,
             policy: plan.policy,
@@ -258,6 +282,8 @@ pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Result<Inst
             rules: size.rules,
             set_elements: size.set_elements,
             install_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+            nft_us: u64::try_from(nft_time.as_micros()).unwrap_or(u64::MAX),
+            nft_cpu_us,
         };
         let bytes = serde_json::to_vec_pretty(&installed).map_err(|e| EgressError::Nft(e.to_string()))?;
         crate::state::write_atomic(&dir.join(RECORD_FILE), &bytes, 0o600)

@@ -84,6 +84,13 @@ pub fn userns_fd(base: u32, size: u32) -> std::io::Result<OwnedFd> {
 /// Bind-mounts `source` (recursively) at `target` with the mapping of `userns`.
 /// Fails with `EINVAL` on filesystems without idmapped-mount support.
 pub fn idmapped_bind(source: &Path, target: &Path, userns: &OwnedFd) -> std::io::Result<()> {
+    idmapped_bind_with(source, target, userns, true)
+}
+
+/// Like `idmapped_bind`; `recursive = false` leaves out the mounts below
+/// `source` (an overlay layer directory holding the overlay's own mountpoint).
+pub fn idmapped_bind_with(source: &Path, target: &Path, userns: &OwnedFd, recursive: bool) -> std::io::Result<()> {
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
     let src = cpath(source)?;
     let dst = cpath(target)?;
     let empty = CString::default();
@@ -93,19 +100,20 @@ pub fn idmapped_bind(source: &Path, target: &Path, userns: &OwnedFd) -> std::io:
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             src.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
         )
     })?;
     // SAFETY: the kernel returned a new descriptor that we own.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
+    let attr =
+        MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
     // SAFETY: attr is a live struct mount_attr of the size passed.
     check(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             empty.as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            libc::AT_EMPTY_PATH as libc::c_uint | rec,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -130,5 +138,109 @@ pub fn unmount(target: &Path) -> std::io::Result<()> {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// An overlay mount's layers, from /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayLayers {
+    pub lower: Vec<std::path::PathBuf>,
+    pub upper: Option<std::path::PathBuf>,
+    pub work: Option<std::path::PathBuf>,
+    /// Other overlay options to keep (`uuid=on`, `index=off`, ...): the layers
+    /// carry state written under them.
+    pub options: Vec<String>,
+}
+
+/// Splits overlay's option list: commas separate options, `\,` and `\:` are
+/// escapes; `lowerdir` is `:`-separated.
+fn split_escaped(s: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    if let Some(l) = out.last_mut() {
+                        l.push(n);
+                    }
+                }
+            }
+            c if c == sep => out.push(String::new()),
+            c => {
+                if let Some(l) = out.last_mut() {
+                    l.push(c)
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Unescapes mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|d| (b'0'..=b'7').contains(d)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The layers of the overlay mounted exactly at `path`, if it is one.
+pub fn overlay_layers(mountinfo: &str, path: &Path) -> Option<OverlayLayers> {
+    let target = path.to_string_lossy();
+    let line = mountinfo.lines().rev().find(|l| {
+        let mut f = l.split(' ');
+        f.nth(4).map(unescape_mountinfo).as_deref() == Some(target.as_ref())
+    })?;
+    let (_, after) = line.split_once(" - ")?;
+    let mut f = after.split(' ');
+    if f.next()? != "overlay" {
+        return None;
+    }
+    let _source = f.next()?;
+    let options = unescape_mountinfo(f.next()?);
+    let mut layers = OverlayLayers { lower: vec![], upper: None, work: None, options: vec![] };
+    const KEEP: [&str; 8] =
+        ["uuid=", "index=", "redirect_dir=", "metacopy=", "xino=", "nfs_export=", "userxattr", "volatile"];
+    for opt in split_escaped(&options, ',') {
+        if let Some(v) = opt.strip_prefix("lowerdir=") {
+            layers.lower = split_escaped(v, ':').into_iter().map(std::path::PathBuf::from).collect();
+        } else if let Some(v) = opt.strip_prefix("upperdir=") {
+            layers.upper = Some(v.into());
+        } else if let Some(v) = opt.strip_prefix("workdir=") {
+            layers.work = Some(v.into());
+        } else if KEEP.iter().any(|k| opt.starts_with(k)) {
+            layers.options.push(opt);
+        }
+    }
+    (!layers.lower.is_empty()).then_some(layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_overlay_mountinfo() {
+        let mi = "58 42 0:49 / /var/lib/docker/overlay2/abc/merged rw,relatime shared:2 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/NRH:/var/lib/docker/overlay2/l/W4E,upperdir=/var/lib/docker/overlay2/abc/diff,workdir=/var/lib/docker/overlay2/abc/work\n\
+                  59 42 8:1 / /data\\040dir rw - ext4 /dev/vda rw\n";
+        let l = overlay_layers(mi, Path::new("/var/lib/docker/overlay2/abc/merged")).unwrap();
+        assert_eq!(
+            l.lower,
+            vec![std::path::PathBuf::from("/var/lib/docker/overlay2/l/NRH"), "/var/lib/docker/overlay2/l/W4E".into()]
+        );
+        assert_eq!(l.upper.unwrap(), std::path::PathBuf::from("/var/lib/docker/overlay2/abc/diff"));
+        assert_eq!(l.work.unwrap(), std::path::PathBuf::from("/var/lib/docker/overlay2/abc/work"));
+        assert_eq!(overlay_layers(mi, Path::new("/data dir")), None);
+        assert_eq!(split_escaped("a\\:b:c", ':'), vec!["a:b".to_string(), "c".into()]);
     }
 }

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod profile_cmd;
 pub mod state;
 pub mod supervisor;
+pub mod tenant;
 pub mod userns;
 
 /// brig's version.

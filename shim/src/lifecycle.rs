@@ -1,6 +1,6 @@
 //! The runc lifecycle: create, start, state, kill, delete, run.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -107,9 +107,16 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
         tracing::warn!("--systemd-cgroup: brig manages cgroups through cgroupfs");
     }
     linux.set_cgroups_path(Some(cgroup_path.clone()));
+    let io_weight = cgroup::take_v2_io_weight(linux);
     let mut userns_guard = None;
     if prepared.hardened.plan.per_job_userns {
-        userns_guard = Some(setup_userns(root, id, &mut spec, prepared.userns_pool)?);
+        let loopback_only = prepared
+            .hardened
+            .plan
+            .egress
+            .as_ref()
+            .is_some_and(|e| e.policy == brig_profiles::egress::Policy::LoopbackOnly);
+        userns_guard = Some(setup_userns(root, id, &mut spec, prepared.userns_pool, loopback_only)?);
     }
 
     let config_json =
@@ -150,16 +157,21 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
         }
     }
 
-    // The state must point at the caller's bundle, not at brig's staging copy.
-    container.state.bundle = prepared.request.bundle.clone();
-    container.save().map_err(|e| Error::container(id, e))?;
-
     let dir = root.container_dir(id);
+    // libcontainer's bundle is brig's copy of the effective spec (see
+    // state::SPEC_FILE); `brig state` shows the caller's bundle.
+    state::write_atomic(&dir.join(state::SPEC_FILE), &config_json, 0o600)
+        .map_err(|e| Error::io("writing", dir.join(state::SPEC_FILE), e))?;
+    container.state.bundle = dir.clone();
+    container.save().map_err(|e| Error::container(id, e))?;
+    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroup::apply_fixups(&cgroup_path, resources, io_weight)
+            .map_err(|e| Error::state(id, format!("cgroup: {e}")))?;
+    }
+
     std::fs::rename(&status_path, dir.join(STATUS_FILE)).map_err(|e| Error::io("moving", &status_path, e))?;
     state::write_atomic(&dir.join(PLAN_FILE), &plan, 0o600)
         .map_err(|e| Error::io("writing", dir.join(PLAN_FILE), e))?;
-    state::write_atomic(&dir.join(state::SPEC_FILE), &config_json, 0o600)
-        .map_err(|e| Error::io("writing", dir.join(state::SPEC_FILE), e))?;
     let mut record = prepared.record(id, &cgroup_path);
     if let Some(guard) = userns_guard.as_mut() {
         record.userns = Some(guard.record.clone());
@@ -196,30 +208,66 @@ fn release_userns(allocator: &crate::userns::Allocator, root: &Path, id: &str, r
     if let Some(binds) = &rec.binds {
         remove_staged_binds(binds);
     }
+    if let Some(layers) = &rec.layers {
+        remove_staged_binds(layers);
+    }
     allocator.release(rec.slot, root, id);
+}
+
+/// A new user namespace cannot mount sysfs for a network namespace it does not
+/// own (Podman and Kubernetes create the network namespace first, as host
+/// root). As runc does, bind the host's /sys read-only instead; the profile's
+/// masked paths still apply.
+fn sysfs_for_joined_netns(spec: &mut oci_spec::runtime::Spec) {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let joined = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some()));
+    if !joined {
+        return;
+    }
+    if let Some(mounts) = spec.mounts_mut() {
+        for m in mounts.iter_mut().filter(|m| m.typ().as_deref() == Some("sysfs")) {
+            m.set_typ(Some("bind".into()));
+            m.set_source(Some(PathBuf::from("/sys")));
+            m.set_options(Some(["rbind", "nosuid", "noexec", "nodev", "ro"].map(String::from).to_vec()));
+        }
+    }
 }
 
 /// Bind-mounts every bind source into a directory the job's (unprivileged)
 /// root can traverse, and points the spec at those. libcontainer resolves bind
 /// sources inside the new user namespace, where host paths such as Docker's
 /// `/var/lib/docker` (0710) are not traversable; runc opens them beforehand.
-fn stage_bind_sources(id: &str, spec: &mut oci_spec::runtime::Spec, rootfs_mount: &Path, rec: &mut state::UsernsRecord) -> Result<()> {
+fn stage_bind_sources(
+    id: &str,
+    spec: &mut oci_spec::runtime::Spec,
+    rootfs_mount: &Path,
+    rec: &mut state::UsernsRecord,
+) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = rootfs_mount.with_extension("binds");
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     let mut staged_any = false;
     for (i, m) in mounts.iter_mut().enumerate() {
-        let bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+        let bind =
+            m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
         let Some(src) = m.source().clone() else { continue };
         if !bind {
             continue;
         }
         let meta = std::fs::metadata(&src).map_err(|e| Error::io("bind mount source", &src, e))?;
         if !staged_any {
-            std::fs::DirBuilder::new().mode(0o711).create(&dir).or_else(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Ok(()),
-                _ => Err(e),
-            }).map_err(|e| Error::io("creating", &dir, e))?;
+            std::fs::DirBuilder::new()
+                .mode(0o711)
+                .create(&dir)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| Error::io("creating", &dir, e))?;
             rec.binds = Some(dir.clone());
             staged_any = true;
         }
@@ -229,12 +277,107 @@ fn stage_bind_sources(id: &str, spec: &mut oci_spec::runtime::Spec, rootfs_mount
         } else {
             std::fs::File::create(&target).map_err(|e| Error::io("creating", &target, e))?;
         }
-        nix::mount::mount(Some(&src), &target, None::<&str>, nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| Error::state(id, format!("staging bind source `{}`: {e}", src.display())))?;
+        nix::mount::mount(
+            Some(&src),
+            &target,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| Error::state(id, format!("staging bind source `{}`: {e}", src.display())))?;
         m.set_source(Some(target));
     }
     spec.set_mounts(Some(mounts));
     Ok(())
+}
+
+/// Mounts at `mount` an overlay of idmapped binds of the client's layers.
+///
+/// The client's upper directory becomes the top *lower* layer (what the client
+/// wrote before start stays visible), and the new overlay writes to a private
+/// tmpfs owned by the job's root: sharing the client's upper directory between
+/// two overlay mounts is undefined behaviour, and its work directory cannot be
+/// reset through an idmapped mount. The job's writes to its root filesystem
+/// are therefore discarded with the container (under `restricted` the root is
+/// read-only anyway; only mountpoints land there).
+fn idmapped_overlay(
+    id: &str,
+    layers: &crate::idmap::OverlayLayers,
+    mount: &Path,
+    userns: &std::os::fd::OwnedFd,
+    host_base: u32,
+) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = mount.with_extension("layers");
+    let mkdir = |p: &Path| {
+        std::fs::DirBuilder::new()
+            .mode(0o711)
+            .create(p)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(|e| Error::io("creating", p, e))
+    };
+    mkdir(&dir)?;
+    let fail = |what: &str, p: &Path, e: std::io::Error| {
+        Error::state(id, format!("idmapping overlay {what} `{}`: {e}", p.display()))
+    };
+    // Podman mounts with layer paths relative to its storage directory
+    // (`lowerdir=l/ABC:l/DEF`, after a chdir): resolve them against it (the
+    // upper directory's grandparent).
+    let base = layers.upper.as_ref().and_then(|u| u.parent()).and_then(|p| p.parent()).map(Path::to_path_buf);
+    let mut sources: Vec<PathBuf> = layers.upper.iter().cloned().collect();
+    for l in &layers.lower {
+        sources.push(match (&base, l.is_relative()) {
+            (Some(b), true) => b.join(l),
+            _ => l.clone(),
+        });
+    }
+    let mut lowers = Vec::new();
+    for (i, l) in sources.iter().enumerate() {
+        let src = std::fs::canonicalize(l).map_err(|e| fail("layer", l, e))?;
+        let t = dir.join(format!("l{i}"));
+        mkdir(&t)?;
+        crate::idmap::idmapped_bind_with(&src, &t, userns, false).map_err(|e| fail("layer", &src, e))?;
+        lowers.push(t.display().to_string());
+    }
+    let rw = dir.join("rw");
+    mkdir(&rw)?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        &rw,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0711,size=64m"),
+    )
+    .map_err(|e| Error::state(id, format!("mounting the rootfs scratch tmpfs: {e}")))?;
+    for sub in ["upper", "work"] {
+        let p = rw.join(sub);
+        mkdir(&p)?;
+        std::os::unix::fs::chown(&p, Some(host_base), Some(host_base))
+            .map_err(|e| Error::io("handing to the job's root", &p, e))?;
+    }
+    // The overlay's root takes the upper layer's mode: the usual 0755.
+    let _ = std::fs::set_permissions(rw.join("upper"), std::fs::Permissions::from_mode(0o755));
+    let mut data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowers.join(":"),
+        rw.join("upper").display(),
+        rw.join("work").display()
+    );
+    for o in layers.options.iter().filter(|o| !o.starts_with("index=") && !o.starts_with("volatile")) {
+        data.push(',');
+        data.push_str(o);
+    }
+    // The upper layer is not idmapped, so overlayfs's own work in it (done
+    // with the mounter's credentials) succeeds as host root; files the job
+    // creates are owned by the job's (mapped) root.
+    let _ = host_base;
+    let result =
+        nix::mount::mount(Some("overlay"), mount, Some("overlay"), nix::mount::MsFlags::empty(), Some(data.as_str()));
+    result.map_err(|e| Error::state(id, format!("mounting the idmapped overlay: {e}")))?;
+    Ok(dir)
 }
 
 /// Unmounts and removes staged bind sources.
@@ -261,7 +404,39 @@ pub fn rootfs_mountpoint(root: &Path, id: &str) -> PathBuf {
 /// Gives the job its own user namespace: a range of host IDs, the mappings in
 /// the spec, an idmapped bind of the rootfs, and its writable bind-mount
 /// directories owned by its (mapped) root.
-fn setup_userns(root: &StateRoot, id: &str, spec: &mut oci_spec::runtime::Spec, pool: crate::userns::Pool) -> Result<UsernsGuard> {
+/// libcontainer 0.7 creates the user namespace before joining the others, and
+/// a new user namespace cannot join a network namespace host root created
+/// (Podman's default network, Kubernetes pods). When the profile gives the job
+/// no network anyway, a private namespace replaces the client's; otherwise the
+/// launch is refused, saying why.
+fn own_network_namespace(id: &str, spec: &mut oci_spec::runtime::Spec, loopback_only: bool) -> Result<bool> {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let Some(linux) = spec.linux_mut() else { return Ok(false) };
+    let Some(namespaces) = linux.namespaces_mut() else { return Ok(false) };
+    let Some(net) = namespaces.iter_mut().find(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some()) else {
+        return Ok(false);
+    };
+    if !loopback_only {
+        return Err(Error::state(
+            id,
+            format!(
+                "the profile gives each job its own user namespace, which cannot join the client's network namespace `{}` \
+                 (libcontainer enters the user namespace first); use a profile with `network.mode = \"none\"` or `user_namespace.mode = \"spec\"`",
+                net.path().as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+        ));
+    }
+    net.set_path(None);
+    Ok(true)
+}
+
+fn setup_userns(
+    root: &StateRoot,
+    id: &str,
+    spec: &mut oci_spec::runtime::Spec,
+    pool: crate::userns::Pool,
+    loopback_only: bool,
+) -> Result<UsernsGuard> {
     use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
     let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, pool);
     let range = allocator.allocate(&root.path, id).map_err(|e| Error::state(id, e.to_string()))?;
@@ -282,15 +457,23 @@ fn setup_userns(root: &StateRoot, id: &str, spec: &mut oci_spec::runtime::Spec, 
             rootfs_mount: mount.clone(),
             chowned: vec![],
             binds: None,
+            layers: None,
+            private_netns: false,
         },
         armed: true,
     };
+    guard.record.private_netns = own_network_namespace(id, spec, loopback_only)?;
     let bad = |e: oci_spec::OciSpecError| Error::state(id, format!("building the user namespace spec: {e}"));
     let linux = spec.linux_mut().get_or_insert_with(Default::default);
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
     namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build().map_err(bad)?);
     linux.set_namespaces(Some(namespaces));
-    let map = LinuxIdMappingBuilder::default().container_id(0u32).host_id(range.host_base).size(range.size).build().map_err(bad)?;
+    let map = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(range.host_base)
+        .size(range.size)
+        .build()
+        .map_err(bad)?;
     linux.set_uid_mappings(Some(vec![map]));
     linux.set_gid_mappings(Some(vec![map]));
     // Docker's `ping_group_range` ("0 2147483647") names GIDs the job's user
@@ -307,36 +490,59 @@ fn setup_userns(root: &StateRoot, id: &str, spec: &mut oci_spec::runtime::Spec, 
         // The job's root (an unprivileged host ID) must traverse the path to
         // its rootfs during setup: 0711, no listing. The state root is 0700.
         let parent = Path::new(ROOTFS_MOUNT_DIR);
-        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(parent).map_err(|e| Error::io("creating", parent, e))?;
-        std::fs::DirBuilder::new().mode(0o711).create(&mount).or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(e),
-        }).map_err(|e| Error::io("creating", &mount, e))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(parent)
+            .map_err(|e| Error::io("creating", parent, e))?;
+        std::fs::DirBuilder::new()
+            .mode(0o711)
+            .create(&mount)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(|e| Error::io("creating", &mount, e))?;
     }
     let userns = crate::idmap::userns_fd(range.host_base, range.size)
         .map_err(|e| Error::state(id, format!("creating the user namespace for the rootfs mapping: {e}")))?;
-    crate::idmap::idmapped_bind(&rootfs, &mount, &userns).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EINVAL) {
-            Error::state(
-                id,
-                format!(
-                    "the root filesystem `{}` does not support idmapped mounts, which a per-job user namespace needs \
-                     (use a filesystem that does — ext4, xfs, btrfs, overlayfs on Linux >= 5.19, tmpfs >= 6.3 — or a profile with `user_namespace.mode = \"spec\"`)",
-                    rootfs.display()
-                ),
-            )
-        } else {
-            Error::state(id, format!("idmapping the root filesystem `{}`: {e}", rootfs.display()))
+    match crate::idmap::idmapped_bind(&rootfs, &mount, &userns) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // overlayfs cannot be idmapped itself, but its layers can
+            // (Linux >= 5.19): rebuild the client's overlay (Docker, Podman,
+            // containerd) from idmapped binds of its layers.
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            match crate::idmap::overlay_layers(&mountinfo, &rootfs) {
+                Some(layers) => {
+                    guard.record.layers = Some(mount.with_extension("layers"));
+                    idmapped_overlay(id, &layers, &mount, &userns, range.host_base)?;
+                }
+                None => {
+                    return Err(Error::state(
+                        id,
+                        format!(
+                            "the root filesystem `{}` does not support idmapped mounts, which a per-job user namespace needs \
+                             (use a filesystem that does — ext4, xfs, btrfs, tmpfs >= 6.3, or an overlay of such layers — \
+                             or a profile with `user_namespace.mode = \"spec\"`)",
+                            rootfs.display()
+                        ),
+                    ))
+                }
+            }
         }
-    })?;
+        Err(e) => return Err(Error::state(id, format!("idmapping the root filesystem `{}`: {e}", rootfs.display()))),
+    }
     if let Some(r) = spec.root_mut() {
         r.set_path(mount.clone());
     }
+    sysfs_for_joined_netns(spec);
     stage_bind_sources(id, spec, &mount, &mut guard.record)?;
     // Writable bind mounts (outputs) must be writable by the job's root; what
     // it writes there is then owned on the host by the mapped ID, never root.
     for m in spec.mounts().iter().flatten() {
-        let bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+        let bind =
+            m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
         let ro = m.options().iter().flatten().any(|o| o == "ro");
         let Some(src) = m.source() else { continue };
         if !bind || ro || brig_profiles::clients::CLIENT_FILES.contains(&m.destination().to_string_lossy().as_ref()) {
@@ -426,7 +632,7 @@ pub fn state_of(root: &StateRoot, c: &Container) -> StateOutput {
         id: c.id().to_string(),
         pid,
         status: status_name(status).into(),
-        bundle: c.bundle().clone(),
+        bundle: record.as_ref().map(|r| r.bundle.clone()).unwrap_or_else(|| c.bundle().clone()),
         rootfs,
         created: c.created().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)).unwrap_or_default(),
         owner: owner.unwrap_or_default(),
@@ -558,6 +764,7 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
                 let _ = std::fs::remove_dir(&leftover);
             }
             remove_staged_binds(&leftover.with_extension("binds"));
+            remove_staged_binds(&leftover.with_extension("layers"));
             return Ok(());
         }
         return Err(Error::NotFound(id.to_string()));
@@ -597,7 +804,7 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
     let record = RunRecord::load(&dir).ok();
     if let Some(record) = &record {
         // Read before the cgroup and the state are removed.
-        let outcome = outcome(&dir, &record);
+        let outcome = outcome(&dir, record);
         tracing::info!(
             id,
             exit = ?outcome.exit_code,

@@ -17,8 +17,12 @@ pub const DEFAULT_ROOT: &str = "/run/brig";
 pub const RECORD_FILE: &str = "brig.json";
 pub const PLAN_FILE: &str = "brig-plan";
 pub const STATUS_FILE: &str = "brig-status";
-/// The effective (hardened, token-free) spec, the base for `exec`.
-pub const SPEC_FILE: &str = "brig-spec.json";
+/// The effective (hardened, token-free) spec. libcontainer's state points its
+/// `bundle` at the container directory, so that everything it re-reads later
+/// (`exec` loads the init's spec from the bundle) sees what really runs, not
+/// the caller's config.json; `brig state` reports the caller's bundle from the
+/// run record.
+pub const SPEC_FILE: &str = "config.json";
 const STAGING: &str = ".staging";
 
 /// Why a container id is unusable.
@@ -195,6 +199,13 @@ pub struct UsernsRecord {
     /// Where bind sources were staged for the job's root to reach.
     #[serde(default)]
     pub binds: Option<PathBuf>,
+    /// Idmapped overlay layers (when the rootfs is a client's overlay).
+    #[serde(default)]
+    pub layers: Option<PathBuf>,
+    /// The client's network namespace was replaced by a private one (the
+    /// profile allows no network).
+    #[serde(default)]
+    pub private_netns: bool,
 }
 
 impl RunRecord {

@@ -211,6 +211,18 @@ pub fn resolve_program(program: &str, path_var: &str) -> Option<PathBuf> {
     path_var.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(program)).find(|p| is_executable(p))
 }
 
+impl BrigExecutor {
+    /// The supervisor memfd.
+    pub fn stub_fd(&self) -> RawFd {
+        self.stub
+    }
+
+    /// The job plan memfd.
+    pub fn plan_fd(&self) -> RawFd {
+        self.plan
+    }
+}
+
 impl Executor for BrigExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = process_args(spec).ok_or(ExecutorError::InvalidArg)?;

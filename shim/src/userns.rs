@@ -58,7 +58,8 @@ impl Pool {
     /// Reads the pool from a subordinate-ID file line `user:start:count`
     /// (`/etc/subuid`), as `useradd` and `usermod --add-subuids` write it.
     pub fn from_subid_file(path: &Path, user: &str, range: u32) -> Result<Pool, UsernsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| UsernsError::Io { path: path.to_path_buf(), source: e })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| UsernsError::Io { path: path.to_path_buf(), source: e })?;
         for line in text.lines() {
             let mut parts = line.trim().split(':');
             if parts.next() == Some(user) {
@@ -153,7 +154,12 @@ impl Allocator {
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let me = std::process::id() as i32;
-        let holder = Holder { root: root.to_path_buf(), id: id.to_string(), pid: me, start_time: proc_start_time(me).unwrap_or(0) };
+        let holder = Holder {
+            root: root.to_path_buf(),
+            id: id.to_string(),
+            pid: me,
+            start_time: proc_start_time(me).unwrap_or(0),
+        };
         let body = serde_json::to_vec(&holder).unwrap_or_default();
         for slot in 0..self.pool.slots() {
             let path = self.slot_path(slot);
@@ -161,7 +167,11 @@ impl Allocator {
                 match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
                     Ok(mut f) => {
                         f.write_all(&body).map_err(|e| io(&path, e))?;
-                        return Ok(Range { slot, host_base: self.pool.start + slot * self.pool.range, size: self.pool.range });
+                        return Ok(Range {
+                            slot,
+                            host_base: self.pool.start + slot * self.pool.range,
+                            size: self.pool.range,
+                        });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         if !self.reclaim_if_stale(slot) {
@@ -243,7 +253,12 @@ mod tests {
         std::fs::write(a.slot_path(0), serde_json::to_vec(&dead).unwrap()).unwrap();
         // A live holder (this test process) whose container does not exist yet.
         let me = std::process::id() as i32;
-        let live = Holder { root: d.path().join("root"), id: "starting".into(), pid: me, start_time: proc_start_time(me).unwrap() };
+        let live = Holder {
+            root: d.path().join("root"),
+            id: "starting".into(),
+            pid: me,
+            start_time: proc_start_time(me).unwrap(),
+        };
         std::fs::write(a.slot_path(1), serde_json::to_vec(&live).unwrap()).unwrap();
         let r = a.allocate(&d.path().join("root"), "new").unwrap();
         assert_eq!(r.slot, 0, "the dead holder's slot is reclaimed");

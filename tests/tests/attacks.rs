@@ -20,16 +20,30 @@ fn probe(args: &[&str]) -> Bundle {
     let mut full = vec!["/bin/brig-probe"];
     full.extend_from_slice(args);
     let mut b = Bundle::new(&full);
-    b.push("/mounts", json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=16m"]}));
+    b.push(
+        "/mounts",
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=16m"]}),
+    );
     b
 }
 
 /// Capabilities the permissive runs get, so that each attack can succeed
 /// when nothing stops it (this host's root lacks CAP_SYS_RESOURCE).
 const STRONG_CAPS: &[&str] = &[
-    "CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_NET_RAW", "CAP_NET_ADMIN", "CAP_BPF", "CAP_PERFMON",
-    "CAP_DAC_READ_SEARCH", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_SETUID", "CAP_SETGID",
-    "CAP_KILL", "CAP_CHOWN",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_PTRACE",
+    "CAP_NET_RAW",
+    "CAP_NET_ADMIN",
+    "CAP_BPF",
+    "CAP_PERFMON",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_SETUID",
+    "CAP_SETGID",
+    "CAP_KILL",
+    "CAP_CHOWN",
 ];
 
 fn strong(b: &mut Bundle) {

@@ -16,7 +16,8 @@ fn restricted() -> Brig {
 /// Files a client keeps in its state directories, recreated for a test.
 struct ClientFiles {
     dirs: Vec<PathBuf>,
-    hook_dir: tempfile::TempDir,
+    /// Holds the stand-in `dockerd` for as long as the bundle uses it.
+    _hook_dir: tempfile::TempDir,
 }
 
 impl Drop for ClientFiles {
@@ -28,7 +29,10 @@ impl Drop for ClientFiles {
 }
 
 fn fixture(client: &str, scenario: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/clients").join(client).join(format!("{scenario}.config.json"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/clients")
+        .join(client)
+        .join(format!("{scenario}.config.json"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -42,7 +46,7 @@ fn adapt(mut config: Value, args: &[&str]) -> (Bundle, ClientFiles) {
     let fake_dockerd = hook_dir.path().join("dockerd");
     std::fs::write(&fake_dockerd, "#!/bin/sh\ncat > /dev/null\nexit 0\n").unwrap();
     std::fs::set_permissions(&fake_dockerd, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut files = ClientFiles { dirs: vec![], hook_dir };
+    let mut files = ClientFiles { dirs: vec![], _hook_dir: hook_dir };
 
     let mut bundle = Bundle::new(args);
     let readonly = config["root"]["readonly"].as_bool().unwrap_or(false);
@@ -106,7 +110,10 @@ fn client_default_specs_run_under_restricted_and_are_tightened() {
         let tightened = state["brig"]["tightened"].as_array().unwrap().clone();
         let fields: Vec<&str> = tightened.iter().map(|t| t["field"].as_str().unwrap()).collect();
         assert!(fields.contains(&"process.capabilities"), "{client}: {tightened:?}");
-        assert!(fields.contains(&"root.readonly") || bundle.config["root"]["readonly"] == true, "{client}: {tightened:?}");
+        assert!(
+            fields.contains(&"root.readonly") || bundle.config["root"]["readonly"] == true,
+            "{client}: {tightened:?}"
+        );
         let caps = tightened.iter().find(|t| t["field"] == "process.capabilities").unwrap();
         assert!(caps["requested"].as_str().unwrap().contains("CAP_NET_RAW") || client == "podman", "{caps}");
         assert_eq!(caps["applied"], "none");
@@ -133,7 +140,8 @@ fn client_default_specs_run_under_restricted_and_are_tightened() {
 #[test]
 fn explicit_asks_beyond_the_profile_are_refused_with_the_field_named() {
     let brig = restricted();
-    let cases: Vec<(&str, &str, Box<dyn Fn(&mut Value)>, Vec<&str>)> = vec![
+    type Patch = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, &str, Patch, Vec<&str>)> = vec![
         ("docker", "cap-add", Box::new(|_| {}), vec!["process.capabilities", "CAP_SYS_ADMIN", "restricted"]),
         ("docker", "pid-host", Box::new(|_| {}), vec!["linux.namespaces", "pid", "restricted"]),
         ("docker", "privileged", Box::new(|_| {}), vec!["linux.devices", "restricted"]),
@@ -172,7 +180,8 @@ fn explicit_asks_beyond_the_profile_are_refused_with_the_field_named() {
         let mut config = fixture(client, scenario);
         patch(&mut config);
         let (bundle, _files) = adapt(config, &["true"]);
-        let (code, _, err) = brig.cmd_files(&["create", "--bundle", bundle.path().to_str().unwrap(), &unique_id("refuse")]);
+        let (code, _, err) =
+            brig.cmd_files(&["create", "--bundle", bundle.path().to_str().unwrap(), &unique_id("refuse")]);
         assert_ne!(code, 0, "{client}/{scenario} was not refused");
         for n in needles {
             assert!(err.contains(n), "{client}/{scenario}: `{n}` missing from: {err}");

@@ -474,3 +474,33 @@ fn features_spec_and_version() {
     // spec refuses to overwrite.
     brig.fails(&["spec", "--bundle", dir.path().to_str().unwrap()]);
 }
+
+#[test]
+fn exec_joins_the_containers_cgroup_and_spec() {
+    // No cgroupsPath in the bundle: brig chooses one, and exec'd processes
+    // must land in it (not in a cgroup of their own), under the effective spec.
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("execcg");
+    brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let init = brig.state(&id)["pid"].as_i64().unwrap();
+    let pid_file = brig.dir.path().join("e.pid");
+    brig.ok(&["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), &id, "sleep", "5"]);
+    let pid: i64 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let cgroups = |p: i64| std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+    let pick = |text: String| -> Vec<String> {
+        let mut v: Vec<String> =
+            text.lines().filter(|l| !l.contains("name=systemd") && !l.starts_with("0::")).map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(pick(cgroups(pid)), pick(cgroups(init)), "exec'd process is not in the container's cgroups");
+    assert!(cgroups(init).contains(&format!("/brig/{id}")), "{}", cgroups(init));
+    // `state` still reports the caller's bundle.
+    assert_eq!(brig.state(&id)["bundle"], bundle.path().canonicalize().unwrap().to_str().unwrap());
+    brig.ok(&["delete", "--force", &id]);
+    let leftovers: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/pids")
+        .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().contains(&format!(":youki:{id}"))).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -54,7 +54,11 @@ fn a_profile_file_overrides_the_builtin_and_is_used() {
     let profiles = brig.dir.path().join("profiles");
     std::fs::create_dir_all(&profiles).unwrap();
     // A custom profile selected by annotation: keeps CAP_CHOWN only.
-    std::fs::write(profiles.join("custom.toml"), "name = \"custom\"\n[process]\nno_new_privs = true\ncapabilities = [\"CAP_CHOWN\"]\n").unwrap();
+    std::fs::write(
+        profiles.join("custom.toml"),
+        "name = \"custom\"\n[process]\nno_new_privs = true\ncapabilities = [\"CAP_CHOWN\"]\n",
+    )
+    .unwrap();
     let mut b = Bundle::new(&["/bin/brig-probe", "status"]);
     for set in ["bounding", "effective", "permitted"] {
         b.set(&format!("/process/capabilities/{set}"), json!(["CAP_CHOWN", "CAP_KILL"]));

@@ -23,7 +23,8 @@ fn job_root_is_an_unprivileged_host_id() {
     let brig = restricted();
     let out_dir = std::path::PathBuf::from(format!("/var/lib/brig/jobs/userns-{}", unique_id("o")));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let mut b = Bundle::new(&["sh", "-c", "cat /proc/self/uid_map; id -u; echo data > /out/made-by-job; ls -ln /bin/busybox"]);
+    let mut b =
+        Bundle::new(&["sh", "-c", "cat /proc/self/uid_map; id -u; echo data > /out/made-by-job; ls -ln /bin/busybox"]);
     b.push("/mounts", json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
     let (code, out, err) = brig.run(&b, &unique_id("uid"));
     assert_eq!(code, 0, "{err}");
@@ -33,7 +34,10 @@ fn job_root_is_an_unprivileged_host_id() {
     assert!(map[1] > 0, "host base must not be 0: {map:?}");
     assert_eq!(lines.next().unwrap(), "0", "the job is root inside");
     // The image appears owned by the job's root (idmapped), not by nobody.
-    assert!(out.contains(" 0        0 ") || out.lines().last().unwrap().split_whitespace().nth(2) == Some("0"), "{out}");
+    assert!(
+        out.contains(" 0        0 ") || out.lines().last().unwrap().split_whitespace().nth(2) == Some("0"),
+        "{out}"
+    );
     // What it wrote is owned on the host by the mapped ID, not by root.
     let meta = std::fs::metadata(out_dir.join("made-by-job")).unwrap();
     assert_eq!(u64::from(std::os::unix::fs::MetadataExt::uid(&meta)), map[1]);
@@ -92,18 +96,20 @@ fn a_crash_between_allocation_and_launch_leaks_no_range() {
         .unwrap();
     assert!(!out.status.success(), "the fault did not fire");
     // The slot names our container, which does not exist, and its holder is dead.
-    let held = std::fs::read_dir("/run/brig/userns").unwrap().flatten().any(|e| {
-        std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("\"{crashed}\"")))
-    });
+    let held = std::fs::read_dir("/run/brig/userns")
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("\"{crashed}\""))));
     assert!(held, "the crashed create should have held a slot");
     // The next allocations reclaim it instead of leaking it.
     let ids: Vec<String> = (0..3).map(|_| unique_id("after")).collect();
     for id in &ids {
         brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), id]);
     }
-    let still_held = std::fs::read_dir("/run/brig/userns").unwrap().flatten().any(|e| {
-        std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("\"{crashed}\"")))
-    });
+    let still_held = std::fs::read_dir("/run/brig/userns")
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("\"{crashed}\""))));
     assert!(!still_held, "the crashed create's range leaked");
     for id in &ids {
         brig.ok(&["delete", "--force", id]);
@@ -125,7 +131,22 @@ fn userns_only() -> Brig {
 }
 
 fn docker_caps(b: &mut Bundle) {
-    let caps = json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]);
+    let caps = json!([
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE"
+    ]);
     for set in ["bounding", "effective", "permitted"] {
         b.set(&format!("/process/capabilities/{set}"), caps.clone());
     }
@@ -139,7 +160,8 @@ fn job_pid(brig: &Brig, id: &str) -> i64 {
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i64>() else { continue };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i64>().ok());
+        let ppid =
+            stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i64>().ok());
         if ppid == Some(init) {
             return pid;
         }
@@ -151,7 +173,15 @@ fn job_pid(brig: &Brig, id: &str) -> i64 {
 /// what a job's process could do if it escaped its namespaces.
 fn as_escaped(uid: u64, args: &[&str]) -> String {
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .args([
+            "--reuid",
+            &uid.to_string(),
+            "--regid",
+            &uid.to_string(),
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
         .arg(brig_tests::probe_bin())
         .args(args)
         .output()
@@ -216,7 +246,14 @@ fn a_job_that_escapes_its_mount_namespace_holds_no_host_privileges() {
     let job = job_pid(&brig, &id);
     let status = std::fs::read_to_string(format!("/proc/{job}/status")).unwrap();
     let field = |k: &str| {
-        status.lines().find(|l| l.starts_with(k)).unwrap().split_whitespace().skip(1).map(|x| x.parse::<u64>().unwrap()).collect::<Vec<_>>()
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse::<u64>().unwrap())
+            .collect::<Vec<_>>()
     };
     assert_eq!(field("Uid:"), vec![base; 4], "effective host uid must be the mapped one");
     assert_eq!(field("Gid:"), vec![base; 4]);

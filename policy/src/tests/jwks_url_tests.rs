@@ -18,7 +18,7 @@ struct Pki {
     key_pem: String,
 }
 
-fn pki() -> Pki {
+fn make_pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -71,7 +71,7 @@ fn serve(pki: &Pki, body: String, requests: usize) -> u16 {
 
 #[test]
 fn jwks_over_https_with_a_pinned_ca_and_a_cache() {
-    let pki = pki();
+    let pki = make_pki();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
@@ -92,7 +92,7 @@ fn jwks_over_https_with_a_pinned_ca_and_a_cache() {
     assert!(matches!(TokenVerifier::new(&cfg), Err(TrustError::Fetch { .. })));
 
     // a server whose certificate does not chain to the pinned CA is refused
-    let other = pki();
+    let other = make_pki();
     let port = serve(&other, jwks(), 1);
     cfg.jwks_url = Some(format!("https://localhost:{port}/jwks.json"));
     let e = TokenVerifier::new(&cfg).unwrap_err();

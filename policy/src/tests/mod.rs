@@ -1,2 +1,3 @@
 mod cedar_tests;
+mod jwks_url_tests;
 mod token_tests;

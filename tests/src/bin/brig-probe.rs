@@ -33,8 +33,8 @@ fn syscall0(nr: libc::c_long) -> libc::c_long {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
-    // SAFETY (for every block below): raw syscalls with valid, live arguments,
-    // in a throwaway test process whose only job is to try them.
+    // SAFETY: raw syscalls with valid, live arguments, in a throwaway test
+    // process whose only job is to try them.
     unsafe {
         match arg(0).as_str() {
             "mount" => {
@@ -134,7 +134,9 @@ fn main() {
             "personality" => report(libc::personality(0x0040000 /* ADDR_NO_RANDOMIZE */) as libc::c_long),
             "raw-socket" => report(libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) as libc::c_long),
             "packet-socket" => report(libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) as libc::c_long),
-            "tcp-socket" => report(libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) as libc::c_long),
+            "tcp-socket" => {
+                report(libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) as libc::c_long)
+            }
             "chmod-suid" => {
                 let path = arg(1);
                 let _ = std::fs::write(&path, b"#!/bin/sh\n");

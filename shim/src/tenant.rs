@@ -1,0 +1,338 @@
+//! `exec` into a container that runs in its own user namespace.
+//!
+//! libcontainer 0.7's tenant path never joins the container's user namespace
+//! (its namespace list lacks `user`), so an exec'd process would run as host
+//! root in the container's other namespaces. brig joins the namespaces itself:
+//! the ones the container unshared, in an order that works for a host-root
+//! caller — everything else first, the user namespace last — then forks the
+//! process into the pid namespace (`CLONE_PARENT`: it is brig's child), sets
+//! its user, rlimits, terminal and capabilities inside the user namespace, and
+//! hands over to brig's supervisor in `exec` mode, which applies Landlock and
+//! brig's seccomp filter.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxSeccomp, Process};
+
+/// Namespaces joined, in order (user last; pid before the fork).
+const JOIN_ORDER: [(&str, libc::c_int); 7] = [
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+    ("user", libc::CLONE_NEWUSER),
+];
+
+/// What an `exec` needs.
+#[derive(Debug)]
+pub struct TenantRequest<'a> {
+    pub init_pid: i32,
+    pub process: &'a Process,
+    pub cgroup_path: &'a Path,
+    pub console_socket: Option<&'a Path>,
+    pub stub_fd: RawFd,
+    pub plan_fd: RawFd,
+    pub client_seccomp: Option<&'a LinuxSeccomp>,
+    pub preserve_fds: i32,
+}
+
+fn same_ns(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+fn cgroup_procs_files(cgroup_path: &Path) -> Vec<PathBuf> {
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    if crate::cgroup::is_unified() {
+        return vec![Path::new("/sys/fs/cgroup").join(rel).join("cgroup.procs")];
+    }
+    std::fs::read_dir("/sys/fs/cgroup")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| e.path().join(rel).join("cgroup.procs"))
+                .filter(|p| p.exists())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reports a failure from a child over the error pipe and exits.
+fn child_fail(err_fd: RawFd, what: &str, e: impl std::fmt::Display) -> ! {
+    let msg = format!("{what}: {e}");
+    // SAFETY: writing a live buffer to a pipe we own, then _exit.
+    unsafe {
+        libc::write(err_fd, msg.as_ptr().cast(), msg.len());
+        libc::_exit(127);
+    }
+}
+
+/// Starts the process; returns its pid (brig's child).
+pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
+    // Everything that needs the host's view is opened now.
+    let mut namespaces: Vec<(OwnedFd, libc::c_int)> = Vec::new();
+    for (name, flag) in JOIN_ORDER {
+        let theirs = PathBuf::from(format!("/proc/{}/ns/{name}", req.init_pid));
+        if same_ns(&theirs, &Path::new("/proc/self/ns").join(name)) {
+            continue;
+        }
+        let f = std::fs::File::open(&theirs).map_err(|e| format!("opening `{}`: {e}", theirs.display()))?;
+        namespaces.push((OwnedFd::from(f), flag));
+    }
+    let console = match (req.process.terminal().unwrap_or(false), req.console_socket) {
+        (true, Some(p)) => Some(
+            UnixStream::connect(p).map_err(|e| format!("connecting to the console socket `{}`: {e}", p.display()))?,
+        ),
+        (true, None) => return Err("a terminal needs --console-socket".into()),
+        (false, _) => None,
+    };
+    let procs = cgroup_procs_files(req.cgroup_path);
+    let args = req.process.args().clone().filter(|a| !a.is_empty()).ok_or("the process has no args")?;
+    let env: Vec<CString> =
+        req.process.env().iter().flatten().filter_map(|e| CString::new(e.as_bytes()).ok()).collect();
+    let path_var = req
+        .process
+        .env()
+        .iter()
+        .flatten()
+        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string))
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let user = req.process.user();
+    let gids: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    let rlimits: Vec<(libc::c_int, u64, u64)> = req
+        .process
+        .rlimits()
+        .iter()
+        .flatten()
+        .filter_map(|r| {
+            let name = serde_json::to_value(r.typ()).ok()?.as_str()?.to_string();
+            crate::tenant::rlimit_resource(&name).map(|res| (res, r.soft(), r.hard()))
+        })
+        .collect();
+    let caps = req.process.capabilities().clone();
+    let cwd = req.process.cwd().clone();
+
+    let (pid_r, pid_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    let (err_r, err_w) = pipe_cloexec().map_err(|e| e.to_string())?;
+
+    // SAFETY: brig is single-threaded; the children exec or _exit.
+    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+        nix::unistd::ForkResult::Child => {
+            drop(pid_r);
+            drop(err_r);
+            let ew = err_w.as_raw_fd();
+            let me = std::process::id().to_string();
+            for p in &procs {
+                if let Err(e) = std::fs::write(p, &me) {
+                    child_fail(ew, &format!("joining the cgroup `{}`", p.display()), e);
+                }
+            }
+            for (fd, flag) in &namespaces {
+                // SAFETY: setns on a namespace descriptor we opened.
+                if unsafe { libc::setns(fd.as_raw_fd(), *flag) } != 0 {
+                    child_fail(ew, "joining a namespace", std::io::Error::last_os_error());
+                }
+            }
+            // Into the pid namespace, as brig's child.
+            // SAFETY: clone without a new stack behaves like fork.
+            let child = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_PARENT | libc::SIGCHLD, 0, 0, 0, 0) };
+            if child < 0 {
+                child_fail(ew, "forking into the pid namespace", std::io::Error::last_os_error());
+            }
+            if child > 0 {
+                let s = child.to_string();
+                // SAFETY: write to our pipe, then leave.
+                unsafe {
+                    libc::write(pid_w.as_raw_fd(), s.as_ptr().cast(), s.len());
+                    libc::_exit(0);
+                }
+            }
+            drop(pid_w);
+            grandchild(req, ew, console, &cwd, user.uid(), user.gid(), &gids, &rlimits, caps, &args, &path_var, &env)
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(pid_w);
+            drop(err_w);
+            let mut s = String::new();
+            let _ = std::fs::File::from(pid_r).read_to_string(&mut s);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let mut err = String::new();
+            let _ = std::fs::File::from(err_r).read_to_string(&mut err);
+            let pid: Option<i32> = s.trim().parse().ok();
+            if !err.is_empty() {
+                if let Some(p) = pid {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(Pid::from_raw(p), None);
+                }
+                return Err(err);
+            }
+            pid.map(Pid::from_raw).ok_or_else(|| "the process did not start".to_string())
+        }
+    }
+}
+
+fn pipe_cloexec() -> nix::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// `RLIMIT_*` name -> resource number.
+pub fn rlimit_resource(name: &str) -> Option<libc::c_int> {
+    Some(match name {
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        _ => return None,
+    } as libc::c_int)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn grandchild(
+    req: &TenantRequest<'_>,
+    ew: RawFd,
+    console: Option<UnixStream>,
+    cwd: &Path,
+    uid: u32,
+    gid: u32,
+    gids: &[libc::gid_t],
+    rlimits: &[(libc::c_int, u64, u64)],
+    caps: Option<oci_spec::runtime::LinuxCapabilities>,
+    args: &[String],
+    path_var: &str,
+    env: &[CString],
+) -> ! {
+    // Only the caller's stdio, the preserved range, and our handover survive.
+    let keep_below = 3 + req.preserve_fds.max(0);
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<RawFd> = dir.flatten().filter_map(|e| e.file_name().to_string_lossy().parse().ok()).collect();
+        for fd in fds {
+            if fd >= keep_below && fd != req.stub_fd && fd != req.plan_fd && fd != ew {
+                // SAFETY: marking descriptors close-on-exec.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
+    if let Some(sock) = console {
+        if let Err(e) = attach_terminal(&sock) {
+            child_fail(ew, "setting up the terminal", e);
+        }
+    }
+    if let Err(e) = std::env::set_current_dir(cwd) {
+        child_fail(ew, &format!("entering the working directory `{}`", cwd.display()), e);
+    }
+    // SAFETY: credential system calls with plain values and a live array.
+    unsafe {
+        if libc::setgroups(gids.len(), gids.as_ptr()) != 0 && !gids.is_empty() {
+            child_fail(ew, "setting supplementary groups", std::io::Error::last_os_error());
+        }
+        if libc::setresgid(gid, gid, gid) != 0 {
+            child_fail(ew, "setting the gid", std::io::Error::last_os_error());
+        }
+        // Keep capabilities across the uid change; they are set explicitly below.
+        libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0);
+        if libc::setresuid(uid, uid, uid) != 0 {
+            child_fail(ew, "setting the uid", std::io::Error::last_os_error());
+        }
+        for (res, soft, hard) in rlimits {
+            let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
+            if libc::setrlimit(*res as _, &lim) != 0 {
+                child_fail(ew, "setting an rlimit", std::io::Error::last_os_error());
+            }
+        }
+    }
+    if let Err(e) = set_capabilities(caps) {
+        child_fail(ew, "setting capabilities", e);
+    }
+    if let Some(seccomp) = req.client_seccomp {
+        if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+            child_fail(ew, "setting no_new_privs", e);
+        }
+        if let Err(e) = libcontainer::seccomp::initialize_seccomp(seccomp) {
+            child_fail(ew, "installing the spec's seccomp filter", e);
+        }
+    }
+    let Some(program) = crate::supervisor::resolve_program(&args[0], path_var) else {
+        child_fail(ew, &format!("exec: `{}`", args[0]), "executable file not found in $PATH");
+    };
+    // SAFETY: clearing close-on-exec on the plan descriptor we hand over.
+    unsafe { libc::fcntl(req.plan_fd, libc::F_SETFD, 0) };
+    let mut argv: Vec<CString> = ["brig-init", "exec"].iter().filter_map(|s| CString::new(*s).ok()).collect();
+    argv.extend(CString::new(req.plan_fd.to_string()).ok());
+    argv.extend(CString::new("-").ok());
+    argv.extend(CString::new(program.as_os_str().as_encoded_bytes()).ok());
+    argv.extend(CString::new("--").ok());
+    argv.extend(args.iter().filter_map(|a| CString::new(a.as_bytes()).ok()));
+    let e = nix::unistd::fexecve(req.stub_fd, &argv, env).err();
+    child_fail(ew, "starting brig's supervisor", format!("{e:?}"))
+}
+
+fn set_capabilities(caps: Option<oci_spec::runtime::LinuxCapabilities>) -> Result<(), String> {
+    use caps::{CapSet, CapsHashSet};
+    let wanted = caps.unwrap_or_default();
+    let convert = |set: &Option<oci_spec::runtime::Capabilities>| -> CapsHashSet {
+        set.iter().flatten().filter_map(|c| format!("CAP_{c}").parse::<caps::Capability>().ok()).collect()
+    };
+    // Order matters: each capset must keep effective within permitted and
+    // ambient within permitted and inheritable.
+    caps::clear(None, CapSet::Ambient).map_err(|e| e.to_string())?;
+    let bounding = convert(wanted.bounding());
+    for c in caps::all() {
+        if !bounding.contains(&c) {
+            caps::drop(None, CapSet::Bounding, c).map_err(|e| e.to_string())?;
+        }
+    }
+    caps::set(None, CapSet::Inheritable, &convert(wanted.inheritable())).map_err(|e| e.to_string())?;
+    caps::set(None, CapSet::Effective, &convert(wanted.effective())).map_err(|e| e.to_string())?;
+    caps::set(None, CapSet::Permitted, &convert(wanted.permitted())).map_err(|e| e.to_string())?;
+    caps::set(None, CapSet::Ambient, &convert(wanted.ambient())).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Opens a pseudo-terminal in the container, sends its master to the console
+/// socket, and makes the slave the controlling terminal and stdio.
+fn attach_terminal(sock: &UnixStream) -> Result<(), String> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY).map_err(|e| e.to_string())?;
+    grantpt(&master).map_err(|e| e.to_string())?;
+    unlockpt(&master).map_err(|e| e.to_string())?;
+    let name = ptsname_r(&master).map_err(|e| e.to_string())?;
+    let fds = [master.as_raw_fd()];
+    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(b"/dev/ptmx")];
+    nix::sys::socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
+        .map_err(|e| e.to_string())?;
+    nix::unistd::setsid().map_err(|e| e.to_string())?;
+    let slave = std::fs::OpenOptions::new().read(true).write(true).open(&name).map_err(|e| format!("{name}: {e}"))?;
+    // SAFETY: TIOCSCTTY on the slave we opened; dup2 onto stdio.
+    unsafe {
+        libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0);
+        for fd in 0..3 {
+            libc::dup2(slave.as_raw_fd(), fd);
+        }
+    }
+    drop(slave);
+    drop(master);
+    Ok(())
+}
