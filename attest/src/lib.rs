@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 mod dsse;
 mod facts;
 mod keys;

@@ -614,35 +614,56 @@ fn build_index(set: &cedar_policy::PolicySet, names: &Names) -> Vec<ActionIndex>
         .collect()
 }
 
-/// Every `Brig::Path` id in the policies (scopes and conditions), from their
-/// JSON form: an object `{"type": "Brig::Path", "id": ...}` is an entity
-/// reference wherever it appears.
+/// Every `Brig::Path` id the policies mention (scopes and conditions), read
+/// from their source text: each `Path` token must be followed by `::` and a
+/// string literal; if one is not (a comment in between, an escape this
+/// reader does not decode), the answer is "all paths", which is only slower.
 fn referenced_paths(set: &cedar_policy::PolicySet) -> HashSet<String> {
-    fn walk(v: &Value, out: &mut HashSet<String>) {
-        match v {
-            Value::Object(m) => {
-                if let (Some(Value::String(t)), Some(Value::String(id))) = (m.get("type"), m.get("id")) {
-                    if t == "Brig::Path" {
-                        out.insert(id.clone());
-                    }
-                }
-                m.values().for_each(|x| walk(x, out));
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
     let mut out = HashSet::new();
     for p in set.policies() {
-        match p.to_json() {
-            Ok(est) => walk(&est, &mut out),
-            // Without the JSON form, keep every ancestor (`decide.rs`).
-            Err(_) => {
-                out.insert(ALL_PATHS.to_string());
-            }
+        if !scan_paths(&p.to_string(), &mut out) {
+            out.insert(ALL_PATHS.to_string());
+            break;
         }
     }
     out
+}
+
+/// Adds the ids of `Path::"..."` in `text` to `out`; `false` if a `Path`
+/// token is not followed by a literal this reader understands.
+fn scan_paths(text: &str, out: &mut HashSet<String>) -> bool {
+    let bytes = text.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut from = 0;
+    while let Some(found) = text[from..].find("Path") {
+        let at = from + found;
+        let end = at + 4;
+        from = end;
+        if (at > 0 && is_ident(bytes[at - 1])) || (end < bytes.len() && is_ident(bytes[end])) {
+            continue; // part of another identifier (`path`, `Paths`, ...)
+        }
+        let rest = text[end..].trim_start();
+        let Some(rest) = rest.strip_prefix("::") else { return false };
+        let rest = rest.trim_start();
+        let Some(lit) = rest.strip_prefix('"') else { return false };
+        let mut id = String::new();
+        let mut chars = lit.chars();
+        loop {
+            match chars.next() {
+                None => return false,
+                Some('"') => break,
+                Some('\\') => match chars.next() {
+                    Some('"') => id.push('"'),
+                    Some('\\') => id.push('\\'),
+                    Some('\'') => id.push('\''),
+                    _ => return false,
+                },
+                Some(c) => id.push(c),
+            }
+        }
+        out.insert(id);
+    }
+    true
 }
 
 /// In `PolicySet::paths`: keep every ancestor of every mount source.
@@ -813,5 +834,26 @@ impl ActionIndex {
     pub(crate) fn buckets<'a>(&'a self, keys: &[EntityKey]) -> impl Iterator<Item = &'a Bucket> + 'a {
         let extra: Vec<&Bucket> = keys.iter().filter_map(|k| self.by_entity.get(k)).collect();
         std::iter::once(&self.any).chain(extra).filter(|b| !b.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_literals_are_read_from_the_text() {
+        let mut out = HashSet::new();
+        assert!(scan_paths(
+            r#"permit (principal, action, resource in Brig::Path::"/a/b") when { resource in Brig :: Path :: "/c\"d" && context.path == "/x" };"#,
+            &mut out
+        ));
+        assert_eq!(out, HashSet::from(["/a/b".to_string(), "/c\"d".to_string()]));
+        // anything this reader does not follow makes it give up (keep all ancestors)
+        assert!(!scan_paths(r#"resource in Brig::Path::/* x */"/a""#, &mut HashSet::new()));
+        assert!(!scan_paths(r#"resource in Brig::Path::"\u{2f}a""#, &mut HashSet::new()));
+        // a string or a comment that says Path without `::` too
+        assert!(!scan_paths(r#"when { context.x == "Path" }"#, &mut HashSet::new()));
+        assert!(!scan_paths("// Path of the data\npermit (principal, action, resource);", &mut HashSet::new()));
     }
 }

@@ -89,6 +89,9 @@ pub enum Command {
     /// Hardening profiles: list, show, lint, diff
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Run attestations: verify, show, keygen
+    #[command(subcommand)]
+    Attest(brig_attest::cli::Command),
 }
 
 #[derive(Debug, Args)]

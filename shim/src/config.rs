@@ -111,6 +111,8 @@ pub struct Config {
     pub profiles: ProfilesSection,
     #[serde(default)]
     pub user_namespace: UserNamespaceSection,
+    /// Signed run attestations; absent: none are written (and runs record it).
+    pub attest: Option<crate::attestation::AttestConfig>,
     /// Where the file was read from.
     #[serde(skip)]
     pub path: PathBuf,

@@ -3,6 +3,7 @@
 //! The `brig` binary is a thin CLI over this library; the pipeline stages live
 //! in their own crates (`brig-profiles`, `brig-policy`, `brig-attest`).
 
+pub mod attestation;
 pub mod bundle;
 pub mod cgroup;
 pub mod cli;
@@ -59,5 +60,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Err(error::Error::Usage("checkpoint/restore is not supported by brig".into()))
         }
         Command::Profile(p) => profile_cmd::run(g, p),
+        Command::Attest(a) => match brig_attest::cli::run(a.clone()) {
+            Ok(()) => Ok(0),
+            Err(e) => Err(error::Error::Usage(format!("{e:#}"))),
+        },
     }
 }

@@ -811,13 +811,23 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
             signal = ?outcome.signal,
             oom = outcome.oom_killed,
             timed_out = outcome.timed_out,
-            egress = ?outcome.egress,
             "job ended"
         );
+        if let Some(m) = &record.measurements {
+            // The attestation is written before any state goes away: if it
+            // cannot be (a full disk), `delete` fails and can be retried.
+            let spec = crate::bundle::read_spec(&dir.join(state::SPEC_FILE)).ok();
+            let killed = outcome.signal == Some(9) && !outcome.oom_killed && !outcome.timed_out;
+            let facts = crate::attestation::facts(record, m, spec.as_ref(), &outcome, killed);
+            let path = crate::attestation::write(&facts, &m.settings).map_err(|e| {
+                Error::state(
+                    id,
+                    format!("the run's attestation was not written ({e}); the container is kept, retry `delete`"),
+                )
+            })?;
+            tracing::info!(id, attestation = %path.display(), "attestation written");
+        }
     }
-    // The rules leave with the container, also from a namespace the client
-    // keeps (Docker's sandbox, a pod's).
-    crate::egress::teardown(&dir);
     finish_delete(id, &c)?;
     if let Some(u) = record.as_ref().and_then(|r| r.userns.as_ref()) {
         let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default());
@@ -839,6 +849,9 @@ fn finish_delete(id: &str, c: &Container) -> Result<()> {
                 .map_err(|e| Error::state(id, format!("poststop hook failed: {e}")))?;
         }
     }
+    // The egress rules leave with the container (its namespace may be the
+    // client's and outlive it), and with them the namespace holder mount.
+    crate::egress::teardown(&c.root);
     std::fs::remove_dir_all(&c.root).map_err(|e| Error::io("removing", &c.root, e))
 }
 

@@ -29,6 +29,8 @@ pub enum LaunchError {
     Unauthorized(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Measure(#[from] crate::attestation::MeasureError),
 }
 
 /// The environment variable clients without annotations use for the token.
@@ -112,6 +114,8 @@ pub struct Prepared {
     pub auth: AuthRecord,
     /// The pool per-job user-namespace ranges come from.
     pub userns_pool: crate::userns::Pool,
+    /// What was measured before the job starts (when attestations are on).
+    pub measurements: Option<crate::attestation::Measurements>,
 }
 
 fn job_asks(req: &LaunchRequest) -> Result<JobAsks, BundleError> {
@@ -156,7 +160,11 @@ pub fn prepare(config: &Config, mut request: LaunchRequest) -> Result<Prepared, 
     let asks = job_asks(&request)?;
     let hardened = harden(&profile.profile, request.spec.clone(), &asks, &RealHost)?;
     let userns_pool = config.user_namespace.pool().map_err(|e| LaunchError::Config(e.to_string()))?;
-    Ok(Prepared { request, hardened, profile, auth, userns_pool })
+    let measurements = match &config.attest {
+        Some(settings) => Some(crate::attestation::measure(settings, &request, &hardened.spec)?),
+        None => None,
+    };
+    Ok(Prepared { request, hardened, profile, auth, userns_pool, measurements })
 }
 
 impl Prepared {
@@ -191,6 +199,7 @@ impl Prepared {
             cgroup_ceiling: self.profile.profile.cgroup.clone(),
             cap_ceiling: self.profile.profile.ceilings.capabilities.clone(),
             userns: None,
+            measurements: self.measurements.clone(),
         }
     }
 }

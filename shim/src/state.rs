@@ -183,6 +183,9 @@ pub struct RunRecord {
     /// The job's own user namespace, if brig made one.
     #[serde(default)]
     pub userns: Option<UsernsRecord>,
+    /// What `create` measured, for the attestation `delete` writes.
+    #[serde(default)]
+    pub measurements: Option<crate::attestation::Measurements>,
 }
 
 /// A per-job user namespace: the range and the idmapped rootfs mount.

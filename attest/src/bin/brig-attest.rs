@@ -3,12 +3,10 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use brig_attest::{Algorithm, Artifacts, PublicKey, Requirement};
-use clap::{Parser, Subcommand};
+use brig_attest::cli::Command;
+use clap::Parser;
 
 #[derive(Debug, Parser)]
 #[command(name = "brig-attest", version, about = "Verify and show brig's per-run attestations")]
@@ -17,111 +15,8 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Verify an envelope: signature, payload type, statement shape, and
-    /// optionally the output files and requirements
-    Verify {
-        /// The envelope (`<container-id>.intoto.json`)
-        envelope: PathBuf,
-        /// A trusted public key (SPKI PEM); repeat for several
-        #[arg(long = "key", required = true)]
-        keys: Vec<PathBuf>,
-        /// Recompute every subject's digest from files: `DIR` (subject
-        /// `out/a.txt` is `DIR/out/a.txt`), or `/out=DIR` per output mount
-        /// (subject `out/a.txt` is `DIR/a.txt`)
-        #[arg(long = "artifacts")]
-        artifacts: Vec<String>,
-        /// Require a field to have a value: profile=, profile-digest=, exit=,
-        /// signal=, image=, rootfs=, tenant=, subject= (the token's sub), iss=,
-        /// decision=, timed_out=, oom=, killed=, output=NAME[@sha256:HEX],
-        /// builder=, container=
-        #[arg(long = "require", value_name = "KEY=VALUE")]
-        require: Vec<String>,
-        /// Print the verified statement (JSON) on success
-        #[arg(long)]
-        print: bool,
-    },
-    /// Print an envelope's statement readably (does not verify it)
-    Show {
-        envelope: PathBuf,
-        /// Print the statement as JSON instead
-        #[arg(long)]
-        json: bool,
-    },
-    /// Generate a signing key pair: DIR/attest.key (PKCS#8 PEM, mode 0600)
-    /// and DIR/attest.pub (SPKI PEM)
-    Keygen {
-        #[arg(long)]
-        out: PathBuf,
-        /// ed25519 or ecdsa-p256
-        #[arg(long, default_value = "ed25519")]
-        algorithm: String,
-    },
-}
-
-fn read_envelope(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    if meta.len() > brig_attest::MAX_ENVELOPE_BYTES as u64 {
-        anyhow::bail!("`{}` is {} bytes, more than an envelope may be", path.display(), meta.len());
-    }
-    std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
-}
-
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Verify { envelope, keys, artifacts, require, print } => {
-            let bytes = read_envelope(&envelope)?;
-            let keys = keys
-                .iter()
-                .map(|p| PublicKey::load(p).with_context(|| format!("cannot use key `{}`", p.display())))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let reqs = require.iter().map(|r| r.parse::<Requirement>()).collect::<Result<Vec<_>, _>>()?;
-            let artifacts = Artifacts::parse(&artifacts)?;
-            let v = brig_attest::verify_with(&bytes, &keys, artifacts.as_ref(), &reqs)
-                .with_context(|| format!("`{}` does not verify", envelope.display()))?;
-            if print {
-                println!("{}", serde_json::to_string_pretty(&v.statement)?);
-            }
-            let files = if artifacts.is_some() {
-                format!(", {} output file(s) match", v.artifacts_checked)
-            } else {
-                String::new()
-            };
-            eprintln!(
-                "verified: container {} signed by keyid {}; {} subject(s){files}; {} requirement(s) met",
-                v.container_id(),
-                v.keyid,
-                v.subjects.len(),
-                reqs.len()
-            );
-            Ok(())
-        }
-        Command::Show { envelope, json } => {
-            let bytes = read_envelope(&envelope)?;
-            if json {
-                let env: brig_attest::Envelope = serde_json::from_slice(&bytes).context("not a DSSE envelope")?;
-                let payload = env.payload_bytes().context("the payload is not base64")?;
-                let v: serde_json::Value = serde_json::from_slice(&payload).context("the payload is not JSON")?;
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                print!("{}", brig_attest::show(&bytes)?);
-            }
-            Ok(())
-        }
-        Command::Keygen { out, algorithm } => {
-            let alg: Algorithm = algorithm.parse()?;
-            let files = brig_attest::keygen(&out, alg)?;
-            println!("private key  {}", files.private.display());
-            println!("public key   {}", files.public.display());
-            println!("keyid        {}", files.keyid);
-            Ok(())
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match brig_attest::cli::run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("brig-attest: {e:#}");

@@ -1,0 +1,113 @@
+//! The verification command line, shared by the standalone `brig-attest`
+//! binary and `brig attest` (the binaries' edge: errors are `anyhow`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::{Algorithm, Artifacts, PublicKey, Requirement};
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Verify an envelope: signature, payload type, statement shape, and
+    /// optionally the output files and requirements
+    Verify {
+        /// The envelope (`<container-id>.intoto.json`)
+        envelope: PathBuf,
+        /// A trusted public key (SPKI PEM); repeat for several
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Recompute every subject's digest from files: `DIR` (subject
+        /// `out/a.txt` is `DIR/out/a.txt`), or `/out=DIR` per output mount
+        /// (subject `out/a.txt` is `DIR/a.txt`)
+        #[arg(long = "artifacts")]
+        artifacts: Vec<String>,
+        /// Require a field to have a value: profile=, profile-digest=, exit=,
+        /// signal=, image=, rootfs=, tenant=, subject= (the token's sub), iss=,
+        /// decision=, timed_out=, oom=, killed=, output=NAME[@sha256:HEX],
+        /// builder=, container=
+        #[arg(long = "require", value_name = "KEY=VALUE")]
+        require: Vec<String>,
+        /// Print the verified statement (JSON) on success
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print an envelope's statement readably (does not verify it)
+    Show {
+        envelope: PathBuf,
+        /// Print the statement as JSON instead
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a signing key pair: DIR/attest.key (PKCS#8 PEM, mode 0600)
+    /// and DIR/attest.pub (SPKI PEM)
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        /// ed25519 or ecdsa-p256
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
+    },
+}
+
+fn read_envelope(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    if meta.len() > crate::MAX_ENVELOPE_BYTES as u64 {
+        anyhow::bail!("`{}` is {} bytes, more than an envelope may be", path.display(), meta.len());
+    }
+    std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
+}
+
+/// Runs one command.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Verify { envelope, keys, artifacts, require, print } => {
+            let bytes = read_envelope(&envelope)?;
+            let keys = keys
+                .iter()
+                .map(|p| PublicKey::load(p).with_context(|| format!("cannot use key `{}`", p.display())))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let reqs = require.iter().map(|r| r.parse::<Requirement>()).collect::<Result<Vec<_>, _>>()?;
+            let artifacts = Artifacts::parse(&artifacts)?;
+            let v = crate::verify_with(&bytes, &keys, artifacts.as_ref(), &reqs)
+                .with_context(|| format!("`{}` does not verify", envelope.display()))?;
+            if print {
+                println!("{}", serde_json::to_string_pretty(&v.statement)?);
+            }
+            let files = if artifacts.is_some() {
+                format!(", {} output file(s) match", v.artifacts_checked)
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "verified: container {} signed by keyid {}; {} subject(s){files}; {} requirement(s) met",
+                v.container_id(),
+                v.keyid,
+                v.subjects.len(),
+                reqs.len()
+            );
+            Ok(())
+        }
+        Command::Show { envelope, json } => {
+            let bytes = read_envelope(&envelope)?;
+            if json {
+                let env: crate::Envelope = serde_json::from_slice(&bytes).context("not a DSSE envelope")?;
+                let payload = env.payload_bytes().context("the payload is not base64")?;
+                let v: serde_json::Value = serde_json::from_slice(&payload).context("the payload is not JSON")?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", crate::show(&bytes)?);
+            }
+            Ok(())
+        }
+        Command::Keygen { out, algorithm } => {
+            let alg: Algorithm = algorithm.parse()?;
+            let files = crate::keygen(&out, alg)?;
+            println!("private key  {}", files.private.display());
+            println!("public key   {}", files.public.display());
+            println!("keyid        {}", files.keyid);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Measurement at `create` and the signed run attestation at `delete`
+//! (`brig-attest` does the hashing, the statement and DSSE; this module maps
+//! brig's run onto it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use brig_attest::{Limits, MountTree, RootfsFacts};
+
+use crate::bundle::{annotation, LaunchRequest};
+use crate::state::RunRecord;
+
+/// The `[attest]` section of the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AttestConfig {
+    /// The signing key (PKCS#8 PEM, Ed25519 or ECDSA P-256; mode 0600).
+    pub key: PathBuf,
+    /// Where envelopes go: `<dir>/<container-id>.intoto.json`.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// The rootfs measurement cache (see docs/attestation.md).
+    #[serde(default = "default_cache")]
+    pub rootfs_cache: PathBuf,
+    /// Bounds on what a job's inputs (and outputs) may hold.
+    #[serde(default = "default_max_files")]
+    pub max_files: u64,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: brig_profiles::ByteSize,
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("/var/lib/brig/attestations")
+}
+
+fn default_cache() -> PathBuf {
+    PathBuf::from("/var/lib/brig/cache/rootfs")
+}
+
+fn default_max_files() -> u64 {
+    100_000
+}
+
+fn default_max_bytes() -> brig_profiles::ByteSize {
+    brig_profiles::ByteSize(16 << 30)
+}
+
+impl AttestConfig {
+    pub fn limits(&self) -> Limits {
+        Limits::new(self.max_files, self.max_bytes.0)
+    }
+}
+
+/// Why a measurement refused a launch.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    #[error("annotation `{key}`: {message}")]
+    Annotation { key: &'static str, message: String },
+    #[error("measuring {what}: {source}")]
+    Measure {
+        what: String,
+        #[source]
+        source: brig_attest::MeasureError,
+    },
+}
+
+/// What `create` measured, kept in the run record for the attestation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Measurements {
+    pub settings: AttestConfig,
+    pub image_digest: Option<String>,
+    pub rootfs: RootfsFacts,
+    pub inputs: Vec<MountTree>,
+    /// Output mount path in the container -> host directory.
+    pub outputs: Vec<(String, PathBuf)>,
+    /// The job's request as it was made.
+    pub request: brig_attest::JobRequest,
+}
+
+/// The host source of the bind mount at `dest` in `spec`, and whether it is
+/// read-only.
+fn mount_source(spec: &Spec, dest: &str) -> Option<(PathBuf, bool)> {
+    spec.mounts().iter().flatten().find(|m| m.destination() == Path::new(dest)).and_then(|m| {
+        let bind =
+            m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+        let ro = m.options().iter().flatten().any(|o| o == "ro");
+        bind.then(|| m.source().clone()).flatten().map(|s| (s, ro))
+    })
+}
+
+/// Measures the image, the rootfs and the inputs before the job starts.
+pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Result<Measurements, MeasureError> {
+    let image_digest = match req.annotation(annotation::IMAGE_DIGEST) {
+        Some(d) if brig_attest::parse_digest(&d).is_some() => Some(d),
+        Some(d) => {
+            return Err(MeasureError::Annotation {
+                key: annotation::IMAGE_DIGEST,
+                message: format!("`{d}` is not a digest like `sha256:<64 hex digits>`"),
+            })
+        }
+        None => None,
+    };
+    let rootfs_digest =
+        brig_attest::rootfs_digest_with(&req.rootfs, Some(&settings.rootfs_cache), &Limits::ROOTFS).map_err(
+            |source| MeasureError::Measure { what: format!("the root filesystem `{}`", req.rootfs.display()), source },
+        )?;
+    let rootfs = RootfsFacts::new(&req.rootfs, &rootfs_digest);
+    let limits = settings.limits();
+    let mut inputs = Vec::new();
+    for path in req.annotation_list(annotation::INPUTS) {
+        let (source, ro) = mount_source(spec, &path).ok_or_else(|| MeasureError::Annotation {
+            key: annotation::INPUTS,
+            message: format!("`{path}` is not a bind mount of the spec"),
+        })?;
+        if !ro {
+            return Err(MeasureError::Annotation {
+                key: annotation::INPUTS,
+                message: format!("input `{path}` must be mounted read-only (add `ro` to its mount options)"),
+            });
+        }
+        let tree = brig_attest::hash_tree(&source, &limits)
+            .map_err(|source| MeasureError::Measure { what: format!("input `{path}`"), source })?;
+        inputs.push(MountTree { path, tree });
+    }
+    let mut outputs = Vec::new();
+    for path in req.annotation_list(annotation::OUTPUTS) {
+        let (source, _) = mount_source(spec, &path).ok_or_else(|| MeasureError::Annotation {
+            key: annotation::OUTPUTS,
+            message: format!("`{path}` is not a bind mount of the spec"),
+        })?;
+        outputs.push((path, source));
+    }
+    let process = spec.process().as_ref();
+    let request = brig_attest::JobRequest {
+        image: image_digest.clone(),
+        image_bound_by_token: false,
+        profile: req.annotation(annotation::PROFILE),
+        args: process.and_then(|p| p.args().clone()).unwrap_or_default(),
+        cwd: process.map(|p| p.cwd().display().to_string()),
+        inputs: req.annotation_list(annotation::INPUTS),
+        outputs: req.annotation_list(annotation::OUTPUTS),
+        timeout: req.annotation(annotation::TIMEOUT),
+        egress: req.annotation_list(annotation::EGRESS),
+    };
+    Ok(Measurements { settings: settings.clone(), image_digest, rootfs, inputs, outputs, request })
+}
+
+fn cap_names(set: &Option<oci_spec::runtime::Capabilities>) -> Vec<String> {
+    let mut v: Vec<String> = set.iter().flatten().map(|c| format!("CAP_{c}")).collect();
+    v.sort();
+    v
+}
+
+fn time_of(ns: Option<u64>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let ns = ns?;
+    chrono::DateTime::from_timestamp((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32)
+}
+
+/// Builds the attestation's facts from the run record and how the job ended.
+pub fn facts(
+    record: &RunRecord,
+    m: &Measurements,
+    spec: Option<&Spec>,
+    outcome: &crate::lifecycle::Outcome,
+    killed: bool,
+) -> brig_attest::RunFacts {
+    let limits = m.settings.limits();
+    let mut outputs = Vec::new();
+    let mut errors = Vec::new();
+    for (path, source) in &m.outputs {
+        match brig_attest::hash_tree(source, &limits) {
+            Ok(tree) => outputs.push(MountTree { path: path.clone(), tree }),
+            // Recorded as an error of the run; the output is not a subject.
+            Err(e) => errors.push(format!("measuring output `{path}`: {e}")),
+        }
+    }
+    let identity = (!record.auth.identity.is_empty()).then(|| {
+        let id = &record.auth.identity;
+        brig_attest::Identity {
+            iss: id.get("iss").cloned(),
+            sub: id.get("sub").cloned(),
+            jti: id.get("jti").cloned(),
+            tenant: id.get("tenant").cloned(),
+            other: id
+                .iter()
+                .filter(|(k, _)| !["iss", "sub", "jti", "tenant"].contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    });
+    let process = spec.and_then(|s| s.process().as_ref());
+    let caps = process.and_then(|p| p.capabilities().clone()).unwrap_or_default();
+    let linux = spec.and_then(|s| s.linux().as_ref());
+    let mut cgroup = BTreeMap::new();
+    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+        if let Some(l) = r.memory().as_ref().and_then(|m| m.limit()) {
+            cgroup.insert("memory".to_string(), l.to_string());
+        }
+        if let Some(p) = r.pids().as_ref() {
+            cgroup.insert("pids".to_string(), p.limit().to_string());
+        }
+        if let Some(c) = r.cpu() {
+            if let (Some(q), Some(p)) = (c.quota(), c.period()) {
+                cgroup.insert("cpu".to_string(), format!("{q}/{p}"));
+            }
+        }
+    }
+    let user_namespace = record.userns.as_ref().map(|u| {
+        let map = vec![brig_attest::IdMap { container_id: 0, host_id: u.host_base, size: u.size }];
+        brig_attest::UserNamespace { uid_map: map.clone(), gid_map: map }
+    });
+    let egress = record
+        .plan
+        .egress
+        .as_ref()
+        .map(|e| serde_json::to_value(e).ok().map(|v| vec![v.to_string()]).unwrap_or_default())
+        .unwrap_or_default();
+    let now = chrono::Utc::now();
+    let mut error = outcome.start_error.clone();
+    if !errors.is_empty() {
+        error = Some([error.unwrap_or_default(), errors.join("; ")].join(" ").trim().to_string());
+    }
+    brig_attest::RunFacts {
+        container_id: record.id.clone(),
+        host: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        brig_version: crate::VERSION.to_string(),
+        request: m.request.clone(),
+        profile: brig_attest::ProfileFacts {
+            name: record.profile.name.clone(),
+            digest: record.profile.digest.clone(),
+            origin: Some(record.profile.origin.clone()),
+        },
+        authorization: brig_attest::Authorization {
+            mode: record.auth.mode.clone(),
+            decision: record.auth.decision.clone(),
+            policy_ids: record.auth.policy_ids.clone(),
+        },
+        identity,
+        enforcement: brig_attest::Enforcement {
+            landlock: brig_attest::Landlock {
+                abi: outcome.landlock_abi.map(|a| a as u32),
+                status: outcome.landlock.clone().unwrap_or_else(|| "off".into()),
+            },
+            seccomp: brig_attest::Seccomp {
+                filter_digest: record.plan.seccomp_digest.clone(),
+                filters: outcome.seccomp_filters.unwrap_or(0) as u32,
+                client_filter_kept: record.spec_seccomp,
+            },
+            namespaces: record.namespaces.clone(),
+            user_namespace,
+            no_new_privs: record.plan.no_new_privs,
+            capabilities: brig_attest::Capabilities {
+                bounding: cap_names(caps.bounding()),
+                effective: cap_names(caps.effective()),
+                permitted: cap_names(caps.permitted()),
+                inheritable: cap_names(caps.inheritable()),
+                ambient: cap_names(caps.ambient()),
+            },
+            readonly_rootfs: spec.and_then(|s| s.root().as_ref()).and_then(|r| r.readonly()).unwrap_or(false),
+            cgroup,
+            egress,
+            other: BTreeMap::new(),
+        },
+        tightened: record.tightened.iter().filter_map(|t| serde_json::to_value(t).ok()).collect(),
+        rootfs: m.rootfs.clone(),
+        inputs: m.inputs.clone(),
+        outputs,
+        started_on: time_of(outcome.started_ns).unwrap_or(now),
+        finished_on: time_of(outcome.ended_ns).unwrap_or(now),
+        outcome: brig_attest::Outcome {
+            exit_code: outcome.exit_code.map(|c| c as i32),
+            signal: outcome.signal.map(|s| s as i32),
+            timed_out: outcome.timed_out,
+            oom_killed: outcome.oom_killed,
+            killed,
+            error,
+            resources: brig_attest::Resources {
+                cpu_ns: outcome.usage.cpu_ns,
+                peak_memory_bytes: outcome.usage.memory_peak,
+                peak_pids: outcome.usage.pids_peak,
+                ..Default::default()
+            },
+        },
+    }
+}
+
+/// Signs and writes the attestation; the path of the envelope.
+pub fn write(facts: &brig_attest::RunFacts, settings: &AttestConfig) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(&settings.dir).map_err(|e| format!("creating `{}`: {e}", settings.dir.display()))?;
+    let key = brig_attest::SigningKey::load(&settings.key)
+        .map_err(|e| format!("loading the attestation key `{}`: {e}", settings.key.display()))?;
+    brig_attest::attest(facts, &key, &settings.dir).map_err(|e| e.to_string())
+}

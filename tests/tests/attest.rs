@@ -1,0 +1,264 @@
+//! Per-run attestations (issue 5): what a run leaves, that it verifies, and
+//! that tampering with anything is caught.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use brig_tests::{unique_id, Brig, Bundle};
+use serde_json::{json, Value};
+
+struct Setup {
+    brig: Brig,
+    attest_dir: PathBuf,
+    pubkey: PathBuf,
+    jobs: PathBuf,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.jobs);
+    }
+}
+
+fn setup() -> Setup {
+    let keys = tempfile::tempdir().unwrap().keep();
+    let out = std::process::Command::new(brig_tests::brig_bin())
+        .args(["attest", "keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let brig = Brig::new(&format!(
+        "[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n[attest]\nkey = \"{}\"\ndir = \"{{dir}}/attestations\"\nrootfs_cache = \"{{dir}}/cache\"\n",
+        keys.join("attest.key").display()
+    ));
+    let attest_dir = brig.dir.path().join("attestations");
+    let jobs = PathBuf::from(format!("/var/lib/brig/jobs/attest-{}", unique_id("t")));
+    std::fs::create_dir_all(jobs.join("in")).unwrap();
+    std::fs::create_dir_all(jobs.join("out")).unwrap();
+    std::fs::write(jobs.join("in/data.txt"), "input bytes\n").unwrap();
+    Setup { brig, attest_dir, pubkey: keys.join("attest.pub"), jobs }
+}
+
+fn job(s: &Setup, script: &str) -> Bundle {
+    let mut b = Bundle::new(&["sh", "-c", script]);
+    b.push(
+        "/mounts",
+        json!({"destination": "/in", "type": "bind", "source": s.jobs.join("in"), "options": ["rbind", "ro"]}),
+    );
+    b.push(
+        "/mounts",
+        json!({"destination": "/out", "type": "bind", "source": s.jobs.join("out"), "options": ["rbind", "rw"]}),
+    );
+    b.annotate("dev.brig.inputs", "/in");
+    b.annotate("dev.brig.outputs", "/out");
+    b.annotate("dev.brig.image.digest", &format!("sha256:{}", "ab".repeat(32)));
+    b
+}
+
+fn verify(s: &Setup, envelope: &Path, extra: &[&str]) -> (bool, String) {
+    let out = s
+        .brig
+        .command()
+        .args(["attest", "verify"])
+        .arg(envelope)
+        .arg("--key")
+        .arg(&s.pubkey)
+        .args(extra)
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn sha256sum(p: &Path) -> String {
+    let out = std::process::Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+fn statement(envelope: &Path) -> Value {
+    let env: Value = serde_json::from_slice(&std::fs::read(envelope).unwrap()).unwrap();
+    let payload = env["payload"].as_str().unwrap();
+    let out = std::process::Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut out = out;
+    out.stdin.take().unwrap().write_all(payload.as_bytes()).unwrap();
+    let o = out.wait_with_output().unwrap();
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_run_is_attested_and_every_tamper_is_caught() {
+    let s = setup();
+    let b = job(&s, "cat /in/data.txt > /out/copy.txt; echo second > /out/second.txt");
+    let id = unique_id("att");
+    let token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ";
+    let mut b = b;
+    b.annotate("dev.brig.token", token);
+    let (code, _, err) = s.brig.run(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    let envelope = s.attest_dir.join(format!("{id}.intoto.json"));
+    assert!(envelope.exists(), "no attestation at {}", envelope.display());
+    let out_dir = s.jobs.join("out");
+    let (ok, msg) = verify(
+        &s,
+        &envelope,
+        &[
+            "--artifacts",
+            &format!("/out={}", out_dir.display()),
+            "--require",
+            "profile=restricted",
+            "--require",
+            "exit=0",
+            "--require",
+            &format!("image=sha256:{}", "ab".repeat(32)),
+        ],
+    );
+    assert!(ok, "{msg}");
+    // The subjects are the outputs, with the digests sha256sum computes.
+    let st = statement(&envelope);
+    let subjects = st["subject"].as_array().unwrap();
+    for (name, file) in [("out/copy.txt", "copy.txt"), ("out/second.txt", "second.txt")] {
+        let subj =
+            subjects.iter().find(|x| x["name"] == name).unwrap_or_else(|| panic!("{name} not a subject: {subjects:?}"));
+        assert_eq!(subj["digest"]["sha256"], sha256sum(&out_dir.join(file)));
+    }
+    // The token never appears.
+    let text = std::fs::read_to_string(&envelope).unwrap();
+    assert!(!text.contains(token) && !serde_json::to_string(&st).unwrap().contains(token));
+
+    // Tampering: a byte of the envelope's signature, of the payload, of an output.
+    let mut env: Value = serde_json::from_str(&text).unwrap();
+    let sig = env["signatures"][0]["sig"].as_str().unwrap().to_string();
+    let flipped = if sig.starts_with('A') { sig.replacen('A', "B", 1) } else { format!("A{}", &sig[1..]) };
+    env["signatures"][0]["sig"] = json!(flipped);
+    let bad = s.brig.dir.path().join("bad-sig.json");
+    std::fs::write(&bad, env.to_string()).unwrap();
+    let (ok, msg) = verify(&s, &bad, &[]);
+    assert!(!ok && msg.to_lowercase().contains("signature"), "{msg}");
+
+    let mut env: Value = serde_json::from_str(&text).unwrap();
+    let mut st2 = st.clone();
+    st2["predicate"]["runDetails"]["metadata"]["invocationId"] = json!("someone-else");
+    let enc = std::process::Command::new("base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut enc = enc;
+    enc.stdin.take().unwrap().write_all(serde_json::to_string(&st2).unwrap().as_bytes()).unwrap();
+    env["payload"] = json!(String::from_utf8(enc.wait_with_output().unwrap().stdout).unwrap());
+    let bad = s.brig.dir.path().join("bad-payload.json");
+    std::fs::write(&bad, env.to_string()).unwrap();
+    let (ok, msg) = verify(&s, &bad, &[]);
+    assert!(!ok && msg.to_lowercase().contains("signature"), "{msg}");
+
+    std::fs::write(out_dir.join("second.txt"), "changed\n").unwrap();
+    let (ok, msg) = verify(&s, &envelope, &["--artifacts", &format!("/out={}", out_dir.display())]);
+    assert!(!ok && msg.contains("second.txt"), "{msg}");
+    // A requirement that does not hold.
+    let (ok, msg) = verify(&s, &envelope, &["--require", "profile=permissive"]);
+    assert!(!ok && msg.contains("profile"), "{msg}");
+    // `brig attest show` prints it readably.
+    let show = s.brig.ok(&["attest", "show", envelope.to_str().unwrap()]);
+    assert!(show.contains("restricted") && show.contains(&id), "{show}");
+}
+
+#[test]
+fn timeouts_oom_and_kills_are_attested() {
+    let s = setup();
+    // Timeout.
+    let mut t = job(&s, "sleep 30");
+    t.annotate("dev.brig.timeout", "1s");
+    let id_t = unique_id("att-t");
+    let (code, _, _) = s.brig.run(&t, &id_t);
+    assert_eq!(code, 143);
+    let (ok, msg) = verify(
+        &s,
+        &s.attest_dir.join(format!("{id_t}.intoto.json")),
+        &["--require", "timed_out=true", "--require", "signal=15"],
+    );
+    assert!(ok, "{msg}");
+    // OOM.
+    let mut o = Bundle::new(&["/bin/brig-probe", "mem-bomb", "1024"]);
+    o.set("/linux/resources/memory", json!({"limit": 64 << 20, "swap": 64 << 20}));
+    let id_o = unique_id("att-o");
+    let (code, _, _) = s.brig.run(&o, &id_o);
+    assert_eq!(code, 137);
+    let (ok, msg) = verify(&s, &s.attest_dir.join(format!("{id_o}.intoto.json")), &["--require", "oom=true"]);
+    assert!(ok, "{msg}");
+    // Killed by `brig kill`.
+    let k = job(&s, "sleep 30");
+    let id_k = unique_id("att-k");
+    s.brig.ok(&["run", "-d", "--bundle", k.path().to_str().unwrap(), &id_k]);
+    s.brig.ok(&["kill", &id_k, "KILL"]);
+    s.brig.wait_status(&id_k, "stopped");
+    s.brig.ok(&["delete", &id_k]);
+    let (ok, msg) = verify(
+        &s,
+        &s.attest_dir.join(format!("{id_k}.intoto.json")),
+        &["--require", "killed=true", "--require", "signal=9", "--require", "oom=false"],
+    );
+    assert!(ok, "{msg}");
+}
+
+#[test]
+fn inputs_must_be_read_only_and_within_limits() {
+    let s = setup();
+    let mut b = job(&s, "true");
+    // An input mounted writable is refused.
+    let mounts: Vec<Value> = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if m["destination"] == "/in" {
+                m["options"] = json!(["rbind", "rw"]);
+            }
+            m
+        })
+        .collect();
+    b.set("/mounts", json!(mounts));
+    let err = s.brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("att")]);
+    assert!(err.contains("dev.brig.inputs") && err.contains("read-only"), "{err}");
+    // A malformed image digest is refused.
+    let mut b = job(&s, "true");
+    b.annotate("dev.brig.image.digest", "sha256:nothex");
+    let err = s.brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("att")]);
+    assert!(err.contains("dev.brig.image.digest"), "{err}");
+}
+
+#[test]
+fn a_full_disk_keeps_the_container_for_a_retry() {
+    let s = setup();
+    // The attestation directory is a tiny tmpfs, filled up.
+    std::fs::create_dir_all(&s.attest_dir).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&s.attest_dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let filler = s.attest_dir.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 64 * 1024]);
+    let b = job(&s, "echo x > /out/x");
+    let id = unique_id("att-full");
+    s.brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    s.brig.wait_status(&id, "stopped");
+    let err = s.brig.fails(&["delete", &id]);
+    assert!(err.contains("attestation was not written") && err.contains("retry"), "{err}");
+    assert_eq!(s.brig.status(&id), "stopped", "the container must be kept");
+    assert!(std::fs::read_dir(&s.attest_dir).unwrap().flatten().all(|e| e.file_name() == "filler"), "no partial file");
+    std::fs::remove_file(&filler).unwrap();
+    s.brig.ok(&["delete", &id]);
+    let (ok, msg) = verify(&s, &s.attest_dir.join(format!("{id}.intoto.json")), &["--require", "exit=0"]);
+    assert!(ok, "{msg}");
+    let _ = std::process::Command::new("umount").arg(&s.attest_dir).status();
+}
