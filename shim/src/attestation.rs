@@ -281,7 +281,6 @@ pub fn facts(
                 cpu_ns: outcome.usage.cpu_ns,
                 peak_memory_bytes: outcome.usage.memory_peak,
                 peak_pids: outcome.usage.pids_peak,
-                ..Default::default()
             },
         },
     }
