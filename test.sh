@@ -34,5 +34,8 @@ cargo test --workspace --locked
 if ((quick == 0)); then
   step "end to end with Docker, Podman and containerd"
   vm-tests/clients/e2e.sh "$PWD/target/debug/brig"
+
+  step "pure cgroup v2 in a virtual machine (QEMU)"
+  BRIG_VM_NO_BUILD=1 vm-tests/qemu/run.sh
 fi
 step "all tests passed"

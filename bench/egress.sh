@@ -66,30 +66,10 @@ profile bench-none 'mode = "none"'
 profile bench-allow100 "mode = \"allow\"
 allow = [$rules]"
 
-# ------------------------------------------------------------- latency
-B=$WORK/bundle
-lat=$E/latency.json
-run_cmd() { echo "$BRIG --root $E/roots/$1 --config $E/config-$1/config.toml run --bundle $B egress-$1"; }
-hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$lat" \
-  -n "client (no ruleset)" "$(run_cmd bench-client)" \
-  -n "none (loopback only)" "$(run_cmd bench-none)" \
-  -n "allow, 100 rules" "$(run_cmd bench-allow100)"
-
-# ------------------------------------------------------------- installation
-: >"$E/install.txt"
-for ((i = 0; i < RUNS; i++)); do
-  for p in bench-none bench-allow100; do
-    "$BRIG" --root "$E/roots/$p" --config "$E/config-$p/config.toml" create --bundle "$B" "inst-$p" >/dev/null
-    python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-print(sys.argv[2], d["install_us"], d.get("nft_cpu_us", 0), d["rules"], d["set_elements"])' \
-      "$E/roots/$p/inst-$p/brig-egress.json" "$p" >>"$E/install.txt"
-    "$BRIG" --root "$E/roots/$p" delete --force "inst-$p"
-  done
-done
-
-# ------------------------------------------------------------- throughput
+# ------------------------------------------------------------- network
+# The job namespace has an eth0 and a route out, as Docker's, Podman's and a
+# pod's have: a namespace with loopback only gets no ruleset at all (nothing
+# can leave it), which the "private namespace" line shows.
 ip netns add "$NS_JOB"
 ip netns add "$NS_SRV"
 ip -n "$NS_JOB" link add eth0 type veth peer name eth0 netns "$NS_SRV"
@@ -100,6 +80,44 @@ for ns in "$NS_JOB" "$NS_SRV"; do
   ip -n "$ns" link set lo up
 done
 
+ip -n "$NS_JOB" route add default via 198.18.1.1
+
+# ------------------------------------------------------------- latency
+B=$WORK/bundle
+# The benchmark bundle, joining the job namespace.
+JB=$E/bundle-joined
+mkdir -p "$JB"
+python3 - "$B/config.json" "$JB/config.json" "/run/netns/$NS_JOB" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+ns = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+ns.append({"type": "network", "path": sys.argv[3]})
+c["linux"]["namespaces"] = ns
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+lat=$E/latency.json
+run_cmd() { echo "$BRIG --root $E/roots/$1 --config $E/config-$1/config.toml run --bundle $2 egress-$1"; }
+hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$lat" \
+  -n "client (no ruleset)" "$(run_cmd bench-client "$JB")" \
+  -n "none (loopback only)" "$(run_cmd bench-none "$JB")" \
+  -n "allow, 100 rules" "$(run_cmd bench-allow100 "$JB")" \
+  -n "none, private namespace" "$(run_cmd bench-none "$B")"
+
+# ------------------------------------------------------------- installation
+: >"$E/install.txt"
+for ((i = 0; i < RUNS; i++)); do
+  for p in bench-none bench-allow100; do
+    "$BRIG" --root "$E/roots/$p" --config "$E/config-$p/config.toml" create --bundle "$JB" "inst-$p" >/dev/null
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(sys.argv[2], d["install_us"], d.get("nft_cpu_us", 0), d["rules"], d["set_elements"])' \
+      "$E/roots/$p/inst-$p/brig-egress.json" "$p" >>"$E/install.txt"
+    "$BRIG" --root "$E/roots/$p" delete --force "inst-$p"
+  done
+done
+
+# ------------------------------------------------------------- throughput
 # iperf3 (and its libraries) in the benchmark rootfs.
 ROOTFS=$WORK/rootfs
 IPERF=$(command -v iperf3)

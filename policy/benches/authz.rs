@@ -286,7 +286,8 @@ criterion_group! {
 
 fn main() {
     // `cargo test --benches` runs this without `--bench`: keep that quick.
-    if std::env::args().any(|a| a == "--bench") {
+    // BRIG_BENCH_LOOP=0 skips the timing loop (for profiling one criterion benchmark).
+    if std::env::args().any(|a| a == "--bench") && std::env::var_os("BRIG_BENCH_LOOP").is_none_or(|v| v != "0") {
         timing_loop();
     }
     group();

@@ -530,7 +530,7 @@ impl PolicySet {
             return Err(PolicyError::Validation(errors));
         }
         let index = build_index(&set, names);
-        let paths = referenced_paths(&set);
+        let paths = referenced_paths(&sources);
         let schema_cell = OnceLock::new();
         let _ = schema_cell.set(Ok(schema));
         Ok(PolicySet {
@@ -614,14 +614,14 @@ fn build_index(set: &cedar_policy::PolicySet, names: &Names) -> Vec<ActionIndex>
         .collect()
 }
 
-/// Every `Brig::Path` id the policies mention (scopes and conditions), read
-/// from their source text: each `Path` token must be followed by `::` and a
+/// Every `Brig::Path` id the policy files mention (scopes, conditions, and
+/// comments too: more is only slower), read from their text: each `Path` token must be followed by `::` and a
 /// string literal; if one is not (a comment in between, an escape this
 /// reader does not decode), the answer is "all paths", which is only slower.
-fn referenced_paths(set: &cedar_policy::PolicySet) -> HashSet<String> {
+fn referenced_paths(sources: &Sources) -> HashSet<String> {
     let mut out = HashSet::new();
-    for p in set.policies() {
-        if !scan_paths(&p.to_string(), &mut out) {
+    for (_, text) in &sources.policies {
+        if !scan_paths(text, &mut out) {
             out.insert(ALL_PATHS.to_string());
             break;
         }

@@ -73,6 +73,10 @@ pub struct Installed {
     /// The nftables table (`inet`), one per container.
     pub table: String,
     pub policy: Policy,
+    /// Whether a ruleset was installed: not when nothing can leave the
+    /// namespace (loopback only, no route out; see [`nothing_leaves`]).
+    #[serde(default = "yes")]
+    pub ruleset: bool,
     /// The host's addresses refused, as seen from the namespace at `create`.
     pub host_addresses: Vec<IpAddr>,
     pub rules: usize,
@@ -86,6 +90,10 @@ pub struct Installed {
     /// unlike the wall times, not inflated by other load on the machine.
     #[serde(default)]
     pub nft_cpu_us: u64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Installed {
@@ -202,6 +210,33 @@ pub fn parse_gateways(route: &str, ipv6_route: &str) -> Vec<IpAddr> {
     out
 }
 
+/// Fallback devices the kernel creates in every namespace when a tunnel
+/// module is loaded: down, without addresses, and only `CAP_NET_ADMIN` could
+/// configure them.
+const FALLBACK_DEVICES: &[&str] =
+    &["sit0", "tunl0", "ip6tnl0", "ip_vti0", "ip6_vti0", "gre0", "gretap0", "erspan0", "ip6gre0", "ip6gretap0"];
+
+/// Whether no packet can leave the namespace: its only device is `lo` (and
+/// fallback tunnels), and no IPv4 or IPv6 route uses another device. Such a
+/// namespace (brig's or ctr's private one, with loopback only) needs no
+/// ruleset: the job cannot add a device or a route without `CAP_NET_ADMIN`.
+/// From `/proc/PID/net/{dev,route,ipv6_route}`; unreadable means "no".
+pub fn nothing_leaves(dev: &str, route: &str, ipv6_route: &str) -> bool {
+    let devices_ok = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .all(|d| d == "lo" || FALLBACK_DEVICES.contains(&d));
+    let v4_ok = route.lines().skip(1).filter_map(|l| l.split_whitespace().next()).all(|d| d == "lo");
+    let v6_ok = ipv6_route.lines().filter_map(|l| l.split_whitespace().last()).all(|d| d == "lo");
+    !dev.is_empty() && devices_ok && v4_ok && v6_ok
+}
+
+fn proc_net(pid: i32, file: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).ok()
+}
+
 fn gateways(pid: i32) -> Vec<IpAddr> {
     let read = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default();
     parse_gateways(&read("route"), &read("ipv6_route"))
@@ -255,6 +290,27 @@ pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Result<Inst
     if same_file(&ns, Path::new("/proc/self/ns/net"))? {
         return Err(EgressError::HostNamespace);
     }
+    let closed = match (proc_net(pid, "dev"), proc_net(pid, "route"), proc_net(pid, "ipv6_route")) {
+        (Some(d), Some(r), Some(r6)) => nothing_leaves(&d, &r, &r6),
+        _ => false,
+    };
+    if closed {
+        let installed = Installed {
+            table: String::new(),
+            policy: plan.policy,
+            ruleset: false,
+            host_addresses: Vec::new(),
+            rules: 0,
+            set_elements: 0,
+            install_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+            nft_us: 0,
+            nft_cpu_us: 0,
+        };
+        let bytes = serde_json::to_vec_pretty(&installed).map_err(|e| EgressError::Nft(e.to_string()))?;
+        crate::state::write_atomic(&dir.join(RECORD_FILE), &bytes, 0o600)
+            .map_err(|e| io("writing", &dir.join(RECORD_FILE), e))?;
+        return Ok(installed);
+    }
     let nft_bin = find_nft()?;
     let mut host = Vec::new();
     if plan.block_host {
@@ -278,6 +334,7 @@ pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Result<Inst
         let installed = Installed {
             table,
             policy: plan.policy,
+            ruleset: true,
             host_addresses: host,
             rules: size.rules,
             set_elements: size.set_elements,
@@ -301,7 +358,7 @@ pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Result<Inst
 /// reading is kept in `brig-egress-counts.json`, so `run`, `state` and
 /// `delete` do not each spawn `nft`.
 pub fn counters(dir: &Path) -> Option<EgressCounts> {
-    let installed = Installed::load(dir)?;
+    let installed = Installed::load(dir).filter(|i| i.ruleset)?;
     let cache = dir.join(COUNTS_FILE);
     if let Some(c) = std::fs::read(&cache).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
         return Some(c);
@@ -330,7 +387,7 @@ pub fn counters(dir: &Path) -> Option<EgressCounts> {
 /// Removes the container's table from its namespace (which may be the
 /// client's and outlive the container) and releases the namespace.
 pub fn teardown(dir: &Path) {
-    if let Some(installed) = Installed::load(dir) {
+    if let Some(installed) = Installed::load(dir).filter(|i| i.ruleset) {
         let holder = dir.join(HOLDER_FILE);
         let doc = egress::delete_table(&installed.table);
         let removed = serde_json::to_string(&doc).map_err(|e| EgressError::Nft(e.to_string())).and_then(|json| {
@@ -346,6 +403,28 @@ pub fn teardown(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_needs_no_ruleset() {
+        let dev = |names: &[&str]| {
+            let mut t = "Inter-|   Receive\n face |bytes    packets\n".to_string();
+            for n in names {
+                t.push_str(&format!("  {n}:       0       0    0    0    0     0          0         0\n"));
+            }
+            t
+        };
+        let route = "Iface\tDestination\tGateway \tFlags\n";
+        let lo6 = "00000000000000000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001       lo\n";
+        assert!(nothing_leaves(&dev(&["lo"]), route, lo6));
+        assert!(nothing_leaves(&dev(&["lo", "sit0", "ip6tnl0"]), route, ""));
+        // Docker's bridge: an eth0, even before any route.
+        assert!(!nothing_leaves(&dev(&["lo", "eth0"]), route, lo6));
+        let v4 = format!("{route}eth0\t00000000\t010011AC\t0003\n");
+        assert!(!nothing_leaves(&dev(&["lo"]), &v4, lo6));
+        let v6 = format!("{lo6}fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     sit0\n");
+        assert!(!nothing_leaves(&dev(&["lo", "sit0"]), route, &v6));
+        assert!(!nothing_leaves("", route, lo6), "unreadable: filter");
+    }
 
     #[test]
     fn gateways_from_proc_routes() {
