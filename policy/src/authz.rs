@@ -28,14 +28,12 @@ use sha2::{Digest, Sha256};
 use crate::claims::{declared_claims, ClaimAttr};
 use crate::config::PolicyConfig;
 
-pub use crate::decide::{authorize, tenant_source, Decision, RequestDecision};
+pub use crate::decide::{authorize, tenant_source, Decision, RequestDecision, TENANT_PLACEHOLDER};
 
 /// The built-in schema (`policy/brig.cedarschema`).
 pub const BUILTIN_SCHEMA: &str = include_str!("../brig.cedarschema");
 /// Name of a policy directory's own schema.
 pub const SCHEMA_FILE: &str = "brig.cedarschema";
-/// The placeholder `tenant_source` puts where the tenant's segment was.
-pub const TENANT_PLACEHOLDER: &str = "{tenant}";
 /// Version of the on-disk cache format; part of the cache key.
 const CACHE_FORMAT: &str = "brig-policy-cache/2";
 

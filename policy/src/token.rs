@@ -3,16 +3,17 @@
 //! The checks, in the order they run (the first failure is reported):
 //!
 //! 1. shape: three base64url parts, at most 16 KiB, JSON header and payload;
-//! 2. `alg`: `none` is always refused; an HMAC `alg` naming a JWKS key by
-//!    `kid`, or any `alg` that does not fit the selected key's type, is a
-//!    key-confusion attempt; otherwise `alg` must be on the allowlist, and HMAC
-//!    needs a configured secret;
-//! 3. `kid`: required for JWKS keys, and must name a key;
-//! 4. the signature;
-//! 5. claims: `exp`, `iss`, `aud`, `sub` present; `iss` and `aud` trusted;
+//! 2. `alg`: `none` is always refused, and so is a `crit` header;
+//! 3. HMAC `alg`: naming a JWKS key by `kid` is a key-confusion attempt;
+//!    otherwise it must be allowed and a secret configured;
+//! 4. other `alg`s: `kid` required and known; an `alg` that does not fit the
+//!    key's type (or the JWK's own `alg`) is a key-confusion attempt; then
+//!    the allowlist;
+//! 5. the signature;
+//! 6. claims: `exp`, `iss`, `aud`, `sub` present; `iss` and `aud` trusted;
 //!    `exp`, `nbf`, `iat` within the leeway; lifetime within the maximum;
 //!    tenant/roles/image-digest claims well-typed;
-//! 6. `jti`, when single-use tokens are configured.
+//! 7. `jti`, when single-use tokens are configured.
 //!
 //! No error, `Display` or `Debug` output contains the token, its signature
 //! or any key: errors name claims and show at most 64 characters of an
