@@ -458,7 +458,25 @@ fn harden_capabilities(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenE
     let keep: HashSet<Capability> = keep.iter().filter_map(|c| parse_cap(c)).collect();
     let ceiling = ctx.profile.ceilings.capabilities.clone();
     let Some(process) = spec.process_mut() else { return Ok(()) };
-    let Some(caps) = process.capabilities().clone() else { return Ok(()) };
+    let Some(caps) = process.capabilities().clone() else {
+        // No capabilities object: libcontainer would leave root all of its
+        // capabilities. Give the job exactly the profile's.
+        let set: Capabilities = keep.iter().copied().collect();
+        let mut new = LinuxCapabilities::default();
+        new.set_bounding(Some(set.clone()));
+        new.set_effective(Some(set.clone()));
+        new.set_permitted(Some(set));
+        new.set_inheritable(Some(Capabilities::new()));
+        new.set_ambient(Some(Capabilities::new()));
+        process.set_capabilities(Some(new));
+        let kept: BTreeSet<String> = keep.iter().map(cap_name).collect();
+        ctx.tighten(
+            "process.capabilities",
+            "unset (all of root's)",
+            if kept.is_empty() { "none".to_string() } else { kept.into_iter().collect::<Vec<_>>().join(",") },
+        );
+        return Ok(());
+    };
 
     let mut dropped: BTreeSet<String> = BTreeSet::new();
     let mut filter = |set_name: &str, set: &Option<Capabilities>| -> Result<Option<Capabilities>, HardenError> {

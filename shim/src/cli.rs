@@ -92,6 +92,100 @@ pub enum Command {
     /// Run attestations: verify, show, keygen
     #[command(subcommand)]
     Attest(brig_attest::cli::Command),
+    /// Launch policies: validate, test, explain
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Development helpers for job tokens: keygen, mint
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// The audit log: verify
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Write a development configuration with generated keys and example policies
+    Init(InitOpts),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Parse and validate policies against the schema (strict), with file, line and column
+    Validate {
+        /// Policy directory [default: the configured one]
+        dir: Option<PathBuf>,
+    },
+    /// Run a file of test cases (claims + context or bundle, expected decision)
+    Test { cases: PathBuf },
+    /// The decision, the determining policies and any errors for a launch, without launching
+    Explain {
+        #[arg(short, long, value_name = "DIR")]
+        bundle: PathBuf,
+        /// A file holding the token [default: the bundle's]
+        #[arg(long, value_name = "FILE")]
+        token: Option<PathBuf>,
+    },
+}
+
+/// Development helpers: for local use and tests, not for production issuers.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Generate a signing key and add its public key to DIR/jwks.json
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// EdDSA, ES256 or RS256
+        #[arg(long, default_value = "EdDSA")]
+        alg: String,
+        /// Key file name (DIR/NAME.key)
+        #[arg(long, default_value = "token")]
+        name: String,
+    },
+    /// Mint a token signed with a key made by `keygen`
+    Mint {
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long)]
+        iss: String,
+        #[arg(long)]
+        sub: String,
+        #[arg(long, default_value = "brig")]
+        aud: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Lifetime, e.g. 10m
+        #[arg(long, default_value = "10m")]
+        ttl: String,
+        /// Leave out the random `jti` (single-use configurations need one)
+        #[arg(long)]
+        no_jti: bool,
+        #[arg(long)]
+        image_digest: Option<String>,
+        /// More claims, as a JSON object
+        #[arg(long, value_name = "JSON")]
+        claims: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the hash chain; name the first bad line
+    Verify { path: Option<PathBuf> },
+}
+
+#[derive(Debug, Args)]
+pub struct InitOpts {
+    /// Configuration directory
+    #[arg(long, default_value = "/etc/brig")]
+    pub dir: PathBuf,
+    /// Directory for the audit log, attestations, caches
+    #[arg(long, default_value = "/var/lib/brig")]
+    pub state_dir: PathBuf,
+    /// The development token issuer
+    #[arg(long, default_value = "https://brig.local/dev")]
+    pub issuer: String,
+    /// Replace an existing configuration
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

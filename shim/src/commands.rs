@@ -145,6 +145,50 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
     Ok(())
 }
 
+/// Authorizes an `exec` like a launch: the token (Docker and Podman copy the
+/// container's environment, `BRIG_TOKEN` included, into every exec) is
+/// verified again, and the Cedar policies decide on the launch's context plus
+/// what the exec runs. Containers created with authorization off need none.
+fn authorize_exec(g: &GlobalOpts, id: &str, record: &RunRecord, process: &Process) -> Result<()> {
+    if record.auth.mode != "required" {
+        return Ok(());
+    }
+    let config = crate::config::Config::load(&crate::config::Config::locate(g.config.as_deref()))?;
+    let now = std::time::SystemTime::now();
+    let ctx =
+        record.auth.context.clone().unwrap_or_default().with_exec(brig_policy::ExecRequest::from_process(process));
+    let deny = |reason: String| -> Error {
+        let rec = brig_policy::AuditRecord::denied(now, id, brig_policy::Action::Exec, Some(&ctx), &reason);
+        match crate::pipeline::audit(&config, &rec) {
+            Ok(()) => Error::state(id, format!("exec refused: {reason}")),
+            Err(e) => Error::Launch(e),
+        }
+    };
+    let token = process
+        .env()
+        .iter()
+        .flatten()
+        .find_map(|e| e.strip_prefix(&format!("{}=", crate::pipeline::TOKEN_ENV)).map(str::to_string))
+        .ok_or_else(|| deny("no token: exec needs BRIG_TOKEN in the process environment".into()))?;
+    let verifier = brig_policy::TokenVerifier::new(&config.auth)
+        .map_err(|e| deny(format!("token verification is not available: {e}")))?;
+    let verified = verifier
+        .verify_for_exec(&token, now, id, record.auth.jti.as_deref())
+        .map_err(|e| deny(format!("token refused: {e}")))?;
+    let policies = brig_policy::PolicySet::load_with(&config.policy)
+        .map_err(|e| deny(format!("the policies cannot be used: {e}")))?;
+    let decision = brig_policy::authorize(&policies, &verified, brig_policy::Action::Exec, &ctx);
+    crate::pipeline::audit(
+        &config,
+        &brig_policy::AuditRecord::from_decision(now, id, brig_policy::Action::Exec, &decision, &verified, &ctx),
+    )
+    .map_err(Error::Launch)?;
+    if !decision.allowed {
+        return Err(Error::state(id, format!("exec refused: {}", decision.reason)));
+    }
+    Ok(())
+}
+
 /// `exec`: a new process in a running container, under the container's
 /// profile (the spec's seccomp filter, Landlock and brig's seccomp filter are
 /// applied to it as to the job).
@@ -166,6 +210,7 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         Some(p) => read_process(p)?,
         None => process_from_args(&base, args)?,
     };
+    authorize_exec(g, id, &record, &process)?;
     harden_exec(id, &record, &base, &mut process)?;
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);

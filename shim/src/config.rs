@@ -31,22 +31,7 @@ pub enum ConfigError {
     Invalid { path: PathBuf, field: &'static str, message: String },
 }
 
-/// Whether launches must carry a valid token and pass the Cedar policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMode {
-    /// Every launch is authenticated and authorized (the default).
-    Required,
-    /// No authentication or authorization: only for OCI conformance runs and
-    /// migrations. Every launch records that it was not authorized.
-    Off,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSection {
-    pub mode: AuthMode,
-}
+pub use brig_policy::AuthMode;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +91,14 @@ impl UserNamespaceSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub auth: AuthSection,
+    /// Token verification (`mode` must be given: `required` or `off`).
+    pub auth: brig_policy::TrustConfig,
+    /// Cedar policies.
+    #[serde(default)]
+    pub policy: brig_policy::PolicyConfig,
+    /// The hash-chained audit log (required when `auth.mode` is `required`;
+    /// its default path applies then).
+    pub audit: Option<brig_policy::AuditConfig>,
     #[serde(default)]
     pub profiles: ProfilesSection,
     #[serde(default)]
@@ -119,6 +111,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The audit log: configured, or the default when authorization is on.
+    pub fn audit_path(&self) -> Option<PathBuf> {
+        match (&self.audit, self.auth.mode) {
+            (Some(a), _) => Some(a.path.clone()),
+            (None, AuthMode::Required) => Some(brig_policy::AuditConfig::default().path),
+            (None, AuthMode::Off) => None,
+        }
+    }
+
     /// The configuration path from `--config`, `BRIG_CONFIG`, or the default.
     pub fn locate(flag: Option<&Path>) -> PathBuf {
         if let Some(p) = flag {
@@ -144,6 +145,9 @@ impl Config {
         let mut config: Config = toml::from_str(text)
             .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         config.path = path.to_path_buf();
+        let invalid =
+            |e: brig_policy::ConfigError| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() };
+        config.auth.validate().map_err(invalid)?;
         if config.profiles.default.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),

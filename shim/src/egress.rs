@@ -274,8 +274,15 @@ fn hold(ns: &Path, holder: &Path) -> Result<(), EgressError> {
 pub fn release(dir: &Path) {
     let holder = dir.join(HOLDER_FILE);
     if std::fs::symlink_metadata(&holder).is_ok() {
-        let _ = nix::mount::umount2(&holder, MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_file(&holder);
+        if let Err(e) = nix::mount::umount2(&holder, MntFlags::MNT_DETACH) {
+            // EINVAL: not (or no longer) a mount point.
+            if e != nix::errno::Errno::EINVAL {
+                tracing::warn!(holder = %holder.display(), "releasing the job's network namespace: {e}");
+            }
+        }
+        if let Err(e) = std::fs::remove_file(&holder) {
+            tracing::warn!(holder = %holder.display(), "removing the namespace holder: {e}");
+        }
     }
     let _ = std::fs::remove_file(dir.join(RECORD_FILE));
     let _ = std::fs::remove_file(dir.join(COUNTS_FILE));

@@ -4,6 +4,7 @@
 //! in their own crates (`brig-profiles`, `brig-policy`, `brig-attest`).
 
 pub mod attestation;
+pub mod auth_cmd;
 pub mod bundle;
 pub mod cgroup;
 pub mod cli;
@@ -60,6 +61,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Err(error::Error::Usage("checkpoint/restore is not supported by brig".into()))
         }
         Command::Profile(p) => profile_cmd::run(g, p),
+        Command::Policy(p) => auth_cmd::policy(g, p),
+        Command::Token(t) => auth_cmd::token(t),
+        Command::Audit(a) => auth_cmd::audit(g, a),
+        Command::Init(i) => auth_cmd::init(i),
         Command::Attest(a) => match brig_attest::cli::run(a.clone()) {
             Ok(()) => Ok(0),
             Err(e) => Err(error::Error::Usage(format!("{e:#}"))),

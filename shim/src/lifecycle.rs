@@ -67,7 +67,7 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
     let config = Config::load(&Config::locate(g.config.as_deref()))?;
     let request = LaunchRequest::read(&opts.bundle)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config and bundle read");
-    let prepared = pipeline::prepare(&config, request)?;
+    let prepared = pipeline::prepare(&config, request, id)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "pipeline done");
     tracing::info!(
         id,

@@ -15,6 +15,7 @@ use crate::bundle::{annotation, BundleError, LaunchRequest};
 use crate::config::{AuthMode, Config};
 use crate::host::RealHost;
 use crate::state::{AuthRecord, ProfileRef, RunRecord};
+use std::time::SystemTime;
 
 /// Why a launch was refused before anything was created.
 #[derive(Debug, thiserror::Error)]
@@ -134,37 +135,144 @@ fn job_asks(req: &LaunchRequest) -> Result<JobAsks, BundleError> {
     })
 }
 
+/// Appends an audit record (fsync'd) when an audit log is configured. An
+/// audit record that cannot be written stops the launch.
+pub fn audit(config: &Config, record: &brig_policy::AuditRecord) -> Result<(), LaunchError> {
+    let Some(path) = config.audit_path() else { return Ok(()) };
+    brig_policy::AuditLog::open(&path)
+        .and_then(|log| log.append(record))
+        .map_err(|e| LaunchError::Unauthorized(format!("cannot write the audit record to `{}`: {e}", path.display())))
+}
+
+/// Denies: writes the audit record, returns the error.
+fn deny(config: &Config, id: &str, ctx: Option<&brig_policy::LaunchContext>, reason: String) -> LaunchError {
+    let record = brig_policy::AuditRecord::denied(SystemTime::now(), id, brig_policy::Action::Launch, ctx, &reason);
+    match audit(config, &record) {
+        Ok(()) => LaunchError::Unauthorized(reason),
+        Err(e) => e,
+    }
+}
+
+/// Resolves bind-mount sources in the spec to the paths that were checked
+/// and authorized, so that a symlink swapped afterwards cannot redirect them.
+fn pin_mount_sources(spec: &mut Spec) {
+    if let Some(mounts) = spec.mounts_mut() {
+        for m in mounts.iter_mut() {
+            let bind =
+                m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+            if let (true, Some(src)) = (bind, m.source().clone()) {
+                if let Ok(canonical) = std::fs::canonicalize(&src) {
+                    m.set_source(Some(canonical));
+                }
+            }
+        }
+    }
+}
+
 /// Runs the pipeline for `create` (and `run`).
-pub fn prepare(config: &Config, mut request: LaunchRequest) -> Result<Prepared, LaunchError> {
+pub fn prepare(config: &Config, mut request: LaunchRequest, id: &str) -> Result<Prepared, LaunchError> {
     let credential = take_credential(&mut request.spec)?;
+    let now = SystemTime::now();
+
+    let name = request.annotation(annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
+    let profile = ProfileSet::load_one(Some(&config.profiles.dir), &name).map_err(|e| match config.auth.mode {
+        AuthMode::Required => deny(config, id, None, e.to_string()),
+        AuthMode::Off => LaunchError::Profile(e),
+    })?;
+    let asks = job_asks(&request)?;
+    let mut hardened = match harden(&profile.profile, request.spec.clone(), &asks, &RealHost) {
+        Ok(h) => h,
+        Err(e) if config.auth.mode == AuthMode::Required => return Err(deny(config, id, None, e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    pin_mount_sources(&mut hardened.spec);
+
+    let options = brig_policy::SpecOptions {
+        default_profile: config.profiles.default.clone(),
+        default_timeout_secs: hardened.plan.timeout.map(|t| t.as_secs()),
+        image_name: None,
+    };
+    let mut context = brig_policy::LaunchContext::from_spec(&hardened.spec, &options)
+        .map_err(|e| deny(config, id, None, format!("describing the launch for the policy: {e}")))?;
+    context.canonicalize_sources();
 
     let auth = match config.auth.mode {
-        AuthMode::Off => AuthRecord {
-            mode: "off".into(),
-            decision: "not-authorized".into(),
-            policy_ids: vec![],
-            identity: BTreeMap::new(),
-        },
+        AuthMode::Off => {
+            audit(
+                config,
+                &brig_policy::AuditRecord::not_authorized(now, id, brig_policy::Action::Launch, Some(&context)),
+            )?;
+            AuthRecord {
+                mode: "off".into(),
+                decision: "not-authorized".into(),
+                policy_ids: vec![],
+                identity: BTreeMap::new(),
+                jti: None,
+                context: None,
+            }
+        }
         AuthMode::Required => {
-            return Err(LaunchError::Unauthorized(match credential.token {
-                None => {
-                    "no token: set the `dev.brig.token` annotation (or `dev.brig.token-file`, or BRIG_TOKEN)".into()
-                }
-                Some(_) => "token verification is not configured in this build".into(),
-            }))
+            let Some(token) = credential.token.as_deref() else {
+                return Err(deny(
+                    config,
+                    id,
+                    Some(&context),
+                    "no token: set the `dev.brig.token` annotation (or `dev.brig.token-file`, or BRIG_TOKEN in the process environment)".into(),
+                ));
+            };
+            let verifier = brig_policy::TokenVerifier::new(&config.auth)
+                .map_err(|e| deny(config, id, Some(&context), format!("token verification is not available: {e}")))?;
+            let verified = verifier
+                .verify_for_launch(token, now, id)
+                .map_err(|e| deny(config, id, Some(&context), format!("token refused: {e}")))?;
+            let policies = brig_policy::PolicySet::load_with(&config.policy)
+                .map_err(|e| deny(config, id, Some(&context), format!("the launch policies cannot be used: {e}")))?;
+            let decision = brig_policy::authorize(&policies, &verified, brig_policy::Action::Launch, &context);
+            audit(
+                config,
+                &brig_policy::AuditRecord::from_decision(
+                    now,
+                    id,
+                    brig_policy::Action::Launch,
+                    &decision,
+                    &verified,
+                    &context,
+                ),
+            )?;
+            if !decision.allowed {
+                return Err(LaunchError::Unauthorized(decision.reason));
+            }
+            AuthRecord {
+                mode: "required".into(),
+                decision: "allow".into(),
+                policy_ids: decision.determining_policies.clone(),
+                identity: identity_of(&verified),
+                jti: verified.jti.clone(),
+                context: Some(context),
+            }
         }
     };
 
-    let name = request.annotation(annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
-    let profile = ProfileSet::load_one(Some(&config.profiles.dir), &name)?;
-    let asks = job_asks(&request)?;
-    let hardened = harden(&profile.profile, request.spec.clone(), &asks, &RealHost)?;
     let userns_pool = config.user_namespace.pool().map_err(|e| LaunchError::Config(e.to_string()))?;
     let measurements = match &config.attest {
         Some(settings) => Some(crate::attestation::measure(settings, &request, &hardened.spec)?),
         None => None,
     };
     Ok(Prepared { request, hardened, profile, auth, userns_pool, measurements })
+}
+
+/// The token's identity for records (never the token).
+pub fn identity_of(t: &brig_policy::VerifiedToken) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("iss".to_string(), t.issuer.clone());
+    m.insert("sub".to_string(), t.subject.clone());
+    if let Some(j) = &t.jti {
+        m.insert("jti".to_string(), j.clone());
+    }
+    if let Some(tenant) = &t.tenant {
+        m.insert("tenant".to_string(), tenant.clone());
+    }
+    m
 }
 
 impl Prepared {

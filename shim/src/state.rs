@@ -151,6 +151,12 @@ pub struct AuthRecord {
     /// Token identity (never the token).
     #[serde(default)]
     pub identity: BTreeMap<String, String>,
+    /// The launch token's `jti` (for `exec` with the same token).
+    #[serde(default)]
+    pub jti: Option<String>,
+    /// What was authorized (the base of `exec` decisions).
+    #[serde(default)]
+    pub context: Option<brig_policy::LaunchContext>,
 }
 
 /// Everything brig decided at `create`, kept for `exec`, `delete` and the

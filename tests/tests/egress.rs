@@ -383,6 +383,14 @@ fn run_keep(brig: &Brig, bundle: &Bundle, id: &str) -> (i32, String, String, Val
     (code, out, err, egress)
 }
 
+/// No namespace holder of this brig's containers is left mounted.
+fn assert_no_holders(brig: &Brig) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = brig.root.to_str().unwrap();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(root)).collect();
+    assert!(left.is_empty(), "namespace holders left mounted: {left:?}");
+}
+
 fn packets(egress: &Value, counter: &str) -> u64 {
     egress[counter]["packets"].as_u64().unwrap_or(0)
 }
@@ -439,6 +447,7 @@ fn allowlisted_destinations_only() {
     assert_eq!(net.brig_tables().len(), 1, "the ruleset lives in the job's namespace while the container exists");
     brig.ok(&["delete", &id]);
     assert!(net.brig_tables().is_empty(), "the ruleset is removed with the container: {:?}", net.brig_tables());
+    assert_no_holders(&brig);
 }
 
 #[test]
@@ -526,6 +535,7 @@ get 198.19.0.20 80 other"#,
     }
     assert!(!servers.saw("tcp 198.19.0.20:80"));
     assert!(net.brig_tables().is_empty());
+    assert_no_holders(&brig);
 }
 
 #[test]
@@ -577,8 +587,7 @@ dns 198.19.0.53 resolver"#,
     );
     assert!(counts.is_null(), "{counts}");
     brig.ok(&["delete", &id]);
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(brig.root.to_str().unwrap()), "a namespace holder is left mounted:\n{mounts}");
+    assert_no_holders(&brig);
 }
 
 #[test]

@@ -1,0 +1,352 @@
+//! `brig policy validate|test|explain`, `brig token keygen|mint`,
+//! `brig audit verify`, and `brig init`.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::cli::{AuditCmd, GlobalOpts, InitOpts, PolicyCmd, TokenCmd};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+fn config(g: &GlobalOpts) -> Result<Config> {
+    Ok(Config::load(&Config::locate(g.config.as_deref()))?)
+}
+
+fn usage(e: impl std::fmt::Display) -> Error {
+    Error::Usage(e.to_string())
+}
+
+pub fn policy(g: &GlobalOpts, cmd: &PolicyCmd) -> Result<i32> {
+    match cmd {
+        PolicyCmd::Validate { dir } => {
+            let dir = match dir {
+                Some(d) => d.clone(),
+                None => config(g)?.policy.dir,
+            };
+            match brig_policy::PolicySet::load(&dir) {
+                Ok(set) => {
+                    println!("{}: {} policies, valid against the schema (strict)", dir.display(), set.len());
+                    for (id, file) in set.policies() {
+                        println!("  {id}  ({file})");
+                    }
+                    for w in set.warnings() {
+                        println!("warning: {w}");
+                    }
+                    Ok(0)
+                }
+                Err(e) => {
+                    println!("{e}");
+                    Ok(1)
+                }
+            }
+        }
+        PolicyCmd::Test { cases } => {
+            let file = brig_policy::load_cases(cases).map_err(usage)?;
+            let dir = match &file.policies {
+                Some(d) => d.clone(),
+                None => config(g)?.policy.dir,
+            };
+            let set = match brig_policy::PolicySet::load(&dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    println!("{e}");
+                    return Ok(1);
+                }
+            };
+            let results = brig_policy::run_tests(&set, &file.cases);
+            let failed = results.iter().filter(|r| !r.passed).count();
+            for r in &results {
+                if r.passed {
+                    println!("ok    {}", r.name);
+                } else {
+                    println!("FAIL  {}\n{}\n{}", r.name, r.diff, r.decision.explain());
+                }
+            }
+            println!("{} case(s), {} failed", results.len(), failed);
+            Ok(i32::from(failed > 0))
+        }
+        PolicyCmd::Explain { bundle, token } => explain(g, bundle, token.as_deref()),
+    }
+}
+
+/// The decision `create` would make for a bundle, without launching and
+/// without consuming a single-use token.
+fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i32> {
+    let config = config(g)?;
+    let mut request = crate::bundle::LaunchRequest::read(bundle)?;
+    let credential = crate::pipeline::take_credential(&mut request.spec)?;
+    let token = match token_file {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, e))?.trim().to_string()),
+        None => credential.token,
+    };
+    let name =
+        request.annotation(crate::bundle::annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
+    let profile = brig_profiles::ProfileSet::load_one(Some(&config.profiles.dir), &name).map_err(usage)?;
+    println!("profile: {} ({})", profile.profile.name, profile.digest);
+    let asks = brig_profiles::JobAsks::default();
+    let hardened = match brig_profiles::harden(&profile.profile, request.spec.clone(), &asks, &crate::host::RealHost) {
+        Ok(h) => h,
+        Err(e) => {
+            println!("decision: deny\nreason: {e}");
+            return Ok(1);
+        }
+    };
+    for t in &hardened.tightened {
+        println!("tightened: {}: {} -> {}", t.field, t.requested, t.applied);
+    }
+    let options = brig_policy::SpecOptions {
+        default_profile: config.profiles.default.clone(),
+        default_timeout_secs: hardened.plan.timeout.map(|t| t.as_secs()),
+        image_name: None,
+    };
+    let mut context = brig_policy::LaunchContext::from_spec(&hardened.spec, &options).map_err(usage)?;
+    context.canonicalize_sources();
+    let verified = match token {
+        Some(t) => {
+            let mut trust = config.auth.clone();
+            trust.replay = None; // explaining consumes nothing
+            let verifier = brig_policy::TokenVerifier::new(&trust).map_err(usage)?;
+            match verifier.verify(&t, SystemTime::now()) {
+                Ok(v) => v,
+                Err(e) => {
+                    println!("decision: deny\nreason: token refused: {e}");
+                    return Ok(1);
+                }
+            }
+        }
+        None => {
+            println!("token: none (deciding for an anonymous principal)");
+            brig_policy::unverified_token(&serde_json::Map::new())
+        }
+    };
+    let set = match brig_policy::PolicySet::load_with(&config.policy) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("decision: deny\nreason: the policies cannot be used: {e}");
+            return Ok(1);
+        }
+    };
+    let decision = brig_policy::authorize(&set, &verified, brig_policy::Action::Launch, &context);
+    print!("{}", decision.explain());
+    Ok(i32::from(!decision.allowed))
+}
+
+/// Metadata stored next to a development signing key.
+fn meta_path(key: &Path) -> PathBuf {
+    let mut p = key.as_os_str().to_owned();
+    p.push(".meta.json");
+    PathBuf::from(p)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io("writing", path, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| Error::io("writing", path, e))
+}
+
+/// Generates a token signing key in `dir` and adds its public key to
+/// `dir/jwks.json` (keeping the keys already there: rotation).
+pub fn token_keygen(dir: &Path, alg: &str, name: &str) -> Result<(PathBuf, String)> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    let key = brig_policy::keygen(alg).map_err(usage)?;
+    let key_path = dir.join(format!("{name}.key"));
+    write_private(&key_path, &key.private_pem)?;
+    let meta = json!({ "alg": key.alg, "kid": key.kid });
+    std::fs::write(meta_path(&key_path), meta.to_string())
+        .map_err(|e| Error::io("writing", meta_path(&key_path), e))?;
+    let jwks_path = dir.join("jwks.json");
+    let mut keys: Vec<Value> = std::fs::read(&jwks_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["keys"].as_array().cloned())
+        .unwrap_or_default();
+    keys.retain(|k| k["kid"] != key.public_jwk["kid"]);
+    keys.push(key.public_jwk.clone());
+    let jwks = brig_policy::jwks_from(&keys).map_err(usage)?;
+    std::fs::write(&jwks_path, serde_json::to_vec_pretty(&jwks).unwrap_or_default())
+        .map_err(|e| Error::io("writing", &jwks_path, e))?;
+    Ok((key_path, key.kid))
+}
+
+fn parse_ttl(s: &str) -> Result<Duration> {
+    s.parse::<brig_profiles::Duration>().map(|d| d.0).map_err(usage)
+}
+
+pub fn token(cmd: &TokenCmd) -> Result<i32> {
+    match cmd {
+        TokenCmd::Keygen { out, alg, name } => {
+            let (key, kid) = token_keygen(out, alg, name)?;
+            println!("private key  {}  (development only: keep it root-only)", key.display());
+            println!("jwks         {}", out.join("jwks.json").display());
+            println!("kid          {kid}");
+            Ok(0)
+        }
+        TokenCmd::Mint { key, iss, sub, aud, tenant, roles, ttl, no_jti, image_digest, claims } => {
+            let pem = std::fs::read_to_string(key).map_err(|e| Error::io("reading", key, e))?;
+            let meta: Value =
+                std::fs::read(meta_path(key)).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
+                    usage(format!(
+                        "`{}` is missing: mint with keys made by `brig token keygen`",
+                        meta_path(key).display()
+                    ))
+                })?;
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let mut c = match claims {
+                Some(text) => serde_json::from_str::<Value>(text).map_err(|e| usage(format!("--claims: {e}")))?,
+                None => json!({}),
+            };
+            let obj = c.as_object_mut().ok_or_else(|| usage("--claims must be a JSON object"))?;
+            // Claims given in --claims win over the defaults (tests mint
+            // expired or future tokens that way).
+            let exp = now + parse_ttl(ttl)?.as_secs();
+            for (k, v) in [
+                ("iss", json!(iss)),
+                ("sub", json!(sub)),
+                ("aud", json!(aud)),
+                ("iat", json!(now)),
+                ("nbf", json!(now)),
+                ("exp", json!(exp)),
+            ] {
+                obj.entry(k).or_insert(v);
+            }
+            if let Some(t) = tenant {
+                obj.insert("tenant".into(), json!(t));
+            }
+            if !roles.is_empty() {
+                obj.insert("roles".into(), json!(roles));
+            }
+            if let Some(d) = image_digest {
+                obj.insert("image_digest".into(), json!(d));
+            }
+            if !*no_jti {
+                let mut r = [0u8; 16];
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut r))
+                    .map_err(|e| Error::io("reading", "/dev/urandom", e))?;
+                obj.insert("jti".into(), json!(hex::encode(r)));
+            }
+            let alg = meta["alg"].as_str().unwrap_or("EdDSA");
+            let kid = meta["kid"].as_str().unwrap_or_default();
+            let token = brig_policy::mint(&c, &pem, kid, alg).map_err(usage)?;
+            println!("{token}");
+            Ok(0)
+        }
+    }
+}
+
+pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
+    match cmd {
+        AuditCmd::Verify { path } => {
+            let path = match path {
+                Some(p) => p.clone(),
+                None => config(g)?.audit_path().ok_or_else(|| usage("no audit log is configured (`[audit] path`)"))?,
+            };
+            match brig_policy::audit::verify_summary(&path) {
+                Ok(s) => {
+                    println!("{}: {} record(s), chain intact, head {}", path.display(), s.records, s.head);
+                    Ok(0)
+                }
+                Err(e) => {
+                    println!("{}: {e}", path.display());
+                    Ok(1)
+                }
+            }
+        }
+    }
+}
+
+/// The example policy set `brig init` installs (the multi-tenant function
+/// platform of policy/examples/).
+const INIT_POLICY: &str = include_str!("../../policy/examples/function-platform/functions.cedar");
+
+/// `brig init`: a development configuration with generated keys.
+pub fn init(opts: &InitOpts) -> Result<i32> {
+    let dir = &opts.dir;
+    let config_path = dir.join("config.toml");
+    if config_path.exists() && !opts.force {
+        return Err(usage(format!(
+            "`{}` exists; use --force to replace the development configuration",
+            config_path.display()
+        )));
+    }
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).map_err(|e| Error::io("creating", &keys, e))?;
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| Error::io("protecting", &keys, e))?;
+    let (token_key, kid) = token_keygen(&keys, "EdDSA", "token")?;
+    let jwks = dir.join("jwks.json");
+    std::fs::rename(keys.join("jwks.json"), &jwks).map_err(|e| Error::io("writing", &jwks, e))?;
+    if opts.force {
+        let _ = std::fs::remove_file(keys.join(brig_attest::PRIVATE_KEY_FILE));
+        let _ = std::fs::remove_file(keys.join(brig_attest::PUBLIC_KEY_FILE));
+    }
+    let attest = brig_attest::keygen(&keys, brig_attest::Algorithm::Ed25519).map_err(usage)?;
+    let policy_dir = dir.join("policy");
+    std::fs::create_dir_all(&policy_dir).map_err(|e| Error::io("creating", &policy_dir, e))?;
+    std::fs::write(policy_dir.join("functions.cedar"), INIT_POLICY)
+        .map_err(|e| Error::io("writing", &policy_dir, e))?;
+    std::fs::create_dir_all(dir.join("profiles")).map_err(|e| Error::io("creating", dir.join("profiles"), e))?;
+    let state = &opts.state_dir;
+    let text = format!(
+        r#"# brig development configuration, written by `brig init`.
+# The keys under keys/ were generated on this machine for local use; a
+# production issuer keeps its signing keys in its own KMS and publishes a JWKS.
+
+[auth]
+mode = "required"
+issuers = ["{issuer}"]
+audiences = ["brig"]
+jwks_file = "{jwks}"
+algorithms = ["EdDSA", "ES256", "RS256"]
+leeway_secs = 30
+max_lifetime_secs = 3600
+
+[auth.replay]
+dir = "{state}/jti"
+
+[policy]
+dir = "{policy}"
+cache_dir = "{state}/policy-cache"
+
+[audit]
+path = "{state}/audit.log"
+
+[profiles]
+dir = "{profiles}"
+default = "restricted"
+
+[attest]
+key = "{attest_key}"
+dir = "{state}/attestations"
+rootfs_cache = "{state}/cache/rootfs"
+"#,
+        issuer = opts.issuer,
+        jwks = jwks.display(),
+        policy = policy_dir.display(),
+        profiles = dir.join("profiles").display(),
+        attest_key = attest.private.display(),
+        state = state.display(),
+    );
+    write_private(&config_path, &text)?;
+    println!("wrote {}", config_path.display());
+    println!("  token signing key  {} (kid {kid})", token_key.display());
+    println!("  jwks               {}", jwks.display());
+    println!("  attestation key    {} (public: {})", attest.private.display(), attest.public.display());
+    println!("  policies           {}", policy_dir.display());
+    println!("mint a development token:");
+    println!(
+        "  brig token mint --key {} --iss {} --aud brig --sub alice --tenant acme --role function --ttl 10m",
+        token_key.display(),
+        opts.issuer
+    );
+    Ok(0)
+}

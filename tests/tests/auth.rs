@@ -1,0 +1,442 @@
+//! Launch authorization with real tokens and real containers (issue 4).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use brig_tests::{brig_bin, unique_id, Brig, Bundle};
+use serde_json::{json, Value};
+
+/// A brig configured by `brig init` (development keys, the function-platform
+/// policies), with its own state directories.
+struct Auth {
+    brig: Brig,
+    etc: PathBuf,
+    var: PathBuf,
+    key: PathBuf,
+    tenant_dirs: Vec<PathBuf>,
+}
+
+impl Drop for Auth {
+    fn drop(&mut self) {
+        for d in &self.tenant_dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+const ISS: &str = "https://brig.local/test";
+
+fn setup() -> Auth {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n"); // replaced below
+    let etc = brig.dir.path().join("etc");
+    let var = brig.dir.path().join("var");
+    let out = Command::new(brig_bin())
+        .args(["init", "--dir"])
+        .arg(&etc)
+        .arg("--state-dir")
+        .arg(&var)
+        .args(["--issuer", ISS])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::copy(etc.join("config.toml"), &brig.config).unwrap();
+    let key = etc.join("keys/token.key");
+    Auth { brig, etc, var, key, tenant_dirs: vec![] }
+}
+
+impl Auth {
+    fn mint(&self, extra: &[&str]) -> String {
+        let mut args = vec!["token", "mint", "--key", self.key.to_str().unwrap(), "--iss", ISS, "--sub", "fn-7"];
+        args.extend_from_slice(extra);
+        let out = Command::new(brig_bin()).args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Tenant directories under /var/lib/brig/jobs (unique per test).
+    fn tenant(&mut self, name: &str) -> PathBuf {
+        let base = PathBuf::from("/var/lib/brig/jobs").join(name);
+        std::fs::create_dir_all(base.join("in")).unwrap();
+        std::fs::create_dir_all(base.join("out")).unwrap();
+        std::fs::write(base.join("in/data.txt"), format!("{name} data\n")).unwrap();
+        self.tenant_dirs.push(base.clone());
+        base
+    }
+
+    fn audit_log(&self) -> PathBuf {
+        self.var.join("audit.log")
+    }
+}
+
+fn bundle_with(token: &str, tenant_base: &Path, script: &str) -> Bundle {
+    let mut b = Bundle::new(&["sh", "-c", script]);
+    b.push(
+        "/mounts",
+        json!({"destination": "/in", "type": "bind", "source": tenant_base.join("in"), "options": ["rbind", "ro"]}),
+    );
+    b.push(
+        "/mounts",
+        json!({"destination": "/out", "type": "bind", "source": tenant_base.join("out"), "options": ["rbind", "rw"]}),
+    );
+    b.annotate("dev.brig.inputs", "/in");
+    b.annotate("dev.brig.outputs", "/out");
+    b.annotate("dev.brig.token", token);
+    b
+}
+
+/// base64url without padding.
+fn b64(data: &[u8]) -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import base64,sys;print(base64.urlsafe_b64encode(sys.stdin.buffer.read()).decode().rstrip('='))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut out = out;
+    out.stdin.take().unwrap().write_all(data).unwrap();
+    String::from_utf8(out.wait_with_output().unwrap().stdout).unwrap().trim().to_string()
+}
+
+fn hs256(secret: &[u8], data: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import hmac,hashlib,sys,base64;k=open(sys.argv[1],'rb').read();print(base64.urlsafe_b64encode(hmac.new(k,sys.argv[2].encode(),hashlib.sha256).digest()).decode().rstrip('='))"])
+        .arg(std::str::from_utf8(secret).unwrap())
+        .arg(data)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn kid_of(a: &Auth) -> String {
+    let meta: Value = serde_json::from_slice(&std::fs::read(a.etc.join("keys/token.key.meta.json")).unwrap()).unwrap();
+    meta["kid"].as_str().unwrap().to_string()
+}
+
+fn nothing_left(a: &Auth, id: &str) {
+    assert!(a.brig.ok(&["list", "-q"]).trim().is_empty(), "containers left");
+    assert!(!a.brig.root.join(id).exists(), "state left for {id}");
+    assert!(!Path::new(&format!("/sys/fs/cgroup/pids/brig/{id}")).exists(), "cgroup left for {id}");
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).contains(id), "a process mentions {id}");
+}
+
+#[test]
+fn valid_token_launches_and_every_bad_token_is_refused_distinctly() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let tenant = acme.file_name().unwrap().to_str().unwrap().to_string();
+    let acme_token = || a.mint(&["--tenant", &tenant, "--role", "function"]);
+    let ok = bundle_with(&acme_token(), &acme, "cat /in/data.txt > /out/copy.txt");
+    let (code, _, err) = a.brig.run(&ok, &unique_id("ok"));
+    assert_eq!(code, 0, "a valid token must launch: {err}");
+    assert!(acme.join("out/copy.txt").exists());
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let kid = kid_of(&a);
+    let valid = acme_token();
+    let parts: Vec<&str> = valid.split('.').collect();
+    let payload = json!({"iss": ISS, "sub": "fn-7", "aud": "brig", "exp": now + 300, "iat": now, "tenant": tenant, "roles": ["function"], "jti": unique_id("j")});
+    // HS256 "signed" with the published public key (key confusion).
+    let jwks = a.etc.join("jwks.json");
+    let hs_header = b64(json!({"alg": "HS256", "typ": "JWT", "kid": kid}).to_string().as_bytes());
+    let hs_body = b64(payload.to_string().as_bytes());
+    let hs_token = format!(
+        "{hs_header}.{hs_body}.{}",
+        hs256(jwks.to_str().unwrap().as_bytes(), &format!("{hs_header}.{hs_body}"))
+    );
+    let none_token = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "kid": kid}).to_string().as_bytes()),
+        b64(payload.to_string().as_bytes())
+    );
+    let mut bad_sig = valid.clone();
+    let last = bad_sig.pop().unwrap();
+    bad_sig.push(if last == 'A' { 'B' } else { 'A' });
+    // A key the JWKS does not know.
+    let other = a.brig.dir.path().join("other-keys");
+    let out = Command::new(brig_bin()).args(["token", "keygen", "--out"]).arg(&other).output().unwrap();
+    assert!(out.status.success());
+    let unknown_kid = String::from_utf8(
+        Command::new(brig_bin())
+            .args([
+                "token",
+                "mint",
+                "--key",
+                other.join("token.key").to_str().unwrap(),
+                "--iss",
+                ISS,
+                "--sub",
+                "x",
+                "--tenant",
+                &tenant,
+                "--role",
+                "function",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let replayed = acme_token();
+    let (code, _, _) = a.brig.run(&bundle_with(&replayed, &acme, "true"), &unique_id("first"));
+    assert_eq!(code, 0);
+
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "expired",
+            a.mint(&[
+                "--tenant",
+                &tenant,
+                "--role",
+                "function",
+                "--claims",
+                &json!({"exp": now - 3600, "iat": now - 4000, "nbf": now - 4000}).to_string(),
+            ]),
+            "expired",
+        ),
+        (
+            "not yet valid",
+            a.mint(&[
+                "--tenant",
+                &tenant,
+                "--role",
+                "function",
+                "--claims",
+                &json!({"nbf": now + 3000, "exp": now + 3300}).to_string(),
+            ]),
+            "not valid before",
+        ),
+        (
+            "wrong issuer",
+            a.mint(&[
+                "--tenant",
+                &tenant,
+                "--role",
+                "function",
+                "--claims",
+                &json!({"iss": "https://evil.example"}).to_string(),
+            ]),
+            "issuer",
+        ),
+        ("wrong audience", a.mint(&["--tenant", &tenant, "--role", "function", "--aud", "someone-else"]), "audience"),
+        ("unknown kid", unknown_kid, "key id"),
+        ("bad signature", bad_sig, "signature"),
+        ("alg none", none_token, "none"),
+        ("key confusion", hs_token, "HS256"),
+        ("truncated", format!("{}.{}", parts[0], parts[1]), "truncated"),
+        ("garbage", "this-is-not-a-token".into(), "not a compact JWS"),
+        ("replayed jti", replayed, "already used"),
+        ("lifetime over maximum", a.mint(&["--tenant", &tenant, "--role", "function", "--ttl", "2h"]), "lifetime"),
+    ];
+    let mut messages = Vec::new();
+    for (what, token, needle) in cases {
+        let id = unique_id("bad");
+        let err =
+            a.brig.fails(&["create", "--bundle", bundle_with(&token, &acme, "true").path().to_str().unwrap(), &id]);
+        assert!(err.contains("token refused") && err.to_lowercase().contains(&needle.to_lowercase()), "{what}: {err}");
+        assert!(!err.contains(&token) || token.len() < 20, "{what}: the token leaked into the error");
+        nothing_left(&a, &id);
+        let line = err.lines().last().unwrap().to_string();
+        assert!(!messages.contains(&line), "{what}: same message as another case: {line}");
+        messages.push(line);
+    }
+    // No token at all, with authorization required.
+    let mut b = bundle_with("x", &acme, "true");
+    b.config["annotations"].as_object_mut().unwrap().remove("dev.brig.token");
+    b.write();
+    let err = a.brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("none")]);
+    assert!(err.contains("no token"), "{err}");
+}
+
+#[test]
+fn cedar_decides_on_the_tenants_own_paths() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let globex = a.tenant(&unique_id("globex"));
+    // The function-platform policy: `{tenant}` in a path is the caller's tenant.
+    let tenant_name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    let token = a.mint(&["--tenant", &tenant_name, "--role", "function"]);
+    let (code, _, err) = a.brig.run(&bundle_with(&token, &acme, "cat /in/data.txt"), &unique_id("own"));
+    assert_eq!(code, 0, "own paths: {err}");
+    let token = a.mint(&["--tenant", &tenant_name, "--role", "function"]);
+    let id = unique_id("other");
+    let err = a.brig.fails(&["create", "--bundle", bundle_with(&token, &globex, "true").path().to_str().unwrap(), &id]);
+    assert!(err.contains("launch refused") && err.contains(globex.join("in").to_str().unwrap()), "{err}");
+    nothing_left(&a, &id);
+    // The decision is in the audit log, chained.
+    let log = std::fs::read_to_string(a.audit_log()).unwrap();
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(last["decision"], "deny");
+    assert_eq!(last["container_id"], id.as_str());
+    assert_eq!(last["tenant"], tenant_name.as_str());
+    assert!(!log.contains(&token), "the token is in the audit log");
+}
+
+#[test]
+fn forbid_wins_and_a_broken_policy_fails_closed() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    let policy = a.etc.join("policy");
+    // An admin may launch anything, but never with the permissive profile.
+    std::fs::write(
+        policy.join("admin.cedar"),
+        "@id(\"admin-all\")\npermit (principal in Brig::Role::\"admin\", action, resource);\n\
+         @id(\"never-permissive\")\nforbid (principal, action, resource) when { context has profile && context.profile == \"permissive\" };\n",
+    )
+    .unwrap();
+    let admin = a.mint(&["--tenant", &name, "--role", "admin"]);
+    let (code, _, err) = a.brig.run(&bundle_with(&admin, &acme, "true"), &unique_id("admin"));
+    assert_eq!(code, 0, "{err}");
+    let admin = a.mint(&["--tenant", &name, "--role", "admin"]);
+    let mut b = bundle_with(&admin, &acme, "true");
+    b.annotate("dev.brig.profile", "permissive");
+    let err = a.brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("perm")]);
+    assert!(err.contains("never-permissive"), "the forbid must be named: {err}");
+
+    // A broken policy file: every launch fails closed, naming file and line.
+    std::fs::write(policy.join("broken.cedar"), "permit (principal, action, resource)\nwhen { this is not cedar };\n")
+        .unwrap();
+    let admin = a.mint(&["--tenant", &name, "--role", "admin"]);
+    let err = a.brig.fails(&[
+        "create",
+        "--bundle",
+        bundle_with(&admin, &acme, "true").path().to_str().unwrap(),
+        &unique_id("broken"),
+    ]);
+    assert!(err.contains("broken.cedar") && err.contains(":2"), "{err}");
+    let out = a.brig.cmd(&["policy", "validate", policy.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("broken.cedar"));
+}
+
+#[test]
+fn exec_is_authorized_separately() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    // The function-platform policies permit launch and mounts, not exec.
+    let token = a.mint(&["--tenant", &name, "--role", "function"]);
+    let mut b = bundle_with(&token, &acme, "sleep 30");
+    b.config["annotations"].as_object_mut().unwrap().remove("dev.brig.token");
+    b.set("/process/env", json!(["PATH=/bin", format!("BRIG_TOKEN={token}")]));
+    let id = unique_id("exec");
+    a.brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    // Docker's way: the container's environment (with the token) in process.json.
+    let process = json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["true"], "env": ["PATH=/bin", format!("BRIG_TOKEN={token}")]});
+    let pfile = a.brig.dir.path().join("p.json");
+    std::fs::write(&pfile, process.to_string()).unwrap();
+    let err = a.brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(err.contains("exec refused"), "{err}");
+    // A policy that permits exec for functions: the same token may exec
+    // (its single-use jti is bound to this container).
+    std::fs::write(
+        a.etc.join("policy/exec.cedar"),
+        "@id(\"fn-exec\")\npermit (principal in Brig::Role::\"function\", action == Brig::Action::\"exec\", resource);\n",
+    )
+    .unwrap();
+    a.brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    // Without a token, exec is refused.
+    std::fs::write(
+        &pfile,
+        json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["true"], "env": ["PATH=/bin"]})
+            .to_string(),
+    )
+    .unwrap();
+    let err = a.brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(err.contains("no token"), "{err}");
+    a.brig.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn the_token_is_nowhere_the_job_state_or_logs_can_see() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::write(
+        a.etc.join("policy/exec.cedar"),
+        "@id(\"fn-exec\")\npermit (principal in Brig::Role::\"function\", action == Brig::Action::\"exec\", resource);\n",
+    )
+    .unwrap();
+    let token = a.mint(&["--tenant", &name, "--role", "function"]);
+    let mut b = bundle_with(&token, &acme, "cat /proc/self/environ | tr '\\0' '\\n'; env; sleep 30");
+    // Both ways at once: annotation and environment.
+    b.set("/process/env", json!(["PATH=/bin", format!("BRIG_TOKEN={token}")]));
+    let id = unique_id("leak");
+    let log = a.brig.dir.path().join("brig.log");
+    // The container inherits brig's stdio: files, not pipes.
+    let (code, _, err) = a.brig.cmd_files(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--debug",
+        "run",
+        "-d",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let state = a.brig.ok(&["state", &id]);
+    let init = serde_json::from_str::<Value>(&state).unwrap()["pid"].as_i64().unwrap();
+    let init_env = std::fs::read(format!("/proc/{init}/environ")).unwrap();
+    let exec_out = a.brig.ok(&[
+        "exec",
+        "--env",
+        &format!("BRIG_TOKEN={token}"),
+        &id,
+        "sh",
+        "-c",
+        "env; cat /proc/1/environ 2>&1; cat /proc/self/environ",
+    ]);
+    a.brig.ok(&["delete", "--force", &id]);
+    let mut places: Vec<(String, String)> = vec![
+        ("brig state".into(), state),
+        ("/proc/1/environ (host view)".into(), String::from_utf8_lossy(&init_env).into_owned()),
+        ("exec output".into(), exec_out),
+        ("debug log".into(), std::fs::read_to_string(&log).unwrap_or_default()),
+        ("audit log".into(), std::fs::read_to_string(a.audit_log()).unwrap()),
+        ("attestation".into(), std::fs::read_to_string(a.var.join(format!("attestations/{id}.intoto.json"))).unwrap()),
+    ];
+    for entry in std::fs::read_dir(&a.brig.root).unwrap().flatten() {
+        if entry.path().is_file() {
+            places
+                .push((entry.path().display().to_string(), std::fs::read_to_string(entry.path()).unwrap_or_default()));
+        }
+    }
+    for (place, text) in places {
+        assert!(!text.contains(&token), "the token appears in {place}");
+    }
+}
+
+#[test]
+fn tampering_with_the_audit_log_is_detected() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    for _ in 0..3 {
+        let t = a.mint(&["--tenant", &name, "--role", "function"]);
+        let (code, _, err) = a.brig.run(&bundle_with(&t, &acme, "true"), &unique_id("aud"));
+        assert_eq!(code, 0, "{err}");
+    }
+    let path = a.audit_log();
+    let out = a.brig.ok(&["audit", "verify", path.to_str().unwrap()]);
+    assert!(out.contains("3 record(s)"), "{out}");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let edited = original.replacen("\"decision\":\"allow\"", "\"decision\":\"deny\"", 1);
+    let removed = [lines[0], lines[2]].join("\n") + "\n";
+    let reordered = [lines[1], lines[0], lines[2]].join("\n") + "\n";
+    for (what, text, bad_line) in
+        [("edited", edited, "line 1"), ("removed", removed, "line 2"), ("reordered", reordered, "line 1")]
+    {
+        std::fs::write(&path, text).unwrap();
+        let (code, out, _) = a.brig.cmd_files(&["audit", "verify", path.to_str().unwrap()]);
+        assert_ne!(code, 0, "{what} not detected");
+        assert!(out.contains(bad_line), "{what}: {out}");
+    }
+}
