@@ -37,5 +37,8 @@ if ((quick == 0)); then
 
   step "pure cgroup v2 in a virtual machine (QEMU)"
   BRIG_VM_NO_BUILD=1 vm-tests/qemu/run.sh
+
+  step "the README's install command: install, configure, sample job"
+  ./install.sh
 fi
 step "all tests passed"

@@ -249,7 +249,13 @@ pub fn facts(
                 filters: outcome.seccomp_filters.unwrap_or(0) as u32,
                 client_filter_kept: record.spec_seccomp,
             },
-            namespaces: record.namespaces.clone(),
+            namespaces: {
+                let mut ns = record.namespaces.clone();
+                if record.userns.is_some() && !ns.iter().any(|n| n == "user") {
+                    ns.push("user".into());
+                }
+                ns
+            },
             user_namespace,
             no_new_privs: record.plan.no_new_privs,
             capabilities: brig_attest::Capabilities {

@@ -103,6 +103,16 @@ pub enum Command {
     Audit(AuditCmd),
     /// Write a development configuration with generated keys and example policies
     Init(InitOpts),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_parser = clap::value_parser!(clap_complete::Shell))]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (brig.1 and one per subcommand) into DIR
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,23 @@ pub const VERSION_LONG: &str = concat!(
 use cli::{Cli, Command};
 use error::Result;
 
+/// Writes brig.1 and brig-<subcommand>.1 into `dir`.
+fn man_pages(dir: &std::path::Path) -> Result<()> {
+    let io = |e| error::Error::io("writing man pages to", dir, e);
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf).map_err(io)?;
+    std::fs::write(dir.join("brig.1"), &buf).map_err(io)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("brig-{}", sub.get_name());
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(sub.clone().name(name.clone())).render(&mut buf).map_err(io)?;
+        std::fs::write(dir.join(format!("{name}.1")), &buf).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// Runs one command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = &cli.global;
@@ -65,6 +82,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Token(t) => auth_cmd::token(t),
         Command::Audit(a) => auth_cmd::audit(g, a),
         Command::Init(i) => auth_cmd::init(i),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "brig", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { out } => man_pages(out).map(|_| 0),
         Command::Attest(a) => match brig_attest::cli::run(a.clone()) {
             Ok(()) => Ok(0),
             Err(e) => Err(error::Error::Usage(format!("{e:#}"))),

@@ -6,6 +6,20 @@ use brig_shim::cli::Cli;
 use brig_shim::logging::{self, LogFormat};
 
 fn main() {
+    // For the documentation tests: check that a command line parses, and
+    // stop (docs/ examples must not drift from the CLI).
+    if std::env::var_os("BRIG_PARSE_ONLY").is_some() {
+        match Cli::try_parse() {
+            Ok(_) => std::process::exit(0),
+            Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+                std::process::exit(0)
+            }
+            Err(e) => {
+                let _ = e.print();
+                std::process::exit(2);
+            }
+        }
+    }
     let cli = Cli::parse();
     let g = &cli.global;
     let format = match g.log_format.as_deref() {
