@@ -2,7 +2,8 @@
 # brig's whole test suite, as CI runs it (.ci/run calls this). Run as root on
 # Debian 12: it installs what it needs, builds, and runs the unit tests, the
 # integration tests (real containers), and the end-to-end tests with real
-# Docker, Podman and containerd.
+# Docker, Podman and containerd, containerd's CRI (as the kubelet drives it),
+# rootless Podman, and a pure cgroup v2 virtual machine.
 #
 #   sudo ./test.sh            everything
 #   sudo ./test.sh --quick    skip the client end-to-end tests
@@ -22,6 +23,7 @@ scripts/deps.sh
 step "format and lints"
 cargo fmt --all -- --check
 (cd supervisor && cargo fmt -- --check)
+(cd vm-tests/cri && cargo fmt -- --check)
 cargo clippy --workspace --all-targets --locked -- -D warnings
 (cd supervisor && cargo clippy --release --locked -- -D warnings)
 
@@ -34,6 +36,12 @@ cargo test --workspace --locked
 if ((quick == 0)); then
   step "end to end with Docker, Podman and containerd"
   vm-tests/clients/e2e.sh "$PWD/target/debug/brig"
+
+  step "Kubernetes' CRI through containerd (one pod per profile)"
+  vm-tests/cri/run.sh "$PWD/target/debug/brig"
+
+  step "rootless Podman, as an unprivileged user"
+  vm-tests/rootless/run.sh "$PWD/target/debug/brig"
 
   step "pure cgroup v2 in a virtual machine (QEMU)"
   BRIG_VM_NO_BUILD=1 vm-tests/qemu/run.sh

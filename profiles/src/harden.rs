@@ -38,6 +38,11 @@ pub trait Host {
     /// The file name of the binary a hook path resolves to (for
     /// `/proc/PID/exe`, the process's executable).
     fn hook_binary_name(&self, path: &Path) -> Option<String>;
+    /// Whether `resolved` is inside a client's state directory (where it
+    /// keeps `/etc/hosts` and the like for each container).
+    fn is_client_state(&self, resolved: &Path) -> bool {
+        clients::CLIENT_STATE_PREFIXES.iter().any(|p| resolved.starts_with(p))
+    }
 }
 
 /// What the job asked for through annotations, already parsed.
@@ -376,8 +381,7 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
             }
             let resolved = host.canonical(&source).unwrap_or_else(|| normalize(&source));
             let read_only = m.options().iter().flatten().any(|o| o == "ro");
-            let client_file = clients::CLIENT_FILES.contains(&dest.as_str())
-                && clients::CLIENT_STATE_PREFIXES.iter().any(|p| resolved.starts_with(p));
+            let client_file = clients::CLIENT_FILES.contains(&dest.as_str()) && host.is_client_state(&resolved);
             let ok = client_file
                 || under_prefix(&resolved, &ceilings.writable_mounts)
                 || (read_only && under_prefix(&resolved, &ceilings.readonly_mounts));

@@ -87,7 +87,12 @@ fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i
     let profile = brig_profiles::ProfileSet::load_one(Some(&config.profiles.dir), &name).map_err(usage)?;
     println!("profile: {} ({})", profile.profile.name, profile.digest);
     let asks = brig_profiles::JobAsks::default();
-    let hardened = match brig_profiles::harden(&profile.profile, request.spec.clone(), &asks, &crate::host::RealHost) {
+    let hardened = match brig_profiles::harden(
+        &profile.profile,
+        request.spec.clone(),
+        &asks,
+        &crate::host::RealHost::new(&config),
+    ) {
         Ok(h) => h,
         Err(e) => {
             println!("decision: deny\nreason: {e}");
@@ -270,7 +275,33 @@ const INIT_POLICY: &str = include_str!("../../policy/examples/function-platform/
 
 /// `brig init`: a development configuration with generated keys.
 pub fn init(opts: &InitOpts) -> Result<i32> {
-    let dir = &opts.dir;
+    // An unprivileged user's configuration is the one brig reads for them
+    // (`~/.config/brig/config.toml`), with state they own.
+    let rootless = crate::rootless::is_rootless();
+    let user_dir = |what: &str| {
+        let found = match what {
+            "config" => crate::rootless::user_config().and_then(|c| c.parent().map(Path::to_path_buf)),
+            _ => match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+                Some(d) => Some(PathBuf::from(d).join("brig")),
+                None => std::env::var_os("HOME")
+                    .filter(|h| !h.is_empty())
+                    .map(|h| PathBuf::from(h).join(".local/share/brig")),
+            },
+        };
+        found.ok_or_else(|| {
+            usage(format!("rootless: no home directory for the {what} directory; pass --dir and --state-dir"))
+        })
+    };
+    let dir = &match (&opts.dir, rootless) {
+        (Some(d), _) => d.clone(),
+        (None, true) => user_dir("config")?,
+        (None, false) => PathBuf::from("/etc/brig"),
+    };
+    let state_dir = match (&opts.state_dir, rootless) {
+        (Some(d), _) => d.clone(),
+        (None, true) => user_dir("state")?,
+        (None, false) => PathBuf::from("/var/lib/brig"),
+    };
     let config_path = dir.join("config.toml");
     if config_path.exists() && !opts.force {
         return Err(usage(format!(
@@ -295,7 +326,10 @@ pub fn init(opts: &InitOpts) -> Result<i32> {
     std::fs::write(policy_dir.join("functions.cedar"), INIT_POLICY)
         .map_err(|e| Error::io("writing", &policy_dir, e))?;
     std::fs::create_dir_all(dir.join("profiles")).map_err(|e| Error::io("creating", dir.join("profiles"), e))?;
-    let state = &opts.state_dir;
+    let state = &state_dir;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(state)
+        .map_err(|e| Error::io("creating", state, e))?;
     let text = format!(
         r#"# brig development configuration, written by `brig init`.
 # The keys under keys/ were generated on this machine for local use; a

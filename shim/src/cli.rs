@@ -184,12 +184,13 @@ pub enum AuditCmd {
 
 #[derive(Debug, Args)]
 pub struct InitOpts {
-    /// Configuration directory
-    #[arg(long, default_value = "/etc/brig")]
-    pub dir: PathBuf,
-    /// Directory for the audit log, attestations, caches
-    #[arg(long, default_value = "/var/lib/brig")]
-    pub state_dir: PathBuf,
+    /// Configuration directory [default: /etc/brig; rootless: ~/.config/brig]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Directory for the audit log, attestations, caches [default:
+    /// /var/lib/brig; rootless: ~/.local/share/brig]
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
     /// The development token issuer
     #[arg(long, default_value = "https://brig.local/dev")]
     pub issuer: String,

@@ -225,7 +225,7 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     }
     let handover = Handover::for_exec(&plan, client_seccomp.clone())
         .map_err(|e| Error::io("preparing the supervisor for", &dir, e))?;
-    if record.userns.is_some() {
+    if record.userns.is_some() || crate::rootless::exec_joins_userns(&dir) {
         // libcontainer's tenant path does not join user namespaces.
         let init = c.pid().ok_or_else(|| Error::state(id, "no init pid"))?;
         let executor_fds = handover.executor();
@@ -454,6 +454,9 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
     let dir = root.container_dir(id);
     if let Ok(record) = RunRecord::load(&dir) {
         crate::limits::check_update(&record, &resources).map_err(|m| Error::state(id, m))?;
+    }
+    if let Some(path) = crate::rootless::own_v1_limits(&dir) {
+        return crate::rootless::apply_v1(&path, &resources).map(|_| ()).map_err(|e| Error::state(id, e.to_string()));
     }
     cgroup_manager(id, &c)?
         .apply(&ControllerOpt {

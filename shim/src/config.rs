@@ -58,6 +58,19 @@ impl Default for ProfilesSection {
     }
 }
 
+/// Where the container clients on this host keep their per-container files.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientsSection {
+    /// Host directories, besides the clients' default ones (Docker, Podman,
+    /// containerd's CRI plugin, the kubelet), from which a client may
+    /// bind-mount its own per-container files (`/etc/hosts`, `/dev/shm`, ...)
+    /// into a job whatever the profile's mount ceilings: a containerd with a
+    /// non-default root or state (k3s, RKE2).
+    #[serde(default)]
+    pub state_dirs: Vec<PathBuf>,
+}
+
 /// Where per-job user-namespace ranges come from.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +118,8 @@ pub struct Config {
     pub user_namespace: UserNamespaceSection,
     /// Signed run attestations; absent: none are written (and runs record it).
     pub attest: Option<crate::attestation::AttestConfig>,
+    #[serde(default)]
+    pub clients: ClientsSection,
     /// Where the file was read from.
     #[serde(skip)]
     pub path: PathBuf,
@@ -120,13 +135,19 @@ impl Config {
         }
     }
 
-    /// The configuration path from `--config`, `BRIG_CONFIG`, or the default.
+    /// The configuration path from `--config`, `BRIG_CONFIG`, or the default
+    /// (rootless: `$XDG_CONFIG_HOME/brig/config.toml` when it exists or the
+    /// system-wide one does not).
     pub fn locate(flag: Option<&Path>) -> PathBuf {
         if let Some(p) = flag {
             return p.to_path_buf();
         }
         match std::env::var_os("BRIG_CONFIG") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ if crate::rootless::is_rootless() => match crate::rootless::user_config() {
+                Some(user) if user.exists() || !Path::new(DEFAULT_CONFIG).exists() => user,
+                _ => PathBuf::from(DEFAULT_CONFIG),
+            },
             _ => PathBuf::from(DEFAULT_CONFIG),
         }
     }
@@ -148,6 +169,24 @@ impl Config {
         let invalid =
             |e: brig_policy::ConfigError| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() };
         config.auth.validate().map_err(invalid)?;
+        for dir in &config.clients.state_dirs {
+            // A client state directory lets clients bind host files over
+            // /etc/hosts & co: it must be a real, specific directory.
+            let specific = dir.is_absolute()
+                && dir.components().count() >= 3
+                && !dir.components().any(|c| matches!(c, std::path::Component::ParentDir));
+            if !specific {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    field: "clients.state_dirs",
+                    message: format!(
+                        "`{}` must be an absolute path at least two directories deep, without `..` \
+                         (a client's own state directory, e.g. /var/lib/rancher/k3s/agent/containerd)",
+                        dir.display()
+                    ),
+                });
+            }
+        }
         if config.profiles.default.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -177,6 +216,17 @@ mod tests {
         let c = Config::parse("[auth]\nmode = \"off\"\n", Path::new("c.toml")).unwrap();
         assert_eq!(c.auth.mode, AuthMode::Off);
         assert_eq!(c.profiles.default, "restricted");
+    }
+
+    #[test]
+    fn client_state_dirs_must_be_specific() {
+        for bad in ["/", "/var", "relative/dir/x", "/var/lib/../../etc"] {
+            let text = format!("[auth]\nmode = \"off\"\n[clients]\nstate_dirs = [\"{bad}\"]\n");
+            let err = Config::parse(&text, Path::new("c.toml")).unwrap_err().to_string();
+            assert!(err.contains("clients.state_dirs") && err.contains(bad), "{bad}: {err}");
+        }
+        let text = "[auth]\nmode = \"off\"\n[clients]\nstate_dirs = [\"/var/lib/rancher/k3s/agent/containerd\"]\n";
+        assert_eq!(Config::parse(text, Path::new("c.toml")).unwrap().clients.state_dirs.len(), 1);
     }
 
     #[test]

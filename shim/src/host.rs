@@ -7,7 +7,16 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 /// Reads namespaces and paths from /proc and the filesystem.
 #[derive(Debug, Default)]
-pub struct RealHost;
+pub struct RealHost {
+    /// Client state directories the configuration adds (`[clients]`).
+    pub client_state_dirs: Vec<PathBuf>,
+}
+
+impl RealHost {
+    pub fn new(config: &crate::config::Config) -> RealHost {
+        RealHost { client_state_dirs: config.clients.state_dirs.clone() }
+    }
+}
 
 fn proc_ns_name(typ: LinuxNamespaceType) -> &'static str {
     match typ {
@@ -31,6 +40,11 @@ impl brig_profiles::Host for RealHost {
             // host's: fail closed.
             _ => true,
         }
+    }
+
+    fn is_client_state(&self, resolved: &Path) -> bool {
+        brig_profiles::clients::CLIENT_STATE_PREFIXES.iter().any(|p| resolved.starts_with(p))
+            || self.client_state_dirs.iter().any(|d| resolved.starts_with(d))
     }
 
     fn canonical(&self, path: &Path) -> Option<PathBuf> {

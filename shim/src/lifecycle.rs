@@ -25,7 +25,12 @@ use crate::supervisor::{encode_plan, Handover};
 /// Opens the state root for a command that reads existing containers.
 pub fn state_root(g: &GlobalOpts) -> Result<StateRoot> {
     let mut root = StateRoot::new(g.root.as_deref());
-    root.ensure().map_err(|e| Error::io("state root", root.path.clone(), e))?;
+    root.ensure().map_err(|e| match g.root.is_none() && crate::rootless::is_rootless() {
+        true => {
+            Error::Usage(format!("state root `{}`: {e} ({})", root.path.display(), crate::rootless::state_root_hint()))
+        }
+        false => Error::io("state root", root.path.clone(), e),
+    })?;
     Ok(root)
 }
 
@@ -65,8 +70,17 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
     }
     let t0 = Instant::now();
     let config = Config::load(&Config::locate(g.config.as_deref()))?;
-    let request = LaunchRequest::read(&opts.bundle)?;
+    let mut request = LaunchRequest::read(&opts.bundle)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config and bundle read");
+    // Rootless: the job's own network namespace and user namespace (over the
+    // user's subordinate IDs) before the pipeline sees the spec.
+    let caller = crate::rootless::Caller::detect();
+    let rootless = match caller.is_rootless() {
+        true => Some(
+            crate::rootless::adapt_request(&caller, &mut request.spec).map_err(|e| Error::state(id, e.to_string()))?,
+        ),
+        false => None,
+    };
     let prepared = pipeline::prepare(&config, request, id)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "pipeline done");
     tracing::info!(
@@ -75,10 +89,17 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
         tightened = prepared.hardened.tightened.len(),
         "launch prepared"
     );
-    launch(&root, id, &prepared, opts, g)
+    launch(&root, id, &prepared, opts, g, rootless.as_ref())
 }
 
-fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g: &GlobalOpts) -> Result<Container> {
+fn launch(
+    root: &StateRoot,
+    id: &str,
+    prepared: &Prepared,
+    opts: &CreateOpts,
+    g: &GlobalOpts,
+    rootless: Option<&crate::rootless::Adapted>,
+) -> Result<Container> {
     let staging = root.staging_dir(id);
     if let Some(parent) = staging.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
@@ -92,16 +113,36 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
 
     let mut spec = prepared.hardened.spec.clone();
     let linux = spec.linux_mut().get_or_insert_with(Default::default);
-    let cgroup_path = match linux.cgroups_path().clone() {
-        None => PathBuf::from(format!("/brig/{id}")),
-        Some(p) => {
-            let s = p.to_string_lossy().to_string();
-            match cgroup::systemd_to_cgroupfs(&s) {
-                // `--systemd-cgroup` style paths, on a host without systemd.
-                Some(converted) if !systemd_running() => PathBuf::from(converted),
-                _ => p,
-            }
+    let requested = linux.cgroups_path().clone().map(|p| {
+        let s = p.to_string_lossy().to_string();
+        match cgroup::systemd_to_cgroupfs(&s) {
+            // `--systemd-cgroup` style paths, on a host without systemd.
+            Some(converted) if !systemd_running() => PathBuf::from(converted),
+            _ => p,
         }
+    });
+    // Rootless: the job's cgroup must be in a subtree delegated to the user
+    // (refused here, naming what is missing, when the job needs limits).
+    let rootless_cgroup = match rootless {
+        Some(a) => Some(
+            crate::rootless::plan_cgroup(
+                &a.caller,
+                id,
+                requested.clone(),
+                linux.resources().as_ref(),
+                &prepared.profile.profile,
+            )
+            .map_err(|e| Error::state(id, e.to_string()))?,
+        ),
+        None => None,
+    };
+    if let Some(note) = rootless_cgroup.as_ref().and_then(|p| p.note.as_ref()) {
+        tracing::warn!(id, "{note}");
+    }
+    let cgroup_path = match (&rootless_cgroup, requested) {
+        (Some(plan), _) => plan.path.clone(),
+        (None, Some(p)) => p,
+        (None, None) => PathBuf::from(format!("/brig/{id}")),
     };
     if g.systemd_cgroup && systemd_running() {
         tracing::warn!("--systemd-cgroup: brig manages cgroups through cgroupfs");
@@ -109,7 +150,9 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
     linux.set_cgroups_path(Some(cgroup_path.clone()));
     let io_weight = cgroup::take_v2_io_weight(linux);
     let mut userns_guard = None;
-    if prepared.hardened.plan.per_job_userns {
+    // A rootless job's user namespace is the one `rootless::adapt_request`
+    // gave it (or the caller's): no allocated range, no idmapped rootfs.
+    if prepared.hardened.plan.per_job_userns && rootless.is_none() {
         let loopback_only = prepared
             .hardened
             .plan
@@ -121,7 +164,19 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
 
     let config_json =
         serde_json::to_vec(&spec).map_err(|e| Error::state(id, format!("encoding the effective spec: {e}")))?;
-    state::write_atomic(&staging.join("config.json"), &config_json, 0o600)
+    // What libcontainer reads: without `linux.resources` when brig writes a
+    // rootless job's limits itself (cgroup v1) or there is no delegated cgroup.
+    let libcontainer_json = match &rootless_cgroup {
+        Some(plan) if plan.strip_resources => {
+            let mut s = spec.clone();
+            if let Some(l) = s.linux_mut() {
+                l.set_resources(None);
+            }
+            serde_json::to_vec(&s).map_err(|e| Error::state(id, format!("encoding the effective spec: {e}")))?
+        }
+        _ => config_json.clone(),
+    };
+    state::write_atomic(&staging.join("config.json"), &libcontainer_json, 0o600)
         .map_err(|e| Error::io("writing", staging.join("config.json"), e))?;
 
     tracing::debug!("effective spec staged");
@@ -141,17 +196,37 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
         .with_systemd(false)
         .with_detach(true)
         .with_no_pivot(opts.no_pivot);
+    // Rootless cgroup v1: the job's cgroups and limits exist before its
+    // processes do (removed again if the launch fails).
+    let mut rootless_cgroup_guard = None;
+    if let Some(plan) = rootless_cgroup.as_ref().filter(|p| p.brig_writes_limits) {
+        rootless_cgroup_guard = Some(RemoveCgroup(Some(plan.path.clone())));
+        let resources = spec.linux().as_ref().and_then(|l| l.resources().clone()).unwrap_or_default();
+        crate::rootless::apply_v1(&plan.path, &resources).map_err(|e| Error::state(id, e.to_string()))?;
+    }
     tracing::debug!("handover prepared, building");
     let mut container = builder.build().map_err(|e| Error::container(id, e))?;
     tracing::debug!("container built");
     drop(handover);
+
+    if let Some(membership) = userns_guard.as_ref().and_then(|g| g.record.pod.as_ref()) {
+        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        if let Err(e) = crate::pod::check_joined(id, pid, membership) {
+            let _ = container.delete(true);
+            return Err(e);
+        }
+    }
 
     // The egress rules go into the job's network namespace now: the init (and
     // the client's network, set up by its hooks) exists, the job has not
     // started. A failure removes the container (docs/egress.md).
     if let Some(plan) = &prepared.hardened.plan.egress {
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-        if let Err(e) = crate::egress::install(&root.container_dir(id), id, pid, plan) {
+        let installed = match rootless.filter(|a| a.caller.mode == crate::rootless::Mode::Unprivileged) {
+            Some(_) => crate::rootless::check_private_network(&root.container_dir(id), pid, plan),
+            None => crate::egress::install(&root.container_dir(id), id, pid, plan).map_err(|e| e.to_string()),
+        };
+        if let Err(e) = installed {
             let _ = container.delete(true);
             return Err(Error::state(id, format!("installing the egress rules: {e}")));
         }
@@ -164,9 +239,15 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
         .map_err(|e| Error::io("writing", dir.join(state::SPEC_FILE), e))?;
     container.state.bundle = dir.clone();
     container.save().map_err(|e| Error::container(id, e))?;
-    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+    let own_cgroup = rootless_cgroup.as_ref().is_none_or(|p| p.delegated);
+    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).filter(|_| own_cgroup) {
         cgroup::apply_fixups(&cgroup_path, resources, io_weight)
             .map_err(|e| Error::state(id, format!("cgroup: {e}")))?;
+    }
+    if let (Some(a), Some(plan)) = (rootless, &rootless_cgroup) {
+        crate::rootless::RootlessRecord::new(a, plan)
+            .save(&dir)
+            .map_err(|e| Error::io("writing", dir.join(crate::rootless::RECORD_FILE), e))?;
     }
 
     std::fs::rename(&status_path, dir.join(STATUS_FILE)).map_err(|e| Error::io("moving", &status_path, e))?;
@@ -180,7 +261,21 @@ fn launch(root: &StateRoot, id: &str, prepared: &Prepared, opts: &CreateOpts, g:
     if let Some(guard) = userns_guard.as_mut() {
         guard.armed = false;
     }
+    if let Some(guard) = rootless_cgroup_guard.as_mut() {
+        guard.0 = None;
+    }
     Ok(container)
+}
+
+/// Removes a cgroup brig created when dropped, unless disarmed.
+struct RemoveCgroup(Option<PathBuf>);
+
+impl Drop for RemoveCgroup {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = cgroup::remove(&p);
+        }
+    }
 }
 
 /// Undoes a per-job user namespace setup unless the launch succeeded.
@@ -409,25 +504,52 @@ pub fn rootfs_mountpoint(root: &Path, id: &str) -> PathBuf {
 /// (Podman's default network, Kubernetes pods). When the profile gives the job
 /// no network anyway, a private namespace replaces the client's; otherwise the
 /// launch is refused, saying why.
-fn own_network_namespace(id: &str, spec: &mut oci_spec::runtime::Spec, loopback_only: bool) -> Result<bool> {
+fn own_network_namespace(
+    id: &str,
+    spec: &mut oci_spec::runtime::Spec,
+    loopback_only: bool,
+    leader: Option<&crate::pod::PodLeader>,
+) -> Result<(bool, Option<PathBuf>)> {
     use oci_spec::runtime::LinuxNamespaceType;
-    let Some(linux) = spec.linux_mut() else { return Ok(false) };
-    let Some(namespaces) = linux.namespaces_mut() else { return Ok(false) };
+    let Some(linux) = spec.linux_mut() else { return Ok((false, None)) };
+    let Some(namespaces) = linux.namespaces_mut() else { return Ok((false, None)) };
     let Some(net) = namespaces.iter_mut().find(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some()) else {
-        return Ok(false);
+        return Ok((false, None));
     };
+    let requested = net.path().clone().unwrap_or_default();
+    // Already the pod's own (`--network container:X` with X a brig job).
+    if let Some(leader) = leader {
+        let owner = crate::pod::NamespaceId::owner_of(&requested);
+        if owner.is_ok_and(|o| o == leader.user_namespace) {
+            return Ok((false, None));
+        }
+        // The client's pod network, which the pod's first job swapped for a
+        // private one: join that.
+        if leader.userns.client_netns.as_deref() == Some(requested.as_path()) {
+            net.set_path(Some(leader.namespace_path("net")));
+            return Ok((false, None));
+        }
+        return Err(Error::state(
+            id,
+            format!(
+                "linux.namespaces: the network namespace `{}` is not the network of the pod `{}` whose other namespaces the job joins",
+                requested.display(),
+                leader.id
+            ),
+        ));
+    }
     if !loopback_only {
         return Err(Error::state(
             id,
             format!(
                 "the profile gives each job its own user namespace, which cannot join the client's network namespace `{}` \
                  (libcontainer enters the user namespace first); use a profile with `network.mode = \"none\"` or `user_namespace.mode = \"spec\"`",
-                net.path().as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                requested.display()
             ),
         ));
     }
     net.set_path(None);
-    Ok(true)
+    Ok((true, Some(requested)))
 }
 
 fn setup_userns(
@@ -439,7 +561,16 @@ fn setup_userns(
 ) -> Result<UsernsGuard> {
     use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
     let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, pool);
-    let range = allocator.allocate(&root.path, id).map_err(|e| Error::state(id, e.to_string()))?;
+    // A job joining the namespaces of another job of its pod joins its user
+    // namespace and shares its range (see `pod`).
+    let leader = crate::pod::find_leader(&root.path, id, spec)?;
+    let range = match &leader {
+        Some(l) => {
+            allocator.join(l.userns.slot, &root.path, id, &l.id).map_err(|e| Error::state(id, e.to_string()))?;
+            crate::userns::Range { slot: l.userns.slot, host_base: l.userns.host_base, size: l.userns.size }
+        }
+        None => allocator.allocate(&root.path, id).map_err(|e| Error::state(id, e.to_string()))?,
+    };
     // Fault injection for the test that kills brig between allocation and
     // launch (tests/tests/userns.rs): nothing may leak.
     if std::env::var_os("BRIG_TEST_FAULT").is_some_and(|v| v == "after-userns-allocation") {
@@ -459,14 +590,26 @@ fn setup_userns(
             binds: None,
             layers: None,
             private_netns: false,
+            client_netns: None,
+            pod: leader
+                .as_ref()
+                .map(|l| crate::pod::PodMembership { joined: l.id.clone(), user_namespace: l.user_namespace }),
         },
         armed: true,
     };
-    guard.record.private_netns = own_network_namespace(id, spec, loopback_only)?;
+    (guard.record.private_netns, guard.record.client_netns) =
+        own_network_namespace(id, spec, loopback_only, leader.as_ref())?;
     let bad = |e: oci_spec::OciSpecError| Error::state(id, format!("building the user namespace spec: {e}"));
     let linux = spec.linux_mut().get_or_insert_with(Default::default);
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
-    namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build().map_err(bad)?);
+    // A spec's own user namespace entry is replaced by brig's.
+    namespaces.retain(|n| n.typ() != LinuxNamespaceType::User);
+    let user = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User);
+    let user = match &leader {
+        Some(l) => user.path(l.namespace_path("user")),
+        None => user,
+    };
+    namespaces.push(user.build().map_err(bad)?);
     linux.set_namespaces(Some(namespaces));
     let map = LinuxIdMappingBuilder::default()
         .container_id(0u32)
@@ -661,6 +804,9 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result
     if before == ContainerStatus::Stopped && !all {
         return Err(Error::state(id, "container not running"));
     }
+    // A rootless job without a cgroup of its own has no process list: signal
+    // its init (the pid namespace's; SIGKILL takes the rest with it).
+    let all = all && !crate::rootless::without_own_cgroup(&root.container_dir(id));
     c.kill(sig, all).map_err(|e| Error::container(id, e))?;
     // libcontainer marks the container stopped after any signal; keep
     // created/paused while the init is alive (runc's semantics).
@@ -781,7 +927,8 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
             ));
         }
         ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Creating => {
-            c.kill(Signal::try_from("SIGKILL").map_err(|_| Error::Usage("SIGKILL".into()))?, true)
+            let all = !crate::rootless::without_own_cgroup(&dir);
+            c.kill(Signal::try_from("SIGKILL").map_err(|_| Error::Usage("SIGKILL".into()))?, all)
                 .map_err(|e| Error::container(id, e))?;
             if let Some(pid) = c.pid() {
                 if !wait_gone(pid, Duration::from_secs(10)) {

@@ -40,3 +40,130 @@ pub fn check_update(record: &RunRecord, r: &LinuxResources) -> Result<(), String
     }
     Ok(())
 }
+
+/// The process rlimits `brig` itself can grant: without `CAP_SYS_RESOURCE` no
+/// process may raise a hard limit above its own, so a job's hard limit above
+/// brig's fails at launch with a bare `EPERM`. A limit the *profile* supplied
+/// (the client asked for none) is lowered to brig's own, which only tightens
+/// it, and recorded; a limit the client asked for is refused by name.
+pub fn fit_rlimits_to_host(
+    requested: &oci_spec::runtime::Spec,
+    hardened: &mut brig_profiles::Hardened,
+    host_hard: &dyn Fn(oci_spec::runtime::PosixRlimitType) -> Option<u64>,
+) -> Result<(), String> {
+    let asked: Vec<_> = requested
+        .process()
+        .as_ref()
+        .and_then(|p| p.rlimits().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.typ())
+        .collect();
+    let Some(process) = hardened.spec.process_mut() else { return Ok(()) };
+    let Some(mut rlimits) = process.rlimits().clone() else { return Ok(()) };
+    for r in rlimits.iter_mut() {
+        let Some(max) = host_hard(r.typ()) else { continue };
+        if r.hard() <= max {
+            continue;
+        }
+        let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        if asked.contains(&r.typ()) {
+            return Err(format!(
+                "process.rlimits {name}: hard limit {} is above the host's {max}, and brig lacks CAP_SYS_RESOURCE to raise it",
+                r.hard()
+            ));
+        }
+        let before = format!("{}:{}", r.soft(), r.hard());
+        let (typ, soft) = (r.typ(), r.soft().min(max));
+        *r = oci_spec::runtime::PosixRlimitBuilder::default()
+            .typ(typ)
+            .soft(soft)
+            .hard(max)
+            .build()
+            .map_err(|e| format!("process.rlimits {name}: {e}"))?;
+        hardened.tightened.push(brig_profiles::Tightening {
+            field: format!("process.rlimits.{}", name.trim_start_matches("RLIMIT_").to_ascii_lowercase()),
+            requested: format!("{before} (the profile's)"),
+            applied: format!("{}:{} (the host's hard limit)", r.soft(), r.hard()),
+        });
+    }
+    process.set_rlimits(Some(rlimits));
+    Ok(())
+}
+
+/// brig's own hard limit for `typ` when it cannot raise it (no
+/// `CAP_SYS_RESOURCE`); `None` when it can, or the limit is unknown.
+pub fn own_hard_limit(typ: oci_spec::runtime::PosixRlimitType) -> Option<u64> {
+    use oci_spec::runtime::PosixRlimitType as T;
+    if caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false) {
+        return None;
+    }
+    let resource = match typ {
+        T::RlimitCpu => libc::RLIMIT_CPU,
+        T::RlimitFsize => libc::RLIMIT_FSIZE,
+        T::RlimitData => libc::RLIMIT_DATA,
+        T::RlimitStack => libc::RLIMIT_STACK,
+        T::RlimitCore => libc::RLIMIT_CORE,
+        T::RlimitRss => libc::RLIMIT_RSS,
+        T::RlimitNproc => libc::RLIMIT_NPROC,
+        T::RlimitNofile => libc::RLIMIT_NOFILE,
+        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        T::RlimitAs => libc::RLIMIT_AS,
+        T::RlimitLocks => libc::RLIMIT_LOCKS,
+        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        T::RlimitNice => libc::RLIMIT_NICE,
+        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        T::RlimitRttime => libc::RLIMIT_RTTIME,
+    };
+    let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into the live struct we pass.
+    let rc = unsafe { libc::getrlimit(resource, &mut current) };
+    (rc == 0 && current.rlim_max != libc::RLIM_INFINITY).then_some(current.rlim_max)
+}
+
+#[cfg(test)]
+mod rlimit_tests {
+    use super::*;
+    use oci_spec::runtime::PosixRlimitType;
+
+    fn spec(rlimits: serde_json::Value) -> oci_spec::runtime::Spec {
+        let mut s = oci_spec::runtime::Spec::default();
+        let mut process = s.process().clone().unwrap();
+        process.set_rlimits(Some(serde_json::from_value(rlimits).unwrap()));
+        s.set_process(Some(process));
+        s
+    }
+
+    fn hardened(s: oci_spec::runtime::Spec) -> brig_profiles::Hardened {
+        let profile = brig_profiles::ProfileSet::load_one(None, "standard").unwrap().profile;
+        brig_profiles::harden(&profile, s, &Default::default(), &crate::host::RealHost::default()).unwrap()
+    }
+
+    fn host(limit: u64) -> impl Fn(PosixRlimitType) -> Option<u64> {
+        move |t| (t == PosixRlimitType::RlimitNofile).then_some(limit)
+    }
+
+    #[test]
+    fn a_profile_default_above_the_host_is_lowered_and_recorded() {
+        let requested = spec(serde_json::json!([]));
+        let mut h = hardened(requested.clone());
+        fit_rlimits_to_host(&requested, &mut h, &host(20000)).unwrap();
+        let rl = h.spec.process().as_ref().unwrap().rlimits().clone().unwrap();
+        let nofile = rl.iter().find(|r| r.typ() == PosixRlimitType::RlimitNofile).unwrap();
+        assert_eq!((nofile.soft(), nofile.hard()), (20000, 20000));
+        assert!(h.tightened.iter().any(|t| t.field == "process.rlimits.nofile" && t.applied.contains("host")));
+    }
+
+    #[test]
+    fn a_client_ask_above_the_host_is_refused_by_name() {
+        let requested = spec(serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 4096, "hard": 30000}]));
+        let mut h = hardened(requested.clone());
+        let err = fit_rlimits_to_host(&requested, &mut h, &host(20000)).unwrap_err();
+        assert!(err.contains("RLIMIT_NOFILE") && err.contains("30000") && err.contains("20000"), "{err}");
+        // Within the host's limit: untouched.
+        let requested = spec(serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}]));
+        let mut h = hardened(requested.clone());
+        fit_rlimits_to_host(&requested, &mut h, &host(20000)).unwrap();
+    }
+}

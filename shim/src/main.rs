@@ -11,7 +11,9 @@ fn main() {
     if std::env::var_os("BRIG_PARSE_ONLY").is_some() {
         match Cli::try_parse() {
             Ok(_) => std::process::exit(0),
-            Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            Err(e)
+                if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) =>
+            {
                 std::process::exit(0)
             }
             Err(e) => {

@@ -180,12 +180,19 @@ pub fn prepare(config: &Config, mut request: LaunchRequest, id: &str) -> Result<
         AuthMode::Off => LaunchError::Profile(e),
     })?;
     let asks = job_asks(&request)?;
-    let mut hardened = match harden(&profile.profile, request.spec.clone(), &asks, &RealHost) {
+    let mut hardened = match harden(&profile.profile, request.spec.clone(), &asks, &RealHost::new(config)) {
         Ok(h) => h,
         Err(e) if config.auth.mode == AuthMode::Required => return Err(deny(config, id, None, e.to_string())),
         Err(e) => return Err(e.into()),
     };
     pin_mount_sources(&mut hardened.spec);
+    crate::limits::fit_rlimits_to_host(&request.spec, &mut hardened, &crate::limits::own_hard_limit).map_err(|e| {
+        let e = format!("profile `{}`: {e}", profile.profile.name);
+        match config.auth.mode {
+            AuthMode::Required => deny(config, id, None, e),
+            AuthMode::Off => LaunchError::Config(e),
+        }
+    })?;
 
     let options = brig_policy::SpecOptions {
         default_profile: config.profiles.default.clone(),

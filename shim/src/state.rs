@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// runc's default is /run/runc; brig's is /run/brig.
+/// runc's default is /run/runc; brig's is /run/brig (rootless:
+/// `$XDG_RUNTIME_DIR/brig`, see `rootless::default_state_root`).
 pub const DEFAULT_ROOT: &str = "/run/brig";
 pub const RECORD_FILE: &str = "brig.json";
 pub const PLAN_FILE: &str = "brig-plan";
@@ -46,6 +47,17 @@ pub fn validate_id(id: &str) -> Result<(), IdError> {
     }
 }
 
+/// The default state root: /run/brig, or `$XDG_RUNTIME_DIR/brig` for a
+/// rootless caller (as runc uses `$XDG_RUNTIME_DIR/runc`).
+pub fn default_root() -> PathBuf {
+    let caller = crate::rootless::Caller::detect();
+    if caller.is_rootless() {
+        crate::rootless::default_state_root(&caller)
+    } else {
+        PathBuf::from(DEFAULT_ROOT)
+    }
+}
+
 /// The state root (`--root`).
 #[derive(Debug, Clone)]
 pub struct StateRoot {
@@ -54,7 +66,7 @@ pub struct StateRoot {
 
 impl StateRoot {
     pub fn new(flag: Option<&Path>) -> StateRoot {
-        StateRoot { path: flag.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)) }
+        StateRoot { path: flag.map(Path::to_path_buf).unwrap_or_else(default_root) }
     }
 
     /// Creates the root (mode 0700) if needed and makes the path absolute.
@@ -215,6 +227,14 @@ pub struct UsernsRecord {
     /// profile allows no network).
     #[serde(default)]
     pub private_netns: bool,
+    /// The client's network namespace that the private one replaced: a job
+    /// of the same pod asking for it gets this job's private one.
+    #[serde(default)]
+    pub client_netns: Option<PathBuf>,
+    /// Set when the job joined the user namespace (and range) of another job
+    /// of its pod.
+    #[serde(default)]
+    pub pod: Option<crate::pod::PodMembership>,
 }
 
 impl RunRecord {

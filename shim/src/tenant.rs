@@ -89,6 +89,11 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
         let f = std::fs::File::open(&theirs).map_err(|e| format!("opening `{}`: {e}", theirs.display()))?;
         namespaces.push((OwnedFd::from(f), flag));
     }
+    // An unprivileged caller (rootless brig) owns the job's user namespace and
+    // gets the rights to join the other namespaces only inside it: user first.
+    if !nix::unistd::geteuid().is_root() {
+        namespaces.sort_by_key(|(_, flag)| *flag != libc::CLONE_NEWUSER);
+    }
     let console = match (req.process.terminal().unwrap_or(false), req.console_socket) {
         (true, Some(p)) => Some(
             UnixStream::connect(p).map_err(|e| format!("connecting to the console socket `{}`: {e}", p.display()))?,

@@ -11,6 +11,14 @@
 //! took it is gone (killed between allocation and launch) — so no range leaks.
 //! `delete` releases the slot.
 //!
+//! Jobs of one pod (a Kubernetes sandbox and its containers, a Podman pod,
+//! `docker run --network container:X`) share the pod's user namespace, and so
+//! its range: the first job owns the slot, the others are *members*, each a
+//! file in `slot-<n>.members/`. The range stays taken while any of them lives:
+//! when the owner goes first, a live member becomes the owner. Membership
+//! changes happen under an exclusive lock on the allocation directory, so a
+//! release cannot free a slot a member is joining.
+//!
 //! The allocation directory is global (`/run/brig/userns`), not per `--root`:
 //! Docker, Podman and containerd each use their own state root, and their jobs
 //! must still get disjoint ranges. It lives on /run, like container state, so
@@ -89,6 +97,8 @@ pub enum UsernsError {
     BadSubid { path: PathBuf, line: String },
     #[error("the user-namespace pool is exhausted: all {0} ranges are held by live containers")]
     Exhausted(u32),
+    #[error("the pod's user-namespace range (slot {0}) is no longer held: its first job is gone")]
+    PodGone(u32),
     #[error("the user-namespace pool is misconfigured: range {range} does not fit count {count}")]
     BadPool { range: u32, count: u32 },
 }
@@ -110,6 +120,14 @@ pub struct Range {
     /// First host ID (container ID 0 maps to it).
     pub host_base: u32,
     pub size: u32,
+}
+
+impl Holder {
+    /// This `brig` process, taking a slot for `root`/`id`.
+    fn me(root: &Path, id: &str) -> Holder {
+        let me = std::process::id() as i32;
+        Holder { root: root.to_path_buf(), id: id.to_string(), pid: me, start_time: proc_start_time(me).unwrap_or(0) }
+    }
 }
 
 fn proc_start_time(pid: i32) -> Option<u64> {
@@ -153,14 +171,7 @@ impl Allocator {
             return Err(UsernsError::BadPool { range: self.pool.range, count: self.pool.count });
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let me = std::process::id() as i32;
-        let holder = Holder {
-            root: root.to_path_buf(),
-            id: id.to_string(),
-            pid: me,
-            start_time: proc_start_time(me).unwrap_or(0),
-        };
-        let body = serde_json::to_vec(&holder).unwrap_or_default();
+        let body = serde_json::to_vec(&Holder::me(root, id)).unwrap_or_default();
         for slot in 0..self.pool.slots() {
             let path = self.slot_path(slot);
             for _attempt in 0..2 {
@@ -185,33 +196,124 @@ impl Allocator {
         Err(UsernsError::Exhausted(self.pool.slots()))
     }
 
-    /// Removes a stale slot; true if the slot is now free.
+    /// Removes a stale slot; true if the slot is now free. A slot whose owner
+    /// is stale but has a live member passes to the member instead.
     fn reclaim_if_stale(&self, slot: u32) -> bool {
-        let path = self.slot_path(slot);
-        let holder: Option<Holder> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        match holder {
+        match Self::holder_of(&self.slot_path(slot)) {
             // A slot being written right now reads as empty: not stale.
             None => false,
             Some(h) if is_stale(&h) => {
-                // Rename first: of two reclaimers only one wins the rename.
-                let tomb = self.dir.join(format!(".stale-{slot}-{}", std::process::id()));
-                if std::fs::rename(&path, &tomb).is_ok() {
-                    let _ = std::fs::remove_file(&tomb);
-                    true
-                } else {
-                    false
+                let Ok(_lock) = self.lock() else { return false };
+                // Re-read under the lock: a release may have handed it over.
+                match Self::holder_of(&self.slot_path(slot)) {
+                    Some(h) if is_stale(&h) => self.free_or_hand_over(slot),
+                    _ => false,
                 }
             }
             Some(_) => false,
         }
     }
 
-    /// Releases the slot held by `root`/`id`, if any.
+    fn members_dir(&self, slot: u32) -> PathBuf {
+        self.dir.join(format!("slot-{slot}.members"))
+    }
+
+    /// A member's file: a digest of its root and id, so any id is a safe name.
+    fn member_path(&self, slot: u32, root: &Path, id: &str) -> PathBuf {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(root.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        h.update(id.as_bytes());
+        self.members_dir(slot).join(hex::encode(&h.finalize()[..16]))
+    }
+
+    /// Holds the allocation directory's lock until dropped.
+    fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>, UsernsError> {
+        let io = |path: &Path, source| UsernsError::Io { path: path.to_path_buf(), source };
+        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let path = self.dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io(&path, e.into()))
+    }
+
+    fn holder_of(path: &Path) -> Option<Holder> {
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    fn live_members(&self, slot: u32) -> Vec<(PathBuf, Holder)> {
+        let Ok(entries) = std::fs::read_dir(self.members_dir(slot)) else { return vec![] };
+        entries
+            .flatten()
+            .filter_map(|e| Self::holder_of(&e.path()).map(|h| (e.path(), h)))
+            .filter(|(_, h)| !is_stale(h))
+            .collect()
+    }
+
+    /// Joins `root`/`id` to the pod whose range is `slot`, owned by `owner`
+    /// (a job under `root`). Refused when the slot is no longer the pod's.
+    pub fn join(&self, slot: u32, root: &Path, id: &str, owner: &str) -> Result<(), UsernsError> {
+        let io = |path: &Path, source| UsernsError::Io { path: path.to_path_buf(), source };
+        let _lock = self.lock()?;
+        let held_by_pod = |h: &Holder| h.root == root && !is_stale(h);
+        let owner_holds = Self::holder_of(&self.slot_path(slot)).is_some_and(|h| held_by_pod(&h) && h.id == owner);
+        let a_member_holds = self.live_members(slot).iter().any(|(_, h)| h.root == root && h.id == owner);
+        if !owner_holds && !a_member_holds {
+            return Err(UsernsError::PodGone(slot));
+        }
+        let dir = self.members_dir(slot);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let path = self.member_path(slot, root, id);
+        let body = serde_json::to_vec(&Holder::me(root, id)).unwrap_or_default();
+        std::fs::write(&path, body).map_err(|e| io(&path, e))
+    }
+
+    /// Releases what `root`/`id` holds of `slot`: its membership, or its
+    /// ownership (handed to a live member if the pod has one).
     pub fn release(&self, slot: u32, root: &Path, id: &str) {
+        let Ok(_lock) = self.lock() else {
+            tracing::warn!(slot, id, "cannot lock the user-namespace allocation directory; the range is kept");
+            return;
+        };
+        let member = self.member_path(slot, root, id);
+        if member.exists() {
+            let _ = std::fs::remove_file(member);
+            return;
+        }
         let path = self.slot_path(slot);
-        let holder: Option<Holder> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        if holder.is_some_and(|h| h.root == root && h.id == id) {
-            let _ = std::fs::remove_file(path);
+        if Self::holder_of(&path).is_some_and(|h| h.root == root && h.id == id) {
+            self.free_or_hand_over(slot);
+        }
+    }
+
+    /// The owner is gone: a live member takes the slot, or it is freed. Call
+    /// with the lock held.
+    fn free_or_hand_over(&self, slot: u32) -> bool {
+        let path = self.slot_path(slot);
+        match self.live_members(slot).into_iter().next() {
+            Some((member_file, heir)) => {
+                let tmp = self.dir.join(format!(".heir-{slot}-{}", std::process::id()));
+                let body = serde_json::to_vec(&heir).unwrap_or_default();
+                if std::fs::write(&tmp, body).is_ok() && std::fs::rename(&tmp, &path).is_ok() {
+                    let _ = std::fs::remove_file(member_file);
+                }
+                false
+            }
+            None => {
+                let _ = std::fs::remove_dir_all(self.members_dir(slot));
+                // Rename first: of two reclaimers only one wins the rename.
+                let tomb = self.dir.join(format!(".stale-{slot}-{}", std::process::id()));
+                if std::fs::rename(&path, &tomb).is_ok() {
+                    let _ = std::fs::remove_file(&tomb);
+                }
+                true
+            }
         }
     }
 }
@@ -275,6 +377,71 @@ mod tests {
         assert!(a.slot_path(r.slot).exists());
         a.release(r.slot, d.path(), "x");
         assert!(!a.slot_path(r.slot).exists());
+    }
+
+    /// A pod's range outlives its first job while another job of the pod
+    /// lives, and is freed when the last one goes.
+    #[test]
+    fn pod_members_keep_the_range() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let a = alloc(&d.path().join("slots"));
+        for id in ["sandbox", "app", "sidecar"] {
+            std::fs::create_dir_all(root.join(id)).unwrap();
+            std::fs::write(root.join(id).join("state.json"), "{}").unwrap();
+        }
+        let r = a.allocate(&root, "sandbox").unwrap();
+        a.join(r.slot, &root, "app", "sandbox").unwrap();
+        a.join(r.slot, &root, "sidecar", "sandbox").unwrap();
+        // A member leaving frees nothing.
+        a.release(r.slot, &root, "sidecar");
+        std::fs::remove_dir_all(root.join("sidecar")).unwrap();
+        assert!(a.slot_path(r.slot).exists());
+        // The owner leaving first hands the range to the live member.
+        a.release(r.slot, &root, "sandbox");
+        std::fs::remove_dir_all(root.join("sandbox")).unwrap();
+        let holder = Allocator::holder_of(&a.slot_path(r.slot)).unwrap();
+        assert_eq!(holder.id, "app");
+        assert_ne!(a.allocate(&root, "other").unwrap().slot, r.slot, "a live pod's range is not reallocated");
+        a.release(r.slot, &root, "app");
+        assert!(!a.slot_path(r.slot).exists());
+        assert!(!a.members_dir(r.slot).exists());
+    }
+
+    #[test]
+    fn joining_a_gone_pod_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let a = alloc(&d.path().join("slots"));
+        std::fs::create_dir_all(root.join("sandbox")).unwrap();
+        std::fs::write(root.join("sandbox").join("state.json"), "{}").unwrap();
+        let r = a.allocate(&root, "sandbox").unwrap();
+        assert!(matches!(a.join(r.slot, &root, "app", "someone-else"), Err(UsernsError::PodGone(_))));
+        assert!(matches!(a.join(r.slot, &d.path().join("other-root"), "app", "sandbox"), Err(UsernsError::PodGone(_))));
+        a.release(r.slot, &root, "sandbox");
+        assert!(matches!(a.join(r.slot, &root, "app", "sandbox"), Err(UsernsError::PodGone(_))));
+    }
+
+    /// A stale owner with a live member: reclaiming hands the slot over
+    /// instead of freeing it.
+    #[test]
+    fn stale_owner_with_live_member_is_not_reclaimed() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let a = alloc(&d.path().join("slots"));
+        std::fs::create_dir_all(root.join("app")).unwrap();
+        std::fs::write(root.join("app").join("state.json"), "{}").unwrap();
+        std::fs::create_dir_all(root.join("sandbox")).unwrap();
+        std::fs::write(root.join("sandbox").join("state.json"), "{}").unwrap();
+        let r = a.allocate(&root, "sandbox").unwrap();
+        a.join(r.slot, &root, "app", "sandbox").unwrap();
+        // The sandbox vanished without `delete` (and its brig is gone).
+        std::fs::remove_dir_all(root.join("sandbox")).unwrap();
+        let dead = Holder { root: root.clone(), id: "sandbox".into(), pid: i32::MAX - 1, start_time: 1 };
+        std::fs::write(a.slot_path(r.slot), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let next = a.allocate(&root, "new").unwrap();
+        assert_ne!(next.slot, r.slot);
+        assert_eq!(Allocator::holder_of(&a.slot_path(r.slot)).unwrap().id, "app");
     }
 
     #[test]

@@ -219,3 +219,38 @@ fn a_writable_bind_mount_under_the_allowed_prefix_is_accepted() {
     assert!(err.contains("`/etc`"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A containerd with a non-default root (k3s, RKE2) keeps a pod's
+/// `/etc/hosts` and `/dev/shm` elsewhere: refused until the operator names
+/// that directory in `[clients] state_dirs`; then only client files (not an
+/// arbitrary destination) may come from it.
+#[test]
+fn client_state_dirs_from_the_configuration() {
+    let state = PathBuf::from(format!("/var/lib/brig-test-k3s-{}/agent/containerd", unique_id("s")));
+    let pod = state.join("io.containerd.grpc.v1.cri/sandboxes/abc");
+    std::fs::create_dir_all(&pod).unwrap();
+    std::fs::write(pod.join("hosts"), "127.0.0.1 localhost pod-a\n").unwrap();
+    let hosts_bind = |dest: &str| {
+        let mut b = Bundle::new(&["cat", dest]);
+        b.push(
+            "/mounts",
+            json!({"destination": dest, "type": "bind", "source": pod.join("hosts"), "options": ["rbind", "rw"]}),
+        );
+        b
+    };
+    let err =
+        restricted().fails(&["create", "--bundle", hosts_bind("/etc/hosts").path().to_str().unwrap(), &unique_id("k")]);
+    assert!(err.contains("outside the allowed prefixes"), "{err}");
+
+    let brig = Brig::new(&format!(
+        "[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n[clients]\nstate_dirs = [\"{}\"]\n",
+        state.display()
+    ));
+    let (code, out, err) = brig.run(&hosts_bind("/etc/hosts"), &unique_id("k"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pod-a"), "{out}");
+    // Not a way to mount that directory anywhere else.
+    let err = brig.fails(&["create", "--bundle", hosts_bind("/data/hosts").path().to_str().unwrap(), &unique_id("k")]);
+    assert!(err.contains("outside the allowed prefixes"), "{err}");
+    std::fs::remove_dir_all(state.ancestors().nth(2).unwrap()).unwrap();
+}

@@ -31,7 +31,17 @@ fn documented_commands(text: &str) -> Vec<String> {
             continue;
         }
         // One command per line; stop at comments, pipes and redirections.
-        let l = l.split(" #").next().unwrap_or("").split(" | ").next().unwrap_or("").split(" > ").next().unwrap_or("").to_string();
+        let l = l
+            .split(" #")
+            .next()
+            .unwrap_or("")
+            .split(" | ")
+            .next()
+            .unwrap_or("")
+            .split(" > ")
+            .next()
+            .unwrap_or("")
+            .to_string();
         if l.starts_with("brig ") || l == "brig" {
             out.push(l);
         }

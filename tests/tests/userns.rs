@@ -271,3 +271,129 @@ fn a_job_that_escapes_its_mount_namespace_holds_no_host_privileges() {
     assert_eq!(as_escaped(base, &["read", secret.to_str().unwrap()]), "errno=EACCES");
     brig.ok(&["delete", "--force", &id]);
 }
+
+/// A host network namespace, as Kubernetes' CNI or Podman's pod makes one.
+struct HostNetns(String);
+
+impl HostNetns {
+    fn new() -> HostNetns {
+        let name = unique_id("pod-net");
+        let st = std::process::Command::new("ip").args(["netns", "add", &name]).status().unwrap();
+        assert!(st.success(), "ip netns add");
+        HostNetns(name)
+    }
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for HostNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "delete", &self.0]).status();
+    }
+}
+
+/// The namespaces of a pod's second job: the first job's IPC and UTS (by
+/// `/proc/<pid>/ns/..`, as the CRI plugin and Podman pass them) and the
+/// client's pod network.
+fn pod_member(leader_pid: i64, netns: &str, args: &[&str]) -> Bundle {
+    let mut b = Bundle::new(args);
+    b.set(
+        "/linux/namespaces",
+        json!([
+            {"type": "pid"},
+            {"type": "mount"},
+            {"type": "ipc", "path": format!("/proc/{leader_pid}/ns/ipc")},
+            {"type": "uts", "path": format!("/proc/{leader_pid}/ns/uts")},
+            {"type": "network", "path": netns}
+        ]),
+    );
+    b
+}
+
+fn ns_inode(pid: i64, typ: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{typ}")).unwrap().to_string_lossy().into_owned()
+}
+
+/// A pod (Kubernetes sandbox + containers, a Podman pod): the second job
+/// joins the first's user namespace and range, since its own could not join
+/// the first's IPC and UTS namespaces; it gets the first job's private network
+/// for the pod network the first job's profile replaced. The range stays
+/// taken until the pod's last job is deleted, in whichever order.
+#[test]
+fn pod_jobs_share_one_user_namespace() {
+    let brig = restricted();
+    let netns = HostNetns::new();
+    let mut sandbox = Bundle::new(&["sleep", "60"]);
+    sandbox.set(
+        "/linux/namespaces",
+        json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network", "path": netns.path()}]),
+    );
+    let sandbox_id = unique_id("sandbox");
+    brig.ok(&["run", "-d", "--bundle", sandbox.path().to_str().unwrap(), &sandbox_id]);
+    let leader = brig.state(&sandbox_id)["pid"].as_i64().unwrap();
+
+    let app = pod_member(leader, &netns.path(), &["sleep", "60"]);
+    let app_id = unique_id("app");
+    brig.ok(&["run", "-d", "--bundle", app.path().to_str().unwrap(), &app_id]);
+    let member = brig.state(&app_id)["pid"].as_i64().unwrap();
+    for typ in ["user", "ipc", "uts", "net"] {
+        assert_eq!(ns_inode(member, typ), ns_inode(leader, typ), "{typ} namespace shared with the pod");
+    }
+    let client_net = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(netns.path()).unwrap());
+    assert_ne!(
+        ns_inode(member, "net"),
+        format!("net:[{client_net}]"),
+        "the profile's private network, not the client's"
+    );
+    assert_eq!(host_base(&brig, &app_id), host_base(&brig, &sandbox_id));
+    assert_ne!(ns_inode(member, "pid"), ns_inode(leader, "pid"), "its own pid namespace, as asked");
+
+    // The sandbox goes first (a pod being torn down out of order): the range
+    // stays with the live member, so no new job gets it.
+    let base = host_base(&brig, &sandbox_id);
+    brig.ok(&["delete", "--force", &sandbox_id]);
+    let other_id = unique_id("other");
+    let other = Bundle::new(&["sleep", "60"]);
+    brig.ok(&["run", "-d", "--bundle", other.path().to_str().unwrap(), &other_id]);
+    assert_ne!(host_base(&brig, &other_id), base, "a live pod's range was handed to another job");
+    assert_eq!(brig.status(&app_id), "running");
+    brig.ok(&["delete", "--force", &app_id]);
+    brig.ok(&["delete", "--force", &other_id]);
+}
+
+/// Joining namespaces is no way into another tenant's: a job cannot join a
+/// pod's IPC namespace with some other network, nor namespaces of a user
+/// namespace brig did not make for one of its jobs.
+#[test]
+fn a_job_cannot_join_foreign_namespaces() {
+    let brig = restricted();
+    let netns = HostNetns::new();
+    let mut sandbox = Bundle::new(&["sleep", "60"]);
+    sandbox.set(
+        "/linux/namespaces",
+        json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network", "path": netns.path()}]),
+    );
+    let sandbox_id = unique_id("sandbox");
+    brig.ok(&["run", "-d", "--bundle", sandbox.path().to_str().unwrap(), &sandbox_id]);
+    let leader = brig.state(&sandbox_id)["pid"].as_i64().unwrap();
+
+    // The pod's IPC, but a network that is not the pod's.
+    let elsewhere = HostNetns::new();
+    let b = pod_member(leader, &elsewhere.path(), &["true"]);
+    let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("stray")]);
+    assert!(err.contains("is not the network of the pod"), "{err}");
+
+    // A user namespace someone else made (not a brig job's).
+    let mut foreign = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--ipc", "--uts", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let b = pod_member(i64::from(foreign.id() as i32), &netns.path(), &["true"]);
+    let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("stray")]);
+    assert!(err.contains("not one of a job brig runs"), "{err}");
+    foreign.kill().unwrap();
+    foreign.wait().unwrap();
+    brig.ok(&["delete", "--force", &sandbox_id]);
+}

@@ -8,48 +8,59 @@
 #
 # What it does (docs/kubernetes.md explains what this proves):
 #   1. installs what is missing (containerd 1.6, runc, containernetworking-
-#      plugins, busybox-static, protobuf-compiler, jq) and builds the test
-#      client vm-tests/cri (Rust, k8s-cri + tonic) into target/cri/.
+#      plugins, busybox-static, protobuf-compiler, jq, iproute2) and builds the
+#      test client vm-tests/cri (Rust: k8s-cri + tonic; its own Cargo.lock,
+#      not a member of brig's workspace) into target/cri/ (about 1 min clean).
 #   2. copies BRIG_BINARY to $STATE/brig/bin/brig and writes a brig config
 #      ([auth] mode = "off", [profiles] default = "restricted") and a wrapper
-#      `exec brig --config CONF "$@"`, the handler's BinaryName.
-#   3. builds a busybox root filesystem and, from it, an image archive with two
-#      images (docker.io/library/brig-busybox:latest, and the pod sandbox's
-#      "pause" image docker.io/library/brig-pause:latest = `sleep infinity`),
-#      written by hand (no registry, no docker needed).
-#   4. starts its own containerd (own socket, root and state under $STATE, so
-#      it never meets the containerd of vm-tests/clients) with the CRI plugin
-#      enabled: sandbox_image brig-pause, a CNI config (bridge `brigcri0`
-#      without a host address, host-local IPAM 10.231.0.0/24, no masquerading,
-#      no forwarding), restrict_oom_score_adj (root lacks CAP_SYS_RESOURCE
-#      here), and the runtime handler
+#      `exec brig --config CONF "$@"`: the handler's BinaryName.
+#   3. builds a busybox root filesystem and, from it, an image archive in
+#      `docker save` format written by hand (no registry, no docker) with two
+#      images sharing one layer: docker.io/library/brig-busybox:latest, and the
+#      pod sandbox's "pause" image docker.io/library/brig-pause:latest
+#      (`sleep infinity`).
+#   4. starts containerd with the CRI plugin on containerd's default socket,
+#      root and state (/run/containerd/containerd.sock, /var/lib/containerd,
+#      /run/containerd, as on a node; refuses to run while another containerd
+#      answers there, e.g. vm-tests/clients/setup.sh's): sandbox_image
+#      brig-pause, a CNI config in $STATE/cni (bridge `brigcri0` without a
+#      host address, host-local IPAM 10.231.0.0/24, no masquerading, no
+#      forwarding), restrict_oom_score_adj (root lacks CAP_SYS_RESOURCE here),
+#      and the runtime handler
 #        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.brig]
 #          runtime_type = "io.containerd.runc.v2"
-#          pod_annotations = ["dev.brig.*"], container_annotations = ["dev.brig.*"]
-#          options: BinaryName = the wrapper, Root = $STATE/runc
+#          pod_annotations = ["dev.brig.*"]; container_annotations = ["dev.brig.*"]
+#          options: BinaryName = the wrapper (Root: the shim's default, so
+#          brig's state root is /run/containerd/runc/k8s.io)
 #      and imports the images into its `k8s.io` namespace.
-#   5. runs the client (`brig-cri-test`), which prints one PASS/FAIL line per
-#      check: RunPodSandbox with handler brig and pod annotations
-#      dev.brig.profile=restricted, dev.brig.timeout=5m; the sandbox's and
-#      containers' annotations and profile as `brig state` shows them (root
-#      $STATE/runc/k8s.io); a job's exit code and CRI log (NoNewPrivs 1,
-#      Seccomp 2, CapEff 0, its own user namespace, read-only rootfs); ExecSync
-#      into a running container; StopContainer; a container annotation
-#      dev.brig.timeout=2s that brig enforces; RemoveContainer, StopPodSandbox,
-#      RemovePodSandbox.
-#   6. checks from the host that nothing is left (brig state, cgroups under
-#      the pod's cgroup parent, network namespaces), then stops containerd (by
-#      its pid), its shims, unmounts and removes everything it made except the
-#      logs: $STATE/cri-test.log (client output), $STATE/containerd.log,
-#      $STATE/summary.txt.
+#   5. runs the client (`brig-cri-test`), one pod per profile in
+#      $BRIG_CRI_PROFILES, chosen by the pod annotation dev.brig.profile (with
+#      dev.brig.timeout=5m, and example.com/not-passed, which must not reach
+#      the spec): RunPodSandbox with handler brig; PodSandboxStatus; the
+#      sandbox's annotations and profile in `brig state`; a job container
+#      (exit code, its CRI log: NoNewPrivs, Seccomp, CapEff, uid_map, network
+#      interfaces and addresses, read-only rootfs); a long-running container
+#      (container annotation dev.brig.timeout=2m in `brig state`, ExecSync with
+#      exit codes 0 and 3, StopContainer -> 143); a container whose annotation
+#      dev.brig.timeout=2s brig enforces; RemoveContainer, StopPodSandbox,
+#      RemovePodSandbox; nothing left in CRI or brig. One line per check,
+#      PASS or FAIL.
+#   6. checks from the host that nothing is left (brig's root, containerd
+#      tasks, cgroups under the pod's cgroup parent /brig-cri-test, the pod's
+#      network namespace), then stops containerd and the shims (by their pids),
+#      removes the images and the k8s.io namespace, the CRI plugin's
+#      directories, the bridge, and everything in $STATE except the logs:
+#      cri-test.log (client output), containerd.log, summary.txt.
 #
 # Environment:
+#   BRIG_CRI_PROFILES  profiles to run a pod with (default
+#                      restricted,standard,permissive)
 #   BRIG_CRI_STATE     state directory (default /run/brig-cri)
 #   BRIG_CRI_NO_APT=1  do not install packages
 #   BRIG_CRI_CLIENT    a prebuilt brig-cri-test (skips cargo)
-#   BRIG_CRI_KEEP=1    leave containerd running and the pod in place (for a
-#                      look; run the script again, or kill containerd by the
-#                      pid in $STATE/containerd.pid, to clean up)
+#   BRIG_CRI_KEEP=1    leave containerd running (socket above, pid in
+#                      $STATE/containerd.pid) for a look; running the script
+#                      again cleans up first
 #   BRIG_CRI_TIMEOUT   seconds allowed to the client (default 300)
 #
 # Exit 0 if every check passed, 1 if one failed, 2 on a usage or setup error.
@@ -58,7 +69,7 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 # log, die, wait_for, CLEAN_ENV, close_extra_fds, pid_alive.
-# shellcheck source=../clients/lib.sh
+# shellcheck source=SCRIPTDIR/../clients/lib.sh
 source "$HERE/../clients/lib.sh"
 close_extra_fds
 
@@ -74,6 +85,7 @@ BRIG_SRC=$(readlink -f -- "$1") || true
 cd / || exit 2
 
 STATE="${BRIG_CRI_STATE:-/run/brig-cri}"
+PROFILES="${BRIG_CRI_PROFILES:-restricted,standard,permissive}"
 # containerd's default socket, root and state, as on a Kubernetes node. They
 # matter: brig's restricted profile accepts the CRI plugin's bind mounts
 # (/etc/hosts, /etc/hostname, /etc/resolv.conf, /dev/shm) only from
@@ -187,12 +199,31 @@ cleanup() {
       "$CROOT/io.containerd.grpc.v1.cri" "$RUNC_ROOT/k8s.io"
   fi
   umount_under "$STATE"
+  if ((ours)) && ! containerd_up_here; then
+    # containerd's own leftovers: the ttrpc socket, empty state directories,
+    # and the root and state directories themselves if this run created them.
+    rm -f "$SOCK.ttrpc"
+    rmdir "$RUNC_ROOT" "$CSTATE"/io.containerd.runtime.v2.task "$CSTATE"/io.containerd.runtime.v1.linux \
+      2>/dev/null
+    local d
+    while read -r d; do
+      [[ $d == "$CROOT" || $d == "$CSTATE" ]] || continue
+      umount_under "$d"
+      rm -rf "$d"
+    done < <(cat "$STATE/created-dirs" 2>/dev/null)
+  fi
   # Keep the logs and the summary; drop the rest.
-  rm -rf "$BDIR" "$CNI_DIR" "$STATE/images" "$STATE/pods" "$STATE/containerd.toml" "$STATE/netns.before"
+  rm -rf "$BDIR" "$CNI_DIR" "$STATE/images" "$STATE/pods" "$STATE/containerd.toml" "$STATE/netns.before" \
+    "$STATE/created-dirs"
 }
+CLIENT_PID=""
 finish() {
   local rc=$?
   trap - EXIT INT TERM
+  if [[ -n $CLIENT_PID ]] && kill -0 "$CLIENT_PID" 2>/dev/null; then
+    kill -TERM "$CLIENT_PID" 2>/dev/null
+    wait "$CLIENT_PID" 2>/dev/null
+  fi
   if [[ ${BRIG_CRI_KEEP:-0} == 1 ]]; then
     log "BRIG_CRI_KEEP=1: containerd (pid $(cat "$STATE/containerd.pid" 2>/dev/null)) and the pod stay; socket $SOCK"
     exit "$rc"
@@ -218,7 +249,7 @@ mkdir -p "$STATE" "$BDIR/bin" "$BDIR/profiles" "$CNI_DIR/net.d" "$STATE/pods" ||
 chmod 0755 "$STATE" "$BDIR" "$BDIR/bin"
 trap finish EXIT
 trap 'exit 130' INT TERM
-: >"$CLIENT_LOG"; : >"$STATE/containerd.log"
+: >"$CLIENT_LOG"; : >"$STATE/containerd.log"; rm -f "$SUMMARY"
 
 # ----------------------------------------------------------- packages
 PACKAGES=(containerd runc containernetworking-plugins busybox-static protobuf-compiler jq iproute2)
@@ -271,6 +302,10 @@ mode = "off"
 default = "restricted"
 dir = "$BDIR/profiles"
 EOF
+# `standard` sets RLIMIT_NOFILE to 65536 when the spec has none (the CRI
+# plugin sends none); on a host whose root lacks CAP_SYS_RESOURCE (this one:
+# hard limit 20000) brig lowers the profile's default to the host's hard limit
+# and records it, so the built-in profile is used as is.
 # The runc shim calls BinaryName with runc's argv; global flags must precede
 # the subcommand, so --config goes first.
 printf '#!/bin/sh\n# Generated by vm-tests/cri/run.sh\nexec %q --config %q "$@"\n' "$BRIG" "$BDIR/brig.toml" >"$WRAP"
@@ -370,6 +405,7 @@ state = "$CSTATE"
         BinaryName = "$WRAP"
         SystemdCgroup = false
 EOF
+for d in "$CROOT" "$CSTATE"; do [[ -e $d ]] || echo "$d"; done >"$STATE/created-dirs"
 ls -d /var/run/netns/cni-* 2>/dev/null >"$STATE/netns.before"; echo "#" >>"$STATE/netns.before"
 log "containerd: starting (config $STATE/containerd.toml, log $STATE/containerd.log)"
 setsid "${CLEAN_ENV[@]}" containerd --config "$STATE/containerd.toml" </dev/null >>"$STATE/containerd.log" 2>&1 &
@@ -390,11 +426,19 @@ log "containerd up with CRI, images imported ($((TIMES[containerd] - TIMES[image
 
 # ------------------------------------------------------------- the test
 log "running the CRI client"
+# In the background with `wait`, so that INT/TERM reach the trap at once
+# (finish stops the client, then cleans up what it left).
 timeout --kill-after=10 "${BRIG_CRI_TIMEOUT:-300}" "$CLIENT" \
   --socket "$SOCK" --handler brig --image "$IMAGE_REF" \
-  --log-dir "$STATE/pods/brig-cri-test" --cgroup-parent "$CGROUP_PARENT" \
-  --brig "$WRAP" --brig-root "$RUNC_ROOT/k8s.io" 2>&1 | tee "$CLIENT_LOG"
-client_rc=${PIPESTATUS[0]}
+  --log-dir "$STATE/pods" --cgroup-parent "$CGROUP_PARENT" --profiles "$PROFILES" \
+  --brig "$WRAP" --brig-root "$RUNC_ROOT/k8s.io" >"$CLIENT_LOG" 2>&1 &
+CLIENT_PID=$!
+tail -n +1 -f --pid="$CLIENT_PID" "$CLIENT_LOG" &
+tail_pid=$!
+wait "$CLIENT_PID"
+client_rc=$?
+CLIENT_PID=""
+wait "$tail_pid"  # (not a bare `wait`: containerd is a background job too)
 stamp test
 
 # ---------------------------------------------------- host-side checks
@@ -403,7 +447,8 @@ host_check() { # NAME OK DETAIL
   if [[ $2 == 1 ]]; then echo "PASS $1"; ((host_pass++)); else echo "FAIL $1: $3"; ((host_fail++)); fi
 }
 if [[ $client_rc -le 1 ]]; then
-  left=$(ls -A "$RUNC_ROOT/k8s.io" 2>/dev/null | tr '\n' ' ')
+  # brig keeps an empty .staging directory in its root.
+  left=$(find "$RUNC_ROOT/k8s.io" -mindepth 1 -maxdepth 2 ! -path "$RUNC_ROOT/k8s.io/.staging" 2>/dev/null | tr '\n' ' ')
   host_check "host: no container left under brig's root $RUNC_ROOT/k8s.io" "$([[ -z $left ]] && echo 1)" "$left"
   left=$("${CTR_K8S[@]}" tasks ls -q 2>/dev/null | tr '\n' ' ')
   host_check "host: no containerd task left" "$([[ -z $left ]] && echo 1)" "$left"
@@ -417,7 +462,8 @@ read -r passed failed < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ { p = $1; f = $3
 [[ $client_rc -eq 0 || $client_rc -eq 1 ]] || { echo "FAIL client exited with $client_rc (timeout or crash)"; ((failed++)); }
 
 {
-  echo "brig through containerd CRI ($(containerd --version | awk '{print $3}'), handler brig, profile restricted)"
+  echo "brig through containerd CRI ($(containerd --version | awk '{print $3}'), handler brig; pods under $PROFILES)"
+  grep '^FAIL' "$CLIENT_LOG" | cut -c1-300
   echo "  packages ${TIMES[packages]} s, client build $((TIMES[client] - TIMES[packages])) s, images $((TIMES[images] - TIMES[client])) s,"
   echo "  containerd + import $((TIMES[containerd] - TIMES[images])) s, CRI scenario $((TIMES[test] - TIMES[containerd])) s, total $(($(date +%s) - T0)) s"
   echo "cri: $passed passed, $failed failed"

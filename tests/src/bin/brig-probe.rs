@@ -30,6 +30,21 @@ fn syscall0(nr: libc::c_long) -> libc::c_long {
     unsafe { libc::syscall(nr, 0, 0, 0, 0, 0) }
 }
 
+/// The cheapest filter there is: one `RET ALLOW` instruction. What a syscall
+/// costs under it is the kernel's fixed price for having seccomp at all (the
+/// slow syscall-entry path), the floor any filter is measured against.
+fn install_allow_all_filter() {
+    let program =
+        [libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW }];
+    let fprog = libc::sock_fprog { len: 1, filter: program.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: prctl and seccomp with a valid, live one-instruction program.
+    let rc = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const libc::sock_fprog)
+    };
+    assert_eq!(rc, 0, "installing the allow-all filter failed: {}", std::io::Error::last_os_error());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
@@ -189,8 +204,11 @@ fn main() {
                 }
                 println!("ok allocated={}MiB", chunks.len());
             }
-            "getpid-loop" => {
+            "getpid-loop" | "getpid-loop-floor" => {
                 let n: u64 = arg(1).parse().unwrap_or(10_000_000);
+                if arg(0) == "getpid-loop-floor" {
+                    install_allow_all_filter();
+                }
                 let start = std::time::Instant::now();
                 for _ in 0..n {
                     syscall0(libc::SYS_getpid);
