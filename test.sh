@@ -31,7 +31,7 @@ step "build"
 cargo build --workspace --all-targets --locked
 
 step "unit and integration tests"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 if ((quick == 0)); then
   step "end to end with Docker, Podman and containerd"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Launch latency of busybox `true`: `brig run` (plain = permissive, and under
-# `restricted`) vs `runc run` vs `crun run`, side by side in one hyperfine run,
+# `restricted`, with and without its per-job user namespace and idmapped
+# rootfs) vs `runc run` vs `crun run`, side by side in one hyperfine run,
 # printed as ratios; and peak RSS of `brig create` vs `runc create`.
 #
 #   sudo bench/launch.sh [RUNS]      (default 50 runs, 5 warm-up)
@@ -12,10 +13,18 @@ trap crun_unprepare EXIT
 B=$WORK/bundle
 R=$WORK/roots
 mkdir -p "$R"/{brig,runc,crun}
+# `restricted` with the spec's namespaces (none of user) instead of a per-job
+# user namespace: what the user namespace and the idmapped rootfs cost.
+H=$WORK/config-restricted-hostids
+mkdir -p "$H/profiles"
+sed 's/^mode = "per_job"$/mode = "spec"/' "$REPO/profiles/builtin/restricted.toml" > "$H/profiles/restricted.toml"
+grep -q '^mode = "spec"$' "$H/profiles/restricted.toml" || { echo "bench: cannot derive restricted without userns" >&2; exit 1; }
+printf '[auth]\nmode = "off"\n[profiles]\ndefault = "restricted"\ndir = "%s"\n' "$H/profiles" > "$H/config.toml"
 out=$WORK/launch.json
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$out" \
   -n "brig run (permissive)" "$BRIG --root $R/brig --config $WORK/config-permissive/config.toml run --bundle $B bench-brig" \
   -n "brig run (restricted)" "$BRIG --root $R/brig --config $WORK/config-restricted/config.toml run --bundle $B bench-brig-r" \
+  -n "brig run (restricted, no userns)" "$BRIG --root $R/brig --config $H/config.toml run --bundle $B bench-brig-h" \
   -n "runc run" "runc --root $R/runc run --bundle $B bench-runc" \
   -n "crun run" "crun --root $R/crun run --bundle $B bench-crun"
 python3 - "$out" <<'PY'
@@ -24,11 +33,13 @@ res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 med = {k: v["median"] * 1000 for k, v in res.items()}
 print("\nmedian launch latency (ms):")
 for k, v in med.items():
-    print(f"  {k:24s} {v:7.2f}")
+    print(f"  {k:34s} {v:7.2f}")
 p, r = med["brig run (permissive)"], med["brig run (restricted)"]
 print(f"\n  brig/runc  = {p / med['runc run']:.2f}   (target <= 0.50)")
 print(f"  brig/crun  = {p / med['crun run']:.2f}")
 print(f"  restricted/plain = {r / p:.3f}   (restricted adds {100 * (r / p - 1):.1f}%, target <= 10%)")
+h = med["brig run (restricted, no userns)"]
+print(f"  per-job userns   = {r / h:.3f}   (user namespace + idmapped rootfs add {100 * (r / h - 1):.1f}%, target <= 15%)")
 PY
 
 # Peak RSS of `create` (the runtime process itself).

@@ -867,13 +867,7 @@ pub struct Outcome {
 pub fn outcome(dir: &Path, record: &RunRecord) -> Outcome {
     let s = SupervisorStatus::load(dir);
     let usage = cgroup::usage(&record.cgroup_path);
-    let (exit_code, signal) = match (s.done, s.exit_code, s.signal) {
-        (true, code, sig) => (code, sig),
-        // The supervisor was killed before it could report (SIGKILL from
-        // outside, the OOM killer, `delete --force`).
-        (false, _, _) if s.pid.is_some() => (None, Some(9)),
-        _ => (None, None),
-    };
+    let (exit_code, signal) = how_it_ended(&s);
     let oom_killed = usage.oom_kills > 0 && signal == Some(9);
     let start_error =
         s.error_stage.as_ref().map(|stage| format!("{stage} failed (errno {})", s.error_errno.unwrap_or(0)));
@@ -890,6 +884,26 @@ pub fn outcome(dir: &Path, record: &RunRecord) -> Outcome {
         landlock_abi: s.landlock_abi,
         seccomp_filters: s.seccomp_filters,
         egress: crate::egress::counters(dir),
+    }
+}
+
+/// The exit status from the supervisor's report. The supervisor writes it
+/// when the job has ended; without it, the status is inferred.
+fn how_it_ended(s: &SupervisorStatus) -> (Option<i64>, Option<i64>) {
+    const ENOENT: i64 = 2;
+    match (s.done, s.exit_code, s.signal) {
+        (true, code, sig) => (code, sig),
+        // The supervisor failed before the job was forked and exited with
+        // the shell's codes: 127 for a missing program, 126 otherwise.
+        (false, _, _) if s.pid.is_none() && s.error_stage.is_some() => {
+            (Some(if s.error_errno == Some(ENOENT) { 127 } else { 126 }), None)
+        }
+        // The supervisor died before it finished its report. It is the
+        // job's pid-namespace init and ignores every signal it has no
+        // handler for, so what ended it early is SIGKILL from outside
+        // (`kill`, the OOM killer, `delete --force`), possibly before it
+        // wrote anything at all (a kill right after `start`).
+        (false, _, _) => (None, Some(9)),
     }
 }
 
@@ -1069,4 +1083,33 @@ fn report_outcome(id: &str, record: &RunRecord, o: &Outcome) {
 /// Owner uid of the state directory (for `list`).
 pub fn owner_of(dir: &Path) -> Option<u32> {
     std::fs::metadata(dir).ok().map(|m| m.uid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(text: &str) -> SupervisorStatus {
+        SupervisorStatus::parse(text)
+    }
+
+    #[test]
+    fn a_finished_report_is_taken_as_written() {
+        assert_eq!(how_it_ended(&status("pid=2\nstarted_ns=1\nexit_code=3\ndone=1\n")), (Some(3), None));
+        assert_eq!(how_it_ended(&status("pid=2\nstarted_ns=1\nsignal=10\ndone=1\n")), (None, Some(10)));
+    }
+
+    #[test]
+    fn a_supervisor_killed_before_it_reported_was_sigkilled() {
+        // Killed while the job ran, and killed before the first report line
+        // (the race between `start` returning and `kill`).
+        assert_eq!(how_it_ended(&status("pid=2\nstarted_ns=1\n")), (None, Some(9)));
+        assert_eq!(how_it_ended(&status("")), (None, Some(9)));
+    }
+
+    #[test]
+    fn a_failure_before_the_job_forked_exits_like_a_shell() {
+        assert_eq!(how_it_ended(&status("error_stage=plan\nerror_errno=22\n")), (Some(126), None));
+        assert_eq!(how_it_ended(&status("error_stage=exec\nerror_errno=2\n")), (Some(127), None));
+    }
 }
