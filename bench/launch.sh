@@ -20,18 +20,27 @@ mkdir -p "$H/profiles"
 sed 's/^mode = "per_job"$/mode = "spec"/' "$REPO/profiles/builtin/restricted.toml" > "$H/profiles/restricted.toml"
 grep -q '^mode = "spec"$' "$H/profiles/restricted.toml" || { echo "bench: cannot derive restricted without userns" >&2; exit 1; }
 printf '[auth]\nmode = "off"\n[profiles]\ndefault = "restricted"\ndir = "%s"\n' "$H/profiles" > "$H/config.toml"
-out=$WORK/launch.json
-hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$out" \
+# Two passes. "warm": launches back to back, as hyperfine does by default.
+# "cold": a pause before each launch, as when jobs arrive one at a time. The
+# difference is the kernel's cgroup_threadgroup_rwsem: the first cgroup.procs
+# write after a quiet spell waits for an RCU grace period (10-15 ms here),
+# while a write soon after another one does not. brig's launch never takes
+# that lock on cgroup v1 (third_party/README.md); runc and crun do.
+for pass in warm cold; do
+out=$WORK/launch-$pass.json
+prepare=()
+[[ $pass == cold ]] && prepare=(--prepare "sleep 0.2")
+hyperfine -N --warmup 5 --runs "$RUNS" "${prepare[@]}" --export-json "$out" \
   -n "brig run (permissive)" "$BRIG --root $R/brig --config $WORK/config-permissive/config.toml run --bundle $B bench-brig" \
   -n "brig run (restricted)" "$BRIG --root $R/brig --config $WORK/config-restricted/config.toml run --bundle $B bench-brig-r" \
   -n "brig run (restricted, no userns)" "$BRIG --root $R/brig --config $H/config.toml run --bundle $B bench-brig-h" \
   -n "runc run" "runc --root $R/runc run --bundle $B bench-runc" \
   -n "crun run" "crun --root $R/crun run --bundle $B bench-crun"
-python3 - "$out" <<'PY'
+python3 - "$out" "$pass" <<'PY'
 import json, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 med = {k: v["median"] * 1000 for k, v in res.items()}
-print("\nmedian launch latency (ms):")
+print(f"\n[{sys.argv[2]}] median launch latency (ms):")
 for k, v in med.items():
     print(f"  {k:34s} {v:7.2f}")
 p, r = med["brig run (permissive)"], med["brig run (restricted)"]
@@ -41,6 +50,7 @@ print(f"  restricted/plain = {r / p:.3f}   (restricted adds {100 * (r / p - 1):.
 h = med["brig run (restricted, no userns)"]
 print(f"  per-job userns   = {r / h:.3f}   (user namespace + idmapped rootfs add {100 * (r / h - 1):.1f}%, target <= 15%)")
 PY
+done
 
 # Peak RSS of `create` (the runtime process itself).
 rss() { python3 -c '

@@ -251,6 +251,19 @@ fn cgroup_limits_from_the_spec_are_applied() {
     // The init is in the cgroup.
     let pid = brig.state(&id)["pid"].as_i64().unwrap().to_string();
     assert!(read("pids", "cgroup.procs").lines().any(|l| l == pid));
+    if !unified {
+        // In every v1 hierarchy with a controller libcontainer manages: the
+        // init moved itself as a whole (third_party/README.md), not a thread.
+        let managed = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"];
+        let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        for line in membership.lines() {
+            let mut fields = line.splitn(3, ':');
+            let (controllers, path) = (fields.nth(1).unwrap_or(""), fields.next().unwrap_or(""));
+            if controllers.split(',').any(|c| managed.contains(&c)) {
+                assert!(path.ends_with(&cgroup_path), "init {pid} not in {cgroup_path}: {line}");
+            }
+        }
+    }
 
     // update --resources - (containerd's form) changes the limits.
     let mut child = brig

@@ -483,7 +483,11 @@ podman_checks() {
 
   check_line run-echo '^hello-brig$' "$T" "${P[@]}" run --rm "$IMG_P" echo hello-brig
   check_rc run-exit-code 7 "$T" "${P[@]}" run --rm "$IMG_P" sh -c 'exit 7'
-  check_pty run-tty '^/dev/pts/[0-9]+$' "${pm}run --rm -it $IMG_P tty"
+  # The job lingers a moment: podman 4.3 with conmon loses the whole output
+  # of a -it job that exits before the attach stream is up (measured here
+  # with runc itself: 18 runs in 30 print nothing). That race is podman's;
+  # what this checks is brig's terminal.
+  check_pty run-tty '^/dev/pts/[0-9]+$' "${pm}run --rm -it $IMG_P sh -c 'tty; sleep 0.3'"
 
   if [[ $RT == brig ]]; then
     run "$T" "${P[@]}" run --rm "$IMG_P" sh -c "$PROBE"
