@@ -84,6 +84,11 @@ const ATTACKS: &[(&str, &[&str], &str, Option<&str>)] = &[
     ("finit_module", &[], "errno=EPERM", None),
     ("open_by_handle_at", &[], "errno=EPERM", None),
     ("personality", &[], "errno=EPERM", Some("ok")),
+    // Numbers the architecture does not define, and getpid through the x32
+    // ABI: ENOSYS (the "known syscalls" filter), as from a kernel without them.
+    ("syscall", &["1000"], "errno=ENOSYS", Some("errno=ENOSYS")),
+    ("syscall", &["1073741863"], "errno=ENOSYS", None),
+    ("clone3", &[], "errno=ENOSYS", None),
     ("raw-socket", &[], "errno=EPERM", Some("ok")),
     ("packet-socket", &[], "errno=EPERM", Some("ok")),
     ("chmod-suid", &["/tmp/suid"], "errno=EPERM", Some("ok")),

@@ -146,6 +146,11 @@ fn main() {
                 let handle = [0u8; 136];
                 report(libc::syscall(libc::SYS_open_by_handle_at, libc::AT_FDCWD, handle.as_ptr(), libc::O_RDONLY))
             }
+            // A raw syscall number, no arguments (unknown and x32 numbers).
+            "syscall" => report(syscall0(arg(1).parse().unwrap())),
+            // clone3 with no arguments: EINVAL from the kernel, ENOSYS from a
+            // filter that hides it (glibc then falls back to clone).
+            "clone3" => report(libc::syscall(libc::SYS_clone3, 0, 0)),
             "personality" => report(libc::personality(0x0040000 /* ADDR_NO_RANDOMIZE */) as libc::c_long),
             "raw-socket" => report(libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) as libc::c_long),
             "packet-socket" => report(libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) as libc::c_long),
