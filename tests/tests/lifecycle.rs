@@ -79,27 +79,33 @@ fn run_propagates_exit_codes_and_signals() {
 
 #[test]
 fn run_streams_stdout_and_forwards_signals() {
+    use std::io::{BufRead, BufReader, Read};
     let brig = Brig::default();
+    // The trap is set before the first line, so once "out" is read the job
+    // handles SIGTERM (no race with a slow start).
     let bundle = Bundle::new(&[
         "sh",
         "-c",
-        "echo out; echo err >&2; trap 'echo got-term; exit 42' TERM; while true; do sleep 0.05; done",
+        "trap 'echo got-term; exit 42' TERM; echo out; echo err >&2; while true; do sleep 0.05; done",
     ]);
     let id = unique_id("fwd");
-    let child = brig
+    let mut child = brig
         .command()
         .args(["run", "--bundle", bundle.path().to_str().unwrap(), &id])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    brig.wait_status(&id, "running");
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), "out", "streamed before the job ends");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(42), "stdout: {stdout} stderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("out") && stdout.contains("got-term"), "{stdout}");
+    assert_eq!(out.status.code(), Some(42), "stdout: {first}{rest} stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(rest.contains("got-term"), "{rest}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
 }
 
@@ -128,8 +134,15 @@ fn exec_into_a_running_container() {
     brig.ok(&["exec", "--process", pfile.to_str().unwrap(), "--detach", "--pid-file", pid_file.to_str().unwrap(), &id]);
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     assert!(pid > 0);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = brig.ok(&["exec", &id, "cat", "/dev/shm/marker"]);
+    // The detached process writes its marker soon; poll rather than guess.
+    let mut out = String::new();
+    for _ in 0..100 {
+        out = brig.cmd_files(&["exec", &id, "cat", "/dev/shm/marker"]).1;
+        if out.trim() == "from-process-json" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(out.trim(), "from-process-json");
 
     // A process.json with a bad field names it.

@@ -389,7 +389,14 @@ fn a_job_cannot_join_foreign_namespaces() {
         .args(["--user", "--map-root-user", "--ipc", "--uts", "sleep", "60"])
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Wait until it is in its own user namespace (not a fixed sleep).
+    let own_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    for _ in 0..100 {
+        match std::fs::read_link(format!("/proc/{}/ns/user", foreign.id())) {
+            Ok(ns) if ns != own_userns => break,
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
     let b = pod_member(i64::from(foreign.id() as i32), &netns.path(), &["true"]);
     let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("stray")]);
     assert!(err.contains("not one of a job brig runs"), "{err}");
