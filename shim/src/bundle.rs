@@ -8,17 +8,9 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
-/// brig's annotations (the job contract, see docs/launch.md).
-pub mod annotation {
-    pub const TOKEN: &str = "dev.brig.token";
-    pub const TOKEN_FILE: &str = "dev.brig.token-file";
-    pub const PROFILE: &str = "dev.brig.profile";
-    pub const IMAGE_DIGEST: &str = "dev.brig.image.digest";
-    pub const INPUTS: &str = "dev.brig.inputs";
-    pub const OUTPUTS: &str = "dev.brig.outputs";
-    pub const EGRESS: &str = "dev.brig.egress";
-    pub const TIMEOUT: &str = "dev.brig.timeout";
-}
+/// brig's annotations (the job contract, see docs/launch.md), defined once
+/// in the policy crate, which builds the request context from them.
+pub use brig_policy::context::annotations as annotation;
 
 /// Why a bundle could not be read.
 #[derive(Debug, thiserror::Error)]

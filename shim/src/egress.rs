@@ -291,6 +291,26 @@ pub fn release(dir: &Path) {
 /// Installs `plan` in the network namespace of the container's init `pid`,
 /// before the job starts. On error nothing is left (the caller removes the
 /// container).
+/// Records that the job's network namespace lets nothing out (loopback
+/// only), so no ruleset was needed.
+pub fn record_closed(dir: &Path, plan: &EgressPlan, start: Instant) -> Result<Installed, EgressError> {
+    let installed = Installed {
+        table: String::new(),
+        policy: plan.policy,
+        ruleset: false,
+        host_addresses: Vec::new(),
+        rules: 0,
+        set_elements: 0,
+        install_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        nft_us: 0,
+        nft_cpu_us: 0,
+    };
+    let bytes = serde_json::to_vec_pretty(&installed).map_err(|e| EgressError::Nft(e.to_string()))?;
+    crate::state::write_atomic(&dir.join(RECORD_FILE), &bytes, 0o600)
+        .map_err(|e| io("writing", &dir.join(RECORD_FILE), e))?;
+    Ok(installed)
+}
+
 pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Result<Installed, EgressError> {
     let start = Instant::now();
     let ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
@@ -302,21 +322,7 @@ pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Result<Inst
         _ => false,
     };
     if closed {
-        let installed = Installed {
-            table: String::new(),
-            policy: plan.policy,
-            ruleset: false,
-            host_addresses: Vec::new(),
-            rules: 0,
-            set_elements: 0,
-            install_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
-            nft_us: 0,
-            nft_cpu_us: 0,
-        };
-        let bytes = serde_json::to_vec_pretty(&installed).map_err(|e| EgressError::Nft(e.to_string()))?;
-        crate::state::write_atomic(&dir.join(RECORD_FILE), &bytes, 0o600)
-            .map_err(|e| io("writing", &dir.join(RECORD_FILE), e))?;
-        return Ok(installed);
+        return record_closed(dir, plan, start);
     }
     let nft_bin = find_nft()?;
     let mut host = Vec::new();

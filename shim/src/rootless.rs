@@ -1145,21 +1145,7 @@ pub fn check_private_network(
             dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect::<Vec<_>>().join(", ")
         ));
     }
-    let installed = crate::egress::Installed {
-        table: String::new(),
-        policy: plan.policy,
-        ruleset: false,
-        host_addresses: Vec::new(),
-        rules: 0,
-        set_elements: 0,
-        install_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
-        nft_us: 0,
-        nft_cpu_us: 0,
-    };
-    let bytes = serde_json::to_vec_pretty(&installed).map_err(|e| e.to_string())?;
-    crate::state::write_atomic(&dir.join(crate::egress::RECORD_FILE), &bytes, 0o600)
-        .map_err(|e| format!("writing `{}`: {e}", dir.join(crate::egress::RECORD_FILE).display()))?;
-    Ok(installed)
+    crate::egress::record_closed(dir, plan, start).map_err(|e| e.to_string())
 }
 
 // ------------------------------------------------------------------ record
