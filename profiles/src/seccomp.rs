@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
+    sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
 };
 use sha2::{Digest, Sha256};
 
@@ -182,6 +183,11 @@ fn program(
     let backend = |source| SeccompError::Backend { arch: arch.name(), source };
     let filter = SeccompFilter::new(rules, mismatch, matched, arch.target()).map_err(backend)?;
     let bpf: BpfProgram = filter.try_into().map_err(backend)?;
+    Ok(to_bytes(&bpf))
+}
+
+/// A program as the raw `struct sock_filter` array the supervisor installs.
+fn to_bytes(bpf: &[sock_filter]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bpf.len() * 8);
     for insn in bpf {
         out.extend_from_slice(&insn.code.to_le_bytes());
@@ -189,7 +195,7 @@ fn program(
         out.push(insn.jf);
         out.extend_from_slice(&insn.k.to_le_bytes());
     }
-    Ok(out)
+    out
 }
 
 // Classic BPF, as seccomp takes it (linux/filter.h, linux/seccomp.h).
@@ -232,11 +238,12 @@ fn known_program(arch: Arch) -> Result<Vec<u8>, SeccompError> {
     // Layout: arch check (3), load nr (1), two jumps per range, ENOSYS, ALLOW.
     let enosys = 4 + 2 * ranges.len();
     let allow = enosys + 1;
-    let mut insns: Vec<(u16, u8, u8, u32)> = vec![
-        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH),
-        (BPF_JEQ_K, 1, 0, arch.audit_arch()),
-        (BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
-        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_NR),
+    let insn = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    let mut insns = vec![
+        insn(BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH),
+        insn(BPF_JEQ_K, 1, 0, arch.audit_arch()),
+        insn(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
+        insn(BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_NR),
     ];
     // Jump offsets count from the next instruction; the ranges are sorted,
     // so a number below a range's start is in none of them.
@@ -248,19 +255,12 @@ fn known_program(arch: Arch) -> Result<Vec<u8>, SeccompError> {
     };
     for (lo, hi) in ranges {
         let at = insns.len();
-        insns.push((BPF_JGE_K, 0, offset(at, enosys)?, lo));
-        insns.push((BPF_JGT_K, 0, offset(at + 1, allow)?, hi));
+        insns.push(insn(BPF_JGE_K, 0, offset(at, enosys)?, lo));
+        insns.push(insn(BPF_JGT_K, 0, offset(at + 1, allow)?, hi));
     }
-    insns.push((BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS));
-    insns.push((BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW));
-    let mut out = Vec::with_capacity(insns.len() * 8);
-    for (code, jt, jf, k) in insns {
-        out.extend_from_slice(&code.to_le_bytes());
-        out.push(jt);
-        out.push(jf);
-        out.extend_from_slice(&k.to_le_bytes());
-    }
-    Ok(out)
+    insns.push(insn(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS));
+    insns.push(insn(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW));
+    Ok(to_bytes(&insns))
 }
 
 /// Compiles `section` for `arch`.
