@@ -229,6 +229,12 @@ fn timing_loop() {
     });
     let cache = tempfile::tempdir().expect("tempdir");
     PolicySet::load_cached(dir.path(), Some(cache.path())).expect("load");
+    let cached: u64 = std::fs::read_dir(cache.path())
+        .expect("cache dir")
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!("policy text {} bytes, cache entry {cached} bytes", text.len());
     percentiles("PolicySet::load_cached, 1,000 policies, cached", 100, || {
         let s = PolicySet::load_cached(dir.path(), Some(cache.path())).expect("load");
         assert!(s.from_cache());
@@ -275,6 +281,13 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("cold", |b| b.iter(|| PolicySet::load(dir.path()).expect("load")));
     g.bench_function("cached", |b| b.iter(|| PolicySet::load_cached(dir.path(), Some(cache.path())).expect("load")));
+    g.bench_function("per-invocation", |b| {
+        b.iter(|| {
+            let s = PolicySet::load_cached(dir.path(), Some(cache.path())).expect("load");
+            let id = fx.verifier.verify(&fx.token, now).expect("verify");
+            authorize(&s, &id, Action::Launch, &fx.context)
+        })
+    });
     g.finish();
 }
 

@@ -13,11 +13,11 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use cedar_policy::{
-    ActionConstraint, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PrincipalConstraint, Schema,
+    ActionConstraint, Authorizer, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PrincipalConstraint, Schema,
     SchemaFragment, ValidationMode, Validator,
 };
 use miette::Diagnostic;
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::cache::{self, Range, Section};
 use crate::claims::{declared_claims, ClaimAttr};
 use crate::config::PolicyConfig;
 
@@ -34,8 +35,10 @@ pub use crate::decide::{authorize, tenant_source, Decision, RequestDecision, TEN
 pub const BUILTIN_SCHEMA: &str = include_str!("../brig.cedarschema");
 /// Name of a policy directory's own schema.
 pub const SCHEMA_FILE: &str = "brig.cedarschema";
+/// File name suffix of a cache entry.
+const CACHE_SUFFIX: &str = "cache";
 /// Version of the on-disk cache format; part of the cache key.
-const CACHE_FORMAT: &str = "brig-policy-cache/2";
+const CACHE_FORMAT: &str = "brig-policy-cache/3";
 
 /// A place in a policy or schema file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +93,9 @@ pub enum PolicyError {
     /// Policies do not validate against the schema (strict mode).
     #[error("policy validation errors (strict mode):{}", joined(.0))]
     Validation(Vec<Diag>),
+    /// The thread loading the policies in the background failed.
+    #[error("loading the policies in the background: {0}")]
+    Loader(String),
 }
 
 /// The two requests the shim authorizes.
@@ -165,9 +171,8 @@ pub(crate) type EntityKey = (String, String);
 enum Source {
     /// Parsed and validated in this process.
     Parsed(Vec<Policy>),
-    /// From the cache: `payload[start..end]` is a JSON array of `[id, EST]`,
-    /// parsed on first use.
-    Cached { payload: Arc<[u8]>, start: usize, end: usize },
+    /// From the cache: a JSON array of `[id, EST]`, read and parsed on first use.
+    Cached(Section),
 }
 
 /// Policies that apply to one action and one principal scope, made into a
@@ -191,7 +196,7 @@ impl Bucket {
     fn is_empty(&self) -> bool {
         match &self.source {
             Source::Parsed(p) => p.is_empty(),
-            Source::Cached { start, end, .. } => end <= start,
+            Source::Cached(section) => section.is_empty(),
         }
     }
 
@@ -200,8 +205,8 @@ impl Bucket {
             .get_or_init(|| {
                 let policies = match &self.source {
                     Source::Parsed(p) => p.clone(),
-                    Source::Cached { payload, start, end } => {
-                        let blob = payload.get(*start..*end).ok_or("cached policies: bad offsets")?;
+                    Source::Cached(section) => {
+                        let blob = section.bytes()?;
                         let list: Vec<(String, Value)> =
                             serde_json::from_slice(blob).map_err(|e| format!("cached policies: {e}"))?;
                         let mut out = Vec::with_capacity(list.len());
@@ -222,9 +227,7 @@ impl Bucket {
     /// The bucket as the cache stores it: a JSON array of `[id, EST]`.
     fn to_blob(&self) -> Result<Vec<u8>, String> {
         match &self.source {
-            Source::Cached { payload, start, end } => {
-                payload.get(*start..*end).map(<[u8]>::to_vec).ok_or_else(|| "bad offsets".to_string())
-            }
+            Source::Cached(section) => section.bytes().map(<[u8]>::to_vec),
             Source::Parsed(list) => {
                 let mut out = Vec::with_capacity(list.len());
                 for p in list {
@@ -250,8 +253,47 @@ impl Bucket {
 /// (`decide.rs`).
 #[derive(Clone)]
 pub(crate) struct ActionIndex {
-    pub(crate) any: Bucket,
-    pub(crate) by_entity: HashMap<EntityKey, Bucket>,
+    any: Arc<Bucket>,
+    by_entity: EntityIndex,
+}
+
+#[derive(Clone)]
+enum EntityIndex {
+    Parsed(HashMap<EntityKey, Arc<Bucket>>),
+    /// A sorted table of entity → bucket range (`cache.rs`), and the
+    /// buckets already looked up.
+    Cached {
+        table: Section,
+        body: cache::Body,
+        found: Arc<Mutex<HashMap<Range, Arc<Bucket>>>>,
+    },
+}
+
+/// The `Brig::Path` ids the policies mention.
+#[derive(Clone)]
+pub(crate) enum PathSet {
+    Parsed(HashSet<String>),
+    /// A sorted table of paths (`cache.rs`).
+    Cached(Section),
+}
+
+impl PathSet {
+    pub(crate) fn contains(&self, path: &str) -> Result<bool, String> {
+        match self {
+            PathSet::Parsed(set) => Ok(set.contains(path)),
+            PathSet::Cached(table) => Ok(cache::table_get(table.bytes()?, path.as_bytes())?.is_some()),
+        }
+    }
+}
+
+/// What only the authoring tools and diagnostics read.
+#[derive(Clone, Serialize, Deserialize)]
+struct Meta {
+    /// Policy id → file.
+    files: BTreeMap<String, String>,
+    warnings: Vec<Diag>,
+    /// The schema in Cedar's JSON format.
+    schema_json: String,
 }
 
 /// A loaded, validated policy directory.
@@ -260,13 +302,13 @@ pub struct PolicySet {
     pub(crate) claims: BTreeMap<String, ClaimAttr>,
     /// Every `Brig::Path` id the policies mention: the only ancestors of a
     /// mount source that a policy can observe (see `decide.rs`).
-    pub(crate) paths: HashSet<String>,
-    files: BTreeMap<String, String>,
-    warnings: Vec<Diag>,
+    pub(crate) paths: PathSet,
+    count: usize,
+    /// Set when parsed; read from `meta_section` on first use when cached.
+    meta: OnceLock<Result<Meta, String>>,
+    meta_section: Option<Section>,
     digest: String,
     from_cache: bool,
-    /// The schema in Cedar's JSON format (what the cache stores).
-    schema_json: String,
     /// Built on demand, for [`PolicySet::validate_requests`].
     schema: OnceLock<Result<Schema, String>>,
     pub(crate) validate_requests: bool,
@@ -278,11 +320,15 @@ impl Clone for PolicySet {
             index: self.index.clone(),
             claims: self.claims.clone(),
             paths: self.paths.clone(),
-            files: self.files.clone(),
-            warnings: self.warnings.clone(),
+            count: self.count,
+            // A cached set reads its metadata again rather than copy a read error.
+            meta: match self.meta.get() {
+                Some(m) if m.is_ok() || self.meta_section.is_none() => OnceLock::from(m.clone()),
+                _ => OnceLock::new(),
+            },
+            meta_section: self.meta_section.clone(),
             digest: self.digest.clone(),
             from_cache: self.from_cache,
-            schema_json: self.schema_json.clone(),
             schema: OnceLock::new(),
             validate_requests: self.validate_requests,
         }
@@ -299,26 +345,24 @@ impl fmt::Debug for PolicySet {
     }
 }
 
-/// The header line of a cache entry; the policies follow it, one JSON
-/// blob per bucket, at the offsets the header gives.
+/// The header of a cache entry (`cache.rs`); ranges are in its body.
 #[derive(Serialize, Deserialize)]
 struct CacheHeader {
     format: String,
     digest: String,
-    schema_json: String,
-    files: BTreeMap<String, String>,
     claims: BTreeMap<String, ClaimAttr>,
-    paths: Vec<String>,
-    warnings: Vec<Diag>,
-    /// Per action: the unscoped bucket, then `(entity, bucket)`; a bucket is
-    /// `(start, end)` in the payload.
+    count: usize,
+    meta: Range,
+    paths: Range,
     index: Vec<CachedAction>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct CachedAction {
-    any: (usize, usize),
-    by_entity: Vec<(EntityKey, (usize, usize))>,
+    /// The unscoped bucket.
+    any: Range,
+    /// The table of entity → bucket.
+    by_entity: Range,
 }
 
 struct Sources {
@@ -412,7 +456,7 @@ impl PolicySet {
         let sources = read_sources(dir)?;
         let Some(cache_dir) = cache_dir else { return PolicySet::from_sources(sources) };
         let digest = content_digest(&sources);
-        let cache_file = cache_dir.join(format!("{digest}.json"));
+        let cache_file = cache_dir.join(format!("{digest}.{CACHE_SUFFIX}"));
         if let Some(set) = read_cache(&cache_file, &digest) {
             return Ok(set);
         }
@@ -420,6 +464,18 @@ impl PolicySet {
         // A cache that cannot be written only costs a parse next time.
         let _ = write_cache(&set, &cache_file, cache_dir);
         Ok(set)
+    }
+
+    /// Does now, on this thread, the one-time work a first decision would
+    /// otherwise do: Cedar's extension functions and name validators, brig's
+    /// entity type names, and the unscoped policies of each action (the
+    /// scoped ones depend on the principal).
+    pub fn warm(&self) {
+        let _ = Authorizer::new();
+        let _ = Names::get();
+        for a in &self.index {
+            let _ = a.any.set();
+        }
     }
 
     /// Parses and validates policies given in memory: `(file name, text)`
@@ -442,7 +498,7 @@ impl PolicySet {
     pub(crate) fn schema(&self) -> Result<&Schema, String> {
         self.schema
             .get_or_init(|| {
-                let json: Value = serde_json::from_str(&self.schema_json).map_err(|e| e.to_string())?;
+                let json: Value = serde_json::from_str(&self.meta()?.schema_json).map_err(|e| e.to_string())?;
                 Schema::from_json_value(json).map_err(|e| e.to_string())
             })
             .as_ref()
@@ -529,40 +585,49 @@ impl PolicySet {
         }
         let index = build_index(&set, names);
         let paths = referenced_paths(&sources);
-        let schema_cell = OnceLock::new();
-        let _ = schema_cell.set(Ok(schema));
         Ok(PolicySet {
             index,
             claims,
-            paths,
-            files,
-            warnings,
+            paths: PathSet::Parsed(paths),
+            count: files.len(),
+            meta: OnceLock::from(Ok(Meta { files, warnings, schema_json: schema_json.to_string() })),
+            meta_section: None,
             digest,
             from_cache: false,
-            schema_json: schema_json.to_string(),
-            schema: schema_cell,
+            schema: OnceLock::from(Ok(schema)),
             validate_requests: false,
         })
     }
 
     /// Number of policies.
     pub fn len(&self) -> usize {
-        self.files.len()
+        self.count
     }
 
     /// Whether there are no policies.
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.count == 0
     }
 
     /// Every policy id with its file, sorted by id.
+    /// (For a set read from the cache, an unreadable entry lists none.)
     pub fn policies(&self) -> Vec<(String, String)> {
-        self.files.iter().map(|(id, file)| (id.clone(), file.clone())).collect()
+        self.meta().map(|m| m.files.iter().map(|(id, file)| (id.clone(), file.clone())).collect()).unwrap_or_default()
     }
 
     /// Validation warnings (not fatal), with file, line and column.
     pub fn warnings(&self) -> &[Diag] {
-        &self.warnings
+        self.meta().map(|m| m.warnings.as_slice()).unwrap_or_default()
+    }
+
+    fn meta(&self) -> Result<&Meta, String> {
+        self.meta
+            .get_or_init(|| {
+                let section = self.meta_section.as_ref().ok_or("policy set without metadata")?;
+                serde_json::from_slice(section.bytes()?).map_err(|e| format!("policy cache metadata: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// SHA-256 over the policy files, the schema and brig's version: the cache key.
@@ -578,6 +643,51 @@ impl PolicySet {
     /// The claims the schema's `Claims` type declares (the ones passed to Cedar).
     pub fn declared_claims(&self) -> Vec<String> {
         self.claims.keys().cloned().collect()
+    }
+}
+
+/// A policy set being loaded (and warmed, [`PolicySet::warm`]) on a
+/// background thread, so that a launch overlaps that work with its own:
+/// reading the spec, verifying the token, recording its `jti` (a disk
+/// flush). Dropping the loader waits for the thread.
+#[derive(Debug)]
+pub struct PolicyLoader {
+    thread: Option<std::thread::JoinHandle<Result<PolicySet, PolicyError>>>,
+    config: PolicyConfig,
+}
+
+impl PolicyLoader {
+    /// Starts loading `config`'s policy set ([`PolicySet::load_with`]).
+    /// Where no thread can be started, [`PolicyLoader::finish`] loads it.
+    pub fn start(config: &PolicyConfig) -> PolicyLoader {
+        let background = config.clone();
+        let thread = std::thread::Builder::new()
+            .name("brig-policy".into())
+            .spawn(move || {
+                let set = PolicySet::load_with(&background)?;
+                set.warm();
+                Ok(set)
+            })
+            .ok();
+        PolicyLoader { thread, config: config.clone() }
+    }
+
+    /// The loaded set, or why it could not be loaded.
+    pub fn finish(mut self) -> Result<PolicySet, PolicyError> {
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| PolicyError::Loader("the loading thread panicked".into()))?,
+            None => PolicySet::load_with(&self.config),
+        }
+    }
+}
+
+impl Drop for PolicyLoader {
+    fn drop(&mut self) {
+        // Not left running while the launch fails and the process exits
+        // (it may be writing the cache).
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -606,8 +716,10 @@ fn build_index(set: &cedar_policy::PolicySet, names: &Names) -> Vec<ActionIndex>
     any.into_iter()
         .zip(by_entity)
         .map(|(any, by)| ActionIndex {
-            any: Bucket::new(Source::Parsed(any)),
-            by_entity: by.into_iter().map(|(k, v)| (k, Bucket::new(Source::Parsed(v)))).collect(),
+            any: Arc::new(Bucket::new(Source::Parsed(any))),
+            by_entity: EntityIndex::Parsed(
+                by.into_iter().map(|(k, v)| (k, Arc::new(Bucket::new(Source::Parsed(v))))).collect(),
+            ),
         })
         .collect()
 }
@@ -723,47 +835,33 @@ fn parse_schema(
     Ok((schema, claims, json))
 }
 
-fn cache_trusted(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(file), Some(Ok(dir))) = (fs::symlink_metadata(path), path.parent().map(fs::metadata)) else {
-        return false;
-    };
-    // Written by the same user as the directory, writable by nobody else.
-    file.is_file() && file.uid() == dir.uid() && file.mode() & 0o022 == 0 && dir.mode() & 0o022 == 0
-}
-
 fn read_cache(path: &Path, digest: &str) -> Option<PolicySet> {
-    if !cache_trusted(path) {
-        return None;
-    }
-    let bytes = fs::read(path).ok()?;
-    let newline = bytes.iter().position(|b| *b == b'\n')?;
-    let header: CacheHeader = serde_json::from_slice(&bytes[..newline]).ok()?;
+    let entry: cache::Entry<CacheHeader> = cache::open(path)?;
+    let header = entry.header;
     if header.format != CACHE_FORMAT || header.digest != digest || header.index.len() != ACTIONS.len() {
         return None;
     }
-    let payload: Arc<[u8]> = Arc::from(&bytes[newline + 1..]);
-    let bucket = |(start, end): (usize, usize)| -> Option<Bucket> {
-        (start <= end && end <= payload.len())
-            .then(|| Bucket::new(Source::Cached { payload: payload.clone(), start, end }))
-    };
+    let body = entry.body;
     let mut index = Vec::with_capacity(ACTIONS.len());
     for a in header.index {
-        let mut by_entity = HashMap::with_capacity(a.by_entity.len());
-        for (k, range) in a.by_entity {
-            by_entity.insert(k, bucket(range)?);
-        }
-        index.push(ActionIndex { any: bucket(a.any)?, by_entity });
+        index.push(ActionIndex {
+            any: Arc::new(Bucket::new(Source::Cached(body.section(a.any)?))),
+            by_entity: EntityIndex::Cached {
+                table: body.section(a.by_entity)?,
+                body: body.clone(),
+                found: Arc::default(),
+            },
+        });
     }
     Some(PolicySet {
         index,
         claims: header.claims,
-        paths: header.paths.into_iter().collect(),
-        files: header.files,
-        warnings: header.warnings,
+        paths: PathSet::Cached(body.section(header.paths)?),
+        count: header.count,
+        meta: OnceLock::new(),
+        meta_section: Some(body.section(header.meta)?),
         digest: header.digest,
         from_cache: true,
-        schema_json: header.schema_json,
         schema: OnceLock::new(),
         validate_requests: false,
     })
@@ -772,40 +870,36 @@ fn read_cache(path: &Path, digest: &str) -> Option<PolicySet> {
 fn write_cache(set: &PolicySet, path: &Path, dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| e.to_string())?;
-    let mut payload = Vec::new();
-    let mut push = |b: &Bucket| -> Result<(usize, usize), String> {
-        let start = payload.len();
-        payload.extend_from_slice(&b.to_blob()?);
-        Ok((start, payload.len()))
+    let mut body = Vec::new();
+    let mut push = |bytes: &[u8]| -> Range {
+        let start = body.len() as u64;
+        body.extend_from_slice(bytes);
+        (start, body.len() as u64)
     };
+    let meta = push(&serde_json::to_vec(set.meta()?).map_err(|e| e.to_string())?);
+    let PathSet::Parsed(paths) = &set.paths else { return Err("already cached".into()) };
+    let paths = push(&cache::encode_table(paths.iter().map(|p| (p.as_bytes().to_vec(), (0, 0))).collect()));
     let mut index = Vec::new();
     for a in &set.index {
-        let any = push(&a.any)?;
-        let mut keys: Vec<&EntityKey> = a.by_entity.keys().collect();
-        keys.sort();
-        let mut by_entity = Vec::new();
-        for k in keys {
-            if let Some(b) = a.by_entity.get(k) {
-                by_entity.push((k.clone(), push(b)?));
-            }
+        let EntityIndex::Parsed(by_entity) = &a.by_entity else { return Err("already cached".into()) };
+        let any = push(&a.any.to_blob()?);
+        let mut table = Vec::with_capacity(by_entity.len());
+        for ((type_name, id), bucket) in by_entity {
+            table.push((cache::entity_key(type_name, id), push(&bucket.to_blob()?)));
         }
+        let by_entity = push(&cache::encode_table(table));
         index.push(CachedAction { any, by_entity });
     }
-    let mut paths: Vec<String> = set.paths.iter().cloned().collect();
-    paths.sort();
     let header = CacheHeader {
         format: CACHE_FORMAT.into(),
         digest: set.digest.clone(),
-        schema_json: set.schema_json.clone(),
-        files: set.files.clone(),
         claims: set.claims.clone(),
+        count: set.count,
+        meta,
         paths,
-        warnings: set.warnings.clone(),
         index,
     };
-    let mut bytes = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
-    bytes.push(b'\n');
-    bytes.extend_from_slice(&payload);
+    let bytes = cache::encode(&header, &body).map_err(|e| e.to_string())?;
     crate::jwks::write_atomic(path, &bytes).map_err(|e| e.to_string())?;
     prune_cache(dir, path);
     Ok(())
@@ -816,7 +910,12 @@ fn prune_cache(dir: &Path, keep: &Path) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     let mut entries: Vec<(SystemTime, PathBuf)> = rd
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        // `.json`: entries of brig before cache format 3.
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(&format!(".{CACHE_SUFFIX}")) || name.ends_with(".json")
+        })
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
     entries.sort_by_key(|e| std::cmp::Reverse(e.0));
@@ -829,9 +928,30 @@ fn prune_cache(dir: &Path, keep: &Path) {
 
 impl ActionIndex {
     /// The buckets that can apply to a principal with these `(type, id)` keys.
-    pub(crate) fn buckets<'a>(&'a self, keys: &[EntityKey]) -> impl Iterator<Item = &'a Bucket> + 'a {
-        let extra: Vec<&Bucket> = keys.iter().filter_map(|k| self.by_entity.get(k)).collect();
-        std::iter::once(&self.any).chain(extra).filter(|b| !b.is_empty())
+    pub(crate) fn buckets(&self, keys: &[EntityKey]) -> Result<Vec<Arc<Bucket>>, String> {
+        let mut out = vec![self.any.clone()];
+        match &self.by_entity {
+            EntityIndex::Parsed(map) => out.extend(keys.iter().filter_map(|k| map.get(k).cloned())),
+            EntityIndex::Cached { table, body, found } => {
+                let table = table.bytes()?;
+                for (type_name, id) in keys {
+                    let Some(range) = cache::table_get(table, &cache::entity_key(type_name, id))? else { continue };
+                    let mut found = found.lock().map_err(|_| "policy cache: a lookup panicked")?;
+                    let bucket = match found.get(&range) {
+                        Some(b) => b.clone(),
+                        None => {
+                            let section = body.section(range).ok_or("policy cache: a bucket outside the entry")?;
+                            let b = Arc::new(Bucket::new(Source::Cached(section)));
+                            found.insert(range, b.clone());
+                            b
+                        }
+                    };
+                    out.push(bucket);
+                }
+            }
+        }
+        out.retain(|b| !b.is_empty());
+        Ok(out)
     }
 }
 

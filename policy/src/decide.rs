@@ -244,14 +244,17 @@ impl<'a> Builder<'a> {
             // A mount source's parents are the ancestors the policies mention
             // (all of them, flattened): `in` can observe no other, and Cedar
             // has fewer entities to close over.
-            let all = self.set.paths.contains(ALL_PATHS);
-            let keep = |p: &String| all || self.set.paths.contains(p);
+            let all = self.set.paths.contains(ALL_PATHS)?;
             let path_uid = |p: &str| EntityUid::from_type_name_and_id(n.path.clone(), EntityId::new(p));
             let mut seen = HashSet::new();
             for m in c.mounts.iter().filter(|m| m.reaches_host()) {
                 let mut chain = vec![m.source.clone()];
                 if m.source.starts_with('/') {
-                    chain.extend(path_ancestors(&m.source).into_iter().filter(|a| keep(a)));
+                    for a in path_ancestors(&m.source) {
+                        if all || self.set.paths.contains(&a)? {
+                            chain.push(a);
+                        }
+                    }
                 }
                 for (i, p) in chain.iter().enumerate() {
                     if !seen.insert(p.clone()) {
@@ -355,7 +358,11 @@ impl<'a> Builder<'a> {
         let mut forbids: Vec<String> = Vec::new();
         let mut permits: Vec<String> = Vec::new();
         let mut errors = Vec::new();
-        for bucket in self.set.index[action].buckets(&self.keys) {
+        let buckets = match self.set.index[action].buckets(&self.keys) {
+            Ok(b) => b,
+            Err(e) => return deny(format!("loading the `{}` policies: {e}", ACTIONS[action])),
+        };
+        for bucket in &buckets {
             let set = match bucket.set() {
                 Ok(s) => s,
                 Err(e) => return deny(format!("loading the `{}` policies: {e}", ACTIONS[action])),

@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod authz;
+mod cache;
 mod claims;
 pub mod config;
 pub mod context;
@@ -26,16 +27,18 @@ pub mod token;
 mod util;
 
 pub use audit::{AuditDecision, AuditError, AuditLog, AuditRecord, AuditSummary};
-pub use authz::{authorize, Action, Decision, Diag, PolicyError, PolicySet, RequestDecision, BUILTIN_SCHEMA};
+pub use authz::{
+    authorize, Action, Decision, Diag, PolicyError, PolicyLoader, PolicySet, RequestDecision, BUILTIN_SCHEMA,
+};
 pub use config::{AuditConfig, AuthMode, ConfigError, PolicyConfig, ReplayConfig, TrustConfig};
 pub use context::{
     ContextError, EgressRule, ExecRequest, ImageRef, LaunchContext, MountInfo, Resources, SpecOptions, UserInfo,
 };
 pub use devtools::{jwks_from, keygen, mint, DevError, GeneratedKey};
 pub use jwks::TrustError;
-pub use replay::{ReplayError, ReplayGuard};
+pub use replay::{PendingRecord, ReplayError, ReplayGuard};
 pub use testing::{load_cases, run_tests, unverified_token, CaseFile, Expect, TestCase, TestFileError, TestResult};
-pub use token::{TokenError, TokenVerifier, VerifiedToken};
+pub use token::{JtiRecord, TokenError, TokenVerifier, VerifiedToken};
 
 #[cfg(test)]
 mod tests;

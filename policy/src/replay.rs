@@ -60,6 +60,29 @@ struct Record {
     container_id: Option<String>,
 }
 
+/// A record written but not yet flushed to disk.
+#[must_use = "a record survives a crash only once committed"]
+#[derive(Debug)]
+pub struct PendingRecord {
+    file: fs::File,
+    path: PathBuf,
+    guard: ReplayGuard,
+}
+
+impl PendingRecord {
+    /// Flushes the record and its directory entry to disk. On failure the
+    /// record is removed (as if the token had not been used) and the caller
+    /// must not act on the token.
+    pub fn commit(self) -> Result<(), ReplayError> {
+        let synced = self.file.sync_all().and_then(|()| fs::File::open(&self.guard.dir)?.sync_all());
+        if let Err(e) = synced {
+            let _ = fs::remove_file(&self.path);
+            return Err(self.guard.io("writing a record", e));
+        }
+        Ok(())
+    }
+}
+
 /// The directory of used-`jti` records.
 #[derive(Debug, Clone)]
 pub struct ReplayGuard {
@@ -116,6 +139,21 @@ impl ReplayGuard {
         container_id: Option<&str>,
         now: i64,
     ) -> Result<(), ReplayError> {
+        self.consume_pending(issuer, jti, expires_at, container_id, now)?.commit()
+    }
+
+    /// [`ReplayGuard::consume`] without the flush to disk, for a caller that
+    /// commits the record later (before it acts on the token). Concurrent
+    /// brig processes see the record at once; only a crash before the commit
+    /// can lose it.
+    pub fn consume_pending(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: i64,
+        container_id: Option<&str>,
+        now: i64,
+    ) -> Result<PendingRecord, ReplayError> {
         let _lock = self.lock()?;
         let path = self.record_path(issuer, jti);
         if let Ok(meta) = fs::metadata(&path) {
@@ -135,16 +173,14 @@ impl ReplayGuard {
         };
         let written = (|| {
             f.write_all(&serde_json::to_vec(&record).unwrap_or_default())?;
-            f.set_modified(from_unix_secs(expires_at))?;
-            f.sync_all()?;
-            fs::File::open(&self.dir)?.sync_all()
+            f.set_modified(from_unix_secs(expires_at))
         })();
         if let Err(e) = written {
             let _ = fs::remove_file(&path);
             return Err(self.io("writing a record", e));
         }
         self.maybe_prune(now);
-        Ok(())
+        Ok(PendingRecord { file: f, path, guard: self.clone() })
     }
 
     /// For `exec` with the token that launched the container: the record must
@@ -228,6 +264,22 @@ mod tests {
         again.check_launch_record("iss", "j1", "c1").unwrap();
         assert!(matches!(again.check_launch_record("iss", "j1", "c2"), Err(ReplayError::NotThisContainer)));
         assert!(matches!(again.check_launch_record("iss", "nope", "c1"), Err(ReplayError::NoLaunchRecord)));
+    }
+
+    #[test]
+    fn a_pending_record_already_refuses_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = ReplayGuard::open(dir.path(), 30).unwrap();
+        let pending = g.consume_pending("iss", "j1", 2_000, Some("c1"), 1_000).unwrap();
+        // another brig process sees it before the flush
+        let other = ReplayGuard::open(dir.path(), 30).unwrap();
+        assert!(matches!(other.consume("iss", "j1", 2_000, None, 1_001), Err(ReplayError::Replayed)));
+        assert!(matches!(other.consume_pending("iss", "j1", 2_000, None, 1_001), Err(ReplayError::Replayed)));
+        pending.commit().unwrap();
+        other.check_launch_record("iss", "j1", "c1").unwrap();
+        // dropped without a commit, a record still refuses the token
+        drop(g.consume_pending("iss", "j2", 2_000, None, 1_000).unwrap());
+        assert!(matches!(other.consume("iss", "j2", 2_000, None, 1_001), Err(ReplayError::Replayed)));
     }
 
     #[test]

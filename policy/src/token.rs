@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{AuthMode, TrustConfig};
 use crate::jwks::{KeySet, TrustError};
-use crate::replay::{ReplayError, ReplayGuard};
+use crate::replay::{PendingRecord, ReplayError, ReplayGuard};
 use crate::util::{from_unix_secs, rfc3339, shown, unix_secs};
 
 /// Longest token accepted, in bytes.
@@ -295,6 +295,20 @@ impl TokenVerifier {
         self.verify_inner(token, now, Use::Launch(container_id))
     }
 
+    /// [`TokenVerifier::verify_for_launch`], with the single-use record
+    /// created but not yet flushed to disk: the caller commits it
+    /// ([`JtiRecord::commit`]) before the launch proceeds. A launch flushes
+    /// its audit record too; committing after that one costs the disk one
+    /// journal commit instead of two on ext4 and the like.
+    pub fn verify_for_launch_deferred(
+        &self,
+        token: &str,
+        now: SystemTime,
+        container_id: &str,
+    ) -> Result<(VerifiedToken, JtiRecord), TokenError> {
+        self.verify_pending(token, now, Use::Launch(container_id))
+    }
+
     /// Verifies the token of an `exec` into `container_id`, whose launch
     /// recorded `launch_jti`. Every check runs again (an expired token cannot
     /// exec); a single-use `jti` equal to `launch_jti` is accepted if its
@@ -310,6 +324,17 @@ impl TokenVerifier {
     }
 
     fn verify_inner(&self, token: &str, now: SystemTime, usage: Use<'_>) -> Result<VerifiedToken, TokenError> {
+        let (verified, record) = self.verify_pending(token, now, usage)?;
+        record.commit()?;
+        Ok(verified)
+    }
+
+    fn verify_pending(
+        &self,
+        token: &str,
+        now: SystemTime,
+        usage: Use<'_>,
+    ) -> Result<(VerifiedToken, JtiRecord), TokenError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(TokenError::Malformed("empty"));
@@ -386,8 +411,8 @@ impl TokenVerifier {
         }
         let claims = decode_object(payload_b64).ok_or(TokenError::Malformed("payload is not base64url JSON"))?;
         let verified = self.check_claims(claims, alg, kid, unix_secs(now))?;
-        self.check_jti(&verified, unix_secs(now), usage)?;
-        Ok(verified)
+        let record = self.check_jti(&verified, unix_secs(now), usage)?;
+        Ok((verified, JtiRecord(record)))
     }
 
     fn check_claims(
@@ -493,24 +518,48 @@ impl TokenVerifier {
         })
     }
 
-    fn check_jti(&self, token: &VerifiedToken, now: i64, usage: Use<'_>) -> Result<(), TokenError> {
-        let Some(guard) = &self.replay else { return Ok(()) };
+    fn check_jti(&self, token: &VerifiedToken, now: i64, usage: Use<'_>) -> Result<Option<PendingRecord>, TokenError> {
+        let Some(guard) = &self.replay else { return Ok(None) };
         let jti = token.jti.as_deref().ok_or(TokenError::MissingClaim("jti"))?;
         let exp = unix_secs(token.expires_at);
         let result = match usage {
-            Use::Plain => guard.consume(&token.issuer, jti, exp, None, now),
-            Use::Launch(c) => guard.consume(&token.issuer, jti, exp, Some(c), now),
+            Use::Plain => guard.consume_pending(&token.issuer, jti, exp, None, now).map(Some),
+            Use::Launch(c) => guard.consume_pending(&token.issuer, jti, exp, Some(c), now).map(Some),
             Use::Exec { container, launch_jti } if launch_jti == Some(jti) => {
-                guard.check_launch_record(&token.issuer, jti, container)
+                guard.check_launch_record(&token.issuer, jti, container).map(|()| None)
             }
-            Use::Exec { container, .. } => guard.consume(&token.issuer, jti, exp, Some(container), now),
+            Use::Exec { container, .. } => {
+                guard.consume_pending(&token.issuer, jti, exp, Some(container), now).map(Some)
+            }
         };
-        result.map_err(|e| match e {
-            ReplayError::Replayed => TokenError::Replayed,
-            ReplayError::NotThisContainer => TokenError::ExecOtherContainer,
-            ReplayError::NoLaunchRecord => TokenError::ExecNoLaunchRecord,
-            e @ ReplayError::Io { .. } => TokenError::ReplayStore(e.to_string()),
-        })
+        result.map_err(replay_error)
+    }
+}
+
+fn replay_error(e: ReplayError) -> TokenError {
+    match e {
+        ReplayError::Replayed => TokenError::Replayed,
+        ReplayError::NotThisContainer => TokenError::ExecOtherContainer,
+        ReplayError::NoLaunchRecord => TokenError::ExecNoLaunchRecord,
+        e @ ReplayError::Io { .. } => TokenError::ReplayStore(e.to_string()),
+    }
+}
+
+/// The single-use record a verification created (if the token's `jti` is
+/// single-use), not yet flushed to disk: it survives a crash only once
+/// committed. Dropped uncommitted, it still refuses the token until the
+/// machine restarts.
+#[must_use = "a single-use record survives a crash only once committed"]
+#[derive(Debug)]
+pub struct JtiRecord(Option<PendingRecord>);
+
+impl JtiRecord {
+    /// Flushes the record (file and directory) to disk.
+    pub fn commit(self) -> Result<(), TokenError> {
+        match self.0 {
+            Some(r) => r.commit().map_err(replay_error),
+            None => Ok(()),
+        }
     }
 }
 

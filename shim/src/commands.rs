@@ -154,6 +154,8 @@ fn authorize_exec(g: &GlobalOpts, id: &str, record: &RunRecord, process: &Proces
         return Ok(());
     }
     let config = crate::config::Config::load(&crate::config::Config::locate(g.config.as_deref()))?;
+    // Loaded while the token is verified (see `PolicyLoader`).
+    let policies = brig_policy::PolicyLoader::start(&config.policy);
     let now = std::time::SystemTime::now();
     let ctx =
         record.auth.context.clone().unwrap_or_default().with_exec(brig_policy::ExecRequest::from_process(process));
@@ -175,8 +177,7 @@ fn authorize_exec(g: &GlobalOpts, id: &str, record: &RunRecord, process: &Proces
     let verified = verifier
         .verify_for_exec(&token, now, id, record.auth.jti.as_deref())
         .map_err(|e| deny(format!("token refused: {e}")))?;
-    let policies = brig_policy::PolicySet::load_with(&config.policy)
-        .map_err(|e| deny(format!("the policies cannot be used: {e}")))?;
+    let policies = policies.finish().map_err(|e| deny(format!("the policies cannot be used: {e}")))?;
     let decision = brig_policy::authorize(&policies, &verified, brig_policy::Action::Exec, &ctx);
     crate::pipeline::audit(
         &config,

@@ -70,6 +70,7 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
     }
     let t0 = Instant::now();
     let config = Config::load(&Config::locate(g.config.as_deref()))?;
+    let policies = pipeline::start_policy_loader(&config);
     let mut request = LaunchRequest::read(&opts.bundle)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config and bundle read");
     // Rootless: the job's own network namespace and user namespace (over the
@@ -81,7 +82,7 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
         ),
         false => None,
     };
-    let prepared = pipeline::prepare(&config, request, id)?;
+    let prepared = pipeline::prepare(&config, request, id, policies)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "pipeline done");
     tracing::info!(
         id,

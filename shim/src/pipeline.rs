@@ -169,8 +169,25 @@ fn pin_mount_sources(spec: &mut Spec) {
     }
 }
 
-/// Runs the pipeline for `create` (and `run`).
-pub fn prepare(config: &Config, mut request: LaunchRequest, id: &str) -> Result<Prepared, LaunchError> {
+/// The policy set of a launch, loaded (and Cedar warmed up) on another
+/// thread while this one reads the bundle, hardens the spec and verifies the
+/// token (`None` when authorization is off). Joined before the decision, and
+/// on any early return.
+pub fn start_policy_loader(config: &Config) -> Option<brig_policy::PolicyLoader> {
+    (config.auth.mode == AuthMode::Required).then(|| brig_policy::PolicyLoader::start(&config.policy))
+}
+
+/// Runs the pipeline for `create` (and `run`); `policies` is what
+/// [`start_policy_loader`] started (started here if `None`).
+pub fn prepare(
+    config: &Config,
+    mut request: LaunchRequest,
+    id: &str,
+    policies: Option<brig_policy::PolicyLoader>,
+) -> Result<Prepared, LaunchError> {
+    let t0 = std::time::Instant::now();
+    let us = |t: std::time::Instant| t.elapsed().as_micros() as u64;
+    let policies = policies.or_else(|| start_policy_loader(config));
     let credential = take_credential(&mut request.spec)?;
     let now = SystemTime::now();
 
@@ -202,6 +219,7 @@ pub fn prepare(config: &Config, mut request: LaunchRequest, id: &str) -> Result<
     let mut context = brig_policy::LaunchContext::from_spec(&hardened.spec, &options)
         .map_err(|e| deny(config, id, None, format!("describing the launch for the policy: {e}")))?;
     context.canonicalize_sources();
+    tracing::debug!(elapsed_us = us(t0), "hardened and described");
 
     let auth = match config.auth.mode {
         AuthMode::Off => {
@@ -219,6 +237,9 @@ pub fn prepare(config: &Config, mut request: LaunchRequest, id: &str) -> Result<
             }
         }
         AuthMode::Required => {
+            let Some(policies) = policies else {
+                return Err(deny(config, id, Some(&context), "the policies were not loaded".into()));
+            };
             let Some(token) = credential.token.as_deref() else {
                 return Err(deny(
                     config,
@@ -229,12 +250,18 @@ pub fn prepare(config: &Config, mut request: LaunchRequest, id: &str) -> Result<
             };
             let verifier = brig_policy::TokenVerifier::new(&config.auth)
                 .map_err(|e| deny(config, id, Some(&context), format!("token verification is not available: {e}")))?;
-            let verified = verifier
-                .verify_for_launch(token, now, id)
+            // The single-use record is flushed after the audit record (below):
+            // one disk flush covers both on a journaling filesystem.
+            let (verified, jti_record) = verifier
+                .verify_for_launch_deferred(token, now, id)
                 .map_err(|e| deny(config, id, Some(&context), format!("token refused: {e}")))?;
-            let policies = brig_policy::PolicySet::load_with(&config.policy)
+            tracing::debug!(elapsed_us = us(t0), "token verified");
+            let policies = policies
+                .finish()
                 .map_err(|e| deny(config, id, Some(&context), format!("the launch policies cannot be used: {e}")))?;
+            tracing::debug!(elapsed_us = us(t0), "policies loaded");
             let decision = brig_policy::authorize(&policies, &verified, brig_policy::Action::Launch, &context);
+            tracing::debug!(elapsed_us = us(t0), "decided");
             audit(
                 config,
                 &brig_policy::AuditRecord::from_decision(
@@ -246,6 +273,10 @@ pub fn prepare(config: &Config, mut request: LaunchRequest, id: &str) -> Result<
                     &context,
                 ),
             )?;
+            jti_record
+                .commit()
+                .map_err(|e| deny(config, id, Some(&context), format!("recording the token as used: {e}")))?;
+            tracing::debug!(elapsed_us = us(t0), "decision and token use recorded");
             if !decision.allowed {
                 return Err(LaunchError::Unauthorized(decision.reason));
             }

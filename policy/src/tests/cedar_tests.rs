@@ -268,9 +268,81 @@ fn cache_round_trip_and_invalidation() {
     std::fs::copy(examples_dir().join("function-platform/functions.cedar"), policies.path().join("functions.cedar"))
         .unwrap();
     use std::os::unix::fs::PermissionsExt;
-    let entry = cache_dir.join(format!("{}.json", cold.digest()));
+    let entry = cache_dir.join(format!("{}.cache", cold.digest()));
     std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
     assert!(!PolicySet::load_cached(policies.path(), Some(&cache_dir)).unwrap().from_cache());
+}
+
+/// The newest cache entry in `dir`.
+fn cache_entry(dir: &Path) -> PathBuf {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.retain(|p| p.extension().is_some_and(|e| e == "cache"));
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.remove(0)
+}
+
+#[test]
+fn a_damaged_cache_entry_is_parsed_again_or_denies() {
+    let policies = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::copy(examples_dir().join("function-platform/functions.cedar"), policies.path().join("functions.cedar"))
+        .unwrap();
+    let file = load_cases(&examples_dir().join("function-platform/cases.toml")).unwrap();
+    let cold = PolicySet::load_cached(policies.path(), Some(cache.path())).unwrap();
+    let entry = cache_entry(cache.path());
+    let good = std::fs::read(&entry).unwrap();
+    // truncated anywhere (a full disk, a crash): not used, the set is parsed again
+    for cut in [0, 8, 16, good.len() / 2, good.len() - 1] {
+        std::fs::write(&entry, &good[..cut]).unwrap();
+        let set = PolicySet::load_cached(policies.path(), Some(cache.path())).unwrap();
+        assert!(!set.from_cache(), "cut at {cut}");
+        assert_eq!(set.policies(), cold.policies());
+        assert!(run_tests(&set, &file.cases).iter().all(|r| r.passed));
+        // the parse wrote a good entry back
+        assert_eq!(std::fs::read(&entry).unwrap(), good);
+    }
+    // policies damaged inside an entry of the right shape: every decision
+    // that needs them denies with the error, none allows
+    let start = good.windows(8).position(|w| w == b"\"effect\"").unwrap();
+    let mut bad = good.clone();
+    bad[start..start + 8].copy_from_slice(b"\"efXect\"");
+    std::fs::write(&entry, &bad).unwrap();
+    let set = PolicySet::load_cached(policies.path(), Some(cache.path())).unwrap();
+    assert!(set.from_cache());
+    let mut denied = 0;
+    for (case, result) in file.cases.iter().zip(run_tests(&set, &file.cases)) {
+        assert!(!result.decision.allowed, "{}: allowed from a damaged cache", case.name);
+        if result.decision.reason.contains("cached polic") {
+            denied += 1;
+        }
+    }
+    assert!(denied > 0, "no decision reported the damaged cache");
+}
+
+#[test]
+fn the_background_loader_gives_the_same_set_and_errors() {
+    use crate::authz::PolicyLoader;
+    use crate::config::PolicyConfig;
+    let policies = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::copy(examples_dir().join("function-platform/functions.cedar"), policies.path().join("functions.cedar"))
+        .unwrap();
+    let config = PolicyConfig { dir: policies.path().into(), cache: true, cache_dir: cache.path().join("c") };
+    let file = load_cases(&examples_dir().join("function-platform/cases.toml")).unwrap();
+    for _ in 0..2 {
+        let set = PolicyLoader::start(&config).finish().unwrap();
+        for r in run_tests(&set, &file.cases) {
+            assert!(r.passed, "{}: {}", r.name, r.diff);
+        }
+    }
+    // an invalid policy is the loader's error too (and every launch fails closed)
+    write(policies.path(), "bad.cedar", "permit (principal, action, resource) when { context.nope };");
+    assert!(matches!(PolicyLoader::start(&config).finish(), Err(PolicyError::Validation(_))));
+    // dropped unfinished: waits for the thread, nothing left half-written
+    drop(PolicyLoader::start(&config));
+    let empty = tempfile::tempdir().unwrap();
+    let none = PolicyConfig { dir: empty.path().into(), ..config };
+    assert!(matches!(PolicyLoader::start(&none).finish(), Err(PolicyError::NoPolicies(_))));
 }
 
 #[test]
