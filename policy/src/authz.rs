@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::cache::{self, Range, Section};
+use crate::cache::{self, Section, Span};
 use crate::claims::{declared_claims, ClaimAttr};
 use crate::config::PolicyConfig;
 
@@ -38,7 +38,7 @@ pub const SCHEMA_FILE: &str = "brig.cedarschema";
 /// File name suffix of a cache entry.
 const CACHE_SUFFIX: &str = "cache";
 /// Version of the on-disk cache format; part of the cache key.
-const CACHE_FORMAT: &str = "brig-policy-cache/3";
+const CACHE_FORMAT: &str = "brig-policy-cache/4";
 
 /// A place in a policy or schema file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,12 +260,12 @@ pub(crate) struct ActionIndex {
 #[derive(Clone)]
 enum EntityIndex {
     Parsed(HashMap<EntityKey, Arc<Bucket>>),
-    /// A sorted table of entity → bucket range (`cache.rs`), and the
+    /// A sorted table of entity → bucket span (`cache.rs`), and the
     /// buckets already looked up.
     Cached {
         table: Section,
         body: cache::Body,
-        found: Arc<Mutex<HashMap<Range, Arc<Bucket>>>>,
+        found: Arc<Mutex<HashMap<Span, Arc<Bucket>>>>,
     },
 }
 
@@ -345,24 +345,24 @@ impl fmt::Debug for PolicySet {
     }
 }
 
-/// The header of a cache entry (`cache.rs`); ranges are in its body.
+/// The header of a cache entry (`cache.rs`); spans are in its body.
 #[derive(Serialize, Deserialize)]
 struct CacheHeader {
     format: String,
     digest: String,
     claims: BTreeMap<String, ClaimAttr>,
     count: usize,
-    meta: Range,
-    paths: Range,
+    meta: Span,
+    paths: Span,
     index: Vec<CachedAction>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct CachedAction {
     /// The unscoped bucket.
-    any: Range,
+    any: Span,
     /// The table of entity → bucket.
-    by_entity: Range,
+    by_entity: Span,
 }
 
 struct Sources {
@@ -871,14 +871,17 @@ fn write_cache(set: &PolicySet, path: &Path, dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| e.to_string())?;
     let mut body = Vec::new();
-    let mut push = |bytes: &[u8]| -> Range {
-        let start = body.len() as u64;
+    let mut push = |bytes: &[u8]| -> Span {
+        let span = Span::of(body.len() as u64, bytes);
         body.extend_from_slice(bytes);
-        (start, body.len() as u64)
+        span
     };
+    let too_big = || "too large for the cache format".to_string();
     let meta = push(&serde_json::to_vec(set.meta()?).map_err(|e| e.to_string())?);
     let PathSet::Parsed(paths) = &set.paths else { return Err("already cached".into()) };
-    let paths = push(&cache::encode_table(paths.iter().map(|p| (p.as_bytes().to_vec(), (0, 0))).collect()));
+    let no_section = Span { start: 0, end: 0, sha256: [0; 32] };
+    let paths = cache::encode_table(paths.iter().map(|p| (p.as_bytes().to_vec(), no_section)).collect());
+    let paths = push(&paths.ok_or_else(too_big)?);
     let mut index = Vec::new();
     for a in &set.index {
         let EntityIndex::Parsed(by_entity) = &a.by_entity else { return Err("already cached".into()) };
@@ -887,7 +890,7 @@ fn write_cache(set: &PolicySet, path: &Path, dir: &Path) -> Result<(), String> {
         for ((type_name, id), bucket) in by_entity {
             table.push((cache::entity_key(type_name, id), push(&bucket.to_blob()?)));
         }
-        let by_entity = push(&cache::encode_table(table));
+        let by_entity = push(&cache::encode_table(table).ok_or_else(too_big)?);
         index.push(CachedAction { any, by_entity });
     }
     let header = CacheHeader {
@@ -935,14 +938,14 @@ impl ActionIndex {
             EntityIndex::Cached { table, body, found } => {
                 let table = table.bytes()?;
                 for (type_name, id) in keys {
-                    let Some(range) = cache::table_get(table, &cache::entity_key(type_name, id))? else { continue };
+                    let Some(span) = cache::table_get(table, &cache::entity_key(type_name, id))? else { continue };
                     let mut found = found.lock().map_err(|_| "policy cache: a lookup panicked")?;
-                    let bucket = match found.get(&range) {
+                    let bucket = match found.get(&span) {
                         Some(b) => b.clone(),
                         None => {
-                            let section = body.section(range).ok_or("policy cache: a bucket outside the entry")?;
+                            let section = body.section(span).ok_or("policy cache: a bucket outside the entry")?;
                             let b = Arc::new(Bucket::new(Source::Cached(section)));
-                            found.insert(range, b.clone());
+                            found.insert(span, b.clone());
                             b
                         }
                     };

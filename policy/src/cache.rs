@@ -11,17 +11,20 @@
 //! kilobytes of a ~600 KB entry.
 //!
 //! ```text
-//! "brigpc03" | u64 header length | header (JSON) | body
+//! "brigpc04" | u64 header length | header (JSON) | body
 //! ```
 //!
-//! Ranges in the header are relative to the body. A table is
+//! A section is named by a [`Span`]: its range in the body and the SHA-256 of
+//! its bytes, checked when it is read. A table is
 //! `u32 n | n × u32 entry offset | entries`, an entry
-//! `u32 key length | key | u64 start | u64 end`, sorted by key bytes.
+//! `u32 key length | key | u64 start | u64 end | 32-byte SHA-256`, sorted by
+//! key bytes.
 //!
 //! The entry's name is the content digest, so a changed policy file, schema
 //! or brig version never reads a stale entry; an entry that is malformed,
 //! truncated or not owned like its directory is ignored (the set is parsed
-//! again), and an I/O error on a section once the entry is in use denies.
+//! again), and a section that cannot be read or does not match its digest
+//! once the entry is in use denies the request.
 
 use std::fs::{self, File};
 use std::io;
@@ -30,27 +33,47 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// The first bytes of an entry; the version is also part of the digest.
-const MAGIC: &[u8; 8] = b"brigpc03";
+const MAGIC: &[u8; 8] = b"brigpc04";
 /// A header larger than this is not one brig wrote.
 const MAX_HEADER: u64 = 16 << 20;
 
-/// A byte range of an entry's body.
-pub(crate) type Range = (u64, u64);
+/// A section of an entry's body: its byte range and the SHA-256 of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct Span {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) sha256: [u8; 32],
+}
 
-/// A range of an open cache entry, read on first use and kept.
+impl Span {
+    /// The span of `bytes` written at `start`.
+    pub(crate) fn of(start: u64, bytes: &[u8]) -> Span {
+        Span { start, end: start + bytes.len() as u64, sha256: Sha256::digest(bytes).into() }
+    }
+}
+
+/// A section of an open cache entry, read (and checked) on first use and kept.
 pub(crate) struct Section {
     file: Arc<File>,
     /// Absolute offsets in the file.
     start: u64,
     end: u64,
+    sha256: [u8; 32],
     bytes: OnceLock<Result<Vec<u8>, String>>,
 }
 
 impl Clone for Section {
     fn clone(&self) -> Self {
-        Section { file: self.file.clone(), start: self.start, end: self.end, bytes: OnceLock::new() }
+        Section {
+            file: self.file.clone(),
+            start: self.start,
+            end: self.end,
+            sha256: self.sha256,
+            bytes: OnceLock::new(),
+        }
     }
 }
 
@@ -67,6 +90,12 @@ impl Section {
                 self.file
                     .read_exact_at(&mut buf, self.start)
                     .map_err(|e| format!("reading the policy cache at {}..{}: {e}", self.start, self.end))?;
+                if <[u8; 32]>::from(Sha256::digest(&buf)) != self.sha256 {
+                    return Err(format!(
+                        "the policy cache is damaged at {}..{} (digest mismatch)",
+                        self.start, self.end
+                    ));
+                }
                 Ok(buf)
             })
             .as_deref()
@@ -84,14 +113,15 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    /// The body range `r` as a section; `None` if it is outside the file.
-    pub(crate) fn section(&self, (start, end): Range) -> Option<Section> {
-        let start = self.start.checked_add(start)?;
-        let end = self.start.checked_add(end)?;
+    /// The section at `span`; `None` if it is outside the file.
+    pub(crate) fn section(&self, span: Span) -> Option<Section> {
+        let start = self.start.checked_add(span.start)?;
+        let end = self.start.checked_add(span.end)?;
         (start <= end && end <= self.len).then(|| Section {
             file: self.file.clone(),
             start,
             end,
+            sha256: span.sha256,
             bytes: OnceLock::new(),
         })
     }
@@ -157,55 +187,60 @@ pub(crate) fn entity_key(type_name: &str, id: &str) -> Vec<u8> {
     k
 }
 
-/// A sorted table of `key → range` (see the module comment).
-pub(crate) fn encode_table(mut entries: Vec<(Vec<u8>, Range)>) -> Vec<u8> {
+/// A sorted table of `key → span` (see the module comment); `None` if it
+/// would not fit the format's 32-bit offsets.
+pub(crate) fn encode_table(mut entries: Vec<(Vec<u8>, Span)>) -> Option<Vec<u8>> {
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries.dedup_by(|a, b| a.0 == b.0);
     let n = entries.len();
     let mut offsets = Vec::with_capacity(n);
     let mut data = Vec::new();
-    let base = 4 + 4 * n;
-    for (key, (start, end)) in &entries {
-        offsets.push((base + data.len()) as u32);
-        data.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    let base = n.checked_mul(4)?.checked_add(4)?;
+    for (key, span) in &entries {
+        offsets.push(u32::try_from(base.checked_add(data.len())?).ok()?);
+        data.extend_from_slice(&u32::try_from(key.len()).ok()?.to_le_bytes());
         data.extend_from_slice(key);
-        data.extend_from_slice(&start.to_le_bytes());
-        data.extend_from_slice(&end.to_le_bytes());
+        data.extend_from_slice(&span.start.to_le_bytes());
+        data.extend_from_slice(&span.end.to_le_bytes());
+        data.extend_from_slice(&span.sha256);
     }
+    u32::try_from(base.checked_add(data.len())?).ok()?;
     let mut out = Vec::with_capacity(base + data.len());
-    out.extend_from_slice(&(n as u32).to_le_bytes());
+    out.extend_from_slice(&u32::try_from(n).ok()?.to_le_bytes());
     for o in offsets {
         out.extend_from_slice(&o.to_le_bytes());
     }
     out.extend_from_slice(&data);
-    out
+    Some(out)
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<usize, String> {
-    let bytes = b.get(at..at + 4).ok_or("policy cache: truncated table")?;
+    let bytes = at.checked_add(4).and_then(|end| b.get(at..end)).ok_or("policy cache: truncated table")?;
     let mut a = [0u8; 4];
     a.copy_from_slice(bytes);
     Ok(u32::from_le_bytes(a) as usize)
 }
 
 fn u64_at(b: &[u8], at: usize) -> Result<u64, String> {
-    let bytes = b.get(at..at + 8).ok_or("policy cache: truncated table")?;
+    let bytes = at.checked_add(8).and_then(|end| b.get(at..end)).ok_or("policy cache: truncated table")?;
     let mut a = [0u8; 8];
     a.copy_from_slice(bytes);
     Ok(u64::from_le_bytes(a))
 }
 
-/// The range stored under `key` in `table`, by binary search.
-pub(crate) fn table_get(table: &[u8], key: &[u8]) -> Result<Option<Range>, String> {
+/// The span stored under `key` in `table`, by binary search.
+pub(crate) fn table_get(table: &[u8], key: &[u8]) -> Result<Option<Span>, String> {
+    const TRUNCATED: &str = "policy cache: truncated table";
     if table.is_empty() {
         return Ok(None);
     }
     let n = u32_at(table, 0)?;
     let entry = |i: usize| -> Result<(&[u8], usize), String> {
-        let at = u32_at(table, 4 + 4 * i)?;
+        let at = u32_at(table, i.checked_mul(4).and_then(|o| o.checked_add(4)).ok_or(TRUNCATED)?)?;
         let len = u32_at(table, at)?;
-        let key = table.get(at + 4..at + 4 + len).ok_or("policy cache: truncated table")?;
-        Ok((key, at + 4 + len))
+        let key_end = at.checked_add(4).and_then(|s| s.checked_add(len)).ok_or(TRUNCATED)?;
+        let key = table.get(at + 4..key_end).ok_or(TRUNCATED)?;
+        Ok((key, key_end))
     };
     let (mut lo, mut hi) = (0, n);
     while lo < hi {
@@ -214,7 +249,12 @@ pub(crate) fn table_get(table: &[u8], key: &[u8]) -> Result<Option<Range>, Strin
         match k.cmp(key) {
             std::cmp::Ordering::Less => lo = mid + 1,
             std::cmp::Ordering::Greater => hi = mid,
-            std::cmp::Ordering::Equal => return Ok(Some((u64_at(table, after)?, u64_at(table, after + 8)?))),
+            std::cmp::Ordering::Equal => {
+                let sha = after.checked_add(16).and_then(|s| table.get(s..s + 32)).ok_or(TRUNCATED)?;
+                let mut sha256 = [0u8; 32];
+                sha256.copy_from_slice(sha);
+                return Ok(Some(Span { start: u64_at(table, after)?, end: u64_at(table, after + 8)?, sha256 }));
+            }
         }
     }
     Ok(None)
@@ -227,9 +267,10 @@ mod tests {
     #[test]
     fn table_lookups_find_every_key_and_only_those() {
         let keys: Vec<Vec<u8>> = (0..300).map(|i| entity_key("Brig::Tenant", &format!("t{i}"))).collect();
-        let table = encode_table(keys.iter().enumerate().map(|(i, k)| (k.clone(), (i as u64, i as u64 + 7))).collect());
+        let span = |i: usize| Span::of(i as u64, format!("bucket {i}").as_bytes());
+        let table = encode_table(keys.iter().enumerate().map(|(i, k)| (k.clone(), span(i))).collect()).unwrap();
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(table_get(&table, k).unwrap(), Some((i as u64, i as u64 + 7)));
+            assert_eq!(table_get(&table, k).unwrap(), Some(span(i)));
         }
         assert_eq!(table_get(&table, &entity_key("Brig::Tenant", "t300")).unwrap(), None);
         assert_eq!(table_get(&table, &entity_key("Brig::Role", "t1")).unwrap(), None);
@@ -240,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_truncated_table_is_an_error_not_a_panic() {
-        let table = encode_table((0..50).map(|i| (format!("k{i}").into_bytes(), (1, 2))).collect());
+        let table = encode_table((0..50).map(|i| (format!("k{i}").into_bytes(), Span::of(1, b"x"))).collect()).unwrap();
         for cut in 0..table.len() {
             // every prefix either answers or reports truncation
             let _ = table_get(&table[..cut], b"k25");

@@ -547,8 +547,9 @@ fn replay_error(e: ReplayError) -> TokenError {
 
 /// The single-use record a verification created (if the token's `jti` is
 /// single-use), not yet flushed to disk: it survives a crash only once
-/// committed. Dropped uncommitted, it still refuses the token until the
-/// machine restarts.
+/// committed. Dropped uncommitted, it still refuses the token (the kernel
+/// writes it back in time); only a crash before that loses it. A commit that
+/// fails removes the record, and the caller must not act on the token.
 #[must_use = "a single-use record survives a crash only once committed"]
 #[derive(Debug)]
 pub struct JtiRecord(Option<PendingRecord>);

@@ -70,7 +70,6 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
     }
     let t0 = Instant::now();
     let config = Config::load(&Config::locate(g.config.as_deref()))?;
-    let policies = pipeline::start_policy_loader(&config);
     let mut request = LaunchRequest::read(&opts.bundle)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config and bundle read");
     // Rootless: the job's own network namespace and user namespace (over the
@@ -82,6 +81,9 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
         ),
         false => None,
     };
+    // Started after the rootless adaptation, which changes the process
+    // environment (`set_var` needs a single thread).
+    let policies = pipeline::start_policy_loader(&config);
     let prepared = pipeline::prepare(&config, request, id, policies)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "pipeline done");
     tracing::info!(
