@@ -5,14 +5,13 @@
 //! from 6.3) attaches a user namespace's mapping to a mount: a file owned by
 //! host uid 0 on disk is seen through the mount as owned by the mapped uid
 //! `base`, which the job's user namespace shows as 0. The user namespace that
-//! carries the mapping is made by a short-lived child process.
+//! carries the mapping is made by a short-lived child process that shares
+//! brig's memory.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-
-use nix::unistd::{fork, ForkResult};
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -39,46 +38,84 @@ fn check(ret: libc::c_long) -> std::io::Result<libc::c_long> {
     }
 }
 
+/// Stack of the child that holds a new user namespace open (it makes three
+/// system calls).
+const HOLDER_STACK: usize = 64 * 1024;
+
+/// The child of [`userns_fd`]: created in the new user namespace, it closes
+/// its copy of the pipe's write end, waits until the parent closes its own,
+/// then exits. `arg` points to `[read end, write end]`.
+extern "C" fn hold_userns(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `[c_int; 2]` at the bottom of this
+    // child's stack allocation, alive until this child has been waited for
+    // (the memory is shared: CLONE_VM).
+    let [read_end, write_end] = unsafe { (arg as *const [libc::c_int; 2]).read_unaligned() };
+    let mut byte = 0u8;
+    // SAFETY: raw system calls on this child's own descriptor table (a copy);
+    // no allocation, no lock, no TLS but errno.
+    unsafe {
+        libc::syscall(libc::SYS_close, write_end);
+        libc::syscall(libc::SYS_read, read_end, std::ptr::addr_of_mut!(byte), 1usize);
+        libc::syscall(libc::SYS_exit, 0);
+    }
+    0
+}
+
 /// A user namespace whose uid and gid maps are `0 base size`.
+///
+/// A user namespace is made by a process, so a child is created in a new one
+/// (`clone(CLONE_NEWUSER)`), its maps written, its namespace opened, and the
+/// child let go. The child shares brig's memory (`CLONE_VM`) instead of
+/// copying it as `fork` would: a fork of the 30 MB runtime costs its page
+/// tables, and brig then write-faults every page it touches afterwards.
 pub fn userns_fd(base: u32, size: u32) -> std::io::Result<OwnedFd> {
-    let (ready_r, ready_w) = nix::unistd::pipe()?;
     let (hold_r, hold_w) = nix::unistd::pipe()?;
-    // SAFETY: brig is single-threaded here; the child only makes async-signal-
-    // safe system calls and exits with _exit.
-    match unsafe { fork() }? {
-        ForkResult::Child => {
-            drop(ready_r);
-            drop(hold_w);
-            // SAFETY: plain system calls on descriptors this process owns.
-            unsafe {
-                let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
-                let byte = [u8::from(ok)];
-                libc::write(ready_w.as_raw_fd(), byte.as_ptr().cast(), 1);
-                let mut buf = [0u8; 1];
-                libc::read(hold_r.as_raw_fd(), buf.as_mut_ptr().cast(), 1);
-                libc::_exit(0);
+    // The child's argument lives at the bottom of its stack allocation, so
+    // that both are freed (or leaked) together.
+    let mut stack = vec![0u8; HOLDER_STACK];
+    let fds: [libc::c_int; 2] = [hold_r.as_raw_fd(), hold_w.as_raw_fd()];
+    let arg = stack.as_mut_ptr().cast::<[libc::c_int; 2]>();
+    // SAFETY: `stack` is at least 8 bytes; `write_unaligned` needs no alignment.
+    unsafe { arg.write_unaligned(fds) };
+    // SAFETY: the stack grows down on the architectures brig supports; the top
+    // is 16-byte aligned as the ABIs want.
+    let top = unsafe { stack.as_mut_ptr().add(HOLDER_STACK) };
+    let top = ((top as usize) & !15) as *mut libc::c_void;
+    // SAFETY: `hold_userns` runs on `stack` and reads its argument from it;
+    // `stack` outlives the child (waited for below before it is dropped, or
+    // leaked), and the child makes only raw system calls.
+    let child =
+        unsafe { libc::clone(hold_userns, top, libc::CLONE_VM | libc::CLONE_NEWUSER | libc::SIGCHLD, arg.cast()) };
+    if child < 0 {
+        return Err(std::io::Error::other(format!(
+            "creating a user namespace for the idmapped mount: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    let result = (|| {
+        let map = format!("0 {base} {size}\n");
+        std::fs::write(format!("/proc/{child}/uid_map"), &map)?;
+        std::fs::write(format!("/proc/{child}/gid_map"), &map)?;
+        let f = std::fs::File::open(format!("/proc/{child}/ns/user"))?;
+        Ok(OwnedFd::from(f))
+    })();
+    drop(hold_w);
+    let child = nix::unistd::Pid::from_raw(child);
+    loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => break,
+            Err(e) => {
+                // Not waited for: the child may still run on `stack` and read
+                // `fds`; never free them under it.
+                std::mem::forget(stack);
+                return Err(std::io::Error::other(format!("waiting for the user-namespace holder: {e}")));
             }
         }
-        ForkResult::Parent { child } => {
-            drop(ready_w);
-            drop(hold_r);
-            let mut byte = [0u8; 1];
-            let n = nix::unistd::read(ready_r.as_raw_fd(), &mut byte)?;
-            let result = (|| {
-                if n != 1 || byte[0] != 1 {
-                    return Err(std::io::Error::other("creating a user namespace for the idmapped mount failed"));
-                }
-                let map = format!("0 {base} {size}\n");
-                std::fs::write(format!("/proc/{child}/uid_map"), &map)?;
-                std::fs::write(format!("/proc/{child}/gid_map"), &map)?;
-                let f = std::fs::File::open(format!("/proc/{child}/ns/user"))?;
-                Ok(OwnedFd::from(f))
-            })();
-            drop(hold_w);
-            let _ = nix::sys::wait::waitpid(child, None);
-            result
-        }
     }
+    drop(hold_r);
+    drop(stack);
+    result
 }
 
 /// Bind-mounts `source` (recursively) at `target` with the mapping of `userns`.
