@@ -69,7 +69,8 @@ extern "C" fn hold_userns(arg: *mut libc::c_void) -> libc::c_int {
 /// copying it as `fork` would: a fork of the 30 MB runtime costs its page
 /// tables, and brig then write-faults every page it touches afterwards.
 pub fn userns_fd(base: u32, size: u32) -> std::io::Result<OwnedFd> {
-    let (hold_r, hold_w) = nix::unistd::pipe()?;
+    use nix::sys::signal::{SigSet, SigmaskHow};
+    let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // The child's argument lives at the bottom of its stack allocation, so
     // that both are freed (or leaked) together.
     let mut stack = vec![0u8; HOLDER_STACK];
@@ -77,45 +78,80 @@ pub fn userns_fd(base: u32, size: u32) -> std::io::Result<OwnedFd> {
     let arg = stack.as_mut_ptr().cast::<[libc::c_int; 2]>();
     // SAFETY: `stack` is at least 8 bytes; `write_unaligned` needs no alignment.
     unsafe { arg.write_unaligned(fds) };
-    // SAFETY: the stack grows down on the architectures brig supports; the top
-    // is 16-byte aligned as the ABIs want.
+    // SAFETY: in bounds (one past the end); the stack grows down on the
+    // architectures brig supports, and the top is 16-byte aligned as the ABIs want.
     let top = unsafe { stack.as_mut_ptr().add(HOLDER_STACK) };
     let top = ((top as usize) & !15) as *mut libc::c_void;
+    // The child starts with every signal blocked (as posix_spawn does): no
+    // handler may ever run on its stack with brig's memory. Only SIGKILL and
+    // SIGSTOP reach it.
+    let mut previous = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut previous))?;
     // SAFETY: `hold_userns` runs on `stack` and reads its argument from it;
-    // `stack` outlives the child (waited for below before it is dropped, or
-    // leaked), and the child makes only raw system calls.
+    // `stack` outlives the child (`Holder` waits for it, or leaks the stack),
+    // and the child makes only raw system calls.
     let child =
         unsafe { libc::clone(hold_userns, top, libc::CLONE_VM | libc::CLONE_NEWUSER | libc::SIGCHLD, arg.cast()) };
+    let clone_error = std::io::Error::last_os_error();
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None)?;
     if child < 0 {
-        return Err(std::io::Error::other(format!(
-            "creating a user namespace for the idmapped mount: {}",
-            std::io::Error::last_os_error()
-        )));
+        return Err(std::io::Error::other(format!("creating a user namespace for the idmapped mount: {clone_error}")));
     }
-    let result = (|| {
-        let map = format!("0 {base} {size}\n");
-        std::fs::write(format!("/proc/{child}/uid_map"), &map)?;
-        std::fs::write(format!("/proc/{child}/gid_map"), &map)?;
-        let f = std::fs::File::open(format!("/proc/{child}/ns/user"))?;
-        Ok(OwnedFd::from(f))
-    })();
-    drop(hold_w);
-    let child = nix::unistd::Pid::from_raw(child);
-    loop {
-        match nix::sys::wait::waitpid(child, None) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Ok(_) => break,
-            Err(e) => {
-                // Not waited for: the child may still run on `stack` and read
-                // `fds`; never free them under it.
-                std::mem::forget(stack);
-                return Err(std::io::Error::other(format!("waiting for the user-namespace holder: {e}")));
+    // From here on, whatever happens (an error, a panic), the stack is freed
+    // only once the child is known to be gone.
+    let holder = Holder { pid: nix::unistd::Pid::from_raw(child), stack: Some(stack), hold_w: Some(hold_w) };
+    let map = format!("0 {base} {size}\n");
+    let result = std::fs::write(format!("/proc/{child}/uid_map"), &map)
+        .and_then(|()| std::fs::write(format!("/proc/{child}/gid_map"), &map))
+        .and_then(|()| std::fs::File::open(format!("/proc/{child}/ns/user")))
+        .map(OwnedFd::from);
+    holder.release()?;
+    drop(hold_r);
+    result
+}
+
+/// The holder child of [`userns_fd`], the stack it runs on, and the write
+/// end of the pipe it waits on.
+struct Holder {
+    pid: nix::unistd::Pid,
+    stack: Option<Vec<u8>>,
+    hold_w: Option<OwnedFd>,
+}
+
+impl Holder {
+    /// Lets the child go, waits for it, then frees its stack.
+    fn release(mut self) -> std::io::Result<()> {
+        let waited = self.wait();
+        waited.map_err(|e| std::io::Error::other(format!("waiting for the user-namespace holder: {e}")))
+    }
+
+    fn wait(&mut self) -> Result<(), nix::errno::Errno> {
+        // EOF on the pipe: the child exits.
+        drop(self.hold_w.take());
+        let Some(stack) = self.stack.take() else { return Ok(()) };
+        loop {
+            match nix::sys::wait::waitpid(self.pid, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                // ECHILD: already reaped (SIGCHLD ignored): gone either way.
+                Ok(_) | Err(nix::errno::Errno::ECHILD) => {
+                    drop(stack);
+                    return Ok(());
+                }
+                Err(e) => {
+                    // Not known to be gone: it may still run on `stack`.
+                    std::mem::forget(stack);
+                    return Err(e);
+                }
             }
         }
     }
-    drop(hold_r);
-    drop(stack);
-    result
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // Only does something when `release` was not reached (a panic).
+        let _ = self.wait();
+    }
 }
 
 /// Bind-mounts `source` (recursively) at `target` with the mapping of `userns`.

@@ -81,12 +81,13 @@ fn run_propagates_exit_codes_and_signals() {
 fn run_streams_stdout_and_forwards_signals() {
     use std::io::{BufRead, BufReader, Read};
     let brig = Brig::default();
-    // The trap is set before the first line, so once "out" is read the job
-    // handles SIGTERM (no race with a slow start).
+    // The trap is set, and stderr written, before the first line of stdout,
+    // so once "out" is read the job handles SIGTERM and "err" is on its way
+    // (no race with a slow start).
     let bundle = Bundle::new(&[
         "sh",
         "-c",
-        "trap 'echo got-term; exit 42' TERM; echo out; echo err >&2; while true; do sleep 0.05; done",
+        "trap 'echo got-term; exit 42' TERM; echo err >&2; echo out; while true; do sleep 0.05; done",
     ]);
     let id = unique_id("fwd");
     let mut child = brig

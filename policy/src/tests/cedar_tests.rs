@@ -243,6 +243,17 @@ permit (principal, action == Brig::Action::"launch", resource)
     assert!(!authorize(&set, &t, Action::Launch, &ctx).allowed);
 }
 
+/// A copy of the function-platform policies in a temporary directory, an
+/// empty cache directory, and the example's cases.
+fn function_platform_copy() -> (tempfile::TempDir, tempfile::TempDir, crate::testing::CaseFile) {
+    let policies = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::copy(examples_dir().join("function-platform/functions.cedar"), policies.path().join("functions.cedar"))
+        .unwrap();
+    let file = load_cases(&examples_dir().join("function-platform/cases.toml")).unwrap();
+    (policies, cache, file)
+}
+
 #[test]
 fn cache_round_trip_and_invalidation() {
     let policies = tempfile::tempdir().unwrap();
@@ -283,11 +294,7 @@ fn cache_entry(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_damaged_cache_entry_is_parsed_again_or_denies() {
-    let policies = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    std::fs::copy(examples_dir().join("function-platform/functions.cedar"), policies.path().join("functions.cedar"))
-        .unwrap();
-    let file = load_cases(&examples_dir().join("function-platform/cases.toml")).unwrap();
+    let (policies, cache, file) = function_platform_copy();
     let cold = PolicySet::load_cached(policies.path(), Some(cache.path())).unwrap();
     let entry = cache_entry(cache.path());
     let good = std::fs::read(&entry).unwrap();
@@ -324,11 +331,7 @@ fn no_damage_to_a_cache_entry_allows_what_the_policies_deny() {
     // Bytes all over the entry's body flipped in turn: a decision read from
     // the damaged entry is the original one or a deny, never an allow the
     // policies do not give (each section is checked against its digest).
-    let policies = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    std::fs::copy(examples_dir().join("function-platform/functions.cedar"), policies.path().join("functions.cedar"))
-        .unwrap();
-    let file = load_cases(&examples_dir().join("function-platform/cases.toml")).unwrap();
+    let (policies, cache, file) = function_platform_copy();
     let cold = PolicySet::load_cached(policies.path(), Some(cache.path())).unwrap();
     let expected: Vec<bool> = run_tests(&cold, &file.cases).iter().map(|r| r.decision.allowed).collect();
     assert!(expected.iter().any(|a| *a) && expected.iter().any(|a| !*a), "{expected:?}");
@@ -393,12 +396,8 @@ fn an_emptied_index_table_does_not_drop_a_forbid() {
 fn the_background_loader_gives_the_same_set_and_errors() {
     use crate::authz::PolicyLoader;
     use crate::config::PolicyConfig;
-    let policies = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    std::fs::copy(examples_dir().join("function-platform/functions.cedar"), policies.path().join("functions.cedar"))
-        .unwrap();
+    let (policies, cache, file) = function_platform_copy();
     let config = PolicyConfig { dir: policies.path().into(), cache: true, cache_dir: cache.path().join("c") };
-    let file = load_cases(&examples_dir().join("function-platform/cases.toml")).unwrap();
     for _ in 0..2 {
         let set = PolicyLoader::start(&config).finish().unwrap();
         for r in run_tests(&set, &file.cases) {
