@@ -28,17 +28,17 @@ pub fn policy(g: &GlobalOpts, cmd: &PolicyCmd) -> Result<i32> {
             };
             match brig_policy::PolicySet::load(&dir) {
                 Ok(set) => {
-                    println!("{}: {} policies, valid against the schema (strict)", dir.display(), set.len());
+                    crate::outln!("{}: {} policies, valid against the schema (strict)", dir.display(), set.len());
                     for (id, file) in set.policies() {
-                        println!("  {id}  ({file})");
+                        crate::outln!("  {id}  ({file})");
                     }
                     for w in set.warnings() {
-                        println!("warning: {w}");
+                        crate::outln!("warning: {w}");
                     }
                     Ok(0)
                 }
                 Err(e) => {
-                    println!("{e}");
+                    crate::outln!("{e}");
                     Ok(1)
                 }
             }
@@ -52,7 +52,7 @@ pub fn policy(g: &GlobalOpts, cmd: &PolicyCmd) -> Result<i32> {
             let set = match brig_policy::PolicySet::load(&dir) {
                 Ok(s) => s,
                 Err(e) => {
-                    println!("{e}");
+                    crate::outln!("{e}");
                     return Ok(1);
                 }
             };
@@ -60,12 +60,12 @@ pub fn policy(g: &GlobalOpts, cmd: &PolicyCmd) -> Result<i32> {
             let failed = results.iter().filter(|r| !r.passed).count();
             for r in &results {
                 if r.passed {
-                    println!("ok    {}", r.name);
+                    crate::outln!("ok    {}", r.name);
                 } else {
-                    println!("FAIL  {}\n{}\n{}", r.name, r.diff, r.decision.explain());
+                    crate::outln!("FAIL  {}\n{}\n{}", r.name, r.diff, r.decision.explain());
                 }
             }
-            println!("{} case(s), {} failed", results.len(), failed);
+            crate::outln!("{} case(s), {} failed", results.len(), failed);
             Ok(i32::from(failed > 0))
         }
         PolicyCmd::Explain { bundle, token } => explain(g, bundle, token.as_deref()),
@@ -85,7 +85,7 @@ fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i
     let name =
         request.annotation(crate::bundle::annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
     let profile = brig_profiles::ProfileSet::load_one(Some(&config.profiles.dir), &name).map_err(usage)?;
-    println!("profile: {} ({})", profile.profile.name, profile.digest);
+    crate::outln!("profile: {} ({})", profile.profile.name, profile.digest);
     let asks = brig_profiles::JobAsks::default();
     let hardened = match brig_profiles::harden(
         &profile.profile,
@@ -95,12 +95,12 @@ fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i
     ) {
         Ok(h) => h,
         Err(e) => {
-            println!("decision: deny\nreason: {e}");
+            crate::outln!("decision: deny\nreason: {e}");
             return Ok(1);
         }
     };
     for t in &hardened.tightened {
-        println!("tightened: {}: {} -> {}", t.field, t.requested, t.applied);
+        crate::outln!("tightened: {}: {} -> {}", t.field, t.requested, t.applied);
     }
     let options = brig_policy::SpecOptions {
         default_profile: config.profiles.default.clone(),
@@ -117,25 +117,25 @@ fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i
             match verifier.verify(&t, SystemTime::now()) {
                 Ok(v) => v,
                 Err(e) => {
-                    println!("decision: deny\nreason: token refused: {e}");
+                    crate::outln!("decision: deny\nreason: token refused: {e}");
                     return Ok(1);
                 }
             }
         }
         None => {
-            println!("token: none (deciding for an anonymous principal)");
+            crate::outln!("token: none (deciding for an anonymous principal)");
             brig_policy::unverified_token(&serde_json::Map::new())
         }
     };
     let set = match brig_policy::PolicySet::load_with(&config.policy) {
         Ok(s) => s,
         Err(e) => {
-            println!("decision: deny\nreason: the policies cannot be used: {e}");
+            crate::outln!("decision: deny\nreason: the policies cannot be used: {e}");
             return Ok(1);
         }
     };
     let decision = brig_policy::authorize(&set, &verified, brig_policy::Action::Launch, &context);
-    print!("{}", decision.explain());
+    crate::out!("{}", decision.explain());
     Ok(i32::from(!decision.allowed))
 }
 
@@ -190,9 +190,9 @@ pub fn token(cmd: &TokenCmd) -> Result<i32> {
     match cmd {
         TokenCmd::Keygen { out, alg, name } => {
             let (key, kid) = token_keygen(out, alg, name)?;
-            println!("private key  {}  (development only: keep it root-only)", key.display());
-            println!("jwks         {}", out.join("jwks.json").display());
-            println!("kid          {kid}");
+            crate::outln!("private key  {}  (development only: keep it root-only)", key.display());
+            crate::outln!("jwks         {}", out.join("jwks.json").display());
+            crate::outln!("kid          {kid}");
             Ok(0)
         }
         TokenCmd::Mint { key, iss, sub, aud, tenant, roles, ttl, no_jti, image_digest, claims } => {
@@ -242,7 +242,7 @@ pub fn token(cmd: &TokenCmd) -> Result<i32> {
             let alg = meta["alg"].as_str().unwrap_or("EdDSA");
             let kid = meta["kid"].as_str().unwrap_or_default();
             let token = brig_policy::mint(&c, &pem, kid, alg).map_err(usage)?;
-            println!("{token}");
+            crate::outln!("{token}");
             Ok(0)
         }
     }
@@ -257,11 +257,11 @@ pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
             };
             match brig_policy::audit::verify_summary(&path) {
                 Ok(s) => {
-                    println!("{}: {} record(s), chain intact, head {}", path.display(), s.records, s.head);
+                    crate::outln!("{}: {} record(s), chain intact, head {}", path.display(), s.records, s.head);
                     Ok(0)
                 }
                 Err(e) => {
-                    println!("{}: {e}", path.display());
+                    crate::outln!("{}: {e}", path.display());
                     Ok(1)
                 }
             }
@@ -371,13 +371,13 @@ rootfs_cache = "{state}/cache/rootfs"
         state = state.display(),
     );
     write_private(&config_path, &text)?;
-    println!("wrote {}", config_path.display());
-    println!("  token signing key  {} (kid {kid})", token_key.display());
-    println!("  jwks               {}", jwks.display());
-    println!("  attestation key    {} (public: {})", attest.private.display(), attest.public.display());
-    println!("  policies           {}", policy_dir.display());
-    println!("mint a development token:");
-    println!(
+    crate::outln!("wrote {}", config_path.display());
+    crate::outln!("  token signing key  {} (kid {kid})", token_key.display());
+    crate::outln!("  jwks               {}", jwks.display());
+    crate::outln!("  attestation key    {} (public: {})", attest.private.display(), attest.public.display());
+    crate::outln!("  policies           {}", policy_dir.display());
+    crate::outln!("mint a development token:");
+    crate::outln!(
         "  brig token mint --key {} --iss {} --aud brig --sub alice --tenant acme --role function --ttl 10m",
         token_key.display(),
         opts.issuer

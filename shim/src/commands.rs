@@ -304,7 +304,7 @@ pub fn ps(g: &GlobalOpts, args: &Ps) -> Result<()> {
             .collect()
     };
     if args.format == "json" {
-        println!("{}", serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into()));
+        crate::outln!("{}", serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into()));
         return Ok(());
     }
     let ps_args = if args.ps_args.is_empty() { vec!["-ef".to_string()] } else { args.ps_args.clone() };
@@ -316,11 +316,11 @@ pub fn ps(g: &GlobalOpts, args: &Ps) -> Result<()> {
         .split_whitespace()
         .position(|h| h == "PID")
         .ok_or_else(|| Error::Usage("ps output has no PID column".into()))?;
-    println!("{header}");
+    crate::outln!("{header}");
     for line in lines {
         let pid = line.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
+            crate::outln!("{line}");
         }
     }
     Ok(())
@@ -337,10 +337,10 @@ pub fn list(g: &GlobalOpts, args: &List) -> Result<()> {
     }
     if args.quiet {
         for s in &states {
-            println!("{}", s.id);
+            crate::outln!("{}", s.id);
         }
     } else if args.format == "json" {
-        println!("{}", serde_json::to_string(&states).unwrap_or_else(|_| "[]".into()));
+        crate::outln!("{}", serde_json::to_string(&states).unwrap_or_else(|_| "[]".into()));
     } else {
         let rows: Vec<[String; 6]> = states
             .iter()
@@ -369,7 +369,7 @@ pub fn list(g: &GlobalOpts, args: &List) -> Result<()> {
         }
         for r in std::iter::once(&header).chain(rows.iter()) {
             let line: Vec<String> = r.iter().zip(widths.iter()).map(|(c, w)| format!("{c:<w$}")).collect();
-            println!("{}", line.join("   ").trim_end());
+            crate::outln!("{}", line.join("   ").trim_end());
         }
     }
     Ok(())
@@ -478,7 +478,7 @@ pub fn events(g: &GlobalOpts, id: &str, stats: bool, interval: u64) -> Result<()
         }
         let data = cgroup_manager(id, &c)?.stats().map_err(|e| Error::state(id, format!("reading stats: {e}")))?;
         let event = serde_json::json!({ "type": "stats", "id": id, "data": data });
-        println!("{event}");
+        crate::outln!("{event}");
         if stats {
             return Ok(());
         }
@@ -565,7 +565,7 @@ pub fn features() -> Result<()> {
             "dev.brig.profiles": "restricted,standard,permissive"
         }
     });
-    println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
+    crate::outln!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
     Ok(())
 }
 

@@ -791,7 +791,7 @@ pub fn state(g: &GlobalOpts, id: &str) -> Result<()> {
     let root = state_root(g)?;
     let c = load(&root, id)?;
     let out = serde_json::to_string_pretty(&state_of(&root, &c)).map_err(|e| Error::state(id, e.to_string()))?;
-    println!("{out}");
+    crate::outln!("{out}");
     Ok(())
 }
 

@@ -18,7 +18,7 @@ fn lint_file(path: &Path) -> Result<usize> {
     let profile = match brig_profiles::parse(&source, &path.display().to_string()) {
         Ok(p) => p,
         Err(e) => {
-            println!("{e}");
+            crate::outln!("{e}");
             return Ok(1);
         }
     };
@@ -31,7 +31,7 @@ fn lint_file(path: &Path) -> Result<usize> {
         });
     }
     for f in &problems {
-        println!("{}: {f}", path.display());
+        crate::outln!("{}: {f}", path.display());
     }
     Ok(problems.len())
 }
@@ -41,7 +41,7 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
     match cmd {
         ProfileCmd::List => {
             for p in load()?.iter() {
-                println!(
+                crate::outln!(
                     "{:<12} {:<10} {}  {}",
                     p.profile.name,
                     p.origin.to_string(),
@@ -54,13 +54,13 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
         ProfileCmd::Show { name, compiled } => {
             let set = load()?;
             let p = set.get(name).map_err(|e| Error::Usage(e.to_string()))?;
-            println!("# profile `{}` ({}), {}", p.profile.name, p.origin, p.digest);
-            print!("{}", p.source);
+            crate::outln!("# profile `{}` ({}), {}", p.profile.name, p.origin, p.digest);
+            crate::out!("{}", p.source);
             if *compiled {
                 if let Some(s) = &p.profile.seccomp {
                     for arch in [brig_profiles::seccomp::Arch::X86_64, brig_profiles::seccomp::Arch::Aarch64] {
                         let c = brig_profiles::seccomp::compile(s, arch).map_err(|e| Error::Usage(e.to_string()))?;
-                        println!(
+                        crate::outln!(
                             "# seccomp {}: {} programs, {} instructions, {}",
                             arch.name(),
                             c.programs.len(),
@@ -70,7 +70,7 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
                     }
                 }
                 if let Some(l) = &p.profile.landlock {
-                    println!("# landlock: mode {:?}, scopes {:?}", l.mode, l.scope);
+                    crate::outln!("# landlock: mode {:?}, scopes {:?}", l.mode, l.scope);
                 }
             }
             Ok(0)
@@ -97,7 +97,7 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
                 problems += lint_file(f)?;
             }
             if problems == 0 {
-                println!("{} profile file(s): no problems", files.len());
+                crate::outln!("{} profile file(s): no problems", files.len());
                 Ok(0)
             } else {
                 Ok(1)
@@ -108,7 +108,7 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
             let pa = set.get(a).map_err(|e| Error::Usage(e.to_string()))?;
             let pb = set.get(b).map_err(|e| Error::Usage(e.to_string()))?;
             for line in brig_profiles::diff(&pa.profile, &pb.profile) {
-                println!("{line}");
+                crate::outln!("{line}");
             }
             Ok(0)
         }

@@ -531,3 +531,23 @@ fn exec_joins_the_containers_cgroup_and_spec() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_brig_quietly() {
+    // `brig features | head -c0`, `brig state ID | true`: standard output's
+    // reader is gone. brig ends with 141 (128 + SIGPIPE) as runc does, with
+    // no panic or backtrace on stderr.
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("pipe");
+    brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    for args in [vec!["features"], vec!["state", id.as_str()], vec!["list"], vec!["ps", id.as_str()]] {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        let out = brig.command().args(&args).stdout(Stdio::from(write_end)).stderr(Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{args:?}: {stderr}");
+    }
+    brig.ok(&["delete", "--force", &id]);
+}

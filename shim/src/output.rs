@@ -1,0 +1,39 @@
+//! Standard output of the commands that print (`state`, `list`, `ps`,
+//! `events`, `features`, `spec`, the policy and profile tools).
+//!
+//! `println!` panics when the reader has gone away (`brig list | head -1`);
+//! runc and other Unix tools end quietly then (SIGPIPE). brig keeps SIGPIPE
+//! ignored, so that a peer closing any *other* pipe or socket is an error it
+//! handles, and ends with status 141 (128 + SIGPIPE) only when standard
+//! output is closed. Any other failure to write is a message and status 1.
+
+use std::io::Write;
+
+/// Writes `args` (and a newline if `newline`) to standard output; see the
+/// module comment for what happens when that fails.
+pub fn write(args: std::fmt::Arguments<'_>, newline: bool) {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| if newline { stdout.write_all(b"\n") } else { Ok(()) })
+        .and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("brig: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` for brig's commands (see [`write`]).
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::write(format_args!($($arg)*), true) };
+}
+
+/// `print!` for brig's commands (see [`write`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write(format_args!($($arg)*), false) };
+}
