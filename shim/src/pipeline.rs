@@ -178,7 +178,7 @@ pub fn start_policy_loader(config: &Config) -> Option<brig_policy::PolicyLoader>
 }
 
 /// Runs the pipeline for `create` (and `run`); `policies` is what
-/// [`start_policy_loader`] started (started here if `None`).
+/// [`start_policy_loader`] started (without it, an authorized launch is denied).
 pub fn prepare(
     config: &Config,
     mut request: LaunchRequest,
@@ -187,7 +187,6 @@ pub fn prepare(
 ) -> Result<Prepared, LaunchError> {
     let t0 = std::time::Instant::now();
     let us = |t: std::time::Instant| t.elapsed().as_micros() as u64;
-    let policies = policies.or_else(|| start_policy_loader(config));
     let credential = take_credential(&mut request.spec)?;
     let now = SystemTime::now();
 
