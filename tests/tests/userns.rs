@@ -155,18 +155,27 @@ fn docker_caps(b: &mut Bundle) {
 }
 
 /// The host pid of the job (the supervisor's child) of a running container.
+///
+/// `start` returns once the supervisor runs; it forks the job right after,
+/// so on a loaded machine the child may not exist yet: wait for it.
 fn job_pid(brig: &Brig, id: &str) -> i64 {
     let init = brig.state(id)["pid"].as_i64().unwrap();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i64>() else { continue };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid =
-            stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i64>().ok());
-        if ppid == Some(init) {
-            return pid;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i64>() else { continue };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i64>().ok());
+            if ppid == Some(init) {
+                return pid;
+            }
         }
+        assert!(std::time::Instant::now() < deadline, "no job process under init {init} after 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    panic!("no job process under init {init}");
 }
 
 /// Runs `brig-probe ARGS` on the host as `uid`/`gid` with no capabilities:
