@@ -2,7 +2,8 @@
 # Launch latency of busybox `true`: `brig run` (plain = permissive, and under
 # `restricted`, with and without its per-job user namespace and idmapped
 # rootfs) vs `runc run` vs `crun run`, side by side in one hyperfine run,
-# printed as ratios; and peak RSS of `brig create` vs `runc create`.
+# printed as ratios; then the same five interleaved round by round (the
+# figures to quote: see below); and peak RSS of `brig create` vs `runc create`.
 #
 #   sudo bench/launch.sh [RUNS]      (default 50 runs, 5 warm-up)
 source "$(dirname "$0")/lib.sh"
@@ -51,6 +52,59 @@ h = med["brig run (restricted, no userns)"]
 print(f"  per-job userns   = {r / h:.3f}   (user namespace + idmapped rootfs add {100 * (r / h - 1):.1f}%, target <= 15%)")
 PY
 done
+
+# Interleaved: hyperfine runs each command's series back to back, and this
+# VM's launch latency drifts by more than restricted's cost between series
+# (runc's median moved 22 -> 37 ms between two runs here). Every round runs
+# the five commands once, in a random order, back to back; the ratios come
+# from the same rounds, with the spread of medians over random half-samples.
+# The launcher is posix_spawn + waitpid (no shell), as hyperfine -N.
+python3 - "$RUNS" "$BRIG" "$R" "$B" "$WORK" "$H" <<'PY'
+import os, random, shutil, statistics, sys, time
+runs, brig, r, b, work, h = int(sys.argv[1]), *sys.argv[2:]
+cmds = {
+    "brig run (permissive)": [brig, "--root", f"{r}/brig", "--config", f"{work}/config-permissive/config.toml", "run", "--bundle", b, "il-p"],
+    "brig run (restricted)": [brig, "--root", f"{r}/brig", "--config", f"{work}/config-restricted/config.toml", "run", "--bundle", b, "il-r"],
+    "brig run (restricted, no userns)": [brig, "--root", f"{r}/brig", "--config", f"{h}/config.toml", "run", "--bundle", b, "il-h"],
+    "runc run": ["runc", "--root", f"{r}/runc", "run", "--bundle", b, "il-runc"],
+    "crun run": ["crun", "--root", f"{r}/crun", "run", "--bundle", b, "il-crun"],
+}
+for argv in cmds.values():
+    argv[0] = shutil.which(argv[0]) or sys.exit(f"bench: {argv[0]} not found")
+null = os.open(os.devnull, os.O_RDWR)
+def once(argv):
+    t = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ,
+                         file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1)])
+    _, status = os.waitpid(pid, 0)
+    dt = (time.perf_counter() - t) * 1000
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench: {' '.join(argv)} failed")
+    return dt
+times = {k: [] for k in cmds}
+for k in cmds:  # warm-up
+    once(cmds[k])
+for _ in range(runs):
+    order = list(cmds)
+    random.shuffle(order)
+    for k in order:
+        times[k].append(once(cmds[k]))
+med = {k: statistics.median(v) for k, v in times.items()}
+print(f"\n[interleaved, {runs} rounds] median launch latency (ms):")
+for k, v in med.items():
+    print(f"  {k:34s} {v:7.2f}")
+def ratio(a, b, target):
+    halves = []
+    for _ in range(300):
+        idx = random.sample(range(runs), runs // 2)
+        halves.append(statistics.median(times[a][i] for i in idx) / statistics.median(times[b][i] for i in idx))
+    q = statistics.quantiles(halves, n=20)
+    return f"{med[a] / med[b]:.3f}  (half-sample range {q[0]:.3f}..{q[-1]:.3f}; target {target})"
+print(f"\n  brig/runc        = {ratio('brig run (permissive)', 'runc run', '<= 0.50')}")
+print(f"  brig/crun        = {ratio('brig run (permissive)', 'crun run', '-')}")
+print(f"  restricted/plain = {ratio('brig run (restricted)', 'brig run (permissive)', '<= 1.10')}")
+print(f"  per-job userns   = {ratio('brig run (restricted)', 'brig run (restricted, no userns)', '<= 1.15')}")
+PY
 
 # Peak RSS of `create` (the runtime process itself).
 rss() { python3 -c '
