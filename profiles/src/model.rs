@@ -153,10 +153,11 @@ pub struct TimeoutSection {
 
 /// brig's seccomp filter.
 ///
-/// Compiled to three stacked classic-BPF programs: known syscalls pass and
-/// unknown numbers get `ENOSYS`; syscalls not allowed get `EPERM`; the
-/// `enosys` list gets `ENOSYS` (for syscalls like `clone3` whose arguments a
-/// filter cannot inspect, so that libc falls back to one it can).
+/// Compiled to one classic-BPF program (`seccomp.rs`): the `enosys` list and
+/// numbers the architecture does not define get `ENOSYS` (`clone3`, whose
+/// arguments a filter cannot inspect, so that libc falls back to `clone`);
+/// allowed syscalls pass, conditional ones when a rule holds; the rest get
+/// `EPERM`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeccompSection {

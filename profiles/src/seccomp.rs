@@ -69,10 +69,19 @@ impl Arch {
         }
     }
 
+    /// Every syscall number the architecture defines. Not `Sysno::iter()`:
+    /// syscalls 0.6 stops it one short of the table's last entry.
     fn all_syscalls(self) -> Vec<i64> {
+        use syscalls::{aarch64, x86_64};
         match self {
-            Arch::X86_64 => syscalls::x86_64::Sysno::iter().map(|s| i64::from(s.id())).collect(),
-            Arch::Aarch64 => syscalls::aarch64::Sysno::iter().map(|s| i64::from(s.id())).collect(),
+            Arch::X86_64 => (x86_64::Sysno::first().id()..=x86_64::Sysno::last().id())
+                .filter_map(|n| x86_64::Sysno::new(usize::try_from(n).ok()?))
+                .map(|s| i64::from(s.id()))
+                .collect(),
+            Arch::Aarch64 => (aarch64::Sysno::first().id()..=aarch64::Sysno::last().id())
+                .filter_map(|n| aarch64::Sysno::new(usize::try_from(n).ok()?))
+                .map(|s| i64::from(s.id()))
+                .collect(),
         }
     }
 }
@@ -107,7 +116,7 @@ pub enum SeccompError {
     UnknownSyscall(String),
     #[error("seccomp rule for `{syscall}`: {why}")]
     BadRule { syscall: String, why: String },
-    #[error("building the {arch} known-syscalls filter: {why}")]
+    #[error("building the {arch} seccomp filter: {why}")]
     Program { arch: &'static str, why: String },
     #[error("compiling the {arch} filter: {source}")]
     Backend {
@@ -197,20 +206,29 @@ const BPF_JA: u16 = 0x05;
 const MAX_INSNS: usize = 4096;
 
 /// Every syscall number, split into consecutive intervals `(lo, hi, action)`
-/// that together cover `0..=u32::MAX`, sorted.
-fn partition(classify: impl Fn(u32) -> u32, max_known: u32) -> Vec<(u32, u32, u32)> {
+/// that together cover `0..=u32::MAX`, sorted. `classify` returns `None` for
+/// a number the search never sees (dispatched before it): it joins whichever
+/// interval it borders, so it costs no interval of its own.
+fn partition(classify: impl Fn(u32) -> Option<u32>, max_known: u32) -> Vec<(u32, u32, u32)> {
     let mut out: Vec<(u32, u32, u32)> = Vec::new();
+    let mut pending: Option<u32> = None; // first of a run of don't-care numbers
     for n in 0..=max_known {
-        let action = classify(n);
+        let Some(action) = classify(n) else {
+            match out.last_mut() {
+                Some((_, hi, _)) => *hi = n,
+                None => pending = pending.or(Some(n)),
+            }
+            continue;
+        };
         match out.last_mut() {
             Some((_, hi, a)) if *a == action => *hi = n,
-            _ => out.push((n, n, action)),
+            _ => out.push((pending.take().unwrap_or(n), n, action)),
         }
     }
     let above = SECCOMP_RET_ERRNO | ENOSYS;
     match out.last_mut() {
         Some((_, hi, a)) if *a == above => *hi = u32::MAX,
-        _ => out.push((max_known.saturating_add(1), u32::MAX, above)),
+        _ => out.push((pending.unwrap_or(max_known.saturating_add(1)), u32::MAX, above)),
     }
     out
 }
@@ -238,7 +256,7 @@ fn interval_tree(intervals: &[(u32, u32, u32)]) -> Result<Vec<sock_filter>, Secc
     let mid = intervals.len() / 2;
     let (below, above) = (interval_tree(&intervals[..mid])?, interval_tree(&intervals[mid..])?);
     let skip = u32::try_from(below.len())
-        .map_err(|_| SeccompError::Program { arch: "any", why: "too many syscall number intervals".into() })?;
+        .map_err(|_| SeccompError::Program { arch: "native", why: "too many syscall number intervals".into() })?;
     let mut out = Vec::with_capacity(2 + below.len() + above.len());
     // At or above the middle interval's start: jump over the lower half.
     out.push(insn(BPF_JGE_K, 0, 1, intervals[mid].0));
@@ -288,13 +306,15 @@ fn job_program(
         .collect();
     let conditional_numbers: Vec<u32> = conditional.keys().filter_map(|&n| u32::try_from(n).ok()).collect();
     let classify = |n: u32| {
-        if enosys.contains(&n) || !known.contains(&n) {
+        Some(if enosys.contains(&n) || !known.contains(&n) {
             SECCOMP_RET_ERRNO | ENOSYS
+        } else if conditional_numbers.binary_search(&n).is_ok() {
+            return None;
         } else if allowed.contains(&n) {
             SECCOMP_RET_ALLOW
         } else {
             SECCOMP_RET_ERRNO | EPERM
-        }
+        })
     };
     let tree = interval_tree(&partition(classify, max_known))?;
     let rules: Vec<sock_filter> = if conditional.is_empty() {
@@ -499,6 +519,11 @@ mod tests {
     const BPF_ALU_AND_K: u16 = 0x54;
     const BPF_JSET_K: u16 = 0x45;
 
+    /// The action of `program` for syscall `nr` (arguments all zero).
+    fn run_bpf(program: &[u8], nr: u32, audit_arch: u32) -> u32 {
+        Bpf::new(program).run(&Call { nr, arch: audit_arch, args: [0; 6] }).0
+    }
+
     /// What brig installed before its own compiler, all from seccompiler, in
     /// installation order: the policy (every allowed number one by one, the
     /// conditional ones with their rules; else `EPERM`), the `enosys` list,
@@ -580,10 +605,14 @@ mod tests {
     /// and every way the lists can overlap.
     fn everything(arch: Arch) -> SeccompSection {
         let mut s = restricted();
-        let names: Vec<String> = match arch {
-            Arch::X86_64 => syscalls::x86_64::Sysno::iter().map(|s| s.name().to_string()).collect(),
-            Arch::Aarch64 => syscalls::aarch64::Sysno::iter().map(|s| s.name().to_string()).collect(),
-        };
+        let names: Vec<String> = arch
+            .all_syscalls()
+            .into_iter()
+            .map(|n| match arch {
+                Arch::X86_64 => syscalls::x86_64::Sysno::new(n as usize).unwrap().name().to_string(),
+                Arch::Aarch64 => syscalls::aarch64::Sysno::new(n as usize).unwrap().name().to_string(),
+            })
+            .collect();
         let conditional: Vec<&String> = s.allow_if.iter().map(|r| &r.syscall).collect();
         let (mut allow, mut extra) = (Vec::new(), Vec::new());
         for (i, n) in names.iter().enumerate() {
@@ -681,6 +710,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_last_syscall_of_the_table_is_known() {
+        // syscalls 0.6's `Sysno::iter()` stops one short of the last entry;
+        // a profile allowing that syscall must get it, not ENOSYS.
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let last = match arch {
+                Arch::X86_64 => syscalls::x86_64::Sysno::last().id(),
+                Arch::Aarch64 => syscalls::aarch64::Sysno::last().id(),
+            };
+            let name = match arch {
+                Arch::X86_64 => syscalls::x86_64::Sysno::last().name(),
+                Arch::Aarch64 => syscalls::aarch64::Sysno::last().name(),
+            };
+            assert!(arch.all_syscalls().contains(&i64::from(last)), "{}: {name}", arch.name());
+            let s = SeccompSection { allow: vec![name.into()], ..Default::default() };
+            let program = compile(&s, arch).unwrap().programs.remove(0);
+            assert_eq!(run_bpf(&program, last as u32, arch.audit_arch()), SECCOMP_RET_ALLOW, "{}: {name}", arch.name());
+            assert_eq!(run_bpf(&program, last as u32 + 1, arch.audit_arch()), SECCOMP_RET_ERRNO | ENOSYS);
+        }
+    }
+
+    #[test]
+    fn a_filter_too_large_for_the_kernel_is_a_clear_error() {
+        let names = ["socket", "bind", "connect", "ioctl", "fcntl", "prctl", "setsockopt", "getsockopt"];
+        let s = SeccompSection {
+            allow_if: names
+                .iter()
+                .map(|n| ConditionalRule {
+                    syscall: n.to_string(),
+                    args: vec![ArgCondition { index: 1, mask: None, any_of: (0..250).collect(), dword: false }],
+                    comment: String::new(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let err = compile(&s, Arch::X86_64).unwrap_err();
+        assert!(matches!(err, SeccompError::Program { .. } | SeccompError::Backend { .. }), "{err:?}");
+        assert!(err.to_string().contains("instructions") || err.to_string().contains("large"), "{err}");
     }
 
     #[test]
