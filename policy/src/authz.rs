@@ -470,12 +470,44 @@ impl PolicySet {
     /// otherwise do: Cedar's extension functions and name validators, brig's
     /// entity type names, and the unscoped policies of each action (the
     /// scoped ones depend on the principal).
+    ///
+    /// Then one decision on a made-up launch (a principal no token can name,
+    /// no claims, one read-only bind mount): a process's first decision pays
+    /// for faulting in the code and lazy state of entity, context and
+    /// request building and of Cedar's evaluator (≈ 0.5 ms of a launch
+    /// here), and this thread can pay it while the launch's does other work.
+    /// Deciding has no side effect; the answer is dropped.
     pub fn warm(&self) {
         let _ = Authorizer::new();
         let _ = Names::get();
         for a in &self.index {
             let _ = a.any.set();
         }
+        let token = crate::token::VerifiedToken {
+            issuer: String::new(),
+            subject: String::new(),
+            audience: Vec::new(),
+            jti: None,
+            expires_at: SystemTime::UNIX_EPOCH,
+            issued_at: None,
+            tenant: None,
+            roles: Vec::new(),
+            image_digest: None,
+            algorithm: String::new(),
+            key_id: None,
+            claims: serde_json::Map::new(),
+        };
+        let context = crate::context::LaunchContext {
+            profile: String::new(),
+            mounts: vec![crate::context::MountInfo {
+                source: "/".into(),
+                destination: "/".into(),
+                read_write: false,
+                kind: "bind".into(),
+            }],
+            ..Default::default()
+        };
+        let _ = crate::decide::authorize(self, &token, crate::Action::Launch, &context);
     }
 
     /// Parses and validates policies given in memory: `(file name, text)`

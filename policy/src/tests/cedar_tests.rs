@@ -393,6 +393,28 @@ fn an_emptied_index_table_does_not_drop_a_forbid() {
 }
 
 #[test]
+fn warming_a_set_changes_no_decision() {
+    // `warm` decides a made-up launch on the loader's thread; the set's
+    // decisions afterwards are those of a set never warmed, for every
+    // example's cases (allowed and denied ones).
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(examples_dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let file = load_cases(&dir.join("cases.toml")).unwrap();
+        let policies = file.policies.as_deref().unwrap();
+        let warmed = PolicySet::load(policies).unwrap();
+        warmed.warm();
+        warmed.warm();
+        let cold = PolicySet::load(policies).unwrap();
+        for (w, c) in run_tests(&warmed, &file.cases).into_iter().zip(run_tests(&cold, &file.cases)) {
+            assert_eq!(w.decision, c.decision, "{}: {}", dir.display(), w.name);
+            assert_eq!(w.passed, c.passed, "{}: {}", dir.display(), w.name);
+        }
+    }
+}
+
+#[test]
 fn the_background_loader_gives_the_same_set_and_errors() {
     use crate::authz::PolicyLoader;
     use crate::config::PolicyConfig;
