@@ -176,6 +176,18 @@ fn conditional_rules(rule: &ConditionalRule) -> Result<Vec<SeccompRule>, Seccomp
     combos.into_iter().map(|c| SeccompRule::new(c).map_err(|e| bad(e.to_string()))).collect()
 }
 
+/// seccompiler's program for `rules` (syscall number -> argument rules).
+fn seccompiler_program(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+    arch: Arch,
+) -> Result<BpfProgram, SeccompError> {
+    let backend = |source| SeccompError::Backend { arch: arch.name(), source };
+    let filter = SeccompFilter::new(rules, mismatch, matched, arch.target()).map_err(backend)?;
+    BpfProgram::try_from(filter).map_err(backend)
+}
+
 /// A program as the raw `struct sock_filter` array the supervisor installs.
 fn to_bytes(bpf: &[sock_filter]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bpf.len() * 8);
@@ -199,7 +211,6 @@ const SECCOMP_DATA_ARCH: u32 = 4;
 const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-
 const BPF_JA: u16 = 0x05;
 
 /// The most instructions a classic BPF program may have (`BPF_MAXINSNS`).
@@ -320,10 +331,7 @@ fn job_program(
     let rules: Vec<sock_filter> = if conditional.is_empty() {
         Vec::new()
     } else {
-        let backend = |source| SeccompError::Backend { arch: arch.name(), source };
-        let filter = SeccompFilter::new(conditional, SeccompAction::Errno(EPERM), SeccompAction::Allow, arch.target())
-            .map_err(backend)?;
-        BpfProgram::try_from(filter).map_err(backend)?
+        seccompiler_program(conditional, SeccompAction::Errno(EPERM), SeccompAction::Allow, arch)?
     };
     // Layout: arch check (3), load nr (1), a jump pair per conditional
     // number, the search, then the rules program (which checks the
@@ -404,10 +412,7 @@ mod tests {
         matched: SeccompAction,
         arch: Arch,
     ) -> Result<Vec<u8>, SeccompError> {
-        let backend = |source| SeccompError::Backend { arch: arch.name(), source };
-        let filter = SeccompFilter::new(rules, mismatch, matched, arch.target()).map_err(backend)?;
-        let bpf: BpfProgram = filter.try_into().map_err(backend)?;
-        Ok(to_bytes(&bpf))
+        Ok(to_bytes(&seccompiler_program(rules, mismatch, matched, arch)?))
     }
 
     fn section() -> SeccompSection {
