@@ -372,50 +372,128 @@ struct Sources {
     schema: Option<(String, String)>,
 }
 
-fn read_sources(dir: &Path) -> Result<Sources, PolicyError> {
+/// The policy directory's files: `(sorted policy file names, schema file
+/// name)`, with the same rules as [`read_sources`].
+fn list_sources(dir: &Path) -> Result<(Vec<String>, Option<String>), PolicyError> {
     let read_err = |path: &Path, source| PolicyError::Read { path: path.to_path_buf(), source };
     let mut policies = Vec::new();
     let mut schema = None;
     for entry in fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
         let entry = entry.map_err(|e| read_err(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
         if name.starts_with('.') {
             continue;
         }
         if name.ends_with(".cedar") {
-            policies.push((name, fs::read_to_string(&path).map_err(|e| read_err(&path, e))?));
+            policies.push(name);
         } else if name == SCHEMA_FILE {
-            schema = Some((name, fs::read_to_string(&path).map_err(|e| read_err(&path, e))?));
+            schema = Some(name);
         }
     }
     if policies.is_empty() {
         return Err(PolicyError::NoPolicies(dir.to_path_buf()));
     }
     policies.sort();
+    Ok((policies, schema))
+}
+
+fn read_sources(dir: &Path) -> Result<Sources, PolicyError> {
+    let read_err = |path: &Path, source| PolicyError::Read { path: path.to_path_buf(), source };
+    let (names, schema_name) = list_sources(dir)?;
+    let read = |name: String| {
+        let path = dir.join(&name);
+        fs::read_to_string(&path).map(|text| (name, text)).map_err(|e| read_err(&path, e))
+    };
+    let schema = schema_name.map(read).transpose()?;
+    let policies = names.into_iter().map(read).collect::<Result<Vec<_>, _>>()?;
     Ok(Sources { policies, schema })
 }
 
-fn content_digest(sources: &Sources) -> String {
-    let mut h = Sha256::new();
-    let mut field = |b: &[u8]| {
-        h.update((b.len() as u64).to_le_bytes());
-        h.update(b);
+/// The fields of a content digest, in order ([`content_digest`]).
+struct DigestWriter(Sha256);
+
+impl DigestWriter {
+    fn new() -> DigestWriter {
+        let mut w = DigestWriter(Sha256::new());
+        w.field(CACHE_FORMAT.as_bytes());
+        w.field(env!("CARGO_PKG_VERSION").as_bytes());
+        w
+    }
+
+    fn field(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    fn finish(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
+/// [`content_digest`] of what `dir` holds now, read in chunks through one
+/// small buffer instead of into memory: a launch whose set is in the cache
+/// needs only the digest (a 1,000-policy set is ≈ 200 KB of text). `None`
+/// when a file's size changed while it was read (the caller then reads the
+/// texts, and their digest is the one that counts).
+fn stream_digest(dir: &Path) -> Result<Option<String>, PolicyError> {
+    use std::io::Read;
+    let read_err = |path: &Path, source| PolicyError::Read { path: path.to_path_buf(), source };
+    let (names, schema) = list_sources(dir)?;
+    let mut w = DigestWriter::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut file_field = |w: &mut DigestWriter, name: &str| -> Result<bool, PolicyError> {
+        let path = dir.join(name);
+        let mut file = fs::File::open(&path).map_err(|e| read_err(&path, e))?;
+        let len = file.metadata().map_err(|e| read_err(&path, e))?.len();
+        w.0.update(len.to_le_bytes());
+        let mut total = 0u64;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(&path, e)),
+            };
+            w.0.update(&buf[..n]);
+            total += n as u64;
+        }
+        Ok(total == len)
     };
-    field(CACHE_FORMAT.as_bytes());
-    field(env!("CARGO_PKG_VERSION").as_bytes());
+    match &schema {
+        Some(name) => {
+            w.field(name.as_bytes());
+            if !file_field(&mut w, name)? {
+                return Ok(None);
+            }
+        }
+        None => w.field(BUILTIN_SCHEMA.as_bytes()),
+    }
+    for name in &names {
+        w.field(name.as_bytes());
+        if !file_field(&mut w, name)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(w.finish()))
+}
+
+/// What identifies a policy set in the cache: the cache format, brig's
+/// version, the schema (file name and text, or the built-in one) and every
+/// policy file's name and text, each length-prefixed.
+fn content_digest(sources: &Sources) -> String {
+    let mut w = DigestWriter::new();
     match &sources.schema {
         Some((name, text)) => {
-            field(name.as_bytes());
-            field(text.as_bytes());
+            w.field(name.as_bytes());
+            w.field(text.as_bytes());
         }
-        None => field(BUILTIN_SCHEMA.as_bytes()),
+        None => w.field(BUILTIN_SCHEMA.as_bytes()),
     }
     for (name, text) in &sources.policies {
-        field(name.as_bytes());
-        field(text.as_bytes());
+        w.field(name.as_bytes());
+        w.field(text.as_bytes());
     }
-    hex::encode(h.finalize())
+    w.finish()
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -453,13 +531,19 @@ impl PolicySet {
     /// from the same content (policy files, schema, brig version) is read
     /// from the cache instead of parsed again.
     pub fn load_cached(dir: &Path, cache_dir: Option<&Path>) -> Result<PolicySet, PolicyError> {
-        let sources = read_sources(dir)?;
-        let Some(cache_dir) = cache_dir else { return PolicySet::from_sources(sources) };
-        let digest = content_digest(&sources);
-        let cache_file = cache_dir.join(format!("{digest}.{CACHE_SUFFIX}"));
-        if let Some(set) = read_cache(&cache_file, &digest) {
-            return Ok(set);
+        let Some(cache_dir) = cache_dir else { return PolicySet::from_sources(read_sources(dir)?) };
+        let cache_file = |digest: &str| cache_dir.join(format!("{digest}.{CACHE_SUFFIX}"));
+        if let Some(digest) = stream_digest(dir)? {
+            if let Some(set) = read_cache(&cache_file(&digest), &digest) {
+                return Ok(set);
+            }
         }
+        // A miss: the texts read now are what is parsed, and their digest
+        // (not the streamed one: a file may have changed since) names the
+        // entry written.
+        let sources = read_sources(dir)?;
+        let digest = content_digest(&sources);
+        let cache_file = cache_file(&digest);
         let set = PolicySet::from_sources(sources)?;
         // A cache that cannot be written only costs a parse next time.
         let _ = write_cache(&set, &cache_file, cache_dir);
@@ -678,38 +762,74 @@ impl PolicySet {
     }
 }
 
-/// A policy set being loaded (and warmed, [`PolicySet::warm`]) on a
-/// background thread, so that a launch overlaps that work with its own:
-/// reading the spec, verifying the token, recording its `jti` (a disk
-/// flush). Dropping the loader waits for the thread.
+/// A policy set being loaded on a background thread, so that a launch
+/// overlaps that work with its own: reading the spec, verifying the token.
+///
+/// Whoever comes first loads the set: the thread, or the launch itself when
+/// it asks for the set before the thread has started (on a small VM a new
+/// thread can wait a millisecond or more for a CPU; the launch then does not
+/// wait for it). The thread hands the set over as soon as it is loaded and
+/// then, only if the launch is not asking yet, warms it
+/// ([`PolicySet::warm`]). Dropping the loader, or the [`LoadedPolicies`] it
+/// gave, waits for the thread (a launch forks only once it is
+/// single-threaded again).
 #[derive(Debug)]
 pub struct PolicyLoader {
-    thread: Option<std::thread::JoinHandle<Result<PolicySet, PolicyError>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    loaded: std::sync::mpsc::Receiver<Result<Arc<PolicySet>, PolicyError>>,
+    /// Set by whoever loads the set (the thread or [`PolicyLoader::finish`]).
+    claimed: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the launch asks for the set.
+    asked: Arc<std::sync::atomic::AtomicBool>,
     config: PolicyConfig,
 }
 
 impl PolicyLoader {
     /// Starts loading `config`'s policy set ([`PolicySet::load_with`]).
-    /// Where no thread can be started, [`PolicyLoader::finish`] loads it.
     pub fn start(config: &PolicyConfig) -> PolicyLoader {
+        PolicyLoader::start_with(config, true)
+    }
+
+    /// `spawn: false`: as when no thread can be started, or none has
+    /// started by the time the launch asks (the tests take this path).
+    pub(crate) fn start_with(config: &PolicyConfig, spawn: bool) -> PolicyLoader {
+        use std::sync::atomic::Ordering::SeqCst;
         let background = config.clone();
-        let thread = std::thread::Builder::new()
-            .name("brig-policy".into())
-            .spawn(move || {
-                let set = PolicySet::load_with(&background)?;
-                set.warm();
-                Ok(set)
+        let (tx, loaded) = std::sync::mpsc::sync_channel(1);
+        let claimed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (thread_claimed, thread_asked) = (claimed.clone(), asked.clone());
+        let builder = std::thread::Builder::new().name("brig-policy".into());
+        let thread = spawn
+            .then(|| {
+                builder.spawn(move || {
+                    if thread_claimed.swap(true, SeqCst) {
+                        return; // the launch loads it itself
+                    }
+                    let set = PolicySet::load_with(&background).map(Arc::new);
+                    let warm = set.as_ref().ok().cloned();
+                    // The launch may have given up (and dropped the receiver).
+                    let _ = tx.send(set);
+                    if let Some(set) = warm.filter(|_| !thread_asked.load(SeqCst)) {
+                        set.warm();
+                    }
+                })
             })
-            .ok();
-        PolicyLoader { thread, config: config.clone() }
+            .and_then(Result::ok);
+        PolicyLoader { thread, loaded, claimed, asked, config: config.clone() }
     }
 
     /// The loaded set, or why it could not be loaded.
-    pub fn finish(mut self) -> Result<PolicySet, PolicyError> {
-        match self.thread.take() {
-            Some(t) => t.join().map_err(|_| PolicyError::Loader("the loading thread panicked".into()))?,
-            None => PolicySet::load_with(&self.config),
-        }
+    pub fn finish(mut self) -> Result<LoadedPolicies, PolicyError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.asked.store(true, SeqCst);
+        let set = match self.claimed.swap(true, SeqCst) {
+            // Loading (or loaded) on the thread.
+            true => self.loaded.recv().map_err(|_| PolicyError::Loader("the loading thread panicked".into()))??,
+            // The thread has not started (or could not be): load it here.
+            false => Arc::new(PolicySet::load_with(&self.config)?),
+        };
+        Ok(LoadedPolicies { set, warming: self.thread.take() })
     }
 }
 
@@ -718,6 +838,29 @@ impl Drop for PolicyLoader {
         // Not left running while the launch fails and the process exits
         // (it may be writing the cache).
         if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A loaded policy set ([`PolicyLoader::finish`]), possibly still being
+/// warmed up by the loader's thread; dropping it waits for that thread.
+#[derive(Debug)]
+pub struct LoadedPolicies {
+    set: Arc<PolicySet>,
+    warming: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for LoadedPolicies {
+    type Target = PolicySet;
+    fn deref(&self) -> &PolicySet {
+        &self.set
+    }
+}
+
+impl Drop for LoadedPolicies {
+    fn drop(&mut self) {
+        if let Some(t) = self.warming.take() {
             let _ = t.join();
         }
     }
@@ -1008,5 +1151,48 @@ mod tests {
         // a string or a comment that says Path without `::` too
         assert!(!scan_paths(r#"when { context.x == "Path" }"#, &mut HashSet::new()));
         assert!(!scan_paths("// Path of the data\npermit (principal, action, resource);", &mut HashSet::new()));
+    }
+
+    /// The digest a launch streams to find its cache entry is the digest of
+    /// the texts that a miss parses and writes under: same files, same
+    /// order, same framing; and any change to a name, a text or the schema
+    /// changes it.
+    #[test]
+    fn the_streamed_digest_is_the_digest_of_the_texts() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let both = |d: &Path| {
+            let streamed = stream_digest(d).unwrap().expect("no file changed while read");
+            assert_eq!(streamed, content_digest(&read_sources(d).unwrap()));
+            streamed
+        };
+        // larger than the read buffer, so that it is hashed in several chunks
+        let long: String = (0..3000).map(|i| format!("// line {i} of a long comment\n")).collect();
+        fs::write(d.join("b.cedar"), format!("{long}permit (principal, action, resource);")).unwrap();
+        fs::write(d.join("a.cedar"), "forbid (principal, action, resource);").unwrap();
+        fs::write(d.join("notes.txt"), "not a policy").unwrap();
+        fs::write(d.join(".hidden.cedar"), "not read").unwrap();
+        let mut seen = HashSet::from([both(d)]);
+        fs::write(d.join("notes.txt"), "still not a policy").unwrap();
+        assert!(!seen.insert(both(d)), "files other than policies and the schema are not part of the digest");
+        fs::write(d.join(SCHEMA_FILE), BUILTIN_SCHEMA).unwrap();
+        assert!(seen.insert(both(d)), "a schema file, even the built-in text, is a different set");
+        fs::write(d.join("a.cedar"), "forbid (principal, action, resource) ;").unwrap();
+        assert!(seen.insert(both(d)));
+        fs::rename(d.join("a.cedar"), d.join("c.cedar")).unwrap();
+        assert!(seen.insert(both(d)), "file names (and so the order) are part of the digest");
+        // moving text across the boundary between two files is a change
+        fs::write(d.join("b.cedar"), format!("{long}permit (principal, action, resource);forbid")).unwrap();
+        fs::write(d.join("c.cedar"), " (principal, action, resource) ;").unwrap();
+        assert!(seen.insert(both(d)));
+        // an unreadable file is the same error either way
+        fs::create_dir(d.join("dir.cedar")).unwrap();
+        assert!(matches!(stream_digest(d), Err(PolicyError::Read { .. })));
+        assert!(matches!(read_sources(d), Err(PolicyError::Read { .. })));
+        fs::remove_dir(d.join("dir.cedar")).unwrap();
+        for f in ["b.cedar", "c.cedar"] {
+            fs::remove_file(d.join(f)).unwrap();
+        }
+        assert!(matches!(stream_digest(d), Err(PolicyError::NoPolicies(_))));
     }
 }

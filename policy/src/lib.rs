@@ -28,7 +28,8 @@ mod util;
 
 pub use audit::{AuditDecision, AuditError, AuditLog, AuditRecord, AuditSummary};
 pub use authz::{
-    authorize, Action, Decision, Diag, PolicyError, PolicyLoader, PolicySet, RequestDecision, BUILTIN_SCHEMA,
+    authorize, Action, Decision, Diag, LoadedPolicies, PolicyError, PolicyLoader, PolicySet, RequestDecision,
+    BUILTIN_SCHEMA,
 };
 pub use config::{AuditConfig, AuthMode, ConfigError, PolicyConfig, ReplayConfig, TrustConfig};
 pub use context::{

@@ -70,20 +70,28 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
     }
     let t0 = Instant::now();
     let config = Config::load(&Config::locate(g.config.as_deref()))?;
+    let caller = crate::rootless::Caller::detect();
+    // The policy set loads on another thread while this one reads the
+    // bundle and prepares; rootless, only after the rootless adaptation,
+    // which changes the process environment (`set_var` needs a single
+    // thread).
+    let mut policies = match caller.is_rootless() {
+        true => None,
+        false => pipeline::start_policy_loader(&config),
+    };
     let mut request = LaunchRequest::read(&opts.bundle)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config and bundle read");
     // Rootless: the job's own network namespace and user namespace (over the
     // user's subordinate IDs) before the pipeline sees the spec.
-    let caller = crate::rootless::Caller::detect();
     let rootless = match caller.is_rootless() {
-        true => Some(
-            crate::rootless::adapt_request(&caller, &mut request.spec).map_err(|e| Error::state(id, e.to_string()))?,
-        ),
+        true => {
+            let adapted = crate::rootless::adapt_request(&caller, &mut request.spec)
+                .map_err(|e| Error::state(id, e.to_string()))?;
+            policies = pipeline::start_policy_loader(&config);
+            Some(adapted)
+        }
         false => None,
     };
-    // Started after the rootless adaptation, which changes the process
-    // environment (`set_var` needs a single thread).
-    let policies = pipeline::start_policy_loader(&config);
     let prepared = pipeline::prepare(&config, request, id, policies)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "pipeline done");
     tracing::info!(

@@ -420,15 +420,29 @@ fn the_background_loader_gives_the_same_set_and_errors() {
     use crate::config::PolicyConfig;
     let (policies, cache, file) = function_platform_copy();
     let config = PolicyConfig { dir: policies.path().into(), cache: true, cache_dir: cache.path().join("c") };
+    // Whoever loads it: the thread (asked at once, or once it has surely
+    // run), or the launch itself (the thread never started), without and
+    // with the cache entry.
     for _ in 0..2 {
-        let set = PolicyLoader::start(&config).finish().unwrap();
-        for r in run_tests(&set, &file.cases) {
-            assert!(r.passed, "{}: {}", r.name, r.diff);
+        for loader in [
+            PolicyLoader::start(&config),
+            {
+                let l = PolicyLoader::start(&config);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                l
+            },
+            PolicyLoader::start_with(&config, false),
+        ] {
+            let set = loader.finish().unwrap();
+            for r in run_tests(&set, &file.cases) {
+                assert!(r.passed, "{}: {}", r.name, r.diff);
+            }
         }
     }
     // an invalid policy is the loader's error too (and every launch fails closed)
     write(policies.path(), "bad.cedar", "permit (principal, action, resource) when { context.nope };");
     assert!(matches!(PolicyLoader::start(&config).finish(), Err(PolicyError::Validation(_))));
+    assert!(matches!(PolicyLoader::start_with(&config, false).finish(), Err(PolicyError::Validation(_))));
     // dropped unfinished: waits for the thread, nothing left half-written
     drop(PolicyLoader::start(&config));
     let empty = tempfile::tempdir().unwrap();
