@@ -195,12 +195,14 @@ pub fn prepare(
         AuthMode::Required => deny(config, id, None, e.to_string()),
         AuthMode::Off => LaunchError::Profile(e),
     })?;
+    tracing::debug!(elapsed_us = us(t0), "profile loaded");
     let asks = job_asks(&request)?;
     let mut hardened = match harden(&profile.profile, request.spec.clone(), &asks, &RealHost::new(config)) {
         Ok(h) => h,
         Err(e) if config.auth.mode == AuthMode::Required => return Err(deny(config, id, None, e.to_string())),
         Err(e) => return Err(e.into()),
     };
+    tracing::debug!(elapsed_us = us(t0), "spec hardened");
     pin_mount_sources(&mut hardened.spec);
     crate::limits::fit_rlimits_to_host(&request.spec, &mut hardened, &crate::limits::own_hard_limit).map_err(|e| {
         let e = format!("profile `{}`: {e}", profile.profile.name);
