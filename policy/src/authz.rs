@@ -372,9 +372,14 @@ struct Sources {
     schema: Option<(String, String)>,
 }
 
-/// The policy directory's files: `(sorted policy file names, schema file
-/// name)`, with the same rules as [`read_sources`].
-fn list_sources(dir: &Path) -> Result<(Vec<String>, Option<String>), PolicyError> {
+/// A source file: the name it is known by (in the digest and in messages)
+/// and the directory entry's own path (a name that is not UTF-8 is shown
+/// lossily, but the file read is always the entry found).
+type SourceFile = (String, PathBuf);
+
+/// The policy directory's files: `(policy files sorted by name, the schema
+/// file)`, with the same rules for [`read_sources`] and [`stream_digest`].
+fn list_sources(dir: &Path) -> Result<(Vec<SourceFile>, Option<SourceFile>), PolicyError> {
     let read_err = |path: &Path, source| PolicyError::Read { path: path.to_path_buf(), source };
     let mut policies = Vec::new();
     let mut schema = None;
@@ -385,9 +390,9 @@ fn list_sources(dir: &Path) -> Result<(Vec<String>, Option<String>), PolicyError
             continue;
         }
         if name.ends_with(".cedar") {
-            policies.push(name);
+            policies.push((name, entry.path()));
         } else if name == SCHEMA_FILE {
-            schema = Some(name);
+            schema = Some((name, entry.path()));
         }
     }
     if policies.is_empty() {
@@ -398,14 +403,12 @@ fn list_sources(dir: &Path) -> Result<(Vec<String>, Option<String>), PolicyError
 }
 
 fn read_sources(dir: &Path) -> Result<Sources, PolicyError> {
-    let read_err = |path: &Path, source| PolicyError::Read { path: path.to_path_buf(), source };
-    let (names, schema_name) = list_sources(dir)?;
-    let read = |name: String| {
-        let path = dir.join(&name);
-        fs::read_to_string(&path).map(|text| (name, text)).map_err(|e| read_err(&path, e))
+    let (files, schema_file) = list_sources(dir)?;
+    let read = |(name, path): SourceFile| {
+        fs::read_to_string(&path).map(|text| (name, text)).map_err(|source| PolicyError::Read { path, source })
     };
-    let schema = schema_name.map(read).transpose()?;
-    let policies = names.into_iter().map(read).collect::<Result<Vec<_>, _>>()?;
+    let schema = schema_file.map(read).transpose()?;
+    let policies = files.into_iter().map(read).collect::<Result<Vec<_>, _>>()?;
     Ok(Sources { policies, schema })
 }
 
@@ -438,13 +441,12 @@ impl DigestWriter {
 fn stream_digest(dir: &Path) -> Result<Option<String>, PolicyError> {
     use std::io::Read;
     let read_err = |path: &Path, source| PolicyError::Read { path: path.to_path_buf(), source };
-    let (names, schema) = list_sources(dir)?;
+    let (files, schema) = list_sources(dir)?;
     let mut w = DigestWriter::new();
     let mut buf = vec![0u8; 32 * 1024];
-    let mut file_field = |w: &mut DigestWriter, name: &str| -> Result<bool, PolicyError> {
-        let path = dir.join(name);
-        let mut file = fs::File::open(&path).map_err(|e| read_err(&path, e))?;
-        let len = file.metadata().map_err(|e| read_err(&path, e))?.len();
+    let mut file_field = |w: &mut DigestWriter, path: &Path| -> Result<bool, PolicyError> {
+        let mut file = fs::File::open(path).map_err(|e| read_err(path, e))?;
+        let len = file.metadata().map_err(|e| read_err(path, e))?.len();
         w.0.update(len.to_le_bytes());
         let mut total = 0u64;
         loop {
@@ -452,7 +454,7 @@ fn stream_digest(dir: &Path) -> Result<Option<String>, PolicyError> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_err(&path, e)),
+                Err(e) => return Err(read_err(path, e)),
             };
             w.0.update(&buf[..n]);
             total += n as u64;
@@ -460,17 +462,17 @@ fn stream_digest(dir: &Path) -> Result<Option<String>, PolicyError> {
         Ok(total == len)
     };
     match &schema {
-        Some(name) => {
+        Some((name, path)) => {
             w.field(name.as_bytes());
-            if !file_field(&mut w, name)? {
+            if !file_field(&mut w, path)? {
                 return Ok(None);
             }
         }
         None => w.field(BUILTIN_SCHEMA.as_bytes()),
     }
-    for name in &names {
+    for (name, path) in &files {
         w.field(name.as_bytes());
-        if !file_field(&mut w, name)? {
+        if !file_field(&mut w, path)? {
             return Ok(None);
         }
     }
@@ -775,10 +777,11 @@ impl PolicySet {
 /// single-threaded again).
 #[derive(Debug)]
 pub struct PolicyLoader {
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Returns whether it loaded the set (the tests check who did).
+    thread: Option<std::thread::JoinHandle<bool>>,
     loaded: std::sync::mpsc::Receiver<Result<Arc<PolicySet>, PolicyError>>,
     /// Set by whoever loads the set (the thread or [`PolicyLoader::finish`]).
-    claimed: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) claimed: Arc<std::sync::atomic::AtomicBool>,
     /// Set when the launch asks for the set.
     asked: Arc<std::sync::atomic::AtomicBool>,
     config: PolicyConfig,
@@ -787,12 +790,17 @@ pub struct PolicyLoader {
 impl PolicyLoader {
     /// Starts loading `config`'s policy set ([`PolicySet::load_with`]).
     pub fn start(config: &PolicyConfig) -> PolicyLoader {
-        PolicyLoader::start_with(config, true)
+        PolicyLoader::start_with(config, true, None)
     }
 
-    /// `spawn: false`: as when no thread can be started, or none has
-    /// started by the time the launch asks (the tests take this path).
-    pub(crate) fn start_with(config: &PolicyConfig, spawn: bool) -> PolicyLoader {
+    /// `spawn: false`: as when no thread can be started. `gate`: the thread
+    /// waits for it before it tries to claim the load (the tests hold it
+    /// back to take the path where the launch comes first).
+    pub(crate) fn start_with(
+        config: &PolicyConfig,
+        spawn: bool,
+        gate: Option<std::sync::mpsc::Receiver<()>>,
+    ) -> PolicyLoader {
         use std::sync::atomic::Ordering::SeqCst;
         let background = config.clone();
         let (tx, loaded) = std::sync::mpsc::sync_channel(1);
@@ -803,8 +811,11 @@ impl PolicyLoader {
         let thread = spawn
             .then(|| {
                 builder.spawn(move || {
+                    if let Some(gate) = gate {
+                        let _ = gate.recv();
+                    }
                     if thread_claimed.swap(true, SeqCst) {
-                        return; // the launch loads it itself
+                        return false; // the launch loads it itself
                     }
                     let set = PolicySet::load_with(&background).map(Arc::new);
                     let warm = set.as_ref().ok().cloned();
@@ -813,6 +824,7 @@ impl PolicyLoader {
                     if let Some(set) = warm.filter(|_| !thread_asked.load(SeqCst)) {
                         set.warm();
                     }
+                    true
                 })
             })
             .and_then(Result::ok);
@@ -835,8 +847,13 @@ impl PolicyLoader {
 
 impl Drop for PolicyLoader {
     fn drop(&mut self) {
-        // Not left running while the launch fails and the process exits
-        // (it may be writing the cache).
+        use std::sync::atomic::Ordering::SeqCst;
+        // Unfinished (the launch failed before it asked): a thread that has
+        // not started loading does not start now, and none warms up. One
+        // that is loading is waited for, not left running while the process
+        // exits (it may be writing the cache).
+        self.asked.store(true, SeqCst);
+        self.claimed.store(true, SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -848,7 +865,16 @@ impl Drop for PolicyLoader {
 #[derive(Debug)]
 pub struct LoadedPolicies {
     set: Arc<PolicySet>,
-    warming: Option<std::thread::JoinHandle<()>>,
+    warming: Option<std::thread::JoinHandle<bool>>,
+}
+
+impl LoadedPolicies {
+    /// Waits for the loader's thread: `Some(true)` if it loaded the set,
+    /// `Some(false)` if the launch did, `None` if there was no thread.
+    #[cfg(test)]
+    pub(crate) fn join_loader(mut self) -> Option<bool> {
+        self.warming.take().map(|t| t.join().unwrap_or(false))
+    }
 }
 
 impl std::ops::Deref for LoadedPolicies {
@@ -1185,6 +1211,17 @@ mod tests {
         fs::write(d.join("b.cedar"), format!("{long}permit (principal, action, resource);forbid")).unwrap();
         fs::write(d.join("c.cedar"), " (principal, action, resource) ;").unwrap();
         assert!(seen.insert(both(d)));
+        // a name that is not UTF-8 is read from the entry itself (shown lossily)
+        use std::os::unix::ffi::OsStrExt;
+        let odd = d.join(std::ffi::OsStr::from_bytes(b"odd-\xff.cedar"));
+        fs::write(&odd, "forbid (principal, action, resource) when { false };").unwrap();
+        assert!(seen.insert(both(d)));
+        assert!(read_sources(d)
+            .unwrap()
+            .policies
+            .iter()
+            .any(|(n, t)| n == "odd-\u{fffd}.cedar" && t.contains("false")));
+        fs::remove_file(&odd).unwrap();
         // an unreadable file is the same error either way
         fs::create_dir(d.join("dir.cedar")).unwrap();
         assert!(matches!(stream_digest(d), Err(PolicyError::Read { .. })));

@@ -169,10 +169,11 @@ fn pin_mount_sources(spec: &mut Spec) {
     }
 }
 
-/// The policy set of a launch, loaded (and Cedar warmed up) on another
-/// thread while this one reads the bundle, hardens the spec and verifies the
-/// token (`None` when authorization is off). Joined before the decision, and
-/// on any early return.
+/// The policy set of a launch, loaded on another thread (or by this one, if
+/// it asks first) while this one reads the bundle, hardens the spec and
+/// verifies the token (`None` when authorization is off). The thread is
+/// joined when the loaded set is dropped at the end of the authorization
+/// step, or on any early return: before anything forks.
 pub fn start_policy_loader(config: &Config) -> Option<brig_policy::PolicyLoader> {
     (config.auth.mode == AuthMode::Required).then(|| brig_policy::PolicyLoader::start(&config.policy))
 }

@@ -420,29 +420,54 @@ fn the_background_loader_gives_the_same_set_and_errors() {
     use crate::config::PolicyConfig;
     let (policies, cache, file) = function_platform_copy();
     let config = PolicyConfig { dir: policies.path().into(), cache: true, cache_dir: cache.path().join("c") };
-    // Whoever loads it: the thread (asked at once, or once it has surely
-    // run), or the launch itself (the thread never started), without and
-    // with the cache entry.
-    for _ in 0..2 {
-        for loader in [
-            PolicyLoader::start(&config),
-            {
-                let l = PolicyLoader::start(&config);
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                l
-            },
-            PolicyLoader::start_with(&config, false),
-        ] {
-            let set = loader.finish().unwrap();
-            for r in run_tests(&set, &file.cases) {
-                assert!(r.passed, "{}: {}", r.name, r.diff);
-            }
+    use std::sync::atomic::Ordering::SeqCst;
+    let check = |set: &PolicySet| {
+        for r in run_tests(set, &file.cases) {
+            assert!(r.passed, "{}: {}", r.name, r.diff);
         }
+    };
+    // Whoever loads it, each without and then with the cache entry:
+    for round in 0..2 {
+        let config = PolicyConfig { cache_dir: cache.path().join(format!("c{round}")), ..config.clone() };
+        // the thread, which claimed the load before the launch asked;
+        let loader = PolicyLoader::start(&config);
+        while !loader.claimed.load(SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let set = loader.finish().unwrap();
+        check(&set);
+        assert_eq!(set.join_loader(), Some(true), "the thread loaded it");
+        // the launch, which asked before the thread ran: the thread then
+        // loads nothing (one load, not two);
+        let config = PolicyConfig { cache_dir: cache.path().join(format!("d{round}")), ..config.clone() };
+        let (go, gate) = std::sync::mpsc::channel();
+        let set = PolicyLoader::start_with(&config, true, Some(gate)).finish().unwrap();
+        check(&set);
+        go.send(()).unwrap();
+        assert_eq!(set.join_loader(), Some(false), "the launch loaded it, not the thread");
+        // the launch, with no thread at all.
+        let set = PolicyLoader::start_with(&config, false, None).finish().unwrap();
+        check(&set);
+        assert_eq!(set.join_loader(), None);
     }
+    // dropped before the thread ran (a launch that failed early): the
+    // thread, let go only while the drop waits for it, loads nothing (it
+    // would have written a cache entry)
+    let unused = PolicyConfig { cache_dir: cache.path().join("unused"), ..config.clone() };
+    let (go, gate) = std::sync::mpsc::channel();
+    let loader = PolicyLoader::start_with(&unused, true, Some(gate));
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        go.send(())
+    });
+    drop(loader);
+    release.join().unwrap().unwrap();
+    assert!(!unused.cache_dir.exists(), "the thread loaded a set nobody asked for");
     // an invalid policy is the loader's error too (and every launch fails closed)
     write(policies.path(), "bad.cedar", "permit (principal, action, resource) when { context.nope };");
     assert!(matches!(PolicyLoader::start(&config).finish(), Err(PolicyError::Validation(_))));
-    assert!(matches!(PolicyLoader::start_with(&config, false).finish(), Err(PolicyError::Validation(_))));
+    assert!(matches!(PolicyLoader::start_with(&config, false, None).finish(), Err(PolicyError::Validation(_))));
+
     // dropped unfinished: waits for the thread, nothing left half-written
     drop(PolicyLoader::start(&config));
     let empty = tempfile::tempdir().unwrap();
