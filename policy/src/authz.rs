@@ -543,12 +543,9 @@ impl PolicySet {
         // A miss: the texts read now are what is parsed, and their digest
         // (not the streamed one: a file may have changed since) names the
         // entry written.
-        let sources = read_sources(dir)?;
-        let digest = content_digest(&sources);
-        let cache_file = cache_file(&digest);
-        let set = PolicySet::from_sources(sources)?;
+        let set = PolicySet::from_sources(read_sources(dir)?)?;
         // A cache that cannot be written only costs a parse next time.
-        let _ = write_cache(&set, &cache_file, cache_dir);
+        let _ = write_cache(&set, &cache_file(set.digest()), cache_dir);
         Ok(set)
     }
 
