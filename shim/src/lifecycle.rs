@@ -1,5 +1,6 @@
 //! The runc lifecycle: create, start, state, kill, delete, run.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -177,14 +178,21 @@ fn launch(
         serde_json::to_vec(&spec).map_err(|e| Error::state(id, format!("encoding the effective spec: {e}")))?;
     // What libcontainer reads: without `linux.resources` when brig writes a
     // rootless job's limits itself (cgroup v1) or there is no delegated cgroup.
-    let libcontainer_json = match &rootless_cgroup {
-        Some(plan) if plan.strip_resources => {
+    // And with the user namespace prepared for a per-job one (never both:
+    // a rootless job has no per-job user namespace).
+    let encode = |s: &oci_spec::runtime::Spec| {
+        serde_json::to_vec(s).map_err(|e| Error::state(id, format!("encoding the effective spec: {e}")))
+    };
+    let job_userns = userns_guard.as_ref().and_then(|g| g.job_userns.as_ref());
+    let libcontainer_json = match (&rootless_cgroup, job_userns) {
+        (Some(plan), _) if plan.strip_resources => {
             let mut s = spec.clone();
             if let Some(l) = s.linux_mut() {
                 l.set_resources(None);
             }
-            serde_json::to_vec(&s).map_err(|e| Error::state(id, format!("encoding the effective spec: {e}")))?
+            encode(&s)?
         }
+        (_, Some(userns)) => encode(&join_prepared_userns(&spec, userns))?,
         _ => config_json.clone(),
     };
     state::write_atomic(&staging.join("config.json"), &libcontainer_json, 0o600)
@@ -295,6 +303,9 @@ struct UsernsGuard {
     root: PathBuf,
     id: String,
     record: state::UsernsRecord,
+    /// The user namespace made for the idmapped rootfs, which the job joins
+    /// (none when it joins its pod's). Held open until the job is in it.
+    job_userns: Option<OwnedFd>,
     armed: bool,
 }
 
@@ -606,6 +617,7 @@ fn setup_userns(
                 .as_ref()
                 .map(|l| crate::pod::PodMembership { joined: l.id.clone(), user_namespace: l.user_namespace }),
         },
+        job_userns: None,
         armed: true,
     };
     (guard.record.private_netns, guard.record.client_netns) =
@@ -710,7 +722,33 @@ fn setup_userns(
             }
         }
     }
+    // The rootfs is idmapped with the maps the job's user namespace gets:
+    // the job joins that namespace instead of libcontainer making a second
+    // one with the same maps (an `unshare` and a round trip to this process
+    // to write them). A pod member joins its pod's instead.
+    if leader.is_none() {
+        guard.job_userns = Some(userns);
+    }
     Ok(guard)
+}
+
+/// libcontainer's copy of the spec, with the job's user namespace entry
+/// pointing at `userns`, which this process holds open until the job's
+/// processes are in it (brig's own copy keeps the entry without a path: the
+/// path means nothing once this process is gone).
+fn join_prepared_userns(spec: &oci_spec::runtime::Spec, userns: &OwnedFd) -> oci_spec::runtime::Spec {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let mut spec = spec.clone();
+    let path = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), userns.as_raw_fd()));
+    if let Some(ns) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+        .and_then(|n| n.iter_mut().find(|n| n.typ() == LinuxNamespaceType::User))
+    {
+        ns.set_path(Some(path));
+    }
+    spec
 }
 
 pub fn start(g: &GlobalOpts, id: &str) -> Result<()> {

@@ -324,6 +324,40 @@ fn ns_inode(pid: i64, typ: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{typ}")).unwrap().to_string_lossy().into_owned()
 }
 
+/// The job joins the user namespace brig made to idmap its rootfs (one
+/// namespace per job, not two with the same maps): init, job and an `exec`
+/// share it, with the job's range and `setgroups` as a new one has; brig's
+/// saved copy of the spec names no path (libcontainer's pointed at a
+/// descriptor of the `brig create` process, gone with it).
+#[test]
+fn the_job_runs_in_the_user_namespace_its_rootfs_is_mapped_with() {
+    let brig = restricted();
+    let id = unique_id("join");
+    let bundle = Bundle::new(&["sleep", "30"]);
+    brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let init = brig.state(&id)["pid"].as_i64().unwrap();
+    let job = job_pid(&brig, &id);
+    let base = host_base(&brig, &id);
+    assert!(base > 0);
+    for pid in [init, job] {
+        for map in ["uid_map", "gid_map"] {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/{map}")).unwrap();
+            let fields: Vec<u64> = text.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            assert_eq!(fields, vec![0, base, 65536], "{pid} {map}");
+        }
+        assert_eq!(std::fs::read_to_string(format!("/proc/{pid}/setgroups")).unwrap().trim(), "allow");
+    }
+    assert_eq!(ns_inode(init, "user"), ns_inode(job, "user"));
+    assert_ne!(ns_inode(job, "user"), ns_inode(std::process::id().into(), "user"));
+    let exec_ns = brig.ok(&["exec", &id, "readlink", "/proc/self/ns/user"]);
+    assert_eq!(exec_ns.trim(), ns_inode(job, "user"));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(brig.root.join(&id).join("config.json")).unwrap()).unwrap();
+    let user = saved["linux"]["namespaces"].as_array().unwrap().iter().find(|n| n["type"] == "user").unwrap();
+    assert!(user.get("path").is_none_or(|p| p.is_null()), "brig's copy of the spec: {user}");
+    brig.ok(&["delete", "--force", &id]);
+}
+
 /// A pod (Kubernetes sandbox + containers, a Podman pod): the second job
 /// joins the first's user namespace and range, since its own could not join
 /// the first's IPC and UTS namespaces; it gets the first job's private network
