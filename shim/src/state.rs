@@ -309,6 +309,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn libcontainers_state_is_saved_in_place_and_reads_back_after_shrinking() {
+        // third_party/libcontainer: `State::save` overwrites the file in
+        // place (no truncation, no replacement, so no freed block and no
+        // discard) and pads a shorter state with spaces.
+        use libcontainer::container::{ContainerStatus, State};
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state.json");
+        let mut state = State::new("job", ContainerStatus::Creating, None, PathBuf::from("/a/long/bundle/path/x/y/z"));
+        state.annotations = Some([("k".to_string(), "v".repeat(300))].into_iter().collect());
+        state.save(dir.path()).unwrap();
+        let (inode, long) = (std::fs::metadata(&file).unwrap().ino(), std::fs::metadata(&file).unwrap().len());
+        state.status = ContainerStatus::Running;
+        state.pid = Some(42);
+        state.bundle = PathBuf::from("/b");
+        state.annotations = None;
+        state.save(dir.path()).unwrap();
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(meta.ino(), inode, "the same file, not a replacement");
+        assert_eq!(meta.len(), long, "never truncated");
+        let loaded = State::load(dir.path()).unwrap();
+        assert_eq!(loaded.status, ContainerStatus::Running);
+        assert_eq!(loaded.pid, Some(42));
+        assert_eq!(loaded.bundle, PathBuf::from("/b"));
+        assert_eq!(loaded.annotations, None);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"], "job");
+        assert!(text.trim_end().ends_with('}') && text.ends_with(' '), "padded with spaces: {text}");
+        // Growing again still reads back whole.
+        state.annotations = Some([("k".to_string(), "w".repeat(600))].into_iter().collect());
+        state.save(dir.path()).unwrap();
+        assert_eq!(State::load(dir.path()).unwrap().annotations.unwrap()["k"], "w".repeat(600));
+    }
+
+    #[test]
     fn ids() {
         for ok in ["a", "web-1", "x.y_z+1", "ABC"] {
             validate_id(ok).unwrap();
