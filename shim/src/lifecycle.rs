@@ -51,17 +51,6 @@ fn systemd_running() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
-/// Removes a directory tree when dropped, unless disarmed.
-struct Cleanup(Option<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(p);
-        }
-    }
-}
-
 /// `create`: the pipeline, then libcontainer, then brig's files.
 pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> {
     state::validate_id(id)?;
@@ -112,16 +101,10 @@ fn launch(
     g: &GlobalOpts,
     rootless: Option<&crate::rootless::Adapted>,
 ) -> Result<Container> {
-    let staging = root.staging_dir(id);
-    if let Some(parent) = staging.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
-    }
-    match std::fs::create_dir(&staging) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
-        Err(e) => return Err(Error::io("creating", &staging, e)),
-    }
-    let _cleanup = Cleanup(Some(staging.clone()));
+    let staging = root
+        .stage(id)
+        .map_err(|e| Error::io("staging the create in", root.path.join(".staging"), e))?
+        .ok_or_else(|| Error::Exists(id.to_string()))?;
 
     let mut spec = prepared.hardened.spec.clone();
     let linux = spec.linux_mut().get_or_insert_with(Default::default);
@@ -195,14 +178,14 @@ fn launch(
         (_, Some(userns)) => encode(&join_prepared_userns(&spec, userns))?,
         _ => config_json.clone(),
     };
-    state::write_atomic(&staging.join("config.json"), &libcontainer_json, 0o600)
-        .map_err(|e| Error::io("writing", staging.join("config.json"), e))?;
+    state::write_atomic(&staging.dir.join(state::SPEC_FILE), &libcontainer_json, 0o600)
+        .map_err(|e| Error::io("writing", staging.dir.join(state::SPEC_FILE), e))?;
 
     tracing::debug!("effective spec staged");
     let plan = encode_plan(&prepared.hardened.plan);
-    let status_path = staging.join(STATUS_FILE);
-    let handover =
-        Handover::for_init(&plan, &status_path).map_err(|e| Error::io("preparing the supervisor for", &staging, e))?;
+    let status_path = staging.dir.join(STATUS_FILE);
+    let handover = Handover::for_init(&plan, &status_path)
+        .map_err(|e| Error::io("preparing the supervisor for", &staging.dir, e))?;
 
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root.path)
@@ -211,7 +194,7 @@ fn launch(
         .with_console_socket(opts.console_socket.as_ref())
         .with_preserved_fds(opts.preserve_fds)
         .with_executor(handover.executor())
-        .as_init(&staging)
+        .as_init(&staging.dir)
         .with_systemd(false)
         .with_detach(true)
         .with_no_pivot(opts.no_pivot);
@@ -966,7 +949,8 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
             // and cleans up what an aborted create may have left.
             crate::egress::release(&dir);
             let _ = std::fs::remove_dir_all(&dir);
-            let _ = std::fs::remove_dir_all(root.staging_dir(id));
+            let _ = std::fs::remove_dir_all(root.legacy_staging_dir(id));
+            let _ = std::fs::remove_file(root.staging_lock(id));
             let leftover = rootfs_mountpoint(&root.path, id);
             if leftover.exists() {
                 let _ = crate::idmap::unmount(&leftover);

@@ -447,8 +447,13 @@ host_check() { # NAME OK DETAIL
   if [[ $2 == 1 ]]; then echo "PASS $1"; ((host_pass++)); else echo "FAIL $1: $3"; ((host_fail++)); fi
 }
 if [[ $client_rc -le 1 ]]; then
-  # brig keeps an empty .staging directory in its root.
-  left=$(find "$RUNC_ROOT/k8s.io" -mindepth 1 -maxdepth 2 ! -path "$RUNC_ROOT/k8s.io/.staging" 2>/dev/null | tr '\n' ' ')
+  # brig keeps its staging directories (.staging/slots/N, emptied after each
+  # create) in its root; anything else there (a container, a create's
+  # .staging/<id>.lock, a staged file) is a leftover.
+  st="$RUNC_ROOT/k8s.io/.staging"
+  left=$(find "$RUNC_ROOT/k8s.io" -mindepth 1 -maxdepth 4 ! -path "$st" ! -path "$st/slots" ! -path "$st/slots/*" 2>/dev/null
+    find "$st/slots" -mindepth 2 2>/dev/null)
+  left=$(echo "$left" | tr '\n' ' ' | sed 's/ *$//')
   host_check "host: no container left under brig's root $RUNC_ROOT/k8s.io" "$([[ -z $left ]] && echo 1)" "$left"
   left=$("${CTR_K8S[@]}" tasks ls -q 2>/dev/null | tr '\n' ' ')
   host_check "host: no containerd task left" "$([[ -z $left ]] && echo 1)" "$left"
