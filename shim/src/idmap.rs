@@ -68,7 +68,11 @@ extern "C" fn hold_userns(arg: *mut libc::c_void) -> libc::c_int {
 /// child let go. The child shares brig's memory (`CLONE_VM`) instead of
 /// copying it as `fork` would: a fork of the 30 MB runtime costs its page
 /// tables, and brig then write-faults every page it touches afterwards.
-pub fn userns_fd(base: u32, size: u32) -> std::io::Result<OwnedFd> {
+///
+/// The child is let go as soon as the namespace is open, but reaped only when
+/// the returned [`UsernsHolder`] is released or dropped: its exit then runs
+/// while the launch goes on, instead of the launch waiting for it.
+pub fn userns_fd(base: u32, size: u32) -> std::io::Result<(OwnedFd, UsernsHolder)> {
     use nix::sys::signal::{SigSet, SigmaskHow};
     let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // The child's argument lives at the bottom of its stack allocation, so
@@ -99,19 +103,42 @@ pub fn userns_fd(base: u32, size: u32) -> std::io::Result<OwnedFd> {
     }
     // From here on, whatever happens (an error, a panic), the stack is freed
     // only once the child is known to be gone.
-    let holder = Holder { pid: nix::unistd::Pid::from_raw(child), stack: Some(stack), hold_w: Some(hold_w) };
+    let mut holder = Holder { pid: nix::unistd::Pid::from_raw(child), stack: Some(stack), hold_w: Some(hold_w) };
     let map = format!("0 {base} {size}\n");
     let result = std::fs::write(format!("/proc/{child}/uid_map"), &map)
         .and_then(|()| std::fs::write(format!("/proc/{child}/gid_map"), &map))
         .and_then(|()| std::fs::File::open(format!("/proc/{child}/ns/user")))
         .map(OwnedFd::from);
-    holder.release()?;
     drop(hold_r);
-    result
+    match result {
+        Ok(fd) => {
+            // EOF on the pipe: the child exits, and is reaped later.
+            drop(holder.hold_w.take());
+            Ok((fd, UsernsHolder(holder)))
+        }
+        Err(e) => {
+            holder.release()?;
+            Err(e)
+        }
+    }
+}
+
+/// The exited (or exiting) holder child of [`userns_fd`], not yet reaped,
+/// and the stack it ran on, freed once it is known to be gone.
+#[derive(Debug)]
+pub struct UsernsHolder(Holder);
+
+impl UsernsHolder {
+    /// Reaps the child, then frees its stack.
+    pub fn release(self) -> std::io::Result<()> {
+        let UsernsHolder(holder) = self;
+        holder.release()
+    }
 }
 
 /// The holder child of [`userns_fd`], the stack it runs on, and the write
 /// end of the pipe it waits on.
+#[derive(Debug)]
 struct Holder {
     pid: nix::unistd::Pid,
     stack: Option<Vec<u8>>,
@@ -301,6 +328,33 @@ pub fn overlay_layers(mountinfo: &str, path: &Path) -> Option<OverlayLayers> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_namespace_outlives_its_holder_which_is_reaped_on_release() {
+        let (userns, holder) = userns_fd(1_500_000_000, 65536).expect("making a user namespace needs root");
+        let pid = holder.0.pid;
+        // Let go at once: it exits without being waited for ...
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the holder did not exit: {stat}");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // ... and is reaped on release; the namespace stays, held by the fd.
+        holder.release().unwrap();
+        assert_eq!(nix::sys::signal::kill(pid, None), Err(nix::errno::Errno::ESRCH));
+        let ns = std::fs::read_link(format!("/proc/self/fd/{}", userns.as_raw_fd())).unwrap();
+        assert!(ns.to_string_lossy().starts_with("user:["), "{}", ns.display());
+        assert_ne!(ns, std::fs::read_link("/proc/self/ns/user").unwrap());
+        // Dropped without release: reaped too.
+        let (_, holder) = userns_fd(1_500_000_000, 65536).unwrap();
+        let pid = holder.0.pid;
+        drop(holder);
+        assert_eq!(nix::sys::signal::kill(pid, None), Err(nix::errno::Errno::ESRCH));
+    }
 
     #[test]
     fn parses_docker_overlay_mountinfo() {

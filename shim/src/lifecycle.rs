@@ -209,6 +209,12 @@ fn launch(
     tracing::debug!("handover prepared, building");
     let mut container = builder.build().map_err(|e| Error::container(id, e))?;
     tracing::debug!("container built");
+    // The process that made the job's user namespace exited meanwhile.
+    if let Some(holder) = userns_guard.as_mut().and_then(|g| g.holder.take()) {
+        if let Err(e) = holder.release() {
+            tracing::warn!(id, "{e}");
+        }
+    }
     drop(handover);
 
     if let Some(membership) = userns_guard.as_ref().and_then(|g| g.record.pod.as_ref()) {
@@ -292,6 +298,9 @@ struct UsernsGuard {
     /// Held while the rootfs mountpoint is made and mounted on, when its
     /// parent is not on a tmpfs (see `rootfs_mount_parent_on_tmpfs`).
     parent_lock: Option<nix::fcntl::Flock<std::fs::File>>,
+    /// The process that made `job_userns`, exiting; reaped when the launch is
+    /// done with the guard (or when it is dropped).
+    holder: Option<crate::idmap::UsernsHolder>,
     armed: bool,
 }
 
@@ -647,6 +656,7 @@ fn setup_userns(
         },
         job_userns: None,
         parent_lock: None,
+        holder: None,
         armed: true,
     };
     (guard.record.private_netns, guard.record.client_netns) =
@@ -700,8 +710,9 @@ fn setup_userns(
             })
             .map_err(|e| Error::io("creating", &mount, e))?;
     }
-    let userns = crate::idmap::userns_fd(range.host_base, range.size)
+    let (userns, holder) = crate::idmap::userns_fd(range.host_base, range.size)
         .map_err(|e| Error::state(id, format!("creating the user namespace for the rootfs mapping: {e}")))?;
+    guard.holder = Some(holder);
     match crate::idmap::idmapped_bind(&rootfs, &mount, &userns) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
