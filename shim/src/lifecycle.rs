@@ -207,7 +207,19 @@ fn launch(
         crate::rootless::apply_v1(&plan.path, &resources).map_err(|e| Error::state(id, e.to_string()))?;
     }
     tracing::debug!("handover prepared, building");
-    let mut container = builder.build().map_err(|e| Error::container(id, e))?;
+    let reused = root.reuse_container_dir(id);
+    let mut container = match builder.build() {
+        Ok(c) => c,
+        Err(e) => {
+            // libcontainer removes what it made on most failures; a reused
+            // directory it never got to is still empty.
+            let dir = root.container_dir(id);
+            if reused && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none()) {
+                let _ = root.retire_container_dir(&dir);
+            }
+            return Err(Error::container(id, e));
+        }
+    };
     tracing::debug!("container built");
     // The process that made the job's user namespace exited meanwhile.
     if let Some(holder) = userns_guard.as_mut().and_then(|g| g.holder.take()) {
@@ -1081,7 +1093,7 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
             tracing::info!(id, attestation = %path.display(), "attestation written");
         }
     }
-    finish_delete(id, &c)?;
+    finish_delete(&root, id, &c)?;
     if let Some(u) = record.as_ref().and_then(|r| r.userns.as_ref()) {
         let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default());
         release_userns(&allocator, &root.path, id, u);
@@ -1092,7 +1104,7 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
 /// What libcontainer's `delete` does for a stopped container, without its
 /// slow cgroup lookups: remove the cgroup, run the poststop hooks, remove the
 /// state directory.
-fn finish_delete(id: &str, c: &Container) -> Result<()> {
+fn finish_delete(root: &StateRoot, id: &str, c: &Container) -> Result<()> {
     let config = libcontainer::config::YoukiConfig::load(&c.root).ok();
     if let Some(config) = &config {
         cgroup::remove(&config.cgroup_path)
@@ -1105,7 +1117,7 @@ fn finish_delete(id: &str, c: &Container) -> Result<()> {
     // The egress rules leave with the container (its namespace may be the
     // client's and outlive it), and with them the namespace holder mount.
     crate::egress::teardown(&c.root);
-    std::fs::remove_dir_all(&c.root).map_err(|e| Error::io("removing", &c.root, e))
+    root.retire_container_dir(&c.root).map_err(|e| Error::io("removing", &c.root, e))
 }
 
 /// Signals `run` forwards to the container (runc's set: all but these).

@@ -25,6 +25,8 @@ pub const STATUS_FILE: &str = "brig-status";
 /// run record.
 pub const SPEC_FILE: &str = "config.json";
 const STAGING: &str = ".staging";
+/// Under `STAGING`: emptied container directories kept for reuse.
+const FREE: &str = "free";
 
 /// Where a `create` stages libcontainer's config.json and the supervisor's
 /// status file: one of the directories `ROOT/.staging/slots/N`, which creates
@@ -123,6 +125,46 @@ impl StateRoot {
     /// The lock file of a create of `id` in progress (see [`Staging`]).
     pub fn staging_lock(&self, id: &str) -> PathBuf {
         self.path.join(STAGING).join(format!("{id}.lock"))
+    }
+
+    /// Empties a deleted container's directory and keeps it, under
+    /// `ROOT/.staging/free/`, for a later create (see
+    /// [`StateRoot::reuse_container_dir`]): removing it would free its block,
+    /// which on a state root on disk (ext4 `-o discard`, this host's `/run`)
+    /// is discarded synchronously, 0.3-0.5 ms. Removed after all if it cannot
+    /// be moved.
+    pub fn retire_container_dir(&self, dir: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        let free = self.path.join(STAGING).join(FREE);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let moved = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&free)
+            .and_then(|()| std::fs::rename(dir, free.join(format!("{}-{nanos}", std::process::id()))));
+        match moved {
+            Ok(()) => Ok(()),
+            Err(_) => std::fs::remove_dir(dir),
+        }
+    }
+
+    /// Moves a directory [`StateRoot::retire_container_dir`] kept to the
+    /// place of container `id`, which libcontainer (patched, see
+    /// third_party/README.md) then uses as it is, being empty. False when none
+    /// is left (libcontainer makes one). The caller holds `id`'s staging lock
+    /// and has checked that `id` has no directory.
+    pub fn reuse_container_dir(&self, id: &str) -> bool {
+        let Ok(entries) = std::fs::read_dir(self.path.join(STAGING).join(FREE)) else { return false };
+        // Another create may take the same one first: try a few.
+        entries.flatten().take(4).any(|e| std::fs::rename(e.path(), self.container_dir(id)).is_ok())
     }
 
     /// Claims a staging directory for a create of `id`; `Ok(None)` when
@@ -414,6 +456,28 @@ mod tests {
         // A create that holds a directory keeps it from others.
         let other = root.stage("l").unwrap().unwrap();
         assert_ne!(other.dir, first);
+    }
+
+    #[test]
+    fn a_deleted_containers_directory_is_emptied_kept_and_reused_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot { path: dir.path().to_path_buf() };
+        let old = root.container_dir("old");
+        std::fs::create_dir_all(old.join("sub")).unwrap();
+        std::fs::write(old.join("state.json"), "{}").unwrap();
+        std::fs::write(old.join("sub/x"), "x").unwrap();
+        root.retire_container_dir(&old).unwrap();
+        assert!(!old.exists());
+        let free: Vec<_> = std::fs::read_dir(dir.path().join(STAGING).join(FREE)).unwrap().flatten().collect();
+        assert_eq!(free.len(), 1);
+        assert_eq!(std::fs::read_dir(free[0].path()).unwrap().count(), 0, "kept empty");
+        // Not a container: ids are what holds a state.json.
+        assert!(root.container_ids().unwrap().is_empty());
+        assert!(root.reuse_container_dir("new"));
+        assert!(root.container_dir("new").is_dir());
+        assert_eq!(std::fs::read_dir(root.container_dir("new")).unwrap().count(), 0);
+        assert!(!root.reuse_container_dir("other"), "each kept directory is reused once");
+        assert!(!root.container_dir("other").exists());
     }
 
     #[test]

@@ -54,6 +54,52 @@ fn create_start_kill_delete() {
     brig.ok(&["delete", "--force", &id]);
 }
 
+/// A deleted container's directory is emptied and kept (a removed directory
+/// costs a block discard on a state root on disk) and the next create takes
+/// it; a failed create leaves none behind, and the directory a create takes
+/// holds nothing of the container before it.
+#[test]
+fn deleted_container_directories_are_reused_empty() {
+    let brig = Brig::default();
+    let free = brig.root.join(".staging/free");
+    let count = |d: &std::path::Path| std::fs::read_dir(d).map(|e| e.count()).unwrap_or(0);
+    let bundle = Bundle::new(&["true"]);
+    let first = unique_id("reuse");
+    brig.ok(&["run", "--bundle", bundle.path().to_str().unwrap(), &first]);
+    assert!(!brig.root.join(&first).exists());
+    assert_eq!(count(&free), 1);
+    let kept = std::fs::read_dir(&free).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(count(&kept), 0, "kept empty");
+    let second = unique_id("reuse");
+    brig.ok(&["create", "--bundle", bundle.path().to_str().unwrap(), &second]);
+    assert_eq!(count(&free), 0, "taken by the next create");
+    assert_eq!(brig.status(&second), "created");
+    let mut names: Vec<String> = std::fs::read_dir(brig.root.join(&second))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.contains(&"state.json".to_string()), "{names:?}");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(brig.root.join(&second).join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["id"], second.as_str());
+    brig.ok(&["delete", "--force", &second]);
+    assert_eq!(count(&free), 1);
+    // A create that libcontainer refuses before it uses the directory (a
+    // terminal without a console socket) gives the kept directory back: the
+    // id stays free, and the next create takes the directory.
+    let mut broken = Bundle::new(&["true"]);
+    broken.set("/process/terminal", serde_json::json!(true));
+    let third = unique_id("reuse");
+    let err = brig.fails(&["create", "--bundle", broken.path().to_str().unwrap(), &third]);
+    assert!(err.contains("console"), "{err}");
+    assert!(!brig.root.join(&third).exists(), "no directory left for a failed create");
+    assert_eq!(count(&free), 1, "given back");
+    brig.ok(&["run", "--bundle", bundle.path().to_str().unwrap(), &third]);
+    assert_eq!(count(&free), 1);
+}
+
 #[test]
 fn flags_after_the_container_id() {
     let brig = Brig::default();

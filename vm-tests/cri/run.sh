@@ -448,11 +448,13 @@ host_check() { # NAME OK DETAIL
 }
 if [[ $client_rc -le 1 ]]; then
   # brig keeps its staging directories (.staging/slots/N, emptied after each
-  # create) in its root; anything else there (a container, a create's
-  # .staging/<id>.lock, a staged file) is a leftover.
+  # create) and deleted containers' emptied directories (.staging/free/*,
+  # reused by later creates) in its root; anything else there (a container, a
+  # create's .staging/<id>.lock, a file in either) is a leftover.
   st="$RUNC_ROOT/k8s.io/.staging"
-  left=$(find "$RUNC_ROOT/k8s.io" -mindepth 1 -maxdepth 4 ! -path "$st" ! -path "$st/slots" ! -path "$st/slots/*" 2>/dev/null
-    find "$st/slots" -mindepth 2 2>/dev/null)
+  left=$(find "$RUNC_ROOT/k8s.io" -mindepth 1 -maxdepth 4 ! -path "$st" ! -path "$st/slots" ! -path "$st/slots/*" \
+    ! -path "$st/free" ! -path "$st/free/*" 2>/dev/null
+    find "$st/slots" "$st/free" -mindepth 2 2>/dev/null)
   left=$(echo "$left" | tr '\n' ' ' | sed 's/ *$//')
   host_check "host: no container left under brig's root $RUNC_ROOT/k8s.io" "$([[ -z $left ]] && echo 1)" "$left"
   left=$("${CTR_K8S[@]}" tasks ls -q 2>/dev/null | tr '\n' ' ')

@@ -146,9 +146,15 @@ impl InitContainerBuilder {
         let container_dir = self.base.root_path.join(&self.base.container_id);
         tracing::debug!("container directory will be {:?}", container_dir);
 
+        // brig's patch (third_party/README.md): an empty directory is one
+        // the caller recycled for this container, and is used as it is.
         if container_dir.exists() {
-            tracing::error!(id = self.base.container_id, dir = ?container_dir, "container already exists");
-            return Err(LibcontainerError::Exist);
+            let empty = fs::read_dir(&container_dir).is_ok_and(|mut d| d.next().is_none());
+            if !empty {
+                tracing::error!(id = self.base.container_id, dir = ?container_dir, "container already exists");
+                return Err(LibcontainerError::Exist);
+            }
+            return Ok(container_dir);
         }
 
         std::fs::create_dir_all(&container_dir).map_err(|err| {
