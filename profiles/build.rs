@@ -8,13 +8,20 @@
 
 use std::path::PathBuf;
 
-const BUILTIN: [&str; 3] = ["restricted", "standard", "permissive"];
-
 fn main() -> Result<(), String> {
     let var = |name: &str| std::env::var_os(name).map(PathBuf::from).ok_or(format!("cargo did not set {name}"));
     let (manifest, out) = (var("CARGO_MANIFEST_DIR")?, var("OUT_DIR")?);
-    for name in BUILTIN {
-        let path = manifest.join("builtin").join(format!("{name}.toml"));
+    // Every built-in: each TOML file in builtin/ (lib.rs includes them by name).
+    let dir = manifest.join("builtin");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?.path();
+        let Some(name) =
+            path.file_stem().and_then(|s| s.to_str()).filter(|_| path.extension().is_some_and(|x| x == "toml"))
+        else {
+            continue;
+        };
         println!("cargo:rerun-if-changed={}", path.display());
         let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let value: toml::Value = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -307,9 +307,6 @@ struct UsernsGuard {
     /// The user namespace made for the idmapped rootfs, which the job joins
     /// (none when it joins its pod's). Held open until the job is in it.
     job_userns: Option<OwnedFd>,
-    /// Held while the rootfs mountpoint is made and mounted on, when its
-    /// parent is not on a tmpfs (see `rootfs_mount_parent_on_tmpfs`).
-    parent_lock: Option<nix::fcntl::Flock<std::fs::File>>,
     /// The process that made `job_userns`, exiting; reaped when the launch is
     /// done with the guard (or when it is dropped).
     holder: Option<crate::idmap::UsernsHolder>,
@@ -667,7 +664,6 @@ fn setup_userns(
                 .map(|l| crate::pod::PodMembership { joined: l.id.clone(), user_namespace: l.user_namespace }),
         },
         job_userns: None,
-        parent_lock: None,
         holder: None,
         armed: true,
     };
@@ -702,6 +698,9 @@ fn setup_userns(
     }
 
     let rootfs = spec.root().as_ref().map(|r| r.path().clone()).ok_or_else(|| Error::state(id, "no root"))?;
+    // Held until the rootfs is mounted, when its parent is not on a tmpfs
+    // (see `rootfs_mount_parent_on_tmpfs`).
+    let _parent_lock;
     {
         use std::os::unix::fs::DirBuilderExt;
         // The job's root (an unprivileged host ID) must traverse the path to
@@ -712,7 +711,7 @@ fn setup_userns(
             .mode(0o711)
             .create(parent)
             .map_err(|e| Error::io("creating", parent, e))?;
-        guard.parent_lock = rootfs_mount_parent_on_tmpfs(parent).map_err(|e| Error::io("preparing", parent, e))?;
+        _parent_lock = rootfs_mount_parent_on_tmpfs(parent).map_err(|e| Error::io("preparing", parent, e))?;
         std::fs::DirBuilder::new()
             .mode(0o711)
             .create(&mount)
@@ -782,7 +781,6 @@ fn setup_userns(
     if leader.is_none() {
         guard.job_userns = Some(userns);
     }
-    drop(guard.parent_lock.take());
     Ok(guard)
 }
 

@@ -181,14 +181,21 @@ impl StateRoot {
             Err(e) => return Err(e),
         }
         let mut staging = Staging { dir: PathBuf::new(), lock, slot: None };
+        let open = |dir: &Path| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(dir);
         for n in 0u32.. {
             let dir = slots.join(n.to_string());
-            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
-            }
-            let handle = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(&dir)?;
+            // Slots outlive creates: made only by the first create to need one.
+            let handle = match open(&dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(e),
+                    }
+                    open(&dir)?
+                }
+                handle => handle?,
+            };
             match nix::fcntl::Flock::lock(handle, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(held) => {
                     staging.dir = dir;
