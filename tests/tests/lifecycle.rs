@@ -597,3 +597,106 @@ fn a_reader_that_goes_away_ends_brig_quietly() {
     }
     brig.ok(&["delete", "--force", &id]);
 }
+
+/// A root filesystem of its own (busybox and its applets), for tests that
+/// plant symlinks and files in it.
+fn private_rootfs() -> tempfile::TempDir {
+    let root = tempfile::Builder::new().prefix("brig-rootfs-").tempdir().unwrap();
+    for d in ["bin", "dev", "etc", "proc", "sys", "tmp"] {
+        std::fs::create_dir_all(root.path().join(d)).unwrap();
+    }
+    std::fs::copy(brig_tests::rootfs().join("bin/busybox"), root.path().join("bin/busybox")).unwrap();
+    for applet in ["sh", "grep", "cat", "test"] {
+        std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).unwrap();
+    }
+    root
+}
+
+/// Mount destinations are made and mounted inside the root filesystem, as
+/// the container will see it, whatever symlinks the image plants on the way
+/// (absolute ones, `..` chains), and a file on the way fails the launch.
+/// (libcontainer makes missing destinations with brig's patch 3 of
+/// third_party/README.md, pathrs' `mkdir_all` without its procfs re-open.)
+#[test]
+fn mount_destinations_stay_inside_the_rootfs() {
+    let brig = Brig::default();
+    let rootfs = private_rootfs();
+    let r = rootfs.path();
+    let tag = unique_id("esc");
+    // A host directory an absolute symlink in the image names.
+    let host_dir = std::env::temp_dir().join(format!("brig-escape-{tag}"));
+    std::fs::create_dir_all(&host_dir).unwrap();
+    // The same path exists in the rootfs: there is where the symlink leads.
+    std::fs::create_dir_all(r.join(host_dir.strip_prefix("/").unwrap())).unwrap();
+    std::os::unix::fs::symlink(&host_dir, r.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../..", r.join("etc/up")).unwrap();
+    let up_name = format!("brig-up-{tag}");
+
+    let mut bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        &format!(
+            "grep -q ' {hd}/made/deep ' /proc/self/mountinfo && grep -q ' /{up}/x ' /proc/self/mountinfo",
+            hd = host_dir.display(),
+            up = up_name
+        ),
+    ]);
+    bundle.set("/root", json!({ "path": r, "readonly": false }));
+    bundle.push("/mounts", json!({ "destination": "/abs/made/deep", "type": "tmpfs", "source": "tmpfs" }));
+    bundle
+        .push("/mounts", json!({ "destination": format!("/etc/up/{up_name}/x"), "type": "tmpfs", "source": "tmpfs" }));
+    let (code, out, err) = brig.run(&bundle, &unique_id("mnt"));
+    assert_eq!(code, 0, "the mounts are where the container sees them\n{out}\n{err}");
+
+    // Made inside the rootfs, where the symlinks lead within it...
+    let inside = r.join(host_dir.strip_prefix("/").unwrap()).join("made/deep");
+    assert!(inside.is_dir(), "{} was not made", inside.display());
+    assert!(r.join(&up_name).join("x").is_dir());
+    // ...and nothing on the host.
+    assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0, "a directory was made on the host");
+    assert!(!std::path::Path::new("/").join(&up_name).exists(), "a directory was made in the host's /");
+
+    // A symlink that dangles inside the rootfs (its target exists only on
+    // the host): refused, as pathrs refuses it, and nothing made anywhere.
+    let host_only = std::env::temp_dir().join(format!("brig-escape-only-{tag}"));
+    std::fs::create_dir_all(&host_only).unwrap();
+    std::os::unix::fs::symlink(&host_only, r.join("dangling")).unwrap();
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.set("/root", json!({ "path": r, "readonly": false }));
+    bundle.push("/mounts", json!({ "destination": "/dangling/sub", "type": "tmpfs", "source": "tmpfs" }));
+    let (code, _, err) = brig.run(&bundle, &unique_id("mnt"));
+    assert_ne!(code, 0, "a mount through a dangling symlink must fail");
+    assert!(err.contains("/dangling/sub"), "the error names the mount: {err}");
+    assert_eq!(std::fs::read_dir(&host_only).unwrap().count(), 0, "a directory was made on the host");
+    assert!(!r.join(host_only.strip_prefix("/").unwrap()).exists());
+    let _ = std::fs::remove_dir_all(&host_only);
+
+    // A regular file on the way: refused, nothing made.
+    std::fs::write(r.join("etc/plain"), "x").unwrap();
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.set("/root", json!({ "path": r, "readonly": false }));
+    bundle.push("/mounts", json!({ "destination": "/etc/plain/sub", "type": "tmpfs", "source": "tmpfs" }));
+    let (code, _, err) = brig.run(&bundle, &unique_id("mnt"));
+    assert_ne!(code, 0, "a mount under a regular file must fail");
+    assert!(!err.is_empty());
+    assert_eq!(std::fs::read_to_string(r.join("etc/plain")).unwrap(), "x");
+
+    // A file bind mount onto a symlink that leads out of the rootfs lands
+    // inside it (or fails), never on the host's file.
+    let host_file = std::env::temp_dir().join(format!("brig-escape-file-{tag}"));
+    std::fs::write(&host_file, "host").unwrap();
+    std::os::unix::fs::symlink(&host_file, r.join("etc/hostlink")).unwrap();
+    let source = brig.dir.path().join("bound");
+    std::fs::write(&source, "bound").unwrap();
+    let mut bundle = Bundle::new(&["cat", "/etc/hostlink"]);
+    bundle.set("/root", json!({ "path": r, "readonly": false }));
+    bundle.push(
+        "/mounts",
+        json!({ "destination": "/etc/hostlink", "type": "bind", "source": source, "options": ["bind", "ro"] }),
+    );
+    let (code, out, err) = brig.run(&bundle, &unique_id("mnt"));
+    assert_ne!(code, 0, "the symlink dangles inside the rootfs: nothing to mount on\n{out}\n{err}");
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host");
+    let _ = std::fs::remove_file(&host_file);
+    let _ = std::fs::remove_dir_all(&host_dir);
+}

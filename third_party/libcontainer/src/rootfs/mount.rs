@@ -70,6 +70,79 @@ pub enum MountError {
 
 type Result<T> = std::result::Result<T, MountError>;
 
+/// brig patch 3: `Root::mkdir_all` without its procfs round trips.
+///
+/// pathrs resolves the longest existing prefix of `path` with
+/// `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, then re-opens that
+/// `O_PATH` handle with `O_DIRECTORY` through `/proc/thread-self/fd` (a
+/// verified procfs lookup of about forty system calls), then creates each
+/// missing component with `mkdirat` and opens it with
+/// `O_NOFOLLOW | O_DIRECTORY`. This does the same, except that the prefix is
+/// opened with `O_DIRECTORY` by the `openat2` itself, so no re-open is needed
+/// (`mkdirat` accepts an `O_PATH` directory). Anything it does not handle the
+/// way pathrs would (a `..` component, a dangling symlink, an error) is left
+/// to `Root::mkdir_all`, which then makes or refuses the path as before.
+pub(crate) fn mkdir_all_in_root(root: &Root, path: &Path, perm: &Permissions) -> Result<()> {
+    if lean_mkdir_all(root.as_fd(), path, perm.mode()).is_err() {
+        root.mkdir_all(path, perm)?;
+    }
+    Ok(())
+}
+
+fn lean_mkdir_all(
+    root: std::os::fd::BorrowedFd<'_>,
+    path: &Path,
+    mode: u32,
+) -> std::result::Result<(), Errno> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::path::Component;
+
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+    use nix::sys::stat::{Mode, mkdirat};
+
+    let mut parts = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => parts.push(name),
+            // pathrs decides what `..` means here.
+            Component::ParentDir | Component::Prefix(_) => return Err(Errno::EINVAL),
+        }
+    }
+    let open = |dir: std::os::fd::BorrowedFd<'_>, path: &Path, resolve: ResolveFlag| {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let how = OpenHow::new().flags(flags).resolve(resolve);
+        // SAFETY: openat2 returned a new descriptor that nothing else owns.
+        openat2(dir.as_raw_fd(), path, how).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    // The longest prefix that exists, resolved as the container will see it.
+    let in_root = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    let mut existing = parts.len();
+    let mut current = loop {
+        let prefix: PathBuf = if existing == 0 {
+            PathBuf::from(".")
+        } else {
+            parts[..existing].iter().collect()
+        };
+        match open(root, &prefix, in_root) {
+            Ok(fd) => break fd,
+            Err(Errno::ENOENT) if existing > 0 => existing -= 1,
+            Err(err) => return Err(err),
+        }
+    };
+    // Each missing component: one name, made and opened without following
+    // a symlink (one swapped in after `mkdirat` fails the open).
+    let beneath = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS;
+    for name in &parts[existing..] {
+        match mkdirat(Some(current.as_raw_fd()), *name, Mode::from_bits_truncate(mode)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(err) => return Err(err),
+        }
+        current = open(current.as_fd(), Path::new(name), beneath)?;
+    }
+    Ok(())
+}
+
 pub trait MountInfoProvider {
     fn mountinfo(&self) -> Result<Vec<MountInfo>>;
 }
@@ -597,12 +670,16 @@ impl Mount {
             })?;
 
             if src.is_dir() {
-                root.mkdir_all(container_dest, &dir_perm)?;
-            } else {
+                mkdir_all_in_root(&root, container_dest, &dir_perm)?;
+            } else if root.resolve(container_dest).is_err() {
+                // brig patch 3: an existing destination (any type, reached
+                // through symlinks inside the root) is used as it is, which is
+                // what the code below falls back to when it cannot create one;
+                // looking first spares pathrs' error path its procfs reads.
                 let parent = container_dest
                     .parent()
                     .ok_or(MountError::Custom("destination has no parent".to_string()))?;
-                root.mkdir_all(parent, &dir_perm)?;
+                mkdir_all_in_root(&root, parent, &dir_perm)?;
 
                 match root.create_file(
                     container_dest,
@@ -623,7 +700,7 @@ impl Mount {
 
             src
         } else {
-            root.mkdir_all(container_dest, &dir_perm)?;
+            mkdir_all_in_root(&root, container_dest, &dir_perm)?;
             PathBuf::from(source)
         };
 
