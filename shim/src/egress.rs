@@ -311,16 +311,43 @@ pub fn record_closed(dir: &Path, plan: &EgressPlan, start: Instant) -> Result<In
     Ok(installed)
 }
 
-pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Result<Installed, EgressError> {
+/// Whether the job's network namespace is one the runtime makes itself
+/// (a `network` entry without a path) and no hook runs before `start`
+/// (`prestart`, `createRuntime`, `createContainer`): then, when the
+/// container is created, its namespace holds only what the kernel puts in a
+/// new one (loopback and the fallback tunnel devices, down, no routes), so
+/// nothing can leave it. A hook may move an interface in (Docker's
+/// `libnetwork-setkey` does), and a namespace with a path is the client's.
+pub fn new_and_untouched(spec: &oci_spec::runtime::Spec) -> bool {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
+    let new_network = namespaces.is_some_and(|ns| {
+        ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none())
+    });
+    let hooks = spec.hooks().as_ref();
+    #[allow(deprecated)]
+    let early_hooks = hooks.is_some_and(|h| {
+        [h.prestart(), h.create_runtime(), h.create_container()]
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    });
+    new_network && !early_hooks
+}
+
+/// Installs `plan` in the network namespace of `pid`, or records why no
+/// ruleset is needed. `untouched` is [`new_and_untouched`] of the spec:
+/// such a namespace is known to be closed without reading its devices and
+/// routes (it is still checked not to be the host's).
+pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan, untouched: bool) -> Result<Installed, EgressError> {
     let start = Instant::now();
     let ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
     if same_file(&ns, Path::new("/proc/self/ns/net"))? {
         return Err(EgressError::HostNamespace);
     }
-    let closed = match (proc_net(pid, "dev"), proc_net(pid, "route"), proc_net(pid, "ipv6_route")) {
-        (Some(d), Some(r), Some(r6)) => nothing_leaves(&d, &r, &r6),
-        _ => false,
-    };
+    let closed = untouched
+        || match (proc_net(pid, "dev"), proc_net(pid, "route"), proc_net(pid, "ipv6_route")) {
+            (Some(d), Some(r), Some(r6)) => nothing_leaves(&d, &r, &r6),
+            _ => false,
+        };
     if closed {
         return record_closed(dir, plan, start);
     }
@@ -416,6 +443,35 @@ pub fn teardown(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_new_namespace_without_early_hooks_is_known_closed() {
+        let spec = |namespaces: serde_json::Value, hooks: serde_json::Value| -> oci_spec::runtime::Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "root": { "path": "rootfs" },
+                "linux": { "namespaces": namespaces },
+                "hooks": hooks,
+            }))
+            .unwrap()
+        };
+        let new_net = serde_json::json!([{ "type": "pid" }, { "type": "network" }]);
+        let hook = serde_json::json!([{ "path": "/usr/bin/true" }]);
+        assert!(new_and_untouched(&spec(new_net.clone(), serde_json::json!({}))));
+        // Hooks that run after `start` cannot have touched it at `create`.
+        assert!(new_and_untouched(&spec(
+            new_net.clone(),
+            serde_json::json!({ "startContainer": hook, "poststart": hook, "poststop": hook })
+        )));
+        for early in ["prestart", "createRuntime", "createContainer"] {
+            let hooks = serde_json::json!({ early: hook });
+            assert!(!new_and_untouched(&spec(new_net.clone(), hooks)), "{early}");
+        }
+        // The client's namespace, or the host's.
+        let joined = serde_json::json!([{ "type": "network", "path": "/run/netns/x" }]);
+        assert!(!new_and_untouched(&spec(joined, serde_json::json!({}))));
+        assert!(!new_and_untouched(&spec(serde_json::json!([{ "type": "pid" }]), serde_json::json!({}))));
+    }
 
     #[test]
     fn only_loopback_needs_no_ruleset() {

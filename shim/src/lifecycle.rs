@@ -244,7 +244,10 @@ fn launch(
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         let installed = match rootless.filter(|a| a.caller.mode == crate::rootless::Mode::Unprivileged) {
             Some(_) => crate::rootless::check_private_network(&root.container_dir(id), pid, plan),
-            None => crate::egress::install(&root.container_dir(id), id, pid, plan).map_err(|e| e.to_string()),
+            None => {
+                crate::egress::install(&root.container_dir(id), id, pid, plan, crate::egress::new_and_untouched(&spec))
+                    .map_err(|e| e.to_string())
+            }
         };
         if let Err(e) = installed {
             let _ = container.delete(true);

@@ -646,3 +646,38 @@ allow = ["198.19.0.10/32:80/tcp"]"#;
     let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("egress")]);
     assert!(err.contains("CAP_NET_ADMIN") && err.contains("process.capabilities"), "{err}");
 }
+
+/// A network namespace the runtime makes is known to be closed (no ruleset,
+/// its devices and routes not read) only while no hook has run in it: an
+/// interface a `createRuntime` hook moves in (as Docker's `libnetwork-setkey`
+/// does at `prestart`) is found, and gets the ruleset.
+#[test]
+fn an_interface_a_hook_adds_gets_the_ruleset() {
+    let hook_dir = tempfile::tempdir().unwrap();
+    let hook = hook_dir.path().join("add-dummy");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\npid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p')\nexec ip link add brigdummy0 netns \"$pid\" type veth peer name brigpeer$pid\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let ceiling = format!("[ceilings]\nhooks = [\"{}\"]\n", hook.display());
+    let profile = derived(RESTRICTED, "egress-hooked", "mode = \"none\"", &[("[ceilings]\n", &ceiling)]);
+    let brig = brig_with(&[("egress-hooked", profile)]);
+    let mut b =
+        job("egress-hooked", None, "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '; echo");
+    b.set("/hooks", json!({ "createRuntime": [{ "path": hook, "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"] }] }));
+    let id = unique_id("egress");
+    let (code, out, err, _) = run_keep(&brig, &b, &id);
+    assert_eq!(code, 0, "{err}{out}");
+    assert!(out.split_whitespace().any(|d| d == "brigdummy0"), "the hook's interface: {out}");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(brig.root.join(&id).join("brig-egress.json")).unwrap()).unwrap();
+    assert_eq!(
+        (record["policy"].as_str(), record["ruleset"].as_bool()),
+        (Some("loopback_only"), Some(true)),
+        "{record}"
+    );
+    brig.ok(&["delete", &id]);
+    assert_no_holders(&brig);
+}
