@@ -233,6 +233,17 @@ const GUARDED_NAMESPACES: [LinuxNamespaceType; 5] = [
 
 fn check_namespaces(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host) -> Result<(), HardenError> {
     let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    // One entry per type. libcontainer keeps the last entry of a type, and
+    // a check of the first would let `[{"type":"pid"},{"type":"pid",
+    // "path":"/proc/1/ns/pid"}]` pass as a new namespace and join the host's.
+    for (i, ns) in namespaces.iter().enumerate() {
+        if namespaces[..i].iter().any(|earlier| earlier.typ() == ns.typ()) {
+            return Err(ctx.refuse(
+                format!("linux.namespaces[{i}]"),
+                format!("the {} namespace is listed more than once", ns_name(ns.typ())),
+            ));
+        }
+    }
     for typ in GUARDED_NAMESPACES {
         let entry = namespaces.iter().find(|n| n.typ() == typ);
         let shared = match entry {
@@ -257,6 +268,14 @@ fn check_devices(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
         return Ok(());
     }
     let Some(linux) = spec.linux() else { return Ok(()) };
+    // A host network interface moved into the job: the job reaches the
+    // host's networks through it, past the profile's egress rules.
+    if let Some(name) = linux.net_devices().as_ref().and_then(|d| d.keys().min()) {
+        return Err(ctx.refuse(
+            format!("linux.netDevices.{name}"),
+            format!("moving the host's network interface `{name}` into the job is not allowed (the profile allows no extra devices)"),
+        ));
+    }
     if let Some(dev) = linux.devices().as_ref().and_then(|d| d.first()) {
         return Err(ctx.refuse(
             "linux.devices",

@@ -317,12 +317,21 @@ pub fn record_closed(dir: &Path, plan: &EgressPlan, start: Instant) -> Result<In
 /// container is created, its namespace holds only what the kernel puts in a
 /// new one (loopback and the fallback tunnel devices, down, no routes), so
 /// nothing can leave it. A hook may move an interface in (Docker's
-/// `libnetwork-setkey` does), and a namespace with a path is the client's.
+/// `libnetwork-setkey` does), so may `linux.netDevices`, and a namespace
+/// with a path is the client's.
 pub fn new_and_untouched(spec: &oci_spec::runtime::Spec) -> bool {
-    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
-    let new_network = namespaces.is_some_and(|ns| {
-        ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none())
-    });
+    let Some(linux) = spec.linux().as_ref() else { return false };
+    // Exactly one entry (harden refuses more; libcontainer would use the
+    // last), without a path, and no host interface moved in (`netDevices`,
+    // which libcontainer moves at create without a hook).
+    let network: Vec<_> = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .filter(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+        .collect();
+    let new_network = matches!(network.as_slice(), [only] if only.path().is_none())
+        && linux.net_devices().as_ref().is_none_or(|d| d.is_empty());
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
     let early_hooks = hooks.is_some_and(|h| {
@@ -470,6 +479,17 @@ mod tests {
         // The client's namespace, or the host's.
         let joined = serde_json::json!([{ "type": "network", "path": "/run/netns/x" }]);
         assert!(!new_and_untouched(&spec(joined, serde_json::json!({}))));
+        // Two entries: libcontainer would join the last one's path.
+        let twice = serde_json::json!([{ "type": "network" }, { "type": "network", "path": "/run/netns/x" }]);
+        assert!(!new_and_untouched(&spec(twice, serde_json::json!({}))));
+        // A host interface moved in at create.
+        let mut moved = spec(new_net.clone(), serde_json::json!({}));
+        let devices: std::collections::HashMap<String, oci_spec::runtime::LinuxNetDevice> =
+            serde_json::from_value(serde_json::json!({ "eth1": {} })).unwrap();
+        if let Some(linux) = moved.linux_mut() {
+            linux.set_net_devices(Some(devices));
+        }
+        assert!(!new_and_untouched(&moved));
         assert!(!new_and_untouched(&spec(serde_json::json!([{ "type": "pid" }]), serde_json::json!({}))));
     }
 

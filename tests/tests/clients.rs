@@ -175,6 +175,23 @@ fn explicit_asks_beyond_the_profile_are_refused_with_the_field_named() {
             }),
             vec!["linux.namespaces", "network"],
         ),
+        (
+            // A new pid namespace, then the host's: libcontainer would join
+            // the last, a check of the first would pass it.
+            "ctr",
+            "run-rm",
+            Box::new(|c: &mut Value| {
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.push(json!({"type": "pid", "path": "/proc/1/ns/pid"}));
+            }),
+            vec!["linux.namespaces[", "pid namespace is listed more than once", "restricted"],
+        ),
+        (
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| c["linux"]["netDevices"] = json!({"brigtest0": {}})),
+            vec!["linux.netDevices.brigtest0", "restricted"],
+        ),
     ];
     for (client, scenario, patch, needles) in cases {
         let mut config = fixture(client, scenario);

@@ -383,6 +383,18 @@ fn run_keep(brig: &Brig, bundle: &Bundle, id: &str) -> (i32, String, String, Val
     (code, out, err, egress)
 }
 
+/// The container's egress record: policy `loopback_only`, with or without
+/// a ruleset.
+fn assert_loopback_only(brig: &Brig, id: &str, ruleset: bool) {
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(brig.root.join(id).join("brig-egress.json")).unwrap()).unwrap();
+    assert_eq!(
+        (record["policy"].as_str(), record["ruleset"].as_bool()),
+        (Some("loopback_only"), Some(ruleset)),
+        "{record}"
+    );
+}
+
 /// No namespace holder of this brig's containers is left mounted.
 fn assert_no_holders(brig: &Brig) {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -578,13 +590,7 @@ dns 198.19.0.53 resolver"#,
     let (code, out, err, counts) = run_keep(&brig, &b, &id);
     assert_eq!(code, 0, "{err}{out}");
     assert_eq!(out.trim(), "lo", "{out}");
-    let record: Value =
-        serde_json::from_slice(&std::fs::read(brig.root.join(&id).join("brig-egress.json")).unwrap()).unwrap();
-    assert_eq!(
-        (record["policy"].as_str(), record["ruleset"].as_bool()),
-        (Some("loopback_only"), Some(false)),
-        "{record}"
-    );
+    assert_loopback_only(&brig, &id, false);
     assert!(counts.is_null(), "{counts}");
     brig.ok(&["delete", &id]);
     assert_no_holders(&brig);
@@ -671,13 +677,7 @@ fn an_interface_a_hook_adds_gets_the_ruleset() {
     let (code, out, err, _) = run_keep(&brig, &b, &id);
     assert_eq!(code, 0, "{err}{out}");
     assert!(out.split_whitespace().any(|d| d == "brigdummy0"), "the hook's interface: {out}");
-    let record: Value =
-        serde_json::from_slice(&std::fs::read(brig.root.join(&id).join("brig-egress.json")).unwrap()).unwrap();
-    assert_eq!(
-        (record["policy"].as_str(), record["ruleset"].as_bool()),
-        (Some("loopback_only"), Some(true)),
-        "{record}"
-    );
+    assert_loopback_only(&brig, &id, true);
     brig.ok(&["delete", &id]);
     assert_no_holders(&brig);
 }

@@ -697,6 +697,28 @@ fn mount_destinations_stay_inside_the_rootfs() {
     let (code, out, err) = brig.run(&bundle, &unique_id("mnt"));
     assert_ne!(code, 0, "the symlink dangles inside the rootfs: nothing to mount on\n{out}\n{err}");
     assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host");
+
+    // The same symlink once its target exists inside the rootfs too: the
+    // file is bound there, over the rootfs's file, not the host's.
+    let inside_file = r.join(host_file.strip_prefix("/").unwrap());
+    std::fs::write(&inside_file, "inside").unwrap();
+    let (code, out, err) = brig.run(&bundle, &unique_id("mnt"));
+    assert_eq!((code, out.as_str()), (0, "bound"), "{err}");
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host");
+    assert_eq!(std::fs::read_to_string(&inside_file).unwrap(), "inside");
     let _ = std::fs::remove_file(&host_file);
     let _ = std::fs::remove_dir_all(&host_dir);
+}
+
+/// A namespace type listed twice is refused under every profile, even one
+/// that allows the host's namespaces: libcontainer keeps the last entry.
+#[test]
+fn a_namespace_listed_twice_is_refused() {
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.push("/linux/namespaces", json!({ "type": "network", "path": "/proc/1/ns/net" }));
+    let (code, _, err) = brig.run(&bundle, &unique_id("twice"));
+    assert_ne!(code, 0, "a duplicated namespace must be refused");
+    assert!(err.contains("network namespace is listed more than once"), "{err}");
+    assert!(brig.ok(&["list", "-q"]).trim().is_empty());
 }

@@ -83,7 +83,8 @@ type Result<T> = std::result::Result<T, MountError>;
 /// way pathrs would (a `..` component, a dangling symlink, an error) is left
 /// to `Root::mkdir_all`, which then makes or refuses the path as before.
 pub(crate) fn mkdir_all_in_root(root: &Root, path: &Path, perm: &Permissions) -> Result<()> {
-    if lean_mkdir_all(root.as_fd(), path, perm.mode()).is_err() {
+    if let Err(err) = lean_mkdir_all(root.as_fd(), path, perm.mode()) {
+        tracing::debug!(?path, %err, "making the mount directory with pathrs");
         root.mkdir_all(path, perm)?;
     }
     Ok(())
