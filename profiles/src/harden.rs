@@ -154,6 +154,7 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     check_sysctls(&ctx, &spec)?;
     harden_mounts(&mut ctx, &mut spec, host)?;
     harden_capabilities(&mut ctx, &mut spec)?;
+    harden_init_privileges(&mut ctx, &mut spec)?;
     let mut egress = crate::egress::plan(profile, &spec, host).map_err(|r| ctx.refuse(r.field, r.reason))?;
     if egress.is_some() {
         crate::egress::check_capabilities(&spec).map_err(|r| ctx.refuse(r.field, r.reason))?;
@@ -551,6 +552,79 @@ fn harden_process(ctx: &mut Ctx<'_>, spec: &mut Spec) -> bool {
         return true;
     }
     current
+}
+
+/// Settings the container's init applies for the job while it still has
+/// root's privileges, which the job itself could only make with a
+/// capability: a real-time scheduling policy, a raised nice value or the
+/// real-time I/O class (`CAP_SYS_NICE`: a job that starves the host's
+/// CPUs or disks), and a negative OOM score (`CAP_SYS_RESOURCE`: at -1000
+/// no OOM killer, its cgroup's included, may pick the job, so a memory
+/// bomb hangs at its limit instead of dying). Each is allowed when the
+/// profile keeps the capability or its ceiling allows it. A negative OOM
+/// score is lowered to 0 and recorded, since Kubernetes adds one on its own
+/// (-997 for Guaranteed pods); the others are refused.
+fn harden_init_privileges(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenError> {
+    let may = |cap: &str| {
+        ctx.profile.process.capabilities.iter().flatten().any(|c| parse_cap(c).is_some_and(|c| cap_name(&c) == cap))
+            || allowed(&ctx.profile.ceilings.capabilities, cap)
+    };
+    let (nice_ok, resource_ok) = (may("CAP_SYS_NICE"), may("CAP_SYS_RESOURCE"));
+    let Some(process) = spec.process_mut() else { return Ok(()) };
+    match init_privileges(process, nice_ok, resource_ok) {
+        Ok(Some(adj)) => ctx.tighten("process.oomScoreAdj", adj.to_string(), "0"),
+        Ok(None) => {}
+        Err((field, reason)) => return Err(ctx.refuse(field, reason)),
+    }
+    Ok(())
+}
+
+/// [`harden_init_privileges`] for one process (also `exec`'s): `nice_ok` and
+/// `resource_ok` say whether the job may have `CAP_SYS_NICE` and
+/// `CAP_SYS_RESOURCE`. Returns the negative OOM score it raised to 0, or the
+/// field and reason of a refusal.
+pub fn init_privileges(
+    process: &mut oci_spec::runtime::Process,
+    nice_ok: bool,
+    resource_ok: bool,
+) -> Result<Option<i32>, (&'static str, String)> {
+    if !nice_ok {
+        if let Some(s) = process.scheduler() {
+            use oci_spec::runtime::LinuxSchedulerPolicy as P;
+            if matches!(s.policy(), P::SchedFifo | P::SchedRr | P::SchedDeadline) {
+                return Err((
+                    "process.scheduler.policy",
+                    format!(
+                        "the real-time policy `{}` needs CAP_SYS_NICE, outside the profile's capabilities",
+                        s.policy()
+                    ),
+                ));
+            }
+            if let Some(nice) = s.nice().filter(|n| *n < 0) {
+                return Err((
+                    "process.scheduler.nice",
+                    format!("a negative nice value ({nice}) needs CAP_SYS_NICE, outside the profile's capabilities"),
+                ));
+            }
+        }
+        if process
+            .io_priority()
+            .as_ref()
+            .is_some_and(|io| io.class() == oci_spec::runtime::IOPriorityClass::IoprioClassRt)
+        {
+            return Err((
+                "process.ioPriority.class",
+                "the real-time I/O class needs CAP_SYS_NICE, outside the profile's capabilities".to_string(),
+            ));
+        }
+    }
+    match process.oom_score_adj() {
+        Some(adj) if adj < 0 && !resource_ok => {
+            process.set_oom_score_adj(Some(0));
+            Ok(Some(adj))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn harden_rootfs(ctx: &mut Ctx<'_>, spec: &mut Spec) {

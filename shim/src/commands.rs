@@ -9,7 +9,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::wait::{waitpid, WaitStatus};
-use oci_spec::runtime::{Capabilities, LinuxCapabilities, LinuxResources, Process, Spec};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxResources, Process, Spec};
 
 use crate::bundle;
 use crate::cli::{Exec, GlobalOpts, List, Ps, SpecCmd, Update};
@@ -106,7 +106,19 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
     if record.plan.no_new_privs {
         process.set_no_new_privileges(Some(true));
     }
-    if record.cap_ceiling.iter().any(|c| c == "ALL") {
+    let any = record.cap_ceiling.iter().any(|c| c == "ALL");
+    // Scheduling, I/O class and OOM score, which init applies while still
+    // root: held to what the container's capabilities allow.
+    let bounding = base.process().as_ref().and_then(|p| p.capabilities().as_ref()).and_then(|c| c.bounding().clone());
+    let has = |cap: Capability| any || bounding.as_ref().is_some_and(|b| b.contains(&cap));
+    match brig_profiles::harden::init_privileges(process, has(Capability::SysNice), has(Capability::SysResource)) {
+        Ok(Some(adj)) => tracing::info!(id, requested = adj, "exec: process.oomScoreAdj raised to 0"),
+        Ok(None) => {}
+        Err((field, reason)) => {
+            return Err(Error::state(id, format!("profile `{}` refuses exec: {field}: {reason}", record.profile.name)))
+        }
+    }
+    if any {
         return Ok(());
     }
     let Some(caps) = process.capabilities().clone() else { return Ok(()) };

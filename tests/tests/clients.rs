@@ -271,3 +271,79 @@ fn client_state_dirs_from_the_configuration() {
     assert!(err.contains("outside the allowed prefixes"), "{err}");
     std::fs::remove_dir_all(state.ancestors().nth(2).unwrap()).unwrap();
 }
+
+/// Kubernetes gives Guaranteed pods an OOM score of -997; at -1000 no OOM
+/// killer, the cgroup's included, may pick the job. Under `restricted` the
+/// score is raised to 0 and the change recorded, and the job's memory bomb
+/// is still killed.
+#[test]
+fn a_negative_oom_score_is_raised_to_zero_and_recorded() {
+    let brig = restricted();
+    let mut b = Bundle::new(&["cat", "/proc/self/oom_score_adj"]);
+    b.set("/process/oomScoreAdj", json!(-1000));
+    let id = unique_id("oom");
+    let (code, out, err) = brig.cmd_files(&["run", "--keep", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "0", "the job's OOM score");
+    let tightened = brig.state(&id)["brig"]["tightened"].clone();
+    let t = tightened.as_array().unwrap().iter().find(|t| t["field"] == "process.oomScoreAdj").cloned();
+    assert_eq!(
+        t.map(|t| (t["requested"].clone(), t["applied"].clone())),
+        Some((json!("-1000"), json!("0"))),
+        "{tightened}"
+    );
+    brig.ok(&["delete", &id]);
+}
+
+/// What init applies while it is still root and the job could only ask for
+/// with `CAP_SYS_NICE` (a job that starves the host's CPUs or disks) is
+/// refused under `restricted`, naming the field.
+#[test]
+fn real_time_scheduling_and_io_are_refused() {
+    let brig = restricted();
+    let cases = [
+        ("/process/scheduler", json!({"policy": "SCHED_FIFO", "priority": 99}), "process.scheduler.policy"),
+        ("/process/scheduler", json!({"policy": "SCHED_RR", "priority": 1}), "process.scheduler.policy"),
+        ("/process/scheduler", json!({"policy": "SCHED_OTHER", "nice": -20}), "process.scheduler.nice"),
+        ("/process/ioPriority", json!({"class": "IOPRIO_CLASS_RT", "priority": 0}), "process.ioPriority.class"),
+    ];
+    for (pointer, value, field) in cases {
+        let mut b = Bundle::new(&["true"]);
+        b.set(pointer, value.clone());
+        let (code, _, err) = brig.cmd_files(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("rt")]);
+        assert_ne!(code, 0, "{value} was not refused");
+        assert!(err.contains(field) && err.contains("CAP_SYS_NICE") && err.contains("restricted"), "{value}: {err}");
+    }
+    // A batch or idle policy, or a positive nice value, asks for less.
+    let mut b = Bundle::new(&["true"]);
+    b.set("/process/scheduler", json!({"policy": "SCHED_BATCH", "nice": 5}));
+    let (code, _, err) = brig.run(&b, &unique_id("rt"));
+    assert_eq!(code, 0, "{err}");
+    assert!(brig.ok(&["list", "-q"]).trim().is_empty());
+}
+
+/// The same holds for `exec`: a real-time policy in its process.json is
+/// refused, a negative OOM score is raised to 0.
+#[test]
+fn exec_is_held_to_the_same_scheduling_and_oom_rules() {
+    let brig = restricted();
+    let b = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("rtexec");
+    brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let pfile = brig.dir.path().join("process.json");
+    let process = |extra: Value| {
+        let mut p = json!({
+            "terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+            "args": ["cat", "/proc/self/oom_score_adj"], "env": ["PATH=/bin"]
+        });
+        p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        std::fs::write(&pfile, p.to_string()).unwrap();
+    };
+    process(json!({"scheduler": {"policy": "SCHED_FIFO", "priority": 50}}));
+    let err = brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(err.contains("process.scheduler.policy") && err.contains("CAP_SYS_NICE"), "{err}");
+    process(json!({"oomScoreAdj": -1000}));
+    let out = brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert_eq!(out.trim(), "0");
+    brig.ok(&["delete", "--force", &id]);
+}
