@@ -152,6 +152,7 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     check_devices(&ctx, &spec)?;
     check_hooks(&ctx, &spec, host)?;
     check_sysctls(&ctx, &spec)?;
+    check_unified(&ctx, &spec)?;
     harden_mounts(&mut ctx, &mut spec, host)?;
     harden_capabilities(&mut ctx, &mut spec)?;
     harden_init_privileges(&mut ctx, &mut spec)?;
@@ -345,6 +346,25 @@ fn sysctl_allowed(patterns: &[String], name: &str) -> bool {
         Some(prefix) => name.starts_with(prefix),
         None => p == name,
     })
+}
+
+/// `linux.resources.unified`: cgroup v2 files libcgroups writes as they
+/// are, after the limits it sets itself, so `memory.max = "max"` would lift
+/// the profile's memory limit (and `cgroup.procs` would move any host
+/// process into the job's cgroup). Refused under a profile that sets cgroup
+/// limits.
+fn check_unified(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
+    if ctx.profile.cgroup == Default::default() {
+        return Ok(());
+    }
+    let unified = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.unified().as_ref());
+    match unified.and_then(|u| u.keys().min()) {
+        Some(key) => Err(ctx.refuse(
+            format!("linux.resources.unified.{key}"),
+            "raw cgroup files would override the profile's cgroup limits",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_sysctls(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {

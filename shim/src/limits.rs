@@ -13,6 +13,14 @@ pub fn check_update(record: &RunRecord, r: &LinuxResources) -> Result<(), String
         Err(format!("profile `{profile}` refuses update of {field} to {asked}: the profile's ceiling is {max}"))
     };
     let show = |v: i64| if v <= 0 { "unlimited".to_string() } else { v.to_string() };
+    // Raw cgroup v2 files (libcgroups writes them after its own limits).
+    if *c != Default::default() {
+        if let Some(key) = r.unified().as_ref().and_then(|u| u.keys().min()) {
+            return Err(format!(
+                "profile `{profile}` refuses update of unified.{key}: raw cgroup files would override the profile's cgroup limits"
+            ));
+        }
+    }
     if let Some(m) = r.memory() {
         if let (Some(max), Some(v)) = (c.memory, m.limit()) {
             if v <= 0 || v as u64 > max.0 {

@@ -192,6 +192,13 @@ fn explicit_asks_beyond_the_profile_are_refused_with_the_field_named() {
             Box::new(|c: &mut Value| c["linux"]["netDevices"] = json!({"brigtest0": {}})),
             vec!["linux.netDevices.brigtest0", "restricted"],
         ),
+        (
+            // Written after the profile's limits on cgroup v2: would lift them.
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| c["linux"]["resources"]["unified"] = json!({"memory.max": "max"})),
+            vec!["linux.resources.unified.memory.max", "restricted"],
+        ),
     ];
     for (client, scenario, patch, needles) in cases {
         let mut config = fixture(client, scenario);

@@ -89,5 +89,21 @@ fn update_cannot_raise_limits_above_the_profile() {
     let err = brig.fails(&["update", "--pids-limit", "100000", &id]);
     assert!(err.contains("pids.limit"), "{err}");
     brig.ok(&["update", "--pids-limit", "100", &id]);
+    // Nor through raw cgroup v2 files.
+    let out = brig
+        .command()
+        .args(["update", "--resources", "-", &id])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(br#"{"unified": {"pids.max": "max"}}"#)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("unified.pids.max") && err.contains("restricted"), "{err}");
     brig.ok(&["delete", "--force", &id]);
 }
