@@ -153,6 +153,8 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     check_hooks(&ctx, &spec, host)?;
     check_sysctls(&ctx, &spec)?;
     check_unified(&ctx, &spec)?;
+    check_mount_options(&ctx, &spec)?;
+    check_cgroup_extras(&mut ctx, &mut spec)?;
     harden_mounts(&mut ctx, &mut spec, host)?;
     harden_capabilities(&mut ctx, &mut spec)?;
     harden_init_privileges(&mut ctx, &mut spec)?;
@@ -365,6 +367,56 @@ fn check_unified(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
         )),
         None => Ok(()),
     }
+}
+
+/// A mount with both a read-only (`ro`, `rro`) and a read-write (`rw`,
+/// `rrw`) option: libcontainer applies them in order, so the last wins,
+/// while every check here reads `ro` as read-only. Refused under every
+/// profile.
+fn check_mount_options(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let options: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
+        let ro = options.iter().any(|o| matches!(*o, "ro" | "rro"));
+        let rw = options.iter().any(|o| matches!(*o, "rw" | "rrw"));
+        if ro && rw {
+            return Err(ctx.refuse(
+                format!("mounts[{i}] ({})", m.destination().display()),
+                "both read-only and read-write options: which one holds depends on their order",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// cgroup settings that sidestep a profile's limits, under a profile that
+/// sets limits: the OOM killer disabled (a memory bomb hangs at its limit
+/// instead of dying) is turned back on and recorded; a CPU burst above the
+/// quota, a real-time CPU budget, and Intel RDT classes (a `closID` joins a
+/// host group and its reserved cache) are refused.
+fn check_cgroup_extras(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenError> {
+    if ctx.profile.cgroup == Default::default() {
+        return Ok(());
+    }
+    let Some(linux) = spec.linux_mut() else { return Ok(()) };
+    if linux.intel_rdt().is_some() {
+        return Err(ctx.refuse("linux.intelRdt", "Intel RDT classes are outside the profile's cgroup limits"));
+    }
+    let Some(resources) = linux.resources_mut() else { return Ok(()) };
+    if let Some(cpu) = resources.cpu() {
+        if cpu.burst().is_some_and(|b| b > 0) {
+            return Err(ctx.refuse("linux.resources.cpu.burst", "a CPU burst above the profile's quota"));
+        }
+        if cpu.realtime_runtime().is_some_and(|r| r != 0) || cpu.realtime_period().is_some_and(|p| p != 0) {
+            return Err(ctx.refuse("linux.resources.cpu.realtimeRuntime", "a real-time CPU budget"));
+        }
+    }
+    if let Some(mem) = resources.memory_mut() {
+        if mem.disable_oom_killer() == Some(true) {
+            mem.set_disable_oom_killer(Some(false));
+            ctx.tighten("linux.resources.memory.disableOOMKiller", "true", "false");
+        }
+    }
+    Ok(())
 }
 
 fn check_sysctls(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {

@@ -113,6 +113,20 @@ impl LaunchRequest {
                 source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
             });
         }
+        // The host's own root or system directories as the job's root
+        // filesystem: the job would see (and, idmapped under a per-job user
+        // namespace, own) the host's files.
+        const HOST_DIRS: [&str; 21] = [
+            "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt",
+            "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/usr", "/var",
+        ];
+        if HOST_DIRS.iter().any(|d| rootfs == Path::new(d)) {
+            return Err(BundleError::Invalid {
+                path: config_path,
+                field: "root.path".into(),
+                message: format!("the host's `{}` cannot be a container's root filesystem", rootfs.display()),
+            });
+        }
         // libcontainer will read the effective spec from brig's state
         // directory, so the root path must not depend on the bundle.
         let mut new_root = root.clone();

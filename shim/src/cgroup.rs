@@ -39,6 +39,36 @@ pub fn systemd_to_cgroupfs(path: &str) -> Option<String> {
     Some(format!("/{slice}/{unit}"))
 }
 
+/// Why a spec's `linux.cgroupsPath` may not be used, if so: a `.` or `..`
+/// component (libcgroups joins the path as it is, so it could name any
+/// cgroup of the host), or a cgroup that already holds processes (a host
+/// service's, another job's): the job would rewrite its limits, and a
+/// forced `delete` would kill every process in it.
+pub fn refuse_requested(cgroup_path: &Path) -> Option<String> {
+    use std::path::Component;
+    if cgroup_path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+        return Some(format!("`{}` has a `.` or `..` component", cgroup_path.display()));
+    }
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    if rel.as_os_str().is_empty() {
+        return Some("the root cgroup is the host's".to_string());
+    }
+    let mut dirs = Vec::new();
+    if is_unified() {
+        dirs.push(Path::new(CGROUP_ROOT).join(rel));
+    } else if let Ok(entries) = std::fs::read_dir(CGROUP_ROOT) {
+        for entry in entries.flatten() {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                dirs.push(entry.path().join(rel));
+            }
+        }
+    }
+    let populated = dirs
+        .iter()
+        .find(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|procs| !procs.trim().is_empty()))?;
+    Some(format!("`{}` already holds processes ({})", cgroup_path.display(), populated.display()))
+}
+
 fn dir_for(controller: &str, cgroup_path: &Path) -> PathBuf {
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     if is_unified() {

@@ -136,7 +136,12 @@ fn launch(
     }
     let cgroup_path = match (&rootless_cgroup, requested) {
         (Some(plan), _) => plan.path.clone(),
-        (None, Some(p)) => p,
+        (None, Some(p)) => {
+            if let Some(why) = cgroup::refuse_requested(&p) {
+                return Err(Error::state(id, format!("refusing linux.cgroupsPath: {why}")));
+            }
+            p
+        }
         (None, None) => PathBuf::from(format!("/brig/{id}")),
     };
     if g.systemd_cgroup && systemd_running() {

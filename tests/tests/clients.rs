@@ -199,6 +199,36 @@ fn explicit_asks_beyond_the_profile_are_refused_with_the_field_named() {
             Box::new(|c: &mut Value| c["linux"]["resources"]["unified"] = json!({"memory.max": "max"})),
             vec!["linux.resources.unified.memory.max", "restricted"],
         ),
+        (
+            // libcontainer applies mount options in order: the last wins.
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| {
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/data", "type": "bind", "source": "/var/lib/brig/data",
+                    "options": ["rbind", "ro", "rw"]
+                }))
+            }),
+            vec!["mounts[", "/data", "read-only and read-write", "restricted"],
+        ),
+        (
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| c["linux"]["intelRdt"] = json!({"closID": "host-group"})),
+            vec!["linux.intelRdt", "restricted"],
+        ),
+        (
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| c["linux"]["resources"]["cpu"] = json!({"burst": 100000})),
+            vec!["linux.resources.cpu.burst", "restricted"],
+        ),
+        (
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| c["linux"]["resources"]["cpu"] = json!({"realtimeRuntime": 950000})),
+            vec!["linux.resources.cpu.realtimeRuntime", "restricted"],
+        ),
     ];
     for (client, scenario, patch, needles) in cases {
         let mut config = fixture(client, scenario);
@@ -288,6 +318,7 @@ fn a_negative_oom_score_is_raised_to_zero_and_recorded() {
     let brig = restricted();
     let mut b = Bundle::new(&["cat", "/proc/self/oom_score_adj"]);
     b.set("/process/oomScoreAdj", json!(-1000));
+    b.set("/linux/resources/memory", json!({"disableOOMKiller": true}));
     let id = unique_id("oom");
     let (code, out, err) = brig.cmd_files(&["run", "--keep", "--bundle", b.path().to_str().unwrap(), &id]);
     assert_eq!(code, 0, "{err}");
@@ -299,6 +330,8 @@ fn a_negative_oom_score_is_raised_to_zero_and_recorded() {
         Some((json!("-1000"), json!("0"))),
         "{tightened}"
     );
+    // The OOM killer stays on (docker run --oom-kill-disable).
+    assert!(tightened.as_array().unwrap().iter().any(|t| t["field"] == "linux.resources.memory.disableOOMKiller"));
     brig.ok(&["delete", &id]);
 }
 

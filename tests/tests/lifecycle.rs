@@ -722,3 +722,41 @@ fn a_namespace_listed_twice_is_refused() {
     assert!(err.contains("network namespace is listed more than once"), "{err}");
     assert!(brig.ok(&["list", "-q"]).trim().is_empty());
 }
+
+/// The host's root (or a system directory) as the job's root filesystem is
+/// refused, naming the field.
+#[test]
+fn the_hosts_root_is_not_a_rootfs() {
+    let brig = Brig::default();
+    for root in ["/", "/etc", "/usr/"] {
+        let mut bundle = Bundle::new(&["true"]);
+        bundle.set("/root", json!({ "path": root, "readonly": true }));
+        let (code, _, err) = brig.run(&bundle, &unique_id("hostroot"));
+        assert_ne!(code, 0, "{root} was accepted");
+        assert!(err.contains("root.path") && err.contains("cannot be a container's root filesystem"), "{err}");
+    }
+}
+
+/// A cgroupsPath naming a cgroup that already holds processes (a host
+/// service's, another job's) is refused: the job would rewrite its limits
+/// and a forced delete would kill them all.
+#[test]
+fn a_populated_cgroup_is_not_joined() {
+    let brig = Brig::default();
+    let first = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("cgown");
+    brig.ok(&["run", "-d", "--bundle", first.path().to_str().unwrap(), &id]);
+    let mut second = Bundle::new(&["true"]);
+    second.set("/linux/cgroupsPath", json!(format!("/brig/{id}")));
+    let (code, _, err) = brig.run(&second, &unique_id("cgjoin"));
+    assert_ne!(code, 0, "joined another container's cgroup");
+    assert!(err.contains("linux.cgroupsPath") && err.contains("already holds processes"), "{err}");
+    // Nor one reached with `..` (libcgroups joins the path as it is).
+    second.set("/linux/cgroupsPath", json!(format!("/brig/x/../{id}")));
+    let (code, _, err) = brig.run(&second, &unique_id("cgjoin"));
+    assert_ne!(code, 0, "a cgroupsPath with `..` was accepted");
+    assert!(err.contains("linux.cgroupsPath") && err.contains(".."), "{err}");
+    // The first container is untouched.
+    assert_eq!(brig.status(&id), "running");
+    brig.ok(&["delete", "--force", &id]);
+}
