@@ -19,8 +19,8 @@ pub mod systemd;
 #[cfg(not(feature = "systemd"))]
 #[path = "stub/systemd/mod.rs"]
 pub mod systemd;
-// (brig patch 3) A test double whose unused methods are `unimplemented!()`:
-// only libcontainer's and this crate's own unit tests use it.
+// (brig patch 3) A test double: only libcontainer's and this crate's own
+// unit tests use it.
 #[cfg(test)]
 pub mod test_manager;
 #[cfg(feature = "v1")]

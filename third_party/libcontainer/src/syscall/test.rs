@@ -257,7 +257,8 @@ impl Syscall for TestHelperSyscall {
     }
 
     fn pivot_rootfs(&self, _path: &Path) -> Result<()> {
-        unimplemented!()
+        // brig patch: a test double succeeds here instead of panicking.
+        Ok(())
     }
 
     fn set_ns(&self, rawfd: i32, nstype: CloneFlags) -> Result<()> {
@@ -293,7 +294,8 @@ impl Syscall for TestHelperSyscall {
     }
 
     fn set_rlimit(&self, _rlimit: &PosixRlimit) -> Result<()> {
-        todo!()
+        // brig patch: a test double succeeds here instead of panicking.
+        Ok(())
     }
 
     fn get_pwuid(&self, _: u32) -> Option<Arc<OsStr>> {
@@ -301,7 +303,8 @@ impl Syscall for TestHelperSyscall {
     }
 
     fn chroot(&self, _: &Path) -> Result<()> {
-        todo!()
+        // brig patch: a test double succeeds here instead of panicking.
+        Ok(())
     }
 
     fn mount(
@@ -460,7 +463,8 @@ impl Syscall for TestHelperSyscall {
     }
 
     fn close_range(&self, _: i32) -> Result<()> {
-        todo!()
+        // brig patch: a test double succeeds here instead of panicking.
+        Ok(())
     }
 
     fn mount_setattr(
@@ -531,7 +535,8 @@ impl Syscall for TestHelperSyscall {
     }
 
     fn personality(&self, _: PersonalityDomain) -> Result<()> {
-        todo!()
+        // brig patch: a test double succeeds here instead of panicking.
+        Ok(())
     }
 }
 
