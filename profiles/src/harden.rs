@@ -152,9 +152,8 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     check_devices(&ctx, &spec)?;
     check_hooks(&ctx, &spec, host)?;
     check_sysctls(&ctx, &spec)?;
-    check_unified(&ctx, &spec)?;
-    check_mount_options(&ctx, &spec)?;
     check_cgroup_extras(&mut ctx, &mut spec)?;
+    check_mount_options(&ctx, &spec)?;
     harden_mounts(&mut ctx, &mut spec, host)?;
     harden_capabilities(&mut ctx, &mut spec)?;
     harden_init_privileges(&mut ctx, &mut spec)?;
@@ -350,25 +349,6 @@ fn sysctl_allowed(patterns: &[String], name: &str) -> bool {
     })
 }
 
-/// `linux.resources.unified`: cgroup v2 files libcgroups writes as they
-/// are, after the limits it sets itself, so `memory.max = "max"` would lift
-/// the profile's memory limit (and `cgroup.procs` would move any host
-/// process into the job's cgroup). Refused under a profile that sets cgroup
-/// limits.
-fn check_unified(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
-    if ctx.profile.cgroup == Default::default() {
-        return Ok(());
-    }
-    let unified = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.unified().as_ref());
-    match unified.and_then(|u| u.keys().min()) {
-        Some(key) => Err(ctx.refuse(
-            format!("linux.resources.unified.{key}"),
-            "raw cgroup files would override the profile's cgroup limits",
-        )),
-        None => Ok(()),
-    }
-}
-
 /// A mount with both a read-only (`ro`, `rro`) and a read-write (`rw`,
 /// `rrw`) option: libcontainer applies them in order, so the last wins,
 /// while every check here reads `ro` as read-only. Refused under every
@@ -390,14 +370,24 @@ fn check_mount_options(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
 
 /// cgroup settings that sidestep a profile's limits, under a profile that
 /// sets limits: the OOM killer disabled (a memory bomb hangs at its limit
-/// instead of dying) is turned back on and recorded; a CPU burst above the
-/// quota, a real-time CPU budget, and Intel RDT classes (a `closID` joins a
-/// host group and its reserved cache) are refused.
+/// instead of dying) is turned back on and recorded; raw cgroup v2 files in
+/// `linux.resources.unified` (libcgroups writes them as they are, after its
+/// own limits: `memory.max = "max"` would lift the profile's, and
+/// `cgroup.procs` would move any host process into the job's cgroup), a CPU
+/// burst above the quota, a real-time CPU budget, and Intel RDT classes (a
+/// `closID` joins a host group and its reserved cache) are refused.
 fn check_cgroup_extras(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenError> {
     if ctx.profile.cgroup == Default::default() {
         return Ok(());
     }
     let Some(linux) = spec.linux_mut() else { return Ok(()) };
+    let unified = linux.resources().as_ref().and_then(|r| r.unified().as_ref());
+    if let Some(key) = unified.and_then(|u| u.keys().min()) {
+        return Err(ctx.refuse(
+            format!("linux.resources.unified.{key}"),
+            "raw cgroup files would override the profile's cgroup limits",
+        ));
+    }
     if linux.intel_rdt().is_some() {
         return Err(ctx.refuse("linux.intelRdt", "Intel RDT classes are outside the profile's cgroup limits"));
     }

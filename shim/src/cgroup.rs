@@ -53,18 +53,9 @@ pub fn refuse_requested(cgroup_path: &Path) -> Option<String> {
     if rel.as_os_str().is_empty() {
         return Some("the root cgroup is the host's".to_string());
     }
-    let mut dirs = Vec::new();
-    if is_unified() {
-        dirs.push(Path::new(CGROUP_ROOT).join(rel));
-    } else if let Ok(entries) = std::fs::read_dir(CGROUP_ROOT) {
-        for entry in entries.flatten() {
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                dirs.push(entry.path().join(rel));
-            }
-        }
-    }
-    let populated = dirs
-        .iter()
+    let populated = hierarchy_dirs(rel)
+        .ok()?
+        .into_iter()
         .find(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|procs| !procs.trim().is_empty()))?;
     Some(format!("`{}` already holds processes ({})", cgroup_path.display(), populated.display()))
 }
@@ -130,21 +121,26 @@ pub fn remove(cgroup_path: &Path) -> std::io::Result<()> {
     if rel.as_os_str().is_empty() {
         return Ok(());
     }
-    let mut dirs = Vec::new();
-    if is_unified() {
-        dirs.push(Path::new(CGROUP_ROOT).join(rel));
-    } else {
-        for entry in std::fs::read_dir(CGROUP_ROOT)?.flatten() {
-            // Skip `cpu,cpuacct`-style symlinks: the real mount is listed too.
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                dirs.push(entry.path().join(rel));
-            }
-        }
-    }
-    for dir in dirs {
+    for dir in hierarchy_dirs(rel)? {
         remove_tree(&dir)?;
     }
     Ok(())
+}
+
+/// The directory of cgroup `rel` (relative to a hierarchy's root) in every
+/// hierarchy: the unified one, or each v1 mount.
+fn hierarchy_dirs(rel: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if is_unified() {
+        return Ok(vec![Path::new(CGROUP_ROOT).join(rel)]);
+    }
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(CGROUP_ROOT)?.flatten() {
+        // Skip `cpu,cpuacct`-style symlinks: the real mount is listed too.
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            dirs.push(entry.path().join(rel));
+        }
+    }
+    Ok(dirs)
 }
 
 fn remove_tree(dir: &Path) -> std::io::Result<()> {

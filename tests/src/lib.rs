@@ -270,6 +270,15 @@ impl Brig {
         panic!("container {id} did not reach `{status}` (last seen: `{last}`)");
     }
 
+    /// A container running `sleep 30`, started detached: its bundle (keep it
+    /// alive while the container runs) and its id.
+    pub fn detached_sleeper(&self, prefix: &str) -> (Bundle, String) {
+        let bundle = Bundle::new(&["sleep", "30"]);
+        let id = unique_id(prefix);
+        self.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        (bundle, id)
+    }
+
     /// `run` with output captured: (exit code, stdout, stderr).
     pub fn run(&self, bundle: &Bundle, id: &str) -> (i32, String, String) {
         self.cmd_files(&["run", "--bundle", bundle.path().to_str().unwrap(), id])

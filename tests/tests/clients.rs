@@ -367,9 +367,7 @@ fn real_time_scheduling_and_io_are_refused() {
 #[test]
 fn exec_is_held_to_the_same_scheduling_and_oom_rules() {
     let brig = restricted();
-    let b = Bundle::new(&["sleep", "30"]);
-    let id = unique_id("rtexec");
-    brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let (_b, id) = brig.detached_sleeper("rtexec");
     let pfile = brig.dir.path().join("process.json");
     let process = |extra: Value| {
         let mut p = json!({

@@ -159,9 +159,7 @@ fn run_streams_stdout_and_forwards_signals() {
 #[test]
 fn exec_into_a_running_container() {
     let brig = Brig::default();
-    let bundle = Bundle::new(&["sleep", "30"]);
-    let id = unique_id("exec");
-    brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let (_bundle, id) = brig.detached_sleeper("exec");
     assert_eq!(brig.status(&id), "running");
 
     let out = brig.ok(&["exec", &id, "sh", "-c", "echo inside; cat /proc/1/cmdline | tr '\\0' ' '"]);
@@ -206,9 +204,7 @@ fn exec_into_a_running_container() {
 fn exec_with_a_terminal_through_a_console_socket() {
     // containerd's form: exec --detach --tty --console-socket.
     let brig = Brig::default();
-    let bundle = Bundle::new(&["sleep", "30"]);
-    let id = unique_id("tty");
-    brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let (_bundle, id) = brig.detached_sleeper("tty");
     let console = ConsoleSocket::new();
     let child = brig
         .command()
@@ -374,9 +370,7 @@ fn cgroup_limits_from_the_spec_are_applied() {
 #[test]
 fn pause_and_resume() {
     let brig = Brig::default();
-    let bundle = Bundle::new(&["sleep", "30"]);
-    let id = unique_id("pause");
-    brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let (_bundle, id) = brig.detached_sleeper("pause");
     brig.ok(&["pause", &id]);
     assert_eq!(brig.status(&id), "paused");
     brig.ok(&["resume", &id]);
@@ -553,9 +547,7 @@ fn exec_joins_the_containers_cgroup_and_spec() {
     // No cgroupsPath in the bundle: brig chooses one, and exec'd processes
     // must land in it (not in a cgroup of their own), under the effective spec.
     let brig = Brig::default();
-    let bundle = Bundle::new(&["sleep", "30"]);
-    let id = unique_id("execcg");
-    brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let (bundle, id) = brig.detached_sleeper("execcg");
     let init = brig.state(&id)["pid"].as_i64().unwrap();
     let pid_file = brig.dir.path().join("e.pid");
     brig.ok(&["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), &id, "sleep", "5"]);
@@ -584,9 +576,7 @@ fn a_reader_that_goes_away_ends_brig_quietly() {
     // reader is gone. brig ends with 141 (128 + SIGPIPE) as runc does, with
     // no panic or backtrace on stderr.
     let brig = Brig::default();
-    let bundle = Bundle::new(&["sleep", "30"]);
-    let id = unique_id("pipe");
-    brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let (_bundle, id) = brig.detached_sleeper("pipe");
     for args in [vec!["features"], vec!["state", id.as_str()], vec!["list"], vec!["ps", id.as_str()]] {
         let (read_end, write_end) = nix::unistd::pipe().unwrap();
         drop(read_end);
@@ -743,9 +733,7 @@ fn the_hosts_root_is_not_a_rootfs() {
 #[test]
 fn a_populated_cgroup_is_not_joined() {
     let brig = Brig::default();
-    let first = Bundle::new(&["sleep", "30"]);
-    let id = unique_id("cgown");
-    brig.ok(&["run", "-d", "--bundle", first.path().to_str().unwrap(), &id]);
+    let (_first, id) = brig.detached_sleeper("cgown");
     let mut second = Bundle::new(&["true"]);
     second.set("/linux/cgroupsPath", json!(format!("/brig/{id}")));
     let (code, _, err) = brig.run(&second, &unique_id("cgjoin"));

@@ -81,9 +81,7 @@ fn a_profile_file_overrides_the_builtin_and_is_used() {
 #[test]
 fn update_cannot_raise_limits_above_the_profile() {
     let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
-    let b = Bundle::new(&["sleep", "30"]);
-    let id = unique_id("upd");
-    brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let (_b, id) = brig.detached_sleeper("upd");
     let err = brig.fails(&["update", "--memory", "4294967296", &id]);
     assert!(err.contains("memory.limit") && err.contains("restricted"), "{err}");
     let err = brig.fails(&["update", "--pids-limit", "100000", &id]);
