@@ -18,7 +18,8 @@ use std::str::FromStr;
 
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxNamespaceType, LinuxPids, LinuxResources,
-    LinuxSeccomp, LinuxSeccompAction, LinuxSyscall, Mount, PosixRlimitBuilder, PosixRlimitType, Spec,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSyscall, LinuxWeightDeviceBuilder, Mount, PosixRlimitBuilder,
+    PosixRlimitType, Spec,
 };
 use serde::Serialize;
 
@@ -797,6 +798,15 @@ fn harden_cgroup(ctx: &mut Ctx<'_>, spec: &mut Spec) {
                 mem.set_limit(Some(limit));
             }
         }
+        // A reservation (v1 soft limit, v2 `memory.low`: protection from
+        // reclaim) is kept within the job's own memory: "unlimited" would
+        // shield all of it from the host's reclaim, above the limit is moot.
+        if let (Some(limit), Some(reservation)) = (mem.limit().filter(|l| *l > 0), mem.reservation()) {
+            if reservation <= 0 || reservation > limit {
+                changes.push(("linux.resources.memory.reservation".into(), show(Some(reservation)), limit.to_string()));
+                mem.set_reservation(Some(limit));
+            }
+        }
         if let Some(swap) = c.memory_swap {
             let floor = mem.limit().unwrap_or(0);
             let swap = i64::try_from(swap.0).unwrap_or(i64::MAX).max(floor);
@@ -846,6 +856,45 @@ fn harden_cgroup(ctx: &mut Ctx<'_>, spec: &mut Spec) {
                 weight.to_string(),
             ));
             bio.set_weight(Some(weight));
+        }
+        // The same ceiling for the other weights, which would otherwise
+        // outweigh it (`weightDevice` per device, `leafWeight` on CFQ).
+        if bio.leaf_weight().is_some_and(|w| w > weight) {
+            changes.push((
+                "linux.resources.blockIO.leafWeight".into(),
+                bio.leaf_weight().map(|w| w.to_string()).unwrap_or_default(),
+                weight.to_string(),
+            ));
+            bio.set_leaf_weight(Some(weight));
+        }
+        if let Some(devices) = bio.weight_device().clone() {
+            let mut capped = Vec::with_capacity(devices.len());
+            for (i, d) in devices.iter().enumerate() {
+                let cap = |what: &str, w: Option<u16>, changes: &mut Vec<(String, String, String)>| match w {
+                    Some(w) if w > weight => {
+                        changes.push((
+                            format!("linux.resources.blockIO.weightDevice[{i}].{what}"),
+                            w.to_string(),
+                            weight.to_string(),
+                        ));
+                        Some(weight)
+                    }
+                    w => w,
+                };
+                let mut b = LinuxWeightDeviceBuilder::default().major(d.major()).minor(d.minor());
+                if let Some(w) = cap("weight", d.weight(), &mut changes) {
+                    b = b.weight(w);
+                }
+                if let Some(w) = cap("leafWeight", d.leaf_weight(), &mut changes) {
+                    b = b.leaf_weight(w);
+                }
+                // The builder cannot fail (no required field); if it did, the
+                // entry would be left out, never kept uncapped.
+                if let Ok(dev) = b.build() {
+                    capped.push(dev);
+                }
+            }
+            bio.set_weight_device(Some(capped));
         }
     }
     for (field, from, to) in changes {
@@ -921,4 +970,78 @@ fn allow_supervisor_syscalls(ctx: &mut Ctx<'_>, spec: &mut Spec) {
 /// Exposed for `brig profile` and tests.
 pub fn client_seccomp_is_present(spec: &Spec) -> Option<&LinuxSeccomp> {
     spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FakeHost;
+    impl Host for FakeHost {
+        fn is_host_namespace(&self, _: LinuxNamespaceType, _: &Path) -> bool {
+            false
+        }
+        fn canonical(&self, p: &Path) -> Option<PathBuf> {
+            Some(p.to_path_buf())
+        }
+        fn hook_binary_name(&self, _: &Path) -> Option<String> {
+            None
+        }
+    }
+
+    fn spec_with_resources(resources: serde_json::Value) -> Spec {
+        let mut spec = serde_json::to_value(Spec::default()).unwrap();
+        spec["linux"]["resources"] = resources;
+        serde_json::from_value(spec).unwrap()
+    }
+
+    fn tightened(h: &Hardened, field: &str) -> Option<(String, String)> {
+        h.tightened.iter().find(|t| t.field == field).map(|t| (t.requested.clone(), t.applied.clone()))
+    }
+
+    /// Shares of a contended resource stay within the profile's: a weight
+    /// per device (or a leaf weight) would otherwise outweigh the capped
+    /// cgroup weight, and a memory reservation shield more than the job's
+    /// own memory from the host's reclaim.
+    #[test]
+    fn weights_and_reservations_are_held_to_the_profile() {
+        let profile = crate::parse(
+            "name = \"weighted\"\n[cgroup]\nmemory = \"256m\"\ncpu_shares = 512\nblkio_weight = 200\n",
+            "weighted",
+        )
+        .unwrap();
+        let spec = spec_with_resources(serde_json::json!({
+            "memory": {"limit": 1073741824i64, "reservation": -1},
+            "cpu": {"shares": 262144},
+            "blockIO": {"weight": 1000, "leafWeight": 1000, "weightDevice": [
+                {"major": 8, "minor": 0, "weight": 1000, "leafWeight": 150},
+                {"major": 8, "minor": 16, "weight": 100}
+            ]}
+        }));
+        let h = harden(&profile, spec, &JobAsks::default(), &FakeHost).unwrap();
+        let r = h.spec.linux().as_ref().unwrap().resources().clone().unwrap();
+        let mem = r.memory().unwrap();
+        assert_eq!((mem.limit(), mem.reservation()), (Some(268435456), Some(268435456)));
+        assert_eq!(tightened(&h, "linux.resources.memory.reservation"), Some(("unlimited".into(), "268435456".into())));
+        assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(512));
+        let bio = r.block_io().clone().unwrap();
+        assert_eq!((bio.weight(), bio.leaf_weight()), (Some(200), Some(200)));
+        let devices = bio.weight_device().clone().unwrap();
+        let got: Vec<_> = devices.iter().map(|d| (d.major(), d.minor(), d.weight(), d.leaf_weight())).collect();
+        assert_eq!(got, vec![(8, 0, Some(200), Some(150)), (8, 16, Some(100), None)]);
+        assert_eq!(
+            tightened(&h, "linux.resources.blockIO.weightDevice[0].weight"),
+            Some(("1000".into(), "200".into()))
+        );
+        assert_eq!(tightened(&h, "linux.resources.blockIO.weightDevice[0].leafWeight"), None);
+        assert_eq!(tightened(&h, "linux.resources.blockIO.weightDevice[1].weight"), None);
+
+        // A reservation within the limit is the job's own business.
+        let spec =
+            spec_with_resources(serde_json::json!({"memory": {"limit": 134217728i64, "reservation": 67108864i64}}));
+        let h = harden(&profile, spec, &JobAsks::default(), &FakeHost).unwrap();
+        let r = h.spec.linux().as_ref().unwrap().resources().clone().unwrap();
+        assert_eq!(r.memory().unwrap().reservation(), Some(67108864));
+        assert_eq!(tightened(&h, "linux.resources.memory.reservation"), None);
+    }
 }

@@ -354,32 +354,33 @@ pub struct Ps {
 pub struct Update {
     /// Container id
     pub id: String,
-    /// JSON file with the new linux.resources ("-" for stdin); other flags are then ignored
+    /// JSON file with the new linux.resources ("-" for stdin); other flags are then ignored.
+    /// As with runc, -1 means unlimited (`--memory -1`).
     #[arg(short, long, value_name = "FILE")]
     pub resources: Option<PathBuf>,
     #[arg(long)]
     pub blkio_weight: Option<u16>,
     #[arg(long)]
     pub cpu_period: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
     #[arg(long)]
     pub cpu_share: Option<u64>,
     #[arg(long)]
     pub cpu_rt_period: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
     #[arg(long)]
     pub cpuset_mems: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory: Option<i64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory_reservation: Option<i64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory_swap: Option<i64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     #[arg(long, hide = true)]
     pub l3_cache_schema: Option<String>,

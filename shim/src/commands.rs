@@ -465,9 +465,9 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
         None => resources_from_flags(args),
     };
     let dir = root.container_dir(id);
-    if let Ok(record) = RunRecord::load(&dir) {
-        crate::limits::check_update(&record, &resources).map_err(|m| Error::state(id, m))?;
-    }
+    // Without its run record the update cannot be held to the profile: refused.
+    let record = RunRecord::load(&dir).map_err(|e| Error::io("reading", dir.join(state::RECORD_FILE), e))?;
+    crate::limits::check_update(&record, &resources).map_err(|m| Error::state(id, m))?;
     if let Some(path) = crate::rootless::own_v1_limits(&dir) {
         return crate::rootless::apply_v1(&path, &resources).map(|_| ()).map_err(|e| Error::state(id, e.to_string()));
     }

@@ -3,12 +3,16 @@
 
 use oci_spec::runtime::LinuxResources;
 
+use brig_profiles::model::CgroupSection;
+
 use crate::state::RunRecord;
 
 /// Refuses resource updates above the container's profile.
 pub fn check_update(record: &RunRecord, r: &LinuxResources) -> Result<(), String> {
-    let c = &record.cgroup_ceiling;
-    let profile = &record.profile.name;
+    check_update_against(&record.profile.name, &record.cgroup_ceiling, r)
+}
+
+fn check_update_against(profile: &str, c: &CgroupSection, r: &LinuxResources) -> Result<(), String> {
     let refuse = |field: &str, asked: String, max: String| {
         Err(format!("profile `{profile}` refuses update of {field} to {asked}: the profile's ceiling is {max}"))
     };
@@ -27,6 +31,13 @@ pub fn check_update(record: &RunRecord, r: &LinuxResources) -> Result<(), String
                 return refuse("memory.limit", show(v), max.0.to_string());
             }
         }
+        // Protection from reclaim, within the job's own memory (as at create).
+        if let (Some(max), Some(v)) = (c.memory, m.reservation()) {
+            let limit = m.limit().filter(|l| *l > 0).map_or(max.0, |l| l as u64);
+            if v <= 0 || v as u64 > limit {
+                return refuse("memory.reservation", show(v), limit.to_string());
+            }
+        }
         if let (Some(max), Some(v)) = (c.memory_swap, m.swap()) {
             if v <= 0 || v as u64 > max.0 {
                 return refuse("memory.swap", show(v), max.0.to_string());
@@ -36,6 +47,35 @@ pub fn check_update(record: &RunRecord, r: &LinuxResources) -> Result<(), String
     if let (Some(max), Some(p)) = (c.pids, r.pids()) {
         if p.limit() <= 0 || p.limit() > max {
             return refuse("pids.limit", show(p.limit()), max.to_string());
+        }
+    }
+    if let Some(cpu) = r.cpu() {
+        if let (Some(max), Some(v)) = (c.cpu_shares, cpu.shares()) {
+            if v > max {
+                return refuse("cpu.shares", v.to_string(), max.to_string());
+            }
+        }
+        // As at create: outside the profile's CPU limits altogether.
+        if *c != Default::default() {
+            if let Some(b) = cpu.burst().filter(|b| *b > 0) {
+                return refuse("cpu.burst", b.to_string(), "no burst above the quota".into());
+            }
+            if cpu.realtime_runtime().is_some_and(|v| v != 0) || cpu.realtime_period().is_some_and(|v| v != 0) {
+                return refuse("cpu.realtimeRuntime", "a real-time CPU budget".into(), "none".into());
+            }
+        }
+    }
+    if let (Some(max), Some(bio)) = (c.blkio_weight, r.block_io()) {
+        let mut weights =
+            vec![("blockIO.weight".to_string(), bio.weight()), ("blockIO.leafWeight".into(), bio.leaf_weight())];
+        for (i, d) in bio.weight_device().iter().flatten().enumerate() {
+            weights.push((format!("blockIO.weightDevice[{i}].weight"), d.weight()));
+            weights.push((format!("blockIO.weightDevice[{i}].leafWeight"), d.leaf_weight()));
+        }
+        for (field, w) in weights {
+            if let Some(w) = w.filter(|w| *w > max) {
+                return refuse(&field, w.to_string(), max.to_string());
+            }
         }
     }
     if let (Some(cpus), Some(cpu)) = (c.cpus, r.cpu()) {
@@ -150,6 +190,44 @@ mod rlimit_tests {
 
     fn host(limit: u64) -> impl Fn(PosixRlimitType) -> Option<u64> {
         move |t| (t == PosixRlimitType::RlimitNofile).then_some(limit)
+    }
+
+    #[test]
+    fn updates_are_held_to_the_profiles_weights_and_reservation() {
+        let profile = brig_profiles::parse(
+            "name = \"weighted\"\n[cgroup]\nmemory = \"256m\"\ncpu_shares = 512\nblkio_weight = 200\n",
+            "weighted",
+        )
+        .unwrap();
+        let check = |update: serde_json::Value| {
+            let r: LinuxResources = serde_json::from_value(update).unwrap();
+            check_update_against("weighted", &profile.cgroup, &r)
+        };
+        let refused = [
+            (serde_json::json!({"cpu": {"shares": 1024}}), "cpu.shares"),
+            (serde_json::json!({"cpu": {"burst": 1000}}), "cpu.burst"),
+            (serde_json::json!({"cpu": {"realtimeRuntime": 1000}}), "cpu.realtimeRuntime"),
+            (serde_json::json!({"blockIO": {"weight": 500}}), "blockIO.weight"),
+            (serde_json::json!({"blockIO": {"leafWeight": 500}}), "blockIO.leafWeight"),
+            (
+                serde_json::json!({"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 100}, {"major": 8, "minor": 16, "weight": 1000}]}}),
+                "blockIO.weightDevice[1].weight",
+            ),
+            (serde_json::json!({"memory": {"reservation": -1}}), "memory.reservation"),
+            (serde_json::json!({"memory": {"reservation": 536870912}}), "memory.reservation"),
+            (serde_json::json!({"memory": {"limit": 134217728, "reservation": 200000000}}), "memory.reservation"),
+        ];
+        for (update, field) in refused {
+            let err = check(update.clone()).expect_err(&update.to_string());
+            assert!(err.contains(&format!("update of {field} ")) && err.contains("weighted"), "{update}: {err}");
+        }
+        for allowed in [
+            serde_json::json!({"cpu": {"shares": 256}}),
+            serde_json::json!({"blockIO": {"weight": 100, "weightDevice": [{"major": 8, "minor": 0, "weight": 200}]}}),
+            serde_json::json!({"memory": {"reservation": 134217728}}),
+        ] {
+            check(allowed.clone()).unwrap_or_else(|e| panic!("{allowed}: {e}"));
+        }
     }
 
     #[test]

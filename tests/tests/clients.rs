@@ -335,6 +335,34 @@ fn a_negative_oom_score_is_raised_to_zero_and_recorded() {
     brig.ok(&["delete", &id]);
 }
 
+/// A memory reservation (v1 soft limit, v2 `memory.low`) of "unlimited"
+/// would shield the job's memory from the host's reclaim: under `restricted`
+/// it is held to the job's own limit, recorded, and visible in the cgroup;
+/// `update` cannot lift it again.
+#[test]
+fn a_memory_reservation_stays_within_the_jobs_limit() {
+    let brig = restricted();
+    let mut b = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("resv");
+    let cgroup_path = format!("/brig-test/{id}");
+    b.set("/linux/cgroupsPath", json!(cgroup_path));
+    b.set("/linux/resources/memory", json!({"reservation": -1}));
+    brig.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id]);
+    let limit = (512u64 << 20).to_string();
+    let tightened = brig.state(&id)["brig"]["tightened"].clone();
+    let t = tightened.as_array().unwrap().iter().find(|t| t["field"] == "linux.resources.memory.reservation").cloned();
+    assert_eq!(t.map(|t| (t["requested"].clone(), t["applied"].clone())), Some((json!("unlimited"), json!(limit))));
+    let (controller, file) = match Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        true => ("", "memory.low"),
+        false => ("memory", "memory.soft_limit_in_bytes"),
+    };
+    let applied = std::fs::read_to_string(brig_tests::cgroup_dir(controller, &cgroup_path).join(file)).unwrap();
+    assert_eq!(applied.trim(), limit, "{file}");
+    let err = brig.fails(&["update", "--memory-reservation", "-1", &id]);
+    assert!(err.contains("memory.reservation") && err.contains("restricted"), "{err}");
+    brig.ok(&["delete", "--force", &id]);
+}
+
 /// What init applies while it is still root and the job could only ask for
 /// with `CAP_SYS_NICE` (a job that starves the host's CPUs or disks) is
 /// refused under `restricted`, naming the field.
