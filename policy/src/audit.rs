@@ -254,14 +254,23 @@ impl AuditLog {
             .map_err(|e| io("opening", e))?;
         f.lock().map_err(|e| io("locking", e))?;
         let (prev, seq) = self.tail(&mut f)?;
+        let len = f.seek(SeekFrom::End(0)).map_err(|e| io("seeking", e))?;
         let mut record = record.clone();
         if record.reason.chars().count() > MAX_REASON {
             record.reason = record.reason.chars().take(MAX_REASON).collect::<String>() + "…";
         }
         let line = seal(seq + 1, &prev, &record);
         let was_empty = seq == 0;
-        f.write_all(format!("{line}\n").as_bytes()).map_err(|e| io("writing", e))?;
-        f.sync_data().map_err(|e| io("syncing", e))?;
+        // A failed write (a full disk) or flush leaves no partial line: the
+        // log is cut back to its last whole record, which the next launch
+        // chains to, and the launch is refused with the error.
+        let written = f.write_all(format!("{line}\n").as_bytes()).map_err(|e| io("writing", e));
+        if let Err(e) = written.and_then(|()| f.sync_data().map_err(|e| io("syncing", e))) {
+            return Err(match f.set_len(len).and_then(|()| f.sync_data()) {
+                Ok(()) => e,
+                Err(cut) => AuditError::Io { path: path.clone(), op: "removing a partly written record", source: cut },
+            });
+        }
         if was_empty {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing the directory", e))?;
