@@ -6,16 +6,20 @@
 //!   cannot both succeed.
 //! - **Survives a restart**: records are made durable (their directory
 //!   fsync'd) before the launch proceeds.
-//! - **A record is a symbolic link** whose target is the record's JSON
-//!   (`exp`, `recorded_at`, `container_id`), never followed. `symlink(2)`
+//! - **A record is a symbolic link** whose target is the record, never
+//!   followed: `v1 <exp> <container>`, the container being the first 128
+//!   bits of the SHA-256 of the container's id in hex (or `-`). `symlink(2)`
 //!   writes the entry, the inode and the content in one step, as metadata
 //!   only: on a journaling filesystem the journal commit that flushes the
 //!   audit record (written after the record) makes it durable too, and the
 //!   record's own flush has nothing left to write. A regular file took a
 //!   second journal commit (≈ 0.3 ms per launch on this machine's ext4): its
-//!   content is allocated on writeback, after the audit record's commit.
-//!   Records written as regular files by earlier versions (`exp` in the
-//!   mtime) are still read.
+//!   content is allocated on writeback, after the audit record's commit. The
+//!   target is at most 46 bytes, whatever the id: ext4 and XFS keep a target
+//!   under 60 bytes in the inode itself (a longer one gets a data block,
+//!   which ext4 before 6.2 wrote like file data).
+//!   Records written as regular files by earlier versions (JSON, `exp` also
+//!   in the mtime) are still read, and the later of the two `exp` counts.
 //! - **Pruned after expiry**: records whose `exp` plus the leeway has passed
 //!   are removed (at most once a minute, under the lock). A pruned token is
 //!   expired, so it is refused by the time checks before its `jti` is looked
@@ -23,13 +27,12 @@
 //! - File names are the SHA-256 of `iss`, a NUL and `jti`: a `jti` chosen by
 //!   an issuer can never name a path.
 
-use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::util::{from_unix_secs, unix_secs};
@@ -63,11 +66,53 @@ pub enum ReplayError {
 }
 
 /// What is stored for a used `jti`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq)]
 struct Record {
+    /// The token's `exp`.
     exp: i64,
-    recorded_at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// [`container_digest`] of the container the token launched.
+    container: Option<String>,
+}
+
+/// Version tag of a link record's target.
+const RECORD_VERSION: &str = "v1";
+
+impl Record {
+    /// The link target: `v1 <exp> <container digest or ->`.
+    fn to_target(&self) -> String {
+        format!("{RECORD_VERSION} {} {}", self.exp, self.container.as_deref().unwrap_or("-"))
+    }
+
+    fn from_target(target: &[u8]) -> Option<Record> {
+        let text = std::str::from_utf8(target).ok()?;
+        let mut fields = text.split(' ');
+        let (version, exp, container) = (fields.next()?, fields.next()?, fields.next()?);
+        if version != RECORD_VERSION || fields.next().is_some() {
+            return None;
+        }
+        let exp = exp.parse().ok()?;
+        let container = match container {
+            "-" => None,
+            d if d.len() == 32 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
+                Some(d.to_string())
+            }
+            _ => return None,
+        };
+        Some(Record { exp, container })
+    }
+}
+
+/// A container id as a record holds it: the first 128 bits of its SHA-256,
+/// in hex (ids may be 1,024 characters long; the record stays short).
+fn container_digest(id: &str) -> String {
+    hex::encode(&Sha256::digest(id.as_bytes())[..16])
+}
+
+/// A record of an earlier version: a regular file of JSON.
+#[derive(Deserialize)]
+struct LegacyRecord {
+    exp: i64,
+    #[serde(default)]
     container_id: Option<String>,
 }
 
@@ -178,9 +223,8 @@ impl ReplayGuard {
             }
             Ok(Some(_)) | Err(_) => return Err(ReplayError::Replayed),
         }
-        let record = Record { exp: expires_at, recorded_at: now, container_id: container_id.map(str::to_string) };
-        let content = serde_json::to_vec(&record).map_err(|e| self.io("writing a record", std::io::Error::other(e)))?;
-        match std::os::unix::fs::symlink(OsStr::from_bytes(&content), &path) {
+        let record = Record { exp: expires_at, container: container_id.map(container_digest) };
+        match std::os::unix::fs::symlink(record.to_target(), &path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(ReplayError::Replayed),
             Err(e) => return Err(self.io("creating a record", e)),
@@ -200,7 +244,7 @@ impl ReplayGuard {
             Err(RecordError::Unreadable) => return Err(ReplayError::NoLaunchRecord),
             Err(RecordError::Io(e)) => return Err(self.io("reading a record", e)),
         };
-        if record.container_id.as_deref() == Some(container_id) {
+        if record.container.is_some_and(|c| c == container_digest(container_id)) {
             Ok(())
         } else {
             Err(ReplayError::NotThisContainer)
@@ -269,21 +313,30 @@ fn read_record(path: &Path) -> Result<Option<Record>, RecordError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(RecordError::Io(e)),
     };
-    let content = if meta.file_type().is_symlink() {
-        fs::read_link(path).map_err(RecordError::Io)?.into_os_string().into_vec()
-    } else if meta.file_type().is_file() {
-        // Earlier versions: a regular file, the token's `exp` in its mtime
-        // (the content may be empty after a crash; the mtime is metadata).
-        let exp = meta.modified().map(unix_secs).map_err(RecordError::Io)?;
-        let content = fs::read(path).map_err(RecordError::Io)?;
-        let mut record: Record =
-            serde_json::from_slice(&content).unwrap_or(Record { exp, recorded_at: exp, container_id: None });
-        record.exp = exp;
-        return Ok(Some(record));
-    } else {
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(path).map_err(RecordError::Io)?.into_os_string().into_vec();
+        return Record::from_target(&target).map(Some).ok_or(RecordError::Unreadable);
+    }
+    if !meta.file_type().is_file() {
         return Err(RecordError::Unreadable);
-    };
-    serde_json::from_slice(&content).map(Some).map_err(|_| RecordError::Unreadable)
+    }
+    // Earlier versions: a regular file of JSON, the token's `exp` also in
+    // its mtime (the content may be empty after a crash; the mtime is
+    // metadata). The later `exp` counts: an mtime reset by a copy or a
+    // restore must not make a live record look stale.
+    let mtime_exp = meta.modified().map(unix_secs).map_err(RecordError::Io)?;
+    let mut content = Vec::new();
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut content))
+        .map_err(RecordError::Io)?;
+    let legacy: Option<LegacyRecord> = serde_json::from_slice(&content).ok();
+    Ok(Some(Record {
+        exp: legacy.as_ref().map_or(mtime_exp, |l| l.exp.max(mtime_exp)),
+        container: legacy.and_then(|l| l.container_id).map(|id| container_digest(&id)),
+    }))
 }
 
 #[cfg(test)]
@@ -336,49 +389,64 @@ mod tests {
     }
 
     #[test]
-    fn records_are_links_never_followed() {
+    fn records_are_short_links_never_followed() {
         let dir = tempfile::tempdir().unwrap();
         let g = ReplayGuard::open(dir.path(), 30).unwrap();
-        g.consume("iss", "j1", 2_000, Some("c1"), 1_000).unwrap();
+        // The longest id `validate_id` allows.
+        let long_id = "c".repeat(1024);
+        g.consume("iss", "j1", 2_000, Some(&long_id), 1_000).unwrap();
         let path = g.record_path("iss", "j1");
         assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        // Kept in the inode on ext4 and XFS (under 60 bytes), whatever the id.
+        let target = fs::read_link(&path).unwrap();
+        assert!(target.as_os_str().len() < 60, "{target:?}");
         // Its target is the record, not a path: following it finds nothing,
         // and a reader that followed it would take the token as unused.
         assert!(fs::metadata(&path).is_err());
         assert!(matches!(g.consume("iss", "j1", 2_000, None, 1_001), Err(ReplayError::Replayed)));
+        g.check_launch_record("iss", "j1", &long_id).unwrap();
+        assert!(matches!(g.check_launch_record("iss", "j1", &"c".repeat(1023)), Err(ReplayError::NotThisContainer)));
 
-        // A link that is not a record (here: to a real file) is never
-        // followed, refuses its token, names no container and is not pruned.
+        // A link that is not a record (here: to a real file holding what an
+        // earlier version wrote) is never followed, refuses its token, names
+        // no container and is not pruned.
         let planted = g.record_path("iss", "j2");
-        let target = dir.path().join("real");
-        fs::write(&target, br#"{"exp":0,"recorded_at":0,"container_id":"c1"}"#).unwrap();
-        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        let real = dir.path().join("real");
+        fs::write(&real, br#"{"exp":0,"recorded_at":0,"container_id":"c1"}"#).unwrap();
+        std::os::unix::fs::symlink(&real, &planted).unwrap();
         assert!(matches!(g.consume("iss", "j2", 2_000, None, 1_000), Err(ReplayError::Replayed)));
         assert!(matches!(g.check_launch_record("iss", "j2", "c1"), Err(ReplayError::NoLaunchRecord)));
+        // Nor a target that is almost a record.
+        for (jti, target) in [("j3", "v1 100"), ("j4", "v1 100 - x"), ("j5", "v2 100 -"), ("j6", "v1 100 ABCDEF")] {
+            std::os::unix::fs::symlink(target, g.record_path("iss", jti)).unwrap();
+            assert!(matches!(g.consume("iss", jti, 2_000, None, 1_000), Err(ReplayError::Replayed)), "{target}");
+        }
         assert_eq!(g.prune(1_000_000).unwrap(), 1, "only the expired record `j1` goes");
         assert!(fs::symlink_metadata(&planted).is_ok());
     }
 
     #[test]
     fn records_of_earlier_versions_are_read() {
-        // A regular file, the token's `exp` in its mtime.
+        // A regular file of JSON, the token's `exp` also in its mtime.
         let dir = tempfile::tempdir().unwrap();
         let g = ReplayGuard::open(dir.path(), 30).unwrap();
-        let old = |jti: &str, exp: i64, content: &[u8]| {
+        let old = |jti: &str, mtime: i64, content: &[u8]| {
             let path = g.record_path("iss", jti);
             fs::write(&path, content).unwrap();
-            fs::File::options().write(true).open(&path).unwrap().set_modified(from_unix_secs(exp)).unwrap();
+            fs::File::options().write(true).open(&path).unwrap().set_modified(from_unix_secs(mtime)).unwrap();
         };
         old("a", 2_000, br#"{"exp":2000,"recorded_at":1000,"container_id":"c1"}"#);
         // what a crash between the create and the flush could leave
         old("b", 2_000, b"");
-        for jti in ["a", "b"] {
+        // an mtime reset by a copy: the record's own `exp` still counts
+        old("c", 0, br#"{"exp":2000,"recorded_at":1000}"#);
+        for jti in ["a", "b", "c"] {
             assert!(matches!(g.consume("iss", jti, 2_000, None, 1_500), Err(ReplayError::Replayed)), "{jti}");
         }
         g.check_launch_record("iss", "a", "c1").unwrap();
         assert!(matches!(g.check_launch_record("iss", "a", "c2"), Err(ReplayError::NotThisContainer)));
         assert_eq!(g.prune(2_029).unwrap(), 0);
-        assert_eq!(g.prune(2_031).unwrap(), 2);
+        assert_eq!(g.prune(2_031).unwrap(), 3);
         g.consume("iss", "a", 9_000, None, 2_031).unwrap();
     }
 
