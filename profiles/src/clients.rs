@@ -25,6 +25,24 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_SYS_CHROOT",
 ];
 
+/// The device-cgroup allow rules clients send on their own, as
+/// `(type, major, minor)` (`None`: any minor): `null`, `zero`, `full`,
+/// `random`, `urandom`, `tty`, `console`, `ptmx` and the pseudo-terminals
+/// (containerd 1.6 sends all of these; Docker 20.10 a subset; Podman only a
+/// deny-all rule), and `/dev/net/tun` (runc's and older Docker's defaults).
+pub const STANDARD_DEVICES: &[(&str, i64, Option<i64>)] = &[
+    ("c", 1, Some(3)),
+    ("c", 1, Some(5)),
+    ("c", 1, Some(7)),
+    ("c", 1, Some(8)),
+    ("c", 1, Some(9)),
+    ("c", 5, Some(0)),
+    ("c", 5, Some(1)),
+    ("c", 5, Some(2)),
+    ("c", 136, None),
+    ("c", 10, Some(200)),
+];
+
 /// Container files that clients bind-mount writable from their own state
 /// directories (`/etc/resolv.conf` and friends).
 pub const CLIENT_FILES: &[&str] = &[

@@ -287,27 +287,34 @@ fn check_devices(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
         ));
     }
     let rules = linux.resources().as_ref().and_then(|r| r.devices().clone()).unwrap_or_default();
+    check_device_rules(&rules).map_err(|(i, reason)| ctx.refuse(format!("linux.resources.devices[{i}]"), reason))
+}
+
+/// Device-cgroup rules that grant reading or writing only devices of the
+/// clients' standard set ([`clients::STANDARD_DEVICES`]); else the first
+/// other rule's index and why. A narrow rule for a host disk (`b 8:0 rw`,
+/// what `docker run --device-cgroup-rule` produces) is refused like a wide
+/// one: the image may ship a device node for it. Used at `create` and by
+/// `update` (which rewrites the rules on cgroup v1).
+pub fn check_device_rules(rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<(), (usize, String)> {
     for (i, rule) in rules.iter().enumerate() {
         let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
         if !rule.allow() || !(access.contains('r') || access.contains('w')) {
             continue;
         }
         let typ = rule.typ().map(|t| t.as_str().to_string()).unwrap_or_else(|| "a".into());
-        // Any device of a type, or a whole major number, is wider than the
-        // standard set. Pseudo-terminals (136:*) are the one standard wildcard.
-        let wide = typ == "a" || rule.major().is_none() || (rule.minor().is_none() && rule.major() != Some(136));
-        if wide {
-            return Err(ctx.refuse(
-                format!("linux.resources.devices[{i}]"),
-                format!(
-                    "access `{access}` to {} devices is wider than the standard device set",
-                    match (rule.major(), rule.minor()) {
-                        (Some(ma), None) => format!("all `{typ} {ma}:*`"),
-                        _ => format!("all `{typ}`"),
-                    }
-                ),
-            ));
+        let standard = clients::STANDARD_DEVICES
+            .iter()
+            .any(|&(t, major, minor)| typ == t && rule.major() == Some(major) && rule.minor() == minor);
+        if standard {
+            continue;
         }
+        let which = match (rule.major(), rule.minor()) {
+            (Some(ma), Some(mi)) => format!("`{typ} {ma}:{mi}`"),
+            (Some(ma), None) => format!("all `{typ} {ma}:*`"),
+            _ => format!("all `{typ}`"),
+        };
+        return Err((i, format!("access `{access}` to {which} devices is outside the standard device set")));
     }
     Ok(())
 }
@@ -391,6 +398,14 @@ fn check_cgroup_extras(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenE
     }
     if linux.intel_rdt().is_some() {
         return Err(ctx.refuse("linux.intelRdt", "Intel RDT classes are outside the profile's cgroup limits"));
+    }
+    // v1 net_cls/net_prio: a class id the host's traffic control or firewall
+    // rules may treat as another (trusted) cgroup's.
+    if linux.resources().as_ref().is_some_and(|r| r.network().is_some()) {
+        return Err(ctx.refuse(
+            "linux.resources.network",
+            "a network class or priority could lift the host's network rules for the job",
+        ));
     }
     let Some(resources) = linux.resources_mut() else { return Ok(()) };
     if let Some(cpu) = resources.cpu() {

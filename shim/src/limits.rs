@@ -9,23 +9,50 @@ use crate::state::RunRecord;
 
 /// Refuses resource updates above the container's profile.
 pub fn check_update(record: &RunRecord, r: &LinuxResources) -> Result<(), String> {
-    check_update_against(&record.profile.name, &record.cgroup_ceiling, r)
+    check_update_against(&record.profile.name, &record.cgroup_ceiling, record.devices_allowed, r)
 }
 
-fn check_update_against(profile: &str, c: &CgroupSection, r: &LinuxResources) -> Result<(), String> {
+fn check_update_against(
+    profile: &str,
+    c: &CgroupSection,
+    devices_allowed: bool,
+    r: &LinuxResources,
+) -> Result<(), String> {
     let refuse = |field: &str, asked: String, max: String| {
         Err(format!("profile `{profile}` refuses update of {field} to {asked}: the profile's ceiling is {max}"))
     };
+    let refuse_because = |field: &str, why: &str| Err(format!("profile `{profile}` refuses update of {field}: {why}"));
     let show = |v: i64| if v <= 0 { "unlimited".to_string() } else { v.to_string() };
-    // Raw cgroup v2 files (libcgroups writes them after its own limits).
+    // On cgroup v1 libcgroups writes the update's device rules as they are.
+    if !devices_allowed {
+        if let Err((i, why)) = brig_profiles::harden::check_device_rules(r.devices().as_deref().unwrap_or_default()) {
+            return refuse_because(&format!("devices[{i}]"), &why);
+        }
+    }
     if *c != Default::default() {
+        // Raw cgroup v2 files (libcgroups writes them after its own limits).
         if let Some(key) = r.unified().as_ref().and_then(|u| u.keys().min()) {
-            return Err(format!(
-                "profile `{profile}` refuses update of unified.{key}: raw cgroup files would override the profile's cgroup limits"
-            ));
+            return refuse_because(
+                &format!("unified.{key}"),
+                "raw cgroup files would override the profile's cgroup limits",
+            );
+        }
+        if r.memory().as_ref().is_some_and(|m| m.disable_oom_killer() == Some(true)) {
+            return refuse_because("memory.disableOOMKiller", "the OOM killer enforces the profile's memory limit");
+        }
+        if r.network().is_some() {
+            return refuse_because("network", "a traffic class could lift the host's network rules for the job");
         }
     }
     if let Some(m) = r.memory() {
+        // cgroup v2 keeps memory.swap.max = swap - limit from the last write:
+        // a new limit alone would leave the old swap on top of it.
+        if c.memory_swap.is_some() && m.limit().is_some() != m.swap().is_some() {
+            return refuse_because(
+                "memory.limit",
+                "under a swap ceiling, memory.limit and memory.swap are updated together",
+            );
+        }
         if let (Some(max), Some(v)) = (c.memory, m.limit()) {
             if v <= 0 || v as u64 > max.0 {
                 return refuse("memory.limit", show(v), max.0.to_string());
@@ -79,10 +106,20 @@ fn check_update_against(profile: &str, c: &CgroupSection, r: &LinuxResources) ->
         }
     }
     if let (Some(cpus), Some(cpu)) = (c.cpus, r.cpu()) {
-        if let Some(q) = cpu.quota() {
-            let period = cpu.period().filter(|p| *p > 0).unwrap_or(100_000) as f64;
-            if q <= 0 || q as f64 / period > cpus + 1e-9 {
-                return refuse("cpu.quota", show(q), format!("{cpus} CPUs"));
+        // The CPUs a job gets are quota / period: a new period alone (or a
+        // quota checked against an assumed period) would scale the old quota.
+        match (cpu.quota(), cpu.period()) {
+            (None, None) => {}
+            (Some(q), Some(period)) if period > 0 => {
+                if q <= 0 || q as f64 / period as f64 > cpus + 1e-9 {
+                    return refuse("cpu.quota", format!("{}/{period}", show(q)), format!("{cpus} CPUs"));
+                }
+            }
+            _ => {
+                return refuse_because(
+                    "cpu.quota",
+                    "under a CPU ceiling, cpu.quota and cpu.period (above zero) are updated together",
+                )
             }
         }
     }
@@ -201,7 +238,7 @@ mod rlimit_tests {
         .unwrap();
         let check = |update: serde_json::Value| {
             let r: LinuxResources = serde_json::from_value(update).unwrap();
-            check_update_against("weighted", &profile.cgroup, &r)
+            check_update_against("weighted", &profile.cgroup, false, &r)
         };
         let refused = [
             (serde_json::json!({"cpu": {"shares": 1024}}), "cpu.shares"),
@@ -216,15 +253,62 @@ mod rlimit_tests {
             (serde_json::json!({"memory": {"reservation": -1}}), "memory.reservation"),
             (serde_json::json!({"memory": {"reservation": 536870912}}), "memory.reservation"),
             (serde_json::json!({"memory": {"limit": 134217728, "reservation": 200000000}}), "memory.reservation"),
+            (serde_json::json!({"memory": {"disableOOMKiller": true}}), "memory.disableOOMKiller"),
+            (serde_json::json!({"network": {"classID": 1048577}}), "network"),
+            (serde_json::json!({"devices": [{"allow": true, "access": "rwm"}]}), "devices[0]"),
+            (
+                serde_json::json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rw"}]}),
+                "devices[1]",
+            ),
         ];
         for (update, field) in refused {
             let err = check(update.clone()).expect_err(&update.to_string());
-            assert!(err.contains(&format!("update of {field} ")) && err.contains("weighted"), "{update}: {err}");
+            let named = [" ", ":"].iter().any(|end| err.contains(&format!("update of {field}{end}")));
+            assert!(named && err.contains("weighted"), "{update}: {err}");
         }
         for allowed in [
             serde_json::json!({"cpu": {"shares": 256}}),
             serde_json::json!({"blockIO": {"weight": 100, "weightDevice": [{"major": 8, "minor": 0, "weight": 200}]}}),
             serde_json::json!({"memory": {"reservation": 134217728}}),
+            // What containerd's CRI sends on a resize: the whole standard set.
+            serde_json::json!({"devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+                {"allow": true, "type": "b", "access": "m"}
+            ]}),
+        ] {
+            check(allowed.clone()).unwrap_or_else(|e| panic!("{allowed}: {e}"));
+        }
+    }
+
+    /// A CPU ceiling is quota / period, and a swap ceiling on cgroup v2 is
+    /// `memory.swap.max` = swap - limit as last written: an update of one
+    /// half alone (or checked against an assumed period) would scale the
+    /// other, so both are asked for together.
+    #[test]
+    fn updates_pair_quota_with_period_and_limit_with_swap() {
+        let restricted = brig_profiles::ProfileSet::load_one(None, "restricted").unwrap().profile;
+        let check = |update: serde_json::Value| {
+            let r: LinuxResources = serde_json::from_value(update).unwrap();
+            check_update_against("restricted", &restricted.cgroup, false, &r)
+        };
+        for (update, field) in [
+            (serde_json::json!({"cpu": {"period": 1000}}), "cpu.quota"),
+            (serde_json::json!({"cpu": {"quota": 100000}}), "cpu.quota"),
+            (serde_json::json!({"cpu": {"quota": 15000, "period": 10000}}), "cpu.quota"),
+            (serde_json::json!({"cpu": {"quota": 1000, "period": 0}}), "cpu.quota"),
+            (serde_json::json!({"memory": {"limit": 536870912}}), "memory.limit"),
+            (serde_json::json!({"memory": {"swap": 536870912}}), "memory.limit"),
+        ] {
+            let err = check(update.clone()).expect_err(&update.to_string());
+            assert!(err.contains(&format!("update of {field}")) && err.contains("restricted"), "{update}: {err}");
+        }
+        for allowed in [
+            serde_json::json!({"cpu": {"quota": 50000, "period": 100000}}),
+            serde_json::json!({"cpu": {"quota": 10000, "period": 10000}}),
+            serde_json::json!({"memory": {"limit": 268435456, "swap": 268435456}}),
+            serde_json::json!({"cpu": {"shares": 512}, "pids": {"limit": 10}}),
         ] {
             check(allowed.clone()).unwrap_or_else(|e| panic!("{allowed}: {e}"));
         }

@@ -346,6 +346,7 @@ impl Prepared {
             image_digest: self.request.annotation(annotation::IMAGE_DIGEST),
             cgroup_ceiling: self.profile.profile.cgroup.clone(),
             cap_ceiling: self.profile.profile.ceilings.capabilities.clone(),
+            devices_allowed: self.profile.profile.ceilings.devices,
             userns: None,
             measurements: self.measurements.clone(),
         }

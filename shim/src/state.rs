@@ -324,6 +324,10 @@ pub struct RunRecord {
     /// The profile's capability ceiling (for `exec`).
     #[serde(default)]
     pub cap_ceiling: Vec<String>,
+    /// Whether the profile allows devices beyond the standard set (for
+    /// `update`, which rewrites the device rules on cgroup v1).
+    #[serde(default)]
+    pub devices_allowed: bool,
     /// The job's own user namespace, if brig made one.
     #[serde(default)]
     pub userns: Option<UsernsRecord>,

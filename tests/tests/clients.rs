@@ -229,6 +229,26 @@ fn explicit_asks_beyond_the_profile_are_refused_with_the_field_named() {
             Box::new(|c: &mut Value| c["linux"]["resources"]["cpu"] = json!({"realtimeRuntime": 950000})),
             vec!["linux.resources.cpu.realtimeRuntime", "restricted"],
         ),
+        (
+            // `docker run --device-cgroup-rule 'b 8:0 rw'`: one host disk, for a
+            // device node the image may ship.
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| {
+                c["linux"]["resources"]["devices"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rw"}))
+            }),
+            vec!["linux.resources.devices[", "`b 8:0`", "restricted"],
+        ),
+        (
+            // v1 net_cls: a class id the host's tc or firewall may trust.
+            "docker",
+            "run",
+            Box::new(|c: &mut Value| c["linux"]["resources"]["network"] = json!({"classID": 1048577})),
+            vec!["linux.resources.network", "restricted"],
+        ),
     ];
     for (client, scenario, patch, needles) in cases {
         let mut config = fixture(client, scenario);

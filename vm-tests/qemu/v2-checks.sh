@@ -26,7 +26,8 @@
 #                                 and nothing is left behind after delete
 #   v2::io_weight                 linux.resources.blockIO.weight 500 -> io.weight
 #                                 "default 4950" (runc's 1 + (w - 10) * 9999 / 990;
-#                                 io.bfq.weight 500 where BFQ is the scheduler)
+#                                 io.bfq.weight 500 where BFQ is the scheduler);
+#                                 17 through `brig update` -> 71
 #   v2::io_max_enforced           throttleReadBpsDevice on a loop device -> io.max
 #                                 "7:N rbps=1048576 ..."; O_DIRECT reads of 3 MiB in
 #                                 the container take >= 2 s (unthrottled: well under)
@@ -325,6 +326,14 @@ io_weight() {
     expect $d/io.bfq.weight "default 500"
   else
     expect $d/io.weight "default 4950"
+  fi
+  # Through `update` libcgroups converts the weight itself: 17 overflowed
+  # its 16-bit arithmetic (a panic in a debug build) before brig's patch.
+  run_ok brig update --blkio-weight 17 iow
+  if [ -f $d/io.bfq.weight ]; then
+    expect $d/io.bfq.weight "default 17"
+  else
+    expect $d/io.weight "default 71"
   fi
   run_ok brig delete --force iow
 }

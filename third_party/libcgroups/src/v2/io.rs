@@ -108,11 +108,15 @@ impl Io {
     // there is need to convert from the cgroup v1 configuration to cgroup v2
     // the formula for BlkIOWeight to IOWeight is y = (1 + (x - 10) * 9999 / 990)
     // convert linearly from [10-1000] to [1-10000]
+    // brig's patch (third_party/README.md): in 32 bits, the input clamped to
+    // [10, 1000]. In 16 bits `(v - 10) * 9999` overflowed above 16 (a panic
+    // in debug builds, a wrapped, non-monotone weight in release ones).
     fn convert_cfq_io_weight_to_bfq(v: u16) -> u16 {
         if v == 0 {
             return 0;
         }
-        1 + (v.saturating_sub(10)) * 9999 / 990
+        let v = u32::from(v.clamp(10, 1000));
+        u16::try_from(1 + (v - 10) * 9999 / 990).unwrap_or(10000)
     }
 
     fn io_max_path(path: &Path) -> PathBuf {
