@@ -464,6 +464,7 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
         }
         None => resources_from_flags(args),
     };
+    let resources = crate::limits::zero_means_unchanged(resources);
     let dir = root.container_dir(id);
     // Without its run record the update cannot be held to the profile: refused.
     let record = RunRecord::load(&dir).map_err(|e| Error::io("reading", dir.join(state::RECORD_FILE), e))?;

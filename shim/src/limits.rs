@@ -7,6 +7,22 @@ use brig_profiles::model::CgroupSection;
 
 use crate::state::RunRecord;
 
+/// A CPU quota or period of 0 in an update means "unchanged", as in runc
+/// (dockerd sends both as 0 for a container without CPU limits, with every
+/// update): dropped, so that neither the profile check nor libcgroups (which
+/// would write `max 0` on cgroup v2) takes it for a value.
+pub fn zero_means_unchanged(mut r: LinuxResources) -> LinuxResources {
+    if let Some(cpu) = r.cpu_mut() {
+        if cpu.quota() == Some(0) {
+            cpu.set_quota(None);
+        }
+        if cpu.period() == Some(0) {
+            cpu.set_period(None);
+        }
+    }
+    r
+}
+
 /// Refuses resource updates above the container's profile.
 pub fn check_update(record: &RunRecord, r: &LinuxResources) -> Result<(), String> {
     check_update_against(&record.profile.name, &record.cgroup_ceiling, record.devices_allowed, r)
@@ -312,6 +328,23 @@ mod rlimit_tests {
         ] {
             check(allowed.clone()).unwrap_or_else(|e| panic!("{allowed}: {e}"));
         }
+    }
+
+    #[test]
+    fn dockerds_zero_cpu_fields_mean_unchanged() {
+        let restricted = brig_profiles::ProfileSet::load_one(None, "restricted").unwrap().profile;
+        // What dockerd sends for `docker update --memory 256m --memory-swap 256m`
+        // on a container without CPU limits.
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 268435456, "swap": 268435456},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""}
+        }))
+        .unwrap();
+        assert!(check_update_against("restricted", &restricted.cgroup, false, &r).is_err(), "zero is not a value");
+        let r = zero_means_unchanged(r);
+        let cpu = r.cpu().clone().unwrap();
+        assert_eq!((cpu.quota(), cpu.period()), (None, None));
+        check_update_against("restricted", &restricted.cgroup, false, &r).unwrap();
     }
 
     #[test]
