@@ -298,11 +298,23 @@ fn check_devices(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
 /// `update` (which rewrites the rules on cgroup v1).
 pub fn check_device_rules(rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<(), (usize, String)> {
     for (i, rule) in rules.iter().enumerate() {
-        let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
-        if !rule.allow() || !(access.contains('r') || access.contains('w')) {
+        if !rule.allow() {
             continue;
         }
+        let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
         let typ = rule.typ().map(|t| t.as_str().to_string()).unwrap_or_else(|| "a".into());
+        // cgroup v1 reads `a` as "every device, every access", whatever
+        // follows it: `a *:* m` allows reading and writing all of them.
+        if typ == "a" {
+            return Err((i, format!("access `{access}` to all devices is outside the standard device set")));
+        }
+        if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+            return Err((i, format!("access `{access}` is not a combination of `r`, `w` and `m`")));
+        }
+        // Making device nodes (`m`) opens nothing.
+        if !(access.contains('r') || access.contains('w')) {
+            continue;
+        }
         let standard = clients::STANDARD_DEVICES
             .iter()
             .any(|&(t, major, minor)| typ == t && rule.major() == Some(major) && rule.minor() == minor);

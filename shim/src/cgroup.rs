@@ -69,6 +69,23 @@ fn dir_for(controller: &str, cgroup_path: &Path) -> PathBuf {
     }
 }
 
+/// The CPU quota (`-1`: none) and period in effect in a job's cgroup.
+pub fn current_cpu_max(cgroup_path: &Path) -> Option<(i64, u64)> {
+    if is_unified() {
+        let text = std::fs::read_to_string(dir_for("", cgroup_path).join("cpu.max")).ok()?;
+        let mut fields = text.split_whitespace();
+        let quota = match fields.next()? {
+            "max" => -1,
+            q => q.parse().ok()?,
+        };
+        Some((quota, fields.next()?.parse().ok()?))
+    } else {
+        let dir = dir_for("cpu", cgroup_path);
+        let quota = std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).ok()?.trim().parse().ok()?;
+        Some((quota, read_u64(&dir.join("cpu.cfs_period_us"))?))
+    }
+}
+
 fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }

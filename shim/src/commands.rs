@@ -464,10 +464,13 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
         }
         None => resources_from_flags(args),
     };
-    let resources = crate::limits::zero_means_unchanged(resources);
     let dir = root.container_dir(id);
     // Without its run record the update cannot be held to the profile: refused.
     let record = RunRecord::load(&dir).map_err(|e| Error::io("reading", dir.join(state::RECORD_FILE), e))?;
+    let resources = crate::limits::fill_cpu_pair(
+        crate::limits::zero_means_unchanged(resources),
+        crate::cgroup::current_cpu_max(&record.cgroup_path),
+    );
     crate::limits::check_update(&record, &resources).map_err(|m| Error::state(id, m))?;
     if let Some(path) = crate::rootless::own_v1_limits(&dir) {
         return crate::rootless::apply_v1(&path, &resources).map(|_| ()).map_err(|e| Error::state(id, e.to_string()));
@@ -479,6 +482,10 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
             oom_score_adj: None,
             freezer_state: None,
         })
+        .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))?;
+    // What libcgroups leaves out on cgroup v2 (swap equal to the limit is
+    // "no swap": it skips writing the 0), as at create.
+    crate::cgroup::apply_fixups(&record.cgroup_path, &resources, None)
         .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))
 }
 

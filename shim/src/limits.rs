@@ -7,17 +7,54 @@ use brig_profiles::model::CgroupSection;
 
 use crate::state::RunRecord;
 
-/// A CPU quota or period of 0 in an update means "unchanged", as in runc
-/// (dockerd sends both as 0 for a container without CPU limits, with every
-/// update): dropped, so that neither the profile check nor libcgroups (which
-/// would write `max 0` on cgroup v2) takes it for a value.
+/// A value of 0 in an update means "unchanged", as in runc and libcgroups:
+/// dockerd sends the container's whole resources with every update, zeros
+/// for what it has no value for (`docker update --cpus 0.5` sends
+/// `memory.limit` 0, `reservation` 0, CPU quota and period 0 without CPU
+/// limits, …). Dropped, so that neither the profile check nor libcgroups
+/// (which would write `max 0` to `cpu.max` on cgroup v2) takes them for
+/// values.
 pub fn zero_means_unchanged(mut r: LinuxResources) -> LinuxResources {
+    let zero = |v: Option<i64>| v.filter(|v| *v != 0);
+    if let Some(m) = r.memory_mut() {
+        m.set_limit(zero(m.limit()));
+        m.set_reservation(zero(m.reservation()));
+        m.set_swap(zero(m.swap()));
+        #[allow(deprecated)]
+        m.set_kernel(zero(m.kernel()));
+        m.set_kernel_tcp(zero(m.kernel_tcp()));
+    }
     if let Some(cpu) = r.cpu_mut() {
-        if cpu.quota() == Some(0) {
-            cpu.set_quota(None);
-        }
-        if cpu.period() == Some(0) {
-            cpu.set_period(None);
+        cpu.set_quota(zero(cpu.quota()));
+        cpu.set_period(cpu.period().filter(|p| *p != 0));
+        cpu.set_shares(cpu.shares().filter(|s| *s != 0));
+    }
+    if r.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    if let Some(b) = r.block_io_mut() {
+        b.set_weight(b.weight().filter(|w| *w != 0));
+        b.set_leaf_weight(b.leaf_weight().filter(|w| *w != 0));
+    }
+    r
+}
+
+/// An update of the CPU quota alone or the period alone keeps the other
+/// half as it is in the cgroup (`current`: quota, `-1` for none, and
+/// period): filled in, so that the check sees the CPUs the job will get
+/// (quota / period). Kubernetes resizes a pod without a CPU limit with a
+/// period alone.
+pub fn fill_cpu_pair(mut r: LinuxResources, current: Option<(i64, u64)>) -> LinuxResources {
+    let Some((quota, period)) = current else { return r };
+    if let Some(cpu) = r.cpu_mut() {
+        match (cpu.quota(), cpu.period()) {
+            (Some(_), None) => {
+                cpu.set_period(Some(period));
+            }
+            (None, Some(_)) => {
+                cpu.set_quota(Some(quota));
+            }
+            _ => {}
         }
     }
     r
@@ -272,6 +309,13 @@ mod rlimit_tests {
             (serde_json::json!({"memory": {"disableOOMKiller": true}}), "memory.disableOOMKiller"),
             (serde_json::json!({"network": {"classID": 1048577}}), "network"),
             (serde_json::json!({"devices": [{"allow": true, "access": "rwm"}]}), "devices[0]"),
+            // v1 reads `a` as everything, whatever the access says.
+            (serde_json::json!({"devices": [{"allow": true, "type": "a", "access": "m"}]}), "devices[0]"),
+            (serde_json::json!({"devices": [{"allow": true, "access": ""}]}), "devices[0]"),
+            (
+                serde_json::json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwx"}]}),
+                "devices[0]",
+            ),
             (
                 serde_json::json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rw"}]}),
                 "devices[1]",
@@ -345,6 +389,39 @@ mod rlimit_tests {
         let cpu = r.cpu().clone().unwrap();
         assert_eq!((cpu.quota(), cpu.period()), (None, None));
         check_update_against("restricted", &restricted.cgroup, false, &r).unwrap();
+        // What dockerd really sent (tests/fixtures/clients/docker/): both
+        // are within restricted's ceilings once zeros mean "unchanged".
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/clients/docker");
+        for name in ["update.0003.update.json", "update.0004.update.json"] {
+            let text = std::fs::read_to_string(format!("{fixtures}/{name}")).unwrap();
+            let r: LinuxResources = serde_json::from_str(&text).unwrap();
+            let r = zero_means_unchanged(r);
+            check_update_against("restricted", &restricted.cgroup, false, &r).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    /// Kubernetes resizes a pod without a CPU limit with a period alone
+    /// (containerd drops a quota of 0): the quota in the cgroup is kept, and
+    /// the pair is what is checked.
+    #[test]
+    fn one_half_of_the_cpu_pair_is_checked_with_the_other_in_the_cgroup() {
+        let restricted = brig_profiles::ProfileSet::load_one(None, "restricted").unwrap().profile;
+        let check = |update: serde_json::Value, current: Option<(i64, u64)>| {
+            let r: LinuxResources = serde_json::from_value(update).unwrap();
+            check_update_against("restricted", &restricted.cgroup, false, &fill_cpu_pair(r, current))
+        };
+        let in_cgroup = Some((100_000, 100_000));
+        check(serde_json::json!({"cpu": {"period": 100000}}), in_cgroup).unwrap();
+        check(serde_json::json!({"cpu": {"quota": 50000}}), in_cgroup).unwrap();
+        // A new period alone would scale the quota in the cgroup: 100 CPUs.
+        let err = check(serde_json::json!({"cpu": {"period": 1000}}), in_cgroup).unwrap_err();
+        assert!(err.contains("cpu.quota to 100000/1000") && err.contains("1 CPUs"), "{err}");
+        // Against the period in the cgroup, not an assumed one.
+        assert!(check(serde_json::json!({"cpu": {"quota": 150000}}), Some((15000, 10000))).is_err());
+        assert!(check(serde_json::json!({"cpu": {"quota": 10000}}), Some((15000, 10000))).is_ok());
+        // Unreadable cgroup: both halves are asked for.
+        let err = check(serde_json::json!({"cpu": {"period": 100000}}), None).unwrap_err();
+        assert!(err.contains("updated together"), "{err}");
     }
 
     #[test]

@@ -87,6 +87,14 @@ fn update_cannot_raise_limits_above_the_profile() {
     let err = brig.fails(&["update", "--pids-limit", "100000", &id]);
     assert!(err.contains("pids.limit"), "{err}");
     brig.ok(&["update", "--pids-limit", "100", &id]);
+    // One half of the CPU pair is checked with the other half in the cgroup:
+    // restricted's 1 CPU is 100000/100000 there.
+    brig.ok(&["update", "--cpu-period", "100000", &id]);
+    brig.ok(&["update", "--cpu-quota", "50000", &id]);
+    let err = brig.fails(&["update", "--cpu-period", "1000", &id]);
+    assert!(err.contains("cpu.quota to 50000/1000") && err.contains("restricted"), "{err}");
+    // Zeros mean "unchanged" (what dockerd sends for fields it has no value for).
+    brig.ok(&["update", "--cpu-quota", "0", "--cpu-period", "0", "--memory", "0", "--pids-limit", "90", &id]);
     // Nor through raw cgroup v2 files.
     let out = brig
         .command()
