@@ -5,16 +5,7 @@
 mod common;
 
 use brig_attest::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
+use std::path::Path;
 
 fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<_> =
@@ -23,38 +14,11 @@ fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Fills the file system of `dir` but for `leave` bytes.
-fn fill(dir: &Path, leave: u64) {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0u8; 4096];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filling {}: {e}", dir.display()),
-        }
-    }
-    let len = f.metadata().unwrap().len();
-    f.set_len(len.saturating_sub(leave)).unwrap();
-    f.sync_all().unwrap();
-}
-
 #[test]
 fn full_disk_never_leaves_a_half_written_envelope() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test mounts a tmpfs to fill a disk for real and must run as root (the test suite runs as root)"
-    );
+    let tmpfs = brig_tests::SmallTmpfs::mount("attestations", "64k");
+    let dir = tmpfs.path().to_path_buf();
     let d = tempfile::tempdir().unwrap();
-    let dir = d.path().join("attestations");
-    std::fs::create_dir(&dir).unwrap();
-    let st =
-        Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "brig-attest-test"]).arg(&dir).status();
-    assert!(st.is_ok_and(|s| s.success()), "cannot mount a tmpfs on {}", dir.display());
-    let _mount = Mount(dir.clone());
 
     let s = common::sample(&d.path().join("run"));
     let k = SigningKey::generate(Algorithm::Ed25519).unwrap();
@@ -68,7 +32,7 @@ fn full_disk_never_leaves_a_half_written_envelope() {
     big.request.args = (0..400).map(|i| format!("argument-{i:04}")).collect();
     let env = sign(&statement_bytes(&big).unwrap(), PAYLOAD_TYPE, &k).unwrap();
     assert!(env.to_json().len() > 8192);
-    fill(&dir, 2048);
+    tmpfs.fill(2048);
     let e = write_envelope(&dir, "job-42", &env).unwrap_err();
     assert!(matches!(e, WriteError::NoSpace { .. }), "{e}");
     let msg = e.to_string();

@@ -465,28 +465,47 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
         None => resources_from_flags(args),
     };
     let dir = root.container_dir(id);
+    // One update at a time: on cgroup v1 the CPU period and quota are two
+    // writes, and two updates that each pass the check could interleave
+    // them into a pair above the ceiling.
+    let _lock = std::fs::File::open(&dir)
+        .and_then(|d| nix::fcntl::Flock::lock(d, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e.into()))
+        .map_err(|e| Error::io("locking", &dir, e))?;
     // Without its run record the update cannot be held to the profile: refused.
     let record = RunRecord::load(&dir).map_err(|e| Error::io("reading", dir.join(state::RECORD_FILE), e))?;
-    let resources = crate::limits::fill_cpu_pair(
-        crate::limits::zero_means_unchanged(resources),
-        crate::cgroup::current_cpu_max(&record.cgroup_path),
-    );
+    let current_cpu = crate::cgroup::current_cpu_max(&record.cgroup_path);
+    let resources = crate::limits::fill_cpu_pair(crate::limits::zero_means_unchanged(resources), current_cpu);
     crate::limits::check_update(&record, &resources).map_err(|m| Error::state(id, m))?;
     if let Some(path) = crate::rootless::own_v1_limits(&dir) {
         return crate::rootless::apply_v1(&path, &resources).map(|_| ()).map_err(|e| Error::state(id, e.to_string()));
     }
-    cgroup_manager(id, &c)?
-        .apply(&ControllerOpt {
-            resources: &resources,
-            disable_oom_killer: false,
-            oom_score_adj: None,
-            freezer_state: None,
-        })
-        .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))?;
     // What libcgroups leaves out on cgroup v2 (swap equal to the limit is
-    // "no swap": it skips writing the 0), as at create.
+    // "no swap": it skips writing the 0), as at create; written first, so
+    // that a later write that fails cannot leave a new limit over old swap.
     crate::cgroup::apply_fixups(&record.cgroup_path, &resources, None)
-        .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))
+        .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))?;
+    let manager = cgroup_manager(id, &c)?;
+    let apply = |resources: &LinuxResources| {
+        manager.apply(&ControllerOpt { resources, disable_oom_killer: false, oom_score_adj: None, freezer_state: None })
+    };
+    if let Err(e) = apply(&resources) {
+        // cgroup v1 writes the period, then the quota: if the quota's write
+        // failed, the new period would scale the old quota. Put the pair
+        // back as it was.
+        let touched_cpu = resources.cpu().as_ref().is_some_and(|c| c.quota().is_some() || c.period().is_some());
+        if let (true, Some((quota, period))) = (touched_cpu, current_cpu) {
+            let mut cpu = oci_spec::runtime::LinuxCpu::default();
+            cpu.set_quota(Some(quota));
+            cpu.set_period(Some(period));
+            let mut previous = LinuxResources::default();
+            previous.set_cpu(Some(cpu));
+            if let Err(restore) = apply(&previous) {
+                tracing::error!(id, "restoring the CPU quota {quota}/{period} after a failed update: {restore}");
+            }
+        }
+        return Err(Error::state(id, format!("updating the cgroup: {e}")));
+    }
+    Ok(())
 }
 
 pub fn events(g: &GlobalOpts, id: &str, stats: bool, interval: u64) -> Result<()> {

@@ -167,6 +167,15 @@ fn check_update_against(
                 if q <= 0 || q as f64 / period as f64 > cpus + 1e-9 {
                     return refuse("cpu.quota", format!("{}/{period}", show(q)), format!("{cpus} CPUs"));
                 }
+                // The kernel's bounds (1 ms to 1 s periods, quotas of 1 ms
+                // or more): on cgroup v1 a quota it refuses would leave the
+                // new period over the old quota.
+                if !(1000..=1_000_000).contains(&period) || q < 1000 {
+                    return refuse_because(
+                        "cpu.quota",
+                        &format!("{q}/{period} is outside the kernel's bounds (period 1000..=1000000 µs, quota 1000 µs or more)"),
+                    );
+                }
             }
             _ => {
                 return refuse_because(
@@ -358,6 +367,10 @@ mod rlimit_tests {
             (serde_json::json!({"cpu": {"quota": 100000}}), "cpu.quota"),
             (serde_json::json!({"cpu": {"quota": 15000, "period": 10000}}), "cpu.quota"),
             (serde_json::json!({"cpu": {"quota": 1000, "period": 0}}), "cpu.quota"),
+            // Within the ratio, outside the kernel's bounds: on cgroup v1 the
+            // period is written, the quota refused (100000/1000: 100 CPUs).
+            (serde_json::json!({"cpu": {"quota": 500, "period": 1000}}), "cpu.quota"),
+            (serde_json::json!({"cpu": {"quota": 2000000, "period": 2000000}}), "cpu.quota"),
             (serde_json::json!({"memory": {"limit": 536870912}}), "memory.limit"),
             (serde_json::json!({"memory": {"swap": 536870912}}), "memory.limit"),
         ] {

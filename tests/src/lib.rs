@@ -382,3 +382,61 @@ pub fn brig_command_without_config(b: &Brig) -> Command {
     c.stdin(Stdio::null());
     c
 }
+
+/// A small tmpfs mounted on a new directory, to fill a disk for real;
+/// unmounted, and the directory removed, when dropped. Panics unless the
+/// tests run as root (CI runs them as root).
+pub struct SmallTmpfs {
+    path: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    /// Mounts a tmpfs of `size` (`64k`, …) on a directory named `name`.
+    pub fn mount(name: &str, size: &str) -> SmallTmpfs {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test mounts a tmpfs to fill a disk for real and must run as root (the test suite runs as root)"
+        );
+        let parent = tempfile::tempdir().expect("a temporary directory");
+        let path = parent.path().join(name);
+        std::fs::create_dir(&path).expect("the mount point");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), &format!("brig-{name}-test")])
+            .arg(&path)
+            .status();
+        assert!(st.is_ok_and(|s| s.success()), "cannot mount a tmpfs on {}", path.display());
+        SmallTmpfs { path, _parent: parent }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Fills the tmpfs but for `leave` bytes with a file `filler` (remove it
+    /// to make room again).
+    pub fn fill(&self, leave: u64) {
+        use std::io::Write;
+        let path = self.path.join("filler");
+        let mut f = std::fs::File::create(&path).expect("the filler file");
+        let chunk = vec![0u8; 4096];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling {}: {e}", self.path.display()),
+            }
+        }
+        let len = f.metadata().expect("the filler's size").len();
+        f.set_len(len.saturating_sub(leave)).expect("leaving room");
+        f.sync_all().expect("syncing the filler");
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}

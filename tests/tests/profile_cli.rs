@@ -93,6 +93,10 @@ fn update_cannot_raise_limits_above_the_profile() {
     brig.ok(&["update", "--cpu-quota", "50000", &id]);
     let err = brig.fails(&["update", "--cpu-period", "1000", &id]);
     assert!(err.contains("cpu.quota to 50000/1000") && err.contains("restricted"), "{err}");
+    // Within the ratio but below the kernel's 1 ms quota: on cgroup v1 the
+    // period would be written and the quota refused (100 CPUs).
+    let err = brig.fails(&["update", "--cpu-quota", "500", "--cpu-period", "1000", &id]);
+    assert!(err.contains("kernel's bounds") && err.contains("restricted"), "{err}");
     // Zeros mean "unchanged" (what dockerd sends for fields it has no value for).
     brig.ok(&["update", "--cpu-quota", "0", "--cpu-period", "0", "--memory", "0", "--pids-limit", "90", &id]);
     // Nor through raw cgroup v2 files.
