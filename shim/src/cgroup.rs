@@ -86,6 +86,50 @@ pub fn current_cpu_max(cgroup_path: &Path) -> Option<(i64, u64)> {
     }
 }
 
+/// Writes a cgroup v1 CPU quota and period (`current`: the pair in the
+/// cgroup, if known) in the order that keeps every intermediate pair within
+/// the old or the new one's CPUs: the quota first when the period shrinks,
+/// else the period first. If the second write fails the first is undone.
+pub fn write_v1_cpu_pair(
+    cgroup_path: &Path,
+    quota: Option<i64>,
+    period: Option<u64>,
+    current: Option<(i64, u64)>,
+) -> std::io::Result<()> {
+    write_cpu_pair_in(&dir_for("cpu", cgroup_path), quota, period, current)
+}
+
+fn write_cpu_pair_in(
+    dir: &Path,
+    quota: Option<i64>,
+    period: Option<u64>,
+    current: Option<(i64, u64)>,
+) -> std::io::Result<()> {
+    let write_quota = |q: i64| std::fs::write(dir.join("cpu.cfs_quota_us"), q.to_string());
+    let write_period = |p: u64| std::fs::write(dir.join("cpu.cfs_period_us"), p.to_string());
+    match (quota, period) {
+        (Some(q), Some(p)) if current.is_some_and(|(_, old)| p < old) => {
+            write_quota(q)?;
+            write_period(p).inspect_err(|_| {
+                if let Some((old, _)) = current {
+                    let _ = write_quota(old);
+                }
+            })
+        }
+        (Some(q), Some(p)) => {
+            write_period(p)?;
+            write_quota(q).inspect_err(|_| {
+                if let Some((_, old)) = current {
+                    let _ = write_period(old);
+                }
+            })
+        }
+        (Some(q), None) => write_quota(q),
+        (None, Some(p)) => write_period(p),
+        (None, None) => Ok(()),
+    }
+}
+
 fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -233,6 +277,40 @@ pub fn apply_fixups(
 
 #[cfg(test)]
 mod tests {
+    /// The quota goes first when the period shrinks (100000/100000 to
+    /// 10000/10000 through 10000/100000, never 100000/10000), the period
+    /// first otherwise; a failed second write undoes the first.
+    #[test]
+    fn the_v1_cpu_pair_is_written_in_a_safe_order() {
+        let read = |dir: &Path, f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        let setup = || {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join("cpu.cfs_quota_us"), "100000").unwrap();
+            std::fs::write(d.path().join("cpu.cfs_period_us"), "100000").unwrap();
+            d
+        };
+        let current = Some((100_000, 100_000));
+        let d = setup();
+        write_cpu_pair_in(d.path(), Some(10_000), Some(10_000), current).unwrap();
+        assert_eq!(
+            (read(d.path(), "cpu.cfs_quota_us"), read(d.path(), "cpu.cfs_period_us")),
+            ("10000".into(), "10000".into())
+        );
+        // The period's write fails (here: it is a directory) after the
+        // quota's: the quota is put back.
+        let d = setup();
+        std::fs::remove_file(d.path().join("cpu.cfs_period_us")).unwrap();
+        std::fs::create_dir(d.path().join("cpu.cfs_period_us")).unwrap();
+        assert!(write_cpu_pair_in(d.path(), Some(10_000), Some(10_000), current).is_err());
+        assert_eq!(read(d.path(), "cpu.cfs_quota_us"), "100000");
+        // A growing period goes first; if the quota's write fails, it is put back.
+        let d = setup();
+        std::fs::remove_file(d.path().join("cpu.cfs_quota_us")).unwrap();
+        std::fs::create_dir(d.path().join("cpu.cfs_quota_us")).unwrap();
+        assert!(write_cpu_pair_in(d.path(), Some(200_000), Some(200_000), current).is_err());
+        assert_eq!(read(d.path(), "cpu.cfs_period_us"), "100000");
+    }
+
     #[test]
     fn io_weights_like_runc() {
         assert_eq!(super::io_weight_v2(10), 1);

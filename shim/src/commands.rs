@@ -484,26 +484,31 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
     // that a later write that fails cannot leave a new limit over old swap.
     crate::cgroup::apply_fixups(&record.cgroup_path, &resources, None)
         .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))?;
-    let manager = cgroup_manager(id, &c)?;
-    let apply = |resources: &LinuxResources| {
-        manager.apply(&ControllerOpt { resources, disable_oom_killer: false, oom_score_adj: None, freezer_state: None })
+    // On cgroup v1 brig writes the CPU pair itself, in the order that keeps
+    // every intermediate pair within the old or the new one (libcgroups
+    // writes the period first: a shrinking period over the old quota is
+    // more CPUs than either).
+    let mut resources = resources;
+    let v1_cpu_pair = match crate::cgroup::is_unified() {
+        true => None,
+        false => resources.cpu_mut().as_mut().map(|cpu| {
+            let pair = (cpu.quota(), cpu.period());
+            cpu.set_quota(None);
+            cpu.set_period(None);
+            pair
+        }),
     };
-    if let Err(e) = apply(&resources) {
-        // cgroup v1 writes the period, then the quota: if the quota's write
-        // failed, the new period would scale the old quota. Put the pair
-        // back as it was.
-        let touched_cpu = resources.cpu().as_ref().is_some_and(|c| c.quota().is_some() || c.period().is_some());
-        if let (true, Some((quota, period))) = (touched_cpu, current_cpu) {
-            let mut cpu = oci_spec::runtime::LinuxCpu::default();
-            cpu.set_quota(Some(quota));
-            cpu.set_period(Some(period));
-            let mut previous = LinuxResources::default();
-            previous.set_cpu(Some(cpu));
-            if let Err(restore) = apply(&previous) {
-                tracing::error!(id, "restoring the CPU quota {quota}/{period} after a failed update: {restore}");
-            }
-        }
-        return Err(Error::state(id, format!("updating the cgroup: {e}")));
+    cgroup_manager(id, &c)?
+        .apply(&ControllerOpt {
+            resources: &resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        })
+        .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))?;
+    if let Some((quota, period)) = v1_cpu_pair {
+        crate::cgroup::write_v1_cpu_pair(&record.cgroup_path, quota, period, current_cpu)
+            .map_err(|e| Error::state(id, format!("updating the cgroup's CPU quota: {e}")))?;
     }
     Ok(())
 }

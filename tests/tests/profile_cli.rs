@@ -93,6 +93,14 @@ fn update_cannot_raise_limits_above_the_profile() {
     brig.ok(&["update", "--cpu-quota", "50000", &id]);
     let err = brig.fails(&["update", "--cpu-period", "1000", &id]);
     assert!(err.contains("cpu.quota to 50000/1000") && err.contains("restricted"), "{err}");
+    // A shrinking period: the quota goes first (never 50000/10000 on the way).
+    brig.ok(&["update", "--cpu-quota", "10000", "--cpu-period", "10000", &id]);
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let dir = brig_tests::cgroup_dir("cpu", &format!("/brig/{id}"));
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
+        assert_eq!((read("cpu.cfs_quota_us"), read("cpu.cfs_period_us")), ("10000".into(), "10000".into()));
+    }
+    brig.ok(&["update", "--cpu-quota", "50000", "--cpu-period", "100000", &id]);
     // Within the ratio but below the kernel's 1 ms quota: on cgroup v1 the
     // period would be written and the quota refused (100 CPUs).
     let err = brig.fails(&["update", "--cpu-quota", "500", "--cpu-period", "1000", &id]);
