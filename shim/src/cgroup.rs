@@ -65,8 +65,27 @@ fn dir_for(controller: &str, cgroup_path: &Path) -> PathBuf {
     if is_unified() {
         Path::new(CGROUP_ROOT).join(rel)
     } else {
-        Path::new(CGROUP_ROOT).join(controller).join(rel)
+        v1_hierarchy(controller).join(rel)
     }
+}
+
+/// The cgroup v1 hierarchy of `controller`: `/sys/fs/cgroup/<controller>`,
+/// or a co-mounted one (`cpu,cpuacct`) on hosts without the per-controller
+/// links systemd makes.
+fn v1_hierarchy(controller: &str) -> PathBuf {
+    let direct = Path::new(CGROUP_ROOT).join(controller);
+    if controller.is_empty() || direct.exists() {
+        return direct;
+    }
+    std::fs::read_dir(CGROUP_ROOT)
+        .ok()
+        .and_then(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|name| name.split(',').any(|c| c == controller))
+        })
+        .map_or(direct, |name| Path::new(CGROUP_ROOT).join(name))
 }
 
 /// The CPU quota (`-1`: none) and period in effect in a job's cgroup.
@@ -112,7 +131,9 @@ fn write_cpu_pair_in(
             write_quota(q)?;
             write_period(p).inspect_err(|_| {
                 if let Some((old, _)) = current {
-                    let _ = write_quota(old);
+                    if let Err(e) = write_quota(old) {
+                        tracing::error!("putting back the CPU quota {old} after a failed period write: {e}");
+                    }
                 }
             })
         }
@@ -120,7 +141,9 @@ fn write_cpu_pair_in(
             write_period(p)?;
             write_quota(q).inspect_err(|_| {
                 if let Some((_, old)) = current {
-                    let _ = write_period(old);
+                    if let Err(e) = write_period(old) {
+                        tracing::error!("putting back the CPU period {old} after a failed quota write: {e}");
+                    }
                 }
             })
         }

@@ -417,8 +417,11 @@ fi
 if ! timeout 120 "${CTR_K8S[@]}" images import "$STATE/images/images.tar" >/dev/null; then
   log "ctr images import failed"; exit 2
 fi
+image_listed() { "${CTR_K8S[@]}" images ls -q | grep -qxF "$1"; }
 for ref in "$IMAGE_REF" "$PAUSE_REF"; do
-  "${CTR_K8S[@]}" images ls -q | grep -qxF "$ref" || { log "$ref missing after import"; exit 2; }
+  # The CRI plugin relabels an imported image (ImageUpdate events) after
+  # `ctr images import` returns; a listing in between can miss it.
+  wait_for "$ref" 10 image_listed "$ref" || { log "$ref missing after import"; exit 2; }
 done
 rm -rf "$STATE/images"
 stamp containerd
