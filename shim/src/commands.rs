@@ -474,7 +474,10 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
     // Without its run record the update cannot be held to the profile: refused.
     let record = RunRecord::load(&dir).map_err(|e| Error::io("reading", dir.join(state::RECORD_FILE), e))?;
     let current_cpu = crate::cgroup::current_cpu_max(&record.cgroup_path);
-    let resources = crate::limits::fill_cpu_pair(crate::limits::zero_means_unchanged(resources), current_cpu);
+    let resources = crate::limits::fill_swap_without_swap(
+        crate::limits::fill_cpu_pair(crate::limits::zero_means_unchanged(resources), current_cpu),
+        &record.cgroup_ceiling,
+    );
     crate::limits::check_update(&record, &resources).map_err(|m| Error::state(id, m))?;
     if let Some(path) = crate::rootless::own_v1_limits(&dir) {
         return crate::rootless::apply_v1(&path, &resources).map(|_| ()).map_err(|e| Error::state(id, e.to_string()));

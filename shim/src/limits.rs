@@ -60,6 +60,21 @@ pub fn fill_cpu_pair(mut r: LinuxResources, current: Option<(i64, u64)>) -> Linu
     r
 }
 
+/// Under a profile that allows no swap (`memory_swap` at most `memory`), a
+/// memory limit updated alone keeps the job without swap: the swap
+/// (memory plus swap, as OCI counts it) is set to the limit. This is what
+/// `docker update --memory 64m` sends, with no `--memory-swap`. Elsewhere
+/// a limit alone is refused, naming both (see [`check_update`]).
+pub fn fill_swap_without_swap(mut r: LinuxResources, c: &CgroupSection) -> LinuxResources {
+    let no_swap = matches!((c.memory, c.memory_swap), (Some(m), Some(s)) if s.0 <= m.0);
+    if let (true, Some(m)) = (no_swap, r.memory_mut()) {
+        if let (Some(limit), None) = (m.limit(), m.swap()) {
+            m.set_swap(Some(limit));
+        }
+    }
+    r
+}
+
 /// Refuses resource updates above the container's profile.
 pub fn check_update(record: &RunRecord, r: &LinuxResources) -> Result<(), String> {
     check_update_against(&record.profile.name, &record.cgroup_ceiling, record.devices_allowed, r)
@@ -411,6 +426,37 @@ mod rlimit_tests {
             let r = zero_means_unchanged(r);
             check_update_against("restricted", &restricted.cgroup, false, &r).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    /// `docker update --memory 64m` sends no swap: under a profile without
+    /// swap the job stays without it; elsewhere both are asked for.
+    #[test]
+    fn a_limit_alone_keeps_a_job_without_swap() {
+        let restricted = brig_profiles::ProfileSet::load_one(None, "restricted").unwrap().profile;
+        let update: LinuxResources =
+            serde_json::from_value(serde_json::json!({"memory": {"limit": 67108864}})).unwrap();
+        let filled = fill_swap_without_swap(update.clone(), &restricted.cgroup);
+        assert_eq!(filled.memory().unwrap().swap(), Some(67108864));
+        check_update_against("restricted", &restricted.cgroup, false, &filled).unwrap();
+        // Above the ceiling it is still refused, as memory.limit.
+        let big: LinuxResources = serde_json::from_value(serde_json::json!({"memory": {"limit": 1073741824}})).unwrap();
+        let err = check_update_against(
+            "restricted",
+            &restricted.cgroup,
+            false,
+            &fill_swap_without_swap(big, &restricted.cgroup),
+        )
+        .unwrap_err();
+        assert!(err.contains("memory.limit to 1073741824"), "{err}");
+        // A profile that allows swap: the swap to keep is not known, both are asked for.
+        let swappy =
+            brig_profiles::parse("name = \"swappy\"\n[cgroup]\nmemory = \"1g\"\nmemory_swap = \"2g\"\n", "swappy")
+                .unwrap();
+        let filled = fill_swap_without_swap(update, &swappy.cgroup);
+        assert_eq!(filled.memory().unwrap().swap(), None);
+        assert!(check_update_against("swappy", &swappy.cgroup, false, &filled)
+            .unwrap_err()
+            .contains("updated together"));
     }
 
     /// Kubernetes resizes a pod without a CPU limit with a period alone

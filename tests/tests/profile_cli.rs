@@ -105,6 +105,14 @@ fn update_cannot_raise_limits_above_the_profile() {
     // period would be written and the quota refused (100 CPUs).
     let err = brig.fails(&["update", "--cpu-quota", "500", "--cpu-period", "1000", &id]);
     assert!(err.contains("kernel's bounds") && err.contains("restricted"), "{err}");
+    // `docker update --memory 256m` sends no swap: under restricted (no
+    // swap) the job stays without swap.
+    brig.ok(&["update", "--memory", "268435456", &id]);
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let dir = brig_tests::cgroup_dir("memory", &format!("/brig/{id}"));
+        let limit = std::fs::read_to_string(dir.join("memory.limit_in_bytes")).unwrap();
+        assert_eq!(limit.trim(), "268435456");
+    }
     // Zeros mean "unchanged" (what dockerd sends for fields it has no value for).
     brig.ok(&["update", "--cpu-quota", "0", "--cpu-period", "0", "--memory", "0", "--pids-limit", "90", &id]);
     // Nor through raw cgroup v2 files.
