@@ -1,6 +1,12 @@
 // Here we duplicate the signatures of external functions and apply
 // the mockall::automock macro to generate mock modules for use
 // in tests, allowing us to exercise code paths without eg making syscalls
+//
+// brig's patch (third_party/README.md): the bodies below are never called
+// (tests call the generated `mock_*` functions; the module is built only for
+// this crate's tests, with the `cgroupsv2_devices` feature). Instead of
+// panicking placeholders they fail like a syscall the kernel does not have
+// (-1), so that a call by mistake is an error, not a panic.
 
 #[cfg_attr(test, automock())]
 pub mod libc {
@@ -13,7 +19,7 @@ pub mod libc {
     pub type __rlimit_resource_t = libc::__rlimit_resource_t;
 
     pub fn setrlimit(_resource: __rlimit_resource_t, _rlim: *const libc::rlimit) -> libc::c_int {
-        unimplemented!();
+        -1
     }
 }
 
@@ -27,7 +33,7 @@ pub mod libbpf_sys {
         _insns_cnt: libbpf_sys::size_t,
         _opts: *const libbpf_sys::bpf_prog_load_opts,
     ) -> ::std::os::raw::c_int {
-        unimplemented!();
+        -1
     }
 
     pub fn bpf_prog_query(
@@ -38,11 +44,11 @@ pub mod libbpf_sys {
         _prog_ids: *mut libbpf_sys::__u32,
         _prog_cnt: *mut libbpf_sys::__u32,
     ) -> ::std::os::raw::c_int {
-        unimplemented!();
+        -1
     }
 
     pub fn bpf_prog_get_fd_by_id(_id: libbpf_sys::__u32) -> ::std::os::raw::c_int {
-        unimplemented!();
+        -1
     }
 
     pub fn bpf_prog_detach2(
@@ -50,7 +56,7 @@ pub mod libbpf_sys {
         _attachable_fd: ::std::os::raw::c_int,
         _type_: libbpf_sys::bpf_attach_type,
     ) -> ::std::os::raw::c_int {
-        unimplemented!();
+        -1
     }
 
     pub fn bpf_prog_attach(
@@ -59,6 +65,6 @@ pub mod libbpf_sys {
         _type_: libbpf_sys::bpf_attach_type,
         _flags: ::std::os::raw::c_uint,
     ) -> ::std::os::raw::c_int {
-        unimplemented!();
+        -1
     }
 }
