@@ -253,8 +253,7 @@ impl AuditLog {
             .open(path)
             .map_err(|e| io("opening", e))?;
         f.lock().map_err(|e| io("locking", e))?;
-        let (prev, seq) = self.tail(&mut f)?;
-        let len = f.seek(SeekFrom::End(0)).map_err(|e| io("seeking", e))?;
+        let (prev, seq, len) = self.tail(&mut f)?;
         let mut record = record.clone();
         if record.reason.chars().count() > MAX_REASON {
             record.reason = record.reason.chars().take(MAX_REASON).collect::<String>() + "…";
@@ -279,13 +278,14 @@ impl AuditLog {
         Ok(())
     }
 
-    /// `(SHA-256 of the last line, its seq)`, or `(genesis, 0)` for an empty log.
-    fn tail(&self, f: &mut File) -> Result<(String, u64), AuditError> {
+    /// `(SHA-256 of the last line, its seq, the log's length)`, or
+    /// `(genesis, 0, 0)` for an empty log.
+    fn tail(&self, f: &mut File) -> Result<(String, u64, u64), AuditError> {
         let path = &self.path;
         let io = |op, source| AuditError::Io { path: path.clone(), op, source };
         let len = f.seek(SeekFrom::End(0)).map_err(|e| io("seeking", e))?;
         if len == 0 {
-            return Ok((genesis(), 0));
+            return Ok((genesis(), 0, 0));
         }
         // Read backwards until the newline before the last line.
         let mut buf: Vec<u8> = Vec::new();
@@ -315,7 +315,7 @@ impl AuditLog {
             .ok()
             .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64))
             .ok_or_else(|| AuditError::BadTail { path: path.clone() })?;
-        Ok((hex::encode(Sha256::digest(last)), seq))
+        Ok((hex::encode(Sha256::digest(last)), seq, len))
     }
 
     fn count_lines(&self) -> Result<usize, AuditError> {

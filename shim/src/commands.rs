@@ -474,7 +474,7 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
     // Without its run record the update cannot be held to the profile: refused.
     let record = RunRecord::load(&dir).map_err(|e| Error::io("reading", dir.join(state::RECORD_FILE), e))?;
     let current_cpu = crate::cgroup::current_cpu_max(&record.cgroup_path);
-    let resources = crate::limits::fill_swap_without_swap(
+    let mut resources = crate::limits::fill_swap_without_swap(
         crate::limits::fill_cpu_pair(crate::limits::zero_means_unchanged(resources), current_cpu),
         &record.cgroup_ceiling,
     );
@@ -491,7 +491,6 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
     // every intermediate pair within the old or the new one (libcgroups
     // writes the period first: a shrinking period over the old quota is
     // more CPUs than either).
-    let mut resources = resources;
     let v1_cpu_pair = match crate::cgroup::is_unified() {
         true => None,
         false => resources.cpu_mut().as_mut().map(|cpu| {
