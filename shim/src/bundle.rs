@@ -120,7 +120,16 @@ impl LaunchRequest {
             "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt",
             "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/usr", "/var",
         ];
-        if HOST_DIRS.iter().any(|d| rootfs == Path::new(d)) {
+        // Nor anything inside the trees that hold the host's configuration,
+        // software and kernel: no client keeps a container's root filesystem
+        // there (Docker, containerd and Podman use /var/lib and /run,
+        // rootless Podman the user's home), and a job rooted at `/etc/ssl`
+        // would read what is there. (Home directories, /root included, hold
+        // bundles people make by hand, so only their top is refused.)
+        // `canonicalize` has resolved symbolic links (`/lib` -> `/usr/lib`).
+        const HOST_TREES: [&str; 11] =
+            ["/bin", "/boot", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin", "/sys", "/usr"];
+        if HOST_DIRS.iter().any(|d| rootfs == Path::new(d)) || HOST_TREES.iter().any(|d| rootfs.starts_with(d)) {
             return Err(BundleError::Invalid {
                 path: config_path,
                 field: "root.path".into(),

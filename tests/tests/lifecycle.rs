@@ -713,12 +713,19 @@ fn a_namespace_listed_twice_is_refused() {
     assert!(brig.ok(&["list", "-q"]).trim().is_empty());
 }
 
-/// The host's root (or a system directory) as the job's root filesystem is
-/// refused, naming the field.
+/// The host's root, a system directory, or a directory inside the trees of
+/// the host's configuration, software and kernel, as the job's root
+/// filesystem is refused, naming the field; also through a symbolic link.
 #[test]
 fn the_hosts_root_is_not_a_rootfs() {
     let brig = Brig::default();
-    for root in ["/", "/etc", "/usr/"] {
+    let link_dir = tempfile::tempdir().expect("tempdir");
+    let link = link_dir.path().join("looks-harmless");
+    std::os::unix::fs::symlink("/etc/ssl", &link).expect("symlink");
+    let link = link.to_string_lossy().into_owned();
+    for root in
+        ["/", "/etc", "/usr/", "/etc/ssl", "/root/", "/usr/share", "/proc/self/root", "/proc/self/root/etc/ssl", &link]
+    {
         let mut bundle = Bundle::new(&["true"]);
         bundle.set("/root", json!({ "path": root, "readonly": true }));
         let (code, _, err) = brig.run(&bundle, &unique_id("hostroot"));
