@@ -5,7 +5,7 @@
 //! [`PolicyConfig::validate`] and [`AuditConfig::validate`] name the field
 //! that is wrong.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,10 @@ pub struct TrustConfig {
     /// accepted for one launch only.
     #[serde(default)]
     pub replay: Option<ReplayConfig>,
+    /// The only directory a `dev.brig.token-file` annotation may name a
+    /// file in (written by a node agent; root-only).
+    #[serde(default = "default_token_dir")]
+    pub token_dir: PathBuf,
     /// A shared secret for HS256/HS384/HS512; HMAC tokens are refused unless this is set.
     #[serde(default)]
     pub hmac_secret_file: Option<PathBuf>,
@@ -109,6 +113,9 @@ pub struct TrustConfig {
 
 fn default_jwks_cache_file() -> PathBuf {
     PathBuf::from("/var/lib/brig/jwks-cache.json")
+}
+fn default_token_dir() -> PathBuf {
+    PathBuf::from("/run/brig/tokens")
 }
 fn default_jwks_cache_ttl() -> u64 {
     300
@@ -148,6 +155,7 @@ impl TrustConfig {
             leeway_secs: default_leeway(),
             max_lifetime_secs: default_max_lifetime(),
             replay: None,
+            token_dir: default_token_dir(),
             hmac_secret_file: None,
             tenant_claim: default_tenant_claim(),
             roles_claim: default_roles_claim(),
@@ -161,6 +169,12 @@ impl TrustConfig {
             return Err(ConfigError::new(
                 "auth.leeway_secs",
                 format!("{} is more than the maximum of {MAX_LEEWAY_SECS}", self.leeway_secs),
+            ));
+        }
+        if !self.token_dir.is_absolute() || self.token_dir == Path::new("/") {
+            return Err(ConfigError::new(
+                "auth.token_dir",
+                format!("`{}` is not an absolute directory below `/`", self.token_dir.display()),
             ));
         }
         for (i, alg) in self.algorithms.iter().enumerate() {

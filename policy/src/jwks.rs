@@ -242,7 +242,12 @@ fn add_jwks(keys: &mut HashMap<String, PublicKey>, text: &str, origin: &str) -> 
         let kind = match &jwk.algorithm {
             AlgorithmParameters::RSA(rsa) => {
                 let n = URL_SAFE_NO_PAD.decode(rsa.n.as_bytes()).map_err(|_| key_err("`n` is not base64url".into()))?;
-                let bits = n.iter().position(|b| *b != 0).map_or(0, |first| (n.len() - first) * 8);
+                // Exact bit length: whole bytes after the first non-zero one,
+                // plus that byte's significant bits (0x01 counts 1, not 8).
+                let bits = n
+                    .iter()
+                    .position(|b| *b != 0)
+                    .map_or(0, |first| (n.len() - first - 1) * 8 + (8 - n[first].leading_zeros() as usize));
                 if bits < MIN_RSA_BITS {
                     return Err(key_err(format!("RSA modulus under {MIN_RSA_BITS} bits")));
                 }

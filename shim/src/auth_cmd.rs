@@ -77,10 +77,10 @@ pub fn policy(g: &GlobalOpts, cmd: &PolicyCmd) -> Result<i32> {
 fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i32> {
     let config = config(g)?;
     let mut request = crate::bundle::LaunchRequest::read(bundle)?;
-    let credential = crate::pipeline::take_credential(&mut request.spec)?;
+    let credential = crate::pipeline::take_credential(&mut request.spec);
     let token = match token_file {
         Some(p) => Some(std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, e))?.trim().to_string()),
-        None => credential.token,
+        None => credential.resolve(&config.auth.token_dir).map_err(usage)?,
     };
     let name =
         request.annotation(crate::bundle::annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
@@ -330,6 +330,10 @@ pub fn init(opts: &InitOpts) -> Result<i32> {
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(state)
         .map_err(|e| Error::io("creating", state, e))?;
+    let tokens = state.join("tokens");
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&tokens)
+        .map_err(|e| Error::io("creating", &tokens, e))?;
     let text = format!(
         r#"# brig development configuration, written by `brig init`.
 # The keys under keys/ were generated on this machine for local use; a
@@ -343,6 +347,8 @@ jwks_file = "{jwks}"
 algorithms = ["EdDSA", "ES256", "RS256"]
 leeway_secs = 30
 max_lifetime_secs = 3600
+# The only directory a `dev.brig.token-file` annotation may name a file in.
+token_dir = "{state}/tokens"
 
 [auth.replay]
 dir = "{state}/jti"

@@ -42,6 +42,9 @@ pub struct Credential {
     pub token: Option<String>,
     /// Where it came from (annotation, file, environment).
     pub source: &'static str,
+    /// The `dev.brig.token-file` annotation, read only when a token is
+    /// needed and none came inline (see [`Credential::resolve`]).
+    pub file: Option<String>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -49,14 +52,92 @@ impl std::fmt::Debug for Credential {
         f.debug_struct("Credential")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("source", &self.source)
+            .field("file", &self.file)
             .finish()
     }
+}
+
+impl Credential {
+    /// The token: the inline one, or else the named token file's, read from
+    /// inside `token_dir` (see [`read_token_file`]).
+    pub fn resolve(mut self, token_dir: &Path) -> Result<Option<String>, String> {
+        if self.token.is_some() {
+            return Ok(self.token.take());
+        }
+        match self.file.as_deref() {
+            Some(name) => read_token_file(token_dir, name).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reads the token file a bundle names (`dev.brig.token-file`).
+///
+/// The bundle is not trusted to pick a file for root to read: the file must
+/// be inside the configured token directory (`[auth] token_dir`, where a
+/// node agent writes tokens), reached without a symbolic link or a mount
+/// crossing (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_XDEV`, so no `..`, no link to another pod's token or to
+/// `/etc/shadow`), a regular file (never a FIFO or a device: opened
+/// non-blocking, checked with `fstat`) owned by brig's user and writable by
+/// no one else, and read only up to one byte past the longest token.
+/// Errors name the annotation and the path, never the file's content.
+pub fn read_token_file(token_dir: &Path, name: &str) -> Result<String, String> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let key = annotation::TOKEN_FILE;
+    let fail = |why: &str| Err(format!("{key} `{name}`: {why}"));
+    let path = Path::new(name);
+    let relative = if path.is_absolute() {
+        match path.strip_prefix(token_dir) {
+            Ok(r) => r,
+            Err(_) => {
+                return fail(&format!("not inside the token directory `{}` ([auth] token_dir)", token_dir.display()))
+            }
+        }
+    } else {
+        path
+    };
+    if relative.as_os_str().is_empty() {
+        return fail("names no file");
+    }
+    let dir = std::fs::File::open(token_dir)
+        .map_err(|e| format!("{key} `{name}`: the token directory `{}`: {e}", token_dir.display()))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV);
+    let fd = match openat2(std::os::fd::AsRawFd::as_raw_fd(&dir), relative, how) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::EXDEV) => {
+            return fail(&format!("leaves the token directory `{}` ([auth] token_dir)", token_dir.display()))
+        }
+        Err(nix::errno::Errno::ELOOP) => return fail("is or passes through a symbolic link"),
+        Err(e) => return fail(&format!("cannot be opened: {}", std::io::Error::from(e).kind())),
+    };
+    // SAFETY: `fd` was just returned by openat2 and is owned by nothing else.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let meta = file.metadata().map_err(|e| format!("{key} `{name}`: {}", e.kind()))?;
+    if !meta.file_type().is_file() {
+        return fail("is not a regular file");
+    }
+    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        return fail("must be owned by brig's user and writable by no one else");
+    }
+    let mut text = String::new();
+    let limit = brig_policy::token::MAX_TOKEN_BYTES as u64 + 1;
+    file.take(limit).read_to_string(&mut text).map_err(|e| format!("{key} `{name}`: cannot be read: {}", e.kind()))?;
+    if text.len() as u64 >= limit {
+        return fail(&format!("is longer than a token ({} bytes at most)", brig_policy::token::MAX_TOKEN_BYTES));
+    }
+    Ok(text.trim().to_string())
 }
 
 /// Removes every trace of a token from the spec (annotations and the
 /// process environment), so that neither the job, `brig state`, the saved
 /// config nor any log can see it.
-pub fn take_credential(spec: &mut Spec) -> Result<Credential, BundleError> {
+pub fn take_credential(spec: &mut Spec) -> Credential {
     let mut token = None;
     let mut source = "none";
     let mut token_file = None;
@@ -85,18 +166,10 @@ pub fn take_credential(spec: &mut Spec) -> Result<Credential, BundleError> {
             }
         }
     }
-    if token.is_none() {
-        if let Some(path) = token_file {
-            let text = std::fs::read_to_string(&path).map_err(|e| BundleError::Annotation {
-                path: Path::new(&path).to_path_buf(),
-                key: annotation::TOKEN_FILE,
-                message: format!("cannot read the token file: {}", e.kind()),
-            })?;
-            token = Some(text.trim().to_string());
-            source = "file";
-        }
+    if token.is_none() && token_file.is_some() {
+        source = "file";
     }
-    Ok(Credential { token, source })
+    Credential { token, source, file: token_file }
 }
 
 /// Removes the token variable from an `exec` process.
@@ -188,7 +261,7 @@ pub fn prepare(
 ) -> Result<Prepared, LaunchError> {
     let t0 = std::time::Instant::now();
     let us = |t: std::time::Instant| t.elapsed().as_micros() as u64;
-    let credential = take_credential(&mut request.spec)?;
+    let credential = take_credential(&mut request.spec);
     let now = SystemTime::now();
 
     let name = request.annotation(annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
@@ -242,7 +315,8 @@ pub fn prepare(
             let Some(policies) = policies else {
                 return Err(deny(config, id, Some(&context), "the policies were not loaded".into()));
             };
-            let Some(token) = credential.token.as_deref() else {
+            let token = credential.resolve(&config.auth.token_dir).map_err(|e| deny(config, id, Some(&context), e))?;
+            let Some(token) = token.as_deref() else {
                 return Err(deny(
                     config,
                     id,
@@ -369,7 +443,7 @@ mod tests {
             "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0},
                         "env": ["PATH=/bin", "BRIG_TOKEN=other.jwt.value"]}
         }));
-        let c = take_credential(&mut s).unwrap();
+        let c = take_credential(&mut s);
         assert_eq!(c.token.as_deref(), Some("secret.jwt.here"));
         assert_eq!(c.source, "annotation");
         let text = serde_json::to_string(&s).unwrap();
@@ -384,7 +458,7 @@ mod tests {
             "ociVersion": "1.0.2",
             "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "env": ["BRIG_TOKEN=abc"]}
         }));
-        let c = take_credential(&mut s).unwrap();
+        let c = take_credential(&mut s);
         assert_eq!((c.token.as_deref(), c.source), (Some("abc"), "environment"));
         assert!(s.process().as_ref().unwrap().env().as_ref().unwrap().is_empty());
     }

@@ -440,3 +440,78 @@ fn tampering_with_the_audit_log_is_detected() {
         assert!(out.contains(bad_line), "{what}: {out}");
     }
 }
+
+/// `dev.brig.token-file` names a file inside `[auth] token_dir` only: the
+/// bundle cannot make root brig read another pod's token or any host file,
+/// through an absolute path, `..`, or a symbolic link, nor block it on a FIFO
+/// or feed it an endless file. Each refusal names the annotation, never the
+/// file's content, and is audited.
+#[test]
+fn a_token_file_is_read_only_from_the_token_directory() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let tenant = acme.file_name().unwrap().to_str().unwrap().to_string();
+    let token_dir = a.var.join("tokens");
+    assert!(token_dir.is_dir(), "brig init makes the token directory");
+    let config = std::fs::read_to_string(&a.brig.config).unwrap();
+    assert!(config.contains(&format!("token_dir = \"{}\"", token_dir.display())), "{config}");
+    let with_file = |name: &str| {
+        let mut b = bundle_with("", &acme, "cat /in/data.txt > /out/copy.txt");
+        let mut annotations = b.config["annotations"].as_object().unwrap().clone();
+        annotations.remove("dev.brig.token");
+        annotations.insert("dev.brig.token-file".into(), json!(name));
+        b.set("/annotations", Value::Object(annotations));
+        b
+    };
+    let mint = || a.mint(&["--tenant", &tenant, "--role", "function"]);
+
+    // Inside the directory, by absolute or relative name: launches.
+    std::fs::write(token_dir.join("job-a.jwt"), format!("{}\n", mint())).unwrap();
+    let (code, _, err) = a.brig.run(&with_file(token_dir.join("job-a.jwt").to_str().unwrap()), &unique_id("tf"));
+    assert_eq!(code, 0, "a token file in the token directory must launch: {err}");
+    std::fs::write(token_dir.join("job-b.jwt"), mint()).unwrap();
+    let (code, _, err) = a.brig.run(&with_file("job-b.jwt"), &unique_id("tf"));
+    assert_eq!(code, 0, "a relative token file name must launch: {err}");
+
+    // A valid token outside the directory (another pod's, say).
+    let outside = a.brig.dir.path().join("victim.jwt");
+    let secret = mint();
+    std::fs::write(&outside, &secret).unwrap();
+    let link = token_dir.join("looks-mine.jwt");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let sub = token_dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let fifo = token_dir.join("fifo.jwt");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let huge = token_dir.join("huge.jwt");
+    std::fs::write(&huge, vec![b'a'; 1 << 20]).unwrap();
+    let shared = token_dir.join("shared.jwt");
+    std::fs::write(&shared, mint()).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let dotdot = format!("sub/../../{}", outside.file_name().unwrap().to_str().unwrap());
+    let cases: Vec<(String, &str)> = vec![
+        (outside.to_str().unwrap().to_string(), "not inside the token directory"),
+        ("/etc/shadow".into(), "not inside the token directory"),
+        (format!("{}/../victim.jwt", token_dir.display()), "leaves the token directory"),
+        (dotdot, "leaves the token directory"),
+        (link.to_str().unwrap().to_string(), "symbolic link"),
+        ("fifo.jwt".into(), "not a regular file"),
+        ("sub".into(), "not a regular file"),
+        ("huge.jwt".into(), "longer than a token"),
+        ("shared.jwt".into(), "writable by no one else"),
+        ("missing.jwt".into(), "cannot be opened"),
+    ];
+    for (name, why) in &cases {
+        let id = unique_id("tf-bad");
+        let started = std::time::Instant::now();
+        let (code, out, err) = a.brig.run(&with_file(name), &id);
+        assert_ne!(code, 0, "{name} was accepted");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{name} blocked brig");
+        assert!(err.contains("dev.brig.token-file") && err.contains(why), "{name}: {err}");
+        assert!(!out.contains(&secret) && !err.contains(&secret), "{name}: the token leaked");
+        nothing_left(&a, &id);
+    }
+    let log = std::fs::read_to_string(a.audit_log()).unwrap();
+    assert_eq!(log.matches("dev.brig.token-file").count(), cases.len(), "every refusal is audited");
+    assert!(!log.contains(&secret), "the token is in the audit log");
+}

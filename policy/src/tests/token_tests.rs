@@ -379,6 +379,17 @@ fn jwks_file_loading_and_trust_errors() {
     assert!(e.to_string().contains("kid"), "{e}");
     let oct = json!({"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}]}).to_string();
     assert!(TokenVerifier::with_jwks(&cfg, &oct, None).is_err());
+    // RSA moduli are measured in bits: 256 bytes whose first is 0x01 is a
+    // 2,041-bit modulus, refused; one whose first is 0x80 is 2,048 bits.
+    let rsa_with_n = |first: u8| {
+        let mut n = vec![0xffu8; 256];
+        n[0] = first;
+        let n = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &n);
+        json!({"keys": [{"kty": "RSA", "kid": "r", "use": "sig", "n": n, "e": "AQAB"}]}).to_string()
+    };
+    let e = TokenVerifier::with_jwks(&cfg, &rsa_with_n(0x01), None).unwrap_err();
+    assert!(e.to_string().contains("under 2048 bits"), "{e}");
+    TokenVerifier::with_jwks(&cfg, &rsa_with_n(0x80), None).unwrap();
     std::fs::write(&path, "{not json").unwrap();
     assert!(TokenVerifier::new(&cfg).unwrap_err().to_string().contains("not JSON"));
     cfg.mode = crate::AuthMode::Off;
