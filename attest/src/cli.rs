@@ -51,12 +51,47 @@ pub enum Command {
     },
 }
 
+/// Reads an envelope: a regular file (opened without blocking, so a FIFO
+/// cannot hang the verifier, and checked on the open file), read only up to
+/// one byte past the largest envelope (so `/dev/zero` or a growing file
+/// cannot exhaust memory).
 fn read_envelope(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    if meta.len() > crate::MAX_ENVELOPE_BYTES as u64 {
-        anyhow::bail!("`{}` is {} bytes, more than an envelope may be", path.display(), meta.len());
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let meta = file.metadata().with_context(|| format!("cannot read `{}`", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("`{}` is not a regular file", path.display());
     }
-    std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
+    let max = crate::MAX_ENVELOPE_BYTES as u64;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read `{}`", path.display()))?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!("`{}` is more than the {max} bytes an envelope may be", path.display());
+    }
+    Ok(bytes)
+}
+
+/// brig writes a run's record as `<container id>.intoto.json`: a file of
+/// that name must hold that container's record, not another run's copied
+/// over it.
+fn check_file_name(path: &std::path::Path, container_id: &str) -> anyhow::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Some(stem) = name.strip_suffix(".intoto.json") {
+        if stem != container_id {
+            anyhow::bail!(
+                "`{}` holds the record of container `{}`, not of `{}` (a record copied over another)",
+                path.display(),
+                crate::name::escape(container_id.as_bytes()),
+                crate::name::escape(stem.as_bytes())
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Runs one command.
@@ -71,6 +106,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             let reqs = require.iter().map(|r| r.parse::<Requirement>()).collect::<Result<Vec<_>, _>>()?;
             let artifacts = Artifacts::parse(&artifacts)?;
             let v = crate::verify_with(&bytes, &keys, artifacts.as_ref(), &reqs)
+                .with_context(|| format!("`{}` does not verify", envelope.display()))?;
+            check_file_name(&envelope, &v.container_id())
                 .with_context(|| format!("`{}` does not verify", envelope.display()))?;
             if print {
                 println!("{}", serde_json::to_string_pretty(&v.statement)?);

