@@ -719,13 +719,27 @@ fn a_namespace_listed_twice_is_refused() {
 #[test]
 fn the_hosts_root_is_not_a_rootfs() {
     let brig = Brig::default();
+    // Paths that exist on any host (the QEMU guest has no /etc/ssl): a
+    // directory made inside /etc for the test, and links to it.
+    let etc_sub = tempfile::Builder::new().prefix("brig-test-").tempdir_in("/etc").expect("tempdir in /etc");
+    let etc_sub_path = etc_sub.path().to_string_lossy().into_owned();
     let link_dir = tempfile::tempdir().expect("tempdir");
     let link = link_dir.path().join("looks-harmless");
-    std::os::unix::fs::symlink("/etc/ssl", &link).expect("symlink");
+    std::os::unix::fs::symlink(etc_sub.path(), &link).expect("symlink");
     let link = link.to_string_lossy().into_owned();
-    for root in
-        ["/", "/etc", "/usr/", "/etc/ssl", "/root/", "/usr/share", "/proc/self/root", "/proc/self/root/etc/ssl", &link]
-    {
+    let via_proc = format!("/proc/self/root{etc_sub_path}");
+    for root in [
+        "/",
+        "/etc",
+        "/usr/",
+        "/root/",
+        &etc_sub_path,
+        "/proc/self/fd",
+        "/sys/kernel",
+        "/proc/self/root",
+        &via_proc,
+        &link,
+    ] {
         let mut bundle = Bundle::new(&["true"]);
         bundle.set("/root", json!({ "path": root, "readonly": true }));
         let (code, _, err) = brig.run(&bundle, &unique_id("hostroot"));
