@@ -115,7 +115,7 @@ fn default_jwks_cache_file() -> PathBuf {
     PathBuf::from("/var/lib/brig/jwks-cache.json")
 }
 fn default_token_dir() -> PathBuf {
-    PathBuf::from("/run/brig/tokens")
+    PathBuf::from("/run/brig-tokens")
 }
 fn default_jwks_cache_ttl() -> u64 {
     300

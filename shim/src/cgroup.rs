@@ -53,11 +53,20 @@ pub fn refuse_requested(cgroup_path: &Path) -> Option<String> {
     if rel.as_os_str().is_empty() {
         return Some("the root cgroup is the host's".to_string());
     }
-    let populated = hierarchy_dirs(rel)
-        .ok()?
-        .into_iter()
-        .find(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|procs| !procs.trim().is_empty()))?;
-    Some(format!("`{}` already holds processes ({})", cgroup_path.display(), populated.display()))
+    let dirs = hierarchy_dirs(rel).ok()?;
+    if let Some(populated) = dirs
+        .iter()
+        .find(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|procs| !procs.trim().is_empty()))
+    {
+        return Some(format!("`{}` already holds processes ({})", cgroup_path.display(), populated.display()));
+    }
+    // A cgroup with child cgroups is the parent of other jobs' or services'
+    // (`/brig` holds every job's): `kill --all`, `delete --force` and `pause`
+    // act on the whole subtree.
+    let parent = dirs
+        .iter()
+        .find(|d| std::fs::read_dir(d).is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.path().is_dir()))))?;
+    Some(format!("`{}` has child cgroups ({}): it is not a job's own cgroup", cgroup_path.display(), parent.display()))
 }
 
 fn dir_for(controller: &str, cgroup_path: &Path) -> PathBuf {

@@ -97,6 +97,17 @@ fn process_from_args(base: &Spec, args: &Exec) -> Result<Process> {
 }
 
 /// Holds an exec'd process to the container's profile, as `create` held the
+/// Every capability set empty.
+fn no_capabilities() -> LinuxCapabilities {
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(Some(Capabilities::new()))
+        .set_effective(Some(Capabilities::new()))
+        .set_permitted(Some(Capabilities::new()))
+        .set_inheritable(Some(Capabilities::new()))
+        .set_ambient(Some(Capabilities::new()));
+    caps
+}
+
 /// init: no token, the profile's no_new_privs, and capabilities tightened to
 /// the container's. Client defaults (Docker, Podman and containerd copy their
 /// 14 default capabilities into every exec) are dropped; any other capability
@@ -118,10 +129,17 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
             return Err(Error::state(id, format!("profile `{}` refuses exec: {field}: {reason}", record.profile.name)))
         }
     }
+    // No capabilities in process.json: the container's own, never what
+    // libcontainer would leave (host root's full set, or on the user
+    // namespace path oci-spec's defaults).
+    let Some(caps) = process.capabilities().clone() else {
+        let own = base.process().as_ref().and_then(|p| p.capabilities().clone()).unwrap_or_else(no_capabilities);
+        process.set_capabilities(Some(own));
+        return Ok(());
+    };
     if any {
         return Ok(());
     }
-    let Some(caps) = process.capabilities().clone() else { return Ok(()) };
     let allowed = base.process().as_ref().and_then(|p| p.capabilities().clone()).unwrap_or_default();
     let filter = |name: &str,
                   asked: &Option<Capabilities>,
@@ -238,9 +256,14 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     }
     let handover = Handover::for_exec(&plan, client_seccomp.clone())
         .map_err(|e| Error::io("preparing the supervisor for", &dir, e))?;
-    if record.userns.is_some() || crate::rootless::exec_joins_userns(&dir) {
-        // libcontainer's tenant path does not join user namespaces.
-        let init = c.pid().ok_or_else(|| Error::state(id, "no init pid"))?;
+    let init = c.pid().ok_or_else(|| Error::state(id, "no init pid"))?;
+    // libcontainer's tenant path does not join user namespaces: brig's does,
+    // whenever the job is in one (made by brig, by a rootless caller, or
+    // asked for by the spec: Docker's userns-remap, Podman's --userns).
+    if record.userns.is_some()
+        || crate::rootless::exec_joins_userns(&dir)
+        || crate::tenant::in_other_user_namespace(init.as_raw())
+    {
         let executor_fds = handover.executor();
         let pid = crate::tenant::spawn(&crate::tenant::TenantRequest {
             init_pid: init.as_raw(),

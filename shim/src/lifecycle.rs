@@ -376,8 +376,8 @@ fn stage_bind_sources(
     rootfs_mount: &Path,
     rec: &mut state::UsernsRecord,
 ) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = rootfs_mount.with_extension("binds");
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = staged_dir(rootfs_mount, "binds");
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     let mut staged_any = false;
     for (i, m) in mounts.iter_mut().enumerate() {
@@ -391,6 +391,7 @@ fn stage_bind_sources(
         if !staged_any {
             std::fs::DirBuilder::new()
                 .mode(0o711)
+                .recursive(true)
                 .create(&dir)
                 .or_else(|e| match e.kind() {
                     std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -404,7 +405,14 @@ fn stage_bind_sources(
         if meta.is_dir() {
             std::fs::DirBuilder::new().mode(0o711).create(&target).map_err(|e| Error::io("creating", &target, e))?;
         } else {
-            std::fs::File::create(&target).map_err(|e| Error::io("creating", &target, e))?;
+            // Never an existing file: a leftover mountpoint would be a bind
+            // of some host file, which truncating would empty.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&target)
+                .map_err(|e| Error::io("creating", &target, e))?;
         }
         nix::mount::mount(
             Some(&src),
@@ -437,7 +445,14 @@ fn idmapped_overlay(
     host_base: u32,
 ) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    let dir = mount.with_extension("layers");
+    let dir = staged_dir(mount, "layers");
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .mode(0o711)
+            .recursive(true)
+            .create(parent)
+            .map_err(|e| Error::io("creating", parent, e))?;
+    }
     let mkdir = |p: &Path| {
         std::fs::DirBuilder::new()
             .mode(0o711)
@@ -563,6 +578,17 @@ fn rootfs_mount_parent_on_tmpfs(parent: &Path) -> std::io::Result<Option<nix::fc
         return Ok(None);
     }
     Ok(Some(shared))
+}
+
+/// Where the staged bind sources (`binds`) or the idmapped overlay layers
+/// (`layers`) of the container whose rootfs mountpoint is `mount` go:
+/// `ROOTFS_MOUNT_DIR/.<kind>/<mountpoint's name>`. Mountpoint names start
+/// with a hex digest, never `.`, and are one per (root, id): no container's
+/// path is another's (`<mount>.binds` was container `<id>.binds`'s
+/// mountpoint, and `a.b`'s was `a`'s).
+pub fn staged_dir(mount: &Path, kind: &str) -> PathBuf {
+    let parent = mount.parent().unwrap_or(Path::new(ROOTFS_MOUNT_DIR));
+    parent.join(format!(".{kind}")).join(mount.file_name().unwrap_or_default())
 }
 
 /// The idmapped rootfs mountpoint of container `id` under state root `root`.
@@ -741,7 +767,7 @@ fn setup_userns(
             let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
             match crate::idmap::overlay_layers(&mountinfo, &rootfs) {
                 Some(layers) => {
-                    guard.record.layers = Some(mount.with_extension("layers"));
+                    guard.record.layers = Some(staged_dir(&mount, "layers"));
                     idmapped_overlay(id, &layers, &mount, &userns, range.host_base)?;
                 }
                 None => {
@@ -1033,8 +1059,8 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
                 let _ = crate::idmap::unmount(&leftover);
                 let _ = std::fs::remove_dir(&leftover);
             }
-            remove_staged_binds(&leftover.with_extension("binds"));
-            remove_staged_binds(&leftover.with_extension("layers"));
+            remove_staged_binds(&staged_dir(&leftover, "binds"));
+            remove_staged_binds(&staged_dir(&leftover, "layers"));
             return Ok(());
         }
         return Err(Error::NotFound(id.to_string()));

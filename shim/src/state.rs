@@ -67,20 +67,31 @@ impl Drop for Staging {
 pub enum IdError {
     #[error("invalid container id `{0}`: use letters, digits and `_ + - .`, not `.` or `..`, at most 1024 characters")]
     Invalid(String),
+    #[error("container id `{0}` is reserved: brig keeps its own files under that name in the state root (ids may not start with `.` or be {RESERVED})", RESERVED = RESERVED_IDS.join(", "))]
+    Reserved(String),
 }
+
+/// Names of brig's own entries in the state root (`userns`: the slot
+/// registry under the default root, `ALLOCATION_DIR`).
+pub const RESERVED_IDS: [&str; 1] = ["userns"];
 
 /// Checks an id the way runc does (`^[\w+-\.]+$`), minus `.` and `..`.
 pub fn validate_id(id: &str) -> Result<(), IdError> {
+    // Names brig itself keeps in the state root are not container ids: a
+    // container `userns` (or `.staging`) would be brig's user-namespace slot
+    // registry (its staging area), and `delete --force` would empty it.
     let ok = !id.is_empty()
         && id.len() <= 1024
         && id != "."
         && id != ".."
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(IdError::Invalid(id.to_string()))
+    if !ok {
+        return Err(IdError::Invalid(id.to_string()));
     }
+    if id.starts_with('.') || RESERVED_IDS.contains(&id) {
+        return Err(IdError::Reserved(id.to_string()));
+    }
+    Ok(())
 }
 
 /// The default state root: /run/brig, or `$XDG_RUNTIME_DIR/brig` for a

@@ -78,6 +78,13 @@ fn child_fail(err_fd: RawFd, what: &str, e: impl std::fmt::Display) -> ! {
 }
 
 /// Starts the process; returns its pid (brig's child).
+/// Whether process `pid` is in a user namespace other than brig's own (or
+/// cannot be looked at: then the caller takes the path that joins it, which
+/// fails with the reason).
+pub fn in_other_user_namespace(pid: i32) -> bool {
+    !same_ns(Path::new(&format!("/proc/{pid}/ns/user")), Path::new("/proc/self/ns/user"))
+}
+
 pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
     // Everything that needs the host's view is opened now.
     let mut namespaces: Vec<(OwnedFd, libc::c_int)> = Vec::new();

@@ -769,3 +769,64 @@ fn a_populated_cgroup_is_not_joined() {
     assert_eq!(brig.status(&id), "running");
     brig.ok(&["delete", "--force", &id]);
 }
+
+fn caps_of(status: &str) -> Vec<String> {
+    status.lines().filter(|l| l.starts_with("Cap")).map(str::to_string).collect()
+}
+
+/// An exec whose process.json carries no `capabilities` gets the container's
+/// capabilities, never libcontainer's fallback (host root's full set, or
+/// oci-spec's defaults on the user-namespace path).
+#[test]
+fn exec_without_capabilities_gets_the_containers_not_all() {
+    for profile in ["standard", "restricted", "permissive"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let (_bundle, id) = brig.detached_sleeper("execcaps");
+        let plain = caps_of(&brig.ok(&["exec", &id, "cat", "/proc/self/status"]));
+        let process = json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["cat", "/proc/self/status"]});
+        let pfile = brig.dir.path().join("nocaps.json");
+        std::fs::write(&pfile, process.to_string()).unwrap();
+        let bare = caps_of(&brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]));
+        assert_eq!(bare, plain, "{profile}: an exec without capabilities got other capabilities than the container's");
+        if profile != "permissive" {
+            assert!(
+                bare.iter().all(|l| !l.ends_with("ffffffffff")),
+                "{profile}: an exec without capabilities holds every capability: {bare:?}"
+            );
+        }
+        if profile == "restricted" {
+            assert!(bare.iter().all(|l| l.ends_with("0000000000000000")), "{profile}: {bare:?}");
+        }
+        brig.ok(&["delete", "--force", &id]);
+    }
+}
+
+/// Names brig keeps in its state root are not container ids: `delete --force
+/// userns` would otherwise empty the user-namespace slot registry.
+#[test]
+fn brigs_own_state_entries_are_not_container_ids() {
+    let brig = Brig::default();
+    for id in ["userns", ".staging", ".hidden"] {
+        let err = brig.fails(&["delete", "--force", id]);
+        assert!(err.contains("reserved"), "{id}: {err}");
+        let (code, _, err) = brig.run(&Bundle::new(&["true"]), id);
+        assert_ne!(code, 0, "{id} was accepted as a container id");
+        assert!(err.contains("reserved"), "{id}: {err}");
+    }
+}
+
+/// A cgroupsPath with child cgroups (`/brig`, the parent of every job's) is
+/// refused: `kill --all`, `delete --force` and `pause` would act on every job
+/// under it.
+#[test]
+fn a_parent_of_other_cgroups_is_not_a_jobs_cgroup() {
+    let brig = Brig::default();
+    let (_other, other_id) = brig.detached_sleeper("cgchild");
+    let mut parent = Bundle::new(&["true"]);
+    parent.set("/linux/cgroupsPath", json!("/brig"));
+    let (code, _, err) = brig.run(&parent, &unique_id("cgparent"));
+    assert_ne!(code, 0, "a job was given /brig, the parent of every job's cgroup");
+    assert!(err.contains("child cgroups") || err.contains("already holds processes"), "{err}");
+    assert_eq!(brig.status(&other_id), "running", "the other job was touched");
+    brig.ok(&["delete", "--force", &other_id]);
+}

@@ -447,3 +447,67 @@ fn a_job_cannot_join_foreign_namespaces() {
     foreign.wait().unwrap();
     brig.ok(&["delete", "--force", &sandbox_id]);
 }
+
+/// `exec` into a job whose user namespace the spec asked for (Docker's
+/// userns-remap, Podman's --userns) joins it: the exec'd process is the
+/// job's root, not the host's.
+#[test]
+fn exec_joins_a_user_namespace_the_spec_asked_for() {
+    for profile in ["permissive", "standard"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let mut b = Bundle::new(&["sleep", "30"]);
+        b.push("/linux/namespaces", json!({"type": "user"}));
+        b.set("/linux/uidMappings", json!([{"containerID": 0, "hostID": 231072, "size": 65536}]));
+        b.set("/linux/gidMappings", json!([{"containerID": 0, "hostID": 231072, "size": 65536}]));
+        let id = unique_id("execuserns");
+        brig.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id]);
+        let map = brig.ok(&["exec", &id, "cat", "/proc/self/uid_map"]);
+        let fields: Vec<&str> = map.split_whitespace().collect();
+        assert_eq!(fields, ["0", "231072", "65536"], "{profile}: exec ran outside the job's user namespace: {map}");
+        let process = json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["cat", "/proc/self/uid_map"]});
+        let pfile = brig.dir.path().join("p.json");
+        std::fs::write(&pfile, process.to_string()).unwrap();
+        let map = brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+        assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "231072", "65536"], "{profile}: {map}");
+        brig.ok(&["delete", "--force", &id]);
+    }
+}
+
+/// Each job's staged bind sources have their own directory: ids `a` and
+/// `a.x` (or `a.binds`) never share one, so one job's staging cannot
+/// truncate another's host file, and a forced delete of `a` leaves
+/// `a.binds`'s root filesystem alone.
+#[test]
+fn ids_with_dots_do_not_share_staging_paths() {
+    let brig = restricted();
+    let base = unique_id("dots");
+    let data = std::path::PathBuf::from("/var/lib/brig/data").join(&base);
+    std::fs::create_dir_all(&data).unwrap();
+    let host_file = data.join("precious.txt");
+    std::fs::write(&host_file, "keep me\n").unwrap();
+    let with_file = || {
+        let mut b = Bundle::new(&["sleep", "30"]);
+        b.push(
+            "/mounts",
+            json!({"destination": "/etc/precious.txt", "type": "bind", "source": host_file, "options": ["rbind", "ro"]}),
+        );
+        b
+    };
+    let (a, ax, ab) = (base.clone(), format!("{base}.x"), format!("{base}.binds"));
+    let bundles: Vec<Bundle> = (0..3).map(|_| with_file()).collect();
+    for (id, b) in [&a, &ax, &ab].into_iter().zip(&bundles) {
+        brig.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), id]);
+    }
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "keep me\n", "a job's staging truncated a host file");
+    for id in [&a, &ax, &ab] {
+        assert_eq!(brig.ok(&["exec", id, "cat", "/etc/precious.txt"]), "keep me\n", "{id}");
+    }
+    brig.ok(&["delete", "--force", &a]);
+    brig.ok(&["delete", "--force", &a]); // gone: cleans leftovers, must not touch a.binds
+    assert_eq!(brig.ok(&["exec", &ab, "sh", "-c", "ls /bin/sh && cat /etc/precious.txt"]), "/bin/sh\nkeep me\n");
+    for id in [&ax, &ab] {
+        brig.ok(&["delete", "--force", id]);
+    }
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "keep me\n");
+    std::fs::remove_dir_all(&data).unwrap();
+}
