@@ -42,7 +42,23 @@ pub fn load(root: &StateRoot, id: &str) -> Result<Container> {
     if !dir.join("state.json").exists() {
         return Err(Error::NotFound(id.to_string()));
     }
-    let mut c = Container::load(dir).map_err(|e| Error::container(id, e))?;
+    let mut c = Container::load(dir.clone()).map_err(|e| Error::container(id, e))?;
+    // A pid that now belongs to a process started after the container's
+    // init (the init died, the pid was reused) is not the container's: it
+    // is forgotten, so the container reads as stopped and nothing signals,
+    // joins or kills that process.
+    if let (Some(pid), Ok(record)) = (c.pid(), RunRecord::load(&dir)) {
+        if let (Some(recorded), Some(now)) = (record.init_start, state::process_start_ticks(pid.as_raw())) {
+            if recorded != now {
+                tracing::warn!(
+                    id,
+                    pid = pid.as_raw(),
+                    "the init's pid now belongs to another process: the container is stopped"
+                );
+                c.state.pid = None;
+            }
+        }
+    }
     c.refresh_status().map_err(|e| Error::container(id, e))?;
     Ok(c)
 }
@@ -282,6 +298,7 @@ fn launch(
     state::write_atomic(&dir.join(PLAN_FILE), &plan, 0o600)
         .map_err(|e| Error::io("writing", dir.join(PLAN_FILE), e))?;
     let mut record = prepared.record(id, &cgroup_path);
+    record.init_start = container.pid().and_then(|p| state::process_start_ticks(p.as_raw()));
     if let Some(guard) = userns_guard.as_mut() {
         record.userns = Some(guard.record.clone());
     }

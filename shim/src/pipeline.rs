@@ -422,6 +422,7 @@ impl Prepared {
             cap_ceiling: self.profile.profile.ceilings.capabilities.clone(),
             devices_allowed: self.profile.profile.ceilings.devices,
             userns: None,
+            init_start: None,
             measurements: self.measurements.clone(),
         }
     }

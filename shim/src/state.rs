@@ -94,6 +94,14 @@ pub fn validate_id(id: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// A process's start time: field 22 of `/proc/<pid>/stat` (clock ticks
+/// since boot), read after the command name, which may hold spaces and `)`.
+pub fn process_start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// The default state root: /run/brig, or `$XDG_RUNTIME_DIR/brig` for a
 /// rootless caller (as runc uses `$XDG_RUNTIME_DIR/runc`).
 pub fn default_root() -> PathBuf {
@@ -342,6 +350,10 @@ pub struct RunRecord {
     /// The job's own user namespace, if brig made one.
     #[serde(default)]
     pub userns: Option<UsernsRecord>,
+    /// The init's start time (`/proc/<pid>/stat` field 22, clock ticks since
+    /// boot), so that a recycled pid is never taken for the container's.
+    #[serde(default)]
+    pub init_start: Option<u64>,
     /// What `create` measured, for the attestation `delete` writes.
     #[serde(default)]
     pub measurements: Option<crate::attestation::Measurements>,

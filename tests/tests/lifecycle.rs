@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use brig_tests::{cgroup_dir, unique_id, Brig, Bundle, ConsoleSocket};
 use serde_json::{json, Value};
@@ -829,4 +829,31 @@ fn a_parent_of_other_cgroups_is_not_a_jobs_cgroup() {
     assert!(err.contains("child cgroups") || err.contains("already holds processes"), "{err}");
     assert_eq!(brig.status(&other_id), "running", "the other job was touched");
     brig.ok(&["delete", "--force", &other_id]);
+}
+
+/// A container whose init died and whose pid now belongs to another process
+/// reads as stopped: `kill`, `exec` and `delete --force` leave that process
+/// alone.
+#[test]
+fn a_recycled_init_pid_is_not_the_container() {
+    let brig = Brig::default();
+    let (_bundle, id) = brig.detached_sleeper("recycled");
+    let state_file = brig.root.join(&id).join("state.json");
+    // The init goes away; a host process takes "its" pid (simulated: the
+    // state file is pointed at it, as the kernel would by reusing the pid).
+    brig.ok(&["kill", &id, "KILL"]);
+    brig.wait_status(&id, "stopped");
+    let mut host = Command::new("sleep").arg("60").spawn().unwrap();
+    let mut state: Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    state["pid"] = json!(host.id());
+    state["status"] = json!("running");
+    std::fs::write(&state_file, state.to_string()).unwrap();
+
+    assert_eq!(brig.status(&id), "stopped", "a recycled pid was taken for the container's init");
+    let _ = brig.cmd_files(&["kill", &id, "KILL"]);
+    let _ = brig.cmd_files(&["exec", &id, "true"]);
+    brig.ok(&["delete", "--force", &id]);
+    assert!(host.try_wait().unwrap().is_none(), "brig killed a host process that reused the init's pid");
+    host.kill().unwrap();
+    host.wait().unwrap();
 }
