@@ -129,6 +129,33 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
             return Err(Error::state(id, format!("profile `{}` refuses exec: {field}: {reason}", record.profile.name)))
         }
     }
+    // Resource limits: never above the container's (the profile's `core = 0`
+    // or `nofile` would otherwise not hold for an exec'd process, which
+    // libcontainer sets up as host root); the container's where the exec
+    // names none (an exec would otherwise inherit brig's own).
+    let own_limits = base.process().as_ref().and_then(|p| p.rlimits().clone()).unwrap_or_default();
+    if !own_limits.is_empty() {
+        let mut limits = process.rlimits().clone().unwrap_or_default();
+        for own in &own_limits {
+            match limits.iter_mut().find(|l| l.typ() == own.typ()) {
+                Some(l) => {
+                    let hard = l.hard().min(own.hard());
+                    if let Ok(capped) = oci_spec::runtime::PosixRlimitBuilder::default()
+                        .typ(l.typ())
+                        .hard(hard)
+                        .soft(l.soft().min(hard))
+                        .build()
+                    {
+                        *l = capped;
+                    } else {
+                        *l = *own;
+                    }
+                }
+                None => limits.push(*own),
+            }
+        }
+        process.set_rlimits(Some(limits));
+    }
     // No capabilities in process.json: the container's own, never what
     // libcontainer would leave (host root's full set, or on the user
     // namespace path oci-spec's defaults).

@@ -857,3 +857,24 @@ fn a_recycled_init_pid_is_not_the_container() {
     host.kill().unwrap();
     host.wait().unwrap();
 }
+
+/// An exec's resource limits never exceed the container's (the profile's
+/// `core = 0`, `nofile = 1024` under restricted), asked for or not.
+#[test]
+fn exec_rlimits_are_held_to_the_containers() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let (_bundle, id) = brig.detached_sleeper("execrlim");
+    let pfile = brig.dir.path().join("rlimits.json");
+    for rlimits in [
+        json!([{"type": "RLIMIT_CORE", "hard": u64::MAX, "soft": u64::MAX},
+               {"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}]),
+        json!([]),
+    ] {
+        let process = json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "rlimits": rlimits,
+                             "args": ["sh", "-c", "echo core=$(ulimit -c) nofile=$(ulimit -n) hard=$(ulimit -Hn)"]});
+        std::fs::write(&pfile, process.to_string()).unwrap();
+        let out = brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+        assert_eq!(out.trim(), "core=0 nofile=1024 hard=1024", "asked {rlimits}");
+    }
+    brig.ok(&["delete", "--force", &id]);
+}
