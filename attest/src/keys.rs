@@ -345,10 +345,18 @@ pub fn keygen(dir: &Path, alg: Algorithm) -> Result<KeyFiles, KeyError> {
                 KeyError::Write { path: path.to_path_buf(), source: e }
             }
         })?;
-        f.write_all(bytes).and_then(|()| f.sync_all()).map_err(werr(path))
+        // A key file cut short (a full disk) would make every later keygen
+        // refuse with `Exists`: the file this call created is removed.
+        f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| {
+            let _ = std::fs::remove_file(path);
+            KeyError::Write { path: path.to_path_buf(), source: e }
+        })
     };
     write(&private, key.to_pem()?.as_bytes(), 0o600)?;
-    write(&public, key.public_key().to_pem().as_bytes(), 0o644)?;
+    if let Err(e) = write(&public, key.public_key().to_pem().as_bytes(), 0o644) {
+        let _ = std::fs::remove_file(&private);
+        return Err(e);
+    }
     Ok(KeyFiles { private, public, keyid: key.keyid().to_string() })
 }
 

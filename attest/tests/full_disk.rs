@@ -51,3 +51,19 @@ fn full_disk_never_leaves_a_half_written_envelope() {
     let p = write_envelope(&dir, "job-42", &env).unwrap();
     assert!(verify(&std::fs::read(p).unwrap(), &[k.public_key().clone()], None, &[]).is_ok());
 }
+
+/// keygen on a full disk fails naming the file and leaves no key file cut
+/// short behind (which would make every later keygen refuse with `Exists`).
+#[test]
+fn keygen_on_a_full_disk_leaves_no_partial_key() {
+    let tmpfs = brig_tests::SmallTmpfs::mount("keys", "64k");
+    let dir = tmpfs.path().join("keys");
+    std::fs::create_dir(&dir).unwrap();
+    tmpfs.fill(0);
+    let e = keygen(&dir, Algorithm::Ed25519).unwrap_err();
+    assert!(e.to_string().contains("attest.key") || e.to_string().contains("attest.pub"), "{e}");
+    assert!(listing(&dir).is_empty(), "a partial key was left: {:?}", listing(&dir));
+    std::fs::remove_file(tmpfs.path().join("filler")).unwrap();
+    keygen(&dir, Algorithm::Ed25519).unwrap();
+    assert_eq!(listing(&dir), [PRIVATE_KEY_FILE, PUBLIC_KEY_FILE]);
+}
