@@ -44,6 +44,41 @@ pub trait Host {
     fn is_client_state(&self, resolved: &Path) -> bool {
         clients::CLIENT_STATE_PREFIXES.iter().any(|p| resolved.starts_with(p))
     }
+    /// Whether `resolved` is a regular file.
+    fn is_file(&self, resolved: &Path) -> bool {
+        std::fs::metadata(resolved).is_ok_and(|m| m.is_file())
+    }
+}
+
+/// Whether a client's per-container file (or directory) is what `source`
+/// is: the files (`/etc/hosts`, `/etc/resolv.conf`, ...) must be regular
+/// files, and the two directories (`/dev/shm`, `/run/secrets`) must be the
+/// container's own `shm` or `secrets` directory, never a client's whole
+/// state (`/var/lib/containers/storage` bound at `/run/secrets` would hand
+/// the job every container's layers).
+fn is_client_file(dest: &str, resolved: &Path, host: &dyn Host) -> bool {
+    if !clients::CLIENT_FILES.contains(&dest) || !host.is_client_state(resolved) {
+        return false;
+    }
+    match dest {
+        "/dev/shm" | "/run/secrets" => {
+            let want = if dest == "/dev/shm" { "shm" } else { "secrets" };
+            resolved.file_name().is_some_and(|n| n == want)
+        }
+        _ => host.is_file(resolved),
+    }
+}
+
+/// Where the kernel filesystems may be mounted: anywhere else (a second
+/// `proc` at `/tmp/p`) they would show the job what the masked and
+/// read-only paths hide (`/proc/sys/kernel/core_pattern`, `/proc/sysrq-trigger`).
+fn kernel_fs_destination(typ: &str) -> Option<&'static str> {
+    match typ {
+        "proc" => Some("/proc"),
+        "sysfs" => Some("/sys"),
+        "cgroup" | "cgroup2" => Some("/sys/fs/cgroup"),
+        _ => None,
+    }
 }
 
 /// What the job asked for through annotations, already parsed.
@@ -161,6 +196,7 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     let mut egress = crate::egress::plan(profile, &spec, host).map_err(|r| ctx.refuse(r.field, r.reason))?;
     if egress.is_some() {
         crate::egress::check_capabilities(&spec).map_err(|r| ctx.refuse(r.field, r.reason))?;
+        drop_raw_network(&mut ctx, &mut spec);
     }
     let no_new_privs = harden_process(&mut ctx, &mut spec);
     harden_rootfs(&mut ctx, &mut spec);
@@ -262,6 +298,27 @@ fn check_namespaces(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host) -> Result<(), H
                 }
             };
             return Err(ctx.refuse("linux.namespaces", how));
+        }
+    }
+    // The timeout is enforced by brig's supervisor as the pid namespace's
+    // pid 1: at expiry it signals every process in it, and the namespace
+    // dies with it. In a pid namespace joined by path (another container's,
+    // a pod's shared one) it is an ordinary process that the job can stop
+    // (SIGSTOP) or outlive (setsid), so a profile with a timeout requires a
+    // pid namespace of the job's own.
+    let timed = ctx.profile.timeout.default.is_some() || ctx.profile.timeout.max.is_some();
+    if let Some((i, ns)) =
+        namespaces.iter().enumerate().find(|(_, n)| n.typ() == LinuxNamespaceType::Pid && n.path().is_some())
+    {
+        if timed {
+            return Err(ctx.refuse(
+                format!("linux.namespaces[{i}]"),
+                format!(
+                    "joining the pid namespace `{}`: the profile's timeout needs the job's own pid namespace \
+                     (its supervisor must be pid 1 to stop every process at expiry)",
+                    ns.path().as_deref().unwrap_or(Path::new("")).display()
+                ),
+            ));
         }
     }
     Ok(())
@@ -469,6 +526,17 @@ fn under_prefix(path: &Path, prefixes: &[String]) -> bool {
     prefixes.iter().any(|p| path.starts_with(Path::new(p)))
 }
 
+/// A writable bind must be below an allowed prefix, not the prefix itself
+/// (`/var/lib/brig/jobs` holds every tenant's directory; under a per-job
+/// user namespace a writable source is handed to the job's root), unless
+/// the prefix is `/` (a profile that allows any).
+fn under_prefix_strictly(path: &Path, prefixes: &[String]) -> bool {
+    prefixes.iter().any(|p| {
+        let p = Path::new(p);
+        path.starts_with(p) && (p == Path::new("/") || path.components().count() > p.components().count())
+    })
+}
+
 fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind")
 }
@@ -489,11 +557,15 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
             if !source.is_absolute() {
                 return Err(ctx.refuse(field, format!("bind source `{}` is not an absolute path", source.display())));
             }
-            let resolved = host.canonical(&source).unwrap_or_else(|| normalize(&source));
+            // The source must exist: what is checked is what gets mounted
+            // (the spec is pointed at the resolved path).
+            let Some(resolved) = host.canonical(&source) else {
+                return Err(ctx.refuse(field, format!("bind source `{}` does not exist", source.display())));
+            };
             let read_only = m.options().iter().flatten().any(|o| o == "ro");
-            let client_file = clients::CLIENT_FILES.contains(&dest.as_str()) && host.is_client_state(&resolved);
+            let client_file = is_client_file(&dest, &resolved, host);
             let ok = client_file
-                || under_prefix(&resolved, &ceilings.writable_mounts)
+                || under_prefix_strictly(&resolved, &ceilings.writable_mounts)
                 || (read_only && under_prefix(&resolved, &ceilings.readonly_mounts));
             if !ok {
                 let kind = if read_only { "read-only" } else { "writable" };
@@ -515,9 +587,18 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
                     ),
                 ));
             }
+            m.set_source(Some(resolved));
             continue;
         }
         let typ = m.typ().clone().unwrap_or_default();
+        if let Some(only) = kernel_fs_destination(&typ) {
+            if normalize(m.destination()) != Path::new(only) {
+                return Err(ctx.refuse(
+                    field,
+                    format!("a `{typ}` filesystem may only be mounted at `{only}` (elsewhere it would unmask what the profile masks)"),
+                ));
+            }
+        }
         if !VIRTUAL_FS.contains(&typ.as_str()) && !ceilings.devices {
             return Err(ctx.refuse(
                 field,
@@ -630,6 +711,34 @@ fn harden_capabilities(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenE
         );
     }
     Ok(())
+}
+
+/// Under egress rules the job keeps no `CAP_NET_RAW`: a packet socket
+/// (`AF_PACKET`) sends frames below nftables' `inet` hooks, to any address.
+/// Docker's and containerd's default set carries it, so it is tightened
+/// away (and recorded), not refused.
+fn drop_raw_network(ctx: &mut Ctx<'_>, spec: &mut Spec) {
+    let Some(process) = spec.process_mut() else { return };
+    let Some(mut caps) = process.capabilities().clone() else { return };
+    let mut had = false;
+    let mut strip = |set: &Option<Capabilities>| {
+        set.clone().map(|mut s| {
+            had |= s.remove(&Capability::NetRaw);
+            s
+        })
+    };
+    let (b, e, p, i, a) = (
+        strip(caps.bounding()),
+        strip(caps.effective()),
+        strip(caps.permitted()),
+        strip(caps.inheritable()),
+        strip(caps.ambient()),
+    );
+    caps.set_bounding(b).set_effective(e).set_permitted(p).set_inheritable(i).set_ambient(a);
+    process.set_capabilities(Some(caps));
+    if had {
+        ctx.tighten("process.capabilities", "CAP_NET_RAW", "dropped: the profile filters the job's network");
+    }
 }
 
 fn harden_process(ctx: &mut Ctx<'_>, spec: &mut Spec) -> bool {
@@ -1024,6 +1133,23 @@ mod tests {
 
     fn tightened(h: &Hardened, field: &str) -> Option<(String, String)> {
         h.tightened.iter().find(|t| t.field == field).map(|t| (t.requested.clone(), t.applied.clone()))
+    }
+
+    /// A profile with a timeout needs the job's own pid namespace (its
+    /// supervisor must be pid 1); one without may join another's.
+    #[test]
+    fn a_timeout_needs_the_jobs_own_pid_namespace() {
+        let mut spec = serde_json::to_value(Spec::default()).unwrap();
+        spec["linux"]["namespaces"] = serde_json::json!([
+            {"type": "pid", "path": "/proc/4242/ns/pid"}, {"type": "mount"}, {"type": "network"},
+            {"type": "ipc"}, {"type": "uts"}, {"type": "cgroup"}
+        ]);
+        let spec: Spec = serde_json::from_value(spec).unwrap();
+        let timed = crate::parse("name = \"timed\"\n[timeout]\ndefault = \"1m\"\n", "timed").unwrap();
+        let e = harden(&timed, spec.clone(), &JobAsks::default(), &FakeHost).unwrap_err().to_string();
+        assert!(e.contains("linux.namespaces[0]") && e.contains("own pid namespace"), "{e}");
+        let untimed = crate::parse("name = \"untimed\"\n[ceilings]\ncapabilities = [\"ALL\"]\n", "untimed").unwrap();
+        harden(&untimed, spec, &JobAsks::default(), &FakeHost).unwrap();
     }
 
     /// Shares of a contended resource stay within the profile's: a weight

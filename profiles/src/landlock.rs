@@ -91,14 +91,19 @@ impl LandlockPlan {
         }
         if section.grant_mounts {
             for m in spec.mounts().iter().flatten() {
-                let dest = m.destination().to_string_lossy().to_string();
+                let dest = lexical(&m.destination().to_string_lossy());
+                if dest == "/" {
+                    continue;
+                }
                 let typ = m.typ().as_deref().unwrap_or("bind");
                 let ro = m.options().iter().flatten().any(|o| o == "ro");
                 let access = if KERNEL_FS.contains(&typ) || ro { READ } else { READ_WRITE };
                 grant(&dest, access);
             }
             if let Some(p) = spec.process() {
-                let cwd = p.cwd().to_string_lossy().to_string();
+                // `/.` or `/x/..` is `/` too: the working directory never
+                // grants the whole root filesystem.
+                let cwd = lexical(&p.cwd().to_string_lossy());
                 if cwd != "/" {
                     grant(&cwd, READ_EXEC);
                 }
@@ -161,8 +166,33 @@ pub fn describe_fs(access: u64) -> Vec<&'static str> {
     (0..16).filter(|i| access & (1 << i) != 0).map(|i| NAMES[i]).collect()
 }
 
+/// `path` with `.`, `..` and repeated `/` resolved lexically (inside the
+/// container: no symlinks to follow), always absolute.
+fn lexical(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lexical_paths_name_the_root_however_spelled() {
+        for p in ["/", "/.", "//", "/./.", "/x/..", "/x/../..", "."] {
+            assert_eq!(lexical(p), "/", "{p}");
+        }
+        assert_eq!(lexical("/srv/./data//x/../y"), "/srv/data/y");
+    }
+
     use super::*;
 
     fn section() -> LandlockSection {

@@ -124,11 +124,14 @@ impl LaunchRequest {
         // software and kernel: no client keeps a container's root filesystem
         // there (Docker, containerd and Podman use /var/lib and /run,
         // rootless Podman the user's home), and a job rooted at `/etc/ssl`
-        // would read what is there. (Home directories, /root included, hold
-        // bundles people make by hand, so only their top is refused.)
-        // `canonicalize` has resolved symbolic links (`/lib` -> `/usr/lib`).
-        const HOST_TREES: [&str; 11] =
-            ["/bin", "/boot", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin", "/sys", "/usr"];
+        // would read what is there; nor inside root's home (`/root/.ssh`:
+        // under a per-job user namespace the idmapped rootfs shows the job
+        // root's files as its own). (Other home directories hold bundles
+        // people make by hand and rootless storage, so only their top is
+        // refused.) `canonicalize` has resolved symbolic links (`/lib` ->
+        // `/usr/lib`).
+        const HOST_TREES: [&str; 12] =
+            ["/bin", "/boot", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root", "/sbin", "/sys", "/usr"];
         if HOST_DIRS.iter().any(|d| rootfs == Path::new(d)) || HOST_TREES.iter().any(|d| rootfs.starts_with(d)) {
             return Err(BundleError::Invalid {
                 path: config_path,

@@ -164,6 +164,36 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
         process.set_capabilities(Some(own));
         return Ok(());
     };
+    // Under egress rules, no exec gets what would let it change or bypass
+    // them, whatever the profile's ceiling (`docker exec --privileged`).
+    if record.plan.egress.is_some() {
+        if let Some(caps) = process.capabilities().clone() {
+            let sets = [caps.bounding(), caps.effective(), caps.permitted(), caps.inheritable(), caps.ambient()];
+            if sets.iter().any(|s| s.as_ref().is_some_and(|s| s.contains(&Capability::NetAdmin))) {
+                return Err(Error::state(
+                    id,
+                    format!(
+                        "profile `{}` refuses exec: CAP_NET_ADMIN would let the process change the job's egress rules",
+                        record.profile.name
+                    ),
+                ));
+            }
+            let mut stripped = caps.clone();
+            let strip = |s: &Option<Capabilities>| {
+                s.clone().map(|mut s| {
+                    s.remove(&Capability::NetRaw);
+                    s
+                })
+            };
+            stripped
+                .set_bounding(strip(caps.bounding()))
+                .set_effective(strip(caps.effective()))
+                .set_permitted(strip(caps.permitted()))
+                .set_inheritable(strip(caps.inheritable()))
+                .set_ambient(strip(caps.ambient()));
+            process.set_capabilities(Some(stripped));
+        }
+    }
     if any {
         return Ok(());
     }

@@ -334,8 +334,11 @@ pub fn new_and_untouched(spec: &oci_spec::runtime::Spec) -> bool {
         && linux.net_devices().as_ref().is_none_or(|d| d.is_empty());
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
+    // Any hook that runs while the job does may move an interface in (a
+    // `poststart` or `startContainer` one too, after the ruleset would have
+    // been installed): with hooks, the table is always installed.
     let early_hooks = hooks.is_some_and(|h| {
-        [h.prestart(), h.create_runtime(), h.create_container()]
+        [h.prestart(), h.create_runtime(), h.create_container(), h.start_container(), h.poststart()]
             .iter()
             .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
     });
@@ -454,7 +457,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_new_namespace_without_early_hooks_is_known_closed() {
+    fn only_a_new_namespace_without_hooks_is_known_closed() {
         let spec = |namespaces: serde_json::Value, hooks: serde_json::Value| -> oci_spec::runtime::Spec {
             serde_json::from_value(serde_json::json!({
                 "ociVersion": "1.0.2",
@@ -467,12 +470,11 @@ mod tests {
         let new_net = serde_json::json!([{ "type": "pid" }, { "type": "network" }]);
         let hook = serde_json::json!([{ "path": "/usr/bin/true" }]);
         assert!(new_and_untouched(&spec(new_net.clone(), serde_json::json!({}))));
-        // Hooks that run after `start` cannot have touched it at `create`.
-        assert!(new_and_untouched(&spec(
-            new_net.clone(),
-            serde_json::json!({ "startContainer": hook, "poststart": hook, "poststop": hook })
-        )));
-        for early in ["prestart", "createRuntime", "createContainer"] {
+        // A hook that only runs after the job is gone cannot open it.
+        assert!(new_and_untouched(&spec(new_net.clone(), serde_json::json!({ "poststop": hook }))));
+        // Any other may move an interface in, before the ruleset or after
+        // it would have been installed (`startContainer`, `poststart`).
+        for early in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart"] {
             let hooks = serde_json::json!({ early: hook });
             assert!(!new_and_untouched(&spec(new_net.clone(), hooks)), "{early}");
         }

@@ -201,11 +201,58 @@ fn job_asks(req: &LaunchRequest) -> Result<JobAsks, BundleError> {
         })?),
         None => None,
     };
+    // Each declared input or output is a bind mount of the spec (an output
+    // a writable one): the annotation widens Landlock to that path, so it
+    // must not name `/` or a directory the spec does not mount.
+    let binds: Vec<(String, bool)> = req
+        .spec
+        .mounts()
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind")
+        })
+        .map(|m| {
+            let rw = !m.options().iter().flatten().any(|o| o == "ro");
+            (lexical_path(&m.destination().to_string_lossy()), rw)
+        })
+        .collect();
+    let checked = |key: &'static str, writable: bool| -> Result<Vec<String>, BundleError> {
+        let paths = req.annotation_list(key);
+        for p in &paths {
+            let p = lexical_path(p);
+            let ok = p != "/" && binds.iter().any(|(dest, rw)| *dest == p && (*rw || !writable));
+            if !ok {
+                let what = if writable { "a writable bind mount" } else { "a bind mount" };
+                return Err(BundleError::Annotation {
+                    path: req.config_path.clone(),
+                    key,
+                    message: format!("`{p}` is not {what} of the spec"),
+                });
+            }
+        }
+        Ok(paths)
+    };
     Ok(JobAsks {
         timeout,
-        read_paths: req.annotation_list(annotation::INPUTS),
-        write_paths: req.annotation_list(annotation::OUTPUTS),
+        read_paths: checked(annotation::INPUTS, false)?,
+        write_paths: checked(annotation::OUTPUTS, true)?,
     })
+}
+
+/// A container path with `.`, `..` and repeated `/` resolved lexically.
+fn lexical_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// Appends an audit record (fsync'd) when an audit log is configured. An

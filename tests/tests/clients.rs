@@ -280,7 +280,7 @@ fn a_writable_bind_mount_under_the_allowed_prefix_is_accepted() {
     let mut escape = Bundle::new(&["true"]);
     escape.push(
         "/mounts",
-        json!({"destination": "/out", "type": "bind", "source": format!("{}/../../../../etc", dir.display()), "options": ["rbind", "rw"]}),
+        json!({"destination": "/out", "type": "bind", "source": format!("{}/../../../../../etc", dir.display()), "options": ["rbind", "rw"]}),
     );
     let err = brig.fails(&["create", "--bundle", escape.path().to_str().unwrap(), &unique_id("w")]);
     assert!(err.contains("/etc") && err.contains("outside the allowed prefixes"), "{err}");
@@ -432,4 +432,87 @@ fn exec_is_held_to_the_same_scheduling_and_oom_rules() {
     let out = brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
     assert_eq!(out.trim(), "0");
     brig.ok(&["delete", "--force", &id]);
+}
+
+/// Mount asks that would reach past the profile, each refused naming the
+/// field, under `standard` and `restricted`: a kernel filesystem away from
+/// its place (a second `proc` shows `/proc/sys/kernel/core_pattern` and
+/// `/proc/sysrq-trigger` unmasked), a client's whole state bound where a
+/// client puts one container's file, a writable bind of a shared prefix
+/// itself, a source that does not exist, and inputs or outputs that are
+/// not the spec's bind mounts (they widen Landlock).
+#[test]
+fn mounts_that_would_unmask_or_widen_are_refused() {
+    let storage = PathBuf::from("/var/lib/containers/storage");
+    let made_storage = !storage.exists();
+    std::fs::create_dir_all(&storage).unwrap();
+    let jobs = PathBuf::from(format!("/var/lib/brig/jobs/test-{}", unique_id("m")));
+    std::fs::create_dir_all(&jobs).unwrap();
+    for profile in ["standard", "restricted"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        type Case<'a> = (Value, Option<(&'a str, &'a str)>, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                json!({"destination": "/tmp/p", "type": "proc", "source": "proc"}),
+                None,
+                "may only be mounted at `/proc`",
+            ),
+            (
+                json!({"destination": "/tmp/s", "type": "sysfs", "source": "sysfs"}),
+                None,
+                "may only be mounted at `/sys`",
+            ),
+            (json!({"destination": "/tmp/c", "type": "cgroup", "source": "cgroup"}), None, "`/sys/fs/cgroup`"),
+            (
+                json!({"destination": "/run/secrets", "type": "bind", "source": storage, "options": ["rbind", "rw"]}),
+                None,
+                "outside the allowed prefixes",
+            ),
+            (
+                json!({"destination": "/etc/hosts", "type": "bind", "source": storage, "options": ["rbind", "ro"]}),
+                None,
+                "outside the allowed prefixes",
+            ),
+            (
+                json!({"destination": "/jobs", "type": "bind", "source": "/var/lib/brig/jobs", "options": ["rbind", "rw"]}),
+                None,
+                "outside the allowed prefixes",
+            ),
+            (
+                json!({"destination": "/out", "type": "bind", "source": jobs.join("missing"), "options": ["rbind", "rw"]}),
+                None,
+                "does not exist",
+            ),
+            (
+                json!({"destination": "/out", "type": "bind", "source": jobs, "options": ["rbind", "rw"]}),
+                Some(("dev.brig.outputs", "/")),
+                "dev.brig.outputs",
+            ),
+            (
+                json!({"destination": "/out", "type": "bind", "source": jobs, "options": ["rbind", "ro"]}),
+                Some(("dev.brig.outputs", "/out")),
+                "not a writable bind mount",
+            ),
+            (
+                json!({"destination": "/out", "type": "bind", "source": jobs, "options": ["rbind", "rw"]}),
+                Some(("dev.brig.inputs", "/etc")),
+                "not a bind mount",
+            ),
+        ];
+        for (mount, annotation, why) in cases {
+            let mut b = Bundle::new(&["true"]);
+            b.push("/mounts", mount.clone());
+            if let Some((k, v)) = annotation {
+                b.annotate(k, v);
+            }
+            let (code, _, err) = brig.run(&b, &unique_id("mnt"));
+            assert_ne!(code, 0, "{profile}: accepted {mount} {annotation:?}");
+            assert!(err.contains(why), "{profile}: {mount} {annotation:?}: {err}");
+        }
+        assert!(brig.ok(&["list", "-q"]).trim().is_empty());
+    }
+    std::fs::remove_dir_all(&jobs).unwrap();
+    if made_storage {
+        let _ = std::fs::remove_dir(&storage);
+    }
 }

@@ -681,3 +681,46 @@ fn an_interface_a_hook_adds_gets_the_ruleset() {
     brig.ok(&["delete", &id]);
     assert_no_holders(&brig);
 }
+
+/// Under egress rules the job keeps no CAP_NET_RAW (Docker's default set
+/// carries it): a packet socket would send frames below nftables, to any
+/// address. It is dropped and recorded, not refused; an exec cannot get it
+/// back, and an exec asking for CAP_NET_ADMIN is refused, whatever the
+/// profile's ceiling.
+#[test]
+fn no_raw_network_access_under_egress_rules() {
+    let network = r#"mode = "allow"
+allow = ["198.19.0.10/32:80/tcp"]"#;
+    let brig = brig_with(&[("egress-prm", derived(PERMISSIVE, "egress-prm", network, &[]))]);
+    let caps = json!(["CAP_NET_RAW", "CAP_CHOWN", "CAP_KILL"]);
+    let all_sets = json!({"bounding": caps, "effective": caps, "permitted": caps, "inheritable": [], "ambient": []});
+    let body = "echo capeff=$(grep CapEff /proc/self/status | cut -f2); echo packet=$(/bin/brig-probe packet-socket)";
+    let mut b = job("egress-prm", None, body);
+    b.set("/process/capabilities", all_sets.clone());
+    let (code, out, err) = brig.run(&b, &unique_id("rawnet"));
+    assert_eq!(code, 0, "{err}{out}");
+    let r = results(&out);
+    let capeff = u64::from_str_radix(r.get("capeff").map(String::as_str).unwrap_or("x"), 16).unwrap();
+    assert_eq!(capeff & (1 << 13), 0, "the job has CAP_NET_RAW: {out}");
+    assert_ne!(capeff & (1 << 5), 0, "the job lost CAP_KILL too: {out}");
+    assert_eq!(r.get("packet").map(String::as_str), Some("errno=EPERM"), "a packet socket opened: {out}");
+
+    let mut sleeper = job("egress-prm", None, "sleep 30");
+    sleeper.set("/process/capabilities", all_sets);
+    let id = unique_id("rawnet-exec");
+    brig.ok(&["run", "--detach", "--bundle", sleeper.path().to_str().unwrap(), &id]);
+    let pfile = brig.dir.path().join("p.json");
+    let exec_with = |caps: Value, args: &[&str]| {
+        let sets = json!({"bounding": caps, "effective": caps, "permitted": caps});
+        let p = json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "capabilities": sets, "args": args});
+        std::fs::write(&pfile, p.to_string()).unwrap();
+        brig.cmd_files(&["exec", "--process", pfile.to_str().unwrap(), &id])
+    };
+    let (code, _, err) = exec_with(json!(["CAP_NET_ADMIN"]), &["true"]);
+    assert_ne!(code, 0, "an exec got CAP_NET_ADMIN under egress rules");
+    assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+    let (code, out, err) = exec_with(json!(["CAP_NET_RAW"]), &["/bin/brig-probe", "packet-socket"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "errno=EPERM", "an exec opened a packet socket under egress rules");
+    brig.ok(&["delete", "--force", &id]);
+}

@@ -728,6 +728,8 @@ fn the_hosts_root_is_not_a_rootfs() {
     std::os::unix::fs::symlink(etc_sub.path(), &link).expect("symlink");
     let link = link.to_string_lossy().into_owned();
     let via_proc = format!("/proc/self/root{etc_sub_path}");
+    let root_sub = tempfile::Builder::new().prefix("brig-test-").tempdir_in("/root").expect("tempdir in /root");
+    let root_sub_path = root_sub.path().to_string_lossy().into_owned();
     for root in [
         "/",
         "/etc",
@@ -739,6 +741,7 @@ fn the_hosts_root_is_not_a_rootfs() {
         "/proc/self/root",
         &via_proc,
         &link,
+        &root_sub_path,
     ] {
         let mut bundle = Bundle::new(&["true"]);
         bundle.set("/root", json!({ "path": root, "readonly": true }));
