@@ -168,7 +168,7 @@ pub fn describe_fs(access: u64) -> Vec<&'static str> {
 
 /// `path` with `.`, `..` and repeated `/` resolved lexically (inside the
 /// container: no symlinks to follow), always absolute.
-fn lexical(path: &str) -> String {
+pub fn lexical(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in path.split('/') {
         match c {

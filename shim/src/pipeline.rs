@@ -214,13 +214,13 @@ fn job_asks(req: &LaunchRequest) -> Result<JobAsks, BundleError> {
         })
         .map(|m| {
             let rw = !m.options().iter().flatten().any(|o| o == "ro");
-            (lexical_path(&m.destination().to_string_lossy()), rw)
+            (brig_profiles::landlock::lexical(&m.destination().to_string_lossy()), rw)
         })
         .collect();
     let checked = |key: &'static str, writable: bool| -> Result<Vec<String>, BundleError> {
         let paths = req.annotation_list(key);
         for p in &paths {
-            let p = lexical_path(p);
+            let p = brig_profiles::landlock::lexical(p);
             let ok = p != "/" && binds.iter().any(|(dest, rw)| *dest == p && (*rw || !writable));
             if !ok {
                 let what = if writable { "a writable bind mount" } else { "a bind mount" };
@@ -238,21 +238,6 @@ fn job_asks(req: &LaunchRequest) -> Result<JobAsks, BundleError> {
         read_paths: checked(annotation::INPUTS, false)?,
         write_paths: checked(annotation::OUTPUTS, true)?,
     })
-}
-
-/// A container path with `.`, `..` and repeated `/` resolved lexically.
-fn lexical_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// Appends an audit record (fsync'd) when an audit log is configured. An
