@@ -291,6 +291,13 @@ fn landlock(plan: &Plan<'_>) -> (u64, u8, Result<(), StageError>) {
                 return (abi, 1, Err((b"landlock_open", e)));
             }
         };
+        // A path that resolves to the root directory (an image's `/srv` that
+        // is a symbolic link to `/`) grants nothing unless the rule is `/`.
+        let is_slash = rule.path.first() == Some(&b'/') && rule.path.get(1).is_none_or(|&c| c == 0);
+        if !is_slash && sys::is_root_dir(fd) {
+            sys::close(fd);
+            continue;
+        }
         let mut access = rule.access & fs;
         if !sys::is_dir(fd) {
             access &= LANDLOCK_FILE_RIGHTS;

@@ -241,6 +241,29 @@ pub fn open_path(path: &[u8]) -> Result<Fd, i32> {
     unsafe { syscall!(Sysno::openat, AT_FDCWD, path.as_ptr(), O_PATH | O_CLOEXEC) }.map(|fd| fd as Fd).map_err(errno)
 }
 
+const STATX_INO: usize = 0x100;
+
+/// (device major, device minor, inode) of `fd`, or of `path` (NUL-terminated)
+/// when `fd` is AT_FDCWD.
+fn identity_at(fd: Fd, path: *const u8, flags: usize) -> Option<(u32, u32, u64)> {
+    let mut stx = [0u8; 256];
+    // SAFETY: path is NUL-terminated and stx a 256-byte struct statx.
+    let ok = unsafe { syscall!(Sysno::statx, fd, path, flags, STATX_TYPE | STATX_INO, stx.as_mut_ptr()) };
+    ok.ok()?;
+    let u32_at = |o: usize| u32::from_le_bytes([stx[o], stx[o + 1], stx[o + 2], stx[o + 3]]);
+    let mut ino = [0u8; 8];
+    ino.copy_from_slice(&stx[32..40]);
+    Some((u32_at(136), u32_at(140), u64::from_le_bytes(ino)))
+}
+
+/// Whether `fd` is the job's root directory (a rule path that is a symbolic
+/// link to `/` would otherwise grant the whole root filesystem).
+pub fn is_root_dir(fd: Fd) -> bool {
+    let this = identity_at(fd, c"".as_ptr().cast(), AT_EMPTY_PATH);
+    let root = identity_at(AT_FDCWD as Fd, c"/".as_ptr().cast(), 0);
+    this.is_some() && this == root
+}
+
 pub fn is_dir(fd: Fd) -> bool {
     let mut stx = [0u8; 256];
     // SAFETY: "" is a NUL-terminated empty path and stx a 256-byte struct statx.

@@ -881,3 +881,25 @@ fn exec_rlimits_are_held_to_the_containers() {
     }
     brig.ok(&["delete", "--force", &id]);
 }
+
+/// A Landlock rule path that the image makes a symbolic link to `/` (`/srv`
+/// -> `/`) grants nothing: it would otherwise open the whole root
+/// filesystem to the job under `restricted`.
+#[test]
+fn a_landlock_path_linked_to_the_root_grants_nothing() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    let cp = Command::new("cp").arg("-a").arg(brig_tests::rootfs()).arg(&root).status().unwrap();
+    assert!(cp.success());
+    let _ = std::fs::remove_dir_all(root.join("srv"));
+    std::os::unix::fs::symlink("/", root.join("srv")).unwrap();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::write(root.join("data/secret.txt"), "not for the job\n").unwrap();
+    let mut b = Bundle::new(&["sh", "-c", "cat /data/secret.txt; cat /srv/data/secret.txt; echo rc=$?"]);
+    b.set("/root", json!({"path": root, "readonly": true}));
+    let (code, out, err) = brig.run(&b, &unique_id("srvlink"));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("not for the job"), "the job read outside its Landlock paths: {out}");
+    assert!(out.contains("rc=1"), "{out}");
+}
