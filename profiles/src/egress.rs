@@ -37,7 +37,7 @@ use nftables::schema::{
 };
 use nftables::stmt::{self, Operator, Reject, RejectType, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
-use oci_spec::runtime::{Capability, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::harden::Host;
@@ -737,6 +737,14 @@ pub fn check_capabilities(spec: &Spec) -> Result<(), Refused> {
             format!("the spec sets no capabilities, so the job would keep all of root's: `CAP_NET_ADMIN` {why}"),
         ));
     };
+    match net_admin_set(&caps) {
+        Some(name) => Err(refused(format!("process.capabilities.{name}"), format!("`CAP_NET_ADMIN` {why}"))),
+        None => Ok(()),
+    }
+}
+
+/// The first capability set (by name) holding `CAP_NET_ADMIN`, if any.
+pub fn net_admin_set(caps: &LinuxCapabilities) -> Option<&'static str> {
     let sets = [
         ("bounding", caps.bounding()),
         ("effective", caps.effective()),
@@ -744,12 +752,30 @@ pub fn check_capabilities(spec: &Spec) -> Result<(), Refused> {
         ("inheritable", caps.inheritable()),
         ("ambient", caps.ambient()),
     ];
-    for (name, set) in sets {
-        if set.as_ref().is_some_and(|s| s.contains(&Capability::NetAdmin)) {
-            return Err(refused(format!("process.capabilities.{name}"), format!("`CAP_NET_ADMIN` {why}")));
-        }
-    }
-    Ok(())
+    sets.into_iter().find(|(_, set)| set.as_ref().is_some_and(|s| s.contains(&Capability::NetAdmin))).map(|(n, _)| n)
+}
+
+/// `caps` without `CAP_NET_RAW` in any set, and whether it held it: under
+/// egress rules a packet socket (`AF_PACKET`) would send frames below
+/// nftables' `inet` hooks, to any address.
+pub fn without_raw_network(caps: &LinuxCapabilities) -> (LinuxCapabilities, bool) {
+    let mut had = false;
+    let mut strip = |set: &Option<Capabilities>| {
+        set.clone().map(|mut s| {
+            had |= s.remove(&Capability::NetRaw);
+            s
+        })
+    };
+    let (b, e, p, i, a) = (
+        strip(caps.bounding()),
+        strip(caps.effective()),
+        strip(caps.permitted()),
+        strip(caps.inheritable()),
+        strip(caps.ambient()),
+    );
+    let mut out = caps.clone();
+    out.set_bounding(b).set_effective(e).set_permitted(p).set_inheritable(i).set_ambient(a);
+    (out, had)
 }
 
 /// Mirrors the allowlist's TCP ports into the job's Landlock rules (a second

@@ -719,22 +719,8 @@ fn harden_capabilities(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenE
 /// away (and recorded), not refused.
 fn drop_raw_network(ctx: &mut Ctx<'_>, spec: &mut Spec) {
     let Some(process) = spec.process_mut() else { return };
-    let Some(mut caps) = process.capabilities().clone() else { return };
-    let mut had = false;
-    let mut strip = |set: &Option<Capabilities>| {
-        set.clone().map(|mut s| {
-            had |= s.remove(&Capability::NetRaw);
-            s
-        })
-    };
-    let (b, e, p, i, a) = (
-        strip(caps.bounding()),
-        strip(caps.effective()),
-        strip(caps.permitted()),
-        strip(caps.inheritable()),
-        strip(caps.ambient()),
-    );
-    caps.set_bounding(b).set_effective(e).set_permitted(p).set_inheritable(i).set_ambient(a);
+    let Some(caps) = process.capabilities().clone() else { return };
+    let (caps, had) = crate::egress::without_raw_network(&caps);
     process.set_capabilities(Some(caps));
     if had {
         ctx.tighten("process.capabilities", "CAP_NET_RAW", "dropped: the profile filters the job's network");

@@ -96,7 +96,6 @@ fn process_from_args(base: &Spec, args: &Exec) -> Result<Process> {
     Ok(p)
 }
 
-/// Holds an exec'd process to the container's profile, as `create` held the
 /// Every capability set empty.
 fn no_capabilities() -> LinuxCapabilities {
     let mut caps = LinuxCapabilities::default();
@@ -108,6 +107,7 @@ fn no_capabilities() -> LinuxCapabilities {
     caps
 }
 
+/// Holds an exec'd process to the container's profile, as `create` held the
 /// init: no token, the profile's no_new_privs, and capabilities tightened to
 /// the container's. Client defaults (Docker, Podman and containerd copy their
 /// 14 default capabilities into every exec) are dropped; any other capability
@@ -167,32 +167,16 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
     // Under egress rules, no exec gets what would let it change or bypass
     // them, whatever the profile's ceiling (`docker exec --privileged`).
     if record.plan.egress.is_some() {
-        if let Some(caps) = process.capabilities().clone() {
-            let sets = [caps.bounding(), caps.effective(), caps.permitted(), caps.inheritable(), caps.ambient()];
-            if sets.iter().any(|s| s.as_ref().is_some_and(|s| s.contains(&Capability::NetAdmin))) {
-                return Err(Error::state(
-                    id,
-                    format!(
-                        "profile `{}` refuses exec: CAP_NET_ADMIN would let the process change the job's egress rules",
-                        record.profile.name
-                    ),
-                ));
-            }
-            let mut stripped = caps.clone();
-            let strip = |s: &Option<Capabilities>| {
-                s.clone().map(|mut s| {
-                    s.remove(&Capability::NetRaw);
-                    s
-                })
-            };
-            stripped
-                .set_bounding(strip(caps.bounding()))
-                .set_effective(strip(caps.effective()))
-                .set_permitted(strip(caps.permitted()))
-                .set_inheritable(strip(caps.inheritable()))
-                .set_ambient(strip(caps.ambient()));
-            process.set_capabilities(Some(stripped));
+        if let Some(set) = brig_profiles::egress::net_admin_set(&caps) {
+            return Err(Error::state(
+                id,
+                format!(
+                    "profile `{}` refuses exec: CAP_NET_ADMIN in its {set} set would let the process change the job's egress rules",
+                    record.profile.name
+                ),
+            ));
         }
+        process.set_capabilities(Some(brig_profiles::egress::without_raw_network(&caps).0));
     }
     if any {
         return Ok(());

@@ -258,22 +258,6 @@ fn deny(config: &Config, id: &str, ctx: Option<&brig_policy::LaunchContext>, rea
     }
 }
 
-/// Resolves bind-mount sources in the spec to the paths that were checked
-/// and authorized, so that a symlink swapped afterwards cannot redirect them.
-fn pin_mount_sources(spec: &mut Spec) {
-    if let Some(mounts) = spec.mounts_mut() {
-        for m in mounts.iter_mut() {
-            let bind =
-                m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
-            if let (true, Some(src)) = (bind, m.source().clone()) {
-                if let Ok(canonical) = std::fs::canonicalize(&src) {
-                    m.set_source(Some(canonical));
-                }
-            }
-        }
-    }
-}
-
 /// The policy set of a launch, loaded on another thread (or by this one, if
 /// it asks first) while this one reads the bundle, hardens the spec and
 /// verifies the token (`None` when authorization is off). The thread is
@@ -309,7 +293,6 @@ pub fn prepare(
         Err(e) => return Err(e.into()),
     };
     tracing::debug!(elapsed_us = us(t0), "spec hardened");
-    pin_mount_sources(&mut hardened.spec);
     crate::limits::fit_rlimits_to_host(&request.spec, &mut hardened, &crate::limits::own_hard_limit).map_err(|e| {
         let e = format!("profile `{}`: {e}", profile.profile.name);
         match config.auth.mode {

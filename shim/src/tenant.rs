@@ -77,7 +77,6 @@ fn child_fail(err_fd: RawFd, what: &str, e: impl std::fmt::Display) -> ! {
     }
 }
 
-/// Starts the process; returns its pid (brig's child).
 /// Whether process `pid` is in a user namespace other than brig's own (or
 /// cannot be looked at: then the caller takes the path that joins it, which
 /// fails with the reason).
@@ -85,6 +84,7 @@ pub fn in_other_user_namespace(pid: i32) -> bool {
     !same_ns(Path::new(&format!("/proc/{pid}/ns/user")), Path::new("/proc/self/ns/user"))
 }
 
+/// Starts the process; returns its pid (brig's child).
 pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
     // Everything that needs the host's view is opened now.
     let mut namespaces: Vec<(OwnedFd, libc::c_int)> = Vec::new();
