@@ -351,6 +351,12 @@ fn release_userns(allocator: &crate::userns::Allocator, root: &Path, id: &str, r
         tracing::warn!(id, mount = %rec.rootfs_mount.display(), "unmounting the idmapped rootfs: {e}");
     }
     let _ = std::fs::remove_dir(&rec.rootfs_mount);
+    // Through the staged binds (the paths recorded), before they go. A pod
+    // member's range lives on with its pod: the directories stay the pod's
+    // until the job that owns the range goes.
+    if rec.pod.is_none() {
+        return_handed_directories(id, rec);
+    }
     if let Some(binds) = &rec.binds {
         remove_staged_binds(binds);
     }
@@ -358,6 +364,23 @@ fn release_userns(allocator: &crate::userns::Allocator, root: &Path, id: &str, r
         remove_staged_binds(layers);
     }
     allocator.release(rec.slot, root, id);
+}
+
+/// Hands the writable bind directories back to host root, so the next job
+/// that mounts one (with whatever ID range it gets) is handed it in turn.
+/// What the job wrote inside stays owned by its mapped IDs. A directory that
+/// is no longer the job's root's (replaced, or handed on) is left alone.
+fn return_handed_directories(id: &str, rec: &state::UsernsRecord) {
+    for dir in &rec.chowned {
+        match std::fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() && meta.uid() == rec.host_base => {
+                if let Err(e) = std::os::unix::fs::lchown(dir, Some(0), None) {
+                    tracing::warn!(id, dir = %dir.display(), "handing the output directory back to root: {e}");
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A new user namespace cannot mount sysfs for a network namespace it does not
@@ -809,6 +832,8 @@ fn setup_userns(
     stage_bind_sources(id, spec, &mount, &mut guard.record)?;
     // Writable bind mounts (outputs) must be writable by the job's root; what
     // it writes there is then owned on the host by the mapped ID, never root.
+    // The directory's owner (not its group) is handed over, and handed back
+    // to root at `delete` (`return_handed_directories`).
     for m in spec.mounts().iter().flatten() {
         let bind =
             m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
@@ -819,7 +844,7 @@ fn setup_userns(
         }
         if let Ok(meta) = std::fs::metadata(src) {
             if meta.is_dir() && meta.uid() == 0 {
-                std::os::unix::fs::chown(src, Some(range.host_base), Some(range.host_base))
+                std::os::unix::fs::chown(src, Some(range.host_base), None)
                     .map_err(|e| Error::io("handing to the job's root", src, e))?;
                 guard.record.chowned.push(src.clone());
             }

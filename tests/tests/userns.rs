@@ -511,3 +511,74 @@ fn ids_with_dots_do_not_share_staging_paths() {
     assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "keep me\n");
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// A root-owned writable bind directory (an output) is handed to the job's
+/// root for the job's life and handed back at `delete`: the next job that
+/// mounts it, with whatever ID range it gets, can write there, and what each
+/// job wrote stays owned by that job's mapped ID.
+#[test]
+fn an_output_directory_is_handed_to_each_job_in_turn() {
+    use std::os::unix::fs::MetadataExt;
+    let brig = restricted();
+    let out_dir = std::path::PathBuf::from(format!("/var/lib/brig/jobs/userns-{}", unique_id("turn")));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let writer = |file: &str| {
+        let mut b = Bundle::new(&["sh", "-c", &format!("echo {file} > /out/{file} && sleep 30")]);
+        b.push(
+            "/mounts",
+            json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}),
+        );
+        b
+    };
+    let owner = |path: &std::path::Path| u64::from(std::fs::metadata(path).unwrap().uid());
+    let wait_for = |path: &std::path::Path| {
+        for _ in 0..100 {
+            if path.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("{} was never written", path.display());
+    };
+
+    let (first, first_bundle) = (unique_id("turn"), writer("first"));
+    brig.ok(&["run", "--detach", "--bundle", first_bundle.path().to_str().unwrap(), &first]);
+    let first_base = host_base(&brig, &first);
+    wait_for(&out_dir.join("first"));
+    assert_eq!(owner(&out_dir), first_base, "the directory is the running job's");
+    brig.ok(&["delete", "--force", &first]);
+    assert_eq!(owner(&out_dir), 0, "delete hands the directory back to root");
+    // A job that takes the range the first freed: the next writer gets
+    // another one.
+    let holder_bundle = Bundle::new(&["sleep", "30"]);
+    let holder = unique_id("turn");
+    brig.ok(&["run", "--detach", "--bundle", holder_bundle.path().to_str().unwrap(), &holder]);
+
+    // Other tests' jobs come and go: while a writer gets the first's range,
+    // it is deleted and another holder takes that range.
+    let mut running = vec![holder];
+    let mut second = None;
+    for attempt in 0..4 {
+        let (id, bundle) = (unique_id("turn"), writer(&format!("second{attempt}")));
+        brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        let base = host_base(&brig, &id);
+        if base != first_base {
+            running.push(id);
+            second = Some((out_dir.join(format!("second{attempt}")), base));
+            break;
+        }
+        brig.ok(&["delete", "--force", &id]);
+        let holder = unique_id("turn");
+        brig.ok(&["run", "--detach", "--bundle", holder_bundle.path().to_str().unwrap(), &holder]);
+        running.push(holder);
+    }
+    let (second_file, second_base) = second.expect("a writer with a range other than the first's");
+    wait_for(&second_file);
+    assert_eq!(owner(&out_dir.join("first")), first_base);
+    assert_eq!(owner(&second_file), second_base);
+    for id in &running {
+        brig.ok(&["delete", "--force", id]);
+    }
+    assert_eq!(owner(&out_dir), 0);
+    std::fs::remove_dir_all(&out_dir).unwrap();
+}
