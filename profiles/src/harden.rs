@@ -210,7 +210,7 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
         Some(section) => {
             let arch = Arch::native().ok_or(HardenError::UnsupportedArch(std::env::consts::ARCH))?;
             Some(
-                seccomp::compile(section, arch)
+                crate::prebuilt::compile(section, arch)
                     .map_err(|source| HardenError::Seccomp { profile: profile.name.clone(), source })?,
             )
         }

@@ -13,6 +13,7 @@ pub mod harden;
 pub mod landlock;
 pub mod lint;
 pub mod model;
+pub mod prebuilt;
 pub mod seccomp;
 pub mod units;
 

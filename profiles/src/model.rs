@@ -151,57 +151,7 @@ pub struct TimeoutSection {
     pub grace: Option<Duration>,
 }
 
-/// brig's seccomp filter.
-///
-/// Compiled to one classic-BPF program (`seccomp.rs`): the `enosys` list and
-/// numbers the architecture does not define get `ENOSYS` (`clone3`, whose
-/// arguments a filter cannot inspect, so that libc falls back to `clone`);
-/// allowed syscalls pass, conditional ones when a rule holds; the rest get
-/// `EPERM`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeccompSection {
-    /// Syscalls allowed without conditions.
-    #[serde(default)]
-    pub allow: Vec<String>,
-    /// Syscalls allowed when their arguments match.
-    #[serde(default)]
-    pub allow_if: Vec<ConditionalRule>,
-    /// Syscalls that fail with `ENOSYS`.
-    #[serde(default)]
-    pub enosys: Vec<String>,
-}
-
-/// A conditional allow rule: the syscall passes if, for every condition, the
-/// argument matches one of the condition's values.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConditionalRule {
-    pub syscall: String,
-    pub args: Vec<ArgCondition>,
-    /// Why the rule exists (shown by `brig profile show`).
-    #[serde(default)]
-    pub comment: String,
-}
-
-/// One argument condition.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArgCondition {
-    /// Argument index, 0..=5.
-    pub index: u8,
-    /// Compare `arg & mask` instead of `arg`.
-    pub mask: Option<u64>,
-    /// The argument (masked) must equal one of these.
-    pub any_of: Vec<u64>,
-    /// Compare only the low 32 bits (for `int` arguments).
-    #[serde(default = "yes")]
-    pub dword: bool,
-}
-
-fn yes() -> bool {
-    true
-}
+pub use crate::seccomp::{ArgCondition, ConditionalRule, SeccompSection};
 
 /// Whether a Landlock restriction is mandatory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -15,12 +15,63 @@ use seccompiler::{
     sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-use crate::model::{ConditionalRule, SeccompSection};
 
 const EPERM: u32 = 1;
 const ENOSYS: u32 = 38;
+
+/// brig's seccomp filter.
+///
+/// Compiled to one classic-BPF program ([`compile`]): the `enosys` list and
+/// numbers the architecture does not define get `ENOSYS` (`clone3`, whose
+/// arguments a filter cannot inspect, so that libc falls back to `clone`);
+/// allowed syscalls pass, conditional ones when a rule holds; the rest get
+/// `EPERM`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeccompSection {
+    /// Syscalls allowed without conditions.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Syscalls allowed when their arguments match.
+    #[serde(default)]
+    pub allow_if: Vec<ConditionalRule>,
+    /// Syscalls that fail with `ENOSYS`.
+    #[serde(default)]
+    pub enosys: Vec<String>,
+}
+
+/// A conditional allow rule: the syscall passes if, for every condition, the
+/// argument matches one of the condition's values.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionalRule {
+    pub syscall: String,
+    pub args: Vec<ArgCondition>,
+    /// Why the rule exists (shown by `brig profile show`).
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// One argument condition.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgCondition {
+    /// Argument index, 0..=5.
+    pub index: u8,
+    /// Compare `arg & mask` instead of `arg`.
+    pub mask: Option<u64>,
+    /// The argument (masked) must equal one of these.
+    pub any_of: Vec<u64>,
+    /// Compare only the low 32 bits (for `int` arguments).
+    #[serde(default = "yes")]
+    pub dword: bool,
+}
+
+fn yes() -> bool {
+    true
+}
 
 /// A CPU architecture brig compiles filters for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,6 +432,19 @@ fn policy_rules(section: &SeccompSection, arch: Arch) -> Result<(BTreeSet<u32>, 
         conditional.entry(nr).or_default().extend(compiled);
     }
     Ok((allowed, conditional))
+}
+
+/// What a compiled program is a function of: `section` (its canonical JSON
+/// form) and `arch`. build.rs compiles the built-in profiles' sections ahead
+/// of time and `crate::prebuilt` finds them by this (sha256).
+pub fn fingerprint(section: &SeccompSection, arch: Arch) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(arch.name().as_bytes());
+    h.update([0]);
+    // INVARIANT: the section holds only strings, numbers, bools and lists, so
+    // serializing it cannot fail.
+    h.update(serde_json::to_vec(section).unwrap_or_default());
+    h.finalize().into()
 }
 
 /// Compiles `section` for `arch`.

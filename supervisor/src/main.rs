@@ -280,6 +280,7 @@ fn landlock(plan: &Plan<'_>) -> (u64, u8, Result<(), StageError>) {
         Ok(fd) => fd,
         Err(e) => return (abi, 1, Err((b"landlock_create_ruleset", e))),
     };
+    let root = sys::root_identity();
     for rule in plan.fs_rules() {
         let fd = match sys::open_path(rule.path) {
             Ok(fd) => fd,
@@ -294,12 +295,13 @@ fn landlock(plan: &Plan<'_>) -> (u64, u8, Result<(), StageError>) {
         // A path that resolves to the root directory (an image's `/srv` that
         // is a symbolic link to `/`) grants nothing unless the rule is `/`.
         let is_slash = rule.path.first() == Some(&b'/') && rule.path.get(1).is_none_or(|&c| c == 0);
-        if !is_slash && sys::is_root_dir(fd) {
+        let this = sys::identity(fd);
+        if !is_slash && this.is_some_and(|t| root.is_some_and(|r| t.same_file(&r))) {
             sys::close(fd);
             continue;
         }
         let mut access = rule.access & fs;
-        if !sys::is_dir(fd) {
+        if !this.is_some_and(|t| t.dir) {
             access &= LANDLOCK_FILE_RIGHTS;
         }
         if access != 0 {

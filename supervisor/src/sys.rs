@@ -243,9 +243,24 @@ pub fn open_path(path: &[u8]) -> Result<Fd, i32> {
 
 const STATX_INO: usize = 0x100;
 
-/// (device major, device minor, inode) of `fd`, or of `path` (NUL-terminated)
-/// when `fd` is AT_FDCWD.
-fn identity_at(fd: Fd, path: *const u8, flags: usize) -> Option<(u32, u32, u64)> {
+/// What a path is: its device and inode, and whether it is a directory.
+#[derive(Clone, Copy)]
+pub struct Identity {
+    dev: (u32, u32),
+    ino: u64,
+    pub dir: bool,
+}
+
+impl Identity {
+    /// The same file (device and inode).
+    pub fn same_file(&self, other: &Identity) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+/// The identity of `fd`, or of `path` (NUL-terminated) when `fd` is
+/// AT_FDCWD: one statx.
+fn identity_at(fd: Fd, path: *const u8, flags: usize) -> Option<Identity> {
     let mut stx = [0u8; 256];
     // SAFETY: path is NUL-terminated and stx a 256-byte struct statx.
     let ok = unsafe { syscall!(Sysno::statx, fd, path, flags, STATX_TYPE | STATX_INO, stx.as_mut_ptr()) };
@@ -253,22 +268,21 @@ fn identity_at(fd: Fd, path: *const u8, flags: usize) -> Option<(u32, u32, u64)>
     let u32_at = |o: usize| u32::from_le_bytes([stx[o], stx[o + 1], stx[o + 2], stx[o + 3]]);
     let mut ino = [0u8; 8];
     ino.copy_from_slice(&stx[32..40]);
-    Some((u32_at(136), u32_at(140), u64::from_le_bytes(ino)))
+    Some(Identity {
+        dev: (u32_at(136), u32_at(140)),
+        ino: u64::from_le_bytes(ino),
+        dir: (u16::from_le_bytes([stx[28], stx[29]]) & S_IFMT) == S_IFDIR,
+    })
 }
 
-/// Whether `fd` is the job's root directory (a rule path that is a symbolic
-/// link to `/` would otherwise grant the whole root filesystem).
-pub fn is_root_dir(fd: Fd) -> bool {
-    let this = identity_at(fd, c"".as_ptr().cast(), AT_EMPTY_PATH);
-    let root = identity_at(AT_FDCWD as Fd, c"/".as_ptr().cast(), 0);
-    this.is_some() && this == root
+/// The identity of the open file `fd`.
+pub fn identity(fd: Fd) -> Option<Identity> {
+    identity_at(fd, c"".as_ptr().cast(), AT_EMPTY_PATH)
 }
 
-pub fn is_dir(fd: Fd) -> bool {
-    let mut stx = [0u8; 256];
-    // SAFETY: "" is a NUL-terminated empty path and stx a 256-byte struct statx.
-    let ok = unsafe { syscall!(Sysno::statx, fd, c"".as_ptr(), AT_EMPTY_PATH, STATX_TYPE, stx.as_mut_ptr()) };
-    ok.is_ok() && (u16::from_le_bytes([stx[28], stx[29]]) & S_IFMT) == S_IFDIR
+/// The identity of the job's root directory.
+pub fn root_identity() -> Option<Identity> {
+    identity_at(AT_FDCWD as Fd, c"/".as_ptr().cast(), 0)
 }
 
 pub fn seccomp_install(insns: &[u8]) -> i32 {
