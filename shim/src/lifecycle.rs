@@ -427,7 +427,18 @@ fn stage_bind_sources(
         if !bind {
             continue;
         }
-        let meta = std::fs::metadata(&src).map_err(|e| Error::io("bind mount source", &src, e))?;
+        // The source was checked against the profile's prefixes by its
+        // canonical path (harden), and the spec points there. Opened again
+        // with no symbolic link anywhere on the way, it is the object that was
+        // checked, or the launch stops: a job that swaps a directory it can
+        // write for a link to `/etc` between the check and this mount gains
+        // nothing. The mount is of the open file (`/proc/self/fd`), not of
+        // the path again.
+        let pinned = open_checked_source(&src).map_err(|e| {
+            Error::state(id, format!("bind source `{}` is not what was checked (changed since; {e})", src.display()))
+        })?;
+        let meta = pinned.metadata().map_err(|e| Error::io("bind mount source", &src, e))?;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", pinned.as_raw_fd()));
         if !staged_any {
             std::fs::DirBuilder::new()
                 .mode(0o711)
@@ -455,7 +466,7 @@ fn stage_bind_sources(
                 .map_err(|e| Error::io("creating", &target, e))?;
         }
         nix::mount::mount(
-            Some(&src),
+            Some(&by_fd),
             &target,
             None::<&str>,
             nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
@@ -466,6 +477,22 @@ fn stage_bind_sources(
     }
     spec.set_mounts(Some(mounts));
     Ok(())
+}
+
+/// Opens `path` (absolute, canonical) as an `O_PATH` descriptor, refusing a
+/// symbolic link in any component: `ELOOP` if one was put there since the
+/// path was resolved.
+fn open_checked_source(path: &Path) -> std::io::Result<std::fs::File> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::os::fd::FromRawFd;
+    let how = OpenHow::new()
+        // Not O_NOFOLLOW: with O_PATH it would open a trailing link itself
+        // instead of failing.
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(libc::AT_FDCWD, path, how).map_err(std::io::Error::from)?;
+    // SAFETY: `fd` was just returned by openat2 and is owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// Mounts at `mount` an overlay of idmapped binds of the client's layers.
@@ -1266,6 +1293,31 @@ pub fn owner_of(dir: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bind source swapped for a symbolic link after it was checked (a
+    /// job's writable directory replaced by a link to `/etc`) is refused at
+    /// staging, wherever in the path the link is; the checked object itself
+    /// is opened, and the descriptor is that object.
+    #[test]
+    fn a_bind_source_swapped_for_a_link_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("out");
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        let pinned = open_checked_source(&real.join("sub")).unwrap();
+        assert_eq!(pinned.metadata().unwrap().ino(), std::fs::metadata(real.join("sub")).unwrap().ino());
+
+        std::fs::rename(real.join("sub"), dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink("/etc", real.join("sub")).unwrap();
+        let err = open_checked_source(&real.join("sub")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+
+        std::fs::rename(&real, dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), &real).unwrap();
+        std::fs::create_dir(dir.path().join("real/inner")).unwrap();
+        let err = open_checked_source(&real.join("inner")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+    }
 
     #[test]
     fn the_rootfs_mount_parent_goes_on_a_tmpfs_only_when_empty() {
