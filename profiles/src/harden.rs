@@ -587,6 +587,26 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
                     ),
                 ));
             }
+            // `ro` on a recursive bind makes its top mount read-only and no
+            // other (as in runc): a filesystem mounted below the source would
+            // stay writable. Where the profile does not allow writing the
+            // source, `rro` (mount_setattr AT_RECURSIVE) makes all of it so.
+            let recursive = m.options().iter().flatten().any(|o| o == "rbind");
+            if read_only
+                && recursive
+                && !client_file
+                && !under_prefix_strictly(&resolved, &ceilings.writable_mounts)
+                && !m.options().iter().flatten().any(|o| o == "rro")
+            {
+                let mut options = m.options().clone().unwrap_or_default();
+                options.push("rro".into());
+                m.set_options(Some(options));
+                ctx.tighten(
+                    format!("mounts[{i}].options"),
+                    format!("{dest} read-only at its top mount only"),
+                    format!("{dest} read-only with every mount below it (rro)"),
+                );
+            }
             m.set_source(Some(resolved));
             continue;
         }
@@ -1119,6 +1139,40 @@ mod tests {
 
     fn tightened(h: &Hardened, field: &str) -> Option<(String, String)> {
         h.tightened.iter().find(|t| t.field == field).map(|t| (t.requested.clone(), t.applied.clone()))
+    }
+
+    /// A recursive read-only bind of a path the profile does not let the job
+    /// write becomes read-only all the way down (`rro`), recorded; one the
+    /// profile lets it write, or a non-recursive bind, stays as asked.
+    #[test]
+    fn a_recursive_read_only_bind_is_read_only_below_too() {
+        let profile = crate::parse(
+            "name = \"p\"\n[ceilings]\nwritable_mounts = [\"/jobs/\"]\nreadonly_mounts = [\"/data/\", \"/jobs/\"]\n",
+            "p",
+        )
+        .unwrap();
+        let mut spec = serde_json::to_value(Spec::default()).unwrap();
+        spec["mounts"] = serde_json::json!([
+            {"destination": "/in", "type": "bind", "source": "/data/in", "options": ["rbind", "ro"]},
+            {"destination": "/top", "type": "bind", "source": "/data/top", "options": ["bind", "ro"]},
+            {"destination": "/mine", "type": "bind", "source": "/jobs/a/in", "options": ["rbind", "ro"]}
+        ]);
+        let spec: Spec = serde_json::from_value(spec).unwrap();
+        let h = harden(&profile, spec, &JobAsks::default(), &FakeHost).unwrap();
+        let options = |dest: &str| {
+            let mounts = h.spec.mounts().clone().unwrap();
+            mounts.iter().find(|m| m.destination() == Path::new(dest)).unwrap().options().clone().unwrap()
+        };
+        assert_eq!(options("/in"), ["rbind", "ro", "rro"]);
+        assert_eq!(options("/top"), ["bind", "ro"]);
+        assert_eq!(options("/mine"), ["rbind", "ro"]);
+        let (_, applied) = h
+            .tightened
+            .iter()
+            .find(|t| t.applied.starts_with("/in "))
+            .map(|t| (t.requested.clone(), t.applied.clone()))
+            .expect("recorded");
+        assert!(applied.contains("rro"), "{applied}");
     }
 
     /// A profile with a timeout needs the job's own pid namespace (its

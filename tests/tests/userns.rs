@@ -582,3 +582,37 @@ fn an_output_directory_is_handed_to_each_job_in_turn() {
     assert_eq!(owner(&out_dir), 0);
     std::fs::remove_dir_all(&out_dir).unwrap();
 }
+
+/// A read-only recursive bind of an input is read-only all the way down: a
+/// filesystem mounted below the source on the host is no writable hole into
+/// it (runc makes only the top mount read-only; brig adds `rro`).
+#[test]
+fn a_read_only_input_is_read_only_below_its_top_mount() {
+    let brig = restricted();
+    let data = std::path::PathBuf::from("/var/lib/brig/data").join(unique_id("rro"));
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "mode=0777", "tmpfs"])
+        .arg(data.join("sub"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(mounted, "mounting a tmpfs below the input");
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "grep ' /data/sub ' /proc/self/mountinfo; echo x > /data/sub/f && echo WROTE; echo x > /data/f && echo WROTE-TOP; true",
+    ]);
+    b.push("/mounts", json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "ro"]}));
+    let (code, out, err) = brig.run(&b, &unique_id("rro"));
+    let leftover = std::fs::read_dir(data.join("sub")).unwrap().count();
+    std::process::Command::new("umount").arg(data.join("sub")).status().unwrap();
+    std::fs::remove_dir_all(&data).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let line = out.lines().find(|l| l.contains(" /data/sub ")).unwrap_or_else(|| panic!("no /data/sub mount: {out}"));
+    let per_mount_options = line.split_whitespace().nth(5).unwrap();
+    assert!(per_mount_options.split(',').any(|o| o == "ro"), "{line}");
+    assert!(!out.contains("WROTE"), "{out}");
+    assert_eq!(err.matches("Read-only file system").count(), 2, "{err}");
+    assert_eq!(leftover, 0, "the job wrote below its read-only input");
+}
