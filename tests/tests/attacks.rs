@@ -257,3 +257,44 @@ fn exit_status_and_signals_reported_through_create_start_delete() {
     assert_eq!(outcome["oom_killed"], false, "{outcome}");
     brig.ok(&["delete", &id]);
 }
+
+/// A job cannot raise its own cgroup limits or write anything under
+/// `/sys/fs/cgroup`, under `standard` (root with ten capabilities, no user
+/// namespace of its own) and `restricted`, with and without a cgroup
+/// namespace: every hierarchy is mounted read-only (libcontainer used to mount
+/// each cgroup v1 hierarchy read-write whatever the spec's options).
+#[test]
+fn a_job_cannot_raise_its_own_cgroup_limits() {
+    let script = "for f in memory/memory.limit_in_bytes pids/pids.max memory.max pids.max; do \
+                    [ -e /sys/fs/cgroup/$f ] && { echo 1073741824 > /sys/fs/cgroup/$f && echo RAISED $f; }; \
+                  done; \
+                  mkdir /sys/fs/cgroup/evil && echo MADE; \
+                  grep ' /sys/fs/cgroup' /proc/self/mountinfo; true";
+    for profile in ["standard", "restricted"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        for cgroup_namespace in [true, false] {
+            let mut b = Bundle::new(&["sh", "-c", script]);
+            if !cgroup_namespace {
+                let namespaces: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|n| n["type"] != "cgroup")
+                    .cloned()
+                    .collect();
+                b.set("/linux/namespaces", json!(namespaces));
+            }
+            let (code, out, err) = brig.run(&b, &unique_id("cg"));
+            let case = format!("{profile}, cgroup namespace {cgroup_namespace}");
+            assert_eq!(code, 0, "{case}: {err}");
+            assert!(!out.contains("RAISED") && !out.contains("MADE"), "{case}: {out}");
+            let mounts: Vec<&str> = out.lines().filter(|l| l.contains(" /sys/fs/cgroup")).collect();
+            assert!(mounts.len() >= 2, "{case}: {out}");
+            for line in mounts {
+                let options = line.split_whitespace().nth(5).unwrap();
+                assert!(options.split(',').any(|o| o == "ro"), "{case}: writable: {line}");
+            }
+            assert!(err.contains("Read-only file system"), "{case}: {err}");
+        }
+    }
+}
