@@ -40,7 +40,9 @@ pub use facts::{
 pub use keys::{
     keygen, keyid, Algorithm, KeyError, KeyFiles, PublicKey, SigningKey, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE,
 };
-pub use measure::{hash_tree, EntryKind, Limit, Limits, MeasureError, TreeDigest, TreeEntry, TREE_FORMAT};
+pub use measure::{
+    hash_tree, hash_tree_no_links, EntryKind, Limit, Limits, MeasureError, TreeDigest, TreeEntry, TREE_FORMAT,
+};
 pub use rootfs::{
     cache_file, rootfs_digest, rootfs_digest_with, CacheReport, CacheStatus, RootfsDigest, CACHE_MAX_FILES,
     RACY_WINDOW_NS, ROOTFS_FORMAT,

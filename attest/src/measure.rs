@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::name::escape;
-use crate::walk::{walk, Kind};
+use crate::walk::{walk, Kind, RootLinks};
 
 /// Bounds on what one measurement may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +75,8 @@ pub enum MeasureError {
     Changed { path: PathBuf },
     #[error("`{path}` has a file type brig does not know")]
     UnknownType { path: PathBuf },
+    #[error("`{path}` is no longer the path that was checked: a symbolic link is on the way")]
+    LinkOnTheWay { path: PathBuf },
 }
 
 /// One entry of a measured tree.
@@ -154,7 +156,22 @@ impl TreeDigest {
 }
 
 /// Measures every entry under `root` (see the crate docs for what is recorded).
+/// `root` itself may be or pass through a symbolic link (`brig attest verify
+/// --artifacts` measures what a user names); nothing below it is followed.
 pub fn hash_tree(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureError> {
+    hash_tree_with(root, limits, RootLinks::Follow)
+}
+
+/// [`hash_tree`] of a canonical path that no symbolic link may lead to: a job's
+/// input or output, checked by its canonical path at `create`. A directory on
+/// the way swapped for a link since (by another job that can write its
+/// parent) is [`MeasureError::LinkOnTheWay`], never measured through: root
+/// brig would otherwise record digests of whatever the link names.
+pub fn hash_tree_no_links(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureError> {
+    hash_tree_with(root, limits, RootLinks::Refuse)
+}
+
+fn hash_tree_with(root: &Path, limits: &Limits, root_links: RootLinks) -> Result<TreeDigest, MeasureError> {
     struct Pending {
         name: String,
         kind: PendingKind,
@@ -166,7 +183,7 @@ pub fn hash_tree(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureErro
     let mut pending: Vec<Pending> = Vec::new();
     let mut inodes: HashMap<(u64, u64), usize> = HashMap::new();
     let digests = hash_files(|submit| {
-        walk(root, limits, false, |entry, opener| {
+        walk(root, limits, false, root_links, |entry, opener| {
             let name = escape(&entry.rel);
             let m = entry.meta;
             let kind = match m.kind {
@@ -348,6 +365,30 @@ mod tests {
         std::fs::write(d.path().join("top"), b"").unwrap();
         symlink("../../etc/passwd", d.path().join("a/escape")).unwrap();
         d
+    }
+
+    /// A job's output (a canonical path checked at create) swapped for a link
+    /// to a host directory, or reached through one, is refused, not measured
+    /// through; the same path given by a user (`hash_tree`) is followed.
+    #[test]
+    fn a_checked_root_reached_through_a_link_is_refused() {
+        let d = tree();
+        let limits = Limits::new(100, 1 << 20);
+        let real = hash_tree_no_links(&d.path().join("a"), &limits).unwrap();
+        assert_eq!(real.entries.len(), 2);
+        let secret = tempfile::tempdir().unwrap();
+        std::fs::write(secret.path().join("shadow"), b"root:secret\n").unwrap();
+        std::fs::rename(d.path().join("a"), d.path().join("a.old")).unwrap();
+        symlink(secret.path(), d.path().join("a")).unwrap();
+        for root in [d.path().join("a"), d.path().join("a/shadow")] {
+            match hash_tree_no_links(&root, &limits) {
+                Err(MeasureError::LinkOnTheWay { path }) => assert_eq!(path, root),
+                other => panic!("{}: {other:?}", root.display()),
+            }
+        }
+        assert_eq!(hash_tree(&d.path().join("a"), &limits).unwrap().entries[0].name, "shadow");
+        // A file root with no link on the way is measured.
+        assert_eq!(hash_tree_no_links(&d.path().join("top"), &limits).unwrap().entries.len(), 1);
     }
 
     #[test]

@@ -39,7 +39,7 @@ use sha2::{Digest, Sha256};
 
 use crate::measure::{hash_files, Job, Limits, MeasureError};
 use crate::name::escape;
-use crate::walk::{walk, Kind};
+use crate::walk::{walk, Kind, RootLinks};
 
 /// Files changed this close to the start of a measurement are not cached.
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
@@ -155,7 +155,7 @@ pub fn rootfs_digest_with(
     let mut inodes: HashMap<(u64, u64), usize> = HashMap::new();
     let mut reused = 0u64;
     let digests = hash_files(|submit| {
-        walk(&canonical_root, limits, true, |entry, opener| {
+        walk(&canonical_root, limits, true, RootLinks::Refuse, |entry, opener| {
             let m = entry.meta;
             let name = if entry.rel.is_empty() { ".".to_string() } else { escape(&entry.rel) };
             let key = (m.dev, m.ino, m.size, m.mtime_ns, m.ctime_ns);

@@ -154,16 +154,52 @@ struct Frame {
     depth: usize,
 }
 
-/// Walks `root` (following `root` itself if it is a symlink, nothing below it),
+/// Whether the path to the root of a walk may pass through symbolic links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RootLinks {
+    /// `root` may be or pass through links (a path a user names).
+    Follow,
+    /// No link anywhere on the way (`openat2(RESOLVE_NO_SYMLINKS)`): a
+    /// canonical path brig checked earlier.
+    Refuse,
+}
+
+/// Walks `root` (following `root` itself if it is a symlink and `root_links`
+/// allows, nothing below it),
 /// calling `visit` for every entry in a depth-first order (directories only if
 /// `include_dirs`). Regular files come with an [`Opener`]. Enforces `limits`:
 /// every entry below the root counts towards `max_files`, every regular file's
 /// size towards `max_bytes`, before anything is read.
-pub(crate) fn walk<F>(root: &Path, limits: &Limits, include_dirs: bool, mut visit: F) -> Result<(), MeasureError>
+pub(crate) fn walk<F>(
+    root: &Path,
+    limits: &Limits,
+    include_dirs: bool,
+    root_links: RootLinks,
+    mut visit: F,
+) -> Result<(), MeasureError>
 where
     F: FnMut(Entry, Option<&Opener<'_>>) -> Result<(), MeasureError>,
 {
-    let st = rfs::statat(CWD, root, AtFlags::empty()).map_err(|e| io_err(root, e))?;
+    // What the root is. With `Refuse`, the object reached with no link on the
+    // way; the opens below follow the path again and must find that object
+    // (`check_same`), or the walk fails as `Changed`.
+    let st = match root_links {
+        RootLinks::Follow => rfs::statat(CWD, root, AtFlags::empty()).map_err(|e| io_err(root, e))?,
+        RootLinks::Refuse => {
+            let pinned = rfs::openat2(
+                CWD,
+                root,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                rfs::ResolveFlags::NO_SYMLINKS | rfs::ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(|e| match e {
+                rustix::io::Errno::LOOP => MeasureError::LinkOnTheWay { path: root.to_path_buf() },
+                e => io_err(root, e),
+            })?;
+            rfs::fstat(&pinned).map_err(|e| io_err(root, e))?
+        }
+    };
     let meta = Meta::from_stat(&st).ok_or_else(|| MeasureError::UnknownType { path: root.to_path_buf() })?;
     let mut bytes: u64 = 0;
     let mut count: u64 = 0;

@@ -52,20 +52,32 @@ pub trait Host {
 
 /// Whether a client's per-container file (or directory) is what `source`
 /// is: the files (`/etc/hosts`, `/etc/resolv.conf`, ...) must be regular
-/// files, and the two directories (`/dev/shm`, `/run/secrets`) must be the
-/// container's own `shm` or `secrets` directory, never a client's whole
+/// files with the names clients give them, and the two directories
+/// (`/dev/shm`, `/run/secrets`) a container's `shm` or `secrets` directory, never a client's whole
 /// state (`/var/lib/containers/storage` bound at `/run/secrets` would hand
 /// the job every container's layers).
 fn is_client_file(dest: &str, resolved: &Path, host: &dyn Host) -> bool {
     if !clients::CLIENT_FILES.contains(&dest) || !host.is_client_state(resolved) {
         return false;
     }
+    let named = |names: &[&str]| resolved.file_name().and_then(|n| n.to_str()).is_some_and(|n| names.contains(&n));
     match dest {
-        "/dev/shm" | "/run/secrets" => {
-            let want = if dest == "/dev/shm" { "shm" } else { "secrets" };
-            resolved.file_name().is_some_and(|n| n == want)
+        "/dev/shm" => named(&["shm"]),
+        "/run/secrets" => named(&["secrets"]),
+        // Each file by the name its clients give it: a file of another
+        // container's state (Docker's `config.v2.json` with its environment,
+        // a secret under `mounts/secrets/`) is not `/etc/hosts`.
+        "/etc/hosts" => named(&["hosts", "etc-hosts"]) && host.is_file(resolved),
+        "/etc/resolv.conf" => named(&["resolv.conf"]) && host.is_file(resolved),
+        "/etc/hostname" => named(&["hostname"]) && host.is_file(resolved),
+        "/run/.containerenv" => named(&[".containerenv"]) && host.is_file(resolved),
+        // The kubelet names it at random, in the pod's container directory.
+        "/dev/termination-log" => {
+            resolved.starts_with("/var/lib/kubelet/pods/")
+                && resolved.components().any(|c| c.as_os_str() == "containers")
+                && host.is_file(resolved)
         }
-        _ => host.is_file(resolved),
+        _ => false,
     }
 }
 

@@ -121,7 +121,7 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
                 message: format!("input `{path}` must be mounted read-only (add `ro` to its mount options)"),
             });
         }
-        let tree = brig_attest::hash_tree(&source, &limits)
+        let tree = brig_attest::hash_tree_no_links(&source, &limits)
             .map_err(|source| MeasureError::Measure { what: format!("input `{path}`"), source })?;
         inputs.push(MountTree { path, tree });
     }
@@ -171,7 +171,7 @@ pub fn facts(
     let mut outputs = Vec::new();
     let mut errors = Vec::new();
     for (path, source) in &m.outputs {
-        match brig_attest::hash_tree(source, &limits) {
+        match brig_attest::hash_tree_no_links(source, &limits) {
             Ok(tree) => outputs.push(MountTree { path: path.clone(), tree }),
             // Recorded as an error of the run; the output is not a subject.
             Err(e) => errors.push(format!("measuring output `{path}`: {e}")),

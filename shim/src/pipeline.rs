@@ -309,6 +309,22 @@ pub fn prepare(
     let mut context = brig_policy::LaunchContext::from_spec(&hardened.spec, &options)
         .map_err(|e| deny(config, id, None, format!("describing the launch for the policy: {e}")))?;
     context.canonicalize_sources();
+    // A namespace joined by path that is the host's own is a host namespace
+    // to the policy as well (`{"type": "network", "path": "/proc/1/ns/net"}`
+    // must not pass a `forbid` on `context.host_namespaces`, which lists only
+    // the namespaces the spec leaves out).
+    {
+        use brig_profiles::Host;
+        let host = RealHost::new(config);
+        for ns in hardened.spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+            let Some(path) = ns.path() else { continue };
+            if host.is_host_namespace(ns.typ(), path) {
+                if let Ok(serde_json::Value::String(name)) = serde_json::to_value(ns.typ()) {
+                    context.host_namespaces.insert(name);
+                }
+            }
+        }
+    }
     tracing::debug!(elapsed_us = us(t0), "hardened and described");
 
     let auth = match config.auth.mode {

@@ -314,6 +314,46 @@ fn forbid_wins_and_a_broken_policy_fails_closed() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("broken.cedar"));
 }
 
+/// A host namespace joined by path is a host namespace to the policy: a
+/// `forbid` on `context.host_namespaces` stops it as it stops leaving the
+/// namespace out, under a profile that lets both through.
+#[test]
+fn a_host_namespace_joined_by_path_is_a_host_namespace_to_the_policy() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::write(
+        a.etc.join("policy/admin.cedar"),
+        "@id(\"admin-all\")\npermit (principal in Brig::Role::\"admin\", action, resource);\n\
+         @id(\"no-host-network\")\nforbid (principal, action, resource) when { context has host_namespaces && context.host_namespaces.contains(\"network\") };\n",
+    )
+    .unwrap();
+    let with_network = |network: Option<serde_json::Value>| {
+        let admin = a.mint(&["--tenant", &name, "--role", "admin"]);
+        let mut b = bundle_with(&admin, &acme, "true");
+        b.annotate("dev.brig.profile", "permissive");
+        let mut namespaces: Vec<Value> = b.config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] != "network")
+            .cloned()
+            .collect();
+        namespaces.extend(network);
+        b.set("/linux/namespaces", Value::Array(namespaces));
+        b
+    };
+    let (code, _, err) = a.brig.run(&with_network(Some(json!({"type": "network"}))), &unique_id("ns"));
+    assert_eq!(code, 0, "its own network namespace: {err}");
+    for (what, network) in
+        [("left out", None), ("joined by path", Some(json!({"type": "network", "path": "/proc/1/ns/net"})))]
+    {
+        let b = with_network(network);
+        let err = a.brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("ns")]);
+        assert!(err.contains("no-host-network"), "the host network {what} must be forbidden: {err}");
+    }
+}
+
 #[test]
 fn exec_is_authorized_separately() {
     let mut a = setup();

@@ -448,6 +448,10 @@ fn mounts_that_would_unmask_or_widen_are_refused() {
     std::fs::create_dir_all(&storage).unwrap();
     let jobs = PathBuf::from(format!("/var/lib/brig/jobs/test-{}", unique_id("m")));
     std::fs::create_dir_all(&jobs).unwrap();
+    let victim_state = storage.join(format!("overlay-containers/{}/userdata", unique_id("victim")));
+    std::fs::create_dir_all(victim_state.join("mounts/secrets")).unwrap();
+    std::fs::write(victim_state.join("config.v2.json"), "{\"Env\": [\"DB_PASSWORD=x\"]}").unwrap();
+    std::fs::write(victim_state.join("mounts/secrets/db"), "x").unwrap();
     for profile in ["standard", "restricted"] {
         let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
         type Case<'a> = (Value, Option<(&'a str, &'a str)>, &'a str);
@@ -470,6 +474,18 @@ fn mounts_that_would_unmask_or_widen_are_refused() {
             ),
             (
                 json!({"destination": "/etc/hosts", "type": "bind", "source": storage, "options": ["rbind", "ro"]}),
+                None,
+                "outside the allowed prefixes",
+            ),
+            // Another container's state file (Docker's config.v2.json holds
+            // its environment; a swarm secret) is not a client's /etc/hosts.
+            (
+                json!({"destination": "/etc/hosts", "type": "bind", "source": victim_state.join("config.v2.json"), "options": ["rbind", "ro"]}),
+                None,
+                "outside the allowed prefixes",
+            ),
+            (
+                json!({"destination": "/etc/resolv.conf", "type": "bind", "source": victim_state.join("mounts/secrets/db"), "options": ["rbind", "ro"]}),
                 None,
                 "outside the allowed prefixes",
             ),
@@ -512,7 +528,8 @@ fn mounts_that_would_unmask_or_widen_are_refused() {
         assert!(brig.ok(&["list", "-q"]).trim().is_empty());
     }
     std::fs::remove_dir_all(&jobs).unwrap();
+    std::fs::remove_dir_all(victim_state.parent().unwrap()).unwrap();
     if made_storage {
-        let _ = std::fs::remove_dir(&storage);
+        let _ = std::fs::remove_dir_all(&storage);
     }
 }
