@@ -224,6 +224,17 @@ impl LaunchContext {
             None => None,
         };
         let name = options.image_name.clone().or_else(|| get(annotations::CRI_IMAGE_NAME).map(str::to_string));
+        // Names and digests share the `Brig::Image` id space (the digest when
+        // there is one, else the name): a name of a digest's form would pass
+        // as the pinned image that policies permit by digest.
+        if let Some(n) =
+            name.as_deref().filter(|n| is_digest(n) || n.starts_with("sha256:") || n.starts_with("sha512:"))
+        {
+            return Err(ContextError::Annotation {
+                key: annotations::CRI_IMAGE_NAME,
+                reason: format!("`{}` has the form of a digest, which an image name may not have", shown(n)),
+            });
+        }
 
         let mut mounts = Vec::new();
         for m in spec.mounts().as_deref().unwrap_or_default() {
@@ -470,6 +481,31 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Some(5400));
         assert_eq!(parse_duration("90"), Some(90));
         assert_eq!(parse_duration("9x"), None);
+    }
+
+    /// An image name of a digest's form is refused: it would be the same
+    /// `Brig::Image` as the pinned digest a policy permits.
+    #[test]
+    fn an_image_name_may_not_pose_as_a_digest() {
+        let spec = |name: &str| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/"},
+                "root": {"path": "rootfs"},
+                "annotations": {"io.kubernetes.cri.image-name": name}
+            }))
+            .unwrap()
+        };
+        let options =
+            SpecOptions { default_profile: "restricted".into(), default_timeout_secs: None, image_name: None };
+        let pinned = format!("sha256:{}", "2".repeat(64));
+        for name in [pinned.as_str(), "sha256:2222", "sha512:x"] {
+            let e = LaunchContext::from_spec(&spec(name), &options).unwrap_err().to_string();
+            assert!(e.contains("io.kubernetes.cri.image-name") && e.contains("form of a digest"), "{e}");
+        }
+        let named = format!("docker.io/library/busybox@{pinned}");
+        let c = LaunchContext::from_spec(&spec(&named), &options).unwrap();
+        assert_eq!(c.image.name.as_deref(), Some(named.as_str()));
     }
 
     #[test]
