@@ -220,7 +220,20 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
 /// container's environment, `BRIG_TOKEN` included, into every exec) is
 /// verified again, and the Cedar policies decide on the launch's context plus
 /// what the exec runs. Containers created with authorization off need none.
-fn authorize_exec(g: &GlobalOpts, id: &str, record: &RunRecord, process: &Process) -> Result<()> {
+/// `BRIG_TOKEN` from an exec's environment (Docker and Podman copy the
+/// container's environment into every exec).
+fn exec_token(process: &Process) -> Option<String> {
+    let prefix = format!("{}=", crate::pipeline::TOKEN_ENV);
+    process.env().iter().flatten().find_map(|e| e.strip_prefix(&prefix).map(str::to_string))
+}
+
+fn authorize_exec(
+    g: &GlobalOpts,
+    id: &str,
+    record: &RunRecord,
+    process: &Process,
+    token: Option<String>,
+) -> Result<()> {
     if record.auth.mode != "required" {
         return Ok(());
     }
@@ -237,12 +250,7 @@ fn authorize_exec(g: &GlobalOpts, id: &str, record: &RunRecord, process: &Proces
             Err(e) => Error::Launch(e),
         }
     };
-    let token = process
-        .env()
-        .iter()
-        .flatten()
-        .find_map(|e| e.strip_prefix(&format!("{}=", crate::pipeline::TOKEN_ENV)).map(str::to_string))
-        .ok_or_else(|| deny("no token: exec needs BRIG_TOKEN in the process environment".into()))?;
+    let token = token.ok_or_else(|| deny("no token: exec needs BRIG_TOKEN in the process environment".into()))?;
     let verifier = brig_policy::TokenVerifier::new(&config.auth)
         .map_err(|e| deny(format!("token verification is not available: {e}")))?;
     let verified = verifier
@@ -282,8 +290,13 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         Some(p) => read_process(p)?,
         None => process_from_args(&base, args)?,
     };
-    authorize_exec(g, id, &record, &process)?;
+    // The policy decides on the process as it will run: the capabilities
+    // `harden_exec` fills in or strips (a process.json without any gets the
+    // container's) are what `context.exec.capabilities` shows.
+    // (`harden_exec` scrubs the token from the environment: taken first.)
+    let token = exec_token(&process);
     harden_exec(id, &record, &base, &mut process)?;
+    authorize_exec(g, id, &record, &process, token)?;
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let path = dir.join(format!("exec-{}-{nanos}.json", std::process::id()));

@@ -392,6 +392,53 @@ fn exec_is_authorized_separately() {
     a.brig.ok(&["delete", "--force", &id]);
 }
 
+/// The policy decides on an exec's process as it will run: a process.json
+/// without capabilities gets the container's, and that is what
+/// `context.exec.capabilities` shows (it used to show none).
+#[test]
+fn exec_is_decided_on_the_capabilities_it_gets() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::write(
+        a.etc.join("policy/admin.cedar"),
+        "@id(\"admin-all\")\npermit (principal in Brig::Role::\"admin\", action, resource);\n\
+         @id(\"no-kill-exec\")\nforbid (principal, action == Brig::Action::\"exec\", resource) \
+         when { context has exec && context.exec.capabilities.contains(\"CAP_KILL\") };\n",
+    )
+    .unwrap();
+    let token = a.mint(&["--tenant", &name, "--role", "admin"]);
+    let mut b = bundle_with(&token, &acme, "sleep 30");
+    b.annotate("dev.brig.profile", "standard");
+    for (set, caps) in [
+        ("bounding", json!(["CAP_KILL"])),
+        ("effective", json!(["CAP_KILL"])),
+        ("permitted", json!(["CAP_KILL"])),
+        ("inheritable", json!([])),
+        ("ambient", json!([])),
+    ] {
+        b.set(&format!("/process/capabilities/{set}"), caps);
+    }
+    let id = unique_id("xcap");
+    let (code, _, err) = a.brig.cmd_files(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert_eq!(code, 0, "{err}");
+    let pfile = a.brig.dir.path().join("exec-process.json");
+    let process = |caps: Option<Value>| {
+        let mut p = json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["true"],
+                           "env": ["PATH=/bin", format!("BRIG_TOKEN={}", a.mint(&["--tenant", &name, "--role", "admin"]))]});
+        if let Some(c) = caps {
+            p["capabilities"] = c;
+        }
+        std::fs::write(&pfile, p.to_string()).unwrap();
+    };
+    process(Some(json!({"bounding": [], "effective": [], "permitted": []})));
+    a.brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    process(None);
+    let err = a.brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(err.contains("no-kill-exec"), "the container's CAP_KILL must be what the policy sees: {err}");
+    a.brig.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn the_token_is_nowhere_the_job_state_or_logs_can_see() {
     let mut a = setup();
