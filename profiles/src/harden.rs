@@ -243,6 +243,15 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     if landlock.is_some() {
         allow_supervisor_syscalls(&mut ctx, &mut spec);
     }
+    // No device nodes in the rootfs work when the profile allows no devices
+    // (the patched libcontainer reads this; third_party/README.md): an image
+    // may ship a node for a host disk, and on cgroup v2 no device cgroup
+    // would stop it being opened. The spec cannot ask otherwise.
+    if !profile.ceilings.devices {
+        let mut annotations = spec.annotations().clone().unwrap_or_default();
+        annotations.insert(ROOTFS_NODEV_ANNOTATION.to_string(), "true".to_string());
+        spec.set_annotations(Some(annotations));
+    }
     let plan = JobPlan {
         no_new_privs,
         timeout,
@@ -255,6 +264,10 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     };
     Ok(Hardened { spec, plan, tightened: ctx.tightened })
 }
+
+/// The annotation by which the (patched) libcontainer makes the rootfs
+/// `nodev` (`libcontainer::rootfs::ROOTFS_NODEV_ANNOTATION`).
+pub const ROOTFS_NODEV_ANNOTATION: &str = "dev.brig.rootfs-nodev";
 
 fn allowed(list: &[String], item: &str) -> bool {
     list.iter().any(|a| a == "*" || a == "ALL" || a.eq_ignore_ascii_case(item))

@@ -1294,6 +1294,12 @@ pub fn owner_of(dir: &Path) -> Option<u32> {
 mod tests {
     use super::*;
 
+    /// harden's annotation is the one the patched libcontainer reads.
+    #[test]
+    fn the_nodev_annotation_is_libcontainers() {
+        assert_eq!(brig_profiles::harden::ROOTFS_NODEV_ANNOTATION, libcontainer::rootfs::ROOTFS_NODEV_ANNOTATION);
+    }
+
     /// A bind source swapped for a symbolic link after it was checked (a
     /// job's writable directory replaced by a link to `/etc`) is refused at
     /// staging, wherever in the path the link is; the checked object itself

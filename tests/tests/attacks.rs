@@ -298,3 +298,37 @@ fn a_job_cannot_raise_its_own_cgroup_limits() {
         }
     }
 }
+
+/// A device node shipped in the image does not work under a profile that
+/// allows no devices (the rootfs is `nodev`), whatever the device cgroup
+/// allows (cgroup v2 has none without its BPF filter; here the node is
+/// `/dev/null`'s, which every device cgroup allows); under `permissive` it
+/// opens.
+#[test]
+fn an_images_own_device_node_does_not_work() {
+    let image = tempfile::tempdir().unwrap();
+    let rootfs = image.path().join("rootfs");
+    let copied = std::process::Command::new("cp").arg("-a").arg(brig_tests::rootfs()).arg(&rootfs).status().unwrap();
+    assert!(copied.success());
+    std::fs::create_dir_all(rootfs.join("opt")).unwrap();
+    let made = std::process::Command::new("mknod")
+        .args(["-m", "0666"])
+        .arg(rootfs.join("opt/null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (profile, works) in [("restricted", false), ("standard", false), ("permissive", true)] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let mut b = Bundle::new(&["sh", "-c", "cat /opt/null && echo OPENED; true"]);
+        b.set("/root", json!({"path": rootfs, "readonly": true}));
+        let (code, out, err) = brig.run(&b, &unique_id("dev"));
+        assert_eq!(code, 0, "{profile}: {err}");
+        if works {
+            assert!(out.contains("OPENED"), "{profile}: {out} {err}");
+        } else {
+            assert!(!out.contains("OPENED"), "{profile}: the image's device node opened: {out}");
+            assert!(err.contains("Permission denied"), "{profile}: {err}");
+        }
+    }
+}

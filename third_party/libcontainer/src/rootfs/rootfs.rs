@@ -13,6 +13,9 @@ use crate::error::MissingSpecError;
 use crate::syscall::Syscall;
 use crate::syscall::syscall::create_syscall;
 
+/// brig: the annotation asking for a rootfs on which device nodes do not work.
+pub const ROOTFS_NODEV_ANNOTATION: &str = "dev.brig.rootfs-nodev";
+
 /// Holds information about rootfs
 pub struct RootFS {
     syscall: Box<dyn Syscall>,
@@ -77,6 +80,48 @@ impl RootFS {
                 tracing::error!(?rootfs, ?err, "failed to bind mount rootfs");
                 err
             })?;
+
+        // brig: device nodes do not work anywhere in the rootfs when the spec
+        // says so (`dev.brig.rootfs-nodev`, set for profiles that allow no
+        // devices). An image's own device node would otherwise reach a host
+        // device wherever no device cgroup stands in the way (cgroup v2
+        // without the BPF device filter). The later read-only remount keeps
+        // the flag (it passes the mount's current flags on).
+        let nodev = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(ROOTFS_NODEV_ANNOTATION))
+            .is_some_and(|v| v == "true");
+        if nodev {
+            use std::os::fd::AsFd;
+            use std::os::unix::fs::OpenOptionsExt;
+            let root = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(rootfs)
+                .map_err(|err| {
+                    tracing::error!(?rootfs, ?err, "failed to open the rootfs");
+                    crate::syscall::SyscallError::IO(err)
+                })?;
+            let attr = crate::syscall::linux::MountAttr {
+                attr_set: crate::syscall::linux::MOUNT_ATTR_NODEV,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            self.syscall
+                .mount_setattr(
+                    root.as_fd(),
+                    Path::new(""),
+                    (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32,
+                    &attr,
+                    std::mem::size_of::<crate::syscall::linux::MountAttr>(),
+                )
+                .map_err(|err| {
+                    tracing::error!(?rootfs, ?err, "failed to make the rootfs nodev");
+                    err
+                })?;
+        }
 
         let global_options = MountOptions {
             root: rootfs,
