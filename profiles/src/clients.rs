@@ -74,9 +74,9 @@ pub const DEFAULT_SYSCTLS: &[&str] = &["net.ipv4.ip_unprivileged_port_start", "n
 /// which moves the container into its network sandbox.
 pub const DOCKER_SETKEY_ARG: &str = "libnetwork-setkey";
 
-/// Whether `path` names a binary clients use for their own hooks, given the
-/// name the host resolves it to (`/proc/PID/exe` -> `dockerd`).
-pub fn is_client_hook(resolved_name: Option<&str>, args: &[String]) -> bool {
-    let setkey = args.iter().take(2).any(|a| a == DOCKER_SETKEY_ARG);
-    setkey && matches!(resolved_name, Some("dockerd"))
+/// Whether a hook is Docker's own: `/proc/<dockerd pid>/exe
+/// libnetwork-setkey ...`, given whether its path is a process running the
+/// host's dockerd (`Host::is_dockerd_process_binary`).
+pub fn is_client_hook(is_dockerd: bool, args: &[String]) -> bool {
+    is_dockerd && args.first().is_some_and(|a| a == DOCKER_SETKEY_ARG)
 }

@@ -1492,8 +1492,8 @@ mod tests {
         fn canonical(&self, p: &Path) -> Option<PathBuf> {
             Some(p.to_path_buf())
         }
-        fn hook_binary_name(&self, _: &Path) -> Option<String> {
-            None
+        fn is_dockerd_process_binary(&self, _: &Path) -> bool {
+            false
         }
     }
 

@@ -36,9 +36,9 @@ pub trait Host {
     fn is_host_namespace(&self, typ: LinuxNamespaceType, path: &Path) -> bool;
     /// The path with symlinks resolved, if it exists.
     fn canonical(&self, path: &Path) -> Option<PathBuf>;
-    /// The file name of the binary a hook path resolves to (for
-    /// `/proc/PID/exe`, the process's executable).
-    fn hook_binary_name(&self, path: &Path) -> Option<String>;
+    /// Whether a hook path is `/proc/<pid>/exe` of a process running the
+    /// host's dockerd (Docker's `libnetwork-setkey` hook).
+    fn is_dockerd_process_binary(&self, path: &Path) -> bool;
     /// Whether `resolved` is inside a client's state directory (where it
     /// keeps `/etc/hosts` and the like for each container).
     fn is_client_state(&self, resolved: &Path) -> bool {
@@ -428,17 +428,26 @@ fn check_hooks(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host) -> Result<(), Harden
         for (i, hook) in list.iter().flatten().enumerate() {
             let path = hook.path().to_string_lossy().to_string();
             let args = hook.args().clone().unwrap_or_default();
-            if allowed(&ctx.profile.ceilings.hooks, &path) {
+            let env = hook.env().clone().unwrap_or_default();
+            let field = format!("hooks.{kind}[{i}]");
+            let any = ctx.profile.ceilings.hooks.iter().any(|h| h == "*" || h == "ALL");
+            if any {
                 continue;
             }
-            let resolved = host.hook_binary_name(hook.path());
-            if clients::is_client_hook(resolved.as_deref(), &args) {
+            // Hooks run as host root in the host's namespaces: the binary is
+            // named exactly (an absolute path, case and all), and nothing in
+            // its environment may load other code into it.
+            if let Some(var) = env.iter().find(|e| e.starts_with("LD_")) {
+                let name = var.split('=').next().unwrap_or_default();
+                return Err(ctx.refuse(field, format!("a hook's environment may not set `{name}`")));
+            }
+            if hook.path().is_absolute() && ctx.profile.ceilings.hooks.contains(&path) {
                 continue;
             }
-            return Err(ctx.refuse(
-                format!("hooks.{kind}[{i}]"),
-                format!("hook binary `{path}` is not on the profile's allowlist"),
-            ));
+            if env.is_empty() && clients::is_client_hook(host.is_dockerd_process_binary(hook.path()), &args) {
+                continue;
+            }
+            return Err(ctx.refuse(field, format!("hook binary `{path}` is not on the profile's allowlist")));
         }
     }
     Ok(())
@@ -1151,8 +1160,8 @@ mod tests {
         fn canonical(&self, p: &Path) -> Option<PathBuf> {
             Some(p.to_path_buf())
         }
-        fn hook_binary_name(&self, _: &Path) -> Option<String> {
-            None
+        fn is_dockerd_process_binary(&self, _: &Path) -> bool {
+            false
         }
     }
 

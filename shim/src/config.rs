@@ -69,6 +69,13 @@ pub struct ClientsSection {
     /// non-default root or state (k3s, RKE2).
     #[serde(default)]
     pub state_dirs: Vec<PathBuf>,
+    /// dockerd binaries besides `/usr/bin/dockerd`, `/usr/sbin/dockerd` and
+    /// `/usr/local/bin/dockerd`: Docker's `libnetwork-setkey` hook
+    /// (`/proc/<dockerd pid>/exe`) passes every profile only when that
+    /// process runs one of them (same file, owned by root, not writable by
+    /// group or others).
+    #[serde(default)]
+    pub dockerd_binaries: Vec<PathBuf>,
 }
 
 /// Where per-job user-namespace ranges come from.
@@ -186,6 +193,13 @@ impl Config {
                     ),
                 });
             }
+        }
+        if let Some(bad) = config.clients.dockerd_binaries.iter().find(|p| !p.is_absolute()) {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: "clients.dockerd_binaries",
+                message: format!("`{}` must be an absolute path", bad.display()),
+            });
         }
         if config.profiles.default.is_empty() {
             return Err(ConfigError::Invalid {

@@ -10,13 +10,21 @@ use oci_spec::runtime::LinuxNamespaceType;
 pub struct RealHost {
     /// Client state directories the configuration adds (`[clients]`).
     pub client_state_dirs: Vec<PathBuf>,
+    /// dockerd binaries the configuration adds (`[clients]`).
+    pub dockerd_binaries: Vec<PathBuf>,
 }
 
 impl RealHost {
     pub fn new(config: &crate::config::Config) -> RealHost {
-        RealHost { client_state_dirs: config.clients.state_dirs.clone() }
+        RealHost {
+            client_state_dirs: config.clients.state_dirs.clone(),
+            dockerd_binaries: config.clients.dockerd_binaries.clone(),
+        }
     }
 }
+
+/// Where Debian, Docker's packages and its static binaries put dockerd.
+const DOCKERD_BINARIES: &[&str] = &["/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd"];
 
 fn proc_ns_name(typ: LinuxNamespaceType) -> &'static str {
     match typ {
@@ -51,8 +59,23 @@ impl brig_profiles::Host for RealHost {
         std::fs::canonicalize(path).ok()
     }
 
-    fn hook_binary_name(&self, path: &Path) -> Option<String> {
-        let resolved = std::fs::read_link(path).unwrap_or_else(|_| path.to_path_buf());
-        resolved.file_name().map(|n| n.to_string_lossy().trim_end_matches(" (deleted)").to_string())
+    fn is_dockerd_process_binary(&self, path: &Path) -> bool {
+        // `/proc/<pid>/exe` and nothing else: a file merely named `dockerd`
+        // (in a bundle, an image, a job's output) is not dockerd.
+        let Some(pid) = path.to_str().and_then(|p| p.strip_prefix("/proc/")).and_then(|p| p.strip_suffix("/exe"))
+        else {
+            return false;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        // The process's executable itself (the magic link is followed to
+        // its inode), compared with the host's dockerd binaries.
+        let Ok(exe) = std::fs::metadata(path) else { return false };
+        DOCKERD_BINARIES.iter().map(Path::new).chain(self.dockerd_binaries.iter().map(PathBuf::as_path)).any(|b| {
+            std::fs::metadata(b).is_ok_and(|m| {
+                m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0 && m.dev() == exe.dev() && m.ino() == exe.ino()
+            })
+        })
     }
 }

@@ -45,6 +45,34 @@ pub fn probe_bin() -> PathBuf {
     built_binary("brig-probe")
 }
 
+/// A stand-in dockerd for Docker's `libnetwork-setkey` hook: a root-owned
+/// copy of the probe, running until this test process ends (`hold`), whose
+/// `/proc/<pid>/exe` a captured Docker config's hook names. Returns the
+/// binary and the hook path; a configuration that runs such a bundle names
+/// the binary in `[clients] dockerd_binaries` (`clients_config`).
+pub fn fake_dockerd() -> &'static (PathBuf, PathBuf) {
+    static FAKE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FAKE.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("brig-test-dockerd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("dockerd");
+        std::fs::copy(probe_bin(), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let child = Command::new(&bin).arg("hold").stdin(Stdio::null()).spawn().unwrap();
+        let hook = PathBuf::from(format!("/proc/{}/exe", child.id()));
+        // Not waited for: it outlives every test and exits with this process.
+        std::mem::forget(child);
+        (bin, hook)
+    })
+}
+
+/// `[clients]` naming the stand-in dockerd (`fake_dockerd`).
+pub fn clients_config() -> String {
+    format!("[clients]\ndockerd_binaries = [\"{}\"]\n", fake_dockerd().0.display())
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A container id unique to this test process.

@@ -6,18 +6,16 @@
 
 use std::path::{Path, PathBuf};
 
-use brig_tests::{rootfs, unique_id, Brig, Bundle};
+use brig_tests::{clients_config, fake_dockerd, rootfs, unique_id, Brig, Bundle};
 use serde_json::{json, Value};
 
 fn restricted() -> Brig {
-    Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n")
+    Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n{}", clients_config()))
 }
 
 /// Files a client keeps in its state directories, recreated for a test.
 struct ClientFiles {
     dirs: Vec<PathBuf>,
-    /// Holds the stand-in `dockerd` for as long as the bundle uses it.
-    _hook_dir: tempfile::TempDir,
 }
 
 impl Drop for ClientFiles {
@@ -42,11 +40,7 @@ fn fixture(client: &str, scenario: &str) -> Value {
 /// `libnetwork-setkey` hook.
 fn adapt(mut config: Value, args: &[&str]) -> (Bundle, ClientFiles) {
     let tag = format!("brig-test-{}", unique_id("f"));
-    let hook_dir = tempfile::tempdir().unwrap();
-    let fake_dockerd = hook_dir.path().join("dockerd");
-    std::fs::write(&fake_dockerd, "#!/bin/sh\ncat > /dev/null\nexit 0\n").unwrap();
-    std::fs::set_permissions(&fake_dockerd, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut files = ClientFiles { dirs: vec![], _hook_dir: hook_dir };
+    let mut files = ClientFiles { dirs: vec![] };
 
     let mut bundle = Bundle::new(args);
     let readonly = config["root"]["readonly"].as_bool().unwrap_or(false);
@@ -83,7 +77,7 @@ fn adapt(mut config: Value, args: &[&str]) -> (Bundle, ClientFiles) {
         for list in hooks.values_mut() {
             for h in list.as_array_mut().unwrap() {
                 if h["path"].as_str().is_some_and(|p| p.starts_with("/proc/")) {
-                    h["path"] = json!(fake_dockerd);
+                    h["path"] = json!(fake_dockerd().1);
                 }
             }
         }
@@ -532,4 +526,48 @@ fn mounts_that_would_unmask_or_widen_are_refused() {
     if made_storage {
         let _ = std::fs::remove_dir_all(&storage);
     }
+}
+
+/// Docker's `libnetwork-setkey` hook passes every profile only as Docker
+/// sends it: `/proc/<pid>/exe` of a process running the host's dockerd,
+/// `libnetwork-setkey` first, no environment. A binary merely named
+/// `dockerd` (a bundle's, an image's, the stand-in before the configuration
+/// names it), any other process's executable, or the genuine one with
+/// `LD_PRELOAD` would run as host root: refused under `restricted`.
+#[test]
+fn only_dockers_own_setkey_hook_passes() {
+    let (fake_bin, fake_hook) = fake_dockerd();
+    let named_dockerd = tempfile::tempdir().unwrap();
+    let lookalike = named_dockerd.path().join("dockerd");
+    std::fs::copy(fake_bin, &lookalike).unwrap();
+    let mut sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let setkey = json!(["libnetwork-setkey", "-exec-root=/var/run/docker", "x", "y"]);
+    let hook = |path: &Path, env: Option<Value>| {
+        let mut h = json!({"path": path, "args": setkey});
+        if let Some(env) = env {
+            h["env"] = env;
+        }
+        let mut b = Bundle::new(&["true"]);
+        b.set("/hooks", json!({"prestart": [h]}));
+        b
+    };
+    let configured = restricted();
+    let unconfigured = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let (code, _, err) = configured.run(&hook(fake_hook, None), &unique_id("hook"));
+    assert_eq!(code, 0, "Docker's own hook must pass: {err}");
+    let sleeper_exe = PathBuf::from(format!("/proc/{}/exe", sleeper.id()));
+    let cases: Vec<(&str, &Brig, Bundle)> = vec![
+        ("a file named dockerd", &configured, hook(&lookalike, None)),
+        ("a running dockerd that is not the host's", &unconfigured, hook(fake_hook, None)),
+        ("another process's executable", &configured, hook(&sleeper_exe, None)),
+        ("the genuine one with LD_PRELOAD", &configured, hook(fake_hook, Some(json!(["LD_PRELOAD=/tmp/x.so"])))),
+    ];
+    for (what, brig, bundle) in cases {
+        let (code, _, err) =
+            brig.cmd_files(&["create", "--bundle", bundle.path().to_str().unwrap(), &unique_id("hook")]);
+        assert_ne!(code, 0, "{what} passed");
+        assert!(err.contains("hooks.prestart[0]"), "{what}: {err}");
+    }
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
 }

@@ -46,6 +46,36 @@ fn install_allow_all_filter() {
 }
 
 fn main() {
+    // Run as Docker's `libnetwork-setkey` hook (`/proc/<pid>/exe` of a copy
+    // of this probe standing in for dockerd): read the state, succeed.
+    if std::env::args().next().is_some_and(|a| a == "libnetwork-setkey") {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    }
+    // `hold`: stay alive (as a stand-in dockerd process) until the process
+    // that started it is gone.
+    if std::env::args().nth(1).as_deref() == Some("hold") {
+        // SAFETY: getppid has no arguments and cannot fail.
+        let parent = unsafe { libc::getppid() };
+        // SAFETY: as above.
+        while unsafe { libc::getppid() } == parent {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // The test's copy of this binary goes with it.
+        if let Ok(exe) = std::fs::read_link("/proc/self/exe") {
+            if exe
+                .parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|n| n.to_string_lossy().starts_with("brig-test-dockerd-"))
+            {
+                let _ = std::fs::remove_file(&exe);
+                if let Some(dir) = exe.parent() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+        }
+        std::process::exit(0);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     // SAFETY: raw syscalls with valid, live arguments, in a throwaway test
