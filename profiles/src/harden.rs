@@ -202,6 +202,14 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     check_sysctls(&ctx, &spec)?;
     check_cgroup_extras(&mut ctx, &mut spec)?;
     check_mount_options(&ctx, &spec)?;
+    if let Some((i, typ)) =
+        spec.process().as_ref().and_then(|p| duplicate_rlimit(p.rlimits().as_deref().unwrap_or_default()))
+    {
+        return Err(ctx.refuse(
+            format!("process.rlimits[{i}]"),
+            format!("{typ} is listed twice (the last would win over the limit checked on the first)"),
+        ));
+    }
     harden_mounts(&mut ctx, &mut spec, host)?;
     harden_capabilities(&mut ctx, &mut spec)?;
     harden_init_privileges(&mut ctx, &mut spec)?;
@@ -479,6 +487,21 @@ fn check_mount_options(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
     Ok(())
 }
 
+/// Why a `linux.resources.unified` key may never be written, under any
+/// profile: it is not one file of the job's own cgroup directory (a slash or
+/// `..` leads out of it: `../../../proc/sys/kernel/core_pattern`), or it
+/// moves processes into the job's cgroup (`cgroup.procs`, `cgroup.threads`:
+/// any host process, which `kill --all` would then kill).
+pub fn unified_key_problem(key: &str) -> Option<&'static str> {
+    if key.is_empty() || key == "." || key == ".." || key.contains('/') || key.contains('\0') {
+        Some("a unified key must be the name of one file of the job's cgroup (no `/`, no `..`)")
+    } else if matches!(key, "cgroup.procs" | "cgroup.threads") {
+        Some("writing it would move other processes into the job's cgroup")
+    } else {
+        None
+    }
+}
+
 /// cgroup settings that sidestep a profile's limits, under a profile that
 /// sets limits: the OOM killer disabled (a memory bomb hangs at its limit
 /// instead of dying) is turned back on and recorded; raw cgroup v2 files in
@@ -488,6 +511,14 @@ fn check_mount_options(ctx: &Ctx<'_>, spec: &Spec) -> Result<(), HardenError> {
 /// burst above the quota, a real-time CPU budget, and Intel RDT classes (a
 /// `closID` joins a host group and its reserved cache) are refused.
 fn check_cgroup_extras(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenError> {
+    // Under every profile: libcgroups writes `<cgroup>/<key>` as host root
+    // with no check of its own (runc refuses a key with a slash).
+    let keys = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.unified().clone());
+    for key in keys.iter().flat_map(|u| u.keys()) {
+        if let Some(why) = unified_key_problem(key) {
+            return Err(ctx.refuse(format!("linux.resources.unified.{key}"), why));
+        }
+    }
     if ctx.profile.cgroup == Default::default() {
         return Ok(());
     }
@@ -910,6 +941,14 @@ fn rlimit_type(name: &str) -> Option<PosixRlimitType> {
     serde_json::from_value(serde_json::Value::String(n)).ok()
 }
 
+/// The index and type of an rlimit listed a second time: runtimes apply the
+/// entries in order, so the last wins, while a ceiling check reads the first.
+pub fn duplicate_rlimit(rlimits: &[oci_spec::runtime::PosixRlimit]) -> Option<(usize, String)> {
+    rlimits.iter().enumerate().find_map(|(i, r)| {
+        rlimits[..i].iter().any(|earlier| earlier.typ() == r.typ()).then(|| (i, format!("{:?}", r.typ())))
+    })
+}
+
 fn harden_rlimits(ctx: &mut Ctx<'_>, spec: &mut Spec) {
     let wanted = ctx.profile.rlimits.clone();
     if wanted.is_empty() {
@@ -1173,6 +1212,38 @@ mod tests {
 
     fn tightened(h: &Hardened, field: &str) -> Option<(String, String)> {
         h.tightened.iter().find(|t| t.field == field).map(|t| (t.requested.clone(), t.applied.clone()))
+    }
+
+    /// An rlimit listed twice is refused under every profile: the first
+    /// would be checked, the last applied.
+    #[test]
+    fn an_rlimit_listed_twice_is_refused() {
+        let mut spec = serde_json::to_value(Spec::default()).unwrap();
+        spec["process"]["rlimits"] = serde_json::json!([
+            {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
+            {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024},
+            {"type": "RLIMIT_CORE", "soft": 18446744073709551615u64, "hard": 18446744073709551615u64}
+        ]);
+        let spec: Spec = serde_json::from_value(spec).unwrap();
+        for profile in ["restricted", "permissive"] {
+            let p = crate::ProfileSet::builtin().get(profile).unwrap().profile.clone();
+            let e = harden(&p, spec.clone(), &JobAsks::default(), &FakeHost).unwrap_err().to_string();
+            assert!(e.contains("process.rlimits[2]") && e.contains("twice"), "{profile}: {e}");
+        }
+    }
+
+    /// A unified key that leads out of the job's cgroup, or moves processes
+    /// into it, is refused under every profile, one without cgroup limits too.
+    #[test]
+    fn unified_keys_name_one_file_of_the_jobs_cgroup() {
+        let unlimited = crate::parse("name = \"u\"\n[ceilings]\ncapabilities = [\"ALL\"]\n", "u").unwrap();
+        for key in ["../../../../proc/sys/kernel/core_pattern", "cgroup.procs", ".."] {
+            let spec = spec_with_resources(serde_json::json!({"unified": {key: "|/x"}}));
+            let e = harden(&unlimited, spec, &JobAsks::default(), &FakeHost).unwrap_err().to_string();
+            assert!(e.contains(&format!("linux.resources.unified.{key}")), "{key}: {e}");
+        }
+        let spec = spec_with_resources(serde_json::json!({"unified": {"memory.high": "1G"}}));
+        harden(&unlimited, spec, &JobAsks::default(), &FakeHost).unwrap();
     }
 
     /// A recursive read-only bind of a path the profile does not let the job

@@ -39,12 +39,21 @@ pub fn systemd_to_cgroupfs(path: &str) -> Option<String> {
     Some(format!("/{slice}/{unit}"))
 }
 
+/// The cgroup under which brig makes jobs' own (`/brig/<id>`).
+pub const JOBS_PARENT: &str = "brig";
+
 /// Why a spec's `linux.cgroupsPath` may not be used, if so: a `.` or `..`
 /// component (libcgroups joins the path as it is, so it could name any
 /// cgroup of the host), or a cgroup that already holds processes (a host
 /// service's, another job's): the job would rewrite its limits, and a
 /// forced `delete` would kill every process in it.
-pub fn refuse_requested(cgroup_path: &Path) -> Option<String> {
+///
+/// `/brig` holds the cgroups brig makes for jobs that ask for none
+/// (`/brig/<id>`): a job may ask for `/brig/<its id>` and nothing else there
+/// (not `/brig` itself, whose jobs would all be its children, nor another
+/// job's, stopped or not yet created). Nor may a job's cgroup be below one
+/// that holds processes (another job's, whose limits it would share).
+pub fn refuse_requested(cgroup_path: &Path, id: &str) -> Option<String> {
     use std::path::Component;
     if cgroup_path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
         return Some(format!("`{}` has a `.` or `..` component", cgroup_path.display()));
@@ -52,6 +61,30 @@ pub fn refuse_requested(cgroup_path: &Path) -> Option<String> {
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     if rel.as_os_str().is_empty() {
         return Some("the root cgroup is the host's".to_string());
+    }
+    if let Ok(below) = rel.strip_prefix(JOBS_PARENT) {
+        if below != Path::new(id) {
+            return Some(format!(
+                "`{}` is in `/{JOBS_PARENT}`, where brig makes each job's cgroup (`/{JOBS_PARENT}/<id>`): only `/{JOBS_PARENT}/{id}` is this job's",
+                cgroup_path.display()
+            ));
+        }
+    }
+    let mut ancestor = rel.parent();
+    while let Some(a) = ancestor.filter(|a| !a.as_os_str().is_empty()) {
+        let populated = hierarchy_dirs(a)
+            .ok()
+            .into_iter()
+            .flatten()
+            .find(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|procs| !procs.trim().is_empty()));
+        if let Some(d) = populated {
+            return Some(format!(
+                "`{}` is below a cgroup that holds processes ({}): another job's or service's",
+                cgroup_path.display(),
+                d.display()
+            ));
+        }
+        ancestor = a.parent();
     }
     let dirs = hierarchy_dirs(rel).ok()?;
     if let Some(populated) = dirs

@@ -133,6 +133,14 @@ fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process)
     // or `nofile` would otherwise not hold for an exec'd process, which
     // libcontainer sets up as host root); the container's where the exec
     // names none (an exec would otherwise inherit brig's own).
+    if let Some((i, typ)) = brig_profiles::harden::duplicate_rlimit(process.rlimits().as_deref().unwrap_or_default()) {
+        return Err(Error::state(
+            id,
+            format!(
+                "exec refused: process.rlimits[{i}]: {typ} is listed twice (the last would win over the capped first)"
+            ),
+        ));
+    }
     let own_limits = base.process().as_ref().and_then(|p| p.rlimits().clone()).unwrap_or_default();
     if !own_limits.is_empty() {
         let mut limits = process.rlimits().clone().unwrap_or_default();

@@ -153,12 +153,12 @@ fn launch(
     let cgroup_path = match (&rootless_cgroup, requested) {
         (Some(plan), _) => plan.path.clone(),
         (None, Some(p)) => {
-            if let Some(why) = cgroup::refuse_requested(&p) {
+            if let Some(why) = cgroup::refuse_requested(&p, id) {
                 return Err(Error::state(id, format!("refusing linux.cgroupsPath: {why}")));
             }
             p
         }
-        (None, None) => PathBuf::from(format!("/brig/{id}")),
+        (None, None) => PathBuf::from(format!("/{}/{id}", cgroup::JOBS_PARENT)),
     };
     if g.systemd_cgroup && systemd_running() {
         tracing::warn!("--systemd-cgroup: brig manages cgroups through cgroupfs");

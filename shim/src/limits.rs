@@ -97,6 +97,11 @@ fn check_update_against(
             return refuse_because(&format!("devices[{i}]"), &why);
         }
     }
+    for key in r.unified().iter().flat_map(|u| u.keys()) {
+        if let Some(why) = brig_profiles::harden::unified_key_problem(key) {
+            return refuse_because(&format!("unified.{key}"), why);
+        }
+    }
     if *c != Default::default() {
         // Raw cgroup v2 files (libcgroups writes them after its own limits).
         if let Some(key) = r.unified().as_ref().and_then(|u| u.keys().min()) {
@@ -400,6 +405,21 @@ mod rlimit_tests {
         ] {
             check(allowed.clone()).unwrap_or_else(|e| panic!("{allowed}: {e}"));
         }
+    }
+
+    /// Under any profile (here `permissive`, with no cgroup limits), an
+    /// update's unified key that leads out of the job's cgroup or moves
+    /// processes into it is refused; a plain file name is not.
+    #[test]
+    fn unified_keys_stay_in_the_jobs_cgroup_under_every_profile() {
+        let permissive = brig_profiles::ProfileSet::load_one(None, "permissive").unwrap().profile;
+        for key in ["../../../../proc/sys/kernel/core_pattern", "..", "memory/../x", "cgroup.procs", "cgroup.threads"] {
+            let r: LinuxResources = serde_json::from_value(serde_json::json!({"unified": {key: "1"}})).unwrap();
+            let e = check_update_against("permissive", &permissive.cgroup, true, &r).unwrap_err();
+            assert!(e.contains(&format!("unified.{key}")), "{key}: {e}");
+        }
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({"unified": {"memory.high": "1G"}})).unwrap();
+        check_update_against("permissive", &permissive.cgroup, true, &r).unwrap();
     }
 
     #[test]

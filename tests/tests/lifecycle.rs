@@ -762,7 +762,22 @@ fn a_populated_cgroup_is_not_joined() {
     second.set("/linux/cgroupsPath", json!(format!("/brig/{id}")));
     let (code, _, err) = brig.run(&second, &unique_id("cgjoin"));
     assert_ne!(code, 0, "joined another container's cgroup");
-    assert!(err.contains("linux.cgroupsPath") && err.contains("already holds processes"), "{err}");
+    assert!(err.contains("linux.cgroupsPath") && err.contains("only `/brig/cgjoin"), "{err}");
+    // Nor one outside /brig that holds processes, nor one below it.
+    let placed_id = unique_id("cgplaced");
+    let theirs = format!("/brig-test/{placed_id}");
+    let mut placed = Bundle::new(&["sleep", "30"]);
+    placed.set("/linux/cgroupsPath", json!(theirs));
+    brig.ok(&["run", "-d", "--bundle", placed.path().to_str().unwrap(), &placed_id]);
+    second.set("/linux/cgroupsPath", json!(theirs));
+    let (code, _, err) = brig.run(&second, &unique_id("cgjoin"));
+    assert_ne!(code, 0, "joined another container's cgroup");
+    assert!(err.contains("already holds processes"), "{err}");
+    second.set("/linux/cgroupsPath", json!(format!("{theirs}/nested")));
+    let (code, _, err) = brig.run(&second, &unique_id("cgjoin"));
+    assert_ne!(code, 0, "nested below another container's cgroup");
+    assert!(err.contains("below a cgroup that holds processes"), "{err}");
+    brig.ok(&["delete", "--force", &placed_id]);
     // Nor one reached with `..` (libcgroups joins the path as it is).
     second.set("/linux/cgroupsPath", json!(format!("/brig/x/../{id}")));
     let (code, _, err) = brig.run(&second, &unique_id("cgjoin"));
@@ -829,7 +844,12 @@ fn a_parent_of_other_cgroups_is_not_a_jobs_cgroup() {
     parent.set("/linux/cgroupsPath", json!("/brig"));
     let (code, _, err) = brig.run(&parent, &unique_id("cgparent"));
     assert_ne!(code, 0, "a job was given /brig, the parent of every job's cgroup");
-    assert!(err.contains("child cgroups") || err.contains("already holds processes"), "{err}");
+    assert!(err.contains("linux.cgroupsPath") && err.contains("where brig makes each job's cgroup"), "{err}");
+    // Nor a cgroup there that is not yet any job's (a later job's own).
+    parent.set("/linux/cgroupsPath", json!("/brig/not-yet-created"));
+    let (code, _, err) = brig.run(&parent, &unique_id("cgparent"));
+    assert_ne!(code, 0, "a job was given another job's future cgroup");
+    assert!(err.contains("where brig makes each job's cgroup"), "{err}");
     assert_eq!(brig.status(&other_id), "running", "the other job was touched");
     brig.ok(&["delete", "--force", &other_id]);
 }
@@ -879,7 +899,20 @@ fn exec_rlimits_are_held_to_the_containers() {
         let out = brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
         assert_eq!(out.trim(), "core=0 nofile=1024 hard=1024", "asked {rlimits}");
     }
+    // Listed twice, the second (applied last) would escape the cap on the
+    // first: refused, for an exec and for a launch.
+    let twice = json!([{"type": "RLIMIT_CORE", "hard": 0, "soft": 0},
+                       {"type": "RLIMIT_CORE", "hard": u64::MAX, "soft": u64::MAX}]);
+    let process = json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "rlimits": twice, "args": ["true"]});
+    std::fs::write(&pfile, process.to_string()).unwrap();
+    let err = brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(err.contains("process.rlimits[1]") && err.contains("twice"), "{err}");
     brig.ok(&["delete", "--force", &id]);
+    let mut b = Bundle::new(&["true"]);
+    b.set("/process/rlimits", twice);
+    let (code, _, err) = brig.run(&b, &unique_id("rlim2"));
+    assert_ne!(code, 0);
+    assert!(err.contains("process.rlimits[1]") && err.contains("twice"), "{err}");
 }
 
 /// A Landlock rule path that the image makes a symbolic link to `/` (`/srv`
