@@ -377,7 +377,9 @@ fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
 
     // Wait for the job's report: the pipe reaches EOF once the job has exec'd
     // (close-on-exec) or died.
-    let mut buf = [0u8; 128];
+    // Two reports at most (hardening's, then exec's if it failed), ≈ 65
+    // bytes each; what follows in `line` (512 bytes) must fit as well.
+    let mut buf = [0u8; 400];
     let mut got = 0;
     while got < buf.len() {
         match sys::read(report_r, &mut buf[got..]) {
@@ -430,6 +432,11 @@ fn append_report(line: &mut Line, report: &[u8]) {
         line.text(b"error_stage=report\n");
     } else {
         line.text(report);
+        // A cut report still ends its last line: the next field must not
+        // run into it (`error_errnoexit_code=127`).
+        if report.last() != Some(&b'\n') {
+            line.text(b"\n");
+        }
     }
 }
 
@@ -446,10 +453,35 @@ struct JobExit {
 fn wait_job(job: i32, plan: &Plan<'_>, am_pid1: bool) -> JobExit {
     let start = sys::now(sys::CLOCK_MONOTONIC);
     let ms = 1_000_000u64;
-    let mut deadline = if plan.timeout_ms > 0 { Some(start + plan.timeout_ms * ms) } else { None };
+    let mut deadline =
+        if plan.timeout_ms > 0 { Some(start.saturating_add(plan.timeout_ms.saturating_mul(ms))) } else { None };
     let mut timed_out = false;
     let all = sys::SigSet::full();
     loop {
+        // The deadline is checked on every turn, not only when the wait times
+        // out: `sigtimedwait` returns a pending signal before it reports a
+        // timeout, so a job that kept one pending at pid 1 (a stream of
+        // SIGWINCH through its terminal, queued real-time signals) would
+        // otherwise never reach its timeout or its grace period's SIGKILL.
+        if let Some(d) = deadline {
+            let now = sys::now(sys::CLOCK_MONOTONIC);
+            if now >= d {
+                if !timed_out {
+                    timed_out = true;
+                    sys::kill(job, sys::SIGTERM);
+                    deadline = Some(now.saturating_add(plan.grace_ms.saturating_mul(ms)));
+                } else {
+                    // Grace is over: kill the job and, as pid 1, everything
+                    // else in the container. Never kill(-1) outside our own
+                    // pid namespace.
+                    if am_pid1 {
+                        sys::kill(-1, sys::SIGKILL);
+                    }
+                    sys::kill(job, sys::SIGKILL);
+                    deadline = None;
+                }
+            }
+        }
         let timeout = deadline.map(|d| d.saturating_sub(sys::now(sys::CLOCK_MONOTONIC)));
         match sys::sigtimedwait(&all, timeout) {
             Ok(sys::SIGCHLD) => {
@@ -470,21 +502,7 @@ fn wait_job(job: i32, plan: &Plan<'_>, am_pid1: bool) -> JobExit {
                 // Forward everything else to the job.
                 sys::kill(job, sig);
             }
-            Err(e) if e == sys::EAGAIN => {
-                if !timed_out {
-                    timed_out = true;
-                    sys::kill(job, sys::SIGTERM);
-                    deadline = Some(sys::now(sys::CLOCK_MONOTONIC) + plan.grace_ms * ms);
-                } else {
-                    // Grace is over: kill the job and, as pid 1, everything else
-                    // in the container. Never kill(-1) outside our own pid ns.
-                    if am_pid1 {
-                        sys::kill(-1, sys::SIGKILL);
-                    }
-                    sys::kill(job, sys::SIGKILL);
-                    deadline = None;
-                }
-            }
+            // Timed out: the top of the loop acts on the deadline.
             Err(_) => {}
         }
     }

@@ -9,7 +9,6 @@ pub type Fd = i32;
 
 pub const ENOENT: i32 = 2;
 pub const EINTR: i32 = 4;
-pub const EAGAIN: i32 = 11;
 pub const EPERM: i32 = 1;
 pub const ENOTDIR: i32 = 20;
 pub const EINVAL: i32 = 22;

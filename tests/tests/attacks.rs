@@ -289,7 +289,7 @@ fn a_job_cannot_raise_its_own_cgroup_limits() {
             assert_eq!(code, 0, "{case}: {err}");
             assert!(!out.contains("RAISED") && !out.contains("MADE"), "{case}: {out}");
             let mounts: Vec<&str> = out.lines().filter(|l| l.contains(" /sys/fs/cgroup")).collect();
-            assert!(mounts.len() >= 2, "{case}: {out}");
+            assert!(!mounts.is_empty(), "{case}: {out}");
             for line in mounts {
                 let options = line.split_whitespace().nth(5).unwrap();
                 assert!(options.split(',').any(|o| o == "ro"), "{case}: writable: {line}");
@@ -331,4 +331,45 @@ fn an_images_own_device_node_does_not_work() {
             assert!(err.contains("Permission denied"), "{profile}: {err}");
         }
     }
+}
+
+/// A job that keeps a signal pending at pid 1 (here by queueing real-time
+/// signals in a loop, on a profile without Landlock's signal scope, as on
+/// kernels before 6.12; through a terminal's window size it needs no `kill`
+/// at all) still meets its timeout and its
+/// grace period's SIGKILL: the supervisor used to act on the deadline only
+/// when its wait for signals timed out.
+#[test]
+fn a_signal_stream_does_not_stop_the_timeout() {
+    let restricted_toml = include_str!("../../profiles/builtin/restricted.toml");
+    let profile = restricted_toml
+        .replace("name = \"restricted\"", "name = \"noscope\"")
+        .replace("scope = [\"abstract_unix_socket\", \"signal\"]", "scope = [\"abstract_unix_socket\"]")
+        .replace("grace = \"10s\"", "grace = \"1s\"");
+    assert!(
+        profile.contains("name = \"noscope\"")
+            && profile.contains("grace = \"1s\"")
+            && !profile.contains("\"signal\"]")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("noscope.toml"), profile).unwrap();
+    let brig = Brig::new(&format!(
+        "[auth]\nmode = \"off\"\n[profiles]\ndefault = \"noscope\"\ndir = \"{}\"\n",
+        dir.path().display()
+    ));
+    let mut b = Bundle::new(&["/bin/brig-probe", "sigstream"]);
+    b.annotate("dev.brig.timeout", "1s");
+    let id = unique_id("sigstream");
+    brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    brig.ok(&["start", &id]);
+    let started = std::time::Instant::now();
+    while brig.status(&id) != "stopped" && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stopped = brig.status(&id) == "stopped";
+    let outcome = brig.state(&id)["brig"]["outcome"].clone();
+    brig.ok(&["delete", "--force", &id]);
+    assert!(stopped, "the job outlived its timeout and grace period by far");
+    assert_eq!(outcome["timed_out"], true, "{outcome}");
+    assert_eq!(outcome["signal"], 9, "{outcome}");
 }
