@@ -196,7 +196,7 @@ impl Ctx<'_> {
 /// Applies `profile` to `spec`.
 pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host) -> Result<Hardened, HardenError> {
     let mut ctx = Ctx { profile, tightened: Vec::new() };
-    check_namespaces(&ctx, &spec, host)?;
+    check_namespaces(&ctx, &spec, host, asks.timeout.is_some())?;
     check_devices(&ctx, &spec)?;
     check_hooks(&ctx, &spec, host)?;
     check_sysctls(&ctx, &spec)?;
@@ -304,7 +304,7 @@ const GUARDED_NAMESPACES: [LinuxNamespaceType; 5] = [
     LinuxNamespaceType::Uts,
 ];
 
-fn check_namespaces(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host) -> Result<(), HardenError> {
+fn check_namespaces(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host, timeout_asked: bool) -> Result<(), HardenError> {
     let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     // One entry per type. libcontainer keeps the last entry of a type, and
     // a check of the first would let `[{"type":"pid"},{"type":"pid",
@@ -339,7 +339,16 @@ fn check_namespaces(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host) -> Result<(), H
     // a pod's shared one) it is an ordinary process that the job can stop
     // (SIGSTOP) or outlive (setsid), so a profile with a timeout requires a
     // pid namespace of the job's own.
-    let timed = ctx.profile.timeout.default.is_some() || ctx.profile.timeout.max.is_some();
+    // A timeout the job asks for (`dev.brig.timeout`, under a profile with
+    // none of its own) is held to the same rule, and so is a spec with no
+    // pid namespace at all (the host's, where a profile allows it).
+    let timed = ctx.profile.timeout.default.is_some() || ctx.profile.timeout.max.is_some() || timeout_asked;
+    if timed && !namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Pid) {
+        return Err(ctx.refuse(
+            "linux.namespaces",
+            "no pid namespace of the job's own: the timeout needs one (its supervisor must be pid 1 to stop every process at expiry)",
+        ));
+    }
     if let Some((i, ns)) =
         namespaces.iter().enumerate().find(|(_, n)| n.typ() == LinuxNamespaceType::Pid && n.path().is_some())
     {
@@ -1294,7 +1303,22 @@ mod tests {
         let e = harden(&timed, spec.clone(), &JobAsks::default(), &FakeHost).unwrap_err().to_string();
         assert!(e.contains("linux.namespaces[0]") && e.contains("own pid namespace"), "{e}");
         let untimed = crate::parse("name = \"untimed\"\n[ceilings]\ncapabilities = [\"ALL\"]\n", "untimed").unwrap();
-        harden(&untimed, spec, &JobAsks::default(), &FakeHost).unwrap();
+        harden(&untimed, spec.clone(), &JobAsks::default(), &FakeHost).unwrap();
+        // A timeout the job asks for needs it too.
+        let asks = JobAsks { timeout: Some(crate::Duration(std::time::Duration::from_secs(60))), ..Default::default() };
+        let e = harden(&untimed, spec, &asks, &FakeHost).unwrap_err().to_string();
+        assert!(e.contains("linux.namespaces[0]") && e.contains("own pid namespace"), "{e}");
+        // And the host's pid namespace (no entry), where the profile allows it.
+        let mut host_pid = serde_json::to_value(Spec::default()).unwrap();
+        host_pid["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, {"type": "network"}]);
+        let host_pid: Spec = serde_json::from_value(host_pid).unwrap();
+        let open = crate::parse(
+            "name = \"open\"\n[timeout]\ndefault = \"1m\"\n[ceilings]\nhost_namespaces = [\"*\"]\ncapabilities = [\"ALL\"]\n",
+            "open",
+        )
+        .unwrap();
+        let e = harden(&open, host_pid, &JobAsks::default(), &FakeHost).unwrap_err().to_string();
+        assert!(e.contains("no pid namespace of the job's own"), "{e}");
     }
 
     /// Shares of a contended resource stay within the profile's: a weight
