@@ -611,6 +611,9 @@ fn under_prefix_strictly(path: &Path, prefixes: &[String]) -> bool {
     })
 }
 
+/// How deep a bind source may be (components of its canonical path).
+const MAX_SOURCE_DEPTH: usize = 64;
+
 fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind")
 }
@@ -636,6 +639,13 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
             let Some(resolved) = host.canonical(&source) else {
                 return Err(ctx.refuse(field, format!("bind source `{}` does not exist", source.display())));
             };
+            // Every ancestor of a source is an entity the policy may match
+            // (`Brig::Path`): a source thousands of directories deep (a job
+            // can make one in its output for the next job to mount) would
+            // make each decision build millions of them.
+            if resolved.components().count() > MAX_SOURCE_DEPTH {
+                return Err(ctx.refuse(field, format!("bind source is more than {MAX_SOURCE_DEPTH} directories deep")));
+            }
             let read_only = m.options().iter().flatten().any(|o| o == "ro");
             let client_file = is_client_file(&dest, &resolved, host);
             let ok = client_file
@@ -1253,6 +1263,20 @@ mod tests {
         }
         let spec = spec_with_resources(serde_json::json!({"unified": {"memory.high": "1G"}}));
         harden(&unlimited, spec, &JobAsks::default(), &FakeHost).unwrap();
+    }
+
+    /// A bind source deeper than any real one is refused before the policy
+    /// builds an entity for each of its ancestors.
+    #[test]
+    fn a_very_deep_bind_source_is_refused() {
+        let profile = crate::parse("name = \"p\"\n[ceilings]\nreadonly_mounts = [\"/data/\"]\n", "p").unwrap();
+        let deep = format!("/data{}", "/d".repeat(100));
+        let mut spec = serde_json::to_value(Spec::default()).unwrap();
+        spec["mounts"] =
+            serde_json::json!([{"destination": "/in", "type": "bind", "source": deep, "options": ["rbind", "ro"]}]);
+        let spec: Spec = serde_json::from_value(spec).unwrap();
+        let e = harden(&profile, spec, &JobAsks::default(), &FakeHost).unwrap_err().to_string();
+        assert!(e.contains("mounts[0]") && e.contains("directories deep"), "{e}");
     }
 
     /// A recursive read-only bind of a path the profile does not let the job

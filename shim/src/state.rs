@@ -125,10 +125,27 @@ impl StateRoot {
     }
 
     /// Creates the root (mode 0700) if needed and makes the path absolute.
+    /// An existing root must be this user's own directory, writable by no
+    /// one else: another user who made it first (a `--root` in a shared
+    /// directory) could plant state whose pids brig would signal, or links
+    /// whose targets it would empty.
     pub fn ensure(&mut self) -> std::io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.path)?;
         self.path = std::fs::canonicalize(&self.path)?;
+        let meta = std::fs::symlink_metadata(&self.path)?;
+        let euid = nix::unistd::geteuid().as_raw();
+        if !meta.is_dir() || meta.uid() != euid || meta.mode() & 0o022 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "the state root `{}` must be a directory owned by uid {euid} and writable by no one else (owner {}, mode {:o})",
+                    self.path.display(),
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -460,6 +477,23 @@ impl SupervisorStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A state root someone else can write (made first by another user in a
+    /// shared directory) is refused; one's own 0700 root is used.
+    #[test]
+    fn a_state_root_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = StateRoot::new(Some(&shared)).ensure().unwrap_err().to_string();
+        assert!(e.contains("writable by no one else"), "{e}");
+        let mut own = StateRoot::new(Some(&dir.path().join("own")));
+        own.ensure().unwrap();
+        let mode = std::fs::metadata(&own.path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 
     #[test]
     fn staging_excludes_a_second_create_of_an_id_and_reuses_its_directories() {

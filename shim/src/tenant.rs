@@ -86,6 +86,16 @@ pub fn in_other_user_namespace(pid: i32) -> bool {
 
 /// Starts the process; returns its pid (brig's child).
 pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
+    // Non-dumpable before anything of the container is joined (as
+    // libcontainer and the supervisor are): until it executes, the process
+    // is brig with brig's descriptors and environment, and in a user
+    // namespace the caller owns (rootless, or a job with CAP_SYS_PTRACE) the
+    // job's processes would pass the ptrace check on it (/proc/PID/mem, fd,
+    // environ, exe). The flag is kept across fork.
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes plain integers.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(format!("making the exec non-dumpable: {}", std::io::Error::last_os_error()));
+    }
     // Everything that needs the host's view is opened now.
     let mut namespaces: Vec<(OwnedFd, libc::c_int)> = Vec::new();
     for (name, flag) in JOIN_ORDER {
