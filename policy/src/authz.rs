@@ -96,6 +96,10 @@ pub enum PolicyError {
     /// The thread loading the policies in the background failed.
     #[error("loading the policies in the background: {0}")]
     Loader(String),
+    /// A file that looks meant as a policy but would not be loaded (a
+    /// `forbid` in `deny.Cedar` would silently not apply).
+    #[error("`{}` would not be loaded (policy files end in `.cedar`, in lower case): rename or remove it", .0.display())]
+    NotLoaded(PathBuf),
 }
 
 /// The two requests the shim authorizes.
@@ -391,6 +395,8 @@ fn list_sources(dir: &Path) -> Result<(Vec<SourceFile>, Option<SourceFile>), Pol
         }
         if name.ends_with(".cedar") {
             policies.push((name, entry.path()));
+        } else if name.to_ascii_lowercase().ends_with(".cedar") {
+            return Err(PolicyError::NotLoaded(entry.path()));
         } else if name == SCHEMA_FILE {
             schema = Some((name, entry.path()));
         }
@@ -1228,5 +1234,15 @@ mod tests {
             fs::remove_file(d.join(f)).unwrap();
         }
         assert!(matches!(stream_digest(d), Err(PolicyError::NoPolicies(_))));
+        // A policy file in the wrong case is not silently skipped: its
+        // `forbid` would not apply. Every launch fails, naming it.
+        fs::write(d.join("a.cedar"), "permit (principal, action, resource);").unwrap();
+        fs::write(d.join("deny.Cedar"), "forbid (principal, action, resource);").unwrap();
+        for e in [stream_digest(d).map(|_| ()), read_sources(d).map(|_| ())] {
+            match e {
+                Err(PolicyError::NotLoaded(p)) => assert!(p.ends_with("deny.Cedar")),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

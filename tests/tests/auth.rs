@@ -64,6 +64,15 @@ impl Auth {
         base
     }
 
+    /// `admin.cedar`: admins may do anything, then `extra` (forbids).
+    fn admin_policies(&self, extra: &str) {
+        std::fs::write(
+            self.etc.join("policy/admin.cedar"),
+            format!("@id(\"admin-all\")\npermit (principal in Brig::Role::\"admin\", action, resource);\n{extra}"),
+        )
+        .unwrap();
+    }
+
     fn audit_log(&self) -> PathBuf {
         self.var.join("audit.log")
     }
@@ -283,12 +292,10 @@ fn forbid_wins_and_a_broken_policy_fails_closed() {
     let name = acme.file_name().unwrap().to_str().unwrap().to_string();
     let policy = a.etc.join("policy");
     // An admin may launch anything, but never with the permissive profile.
-    std::fs::write(
-        policy.join("admin.cedar"),
-        "@id(\"admin-all\")\npermit (principal in Brig::Role::\"admin\", action, resource);\n\
-         @id(\"never-permissive\")\nforbid (principal, action, resource) when { context has profile && context.profile == \"permissive\" };\n",
-    )
-    .unwrap();
+    a.admin_policies(
+        "@id(\"never-permissive\")\nforbid (principal, action, resource) \
+         when { context has profile && context.profile == \"permissive\" };\n",
+    );
     let admin = a.mint(&["--tenant", &name, "--role", "admin"]);
     let (code, _, err) = a.brig.run(&bundle_with(&admin, &acme, "true"), &unique_id("admin"));
     assert_eq!(code, 0, "{err}");
@@ -322,12 +329,10 @@ fn a_host_namespace_joined_by_path_is_a_host_namespace_to_the_policy() {
     let mut a = setup();
     let acme = a.tenant(&unique_id("acme"));
     let name = acme.file_name().unwrap().to_str().unwrap().to_string();
-    std::fs::write(
-        a.etc.join("policy/admin.cedar"),
-        "@id(\"admin-all\")\npermit (principal in Brig::Role::\"admin\", action, resource);\n\
-         @id(\"no-host-network\")\nforbid (principal, action, resource) when { context has host_namespaces && context.host_namespaces.contains(\"network\") };\n",
-    )
-    .unwrap();
+    a.admin_policies(
+        "@id(\"no-host-network\")\nforbid (principal, action, resource) \
+         when { context has host_namespaces && context.host_namespaces.contains(\"network\") };\n",
+    );
     let with_network = |network: Option<serde_json::Value>| {
         let admin = a.mint(&["--tenant", &name, "--role", "admin"]);
         let mut b = bundle_with(&admin, &acme, "true");
@@ -400,13 +405,10 @@ fn exec_is_decided_on_the_capabilities_it_gets() {
     let mut a = setup();
     let acme = a.tenant(&unique_id("acme"));
     let name = acme.file_name().unwrap().to_str().unwrap().to_string();
-    std::fs::write(
-        a.etc.join("policy/admin.cedar"),
-        "@id(\"admin-all\")\npermit (principal in Brig::Role::\"admin\", action, resource);\n\
-         @id(\"no-kill-exec\")\nforbid (principal, action == Brig::Action::\"exec\", resource) \
+    a.admin_policies(
+        "@id(\"no-kill-exec\")\nforbid (principal, action == Brig::Action::\"exec\", resource) \
          when { context has exec && context.exec.capabilities.contains(\"CAP_KILL\") };\n",
-    )
-    .unwrap();
+    );
     let token = a.mint(&["--tenant", &name, "--role", "admin"]);
     let mut b = bundle_with(&token, &acme, "sleep 30");
     b.annotate("dev.brig.profile", "standard");
