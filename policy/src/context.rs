@@ -223,18 +223,16 @@ impl LaunchContext {
             }
             None => None,
         };
-        let name = options.image_name.clone().or_else(|| get(annotations::CRI_IMAGE_NAME).map(str::to_string));
         // Names and digests share the `Brig::Image` id space (the digest when
-        // there is one, else the name): a name of a digest's form would pass
-        // as the pinned image that policies permit by digest.
-        if let Some(n) =
-            name.as_deref().filter(|n| is_digest(n) || n.starts_with("sha256:") || n.starts_with("sha512:"))
-        {
-            return Err(ContextError::Annotation {
-                key: annotations::CRI_IMAGE_NAME,
-                reason: format!("`{}` has the form of a digest, which an image name may not have", shown(n)),
-            });
-        }
+        // there is one, else the name): a name of a digest's form (an image
+        // ID, as containerd before 2.0 reports an untagged image) would pass
+        // as the pinned image that policies permit by digest. It names no
+        // image: treated as no name.
+        let name = options
+            .image_name
+            .clone()
+            .or_else(|| get(annotations::CRI_IMAGE_NAME).map(str::to_string))
+            .filter(|n| !(is_digest(n) || n.starts_with("sha256:") || n.starts_with("sha512:")));
 
         let mut mounts = Vec::new();
         for m in spec.mounts().as_deref().unwrap_or_default() {
@@ -483,10 +481,10 @@ mod tests {
         assert_eq!(parse_duration("9x"), None);
     }
 
-    /// An image name of a digest's form is refused: it would be the same
+    /// An image name of a digest's form is no name: it would be the same
     /// `Brig::Image` as the pinned digest a policy permits.
     #[test]
-    fn an_image_name_may_not_pose_as_a_digest() {
+    fn an_image_name_of_a_digests_form_is_no_name() {
         let spec = |name: &str| -> Spec {
             serde_json::from_value(serde_json::json!({
                 "ociVersion": "1.0.2",
@@ -500,8 +498,8 @@ mod tests {
             SpecOptions { default_profile: "restricted".into(), default_timeout_secs: None, image_name: None };
         let pinned = format!("sha256:{}", "2".repeat(64));
         for name in [pinned.as_str(), "sha256:2222", "sha512:x"] {
-            let e = LaunchContext::from_spec(&spec(name), &options).unwrap_err().to_string();
-            assert!(e.contains("io.kubernetes.cri.image-name") && e.contains("form of a digest"), "{e}");
+            let c = LaunchContext::from_spec(&spec(name), &options).unwrap();
+            assert_eq!((c.image.name, c.image.digest), (None, None), "{name}");
         }
         let named = format!("docker.io/library/busybox@{pinned}");
         let c = LaunchContext::from_spec(&spec(&named), &options).unwrap();

@@ -61,9 +61,24 @@ fn is_client_file(dest: &str, resolved: &Path, host: &dyn Host) -> bool {
         return false;
     }
     let named = |names: &[&str]| resolved.file_name().and_then(|n| n.to_str()).is_some_and(|n| names.contains(&n));
+    // The n-th directory above `resolved` (1: its parent).
+    let above = |n: usize| {
+        resolved.ancestors().nth(n).and_then(|a| a.file_name()).and_then(|a| a.to_str()).unwrap_or_default().to_string()
+    };
+    // A container's own directory, where each client keeps it: Docker's
+    // `containers/<id>/mounts/{shm,secrets}`, Podman's
+    // `overlay-containers/<id>/userdata/shm` and `userdata/run/secrets`,
+    // containerd CRI's `sandboxes/<id>/shm`; never a store's own `secrets`
+    // (Podman's whole secret store) or `shm`.
+    let per_container = || {
+        above(1) == "mounts"
+            || above(1) == "userdata"
+            || (above(1) == "run" && above(2) == "userdata")
+            || above(2) == "sandboxes"
+    };
     match dest {
-        "/dev/shm" => named(&["shm"]),
-        "/run/secrets" => named(&["secrets"]),
+        "/dev/shm" => named(&["shm"]) && per_container(),
+        "/run/secrets" => named(&["secrets"]) && per_container(),
         // Each file by the name its clients give it: a file of another
         // container's state (Docker's `config.v2.json` with its environment,
         // a secret under `mounts/secrets/`) is not `/etc/hosts`.
@@ -72,11 +87,9 @@ fn is_client_file(dest: &str, resolved: &Path, host: &dyn Host) -> bool {
         "/etc/hostname" => named(&["hostname"]) && host.is_file(resolved),
         "/run/.containerenv" => named(&[".containerenv"]) && host.is_file(resolved),
         // The kubelet names it at random, in the pod's container directory.
-        "/dev/termination-log" => {
-            resolved.starts_with("/var/lib/kubelet/pods/")
-                && resolved.components().any(|c| c.as_os_str() == "containers")
-                && host.is_file(resolved)
-        }
+        // (`<kubelet root>/pods/<uid>/containers/<name>/<random>`, whatever
+        // the kubelet's root: k0s, microk8s, `--root-dir`).
+        "/dev/termination-log" => above(2) == "containers" && above(4) == "pods" && host.is_file(resolved),
         _ => false,
     }
 }
@@ -454,9 +467,15 @@ fn check_hooks(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host) -> Result<(), Harden
             // Hooks run as host root in the host's namespaces: the binary is
             // named exactly (an absolute path, case and all), and nothing in
             // its environment may load other code into it.
-            if let Some(var) = env.iter().find(|e| e.starts_with("LD_")) {
+            // Only `PATH`, and only over the system's own directories: any
+            // other variable (`LD_PRELOAD`, `BASH_ENV`, `GCONV_PATH`, ...) or
+            // directory could make the hook run a job's file.
+            if let Some(var) = env.iter().find(|e| !is_system_path_var(e)) {
                 let name = var.split('=').next().unwrap_or_default();
-                return Err(ctx.refuse(field, format!("a hook's environment may not set `{name}`")));
+                return Err(ctx.refuse(
+                    field,
+                    format!("a hook's environment may set only PATH, over system directories (not `{name}`)"),
+                ));
             }
             if hook.path().is_absolute() && ctx.profile.ceilings.hooks.contains(&path) {
                 continue;
@@ -468,6 +487,12 @@ fn check_hooks(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host) -> Result<(), Harden
         }
     }
     Ok(())
+}
+
+/// `PATH=` over system directories only (what NVIDIA's hooks.d entries set).
+fn is_system_path_var(var: &str) -> bool {
+    const SYSTEM: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+    var.strip_prefix("PATH=").is_some_and(|dirs| dirs.split(':').all(|d| SYSTEM.contains(&d)))
 }
 
 fn sysctl_allowed(patterns: &[String], name: &str) -> bool {

@@ -70,12 +70,17 @@ impl brig_profiles::Host for RealHost {
             return false;
         }
         // The process's executable itself (the magic link is followed to
-        // its inode), compared with the host's dockerd binaries.
+        // its inode), compared with the host's dockerd binaries; or, after
+        // an upgrade of the package while dockerd runs on, the replaced
+        // binary (`<path> (deleted)`), itself root-owned and not writable by
+        // others.
         let Ok(exe) = std::fs::metadata(path) else { return false };
+        let trusted = |m: &std::fs::Metadata| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0;
+        let link = std::fs::read_link(path).ok();
         DOCKERD_BINARIES.iter().map(Path::new).chain(self.dockerd_binaries.iter().map(PathBuf::as_path)).any(|b| {
-            std::fs::metadata(b).is_ok_and(|m| {
-                m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0 && m.dev() == exe.dev() && m.ino() == exe.ino()
-            })
+            let same = std::fs::metadata(b).is_ok_and(|m| trusted(&m) && m.dev() == exe.dev() && m.ino() == exe.ino());
+            let replaced = link.as_deref() == Some(Path::new(&format!("{} (deleted)", b.display()))) && trusted(&exe);
+            same || replaced
         })
     }
 }

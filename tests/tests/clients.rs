@@ -446,6 +446,8 @@ fn mounts_that_would_unmask_or_widen_are_refused() {
     std::fs::create_dir_all(victim_state.join("mounts/secrets")).unwrap();
     std::fs::write(victim_state.join("config.v2.json"), "{\"Env\": [\"DB_PASSWORD=x\"]}").unwrap();
     std::fs::write(victim_state.join("mounts/secrets/db"), "x").unwrap();
+    let storage_secrets = storage.join(format!("secrets-test-{}", unique_id("s"))).join("secrets");
+    std::fs::create_dir_all(&storage_secrets).unwrap();
     for profile in ["standard", "restricted"] {
         let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
         type Case<'a> = (Value, Option<(&'a str, &'a str)>, &'a str);
@@ -480,6 +482,13 @@ fn mounts_that_would_unmask_or_widen_are_refused() {
             ),
             (
                 json!({"destination": "/etc/resolv.conf", "type": "bind", "source": victim_state.join("mounts/secrets/db"), "options": ["rbind", "ro"]}),
+                None,
+                "outside the allowed prefixes",
+            ),
+            // A store's own secrets (Podman's whole secret store), not a
+            // container's.
+            (
+                json!({"destination": "/run/secrets", "type": "bind", "source": storage_secrets, "options": ["rbind", "rw"]}),
                 None,
                 "outside the allowed prefixes",
             ),
@@ -523,6 +532,7 @@ fn mounts_that_would_unmask_or_widen_are_refused() {
     }
     std::fs::remove_dir_all(&jobs).unwrap();
     std::fs::remove_dir_all(victim_state.parent().unwrap()).unwrap();
+    std::fs::remove_dir_all(storage_secrets.parent().unwrap()).unwrap();
     if made_storage {
         let _ = std::fs::remove_dir_all(&storage);
     }
