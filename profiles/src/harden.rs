@@ -268,11 +268,16 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     // (the patched libcontainer reads this; third_party/README.md): an image
     // may ship a node for a host disk, and on cgroup v2 no device cgroup
     // would stop it being opened. The spec cannot ask otherwise.
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
     if !profile.ceilings.devices {
-        let mut annotations = spec.annotations().clone().unwrap_or_default();
         annotations.insert(ROOTFS_NODEV_ANNOTATION.to_string(), "true".to_string());
-        spec.set_annotations(Some(annotations));
     }
+    // Every bind source now names the canonical path checked above: the
+    // (patched) libcontainer opens it with no symbolic link on the way and
+    // mounts that descriptor, so one swapped for a link since fails the
+    // launch (the per-job user-namespace path pins its staged binds too).
+    annotations.insert(PIN_BIND_SOURCES_ANNOTATION.to_string(), "true".to_string());
+    spec.set_annotations(Some(annotations));
     let plan = JobPlan {
         no_new_privs,
         timeout,
@@ -289,6 +294,10 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
 /// The annotation by which the (patched) libcontainer makes the rootfs
 /// `nodev` (`libcontainer::rootfs::ROOTFS_NODEV_ANNOTATION`).
 pub const ROOTFS_NODEV_ANNOTATION: &str = "dev.brig.rootfs-nodev";
+
+/// The annotation by which the (patched) libcontainer pins bind sources
+/// (`libcontainer::rootfs::PIN_BIND_SOURCES_ANNOTATION`).
+pub const PIN_BIND_SOURCES_ANNOTATION: &str = "dev.brig.pin-bind-sources";
 
 fn allowed(list: &[String], item: &str) -> bool {
     list.iter().any(|a| a == "*" || a == "ALL" || a.eq_ignore_ascii_case(item))

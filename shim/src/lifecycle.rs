@@ -1309,6 +1309,10 @@ mod tests {
     #[test]
     fn the_nodev_annotation_is_libcontainers() {
         assert_eq!(brig_profiles::harden::ROOTFS_NODEV_ANNOTATION, libcontainer::rootfs::ROOTFS_NODEV_ANNOTATION);
+        assert_eq!(
+            brig_profiles::harden::PIN_BIND_SOURCES_ANNOTATION,
+            libcontainer::rootfs::PIN_BIND_SOURCES_ANNOTATION
+        );
     }
 
     /// A bind source swapped for a symbolic link after it was checked (a

@@ -373,3 +373,49 @@ fn a_signal_stream_does_not_stop_the_timeout() {
     assert_eq!(outcome["timed_out"], true, "{outcome}");
     assert_eq!(outcome["signal"], 9, "{outcome}");
 }
+
+/// A bind source is swapped for a link to `/etc` over and over while jobs
+/// that bind it launch (what a `standard` job, host root with
+/// `/var/lib/brig/jobs/` writable, could do to another job's input): no job
+/// ever gets `/etc`. Each launch mounts the checked directory or fails
+/// naming the link.
+#[test]
+fn a_bind_source_swapped_for_a_link_never_mounts_the_link() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"standard\"\n");
+    let base = std::path::PathBuf::from(format!("/var/lib/brig/jobs/swap-{}", unique_id("s")));
+    let src = base.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("mine"), "mine\n").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, src, base) = (stop.clone(), src.clone(), base.clone());
+        std::thread::spawn(move || {
+            let (real, link) = (base.join("real"), base.join("link"));
+            std::os::unix::fs::symlink("/etc", &link).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // src: the directory, then a link to /etc, a few ms each.
+                let _ = std::fs::rename(&src, &real);
+                let _ = std::fs::rename(&link, &src);
+                std::thread::sleep(std::time::Duration::from_millis(3));
+                let _ = std::fs::rename(&src, &link);
+                let _ = std::fs::rename(&real, &src);
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        })
+    };
+    let mut mounted = 0;
+    for _ in 0..24 {
+        let mut b = Bundle::new(&["sh", "-c", "ls /in"]);
+        b.push("/mounts", json!({"destination": "/in", "type": "bind", "source": src, "options": ["rbind", "ro"]}));
+        let (code, out, err) = brig.run(&b, &unique_id("swap"));
+        assert!(!out.contains("passwd") && !out.contains("hostname"), "a job got /etc: {out}");
+        if code == 0 {
+            assert_eq!(out.trim(), "mine", "{err}");
+            mounted += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    std::fs::remove_dir_all(&base).unwrap();
+    assert!(mounted > 0, "no launch got through while the source was swapped");
+}

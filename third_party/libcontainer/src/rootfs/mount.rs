@@ -33,6 +33,26 @@ use crate::syscall::syscall::create_syscall;
 use crate::syscall::{Syscall, SyscallError, linux};
 use crate::utils::{PathBufExt, retry};
 
+/// brig: whether the spec's bind sources are pinned (set from
+/// `dev.brig.pin-bind-sources` by `RootFS::mount_to_rootfs`; one container
+/// per init process).
+pub static PIN_BIND_SOURCES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns pinning off for internal bind mounts, back on when dropped.
+struct UnpinBindSources(bool);
+
+impl UnpinBindSources {
+    fn new() -> UnpinBindSources {
+        UnpinBindSources(PIN_BIND_SOURCES.swap(false, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Drop for UnpinBindSources {
+    fn drop(&mut self) {
+        PIN_BIND_SOURCES.store(self.0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 const MAX_EBUSY_MOUNT_ATTEMPTS: u32 = 3;
 // runc has a retry interval of 100ms. We are following this.
 // https://github.com/opencontainers/runc/blob/v1.3.0/libcontainer/rootfs_linux.go#L1235
@@ -317,6 +337,9 @@ impl Mount {
 
     #[cfg(feature = "v1")]
     fn mount_cgroup_v1(&self, cgroup_mount: &SpecMount, options: &MountOptions) -> Result<()> {
+        // brig: the hierarchies bound here are the host's own mounts, not
+        // the spec's sources.
+        let _unpinned = UnpinBindSources::new();
         tracing::debug!("mounting cgroup v1 filesystem");
         // brig: a read-only cgroup mount makes every hierarchy read-only (as
         // runc does); each used to be mounted read-write whatever the options,
@@ -742,6 +765,30 @@ impl Mount {
             PathBuf::from(source)
         };
 
+        // brig: the spec's bind sources are canonical paths brig checked;
+        // opened again with no symbolic link on the way, the source mounted
+        // is the object that was checked, or the mount fails (a job that
+        // swapped a directory it can write for a link since gains nothing).
+        let pinned: Option<OwnedFd> = if is_bind(m) && PIN_BIND_SOURCES.load(std::sync::atomic::Ordering::Relaxed) {
+            let how = nix::fcntl::OpenHow::new()
+                .flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC)
+                .resolve(
+                    nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                );
+            match nix::fcntl::openat2(libc::AT_FDCWD, source.as_path(), how) {
+                // SAFETY: openat2 returned a new descriptor owned by nothing else.
+                Ok(fd) => Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }),
+                Err(err) => {
+                    return Err(MountError::Custom(format!(
+                        "bind source {source:?} is not the path that was checked ({err}): a symbolic link on the way"
+                    )));
+                }
+            }
+        } else {
+            None
+        };
+
         let dest: OwnedFd = root.resolve(container_dest)?.into();
         let dest_fd = dest.as_fd();
 
@@ -762,9 +809,16 @@ impl Mount {
             };
 
             let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
-            let mount_fd_owned =
-                self.syscall
-                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?;
+            let mount_fd_owned = match &pinned {
+                Some(fd) => self.syscall.open_tree(
+                    std::os::fd::AsRawFd::as_raw_fd(fd),
+                    Some(""),
+                    open_tree_flags,
+                )?,
+                None => self
+                    .syscall
+                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?,
+            };
             let mount_fd = mount_fd_owned.as_fd();
 
             // mount_setattr

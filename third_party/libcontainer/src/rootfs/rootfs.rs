@@ -16,6 +16,10 @@ use crate::syscall::syscall::create_syscall;
 /// brig: the annotation asking for a rootfs on which device nodes do not work.
 pub const ROOTFS_NODEV_ANNOTATION: &str = "dev.brig.rootfs-nodev";
 
+/// brig: the annotation saying the spec's bind sources are canonical checked
+/// paths, to be opened with no symbolic link on the way.
+pub const PIN_BIND_SOURCES_ANNOTATION: &str = "dev.brig.pin-bind-sources";
+
 /// Holds information about rootfs
 pub struct RootFS {
     syscall: Box<dyn Syscall>,
@@ -87,6 +91,14 @@ impl RootFS {
         // device wherever no device cgroup stands in the way (cgroup v2
         // without the BPF device filter). The later read-only remount keeps
         // the flag (it passes the mount's current flags on).
+        // brig: bind sources pinned (see `mount::PIN_BIND_SOURCES`).
+        let pin = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(PIN_BIND_SOURCES_ANNOTATION))
+            .is_some_and(|v| v == "true");
+        super::mount::PIN_BIND_SOURCES.store(pin, std::sync::atomic::Ordering::Relaxed);
+
         let nodev = spec
             .annotations()
             .as_ref()
