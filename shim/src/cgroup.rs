@@ -39,6 +39,17 @@ pub fn systemd_to_cgroupfs(path: &str) -> Option<String> {
     Some(format!("/{slice}/{unit}"))
 }
 
+/// Why a requested cgroup path may not be joined as it is: a `.` or `..`
+/// component (libcgroups joins the path unchecked, so it could name any
+/// cgroup of the host, or leave cgroupfs). Checked for rootless jobs too.
+pub fn refuse_dot_components(cgroup_path: &Path) -> Option<String> {
+    use std::path::Component;
+    cgroup_path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        .then(|| format!("`{}` has a `.` or `..` component", cgroup_path.display()))
+}
+
 /// The cgroup under which brig makes jobs' own (`/brig/<id>`).
 pub const JOBS_PARENT: &str = "brig";
 
@@ -54,9 +65,8 @@ pub const JOBS_PARENT: &str = "brig";
 /// job's, stopped or not yet created). Nor may a job's cgroup be below one
 /// that holds processes (another job's, whose limits it would share).
 pub fn refuse_requested(cgroup_path: &Path, id: &str) -> Option<String> {
-    use std::path::Component;
-    if cgroup_path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
-        return Some(format!("`{}` has a `.` or `..` component", cgroup_path.display()));
+    if let Some(why) = refuse_dot_components(cgroup_path) {
+        return Some(why);
     }
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     if rel.as_os_str().is_empty() {

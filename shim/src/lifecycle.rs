@@ -135,13 +135,8 @@ fn launch(
     // No `.` or `..` in a requested path, rootless too: libcgroups joins it
     // as it is, and the delegation checks below resolve it on the real
     // filesystem (a `..` could leave cgroupfs for a directory the user made).
-    if let Some(p) = &requested {
-        if p.components().any(|c| matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir)) {
-            return Err(Error::state(
-                id,
-                format!("refusing linux.cgroupsPath: `{}` has a `.` or `..` component", p.display()),
-            ));
-        }
+    if let Some(why) = requested.as_deref().and_then(cgroup::refuse_dot_components) {
+        return Err(Error::state(id, format!("refusing linux.cgroupsPath: {why}")));
     }
     // Rootless: the job's cgroup must be in a subtree delegated to the user
     // (refused here, naming what is missing, when the job needs limits).

@@ -287,7 +287,8 @@ pub fn prepare(
     })?;
     tracing::debug!(elapsed_us = us(t0), "profile loaded");
     let asks = job_asks(&request)?;
-    let mut hardened = match harden(&profile.profile, request.spec.clone(), &asks, &RealHost::new(config)) {
+    let host = RealHost::new(config);
+    let mut hardened = match harden(&profile.profile, request.spec.clone(), &asks, &host) {
         Ok(h) => h,
         Err(e) if config.auth.mode == AuthMode::Required => return Err(deny(config, id, None, e.to_string())),
         Err(e) => return Err(e.into()),
@@ -315,7 +316,6 @@ pub fn prepare(
     // the namespaces the spec leaves out).
     {
         use brig_profiles::Host;
-        let host = RealHost::new(config);
         for ns in hardened.spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
             let Some(path) = ns.path() else { continue };
             if host.is_host_namespace(ns.typ(), path) {
