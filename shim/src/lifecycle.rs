@@ -357,12 +357,8 @@ fn release_userns(allocator: &crate::userns::Allocator, root: &Path, id: &str, r
         tracing::warn!(id, mount = %rec.rootfs_mount.display(), "unmounting the idmapped rootfs: {e}");
     }
     let _ = std::fs::remove_dir(&rec.rootfs_mount);
-    // Through the staged binds (the paths recorded), before they go. A pod
-    // member's range lives on with its pod: the directories stay the pod's
-    // until the job that owns the range goes.
-    if rec.pod.is_none() {
-        return_handed_directories(id, rec);
-    }
+    // The writable bind directories handed to the range's root go back to
+    // root when the allocator frees the range (`Allocator::record_handed`).
     if let Some(binds) = &rec.binds {
         remove_staged_binds(binds);
     }
@@ -370,23 +366,6 @@ fn release_userns(allocator: &crate::userns::Allocator, root: &Path, id: &str, r
         remove_staged_binds(layers);
     }
     allocator.release(rec.slot, root, id);
-}
-
-/// Hands the writable bind directories back to host root, so the next job
-/// that mounts one (with whatever ID range it gets) is handed it in turn.
-/// What the job wrote inside stays owned by its mapped IDs. A directory that
-/// is no longer the job's root's (replaced, or handed on) is left alone.
-fn return_handed_directories(id: &str, rec: &state::UsernsRecord) {
-    for dir in &rec.chowned {
-        match std::fs::symlink_metadata(dir) {
-            Ok(meta) if meta.is_dir() && meta.uid() == rec.host_base => {
-                if let Err(e) = std::os::unix::fs::lchown(dir, Some(0), None) {
-                    tracing::warn!(id, dir = %dir.display(), "handing the output directory back to root: {e}");
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 /// A new user namespace cannot mount sysfs for a network namespace it does not
@@ -862,26 +841,35 @@ fn setup_userns(
         r.set_path(mount.clone());
     }
     sysfs_for_joined_netns(spec);
+    let host_sources: Vec<Option<PathBuf>> = spec.mounts().iter().flatten().map(|m| m.source().clone()).collect();
     stage_bind_sources(id, spec, &mount, &mut guard.record)?;
     // Writable bind mounts (outputs) must be writable by the job's root; what
     // it writes there is then owned on the host by the mapped ID, never root.
-    // The directory's owner (not its group) is handed over, and handed back
-    // to root at `delete` (`return_handed_directories`).
-    for m in spec.mounts().iter().flatten() {
+    // The directory's owner (not its group) is handed over, through the
+    // staged mount (the object that was checked), and handed back to root
+    // when the range is freed: the allocator records the host path first.
+    let mut handed = Vec::new();
+    for (m, host_source) in spec.mounts().iter().flatten().zip(&host_sources) {
         let bind =
             m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
         let ro = m.options().iter().flatten().any(|o| o == "ro");
-        let Some(src) = m.source() else { continue };
+        let (Some(staged), Some(host_source)) = (m.source(), host_source) else { continue };
         if !bind || ro || brig_profiles::clients::CLIENT_FILES.contains(&m.destination().to_string_lossy().as_ref()) {
             continue;
         }
-        if let Ok(meta) = std::fs::metadata(src) {
-            if meta.is_dir() && meta.uid() == 0 {
-                std::os::unix::fs::chown(src, Some(range.host_base), None)
-                    .map_err(|e| Error::io("handing to the job's root", src, e))?;
-                guard.record.chowned.push(src.clone());
-            }
+        if std::fs::metadata(staged).is_ok_and(|meta| meta.is_dir() && meta.uid() == 0) {
+            handed.push((staged.clone(), host_source.clone()));
         }
+    }
+    let host_paths: Vec<PathBuf> = handed.iter().map(|(_, host)| host.clone()).collect();
+    guard
+        .allocator
+        .record_handed(range.slot, &host_paths)
+        .map_err(|e| Error::state(id, format!("recording the output directories handed to the job: {e}")))?;
+    for (staged, host_source) in handed {
+        std::os::unix::fs::chown(&staged, Some(range.host_base), None)
+            .map_err(|e| Error::io("handing to the job's root", &host_source, e))?;
+        guard.record.chowned.push(host_source);
     }
     // The rootfs is idmapped with the maps the job's user namespace gets:
     // the job joins that namespace instead of libcontainer making a second

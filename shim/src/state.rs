@@ -384,7 +384,8 @@ pub struct UsernsRecord {
     pub size: u32,
     /// The idmapped bind of the rootfs, unmounted at `delete`.
     pub rootfs_mount: PathBuf,
-    /// Writable bind-mount directories handed to the job's root.
+    /// Writable bind-mount directories handed to the job's root, by host
+    /// path (handed back when the range is freed: `Allocator::record_handed`).
     #[serde(default)]
     pub chowned: Vec<PathBuf>,
     /// Where bind sources were staged for the job's root to reach.

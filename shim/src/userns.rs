@@ -19,6 +19,11 @@
 //! changes happen under an exclusive lock on the allocation directory, so a
 //! release cannot free a slot a member is joining.
 //!
+//! Writable bind directories (outputs) handed to a range's root are listed in
+//! `slot-<n>.handed`, by host path, and handed back to root when the range is
+//! freed: not before, since a pod's jobs share their volumes (a Kubernetes
+//! `emptyDir`), and not by each job's own record, which goes with the job.
+//!
 //! The allocation directory is global (`/run/brig/userns`), not per `--root`:
 //! Docker, Podman and containerd each use their own state root, and their jobs
 //! must still get disjoint ranges. It lives on /run, like container state, so
@@ -214,6 +219,61 @@ impl Allocator {
         }
     }
 
+    fn handed_path(&self, slot: u32) -> PathBuf {
+        self.dir.join(format!("slot-{slot}.handed"))
+    }
+
+    /// Records that `dirs` are about to be handed to `slot`'s root, so that
+    /// they are handed back when the range is freed, whichever of the pod's
+    /// jobs goes last. Call before changing their owner.
+    pub fn record_handed(&self, slot: u32, dirs: &[PathBuf]) -> Result<(), UsernsError> {
+        use std::os::unix::ffi::OsStrExt;
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        let io = |path: &Path, source| UsernsError::Io { path: path.to_path_buf(), source };
+        let _lock = self.lock()?;
+        let path = self.handed_path(slot);
+        // One hex-encoded path a line: any byte may be in a path.
+        let mut body = Vec::new();
+        for dir in dirs {
+            body.extend_from_slice(hex::encode(dir.as_os_str().as_bytes()).as_bytes());
+            body.push(b'\n');
+        }
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(|e| io(&path, e))?;
+        file.write_all(&body).and_then(|()| file.sync_data()).map_err(|e| io(&path, e))
+    }
+
+    /// Hands the directories recorded for `slot` back to root. Only those
+    /// still owned by the range's first ID and still directories (not a link
+    /// put in the place of one) change, and only their owner, never the group:
+    /// what the jobs wrote inside stays theirs. Call with the lock held, once
+    /// no job holds the range.
+    fn return_handed(&self, slot: u32) {
+        use std::os::unix::ffi::OsStringExt;
+        use std::os::unix::fs::MetadataExt;
+        let path = self.handed_path(slot);
+        let Ok(text) = std::fs::read_to_string(&path) else { return };
+        let owner = u64::from(self.pool.start) + u64::from(slot) * u64::from(self.pool.range);
+        let dirs: std::collections::BTreeSet<PathBuf> = text
+            .lines()
+            .filter_map(|l| hex::decode(l).ok())
+            .map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+            .collect();
+        for dir in dirs {
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() && u64::from(meta.uid()) == owner => {
+                    if let Err(e) = std::os::unix::fs::lchown(&dir, Some(0), None) {
+                        tracing::warn!(slot, dir = %dir.display(), "handing the output directory back to root: {e}");
+                    }
+                }
+                _ => {}
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
     fn members_dir(&self, slot: u32) -> PathBuf {
         self.dir.join(format!("slot-{slot}.members"))
     }
@@ -307,6 +367,7 @@ impl Allocator {
             }
             None => {
                 let _ = std::fs::remove_dir_all(self.members_dir(slot));
+                self.return_handed(slot);
                 // Rename first: of two reclaimers only one wins the rename.
                 let tomb = self.dir.join(format!(".stale-{slot}-{}", std::process::id()));
                 if std::fs::rename(&path, &tomb).is_ok() {

@@ -583,6 +583,55 @@ fn an_output_directory_is_handed_to_each_job_in_turn() {
     std::fs::remove_dir_all(&out_dir).unwrap();
 }
 
+/// A pod's jobs share their volumes (a Kubernetes `emptyDir`): an output
+/// directory handed to the pod's range stays the pod's while any of its jobs
+/// lives, and goes back to root when the last one goes, in either order of
+/// deletion (a member's own record goes with it).
+#[test]
+fn a_pods_output_directory_is_handed_back_when_the_pod_is_gone() {
+    use std::os::unix::fs::MetadataExt;
+    let brig = restricted();
+    let owner = |path: &std::path::Path| u64::from(std::fs::metadata(path).unwrap().uid());
+    for sandbox_goes_first in [false, true] {
+        let netns = HostNetns::new();
+        let volume = std::path::PathBuf::from(format!("/var/lib/brig/jobs/userns-{}", unique_id("pod-vol")));
+        std::fs::create_dir_all(&volume).unwrap();
+        let mut sandbox = Bundle::new(&["sleep", "60"]);
+        sandbox.set(
+            "/linux/namespaces",
+            json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network", "path": netns.path()}]),
+        );
+        let sandbox_id = unique_id("pod-vol-sandbox");
+        brig.ok(&["run", "-d", "--bundle", sandbox.path().to_str().unwrap(), &sandbox_id]);
+        let leader = brig.state(&sandbox_id)["pid"].as_i64().unwrap();
+        let base = host_base(&brig, &sandbox_id);
+
+        let mut app = pod_member(leader, &netns.path(), &["sh", "-c", "echo hi > /out/app && sleep 60"]);
+        app.push(
+            "/mounts",
+            json!({"destination": "/out", "type": "bind", "source": volume, "options": ["rbind", "rw"]}),
+        );
+        let app_id = unique_id("pod-vol-app");
+        brig.ok(&["run", "-d", "--bundle", app.path().to_str().unwrap(), &app_id]);
+        for _ in 0..100 {
+            if volume.join("app").exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(owner(&volume.join("app")), base, "the member wrote its output");
+        assert_eq!(owner(&volume), base, "the volume is the pod's while it runs");
+
+        let (first, last) = if sandbox_goes_first { (&sandbox_id, &app_id) } else { (&app_id, &sandbox_id) };
+        brig.ok(&["delete", "--force", first]);
+        assert_eq!(owner(&volume), base, "a job of the pod still lives (sandbox first: {sandbox_goes_first})");
+        brig.ok(&["delete", "--force", last]);
+        assert_eq!(owner(&volume), 0, "the pod is gone: root's again (sandbox first: {sandbox_goes_first})");
+        assert_eq!(owner(&volume.join("app")), base, "what the job wrote stays its own");
+        std::fs::remove_dir_all(&volume).unwrap();
+    }
+}
+
 /// A read-only recursive bind of an input is read-only all the way down: a
 /// filesystem mounted below the source on the host is no writable hole into
 /// it (runc makes only the top mount read-only; brig adds `rro`).
