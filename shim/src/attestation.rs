@@ -166,6 +166,7 @@ pub fn facts(
     spec: Option<&Spec>,
     outcome: &crate::lifecycle::Outcome,
     killed: bool,
+    rootless: Option<&crate::rootless::RootlessRecord>,
 ) -> brig_attest::RunFacts {
     let limits = m.settings.limits();
     let mut outputs = Vec::new();
@@ -208,10 +209,33 @@ pub fn facts(
             }
         }
     }
-    let user_namespace = record.userns.as_ref().map(|u| {
+    let mut user_namespace = record.userns.as_ref().map(|u| {
         let map = vec![brig_attest::IdMap { container_id: 0, host_id: u.host_base, size: u.size }];
         brig_attest::UserNamespace { uid_map: map.clone(), gid_map: map }
     });
+    // A rootless job: the caller, and the maps over its subordinate IDs (or
+    // the caller's own namespace's, rootless Podman's), are part of what the
+    // job ran under; a verifier can require or refuse it.
+    let mut other = BTreeMap::new();
+    if let Some(r) = rootless {
+        let maps = |m: &[[u32; 3]]| {
+            m.iter().map(|&[c, h, n]| brig_attest::IdMap { container_id: c, host_id: h, size: n }).collect()
+        };
+        if r.own_userns && user_namespace.is_none() {
+            user_namespace = Some(brig_attest::UserNamespace { uid_map: maps(&r.uid_map), gid_map: maps(&r.gid_map) });
+        }
+        other.insert(
+            "rootless".to_string(),
+            serde_json::json!({
+                "mode": r.mode,
+                "host_uid": r.host_uid,
+                "host_gid": r.host_gid,
+                "own_user_namespace": r.own_userns,
+                "cgroup": r.cgroup.path,
+                "cgroup_delegated": r.cgroup.delegated,
+            }),
+        );
+    }
     let egress = record
         .plan
         .egress
@@ -268,7 +292,7 @@ pub fn facts(
             readonly_rootfs: spec.and_then(|s| s.root().as_ref()).and_then(|r| r.readonly()).unwrap_or(false),
             cgroup,
             egress,
-            other: BTreeMap::new(),
+            other,
         },
         tightened: record.tightened.iter().filter_map(|t| serde_json::to_value(t).ok()).collect(),
         rootfs: m.rootfs.clone(),

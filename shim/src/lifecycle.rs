@@ -1178,7 +1178,8 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
             // cannot be (a full disk), `delete` fails and can be retried.
             let spec = crate::bundle::read_spec(&dir.join(state::SPEC_FILE)).ok();
             let killed = outcome.signal == Some(9) && !outcome.oom_killed && !outcome.timed_out;
-            let facts = crate::attestation::facts(record, m, spec.as_ref(), &outcome, killed);
+            let rootless = crate::rootless::RootlessRecord::load(&dir);
+            let facts = crate::attestation::facts(record, m, spec.as_ref(), &outcome, killed, rootless.as_ref());
             let path = crate::attestation::write(&facts, &m.settings).map_err(|e| {
                 Error::state(
                     id,

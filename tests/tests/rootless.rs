@@ -253,6 +253,21 @@ impl User {
         std::os::unix::fs::chown(&p, Some(self.uid), Some(self.gid)).unwrap();
     }
 
+    /// Adds signed attestations to the user's configuration: keys and
+    /// records in the user's directory.
+    fn attest(&self) {
+        let keys = self.dir.join("keys");
+        sh(Command::new(brig_bin()).args(["attest", "keygen", "--out"]).arg(&keys));
+        sh(Command::new("chown").arg("-R").arg(format!("{}:{}", self.uid, self.gid)).arg(&keys));
+        let p = self.dir.join("home/.config/brig/config.toml");
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        text.push_str(&format!(
+            "[attest]\nkey = \"{0}/keys/attest.key\"\ndir = \"{0}/attestations\"\nrootfs_cache = \"{0}/cache\"\n",
+            self.dir.display()
+        ));
+        std::fs::write(&p, text).unwrap();
+    }
+
     /// A bundle as `brig spec` (runc's template: no user namespace) writes it.
     fn bundle(&self, name: &str, args: &[&str], resources: Value) -> PathBuf {
         let dir = self.dir.join("bundles").join(name);
@@ -376,6 +391,7 @@ fn rootless_lifecycle_is_hardened_mapped_and_limited() {
     let mut u = User::new(true, true);
     u.delegate();
     u.config("restricted");
+    u.attest();
     // The job reports what the kernel enforces on it, then waits.
     let job = "cat /proc/self/uid_map; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; \
                cat /secret/data.txt 2>&1 | sed 's/^/landlock: /'; \
@@ -476,6 +492,27 @@ fn rootless_lifecycle_is_hardened_mapped_and_limited() {
     u.wait_status(id, "stopped");
     u.ok(&["delete", id]);
     assert!(!dir.exists(), "state left after delete");
+    // The run's attestation says it was rootless, whose, and with what maps.
+    let envelope = u.dir.join("attestations").join(format!("{id}.intoto.json"));
+    let out = sh(Command::new(brig_bin())
+        .args(["attest", "verify", "--print", "--key"])
+        .arg(u.dir.join("keys/attest.pub"))
+        .arg(&envelope));
+    let verified: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let enforcement = &verified["predicate"]["buildDefinition"]["internalParameters"]["enforcement"];
+    let rootless = &enforcement["other"]["rootless"];
+    assert_eq!(rootless["mode"], "unprivileged", "{enforcement}");
+    assert_eq!(rootless["host_uid"], u.uid, "{enforcement}");
+    assert_eq!(rootless["own_user_namespace"], true, "{enforcement}");
+    assert_eq!(rootless["cgroup"], json!(cg), "{enforcement}");
+    assert_eq!(
+        enforcement["userNamespace"]["uidMap"],
+        json!([
+            {"containerId": 0, "hostId": u.uid, "size": 1},
+            {"containerId": 1, "hostId": sub_start, "size": sub_count}
+        ]),
+        "{enforcement}"
+    );
     if unified() {
         assert!(!Path::new(CGROUP).join(cg.trim_start_matches('/')).exists(), "cgroup left after delete");
     } else {
