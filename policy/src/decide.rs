@@ -376,7 +376,13 @@ impl<'a> Builder<'a> {
             errors.extend(response.diagnostics().errors().map(ToString::to_string));
         }
         let allowed = forbids.is_empty() && !permits.is_empty() && errors.is_empty();
-        let mut determining = if forbids.is_empty() { permits } else { forbids };
+        // Denied by an error: no policy determined it (a permit that held
+        // alongside the error did not allow anything).
+        let mut determining = match (forbids.is_empty(), errors.is_empty()) {
+            (false, _) => forbids,
+            (true, true) => permits,
+            (true, false) => Vec::new(),
+        };
         determining.sort();
         RequestDecision { action: ACTIONS[action].into(), subject, allowed, determining_policies: determining, errors }
     }

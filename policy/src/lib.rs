@@ -38,8 +38,11 @@ pub use context::{
 pub use devtools::{jwks_from, keygen, mint, DevError, GeneratedKey};
 pub use jwks::TrustError;
 pub use replay::{PendingRecord, ReplayError, ReplayGuard};
-pub use testing::{load_cases, run_tests, unverified_token, CaseFile, Expect, TestCase, TestFileError, TestResult};
-pub use token::{JtiRecord, TokenError, TokenVerifier, VerifiedToken};
+pub use testing::{
+    load_cases, run_tests, run_tests_with, unverified_token, CaseFile, CaseRequests, Expect, SpecAsWritten, TestCase,
+    TestFileError, TestResult,
+};
+pub use token::{identity_from_claims, JtiRecord, TokenError, TokenVerifier, VerifiedToken};
 
 #[cfg(test)]
 mod tests;

@@ -234,6 +234,17 @@ impl ReplayGuard {
         Ok(PendingRecord { path, guard: self.clone() })
     }
 
+    /// [`ReplayError::Replayed`] if `(issuer, jti)` is recorded as used (a
+    /// live record, or one that cannot be read), as a launch would find it;
+    /// records nothing.
+    pub fn check_unused(&self, issuer: &str, jti: &str, now: i64) -> Result<(), ReplayError> {
+        match read_record(&self.record_path(issuer, jti)) {
+            Ok(None) => Ok(()),
+            Ok(Some(old)) if old.exp.saturating_add(self.leeway_secs) < now => Ok(()),
+            Ok(Some(_)) | Err(_) => Err(ReplayError::Replayed),
+        }
+    }
+
     /// For `exec` with the token that launched the container: the record must
     /// exist and name `container_id`.
     pub fn check_launch_record(&self, issuer: &str, jti: &str, container_id: &str) -> Result<(), ReplayError> {

@@ -115,6 +115,42 @@ pub struct TestResult {
     pub decision: Decision,
     /// Expected versus actual, one `-`/`+` pair per difference (empty when passed).
     pub diff: String,
+    /// The case could not be turned into a request (an unreadable bundle, a
+    /// malformed spec, claims of the wrong type): it fails, whatever it
+    /// expected, since nothing was decided.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Turns a case into the request `create` would decide on.
+pub trait CaseRequests {
+    /// The context for a bundle directory (its `config.json`).
+    fn bundle_context(&self, bundle: &Path) -> Result<LaunchContext, String>;
+    /// The identity a token with these claims would give.
+    fn identity(&self, claims: &Map<String, Value>) -> Result<VerifiedToken, String>;
+}
+
+/// Requests without brig's runtime: a bundle's spec as written (no profile
+/// applied; the default profile `restricted`) and the default claim names.
+/// `brig policy test` uses the runtime's own builder instead, which hardens
+/// the spec as `create` does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpecAsWritten;
+
+impl CaseRequests for SpecAsWritten {
+    fn bundle_context(&self, bundle: &Path) -> Result<LaunchContext, String> {
+        let path = bundle.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
+        let options = SpecOptions { default_profile: "restricted".into(), ..Default::default() };
+        LaunchContext::from_spec(&spec, &options).map_err(|e| e.to_string())
+    }
+
+    fn identity(&self, claims: &Map<String, Value>) -> Result<VerifiedToken, String> {
+        let trust = crate::config::TrustConfig::required(Vec::new(), Vec::new());
+        crate::token::identity_from_claims(claims, &trust).map_err(|e| format!("claims: {e}"))
+    }
 }
 
 /// Reads a cases file; relative `policies` and `bundle` paths are resolved
@@ -174,33 +210,43 @@ pub fn unverified_token(claims: &Map<String, Value>) -> VerifiedToken {
     }
 }
 
-fn context_of(case: &TestCase) -> Result<LaunchContext, String> {
-    if let Some(bundle) = &case.bundle {
-        let path = bundle.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
-        let spec: oci_spec::runtime::Spec =
-            serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
-        let options = SpecOptions { default_profile: "restricted".into(), ..Default::default() };
-        return LaunchContext::from_spec(&spec, &options).map_err(|e| e.to_string());
-    }
-    Ok(case.context.clone().unwrap_or_default())
+/// Runs every case against `policies`, with requests as [`SpecAsWritten`]
+/// builds them.
+pub fn run_tests(policies: &PolicySet, cases: &[TestCase]) -> Vec<TestResult> {
+    run_tests_with(policies, cases, &SpecAsWritten)
 }
 
-/// Runs every case against `policies`.
-pub fn run_tests(policies: &PolicySet, cases: &[TestCase]) -> Vec<TestResult> {
+/// Runs every case against `policies`, with requests from `requests`.
+pub fn run_tests_with(policies: &PolicySet, cases: &[TestCase], requests: &dyn CaseRequests) -> Vec<TestResult> {
     cases
         .iter()
         .map(|case| {
-            let decision = match context_of(case) {
-                Ok(context) => authorize(policies, &unverified_token(&case.claims), case.action, &context),
-                Err(e) => Decision {
-                    allowed: false,
-                    determining_policies: Vec::new(),
-                    errors: vec![e.clone()],
-                    reason: format!("denied: {e}"),
-                    requests: Vec::new(),
-                },
+            let request = requests.identity(&case.claims).and_then(|identity| {
+                let context = match &case.bundle {
+                    Some(bundle) => requests.bundle_context(bundle)?,
+                    None => case.context.clone().unwrap_or_default(),
+                };
+                Ok((identity, context))
+            });
+            let (identity, context) = match request {
+                Ok(r) => r,
+                Err(e) => {
+                    return TestResult {
+                        name: case.name.clone(),
+                        passed: false,
+                        decision: Decision {
+                            allowed: false,
+                            determining_policies: Vec::new(),
+                            errors: vec![e.clone()],
+                            reason: format!("nothing decided: {e}"),
+                            requests: Vec::new(),
+                        },
+                        diff: format!("- decision: {:?}\n+ no decision: {e}\n", case.expect),
+                        error: Some(e),
+                    };
+                }
             };
+            let decision = authorize(policies, &identity, case.action, &context);
             let mut diff = String::new();
             let actual = if decision.allowed { Expect::Allow } else { Expect::Deny };
             if actual != case.expect {
@@ -218,7 +264,7 @@ pub fn run_tests(policies: &PolicySet, cases: &[TestCase]) -> Vec<TestResult> {
                     diff.push_str(&format!("- policies: {e:?}\n+ policies: {a:?}\n"));
                 }
             }
-            TestResult { name: case.name.clone(), passed: diff.is_empty(), decision, diff }
+            TestResult { name: case.name.clone(), passed: diff.is_empty(), decision, diff, error: None }
         })
         .collect()
 }

@@ -207,6 +207,9 @@ enum Use<'a> {
     Launch(&'a str),
     /// Exec into `container`; the launch's `jti` is accepted again for it.
     Exec { container: &'a str, launch_jti: Option<&'a str> },
+    /// Check only (`brig policy explain`): a single-use token must have a
+    /// `jti` not used yet, and nothing is recorded.
+    Check,
 }
 
 /// Verifies job tokens against the configured keys and claims.
@@ -321,6 +324,13 @@ impl TokenVerifier {
         launch_jti: Option<&str>,
     ) -> Result<VerifiedToken, TokenError> {
         self.verify_inner(token, now, Use::Exec { container: container_id, launch_jti })
+    }
+
+    /// Every check a launch makes, the single-use one included (a `jti` is
+    /// required and must not be used yet), without recording anything: for
+    /// `brig policy explain`.
+    pub fn verify_without_consuming(&self, token: &str, now: SystemTime) -> Result<VerifiedToken, TokenError> {
+        self.verify_inner(token, now, Use::Check)
     }
 
     fn verify_inner(&self, token: &str, now: SystemTime, usage: Use<'_>) -> Result<VerifiedToken, TokenError> {
@@ -472,36 +482,8 @@ impl TokenVerifier {
         if lifetime > self.max_lifetime {
             return Err(TokenError::LifetimeTooLong { lifetime, max: self.max_lifetime });
         }
-        let jti = match claims.get("jti") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(j)) if !j.is_empty() && j.len() <= 256 => Some(j.clone()),
-            Some(_) => return Err(invalid("jti", "must be a non-empty string of at most 256 bytes")),
-        };
-        let tenant = match claims.get(&self.tenant_claim) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(t)) if !t.is_empty() => Some(t.clone()),
-            Some(_) => return Err(invalid(&self.tenant_claim, "must be a non-empty string")),
-        };
-        let roles = match claims.get(&self.roles_claim) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(r)) => vec![r.clone()],
-            Some(Value::Array(list)) => {
-                let mut out = Vec::new();
-                for r in list {
-                    match r {
-                        Value::String(r) => out.push(r.clone()),
-                        _ => return Err(invalid(&self.roles_claim, "must be a string or an array of strings")),
-                    }
-                }
-                out
-            }
-            Some(_) => return Err(invalid(&self.roles_claim, "must be a string or an array of strings")),
-        };
-        let image_digest = match claims.get(&self.image_digest_claim) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(d)) => Some(d.clone()),
-            Some(_) => return Err(invalid(&self.image_digest_claim, "must be a string")),
-        };
+        let TypedClaims { jti, tenant, roles, image_digest } =
+            typed_claims(&claims, &self.tenant_claim, &self.roles_claim, &self.image_digest_claim)?;
         Ok(VerifiedToken {
             issuer,
             subject,
@@ -531,9 +513,91 @@ impl TokenVerifier {
             Use::Exec { container, .. } => {
                 guard.consume_pending(&token.issuer, jti, exp, Some(container), now).map(Some)
             }
+            Use::Check => guard.check_unused(&token.issuer, jti, now).map(|()| None),
         };
         result.map_err(replay_error)
     }
+}
+
+/// The claims brig reads besides the registered ones, typed.
+struct TypedClaims {
+    jti: Option<String>,
+    tenant: Option<String>,
+    roles: Vec<String>,
+    image_digest: Option<String>,
+}
+
+fn typed_claims(
+    claims: &Map<String, Value>,
+    tenant_claim: &str,
+    roles_claim: &str,
+    image_digest_claim: &str,
+) -> Result<TypedClaims, TokenError> {
+    let jti = match claims.get("jti") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(j)) if !j.is_empty() && j.len() <= 256 => Some(j.clone()),
+        Some(_) => return Err(invalid("jti", "must be a non-empty string of at most 256 bytes")),
+    };
+    let tenant = match claims.get(tenant_claim) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if !t.is_empty() => Some(t.clone()),
+        Some(_) => return Err(invalid(tenant_claim, "must be a non-empty string")),
+    };
+    let roles = match claims.get(roles_claim) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(r)) => vec![r.clone()],
+        Some(Value::Array(list)) => {
+            let mut out = Vec::new();
+            for r in list {
+                match r {
+                    Value::String(r) => out.push(r.clone()),
+                    _ => return Err(invalid(roles_claim, "must be a string or an array of strings")),
+                }
+            }
+            out
+        }
+        Some(_) => return Err(invalid(roles_claim, "must be a string or an array of strings")),
+    };
+    let image_digest = match claims.get(image_digest_claim) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(d.clone()),
+        Some(_) => return Err(invalid(image_digest_claim, "must be a string")),
+    };
+    Ok(TypedClaims { jti, tenant, roles, image_digest })
+}
+
+/// The identity a verified token with these claims would give, under the
+/// configured claim names and with the same typing, but with no signature,
+/// issuer, audience or time checks (`iss` and `sub` default to `test`): for
+/// `brig policy test`, whose cases are claims, not tokens. Never use it to
+/// authorize a launch.
+pub fn identity_from_claims(claims: &Map<String, Value>, trust: &TrustConfig) -> Result<VerifiedToken, TokenError> {
+    let TypedClaims { jti, tenant, roles, image_digest } =
+        typed_claims(claims, &trust.tenant_claim, &trust.roles_claim, &trust.image_digest_claim)?;
+    let issuer = string_claim(claims, "iss")?.unwrap_or_else(|| "test".to_string());
+    let subject = string_claim(claims, "sub")?.unwrap_or_else(|| "test".to_string());
+    let audience = match claims.get("aud") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(list)) => list.iter().filter_map(|a| a.as_str().map(str::to_string)).collect(),
+        Some(_) => return Err(invalid("aud", "must be a string or an array of strings")),
+    };
+    let exp = numeric_date(claims, "exp")?.unwrap_or(i64::MAX / 2);
+    let iat = numeric_date(claims, "iat")?;
+    Ok(VerifiedToken {
+        issuer,
+        subject,
+        audience,
+        jti,
+        expires_at: from_unix_secs(exp),
+        issued_at: iat.map(from_unix_secs),
+        tenant,
+        roles,
+        image_digest,
+        algorithm: "none (unverified test claims)".into(),
+        key_id: None,
+        claims: claims.clone(),
+    })
 }
 
 fn replay_error(e: ReplayError) -> TokenError {

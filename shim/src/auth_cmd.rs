@@ -1,7 +1,6 @@
 //! `brig policy validate|test|explain`, `brig token keygen|mint`,
 //! `brig audit verify`, and `brig init`.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,98 +42,155 @@ pub fn policy(g: &GlobalOpts, cmd: &PolicyCmd) -> Result<i32> {
                 }
             }
         }
-        PolicyCmd::Test { cases } => {
-            let file = brig_policy::load_cases(cases).map_err(usage)?;
-            let dir = match &file.policies {
-                Some(d) => d.clone(),
-                None => config(g)?.policy.dir,
-            };
-            let set = match brig_policy::PolicySet::load(&dir) {
-                Ok(s) => s,
-                Err(e) => {
-                    crate::outln!("{e}");
-                    return Ok(1);
-                }
-            };
-            let results = brig_policy::run_tests(&set, &file.cases);
-            let failed = results.iter().filter(|r| !r.passed).count();
-            for r in &results {
-                if r.passed {
-                    crate::outln!("ok    {}", r.name);
-                } else {
-                    crate::outln!("FAIL  {}\n{}\n{}", r.name, r.diff, r.decision.explain());
-                }
-            }
-            crate::outln!("{} case(s), {} failed", results.len(), failed);
-            Ok(i32::from(failed > 0))
-        }
+        PolicyCmd::Test { cases } => policy_test(g, cases),
         PolicyCmd::Explain { bundle, token } => explain(g, bundle, token.as_deref()),
     }
 }
 
+/// `brig policy test`: every case decided as `create` would decide it.
+fn policy_test(g: &GlobalOpts, cases: &Path) -> Result<i32> {
+    let file = brig_policy::load_cases(cases).map_err(usage)?;
+    if file.cases.is_empty() {
+        crate::outln!("{}: no cases (`[[case]]` tables)", cases.display());
+        return Ok(1);
+    }
+    // The configuration gives the profiles and the claim names a bundle's
+    // request is built with. A cases file that names its policies can run
+    // without one (a policy author's machine): the built-in profiles and the
+    // default claim names apply then.
+    let config = match Config::load(&Config::locate(g.config.as_deref())) {
+        Ok(c) => c,
+        Err(crate::config::ConfigError::Missing(path)) if file.policies.is_some() && g.config.is_none() => {
+            crate::outln!("note: no configuration at {}: built-in profiles, default claim names", path.display());
+            Config::parse("[auth]\nmode = \"off\"\n", &path)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let dir = file.policies.clone().unwrap_or_else(|| config.policy.dir.clone());
+    let set = match brig_policy::PolicySet::load(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::outln!("{e}");
+            return Ok(1);
+        }
+    };
+    let requests = RuntimeRequests { config: &config, host: crate::host::RealHost::new(&config) };
+    let results = brig_policy::run_tests_with(&set, &file.cases, &requests);
+    let failed = results.iter().filter(|r| !r.passed).count();
+    for r in &results {
+        match (&r.error, r.passed) {
+            (Some(e), _) => crate::outln!("ERROR {}: {e}", r.name),
+            (None, true) => crate::outln!("ok    {}", r.name),
+            (None, false) => crate::outln!("FAIL  {}\n{}\n{}", r.name, r.diff, r.decision.explain()),
+        }
+    }
+    crate::outln!("{} case(s), {} failed", results.len(), failed);
+    Ok(i32::from(failed > 0))
+}
+
+/// A case's request as `create` builds it: the bundle read, the token taken
+/// out, the rootless adaptation, then [`crate::pipeline::describe`]; claims
+/// under the configured claim names.
+struct RuntimeRequests<'a> {
+    config: &'a Config,
+    host: crate::host::RealHost,
+}
+
+impl brig_policy::CaseRequests for RuntimeRequests<'_> {
+    fn bundle_context(&self, bundle: &Path) -> std::result::Result<brig_policy::LaunchContext, String> {
+        let (request, _) = request_as_create_reads_it(bundle)?;
+        crate::pipeline::describe(self.config, &request, &self.host).map(|d| d.context).map_err(|e| e.to_string())
+    }
+
+    fn identity(
+        &self,
+        claims: &serde_json::Map<String, Value>,
+    ) -> std::result::Result<brig_policy::VerifiedToken, String> {
+        brig_policy::identity_from_claims(claims, &self.config.auth).map_err(|e| format!("claims: {e}"))
+    }
+}
+
+/// Reads a bundle as `create` does before the policy sees it: the token
+/// taken out of the spec, and for a rootless caller the same adaptation
+/// (its own user and network namespaces).
+fn request_as_create_reads_it(
+    bundle: &Path,
+) -> std::result::Result<(crate::bundle::LaunchRequest, crate::pipeline::Credential), String> {
+    let mut request = crate::bundle::LaunchRequest::read(bundle).map_err(|e| e.to_string())?;
+    let credential = crate::pipeline::take_credential(&mut request.spec);
+    let caller = crate::rootless::Caller::detect();
+    if caller.is_rootless() {
+        crate::rootless::adapt_request(&caller, &mut request.spec).map_err(|e| e.to_string())?;
+    }
+    Ok((request, credential))
+}
+
 /// The decision `create` would make for a bundle, without launching and
-/// without consuming a single-use token.
+/// without consuming a single-use token: the same request
+/// ([`crate::pipeline::describe`]), the same token checks (a single-use
+/// token's `jti` must be there and unused; nothing is recorded).
 fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i32> {
     let config = config(g)?;
-    let mut request = crate::bundle::LaunchRequest::read(bundle)?;
-    let credential = crate::pipeline::take_credential(&mut request.spec);
-    let token = match token_file {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, e))?.trim().to_string()),
-        None => credential.resolve(&config.auth.token_dir).map_err(usage)?,
-    };
-    let name =
-        request.annotation(crate::bundle::annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
-    let profile = brig_profiles::ProfileSet::load_one(Some(&config.profiles.dir), &name).map_err(usage)?;
-    crate::outln!("profile: {} ({})", profile.profile.name, profile.digest);
-    let asks = brig_profiles::JobAsks::default();
-    let hardened = match brig_profiles::harden(
-        &profile.profile,
-        request.spec.clone(),
-        &asks,
-        &crate::host::RealHost::new(&config),
-    ) {
-        Ok(h) => h,
+    let (request, credential) = match request_as_create_reads_it(bundle) {
+        Ok(r) => r,
         Err(e) => {
             crate::outln!("decision: deny\nreason: {e}");
             return Ok(1);
         }
     };
-    for t in &hardened.tightened {
+    let described = match crate::pipeline::describe(&config, &request, &crate::host::RealHost::new(&config)) {
+        Ok(d) => d,
+        Err(e) => {
+            crate::outln!("decision: deny\nreason: {e}");
+            return Ok(1);
+        }
+    };
+    let profile = &described.profile;
+    crate::outln!("profile: {} ({})", profile.profile.name, profile.digest);
+    for t in &described.hardened.tightened {
         crate::outln!("tightened: {}: {} -> {}", t.field, t.requested, t.applied);
     }
-    let options = brig_policy::SpecOptions {
-        default_profile: config.profiles.default.clone(),
-        default_timeout_secs: hardened.plan.timeout.map(|t| t.as_secs()),
-        image_name: None,
-    };
-    let mut context = brig_policy::LaunchContext::from_spec(&hardened.spec, &options).map_err(usage)?;
-    context.canonicalize_sources();
-    let verified = match token {
-        Some(t) => {
-            let mut trust = config.auth.clone();
-            trust.replay = None; // explaining consumes nothing
-            let verifier = brig_policy::TokenVerifier::new(&trust).map_err(usage)?;
-            match verifier.verify(&t, SystemTime::now()) {
-                Ok(v) => v,
-                Err(e) => {
-                    crate::outln!("decision: deny\nreason: token refused: {e}");
-                    return Ok(1);
-                }
+    if config.auth.mode == crate::config::AuthMode::Off {
+        crate::outln!(
+            "decision: none: authorization is off (`[auth] mode = \"off\"` in {}): `create` launches this \
+             without a token or a policy decision",
+            config.path.display()
+        );
+        return Ok(0);
+    }
+    let token = match token_file {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, e))?.trim().to_string()),
+        None => match credential.resolve(&config.auth.token_dir) {
+            Ok(t) => t,
+            Err(e) => {
+                crate::outln!("decision: deny\nreason: {e}");
+                return Ok(1);
             }
-        }
-        None => {
-            crate::outln!("token: none (deciding for an anonymous principal)");
-            brig_policy::unverified_token(&serde_json::Map::new())
+        },
+    };
+    let Some(token) = token else {
+        crate::outln!(
+            "decision: deny\nreason: no token: set the `dev.brig.token` annotation (or `dev.brig.token-file`, \
+             or BRIG_TOKEN in the process environment), or pass --token FILE"
+        );
+        return Ok(1);
+    };
+    let verifier = brig_policy::TokenVerifier::new(&config.auth).map_err(usage)?;
+    let verified = match verifier.verify_without_consuming(&token, SystemTime::now()) {
+        Ok(v) => v,
+        Err(e) => {
+            crate::outln!("decision: deny\nreason: token refused: {e}");
+            return Ok(1);
         }
     };
     let set = match brig_policy::PolicySet::load_with(&config.policy) {
         Ok(s) => s,
         Err(e) => {
-            crate::outln!("decision: deny\nreason: the policies cannot be used: {e}");
+            crate::outln!("decision: deny\nreason: the launch policies cannot be used: {e}");
             return Ok(1);
         }
     };
-    let decision = brig_policy::authorize(&set, &verified, brig_policy::Action::Launch, &context);
+    let decision = brig_policy::authorize(&set, &verified, brig_policy::Action::Launch, &described.context);
     crate::out!("{}", decision.explain());
     Ok(i32::from(!decision.allowed))
 }
@@ -146,39 +202,51 @@ fn meta_path(key: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn write_private(path: &Path, text: &str) -> Result<()> {
+/// Writes `bytes` to `path` whole or not at all: a new file in the same
+/// directory (created exclusively, with `mode` from the start), flushed, then
+/// renamed over `path`. Whatever `path` was (a file with a looser mode, a
+/// symbolic link planted there) is replaced, never written through.
+fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io("writing", path, e))?;
-    f.write_all(text.as_bytes()).map_err(|e| Error::io("writing", path, e))
+    use std::os::unix::fs::PermissionsExt;
+    let err = |e: std::io::Error| Error::io("writing", path, e);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::Builder::new()
+        .prefix(".brig-")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(err)?;
+    file.write_all(bytes).and_then(|()| file.as_file().sync_all()).map_err(err)?;
+    file.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
 }
 
 /// Generates a token signing key in `dir` and adds its public key to
 /// `dir/jwks.json` (keeping the keys already there: rotation).
 pub fn token_keygen(dir: &Path, alg: &str, name: &str) -> Result<(PathBuf, String)> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    let jwks_path = dir.join("jwks.json");
+    // The keys already trusted are kept: a JWKS that cannot be read is an
+    // error, not an empty set to overwrite.
+    let mut keys: Vec<Value> = match std::fs::read(&jwks_path) {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("keys").and_then(Value::as_array).cloned())
+            .ok_or_else(|| {
+                usage(format!("`{}` is not a JWKS (`{{\"keys\": [...]}}`); fix or move it first", jwks_path.display()))
+            })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io("reading", &jwks_path, e)),
+    };
     let key = brig_policy::keygen(alg).map_err(usage)?;
     let key_path = dir.join(format!("{name}.key"));
-    write_private(&key_path, &key.private_pem)?;
+    write_replacing(&key_path, key.private_pem.as_bytes(), 0o600)?;
     let meta = json!({ "alg": key.alg, "kid": key.kid });
-    std::fs::write(meta_path(&key_path), meta.to_string())
-        .map_err(|e| Error::io("writing", meta_path(&key_path), e))?;
-    let jwks_path = dir.join("jwks.json");
-    let mut keys: Vec<Value> = std::fs::read(&jwks_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| v["keys"].as_array().cloned())
-        .unwrap_or_default();
+    write_replacing(&meta_path(&key_path), meta.to_string().as_bytes(), 0o644)?;
     keys.retain(|k| k["kid"] != key.public_jwk["kid"]);
     keys.push(key.public_jwk.clone());
     let jwks = brig_policy::jwks_from(&keys).map_err(usage)?;
-    std::fs::write(&jwks_path, serde_json::to_vec_pretty(&jwks).unwrap_or_default())
-        .map_err(|e| Error::io("writing", &jwks_path, e))?;
+    write_replacing(&jwks_path, &serde_json::to_vec_pretty(&jwks).unwrap_or_default(), 0o644)?;
     Ok((key_path, key.kid))
 }
 
@@ -376,7 +444,7 @@ rootfs_cache = "{state}/cache/rootfs"
         attest_key = attest.private.display(),
         state = state.display(),
     );
-    write_private(&config_path, &text)?;
+    write_replacing(&config_path, text.as_bytes(), 0o600)?;
     crate::outln!("wrote {}", config_path.display());
     crate::outln!("  token signing key  {} (kid {kid})", token_key.display());
     crate::outln!("  jwks               {}", jwks.display());

@@ -30,6 +30,8 @@ pub enum LaunchError {
     Unauthorized(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("describing the launch for the policy: {0}")]
+    Describe(String),
     #[error(transparent)]
     Measure(#[from] crate::attestation::MeasureError),
 }
@@ -267,48 +269,36 @@ pub fn start_policy_loader(config: &Config) -> Option<brig_policy::PolicyLoader>
     (config.auth.mode == AuthMode::Required).then(|| brig_policy::PolicyLoader::start(&config.policy))
 }
 
-/// Runs the pipeline for `create` (and `run`); `policies` is what
-/// [`start_policy_loader`] started (without it, an authorized launch is denied).
-pub fn prepare(
-    config: &Config,
-    mut request: LaunchRequest,
-    id: &str,
-    policies: Option<brig_policy::PolicyLoader>,
-) -> Result<Prepared, LaunchError> {
-    let t0 = std::time::Instant::now();
-    let us = |t: std::time::Instant| t.elapsed().as_micros() as u64;
-    let credential = take_credential(&mut request.spec);
-    let now = SystemTime::now();
+/// What a launch is, as the policy sees it: the profile in force, the
+/// hardened spec and the context built from it.
+#[derive(Debug)]
+pub struct Described {
+    pub profile: LoadedProfile,
+    pub hardened: Hardened,
+    pub context: brig_policy::LaunchContext,
+}
 
+/// Everything `create` does to a request before the decision (the token
+/// aside): the profile it names or the default, the job's own asks, the
+/// hardening (tightening and refusals), rlimits fitted to the host, the
+/// context described from the final spec, with bind sources canonical and
+/// host namespaces joined by path marked. `brig policy explain` and
+/// `brig policy test` call this too, so what they decide is what `create`
+/// decides.
+pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Result<Described, LaunchError> {
     let name = request.annotation(annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
-    let profile = ProfileSet::load_one(Some(&config.profiles.dir), &name).map_err(|e| match config.auth.mode {
-        AuthMode::Required => deny(config, id, None, e.to_string()),
-        AuthMode::Off => LaunchError::Profile(e),
-    })?;
-    tracing::debug!(elapsed_us = us(t0), "profile loaded");
-    let asks = job_asks(&request)?;
-    let host = RealHost::new(config);
-    let mut hardened = match harden(&profile.profile, request.spec.clone(), &asks, &host) {
-        Ok(h) => h,
-        Err(e) if config.auth.mode == AuthMode::Required => return Err(deny(config, id, None, e.to_string())),
-        Err(e) => return Err(e.into()),
-    };
-    tracing::debug!(elapsed_us = us(t0), "spec hardened");
-    crate::limits::fit_rlimits_to_host(&request.spec, &mut hardened, &crate::limits::own_hard_limit).map_err(|e| {
-        let e = format!("profile `{}`: {e}", profile.profile.name);
-        match config.auth.mode {
-            AuthMode::Required => deny(config, id, None, e),
-            AuthMode::Off => LaunchError::Config(e),
-        }
-    })?;
-
+    let profile = ProfileSet::load_one(Some(&config.profiles.dir), &name)?;
+    let asks = job_asks(request)?;
+    let mut hardened = harden(&profile.profile, request.spec.clone(), &asks, host)?;
+    crate::limits::fit_rlimits_to_host(&request.spec, &mut hardened, &crate::limits::own_hard_limit)
+        .map_err(|e| LaunchError::Config(format!("profile `{}`: {e}", profile.profile.name)))?;
     let options = brig_policy::SpecOptions {
         default_profile: config.profiles.default.clone(),
         default_timeout_secs: hardened.plan.timeout.map(|t| t.as_secs()),
         image_name: None,
     };
     let mut context = brig_policy::LaunchContext::from_spec(&hardened.spec, &options)
-        .map_err(|e| deny(config, id, None, format!("describing the launch for the policy: {e}")))?;
+        .map_err(|e| LaunchError::Describe(e.to_string()))?;
     context.canonicalize_sources();
     // A namespace joined by path that is the host's own is a host namespace
     // to the policy as well (`{"type": "network", "path": "/proc/1/ns/net"}`
@@ -325,6 +315,28 @@ pub fn prepare(
             }
         }
     }
+    Ok(Described { profile, hardened, context })
+}
+
+/// Runs the pipeline for `create` (and `run`); `policies` is what
+/// [`start_policy_loader`] started (without it, an authorized launch is denied).
+pub fn prepare(
+    config: &Config,
+    mut request: LaunchRequest,
+    id: &str,
+    policies: Option<brig_policy::PolicyLoader>,
+) -> Result<Prepared, LaunchError> {
+    let t0 = std::time::Instant::now();
+    let us = |t: std::time::Instant| t.elapsed().as_micros() as u64;
+    let credential = take_credential(&mut request.spec);
+    let now = SystemTime::now();
+
+    let host = RealHost::new(config);
+    let Described { profile, hardened, context } =
+        describe(config, &request, &host).map_err(|e| match config.auth.mode {
+            AuthMode::Required => deny(config, id, None, e.to_string()),
+            AuthMode::Off => e,
+        })?;
     tracing::debug!(elapsed_us = us(t0), "hardened and described");
 
     let auth = match config.auth.mode {

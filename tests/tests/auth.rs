@@ -354,9 +354,181 @@ fn a_host_namespace_joined_by_path_is_a_host_namespace_to_the_policy() {
         [("left out", None), ("joined by path", Some(json!({"type": "network", "path": "/proc/1/ns/net"})))]
     {
         let b = with_network(network);
+        // The authoring tools decide what `create` decides (before it: the
+        // launch consumes the token's `jti`).
+        let out = a.brig.cmd(&["policy", "explain", "--bundle", b.path().to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success() && text.contains("no-host-network"), "explain, host network {what}: {text}");
+        let cases = a.brig.dir.path().join(format!("cases-{}.toml", what.replace(' ', "-")));
+        std::fs::write(
+            &cases,
+            format!(
+                "[[case]]\nname = \"host network {what}\"\nbundle = \"{}\"\nexpect = \"deny\"\n\
+                 expect_policies = [\"no-host-network\"]\nclaims = {{ iss = \"{ISS}\", sub = \"fn-7\", \
+                 tenant = \"{name}\", roles = [\"admin\"] }}\n",
+                b.path().display()
+            ),
+        )
+        .unwrap();
+        let out = a.brig.cmd(&["policy", "test", cases.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("ok    host network"), "policy test, {what}: {text}");
         let err = a.brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("ns")]);
         assert!(err.contains("no-host-network"), "the host network {what} must be forbidden: {err}");
     }
+}
+
+/// `brig policy explain` and `brig policy test` decide on the request
+/// `create` builds (the profile's defaults and tightening applied, the
+/// configured claim names), with the token checks `create` makes; a case that
+/// cannot be built fails instead of passing for a deny.
+#[test]
+fn the_policy_tools_decide_what_create_decides() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    // restricted's default timeout (15 minutes) applies to a job that asks
+    // for none: the raw spec has no timeout, the launch has one.
+    a.admin_policies(
+        "@id(\"short-jobs-only\")\nforbid (principal, action == Brig::Action::\"launch\", resource) \
+         when { context has timeout_secs && context.timeout_secs > 600 };\n",
+    );
+    let admin = a.mint(&["--tenant", &name, "--role", "admin"]);
+    let b = bundle_with(&admin, &acme, "true");
+    let bundle = b.path().to_str().unwrap();
+    let explain = |args: &[&str]| {
+        let out = a.brig.cmd(&[&["policy", "explain", "--bundle"][..], args].concat());
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = explain(&[bundle]);
+    assert!(code == Some(1) && text.contains("short-jobs-only"), "{text}");
+    let write_cases = |file: &str, body: &str| {
+        let path = a.brig.dir.path().join(file);
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    let claims = format!("{{ iss = \"{ISS}\", sub = \"fn-7\", tenant = \"{name}\", roles = [\"admin\"] }}");
+    let cases = write_cases(
+        "timeout.toml",
+        &format!(
+            "[[case]]\nname = \"the profile's default timeout\"\nbundle = \"{bundle}\"\nexpect = \"deny\"\n\
+             expect_policies = [\"short-jobs-only\"]\nclaims = {claims}\n"
+        ),
+    );
+    let out = a.brig.cmd(&["policy", "test", cases.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = a.brig.fails(&["create", "--bundle", bundle, &unique_id("timeout")]);
+    assert!(err.contains("short-jobs-only"), "{err}");
+
+    // The token `create` just used: single-use, so explain refuses it too.
+    let (code, text) = explain(&[bundle]);
+    assert!(code == Some(1) && text.contains("token refused") && text.contains("already"), "{text}");
+    // No token: `create` refuses, and so does explain (no anonymous decision).
+    let mut anonymous = bundle_with("", &acme, "true");
+    anonymous.config["annotations"].as_object_mut().unwrap().remove("dev.brig.token");
+    anonymous.write();
+    let (code, text) = explain(&[anonymous.path().to_str().unwrap()]);
+    assert!(code == Some(1) && text.contains("no token"), "{text}");
+    // A token without a `jti` where single-use tokens are configured.
+    let no_jti = a.mint(&["--tenant", &name, "--role", "admin", "--no-jti"]);
+    let (code, text) = explain(&[bundle_with(&no_jti, &acme, "true").path().to_str().unwrap()]);
+    assert!(code == Some(1) && text.contains("jti"), "{text}");
+    // A job's refusal by its own asks (a timeout over the profile's maximum).
+    let fresh = a.mint(&["--tenant", &name, "--role", "admin"]);
+    let mut long = bundle_with(&fresh, &acme, "true");
+    long.annotate("dev.brig.timeout", "30h");
+    let (code, text) = explain(&[long.path().to_str().unwrap()]);
+    assert!(code == Some(1) && text.contains("timeout"), "{text}");
+
+    // Claims under the configured names: `org` is the tenant claim.
+    let config = std::fs::read_to_string(&a.brig.config).unwrap();
+    std::fs::write(&a.brig.config, config.replacen("[auth]\n", "[auth]\ntenant_claim = \"org\"\n", 1)).unwrap();
+    let policies = a.brig.dir.path().join("org-policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("p.cedar"),
+        "@id(\"acme-only\")\npermit (principal in Brig::Tenant::\"acme\", action == Brig::Action::\"launch\", resource);\n\
+         @id(\"overflow\")\nforbid (principal, action == Brig::Action::\"launch\", resource) \
+         when { context has timeout_secs && context.timeout_secs * 9223372036854775807 > 0 };\n",
+    )
+    .unwrap();
+    let cases = write_cases(
+        "org.toml",
+        &format!(
+            "policies = \"{}\"\n\
+             [[case]]\nname = \"the configured tenant claim\"\nexpect = \"allow\"\nclaims = {{ org = \"acme\" }}\n\
+             [[case]]\nname = \"not the tenant claim\"\nexpect = \"deny\"\nclaims = {{ tenant = \"acme\" }}\n\
+             [[case]]\nname = \"an evaluation error names no policy\"\nexpect = \"deny\"\nexpect_policies = []\n\
+             claims = {{ org = \"acme\" }}\ncontext = {{ timeout_secs = 60 }}\n",
+            policies.display()
+        ),
+    );
+    let out = a.brig.cmd(&["policy", "test", cases.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("3 case(s), 0 failed"), "{text}");
+
+    // Cases that cannot be built fail: a missing bundle, claims of the
+    // wrong type, a file with no cases.
+    let cases = write_cases(
+        "broken.toml",
+        &format!(
+            "policies = \"{}\"\n\
+             [[case]]\nname = \"missing bundle\"\nexpect = \"deny\"\nbundle = \"/nonexistent/bundle\"\n\
+             [[case]]\nname = \"tenant of the wrong type\"\nexpect = \"deny\"\nclaims = {{ org = 5 }}\n",
+            policies.display()
+        ),
+    );
+    let out = a.brig.cmd(&["policy", "test", cases.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("ERROR missing bundle") && text.contains("/nonexistent/bundle"), "{text}");
+    assert!(text.contains("ERROR tenant of the wrong type") && text.contains("org"), "{text}");
+    let cases = write_cases("empty.toml", &format!("policies = \"{}\"\n", policies.display()));
+    let out = a.brig.cmd(&["policy", "test", cases.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("no cases"));
+
+    // Authorization off: explain says nothing is decided, as `create` decides nothing.
+    let config = std::fs::read_to_string(&a.brig.config).unwrap();
+    std::fs::write(&a.brig.config, config.replacen("mode = \"required\"", "mode = \"off\"", 1)).unwrap();
+    let (code, text) = explain(&[anonymous.path().to_str().unwrap()]);
+    assert!(code == Some(0) && text.contains("authorization is off"), "{text}");
+}
+
+/// `brig token keygen` writes the private key whole, mode 0600, in place of
+/// whatever was at its path: never through a link planted there, never into
+/// an existing file's looser mode; a JWKS it cannot read stops it, instead of
+/// being overwritten without the keys it held.
+#[test]
+fn token_keygen_never_writes_a_key_through_what_was_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keygen = |out: &Path| Command::new(brig_bin()).args(["token", "keygen", "--out"]).arg(out).output().unwrap();
+    let loose = dir.path().join("loose");
+    std::fs::create_dir_all(&loose).unwrap();
+    std::fs::write(loose.join("token.key"), "old").unwrap();
+    std::fs::set_permissions(loose.join("token.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(keygen(&loose).status.success());
+    let meta = std::fs::metadata(loose.join("token.key")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(loose.join("token.key")).unwrap().contains("PRIVATE KEY"));
+
+    let linked = dir.path().join("linked");
+    std::fs::create_dir_all(&linked).unwrap();
+    let elsewhere = dir.path().join("elsewhere.pem");
+    std::fs::write(&elsewhere, "not a key").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, linked.join("token.key")).unwrap();
+    assert!(keygen(&linked).status.success());
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "not a key", "written through the link");
+    assert!(!std::fs::symlink_metadata(linked.join("token.key")).unwrap().file_type().is_symlink());
+
+    let bad = dir.path().join("bad-jwks");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("jwks.json"), "{ not json").unwrap();
+    let out = keygen(&bad);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("jwks.json"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(bad.join("jwks.json")).unwrap(), "{ not json");
+    assert!(!bad.join("token.key").exists(), "a key whose public half is in no JWKS");
 }
 
 #[test]
