@@ -115,13 +115,26 @@ pub struct Resources {
 }
 
 /// The process user.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UserInfo {
     /// uid.
     pub uid: u32,
     /// gid.
     pub gid: u32,
+    /// Supplementary groups (`additionalGids`).
+    pub additional_gids: BTreeSet<u32>,
+}
+
+impl UserInfo {
+    fn of(process: &Process) -> UserInfo {
+        let user = process.user();
+        UserInfo {
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().iter().flatten().copied().collect(),
+        }
+    }
 }
 
 /// What an `exec` runs (from the exec's `process.json`).
@@ -134,6 +147,10 @@ pub struct ExecRequest {
     pub cwd: String,
     /// uid.
     pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// Supplementary groups (`additionalGids`).
+    pub additional_gids: BTreeSet<u32>,
     /// Whether a terminal is requested.
     pub tty: bool,
     /// Union of the process's capability sets.
@@ -147,6 +164,8 @@ impl ExecRequest {
             args: process.args().clone().unwrap_or_default(),
             cwd: process.cwd().to_string_lossy().into_owned(),
             uid: process.user().uid(),
+            gid: process.user().gid(),
+            additional_gids: UserInfo::of(process).additional_gids,
             tty: process.terminal().unwrap_or(false),
             capabilities: capabilities_of(process),
         }
@@ -320,7 +339,7 @@ impl LaunchContext {
             inputs: list(annotations::INPUTS),
             outputs: list(annotations::OUTPUTS),
             annotations: annotations_map,
-            user: UserInfo { uid: process.user().uid(), gid: process.user().gid() },
+            user: UserInfo::of(process),
             exec: None,
         })
     }

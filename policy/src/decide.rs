@@ -121,6 +121,10 @@ fn strings<'a>(items: impl IntoIterator<Item = &'a String>) -> Re {
     Re::new_set(items.into_iter().map(|s| string(s)))
 }
 
+fn longs<'a>(items: impl IntoIterator<Item = &'a u32>) -> Re {
+    Re::new_set(items.into_iter().map(|&v| Re::new_long(i64::from(v))))
+}
+
 fn long(v: impl TryInto<i64>, what: &str) -> Result<Re, String> {
     v.try_into().map(Re::new_long).map_err(|_| format!("`{what}` is too large"))
 }
@@ -312,6 +316,7 @@ impl<'a> Builder<'a> {
                 record(vec![
                     ("uid", Re::new_long(i64::from(c.user.uid))),
                     ("gid", Re::new_long(i64::from(c.user.gid))),
+                    ("additional_gids", longs(&c.user.additional_gids)),
                 ])?,
             ),
             ("claims", self.claims.clone()),
@@ -478,6 +483,8 @@ pub fn authorize(policies: &PolicySet, token: &VerifiedToken, action: Action, co
                         ("command_line", string(&exec.args.join(" "))),
                         ("cwd", string(&exec.cwd)),
                         ("uid", Re::new_long(i64::from(exec.uid))),
+                        ("gid", Re::new_long(i64::from(exec.gid))),
+                        ("additional_gids", longs(&exec.additional_gids)),
                         ("tty", Re::new_bool(exec.tty)),
                         ("capabilities", strings(&exec.capabilities)),
                     ])?,

@@ -241,11 +241,15 @@ fn authorize_exec(
     record: &RunRecord,
     process: &Process,
     token: Option<String>,
+    refused: Option<Error>,
 ) -> Result<()> {
-    if record.auth.mode != "required" {
-        return Ok(());
-    }
+    // Authorized when the launch was, and when the configuration now asks
+    // for it (a container launched while authorization was off gets no
+    // unauthorized exec once it is on).
     let config = crate::config::Config::load(&crate::config::Config::locate(g.config.as_deref()))?;
+    if record.auth.mode != "required" && config.auth.mode != crate::config::AuthMode::Required {
+        return refused.map_or(Ok(()), Err);
+    }
     // Loaded while the token is verified (see `PolicyLoader`).
     let policies = brig_policy::PolicyLoader::start(&config.policy);
     let now = std::time::SystemTime::now();
@@ -258,6 +262,10 @@ fn authorize_exec(
             Err(e) => Error::Launch(e),
         }
     };
+    // A refusal by the profile is audited like a policy's.
+    if let Some(e) = refused {
+        return Err(deny(e.to_string()));
+    }
     let token = token.ok_or_else(|| deny("no token: exec needs BRIG_TOKEN in the process environment".into()))?;
     let verifier = brig_policy::TokenVerifier::new(&config.auth)
         .map_err(|e| deny(format!("token verification is not available: {e}")))?;
@@ -303,8 +311,8 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     // container's) are what `context.exec.capabilities` shows.
     // (`harden_exec` scrubs the token from the environment: taken first.)
     let token = exec_token(&process);
-    harden_exec(id, &record, &base, &mut process)?;
-    authorize_exec(g, id, &record, &process, token)?;
+    let refused = harden_exec(id, &record, &base, &mut process).err();
+    authorize_exec(g, id, &record, &process, token, refused)?;
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let path = dir.join(format!("exec-{}-{nanos}.json", std::process::id()));

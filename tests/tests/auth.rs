@@ -566,6 +566,68 @@ fn exec_is_authorized_separately() {
     .unwrap();
     let err = a.brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
     assert!(err.contains("no token"), "{err}");
+    // The policy sees the exec's groups: supplementary group 6 (disk) is
+    // forbidden, the same process without it is not.
+    std::fs::write(
+        a.etc.join("policy/groups.cedar"),
+        "@id(\"no-disk-group\")\nforbid (principal, action == Brig::Action::\"exec\", resource) \
+         when { context.exec.additional_gids.contains(6) || context.exec.gid == 6 };\n",
+    )
+    .unwrap();
+    let with_groups = |gid: u32, extra: &[u32]| {
+        std::fs::write(
+            &pfile,
+            json!({"terminal": false, "user": {"uid": 0, "gid": gid, "additionalGids": extra}, "cwd": "/",
+                   "args": ["true"], "env": ["PATH=/bin", format!("BRIG_TOKEN={token}")]})
+            .to_string(),
+        )
+        .unwrap();
+    };
+    with_groups(0, &[6]);
+    let err = a.brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(err.contains("no-disk-group"), "{err}");
+    with_groups(6, &[]);
+    let err = a.brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(err.contains("no-disk-group"), "{err}");
+    with_groups(0, &[10]);
+    a.brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    // A refusal by the profile (a capability over its ceiling) is audited
+    // like a policy's deny.
+    std::fs::write(
+        &pfile,
+        json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["true"],
+               "env": ["PATH=/bin", format!("BRIG_TOKEN={token}")],
+               "capabilities": {"bounding": ["CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"], "permitted": ["CAP_SYS_ADMIN"]}})
+        .to_string(),
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(a.audit_log()).unwrap().lines().count();
+    let err = a.brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+    let log = std::fs::read_to_string(a.audit_log()).unwrap();
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(log.lines().count(), before + 1, "the refusal was not audited");
+    assert_eq!((last["action"].as_str(), last["decision"].as_str()), (Some("exec"), Some("deny")), "{last}");
+    a.brig.ok(&["delete", "--force", &id]);
+}
+
+/// A container launched while authorization was off gets no unauthorized
+/// exec once the configuration requires it.
+#[test]
+fn exec_is_authorized_once_authorization_is_on() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let required = std::fs::read_to_string(&a.brig.config).unwrap();
+    std::fs::write(&a.brig.config, required.replacen("mode = \"required\"", "mode = \"off\"", 1)).unwrap();
+    let mut b = bundle_with("", &acme, "sleep 30");
+    b.config["annotations"].as_object_mut().unwrap().remove("dev.brig.token");
+    b.write();
+    let id = unique_id("off-then-on");
+    a.brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    a.brig.ok(&["exec", &id, "true"]);
+    std::fs::write(&a.brig.config, &required).unwrap();
+    let err = a.brig.fails(&["exec", &id, "true"]);
+    assert!(err.contains("exec refused") && err.contains("no token"), "{err}");
     a.brig.ok(&["delete", "--force", &id]);
 }
 
