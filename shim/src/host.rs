@@ -42,7 +42,9 @@ fn proc_ns_name(typ: LinuxNamespaceType) -> &'static str {
 impl brig_profiles::Host for RealHost {
     fn is_host_namespace(&self, typ: LinuxNamespaceType, path: &Path) -> bool {
         let ours = Path::new("/proc/self/ns").join(proc_ns_name(typ));
-        match (std::fs::metadata(path), std::fs::metadata(&ours)) {
+        // Through the descriptor `create` pinned (crate::nspin): the
+        // namespace checked is the namespace joined.
+        match (std::fs::metadata(crate::nspin::resolved(path)), std::fs::metadata(&ours)) {
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
             // A namespace path that cannot be inspected is treated as the
             // host's: fail closed.

@@ -98,6 +98,9 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
         }
         false => None,
     };
+    // Every namespace the spec joins by path is opened now, once: what is
+    // checked from here on is what the job joins (crate::nspin).
+    crate::nspin::pin(id, &request.spec)?;
     let prepared = pipeline::prepare(&config, request, id, policies)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "pipeline done");
     tracing::info!(
@@ -194,15 +197,23 @@ fn launch(
         serde_json::to_vec(s).map_err(|e| Error::state(id, format!("encoding the effective spec: {e}")))
     };
     let job_userns = userns_guard.as_ref().and_then(|g| g.job_userns.as_ref());
+    // libcontainer joins the namespaces the spec names through the
+    // descriptors `create` opened and checked (crate::nspin).
+    let mut lc_spec = spec.clone();
+    let mut pinned_joins = crate::nspin::for_libcontainer(&mut lc_spec);
+    if job_userns.is_some() {
+        // The per-job user namespace takes the place of any the spec named.
+        pinned_joins.retain(|(typ, _)| *typ != oci_spec::runtime::LinuxNamespaceType::User);
+    }
     let libcontainer_json = match (&rootless_cgroup, job_userns) {
         (Some(plan), _) if plan.strip_resources => {
-            let mut s = spec.clone();
-            if let Some(l) = s.linux_mut() {
+            if let Some(l) = lc_spec.linux_mut() {
                 l.set_resources(None);
             }
-            encode(&s)?
+            encode(&lc_spec)?
         }
-        (_, Some(userns)) => encode(&join_prepared_userns(&spec, userns))?,
+        (_, Some(userns)) => encode(&join_prepared_userns(&lc_spec, userns))?,
+        _ if !pinned_joins.is_empty() => encode(&lc_spec)?,
         _ => config_json.clone(),
     };
     state::write_atomic(&staging.dir.join(state::SPEC_FILE), &libcontainer_json, 0o600)
@@ -233,6 +244,9 @@ fn launch(
         let resources = spec.linux().as_ref().and_then(|l| l.resources().clone()).unwrap_or_default();
         crate::rootless::apply_v1(&plan.path, &resources).map_err(|e| Error::state(id, e.to_string()))?;
     }
+    if std::env::var_os("BRIG_TEST_FAULT").is_some_and(|v| v == "swap-namespace-links") {
+        crate::nspin::swap_links_for_test();
+    }
     tracing::debug!("handover prepared, building");
     let reused = root.reuse_container_dir(id);
     let mut container = match builder.build() {
@@ -256,6 +270,10 @@ fn launch(
     }
     drop(handover);
 
+    if let Err(e) = crate::nspin::check_joined(id, container.pid().map(|p| p.as_raw()).unwrap_or(0), &pinned_joins) {
+        let _ = container.delete(true);
+        return Err(e);
+    }
     if let Some(membership) = userns_guard.as_ref().and_then(|g| g.record.pod.as_ref()) {
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         if let Err(e) = crate::pod::check_joined(id, pid, membership) {

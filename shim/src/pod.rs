@@ -36,13 +36,13 @@ impl NamespaceId {
     /// The namespace a namespace file (`/proc/<pid>/ns/<type>`, a bind mount
     /// of one) refers to.
     pub fn of(path: &Path) -> std::io::Result<NamespaceId> {
-        let meta = std::fs::metadata(path)?;
+        let meta = std::fs::metadata(crate::nspin::resolved(path))?;
         Ok(NamespaceId { dev: meta.dev(), ino: meta.ino() })
     }
 
     /// The user namespace owning the namespace at `path`.
     pub fn owner_of(path: &Path) -> std::io::Result<NamespaceId> {
-        let file = std::fs::File::open(path)?;
+        let file = std::fs::File::open(crate::nspin::resolved(path))?;
         // SAFETY: NS_GET_USERNS takes no argument; on success it returns a
         // new file descriptor, which OwnedFd then owns and closes.
         let fd = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_USERNS as _) };

@@ -419,3 +419,52 @@ fn a_bind_source_swapped_for_a_link_never_mounts_the_link() {
     std::fs::remove_dir_all(&base).unwrap();
     assert!(mounted > 0, "no launch got through while the source was swapped");
 }
+
+/// A namespace path another job could swap: the spec joins an IPC namespace
+/// through a link (a `standard` job, host root with `/var/lib/brig/jobs/`
+/// writable, could own the link's directory), and between brig's check and
+/// libcontainer's join the link is made to name the host's IPC namespace
+/// (`BRIG_TEST_FAULT=swap-namespace-links` does it at that moment). The job
+/// joins the namespace that was checked, never the host's.
+#[test]
+fn a_namespace_path_swapped_after_the_check_is_not_what_the_job_joins() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"standard\"\n");
+    let mut holder = std::process::Command::new("unshare").args(["--ipc", "sleep", "60"]).spawn().unwrap();
+    let own = format!("/proc/{}/ns/ipc", holder.id());
+    let mut theirs = String::new();
+    for _ in 0..100 {
+        theirs = std::fs::read_link(&own).map(|p| p.display().to_string()).unwrap_or_default();
+        if !theirs.is_empty()
+            && Some(theirs.clone()) != std::fs::read_link("/proc/self/ns/ipc").ok().map(|p| p.display().to_string())
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let host = std::fs::read_link("/proc/self/ns/ipc").unwrap().display().to_string();
+    assert_ne!(theirs, host, "unshare --ipc gave no namespace of its own");
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ipc");
+    std::os::unix::fs::symlink(&own, &link).unwrap();
+    let mut b = Bundle::new(&["readlink", "/proc/self/ns/ipc"]);
+    let namespaces: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "ipc")
+        .cloned()
+        .chain([json!({"type": "ipc", "path": link})])
+        .collect();
+    b.set("/linux/namespaces", serde_json::Value::Array(namespaces));
+    let mut cmd = brig.command();
+    cmd.args(["run", "--bundle", b.path().to_str().unwrap(), &unique_id("nsswap")])
+        .env("BRIG_TEST_FAULT", "swap-namespace-links");
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_ne!(std::fs::read_link(&link).unwrap().display().to_string(), own, "the fault did not swap the link");
+    assert!(!stdout.contains(&host), "the job joined the host's IPC namespace: {stdout}");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim(), theirs, "the job is in the namespace that was checked");
+}

@@ -350,9 +350,10 @@ fn a_host_namespace_joined_by_path_is_a_host_namespace_to_the_policy() {
     };
     let (code, _, err) = a.brig.run(&with_network(Some(json!({"type": "network"}))), &unique_id("ns"));
     assert_eq!(code, 0, "its own network namespace: {err}");
-    for (what, network) in
-        [("left out", None), ("joined by path", Some(json!({"type": "network", "path": "/proc/1/ns/net"})))]
-    {
+    for (what, network) in [
+        ("left out", None),
+        ("joined by path", Some(json!({"type": "network", "path": format!("/proc/{}/ns/net", std::process::id())}))),
+    ] {
         let b = with_network(network);
         // The authoring tools decide what `create` decides (before it: the
         // launch consumes the token's `jti`).
