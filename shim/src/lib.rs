@@ -17,6 +17,7 @@ pub mod idmap;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;
+pub mod nsowner;
 pub mod nspin;
 pub mod output;
 pub mod pipeline;

@@ -327,6 +327,14 @@ fn launch(
         record.userns = Some(guard.record.clone());
     }
     record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
+    // The job's own namespaces, so that a job of another principal cannot
+    // join them (crate::nsowner). A rootless job's are its user's, which the
+    // kernel keeps other users out of.
+    if rootless.is_none() {
+        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        crate::nsowner::register(&root.path, id, pid, &dir)
+            .map_err(|e| Error::io("registering the job's namespaces in", crate::nsowner::REGISTRY_DIR, e))?;
+    }
     if let Some(guard) = userns_guard.as_mut() {
         guard.armed = false;
     }
@@ -1231,6 +1239,7 @@ fn finish_delete(root: &StateRoot, id: &str, c: &Container) -> Result<()> {
     // The egress rules leave with the container (its namespace may be the
     // client's and outlive it), and with them the namespace holder mount.
     crate::egress::teardown(&c.root);
+    crate::nsowner::unregister(&root.path, id, &c.root);
     root.retire_container_dir(&c.root).map_err(|e| Error::io("removing", &c.root, e))
 }
 

@@ -140,6 +140,12 @@ pub fn resolved(path: &Path) -> PathBuf {
     }
 }
 
+/// The namespaces pinned: (type, the spec's path, namespace).
+pub fn pinned() -> Vec<(LinuxNamespaceType, PathBuf, NamespaceId)> {
+    let pinned = PINNED.lock().unwrap_or_else(|e| e.into_inner());
+    pinned.iter().map(|p| (p.typ, p.path.clone(), p.id)).collect()
+}
+
 /// libcontainer's copy of the spec: every pinned path becomes its descriptor
 /// (`/proc/self/fd/N`; libcontainer's processes are clones of this one and
 /// hold the same descriptors until they exec). Returns what the init must be

@@ -341,6 +341,9 @@ pub fn prepare(
 
     let auth = match config.auth.mode {
         AuthMode::Off => {
+            if let Err(e) = check_joined_owners(&BTreeMap::new()) {
+                return Err(deny(config, id, Some(&context), e));
+            }
             audit(
                 config,
                 &brig_policy::AuditRecord::not_authorized(now, id, brig_policy::Action::Launch, Some(&context)),
@@ -375,6 +378,9 @@ pub fn prepare(
                 .verify_for_launch_deferred(token, now, id)
                 .map_err(|e| deny(config, id, Some(&context), format!("token refused: {e}")))?;
             tracing::debug!(elapsed_us = us(t0), "token verified");
+            if let Err(e) = check_joined_owners(&identity_of(&verified)) {
+                return Err(deny(config, id, Some(&context), e));
+            }
             let policies = policies
                 .finish()
                 .map_err(|e| deny(config, id, Some(&context), format!("the launch policies cannot be used: {e}")))?;
@@ -416,6 +422,36 @@ pub fn prepare(
         None => None,
     };
     Ok(Prepared { request, hardened, profile, auth, userns_pool, measurements })
+}
+
+/// A namespace the spec joins by path that is another brig job's own must
+/// be a job of the same principal (crate::nsowner): a tenant never joins
+/// another tenant's IPC, network or mount namespace.
+fn check_joined_owners(identity: &BTreeMap<String, String>) -> Result<(), String> {
+    for (typ, path, ns) in crate::nspin::pinned() {
+        let Some(owner) = crate::nsowner::owner(typ, ns) else { continue };
+        let dir = owner.root.join(&owner.id);
+        let theirs = RunRecord::load(&dir)
+            .map_err(|e| {
+                format!(
+                    "linux.namespaces: `{}` is job `{}`'s, whose record cannot be read: {e}",
+                    path.display(),
+                    owner.id
+                )
+            })?
+            .auth
+            .identity;
+        if !crate::nsowner::same_principal(&theirs, identity) {
+            return Err(format!(
+                "linux.namespaces: the {} namespace `{}` is job `{}`'s, launched for another principal; \
+                 a job joins only the namespaces of jobs launched for its own tenant (or subject)",
+                crate::nspin::proc_name(typ),
+                path.display(),
+                owner.id
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The token's identity for records (never the token).

@@ -841,3 +841,47 @@ fn a_token_file_is_read_only_from_the_token_directory() {
     assert_eq!(log.matches("dev.brig.token-file").count(), cases.len(), "every refusal is audited");
     assert!(!log.contains(&secret), "the token is in the audit log");
 }
+
+/// A job joins only the namespaces of jobs launched for its own principal:
+/// another tenant's job cannot make itself a member of a tenant's pod (its
+/// IPC objects, its hostname, its user namespace and ID range), whatever
+/// path it names; the tenant's own next job can.
+#[test]
+fn a_job_cannot_join_another_tenants_namespaces() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let acme_name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    let globex = a.tenant(&unique_id("globex"));
+    let globex_name = globex.file_name().unwrap().to_str().unwrap().to_string();
+    let token = a.mint(&["--tenant", &acme_name, "--role", "function"]);
+    let sandbox = bundle_with(&token, &acme, "sleep 60");
+    let sandbox_id = unique_id("acme-sandbox");
+    a.brig.ok(&["run", "-d", "--bundle", sandbox.path().to_str().unwrap(), &sandbox_id]);
+    let leader = a.brig.state(&sandbox_id)["pid"].as_i64().unwrap();
+    let member = |token: &str, base: &Path| {
+        let mut b = bundle_with(token, base, "readlink /proc/self/ns/ipc");
+        b.set(
+            "/linux/namespaces",
+            json!([
+                {"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "cgroup"},
+                {"type": "ipc", "path": format!("/proc/{leader}/ns/ipc")},
+                {"type": "uts", "path": format!("/proc/{leader}/ns/uts")}
+            ]),
+        );
+        b
+    };
+    let intruder = a.mint(&["--tenant", &globex_name, "--role", "function"]);
+    let b = member(&intruder, &globex);
+    let err = a.brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("globex")]);
+    assert!(err.contains("another principal") && err.contains(&sandbox_id), "{err}");
+    let last: Value =
+        serde_json::from_str(std::fs::read_to_string(a.audit_log()).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(last["decision"], "deny", "the refusal is audited: {last}");
+    // The same tenant's job (another subject) joins its pod.
+    let own = a.mint(&["--tenant", &acme_name, "--role", "function"]);
+    let b = member(&own, &acme);
+    let (code, out, err) = a.brig.run(&b, &unique_id("acme-member"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), std::fs::read_link(format!("/proc/{leader}/ns/ipc")).unwrap().display().to_string());
+    a.brig.ok(&["delete", "--force", &sandbox_id]);
+}
