@@ -405,6 +405,23 @@ pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan, untouched: boo
     installed
 }
 
+/// At `start`, for a namespace that `create` found closed (no ruleset): a
+/// client may wire it between `create` and `start` (Podman with a user
+/// namespace, CNI: they configure the network of the runtime's namespace
+/// after `create`). If anything can leave it now, the ruleset is installed
+/// before the job runs. `Ok(None)`: it is still closed (or was filtered
+/// already).
+pub fn recheck_at_start(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Result<Option<Installed>, EgressError> {
+    match Installed::load(dir) {
+        Some(i) if !i.ruleset => {}
+        _ => return Ok(None),
+    }
+    match (proc_net(pid, "dev"), proc_net(pid, "route"), proc_net(pid, "ipv6_route")) {
+        (Some(d), Some(r), Some(r6)) if nothing_leaves(&d, &r, &r6) => Ok(None),
+        _ => install(dir, id, pid, plan, false).map(Some),
+    }
+}
+
 /// The counters of the container's ruleset, if it has one and its namespace
 /// is still held. Called once the job has ended (the outcome): the first
 /// reading is kept in `brig-egress-counts.json`, so `run`, `state` and

@@ -927,12 +927,45 @@ fn join_prepared_userns(spec: &oci_spec::runtime::Spec, userns: &OwnedFd) -> oci
 }
 
 pub fn start(g: &GlobalOpts, id: &str) -> Result<()> {
+    start_checked(g, id, true)
+}
+
+/// `start`; `recheck`: check the network again (not in `run`, where nothing
+/// comes between the two).
+fn start_checked(g: &GlobalOpts, id: &str, recheck: bool) -> Result<()> {
     let root = state_root(g)?;
     let mut c = load(&root, id)?;
     if c.status() != ContainerStatus::Created {
         return Err(Error::state(id, format!("cannot start a container that is {}", status_name(c.status()))));
     }
+    if recheck {
+        recheck_egress(&root, id, &c)?;
+    }
     c.start().map_err(|e| Error::container(id, e))
+}
+
+/// A network namespace found closed at `create` may have been wired by the
+/// client since (Podman with a user namespace configures the runtime's
+/// namespace after `create`): checked again, and filtered before the job
+/// runs (crate::egress::recheck_at_start). Rootless brig cannot filter: the
+/// start is refused.
+fn recheck_egress(root: &StateRoot, id: &str, c: &Container) -> Result<()> {
+    let dir = root.container_dir(id);
+    if crate::egress::Installed::load(&dir).is_none_or(|i| i.ruleset) {
+        return Ok(());
+    }
+    let Some(pid) = c.pid().map(|p| p.as_raw()) else { return Ok(()) };
+    let record = RunRecord::load(&dir).map_err(|e| Error::io("reading", dir.join(state::RECORD_FILE), e))?;
+    let Some(plan) = record.plan.egress.as_ref() else { return Ok(()) };
+    let rootless =
+        crate::rootless::RootlessRecord::load(&dir).is_some_and(|r| r.mode == crate::rootless::Mode::Unprivileged);
+    let checked = match rootless {
+        true => crate::rootless::check_private_network(&dir, pid, plan).map(|_| ()),
+        false => crate::egress::recheck_at_start(&dir, id, pid, plan).map(|_| ()).map_err(|e| e.to_string()),
+    };
+    checked.map_err(|e| {
+        Error::state(id, format!("the job's network changed after create; installing the egress rules: {e}"))
+    })
 }
 
 pub fn status_name(s: ContainerStatus) -> &'static str {
@@ -1261,7 +1294,7 @@ pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool
         nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
             .map_err(|e| Error::state(id, format!("blocking signals: {e}")))?;
     }
-    if let Err(e) = start(g, id) {
+    if let Err(e) = start_checked(g, id, false) {
         let _ = delete(g, id, true);
         return Err(e);
     }

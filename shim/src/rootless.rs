@@ -1141,7 +1141,9 @@ pub fn check_private_network(
     };
     if !crate::egress::nothing_leaves(&dev, &route, &route6) {
         return Err(format!(
-            "the profile filters the job's network, and its network namespace has devices or routes besides              loopback ({}); rootless brig cannot install nftables rules before the job starts: give the job a              network namespace of its own without devices (Podman: `--network none`)",
+            "the profile filters the job's network, and its network namespace has devices or routes besides \
+             loopback ({}); rootless brig cannot install nftables rules before the job starts: give the job a \
+             network namespace of its own without devices (Podman: `--network none`)",
             dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect::<Vec<_>>().join(", ")
         ));
     }

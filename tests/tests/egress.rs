@@ -724,3 +724,55 @@ allow = ["198.19.0.10/32:80/tcp"]"#;
     assert_eq!(out.trim(), "errno=EPERM", "an exec opened a packet socket under egress rules");
     brig.ok(&["delete", "--force", &id]);
 }
+
+/// A namespace closed at `create` that the client wires before `start`
+/// (Podman with a user namespace configures the runtime's network namespace
+/// after `create`): `start` finds the new interface and route, and the job
+/// runs under the ruleset, not on an open network.
+#[test]
+fn a_network_wired_between_create_and_start_gets_the_ruleset() {
+    let net = TestNet::new();
+    let servers = Servers::start(&net, &["198.19.0.10:8080"], &[]);
+    let brig = brig_with(&[(
+        "egress-late",
+        derived(RESTRICTED, "egress-late", "mode = \"none\"", &[("tcp_connect = []", "tcp_connect = [8080]")]),
+    )]);
+    let body = script(
+        r#"grep -q eth0: /proc/net/dev && echo "eth0=present"
+get 198.19.0.10 8080 outside"#,
+    );
+    let b = job("egress-late", None, &body);
+    let id = unique_id("egress-late");
+    let out_file = brig.dir.path().join("late.out");
+    let status = brig
+        .command()
+        .args(["create", "--bundle", b.path().to_str().unwrap(), &id])
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(brig.dir.path().join("late.err")).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{}", std::fs::read_to_string(brig.dir.path().join("late.err")).unwrap());
+    assert_loopback_only(&brig, &id, false);
+    // The client wires the job's namespace to the test host.
+    let pid = brig.state(&id)["pid"].as_i64().unwrap().to_string();
+    must(&["ip", "-n", &net.host, "link", "add", "wire0", "type", "veth", "peer", "name", "eth0", "netns", &pid]);
+    must(&["ip", "-n", &net.host, "addr", "add", "198.18.5.1/24", "dev", "wire0"]);
+    must(&["ip", "-n", &net.host, "link", "set", "wire0", "up"]);
+    for cmd in [
+        vec!["ip", "addr", "add", "198.18.5.2/24", "dev", "eth0"],
+        vec!["ip", "link", "set", "eth0", "up"],
+        vec!["ip", "route", "add", "default", "via", "198.18.5.1"],
+    ] {
+        let mut full = vec!["nsenter", "-t", pid.as_str(), "-n"];
+        full.extend(cmd);
+        must(&full);
+    }
+    brig.ok(&["start", &id]);
+    assert_loopback_only(&brig, &id, true);
+    brig.wait_status(&id, "stopped");
+    let out = std::fs::read_to_string(&out_file).unwrap();
+    expect(&out, &[("eth0", "present"), ("outside", "refused")]);
+    assert!(!servers.saw("tcp 198.19.0.10:8080"));
+    brig.ok(&["delete", &id]);
+    assert_no_holders(&brig);
+}
