@@ -49,8 +49,17 @@ pub const ANNOTATION: &str = "dev.brig.egress";
 
 /// Ranges refused in every filtered namespace unless a profile rule names
 /// them: IPv4 link-local (cloud metadata at 169.254.169.254, 169.254.170.2),
-/// IPv6 link-local, and AWS's IPv6 metadata address.
-pub const ALWAYS_BLOCKED: &[&str] = &["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"];
+/// IPv6 link-local, AWS's IPv6 metadata and EKS Pod Identity addresses,
+/// Azure's WireServer (provisioning secrets) and Alibaba Cloud's metadata
+/// service, which are not link-local.
+pub const ALWAYS_BLOCKED: &[&str] = &[
+    "169.254.0.0/16",
+    "168.63.129.16/32",
+    "100.100.100.200/32",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "fd00:ec2::23/128",
+];
 
 /// More TCP ports than this in an allowlist are not mirrored into Landlock
 /// (one Landlock rule per port); nftables alone enforces them.
@@ -1576,6 +1585,15 @@ mod tests {
         // Under `client` any narrowing is fine, but not to a blocked range.
         assert!(plan_of("mode = \"client\"", Some("192.0.2.1/32:80/tcp")).unwrap().is_some());
         assert!(plan_of("mode = \"client\"", Some("169.254.169.254/32:80/tcp")).is_err());
+        // So are the metadata and provisioning services outside link-local.
+        for (ask, range) in [
+            ("168.63.129.16/32:32526/tcp", "168.63.129.16/32"),
+            ("100.100.100.200/32:80/tcp", "100.100.100.200/32"),
+            ("fd00:ec2::23/128:80/tcp", "fd00:ec2::23/128"),
+        ] {
+            let e = plan_of("mode = \"client\"", Some(ask)).unwrap_err();
+            assert!(e.reason.contains(range), "{ask}: {}", e.reason);
+        }
         // A profile rule naming it makes the request an explicit opening.
         let p = plan_of("mode = \"allow\"\nallow = [\"169.254.169.254/32:80/tcp\"]", Some("169.254.169.254/32:80/tcp"))
             .unwrap()
