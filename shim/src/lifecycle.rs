@@ -890,7 +890,7 @@ fn setup_userns(
     let host_paths: Vec<PathBuf> = handed.iter().map(|(_, host)| host.clone()).collect();
     guard
         .allocator
-        .record_handed(range.slot, &host_paths)
+        .record_handed(range.slot, range.host_base, &host_paths)
         .map_err(|e| Error::state(id, format!("recording the output directories handed to the job: {e}")))?;
     for (staged, host_source) in handed {
         std::os::unix::fs::chown(&staged, Some(range.host_base), None)

@@ -226,7 +226,7 @@ impl Allocator {
     /// Records that `dirs` are about to be handed to `slot`'s root, so that
     /// they are handed back when the range is freed, whichever of the pod's
     /// jobs goes last. Call before changing their owner.
-    pub fn record_handed(&self, slot: u32, dirs: &[PathBuf]) -> Result<(), UsernsError> {
+    pub fn record_handed(&self, slot: u32, host_base: u32, dirs: &[PathBuf]) -> Result<(), UsernsError> {
         use std::os::unix::ffi::OsStrExt;
         if dirs.is_empty() {
             return Ok(());
@@ -234,9 +234,12 @@ impl Allocator {
         let io = |path: &Path, source| UsernsError::Io { path: path.to_path_buf(), source };
         let _lock = self.lock()?;
         let path = self.handed_path(slot);
-        // One hex-encoded path a line: any byte may be in a path.
+        // A line per directory: the owner it was handed to, and the path
+        // hex-encoded (any byte may be in a path). The owner is kept, not
+        // computed from the pool: `delete` does not read the configuration.
         let mut body = Vec::new();
         for dir in dirs {
+            body.extend_from_slice(format!("{host_base} ").as_bytes());
             body.extend_from_slice(hex::encode(dir.as_os_str().as_bytes()).as_bytes());
             body.push(b'\n');
         }
@@ -255,13 +258,14 @@ impl Allocator {
         use std::os::unix::fs::MetadataExt;
         let path = self.handed_path(slot);
         let Ok(text) = std::fs::read_to_string(&path) else { return };
-        let owner = u64::from(self.pool.start) + u64::from(slot) * u64::from(self.pool.range);
-        let dirs: std::collections::BTreeSet<PathBuf> = text
+        let dirs: std::collections::BTreeSet<(u64, PathBuf)> = text
             .lines()
-            .filter_map(|l| hex::decode(l).ok())
-            .map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+            .filter_map(|l| {
+                let (owner, path) = l.split_once(' ')?;
+                Some((owner.parse().ok()?, PathBuf::from(std::ffi::OsString::from_vec(hex::decode(path).ok()?))))
+            })
             .collect();
-        for dir in dirs {
+        for (owner, dir) in dirs {
             match std::fs::symlink_metadata(&dir) {
                 Ok(meta) if meta.is_dir() && u64::from(meta.uid()) == owner => {
                     if let Err(e) = std::os::unix::fs::lchown(&dir, Some(0), None) {

@@ -590,7 +590,12 @@ fn an_output_directory_is_handed_to_each_job_in_turn() {
 #[test]
 fn a_pods_output_directory_is_handed_back_when_the_pod_is_gone() {
     use std::os::unix::fs::MetadataExt;
-    let brig = restricted();
+    // A configured pool (above the default one): `delete` reads no
+    // configuration, and must still know whose the directory was.
+    let brig = Brig::new(
+        "[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n\
+         [user_namespace]\npool = { start = 1207959552, count = 67108864, range = 65536 }\n",
+    );
     let owner = |path: &std::path::Path| u64::from(std::fs::metadata(path).unwrap().uid());
     for sandbox_goes_first in [false, true] {
         let netns = HostNetns::new();
@@ -605,6 +610,7 @@ fn a_pods_output_directory_is_handed_back_when_the_pod_is_gone() {
         brig.ok(&["run", "-d", "--bundle", sandbox.path().to_str().unwrap(), &sandbox_id]);
         let leader = brig.state(&sandbox_id)["pid"].as_i64().unwrap();
         let base = host_base(&brig, &sandbox_id);
+        assert!(base >= 1207959552, "the configured pool: {base}");
 
         let mut app = pod_member(leader, &netns.path(), &["sh", "-c", "echo hi > /out/app && sleep 60"]);
         app.push(
