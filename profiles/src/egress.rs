@@ -52,14 +52,8 @@ pub const ANNOTATION: &str = "dev.brig.egress";
 /// IPv6 link-local, AWS's IPv6 metadata and EKS Pod Identity addresses,
 /// Azure's WireServer (provisioning secrets) and Alibaba Cloud's metadata
 /// service, which are not link-local.
-pub const ALWAYS_BLOCKED: &[&str] = &[
-    "169.254.0.0/16",
-    "168.63.129.16/32",
-    "100.100.100.200/32",
-    "fe80::/10",
-    "fd00:ec2::254/128",
-    "fd00:ec2::23/128",
-];
+pub const ALWAYS_BLOCKED: &[&str] =
+    &["169.254.0.0/16", "168.63.129.16/32", "100.100.100.200/32", "fe80::/10", "fd00:ec2::254/128", "fd00:ec2::23/128"];
 
 /// More TCP ports than this in an allowlist are not mirrored into Landlock
 /// (one Landlock rule per port); nftables alone enforces them.

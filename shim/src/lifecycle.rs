@@ -270,70 +270,84 @@ fn launch(
     }
     drop(handover);
 
-    if let Err(e) = crate::nspin::check_joined(id, container.pid().map(|p| p.as_raw()).unwrap_or(0), &pinned_joins) {
-        let _ = container.delete(true);
+    // Everything after the build: any failure removes the container (its
+    // init, cgroup, state, egress rules, registered namespaces) before the
+    // guards release its range and cgroups, so nothing is left half-made.
+    let finished = (|| -> Result<()> {
+        // Fault injection for the test of this clean-up (tests/tests/userns.rs).
+        if std::env::var_os("BRIG_TEST_FAULT").is_some_and(|v| v == "after-build") {
+            return Err(Error::state(id, "fault injected after the build (BRIG_TEST_FAULT)"));
+        }
+        crate::nspin::check_joined(id, container.pid().map(|p| p.as_raw()).unwrap_or(0), &pinned_joins)?;
+        if let Some(membership) = userns_guard.as_ref().and_then(|g| g.record.pod.as_ref()) {
+            let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+            crate::pod::check_joined(id, pid, membership)?;
+        }
+
+        // The egress rules go into the job's network namespace now: the init (and
+        // the client's network, set up by its hooks) exists, the job has not
+        // started. A failure removes the container (docs/egress.md).
+        if let Some(plan) = &prepared.hardened.plan.egress {
+            let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+            let installed = match rootless.filter(|a| a.caller.mode == crate::rootless::Mode::Unprivileged) {
+                Some(_) => crate::rootless::check_private_network(&root.container_dir(id), pid, plan),
+                None => crate::egress::install(
+                    &root.container_dir(id),
+                    id,
+                    pid,
+                    plan,
+                    crate::egress::new_and_untouched(&spec),
+                )
+                .map_err(|e| e.to_string()),
+            };
+            installed.map_err(|e| Error::state(id, format!("installing the egress rules: {e}")))?;
+        }
+
+        let dir = root.container_dir(id);
+        // libcontainer's bundle is brig's copy of the effective spec (see
+        // state::SPEC_FILE); `brig state` shows the caller's bundle.
+        state::write_atomic(&dir.join(state::SPEC_FILE), &config_json, 0o600)
+            .map_err(|e| Error::io("writing", dir.join(state::SPEC_FILE), e))?;
+        container.state.bundle = dir.clone();
+        container.save().map_err(|e| Error::container(id, e))?;
+        let own_cgroup = rootless_cgroup.as_ref().is_none_or(|p| p.delegated);
+        if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).filter(|_| own_cgroup) {
+            cgroup::apply_fixups(&cgroup_path, resources, io_weight)
+                .map_err(|e| Error::state(id, format!("cgroup: {e}")))?;
+        }
+        if let (Some(a), Some(plan)) = (rootless, &rootless_cgroup) {
+            crate::rootless::RootlessRecord::new(a, plan)
+                .save(&dir)
+                .map_err(|e| Error::io("writing", dir.join(crate::rootless::RECORD_FILE), e))?;
+        }
+
+        std::fs::rename(&status_path, dir.join(STATUS_FILE)).map_err(|e| Error::io("moving", &status_path, e))?;
+        state::write_atomic(&dir.join(PLAN_FILE), &plan, 0o600)
+            .map_err(|e| Error::io("writing", dir.join(PLAN_FILE), e))?;
+        let mut record = prepared.record(id, &cgroup_path);
+        record.init_start = container.pid().and_then(|p| state::process_start_ticks(p.as_raw()));
+        if let Some(guard) = userns_guard.as_mut() {
+            record.userns = Some(guard.record.clone());
+        }
+        record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
+        // The job's own namespaces, so that a job of another principal cannot
+        // join them (crate::nsowner). A rootless job's are its user's, which the
+        // kernel keeps other users out of.
+        if rootless.is_none() {
+            let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+            crate::nsowner::register(&root.path, id, pid, &dir)
+                .map_err(|e| Error::io("registering the job's namespaces in", crate::nsowner::REGISTRY_DIR, e))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = finished {
+        let dir = root.container_dir(id);
+        crate::egress::teardown(&dir);
+        crate::nsowner::unregister(&root.path, id, &dir);
+        if let Err(d) = container.delete(true) {
+            tracing::warn!(id, "removing the half-created container: {d}");
+        }
         return Err(e);
-    }
-    if let Some(membership) = userns_guard.as_ref().and_then(|g| g.record.pod.as_ref()) {
-        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-        if let Err(e) = crate::pod::check_joined(id, pid, membership) {
-            let _ = container.delete(true);
-            return Err(e);
-        }
-    }
-
-    // The egress rules go into the job's network namespace now: the init (and
-    // the client's network, set up by its hooks) exists, the job has not
-    // started. A failure removes the container (docs/egress.md).
-    if let Some(plan) = &prepared.hardened.plan.egress {
-        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-        let installed = match rootless.filter(|a| a.caller.mode == crate::rootless::Mode::Unprivileged) {
-            Some(_) => crate::rootless::check_private_network(&root.container_dir(id), pid, plan),
-            None => {
-                crate::egress::install(&root.container_dir(id), id, pid, plan, crate::egress::new_and_untouched(&spec))
-                    .map_err(|e| e.to_string())
-            }
-        };
-        if let Err(e) = installed {
-            let _ = container.delete(true);
-            return Err(Error::state(id, format!("installing the egress rules: {e}")));
-        }
-    }
-
-    let dir = root.container_dir(id);
-    // libcontainer's bundle is brig's copy of the effective spec (see
-    // state::SPEC_FILE); `brig state` shows the caller's bundle.
-    state::write_atomic(&dir.join(state::SPEC_FILE), &config_json, 0o600)
-        .map_err(|e| Error::io("writing", dir.join(state::SPEC_FILE), e))?;
-    container.state.bundle = dir.clone();
-    container.save().map_err(|e| Error::container(id, e))?;
-    let own_cgroup = rootless_cgroup.as_ref().is_none_or(|p| p.delegated);
-    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).filter(|_| own_cgroup) {
-        cgroup::apply_fixups(&cgroup_path, resources, io_weight)
-            .map_err(|e| Error::state(id, format!("cgroup: {e}")))?;
-    }
-    if let (Some(a), Some(plan)) = (rootless, &rootless_cgroup) {
-        crate::rootless::RootlessRecord::new(a, plan)
-            .save(&dir)
-            .map_err(|e| Error::io("writing", dir.join(crate::rootless::RECORD_FILE), e))?;
-    }
-
-    std::fs::rename(&status_path, dir.join(STATUS_FILE)).map_err(|e| Error::io("moving", &status_path, e))?;
-    state::write_atomic(&dir.join(PLAN_FILE), &plan, 0o600)
-        .map_err(|e| Error::io("writing", dir.join(PLAN_FILE), e))?;
-    let mut record = prepared.record(id, &cgroup_path);
-    record.init_start = container.pid().and_then(|p| state::process_start_ticks(p.as_raw()));
-    if let Some(guard) = userns_guard.as_mut() {
-        record.userns = Some(guard.record.clone());
-    }
-    record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
-    // The job's own namespaces, so that a job of another principal cannot
-    // join them (crate::nsowner). A rootless job's are its user's, which the
-    // kernel keeps other users out of.
-    if rootless.is_none() {
-        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-        crate::nsowner::register(&root.path, id, pid, &dir)
-            .map_err(|e| Error::io("registering the job's namespaces in", crate::nsowner::REGISTRY_DIR, e))?;
     }
     if let Some(guard) = userns_guard.as_mut() {
         guard.armed = false;

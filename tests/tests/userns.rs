@@ -117,6 +117,46 @@ fn a_crash_between_allocation_and_launch_leaks_no_range() {
     brig.ok(&["delete", "--force", &crashed]);
 }
 
+/// A create that fails after libcontainer built the container (a record
+/// that cannot be written, a cgroup fix-up the kernel refuses) leaves
+/// nothing: no state, no init, no cgroup, no range held, no registered
+/// namespace.
+#[test]
+fn a_create_that_fails_after_the_build_leaves_nothing() {
+    let brig = restricted();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("half");
+    // Files, not pipes: an init left behind would hold a pipe open.
+    let err_file = tempfile::NamedTempFile::new().unwrap();
+    let status = brig
+        .command()
+        .env("BRIG_TEST_FAULT", "after-build")
+        .args(["create", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(err_file.reopen().unwrap())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the fault did not fire");
+    assert!(std::fs::read_to_string(err_file.path()).unwrap().contains("fault injected"));
+    assert!(!brig.root.join(&id).exists(), "state left behind");
+    assert!(brig.ok(&["list", "-q"]).trim().is_empty());
+    let named = |dir: &str| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("\"{id}\""))))
+    };
+    assert!(!named("/run/brig/userns"), "a range is still held for it");
+    assert!(!named("/run/brig/namespaces"), "a namespace is still registered to it");
+    let procs = std::process::Command::new("pgrep").args(["-f", "sleep 30"]).output().unwrap();
+    for pid in String::from_utf8_lossy(&procs.stdout).split_whitespace() {
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        assert!(!cgroup.contains(&id), "its init {pid} still runs");
+    }
+    assert!(!brig_tests::cgroup_dir("pids", &format!("/brig/{id}")).exists(), "its cgroup is left");
+}
+
 /// A profile with only the per-job user namespace (no seccomp, no Landlock,
 /// the client's default capabilities): shows what the user namespace alone
 /// gives.
