@@ -593,13 +593,14 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
             pair
         }),
     };
+    // The OOM killer stays as the job was created (libcgroups writes the
+    // setting with every memory update; an update does not change it).
+    let disable_oom_killer = bundle::read_spec(&dir.join(state::SPEC_FILE))
+        .ok()
+        .and_then(|s| s.linux().as_ref()?.resources().as_ref()?.memory().as_ref()?.disable_oom_killer())
+        .unwrap_or(false);
     cgroup_manager(id, &c)?
-        .apply(&ControllerOpt {
-            resources: &resources,
-            disable_oom_killer: false,
-            oom_score_adj: None,
-            freezer_state: None,
-        })
+        .apply(&ControllerOpt { resources: &resources, disable_oom_killer, oom_score_adj: None, freezer_state: None })
         .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))?;
     if let Some((quota, period)) = v1_cpu_pair {
         crate::cgroup::write_v1_cpu_pair(&record.cgroup_path, quota, period, current_cpu)

@@ -233,6 +233,7 @@ fn launch(
         .with_preserved_fds(opts.preserve_fds)
         .with_executor(handover.executor())
         .as_init(&staging.dir)
+        .with_oci_bundle(&prepared.request.bundle)
         .with_systemd(false)
         .with_detach(true)
         .with_no_pivot(opts.no_pivot);
@@ -1278,9 +1279,15 @@ fn finish_delete(root: &StateRoot, id: &str, c: &Container) -> Result<()> {
     if let Some(config) = &config {
         cgroup::remove(&config.cgroup_path)
             .map_err(|e| Error::state(id, format!("removing cgroup `{}`: {e}", config.cgroup_path.display())))?;
-        if let Some(hooks) = config.hooks.as_ref() {
-            libcontainer::hooks::run_hooks(hooks.poststop().as_ref(), Some(&c.state), None, None, None)
-                .map_err(|e| Error::state(id, format!("poststop hook failed: {e}")))?;
+        // A poststop hook that fails is logged and the others still run; the
+        // container is deleted all the same (runtime-spec: "the runtime MUST
+        // log a warning, but the remaining hooks and lifecycle continue"):
+        // a hook that can never succeed again must not keep it forever.
+        for hook in config.hooks.as_ref().and_then(|h| h.poststop().as_ref()).into_iter().flatten() {
+            if let Err(e) = libcontainer::hooks::run_hooks(Some(&vec![hook.clone()]), Some(&c.state), None, None, None)
+            {
+                tracing::warn!(id, hook = %hook.path().display(), "poststop hook failed: {e}");
+            }
         }
     }
     // The egress rules leave with the container (its namespace may be the

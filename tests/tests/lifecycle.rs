@@ -276,6 +276,72 @@ fn annotations_are_preserved_in_state() {
     brig.ok(&["delete", &id]);
 }
 
+/// Hooks get the OCI state on stdin as runc gives it: the caller's bundle
+/// (not brig's copy of the spec), the container's own annotations (not
+/// brig's markers for libcontainer). A failing poststop hook is logged and
+/// the others still run; `delete` succeeds (runtime-spec lifecycle).
+#[test]
+fn hooks_get_the_callers_state_and_a_failing_poststop_hook_does_not_block_delete() {
+    let brig = Brig::default();
+    let hooks = tempfile::tempdir().unwrap();
+    let hook = hooks.path().join("save-state");
+    std::fs::write(&hook, "#!/bin/sh\ncat > \"$1\"\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let saving = |name: &str| json!({"path": hook, "args": ["save-state", hooks.path().join(format!("{name}.json"))]});
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.annotate("org.example.team", "search");
+    bundle.set(
+        "/hooks",
+        json!({
+            "prestart": [saving("prestart")],
+            "createRuntime": [saving("createRuntime")],
+            "poststart": [saving("poststart")],
+            "poststop": [{"path": "/bin/false"}, saving("poststop")]
+        }),
+    );
+    let id = unique_id("hooks");
+    brig.ok(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    brig.ok(&["start", &id]);
+    brig.wait_status(&id, "stopped");
+    let (code, out, err) = brig.cmd_files(&["delete", &id]);
+    assert_eq!(code, 0, "a failing poststop hook must not fail delete: {err}{out}");
+    assert!(err.contains("poststop hook failed"), "the failure is logged: {err}");
+    assert!(!brig.root.join(&id).exists(), "the container is deleted");
+    let bundle_dir = std::fs::canonicalize(bundle.path()).unwrap();
+    for name in ["prestart", "createRuntime", "poststart", "poststop"] {
+        let text = std::fs::read_to_string(hooks.path().join(format!("{name}.json")))
+            .unwrap_or_else(|e| panic!("the {name} hook did not run: {e}"));
+        let state: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(state["id"], id.as_str(), "{name}: {state}");
+        assert_eq!(state["bundle"], bundle_dir.display().to_string(), "{name}: {state}");
+        assert_eq!(state["annotations"], json!({"org.example.team": "search"}), "{name}: {state}");
+    }
+}
+
+/// `memory.disableOOMKiller` is applied, as runc does, where a profile lets
+/// it through (`permissive`); profiles with cgroup limits tighten it
+/// (attacks.rs). cgroup v2 has no such switch.
+#[test]
+fn disable_oom_killer_is_applied() {
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("oomctl");
+    let cgroup_path = format!("/brig-test/{id}");
+    bundle
+        .set("/linux/cgroupsPath", json!(cgroup_path))
+        .set("/linux/resources/memory", json!({"limit": 64 * 1024 * 1024, "disableOOMKiller": true}));
+    brig.ok(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let control = std::fs::read_to_string(cgroup_dir("memory", &cgroup_path).join("memory.oom_control")).unwrap();
+        assert!(control.lines().any(|l| l == "oom_kill_disable 1"), "{control}");
+        // An update leaves it as the job was created.
+        brig.ok(&["update", "--memory", "33554432", &id]);
+        let control = std::fs::read_to_string(cgroup_dir("memory", &cgroup_path).join("memory.oom_control")).unwrap();
+        assert!(control.lines().any(|l| l == "oom_kill_disable 1"), "after update: {control}");
+    }
+    brig.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn cgroup_limits_from_the_spec_are_applied() {
     let brig = Brig::default();

@@ -25,6 +25,7 @@ pub struct InitContainerBuilder {
     detached: bool,
     no_pivot: bool,
     as_sibling: bool,
+    oci_bundle: Option<PathBuf>,
 }
 
 impl InitContainerBuilder {
@@ -38,6 +39,7 @@ impl InitContainerBuilder {
             detached: true,
             no_pivot: false,
             as_sibling: false,
+            oci_bundle: None,
         }
     }
 
@@ -72,6 +74,14 @@ impl InitContainerBuilder {
         self
     }
 
+    /// brig patch 8: the bundle the OCI state reports to hooks (and in
+    /// `state.json`'s `oci_bundle`), when the configuration is read from
+    /// another directory (the runtime's own copy of it).
+    pub fn with_oci_bundle<P: Into<PathBuf>>(mut self, bundle: P) -> Self {
+        self.oci_bundle = Some(bundle.into());
+        self
+    }
+
     /// Creates a new container
     pub fn build(self) -> Result<Container, LibcontainerError> {
         let spec = self.load_spec()?;
@@ -84,7 +94,13 @@ impl InitContainerBuilder {
         let mut container = self.create_container_state(&container_dir)?;
         container
             .set_systemd(self.use_systemd)
-            .set_annotations(spec.annotations().clone());
+            // brig patch 8: the runtime's own markers for this crate
+            // (rootfs.rs) are not the container's annotations.
+            .set_annotations(spec.annotations().clone().map(|mut a| {
+                a.remove(crate::rootfs::PIN_BIND_SOURCES_ANNOTATION);
+                a.remove(crate::rootfs::ROOTFS_NODEV_ANNOTATION);
+                a
+            }));
 
         let notify_path = container_dir.join(NOTIFY_FILE);
         // convert path of root file system of the container to absolute path
@@ -225,13 +241,14 @@ impl InitContainerBuilder {
     }
 
     fn create_container_state(&self, container_dir: &Path) -> Result<Container, LibcontainerError> {
-        let container = Container::new(
+        let mut container = Container::new(
             &self.base.container_id,
             ContainerStatus::Creating,
             None,
             &self.bundle,
             container_dir,
         )?;
+        container.state.oci_bundle = self.oci_bundle.clone();
         container.save()?;
         Ok(container)
     }

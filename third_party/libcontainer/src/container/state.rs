@@ -109,6 +109,11 @@ pub struct State {
     pub pid: Option<i32>,
     // Bundle is the path to the container's bundle directory.
     pub bundle: PathBuf,
+    /// brig patch 8: the bundle the runtime's caller named, which the OCI
+    /// state given to hooks reports; `bundle` is where this crate reads the
+    /// configuration (the runtime's own copy of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci_bundle: Option<PathBuf>,
     // Annotations are key values associated with the container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<HashMap<String, String>>,
@@ -150,6 +155,7 @@ impl State {
             status,
             pid,
             bundle,
+            oci_bundle: None,
             annotations: Some(HashMap::default()),
             created: None,
             creator: None,
@@ -289,7 +295,7 @@ impl TryFrom<&State> for OciState {
             .version(state.oci_version.clone())
             .id(state.id.clone())
             .status(status)
-            .bundle(state.bundle.clone());
+            .bundle(state.oci_bundle.clone().unwrap_or_else(|| state.bundle.clone()));
 
         // Preserve None vs empty map distinction per OCI spec
         if let Some(annotations) = &state.annotations {
