@@ -885,3 +885,43 @@ fn a_job_cannot_join_another_tenants_namespaces() {
     assert_eq!(out.trim(), std::fs::read_link(format!("/proc/{leader}/ns/ipc")).unwrap().display().to_string());
     a.brig.ok(&["delete", "--force", &sandbox_id]);
 }
+
+/// Every example policy set passes its own cases through `brig policy test`
+/// (the runtime's request builder: the bundle case is hardened as `create`
+/// would, so its mounts must exist on this host).
+#[test]
+fn every_example_passes_its_cases_through_the_cli() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy/examples");
+    let mounts =
+        [PathBuf::from("/var/lib/brig/jobs/acme/in/req-42"), PathBuf::from("/var/lib/brig/jobs/acme/out/req-42")];
+    let made: Vec<&PathBuf> = mounts.iter().filter(|m| !m.exists()).collect();
+    for m in &made {
+        std::fs::create_dir_all(m).unwrap();
+    }
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[auth]\nmode = \"off\"\n").unwrap();
+    let mut ran = 0;
+    for example in std::fs::read_dir(&examples).unwrap().flatten().filter(|e| e.path().is_dir()) {
+        let cases = example.path().join("cases.toml");
+        let out = Command::new(brig_bin())
+            .arg("--config")
+            .arg(config.path())
+            .args(["policy", "test"])
+            .arg(&cases)
+            .env_remove("BRIG_CONFIG")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(" 0 failed"),
+            "{}: {text}{}",
+            cases.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ran += 1;
+    }
+    for m in &made {
+        let _ = std::fs::remove_dir(m);
+    }
+    assert!(ran >= 4, "the four example sets");
+}
