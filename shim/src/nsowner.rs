@@ -5,9 +5,10 @@
 //! path says whose namespace it is, and a job must not join another
 //! principal's (its IPC objects, its loopback services, its network). So
 //! every job's own namespaces (neither the host's nor joined) are registered
-//! at `create`, one file per namespace in [`REGISTRY_DIR`] named by its type
-//! and nsfs identity and naming the job's state root and id, and removed at
-//! `delete`. A `create` that joins a registered namespace must be for the
+//! at `create`, one entry per namespace in [`REGISTRY_DIR`] named by its type
+//! and nsfs identity: a symbolic link to the job's state directory (root and
+//! id; one system call to make, none of it read back but the link), removed
+//! at `delete`. A `create` that joins a registered namespace must be for the
 //! same principal as its owner ([`same_principal`]): the same tenant, or with
 //! no tenant the same issuer and subject (both unauthenticated under
 //! `[auth] mode = "off"`). The registry is global (not per `--root`), like the
@@ -50,7 +51,9 @@ fn entry_name(typ: LinuxNamespaceType, ns: NamespaceId) -> String {
 }
 
 fn read_entry(path: &Path) -> Option<Owner> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    let dir = std::fs::read_link(path).ok()?;
+    let id = dir.file_name()?.to_str()?.to_string();
+    Some(Owner { root: dir.parent()?.to_path_buf(), id })
 }
 
 /// The init pid libcontainer recorded for a job.
@@ -85,20 +88,36 @@ fn register_in(registry: &Path, root: &Path, id: &str, init: i32, dir: &Path) ->
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(registry)?;
     let me = Owner { root: root.to_path_buf(), id: id.to_string() };
-    let body = serde_json::to_vec(&me).unwrap_or_default();
+    let target = root.join(id);
     let mut names = Vec::new();
     for typ in TYPES {
         let name = proc_name(typ);
         let Ok(mine) = NamespaceId::of(Path::new(&format!("/proc/{init}/ns/{name}"))) else { continue };
         let host = NamespaceId::of(Path::new(&format!("/proc/self/ns/{name}")))?;
-        if mine == host || owner_in(registry, typ, mine).is_some_and(|o| o != me) {
+        if mine == host {
             continue;
         }
         let entry = entry_name(typ, mine);
-        crate::state::write_atomic(&registry.join(&entry), &body, 0o600)?;
+        let path = registry.join(&entry);
+        match std::os::unix::fs::symlink(&target, &path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Another live job's (a pod member joined it): not ours.
+                // Else a stale entry (its job gone without `delete`, the
+                // inode reused since): replaced.
+                if owner_in(registry, typ, mine).is_some_and(|o| o != me) {
+                    continue;
+                }
+                let tmp = registry.join(format!(".{entry}.{}", std::process::id()));
+                let _ = std::fs::remove_file(&tmp);
+                std::os::unix::fs::symlink(&target, &tmp)?;
+                std::fs::rename(&tmp, &path)?;
+            }
+            Err(e) => return Err(e),
+        }
         names.push(entry);
     }
-    crate::state::write_atomic(&dir.join(OWN_FILE), &serde_json::to_vec(&names).unwrap_or_default(), 0o600)
+    std::fs::write(dir.join(OWN_FILE), serde_json::to_vec(&names).unwrap_or_default())
 }
 
 /// Removes the entries job `root`/`id` registered (those still naming it).

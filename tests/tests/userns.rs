@@ -148,7 +148,12 @@ fn a_create_that_fails_after_the_build_leaves_nothing() {
             .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("\"{id}\""))))
     };
     assert!(!named("/run/brig/userns"), "a range is still held for it");
-    assert!(!named("/run/brig/namespaces"), "a namespace is still registered to it");
+    let registered = std::fs::read_dir("/run/brig/namespaces")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.ends_with(&id)));
+    assert!(!registered, "a namespace is still registered to it");
     let procs = std::process::Command::new("pgrep").args(["-f", "sleep 30"]).output().unwrap();
     for pid in String::from_utf8_lossy(&procs.stdout).split_whitespace() {
         let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
