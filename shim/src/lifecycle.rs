@@ -200,7 +200,7 @@ fn launch(
     // libcontainer joins the namespaces the spec names through the
     // descriptors `create` opened and checked (crate::nspin).
     let mut lc_spec = spec.clone();
-    let mut pinned_joins = crate::nspin::for_libcontainer(&mut lc_spec);
+    let mut pinned_joins = crate::nspin::for_libcontainer(id, &mut lc_spec)?;
     if job_userns.is_some() {
         // The per-job user namespace takes the place of any the spec named.
         pinned_joins.retain(|(typ, _)| *typ != oci_spec::runtime::LinuxNamespaceType::User);

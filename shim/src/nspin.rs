@@ -65,67 +65,62 @@ pub fn proc_name(typ: LinuxNamespaceType) -> &'static str {
     }
 }
 
-/// Opening a namespace path.
-enum OpenError {
-    /// It cannot be opened (missing, not permitted): left to the checks,
-    /// which take a namespace they cannot read for the host's (fail closed).
-    Unreadable,
-    /// It is something else than the entry says.
-    Wrong(String),
-}
-
-fn open_namespace(path: &Path, typ: LinuxNamespaceType) -> std::result::Result<(OwnedFd, NamespaceId), OpenError> {
+fn open_namespace(path: &Path, typ: LinuxNamespaceType) -> std::result::Result<(OwnedFd, NamespaceId), String> {
     // Following links is what a namespace path means (`/proc/<pid>/ns/net`
-    // is one); what it leads to now is what is checked and joined.
+    // is one); what it leads to now is what is checked and joined. Opened
+    // with O_PATH first: a device or FIFO named there is never opened for
+    // real (a watchdog would start, a tape rewind); only an nsfs file is.
+    let located = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("cannot be opened ({e})"))?;
+    let fs = nix::sys::statfs::fstatfs(&located).map_err(|e| e.to_string())?;
+    if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
+        return Err("not a namespace file".into());
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|_| OpenError::Unreadable)?;
-    let wrong = |e: String| OpenError::Wrong(e);
-    let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| wrong(e.to_string()))?;
-    if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
-        return Err(wrong("not a namespace file".into()));
-    }
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", located.as_raw_fd()))
+        .map_err(|e| format!("cannot be opened ({e})"))?;
     // SAFETY: NS_GET_NSTYPE takes no argument and returns the type or -1.
     let actual = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
     if actual < 0 {
-        return Err(wrong(format!("not a namespace file ({})", std::io::Error::last_os_error())));
+        return Err(format!("not a namespace file ({})", std::io::Error::last_os_error()));
     }
     if actual != clone_flag(typ) {
-        return Err(wrong(format!(
+        return Err(format!(
             "a namespace of another type (CLONE_NEW* {actual:#x}), not a {} namespace",
             proc_name(typ)
-        )));
+        ));
     }
-    let meta = nix::sys::stat::fstat(file.as_raw_fd()).map_err(|e| wrong(e.to_string()))?;
+    let meta = nix::sys::stat::fstat(file.as_raw_fd()).map_err(|e| e.to_string())?;
     Ok((OwnedFd::from(file), NamespaceId { dev: meta.st_dev, ino: meta.st_ino }))
 }
 
+fn pin_one(pinned: &mut Vec<Pinned>, id: &str, typ: LinuxNamespaceType, path: &Path) -> Result<()> {
+    if pinned.iter().any(|p| p.path == path && p.typ == typ) {
+        return Ok(());
+    }
+    let (fd, nsid) = open_namespace(path, typ).map_err(|e| {
+        Error::state(id, format!("linux.namespaces: the {} namespace `{}`: {e}", proc_name(typ), path.display()))
+    })?;
+    pinned.push(Pinned { path: path.to_path_buf(), typ, id: nsid, fd });
+    Ok(())
+}
+
 /// Opens every namespace `spec` joins by path, once, and keeps it open for
-/// this process. Refused: a path that is not a
-/// namespace file, or a namespace of another type than the entry says. A
-/// path that cannot be opened is left as it is (see [`OpenError::Unreadable`]).
+/// this process. Refused: a path that cannot be opened, that is not a
+/// namespace file, or a namespace of another type than the entry says
+/// (libcontainer would fail on the first two as well; a path that appears
+/// only later must not be joined unchecked).
 pub fn pin(id: &str, spec: &Spec) -> Result<()> {
     let mut pinned = PINNED.lock().unwrap_or_else(|e| e.into_inner());
     for ns in spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
-        let Some(path) = ns.path() else { continue };
-        if pinned.iter().any(|p| p.path == *path && p.typ == ns.typ()) {
-            continue;
+        if let Some(path) = ns.path() {
+            pin_one(&mut pinned, id, ns.typ(), path)?;
         }
-        let (fd, nsid) = match open_namespace(path, ns.typ()) {
-            Ok(pinned) => pinned,
-            // Every check takes it for the host's; libcontainer, with the
-            // same credentials, cannot open it either.
-            Err(OpenError::Unreadable) => continue,
-            Err(OpenError::Wrong(e)) => {
-                return Err(Error::state(
-                    id,
-                    format!("linux.namespaces: the {} namespace `{}`: {e}", proc_name(ns.typ()), path.display()),
-                ))
-            }
-        };
-        pinned.push(Pinned { path: path.clone(), typ: ns.typ(), id: nsid, fd });
     }
     Ok(())
 }
@@ -146,24 +141,26 @@ pub fn pinned() -> Vec<(LinuxNamespaceType, PathBuf, NamespaceId)> {
     pinned.iter().map(|p| (p.typ, p.path.clone(), p.id)).collect()
 }
 
-/// libcontainer's copy of the spec: every pinned path becomes its descriptor
-/// (`/proc/self/fd/N`; libcontainer's processes are clones of this one and
-/// hold the same descriptors until they exec). Returns what the init must be
-/// in: (type, namespace).
-pub fn for_libcontainer(spec: &mut Spec) -> Vec<(LinuxNamespaceType, NamespaceId)> {
-    let pinned = PINNED.lock().unwrap_or_else(|e| e.into_inner());
+/// libcontainer's copy of the spec: every namespace path becomes a pinned
+/// descriptor (`/proc/self/fd/N`; libcontainer's processes are clones of this
+/// one and hold the same descriptors until they exec). A path brig set itself
+/// after [`pin`] (a pod's own namespaces, `/proc/<first job>/ns/...`) is
+/// pinned now. Returns what the init must be in: (type, namespace).
+pub fn for_libcontainer(id: &str, spec: &mut Spec) -> Result<Vec<(LinuxNamespaceType, NamespaceId)>> {
+    let mut pinned = PINNED.lock().unwrap_or_else(|e| e.into_inner());
     let mut joined = Vec::new();
     let Some(namespaces) = spec.linux_mut().as_mut().and_then(|l| l.namespaces_mut().as_mut()) else {
-        return joined;
+        return Ok(joined);
     };
     for ns in namespaces.iter_mut() {
         let Some(path) = ns.path().clone() else { continue };
+        pin_one(&mut pinned, id, ns.typ(), &path)?;
         if let Some(p) = pinned.iter().find(|p| p.path == path && p.typ == ns.typ()) {
             ns.set_path(Some(PathBuf::from(format!("/proc/self/fd/{}", p.fd.as_raw_fd()))));
             joined.push((p.typ, p.id));
         }
     }
-    joined
+    Ok(joined)
 }
 
 /// For the test that swaps a namespace path between the check and the join
@@ -234,7 +231,7 @@ mod tests {
         assert!(through.starts_with("/proc/self/fd"), "{}", through.display());
         assert_eq!(NamespaceId::of(&through).unwrap(), NamespaceId::of(Path::new("/proc/self/ns/uts")).unwrap());
         let mut spec = spec_joining("uts", &link);
-        let joined = for_libcontainer(&mut spec);
+        let joined = for_libcontainer("t", &mut spec).unwrap();
         assert_eq!(joined.len(), 1);
         let path = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap()[0].path().clone().unwrap();
         assert_eq!(path, through);

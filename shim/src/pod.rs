@@ -36,11 +36,12 @@ impl NamespaceId {
     /// The namespace a namespace file (`/proc/<pid>/ns/<type>`, a bind mount
     /// of one) refers to.
     pub fn of(path: &Path) -> std::io::Result<NamespaceId> {
-        let meta = std::fs::metadata(crate::nspin::resolved(path))?;
+        let meta = std::fs::metadata(path)?;
         Ok(NamespaceId { dev: meta.dev(), ino: meta.ino() })
     }
 
-    /// The user namespace owning the namespace at `path`.
+    /// The user namespace owning the namespace a spec's path names (read
+    /// through the descriptor `create` pinned for it, crate::nspin).
     pub fn owner_of(path: &Path) -> std::io::Result<NamespaceId> {
         let file = std::fs::File::open(crate::nspin::resolved(path))?;
         // SAFETY: NS_GET_USERNS takes no argument; on success it returns a

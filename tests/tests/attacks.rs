@@ -467,4 +467,20 @@ fn a_namespace_path_swapped_after_the_check_is_not_what_the_job_joins() {
     assert!(!stdout.contains(&host), "the job joined the host's IPC namespace: {stdout}");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.trim(), theirs, "the job is in the namespace that was checked");
+
+    // A path that cannot be opened when brig checks it is refused then, not
+    // left for libcontainer to open later (when a link may be there).
+    let missing = dir.path().join("not-yet");
+    let mut b = Bundle::new(&["true"]);
+    let namespaces: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "ipc")
+        .cloned()
+        .chain([json!({"type": "ipc", "path": missing})])
+        .collect();
+    b.set("/linux/namespaces", serde_json::Value::Array(namespaces));
+    let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("nsmissing")]);
+    assert!(err.contains("not-yet") && err.contains("cannot be opened"), "{err}");
 }

@@ -176,7 +176,7 @@ fn explicit_asks_beyond_the_profile_are_refused_with_the_field_named() {
             "run-rm",
             Box::new(|c: &mut Value| {
                 let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-                ns.push(json!({"type": "pid", "path": "/proc/1/ns/pid"}));
+                ns.push(json!({"type": "pid", "path": format!("/proc/{}/ns/pid", std::process::id())}));
             }),
             vec!["linux.namespaces[", "pid namespace is listed more than once", "restricted"],
         ),

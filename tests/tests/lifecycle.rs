@@ -772,7 +772,10 @@ fn mount_destinations_stay_inside_the_rootfs() {
 fn a_namespace_listed_twice_is_refused() {
     let brig = Brig::default();
     let mut bundle = Bundle::new(&["true"]);
-    bundle.push("/linux/namespaces", json!({ "type": "network", "path": "/proc/1/ns/net" }));
+    bundle.push(
+        "/linux/namespaces",
+        json!({ "type": "network", "path": format!("/proc/{}/ns/net", std::process::id()) }),
+    );
     let (code, _, err) = brig.run(&bundle, &unique_id("twice"));
     assert_ne!(code, 0, "a duplicated namespace must be refused");
     assert!(err.contains("network namespace is listed more than once"), "{err}");
