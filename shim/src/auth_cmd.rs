@@ -190,6 +190,15 @@ fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i
             return Ok(1);
         }
     };
+    // The namespaces the spec joins, as `create` checks them: another
+    // principal's job in one is a refusal (crate::nsowner).
+    let joined = crate::nspin::pin("explain", &request.spec).map_err(|e| e.to_string()).and_then(|()| {
+        crate::nsowner::check_joined(&crate::nspin::pinned(), &crate::pipeline::identity_of(&verified), None)
+    });
+    if let Err(e) = joined {
+        crate::outln!("decision: deny\nreason: {e}");
+        return Ok(1);
+    }
     let decision = brig_policy::authorize(&set, &verified, brig_policy::Action::Launch, &described.context);
     crate::out!("{}", decision.explain());
     Ok(i32::from(!decision.allowed))

@@ -334,32 +334,50 @@ pub fn new_and_untouched(spec: &oci_spec::runtime::Spec) -> bool {
         && linux.net_devices().as_ref().is_none_or(|d| d.is_empty());
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
-    // Any hook that runs while the job does may move an interface in (a
-    // `poststart` or `startContainer` one too, after the ruleset would have
-    // been installed): with hooks, the table is always installed.
     let early_hooks = hooks.is_some_and(|h| {
-        [h.prestart(), h.create_runtime(), h.create_container(), h.start_container(), h.poststart()]
+        [h.prestart(), h.create_runtime(), h.create_container()]
             .iter()
             .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
     });
-    new_network && !early_hooks
+    new_network && !early_hooks && !hooks_after_create(spec)
+}
+
+/// Whether a hook runs after `create`, while or just before the job runs
+/// (`startContainer`, `poststart`): it may move an interface in after the
+/// namespace was found closed, so the ruleset is installed whatever the
+/// namespace holds at `create`.
+pub fn hooks_after_create(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks()
+        .as_ref()
+        .is_some_and(|h| [h.start_container(), h.poststart()].iter().any(|l| l.as_ref().is_some_and(|l| !l.is_empty())))
 }
 
 /// Installs `plan` in the network namespace of `pid`, or records why no
 /// ruleset is needed. `untouched` is [`new_and_untouched`] of the spec:
 /// such a namespace is known to be closed without reading its devices and
 /// routes (it is still checked not to be the host's).
-pub fn install(dir: &Path, id: &str, pid: i32, plan: &EgressPlan, untouched: bool) -> Result<Installed, EgressError> {
+///
+/// `later_hooks` ([`hooks_after_create`]): the ruleset is installed even in a
+/// namespace closed now.
+pub fn install(
+    dir: &Path,
+    id: &str,
+    pid: i32,
+    plan: &EgressPlan,
+    untouched: bool,
+    later_hooks: bool,
+) -> Result<Installed, EgressError> {
     let start = Instant::now();
     let ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
     if same_file(&ns, Path::new("/proc/self/ns/net"))? {
         return Err(EgressError::HostNamespace);
     }
     let closed = untouched
-        || match (proc_net(pid, "dev"), proc_net(pid, "route"), proc_net(pid, "ipv6_route")) {
-            (Some(d), Some(r), Some(r6)) => nothing_leaves(&d, &r, &r6),
-            _ => false,
-        };
+        || (!later_hooks
+            && match (proc_net(pid, "dev"), proc_net(pid, "route"), proc_net(pid, "ipv6_route")) {
+                (Some(d), Some(r), Some(r6)) => nothing_leaves(&d, &r, &r6),
+                _ => false,
+            });
     if closed {
         return record_closed(dir, plan, start);
     }
@@ -418,7 +436,7 @@ pub fn recheck_at_start(dir: &Path, id: &str, pid: i32, plan: &EgressPlan) -> Re
     }
     match (proc_net(pid, "dev"), proc_net(pid, "route"), proc_net(pid, "ipv6_route")) {
         (Some(d), Some(r), Some(r6)) if nothing_leaves(&d, &r, &r6) => Ok(None),
-        _ => install(dir, id, pid, plan, false).map(Some),
+        _ => install(dir, id, pid, plan, false, true).map(Some),
     }
 }
 

@@ -184,7 +184,8 @@ fn launch(
             .egress
             .as_ref()
             .is_some_and(|e| e.policy == brig_profiles::egress::Policy::LoopbackOnly);
-        userns_guard = Some(setup_userns(root, id, &mut spec, prepared.userns_pool, loopback_only)?);
+        userns_guard =
+            Some(setup_userns(root, id, &mut spec, prepared.userns_pool, loopback_only, &prepared.auth.identity)?);
     }
 
     let config_json =
@@ -284,6 +285,22 @@ fn launch(
             let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
             crate::pod::check_joined(id, pid, membership)?;
         }
+        // The run record, then the job's namespaces in the registry, at once:
+        // until it is registered, a job of another principal could join what
+        // it made (crate::nsowner). A rootless job's namespaces are its
+        // user's, which the kernel keeps other users out of.
+        let dir = root.container_dir(id);
+        let mut record = prepared.record(id, &cgroup_path);
+        record.init_start = container.pid().and_then(|p| state::process_start_ticks(p.as_raw()));
+        if let Some(guard) = userns_guard.as_mut() {
+            record.userns = Some(guard.record.clone());
+        }
+        record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
+        if rootless.is_none() {
+            let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+            crate::nsowner::register(&root.path, id, pid, &dir, &record.auth.identity, &crate::nspin::pinned())
+                .map_err(|e| Error::state(id, format!("linux.namespaces: {e}")))?;
+        }
 
         // The egress rules go into the job's network namespace now: the init (and
         // the client's network, set up by its hooks) exists, the job has not
@@ -291,6 +308,11 @@ fn launch(
         if let Some(plan) = &prepared.hardened.plan.egress {
             let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
             let installed = match rootless.filter(|a| a.caller.mode == crate::rootless::Mode::Unprivileged) {
+                Some(_) if crate::egress::hooks_after_create(&spec) => {
+                    Err("a startContainer or poststart hook may add a network interface after create, and rootless \
+                     brig cannot install nftables rules"
+                        .to_string())
+                }
                 Some(_) => crate::rootless::check_private_network(&root.container_dir(id), pid, plan),
                 None => crate::egress::install(
                     &root.container_dir(id),
@@ -298,13 +320,13 @@ fn launch(
                     pid,
                     plan,
                     crate::egress::new_and_untouched(&spec),
+                    crate::egress::hooks_after_create(&spec),
                 )
                 .map_err(|e| e.to_string()),
             };
             installed.map_err(|e| Error::state(id, format!("installing the egress rules: {e}")))?;
         }
 
-        let dir = root.container_dir(id);
         // libcontainer's bundle is brig's copy of the effective spec (see
         // state::SPEC_FILE); `brig state` shows the caller's bundle.
         state::write_atomic(&dir.join(state::SPEC_FILE), &config_json, 0o600)
@@ -325,20 +347,6 @@ fn launch(
         std::fs::rename(&status_path, dir.join(STATUS_FILE)).map_err(|e| Error::io("moving", &status_path, e))?;
         state::write_atomic(&dir.join(PLAN_FILE), &plan, 0o600)
             .map_err(|e| Error::io("writing", dir.join(PLAN_FILE), e))?;
-        let mut record = prepared.record(id, &cgroup_path);
-        record.init_start = container.pid().and_then(|p| state::process_start_ticks(p.as_raw()));
-        if let Some(guard) = userns_guard.as_mut() {
-            record.userns = Some(guard.record.clone());
-        }
-        record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
-        // The job's own namespaces, so that a job of another principal cannot
-        // join them (crate::nsowner). A rootless job's are its user's, which the
-        // kernel keeps other users out of.
-        if rootless.is_none() {
-            let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-            crate::nsowner::register(&root.path, id, pid, &dir)
-                .map_err(|e| Error::io("registering the job's namespaces in", crate::nsowner::REGISTRY_DIR, e))?;
-        }
         Ok(())
     })();
     if let Err(e) = finished {
@@ -753,12 +761,30 @@ fn setup_userns(
     spec: &mut oci_spec::runtime::Spec,
     pool: crate::userns::Pool,
     loopback_only: bool,
+    identity: &std::collections::BTreeMap<String, String>,
 ) -> Result<UsernsGuard> {
     use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
     let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, pool);
     // A job joining the namespaces of another job of its pod joins its user
-    // namespace and shares its range (see `pod`).
+    // namespace and shares its range (see `pod`): only a job of the same
+    // principal (crate::nsowner::same_principal).
     let leader = crate::pod::find_leader(&root.path, id, spec)?;
+    if let Some(l) = &leader {
+        let theirs = RunRecord::load(&root.container_dir(&l.id))
+            .map_err(|e| Error::state(id, format!("reading the record of the pod's job `{}`: {e}", l.id)))?
+            .auth
+            .identity;
+        if !crate::nsowner::same_principal(&theirs, identity) {
+            return Err(Error::state(
+                id,
+                format!(
+                    "linux.namespaces: the namespaces joined are job `{}`'s, launched for another principal; \
+                     a job joins only the pods of its own tenant (or subject)",
+                    l.id
+                ),
+            ));
+        }
+    }
     let range = match &leader {
         Some(l) => {
             allocator.join(l.userns.slot, &root.path, id, &l.id).map_err(|e| Error::state(id, e.to_string()))?;

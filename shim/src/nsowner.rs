@@ -1,35 +1,41 @@
-//! Which brig job a namespace belongs to.
+//! Which brig jobs a namespace belongs to.
 //!
 //! A spec may join a namespace by path: a pod's containers join their
 //! sandbox's, `docker run --network container:X` joins X's. Nothing in the
 //! path says whose namespace it is, and a job must not join another
-//! principal's (its IPC objects, its loopback services, its network). So
-//! every job's own namespaces (neither the host's nor joined) are registered
-//! at `create`, one entry per namespace in [`REGISTRY_DIR`] named by its type
-//! and nsfs identity: a symbolic link to the job's state directory (root and
-//! id; one system call to make, none of it read back but the link), removed
-//! at `delete`. A `create` that joins a registered namespace must be for the
-//! same principal as its owner ([`same_principal`]): the same tenant, or with
-//! no tenant the same issuer and subject (both unauthenticated under
-//! `[auth] mode = "off"`). The registry is global (not per `--root`), like the
-//! user-namespace slots: Docker, Podman and containerd use their own roots.
-//! An entry is believed only while its job lives in that namespace.
+//! principal's (its IPC objects, its loopback services, its network, its user
+//! namespace and ID range). So every job registers every namespace it is in
+//! (neither the host's: its own, and those it joined) in [`REGISTRY_DIR`]: a
+//! directory per namespace, named by its type and nsfs identity, holding one
+//! symbolic link per job to the job's state directory (root and id). A
+//! namespace's owners are the registered jobs still in it: it stays owned
+//! while any job of its pod lives, whichever went first. A `create` that
+//! joins a namespace with owners must be for the same principal
+//! ([`same_principal`]: the same tenant, or with no tenant the same issuer and
+//! subject; every job is the same unauthenticated principal under
+//! `[auth] mode = "off"`): checked before the launch (and audited), and again
+//! right after libcontainer's build under the registry's lock, when the job
+//! registers ([`register`]). A job that finds another principal in a
+//! namespace it made itself (someone joined it between its build and its
+//! registration) fails its own launch. The registry is global (not per
+//! `--root`), like the user-namespace slots: Docker, Podman and containerd
+//! use their own roots.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxNamespaceType;
-use serde::{Deserialize, Serialize};
 
 use crate::nspin::proc_name;
 use crate::pod::NamespaceId;
+use crate::state::RunRecord;
 
 /// Where the entries live.
 pub const REGISTRY_DIR: &str = "/run/brig/namespaces";
 /// The container's list of its entries (for `delete`).
 const OWN_FILE: &str = "brig-namespaces.json";
 
-const TYPES: [LinuxNamespaceType; 7] = [
+const TYPES: [LinuxNamespaceType; 8] = [
     LinuxNamespaceType::Ipc,
     LinuxNamespaceType::Uts,
     LinuxNamespaceType::Network,
@@ -37,90 +43,182 @@ const TYPES: [LinuxNamespaceType; 7] = [
     LinuxNamespaceType::Pid,
     LinuxNamespaceType::Cgroup,
     LinuxNamespaceType::User,
+    LinuxNamespaceType::Time,
 ];
 
-/// The job a namespace belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A job registered in a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub root: PathBuf,
     pub id: String,
 }
 
-fn entry_name(typ: LinuxNamespaceType, ns: NamespaceId) -> String {
-    format!("{}-{}-{}", proc_name(typ), ns.dev, ns.ino)
+impl Owner {
+    fn dir(&self) -> PathBuf {
+        self.root.join(&self.id)
+    }
+
+    /// Its identity (`RunRecord.auth.identity`).
+    fn identity(&self) -> Result<BTreeMap<String, String>, String> {
+        RunRecord::load(&self.dir())
+            .map(|r| r.auth.identity)
+            .map_err(|e| format!("the record of job `{}` cannot be read: {e}", self.id))
+    }
 }
 
-fn read_entry(path: &Path) -> Option<Owner> {
-    let dir = std::fs::read_link(path).ok()?;
-    let id = dir.file_name()?.to_str()?.to_string();
-    Some(Owner { root: dir.parent()?.to_path_buf(), id })
+fn namespace_dir(registry: &Path, typ: LinuxNamespaceType, ns: NamespaceId) -> PathBuf {
+    registry.join(format!("{}-{}-{}", proc_name(typ), ns.dev, ns.ino))
+}
+
+/// A job's entry name: a digest of its root and id (any id is a safe name).
+fn entry_name(root: &Path, id: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(root.as_os_str().as_encoded_bytes());
+    h.update([0]);
+    h.update(id.as_bytes());
+    hex::encode(&h.finalize()[..16])
 }
 
 /// The init pid libcontainer recorded for a job.
-fn init_pid(root: &Path, id: &str) -> Option<i32> {
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join(id).join("state.json")).ok()?).ok()?;
+fn init_pid(dir: &Path) -> Option<i32> {
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).ok()?).ok()?;
     state.get("pid")?.as_i64().and_then(|p| i32::try_from(p).ok())
 }
 
-/// The live job whose own namespace `ns` is, if any.
-pub fn owner(typ: LinuxNamespaceType, ns: NamespaceId) -> Option<Owner> {
-    owner_in(Path::new(REGISTRY_DIR), typ, ns)
+/// The registered jobs still in namespace `ns` (an entry whose job is gone,
+/// or whose pid was reused outside the namespace, is not believed).
+pub fn owners(typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<Owner> {
+    owners_in(Path::new(REGISTRY_DIR), typ, ns)
 }
 
-fn owner_in(dir: &Path, typ: LinuxNamespaceType, ns: NamespaceId) -> Option<Owner> {
-    let owner = read_entry(&dir.join(entry_name(typ, ns)))?;
-    // A stale entry (its job gone without `delete`, the inode since reused)
-    // names a job that is not in that namespace.
-    let pid = init_pid(&owner.root, &owner.id)?;
-    let live = NamespaceId::of(Path::new(&format!("/proc/{pid}/ns/{}", proc_name(typ)))).ok()?;
-    (live == ns).then_some(owner)
+fn owners_in(registry: &Path, typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<Owner> {
+    let Ok(entries) = std::fs::read_dir(namespace_dir(registry, typ, ns)) else { return vec![] };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|dir| {
+            let owner = Owner { id: dir.file_name()?.to_str()?.to_string(), root: dir.parent()?.to_path_buf() };
+            let pid = init_pid(&dir)?;
+            let live = NamespaceId::of(Path::new(&format!("/proc/{pid}/ns/{}", proc_name(typ)))).ok()?;
+            (live == ns).then_some(owner)
+        })
+        .collect()
 }
 
-/// Registers the namespaces of job `root`/`id` (init `init`, container
-/// directory `dir`) that are its own: not this process's (the host's), not
-/// another live job's (a pod member's joined ones).
-pub fn register(root: &Path, id: &str, init: i32, dir: &Path) -> std::io::Result<()> {
-    register_in(Path::new(REGISTRY_DIR), root, id, init, dir)
+/// Refuses when a namespace in `joined` has an owner (other than `me`) of
+/// another principal than `identity`.
+pub fn check_joined(
+    joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
+    identity: &BTreeMap<String, String>,
+    me: Option<&Owner>,
+) -> Result<(), String> {
+    check_joined_in(Path::new(REGISTRY_DIR), joined, identity, me)
 }
 
-fn register_in(registry: &Path, root: &Path, id: &str, init: i32, dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+fn check_joined_in(
+    registry: &Path,
+    joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
+    identity: &BTreeMap<String, String>,
+    me: Option<&Owner>,
+) -> Result<(), String> {
+    for (typ, path, ns) in joined {
+        for owner in owners_in(registry, *typ, *ns).iter().filter(|o| Some(*o) != me) {
+            let theirs = owner.identity().map_err(|e| format!("linux.namespaces: `{}`: {e}", path.display()))?;
+            if !same_principal(&theirs, identity) {
+                return Err(format!(
+                    "linux.namespaces: the {} namespace `{}` is job `{}`'s, launched for another principal; \
+                     a job joins only the namespaces of jobs launched for its own tenant (or subject)",
+                    proc_name(*typ),
+                    path.display(),
+                    owner.id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Holds the registry's lock until dropped.
+fn lock(registry: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(registry)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(registry.join(".lock"))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e.into())
+}
+
+/// After libcontainer's build, under the registry's lock: the namespaces the
+/// job joined (`joined`) are checked again for another principal, then every
+/// namespace its init `init` is in (but the host's) is registered for job
+/// `root`/`id` (state directory `dir`). A namespace the job made itself in
+/// which another principal's job is already registered fails the launch.
+pub fn register(
+    root: &Path,
+    id: &str,
+    init: i32,
+    dir: &Path,
+    identity: &BTreeMap<String, String>,
+    joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
+) -> Result<(), String> {
+    register_in(Path::new(REGISTRY_DIR), root, id, init, dir, identity, joined)
+}
+
+fn register_in(
+    registry: &Path,
+    root: &Path,
+    id: &str,
+    init: i32,
+    dir: &Path,
+    identity: &BTreeMap<String, String>,
+    joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
+) -> Result<(), String> {
+    let io = |what: &str, path: &Path, e: std::io::Error| format!("{what} `{}`: {e}", path.display());
+    let _lock = lock(registry).map_err(|e| io("locking", registry, e))?;
     let me = Owner { root: root.to_path_buf(), id: id.to_string() };
+    check_joined_in(registry, joined, identity, Some(&me))?;
+    let entry = entry_name(root, id);
     let target = root.join(id);
     let mut names = Vec::new();
     for typ in TYPES {
         let name = proc_name(typ);
         let Ok(mine) = NamespaceId::of(Path::new(&format!("/proc/{init}/ns/{name}"))) else { continue };
-        let host = NamespaceId::of(Path::new(&format!("/proc/self/ns/{name}")))?;
+        let Ok(host) = NamespaceId::of(Path::new(&format!("/proc/self/ns/{name}"))) else { continue };
         if mine == host {
             continue;
         }
-        let entry = entry_name(typ, mine);
-        let path = registry.join(&entry);
-        match std::os::unix::fs::symlink(&target, &path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                // Another live job's (a pod member joined it): not ours.
-                // Else a stale entry (its job gone without `delete`, the
-                // inode reused since): replaced.
-                if owner_in(registry, typ, mine).is_some_and(|o| o != me) {
-                    continue;
+        let made_here = !joined.iter().any(|(t, _, ns)| *t == typ && *ns == mine);
+        if made_here {
+            for owner in owners_in(registry, typ, mine).iter().filter(|o| **o != me) {
+                let theirs = owner.identity()?;
+                if !same_principal(&theirs, identity) {
+                    return Err(format!(
+                        "job `{}` of another principal joined this job's {name} namespace before it was registered",
+                        owner.id
+                    ));
                 }
-                let tmp = registry.join(format!(".{entry}.{}", std::process::id()));
-                let _ = std::fs::remove_file(&tmp);
-                std::os::unix::fs::symlink(&target, &tmp)?;
-                std::fs::rename(&tmp, &path)?;
             }
-            Err(e) => return Err(e),
         }
-        names.push(entry);
+        let ns_dir = namespace_dir(registry, typ, mine);
+        match std::fs::create_dir(&ns_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("creating", &ns_dir, e)),
+        }
+        let link = ns_dir.join(&entry);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).map_err(|e| io("creating", &link, e))?;
+        names.push(ns_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     }
-    std::fs::write(dir.join(OWN_FILE), serde_json::to_vec(&names).unwrap_or_default())
+    let own = dir.join(OWN_FILE);
+    std::fs::write(&own, serde_json::to_vec(&names).unwrap_or_default()).map_err(|e| io("writing", &own, e))
 }
 
-/// Removes the entries job `root`/`id` registered (those still naming it).
+/// Removes the entries job `root`/`id` registered.
 pub fn unregister(root: &Path, id: &str, dir: &Path) {
     unregister_in(Path::new(REGISTRY_DIR), root, id, dir)
 }
@@ -128,12 +226,14 @@ pub fn unregister(root: &Path, id: &str, dir: &Path) {
 fn unregister_in(registry: &Path, root: &Path, id: &str, dir: &Path) {
     let Ok(bytes) = std::fs::read(dir.join(OWN_FILE)) else { return };
     let names: Vec<String> = serde_json::from_slice(&bytes).unwrap_or_default();
-    let me = Owner { root: root.to_path_buf(), id: id.to_string() };
-    for name in names.iter().filter(|n| !n.contains('/') && !n.starts_with('.')) {
-        let path = registry.join(name);
-        if read_entry(&path).is_some_and(|o| o == me) {
-            let _ = std::fs::remove_file(path);
-        }
+    let Ok(_lock) = lock(registry) else { return };
+    let entry = entry_name(root, id);
+    for name in names.iter().filter(|n| !n.is_empty() && !n.contains('/') && !n.starts_with('.')) {
+        let ns_dir = registry.join(name);
+        let _ = std::fs::remove_file(ns_dir.join(&entry));
+        // The last job of the namespace takes its directory (under the
+        // lock: no job is registering in it meanwhile).
+        let _ = std::fs::remove_dir(&ns_dir);
     }
 }
 
@@ -195,14 +295,16 @@ mod tests {
         }
         assert_ne!(mine, host);
         std::fs::write(dir.join("state.json"), format!("{{\"pid\": {pid}}}")).unwrap();
-        register_in(registry.path(), root.path(), "job", pid, &dir).unwrap();
+        register_in(registry.path(), root.path(), "job", pid, &dir, &BTreeMap::new(), &[]).unwrap();
         let me = Owner { root: root.path().to_path_buf(), id: "job".into() };
-        assert_eq!(owner_in(registry.path(), LinuxNamespaceType::Uts, mine), Some(me));
-        assert_eq!(owner_in(registry.path(), LinuxNamespaceType::Network, host), None, "the host's is nobody's");
+        assert_eq!(owners_in(registry.path(), LinuxNamespaceType::Uts, mine), vec![me]);
+        assert!(owners_in(registry.path(), LinuxNamespaceType::Network, host).is_empty(), "the host's is nobody's");
         let _ = child.kill();
         let _ = child.wait();
-        assert_eq!(owner_in(registry.path(), LinuxNamespaceType::Uts, mine), None, "its job is gone");
+        assert!(owners_in(registry.path(), LinuxNamespaceType::Uts, mine).is_empty(), "its job is gone");
         unregister_in(registry.path(), root.path(), "job", &dir);
-        assert_eq!(std::fs::read_dir(registry.path()).unwrap().count(), 0);
+        let left: Vec<_> =
+            std::fs::read_dir(registry.path()).unwrap().flatten().filter(|e| e.file_name() != ".lock").collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

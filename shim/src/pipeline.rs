@@ -354,7 +354,9 @@ pub fn prepare(
                 policy_ids: vec![],
                 identity: BTreeMap::new(),
                 jti: None,
-                context: None,
+                // Kept: an exec is authorized on it if authorization is
+                // required by then.
+                context: Some(context.clone()),
             }
         }
         AuthMode::Required => {
@@ -424,34 +426,11 @@ pub fn prepare(
     Ok(Prepared { request, hardened, profile, auth, userns_pool, measurements })
 }
 
-/// A namespace the spec joins by path that is another brig job's own must
-/// be a job of the same principal (crate::nsowner): a tenant never joins
-/// another tenant's IPC, network or mount namespace.
+/// A namespace the spec joins by path in which jobs of another principal are
+/// registered is refused (crate::nsowner): a tenant never joins another
+/// tenant's IPC, network or mount namespace. Checked again after the build.
 fn check_joined_owners(identity: &BTreeMap<String, String>) -> Result<(), String> {
-    for (typ, path, ns) in crate::nspin::pinned() {
-        let Some(owner) = crate::nsowner::owner(typ, ns) else { continue };
-        let dir = owner.root.join(&owner.id);
-        let theirs = RunRecord::load(&dir)
-            .map_err(|e| {
-                format!(
-                    "linux.namespaces: `{}` is job `{}`'s, whose record cannot be read: {e}",
-                    path.display(),
-                    owner.id
-                )
-            })?
-            .auth
-            .identity;
-        if !crate::nsowner::same_principal(&theirs, identity) {
-            return Err(format!(
-                "linux.namespaces: the {} namespace `{}` is job `{}`'s, launched for another principal; \
-                 a job joins only the namespaces of jobs launched for its own tenant (or subject)",
-                crate::nspin::proc_name(typ),
-                path.display(),
-                owner.id
-            ));
-        }
-    }
-    Ok(())
+    crate::nsowner::check_joined(&crate::nspin::pinned(), identity, None)
 }
 
 /// The token's identity for records (never the token).

@@ -629,6 +629,16 @@ fn exec_is_authorized_once_authorization_is_on() {
     std::fs::write(&a.brig.config, &required).unwrap();
     let err = a.brig.fails(&["exec", &id, "true"]);
     assert!(err.contains("exec refused") && err.contains("no token"), "{err}");
+    // The policy sees the launch as it was (kept while authorization was
+    // off), not an empty one: a forbid on its profile applies.
+    let acme_name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    a.admin_policies(
+        "@id(\"no-exec-in-restricted\")\nforbid (principal, action == Brig::Action::\"exec\", resource) \
+         when { context.profile == \"restricted\" };\n",
+    );
+    let admin = a.mint(&["--tenant", &acme_name, "--role", "admin"]);
+    let err = a.brig.fails(&["exec", "-e", &format!("BRIG_TOKEN={admin}"), &id, "true"]);
+    assert!(err.contains("no-exec-in-restricted"), "{err}");
     a.brig.ok(&["delete", "--force", &id]);
 }
 
@@ -854,7 +864,8 @@ fn a_job_cannot_join_another_tenants_namespaces() {
     let globex = a.tenant(&unique_id("globex"));
     let globex_name = globex.file_name().unwrap().to_str().unwrap().to_string();
     let token = a.mint(&["--tenant", &acme_name, "--role", "function"]);
-    let sandbox = bundle_with(&token, &acme, "sleep 60");
+    let mut sandbox = bundle_with(&token, &acme, "sleep 60");
+    sandbox.push("/linux/namespaces", json!({"type": "time"}));
     let sandbox_id = unique_id("acme-sandbox");
     a.brig.ok(&["run", "-d", "--bundle", sandbox.path().to_str().unwrap(), &sandbox_id]);
     let leader = a.brig.state(&sandbox_id)["pid"].as_i64().unwrap();
@@ -872,6 +883,9 @@ fn a_job_cannot_join_another_tenants_namespaces() {
     };
     let intruder = a.mint(&["--tenant", &globex_name, "--role", "function"]);
     let b = member(&intruder, &globex);
+    let out = a.brig.cmd(&["policy", "explain", "--bundle", b.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("another principal"), "explain says what create does: {text}");
     let err = a.brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("globex")]);
     assert!(err.contains("another principal") && err.contains(&sandbox_id), "{err}");
     let last: Value =
@@ -883,7 +897,43 @@ fn a_job_cannot_join_another_tenants_namespaces() {
     let (code, out, err) = a.brig.run(&b, &unique_id("acme-member"));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), std::fs::read_link(format!("/proc/{leader}/ns/ipc")).unwrap().display().to_string());
+
+    // Every namespace type, the time namespace too.
+    let intruder = a.mint(&["--tenant", &globex_name, "--role", "function"]);
+    let mut b = bundle_with(&intruder, &globex, "true");
+    b.set(
+        "/linux/namespaces",
+        json!([
+            {"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "cgroup"}, {"type": "time", "path": format!("/proc/{leader}/ns/time")}
+        ]),
+    );
+    let err = a.brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("globex-time")]);
+    assert!(err.contains("another principal"), "{err}");
+
+    // The pod stays the tenant's while any of its jobs lives: with the
+    // sandbox gone, a member's namespaces (the sandbox's) are still refused
+    // to another tenant.
+    let own = a.mint(&["--tenant", &acme_name, "--role", "function"]);
+    let mut long = member(&own, &acme);
+    long.set("/process/args", json!(["sleep", "60"]));
+    let member_id = unique_id("acme-member");
+    a.brig.ok(&["run", "-d", "--bundle", long.path().to_str().unwrap(), &member_id]);
+    let member_pid = a.brig.state(&member_id)["pid"].as_i64().unwrap();
     a.brig.ok(&["delete", "--force", &sandbox_id]);
+    let intruder = a.mint(&["--tenant", &globex_name, "--role", "function"]);
+    let mut b = bundle_with(&intruder, &globex, "true");
+    b.set(
+        "/linux/namespaces",
+        json!([
+            {"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "cgroup"},
+            {"type": "ipc", "path": format!("/proc/{member_pid}/ns/ipc")},
+            {"type": "uts", "path": format!("/proc/{member_pid}/ns/uts")}
+        ]),
+    );
+    let err = a.brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("globex-late")]);
+    assert!(err.contains("another principal") && err.contains(&member_id), "{err}");
+    a.brig.ok(&["delete", "--force", &member_id]);
 }
 
 /// Every example policy set passes its own cases through `brig policy test`

@@ -679,6 +679,15 @@ fn an_interface_a_hook_adds_gets_the_ruleset() {
     assert!(out.split_whitespace().any(|d| d == "brigdummy0"), "the hook's interface: {out}");
     assert_loopback_only(&brig, &id, true);
     brig.ok(&["delete", &id]);
+
+    // A hook that runs after create (here `poststart`) could move one in
+    // once the namespace was found closed: the ruleset is installed anyway.
+    let mut b = job("egress-hooked", None, "true");
+    b.set("/hooks", json!({ "poststart": [{ "path": hook, "args": ["add-dummy"], "env": ["PATH=/bin"] }] }));
+    let id = unique_id("egress");
+    brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert_loopback_only(&brig, &id, true);
+    brig.ok(&["delete", "--force", &id]);
     assert_no_holders(&brig);
 }
 
