@@ -93,7 +93,11 @@ pub fn owners(typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<Owner> {
 }
 
 fn owners_in(registry: &Path, typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<Owner> {
-    let Ok(entries) = std::fs::read_dir(namespace_dir(registry, typ, ns)) else { return vec![] };
+    let dir = namespace_dir(registry, typ, ns);
+    if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        return vec![];
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return vec![] };
     entries
         .flatten()
         .filter_map(|e| std::fs::read_link(e.path()).ok())
@@ -204,6 +208,11 @@ fn register_in(
             }
         }
         let ns_dir = namespace_dir(registry, typ, mine);
+        // Anything but a directory there (an entry of an earlier brig, a
+        // leftover) is replaced.
+        if std::fs::symlink_metadata(&ns_dir).is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(&ns_dir).map_err(|e| io("replacing", &ns_dir, e))?;
+        }
         match std::fs::create_dir(&ns_dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
