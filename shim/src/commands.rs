@@ -18,7 +18,7 @@ use crate::lifecycle::{self, load, state_of, state_root, status_name};
 use crate::state::{self, RunRecord, PLAN_FILE};
 use crate::supervisor::Handover;
 
-fn cgroup_manager(id: &str, c: &Container) -> Result<AnyCgroupManager> {
+pub(crate) fn cgroup_manager(id: &str, c: &Container) -> Result<AnyCgroupManager> {
     let cgroup_path = c.spec().map_err(|e| Error::container(id, e))?.cgroup_path;
     create_cgroup_manager(CgroupConfig { cgroup_path, systemd_cgroup: false, container_name: id.to_string() })
         .map_err(|e| Error::state(id, format!("opening the cgroup: {e}")))

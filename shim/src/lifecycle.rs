@@ -1090,8 +1090,44 @@ pub fn state(g: &GlobalOpts, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn parse_signal(s: &str) -> Result<Signal> {
-    Signal::try_from(s).map_err(|_| Error::Usage(format!("unknown signal `{s}`")))
+/// A signal as `kill` takes it: a name or number libcontainer knows (1-31),
+/// or one it cannot send (0, which only checks that the process exists, and
+/// the real-time signals 32-64, `RTMIN+n`, `RTMAX-n`), as runc takes them:
+/// containerd and Podman pass signals as numbers.
+#[derive(Debug)]
+pub enum KillSignal {
+    Standard(Signal),
+    Raw(i32),
+}
+
+pub fn parse_signal(s: &str) -> Result<KillSignal> {
+    let unknown = || Error::Usage(format!("unknown signal `{s}`"));
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let realtime = |base: i32, rest: &str, sign: i32| -> Option<i32> {
+        let n = if rest.is_empty() { 0 } else { rest.parse::<i32>().ok()? };
+        let v = base + sign * n;
+        (min..=max).contains(&v).then_some(v)
+    };
+    let raw = if let Ok(n) = s.parse::<i32>() {
+        match n {
+            1..=31 => None,
+            0 => Some(0),
+            n if (32..=max).contains(&n) => Some(n),
+            _ => return Err(unknown()),
+        }
+    } else if let Some(rest) = name.strip_prefix("RTMIN") {
+        Some(realtime(min, rest.strip_prefix('+').unwrap_or(rest), 1).ok_or_else(unknown)?)
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        Some(realtime(max, rest.strip_prefix('-').unwrap_or(rest), -1).ok_or_else(unknown)?)
+    } else {
+        None
+    };
+    match raw {
+        Some(n) => Ok(KillSignal::Raw(n)),
+        None => Signal::try_from(s).map(KillSignal::Standard).map_err(|_| unknown()),
+    }
 }
 
 pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result<()> {
@@ -1102,6 +1138,10 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result
     if before == ContainerStatus::Stopped && !all {
         return Err(Error::state(id, "container not running"));
     }
+    let sig = match sig {
+        KillSignal::Standard(sig) => sig,
+        KillSignal::Raw(n) => return kill_raw(id, &c, n, all),
+    };
     // A rootless job without a cgroup of its own has no process list: signal
     // its init (the pid namespace's; SIGKILL takes the rest with it).
     let all = all && !crate::rootless::without_own_cgroup(&root.container_dir(id));
@@ -1113,6 +1153,33 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result
         if c.status() != ContainerStatus::Stopped {
             c.set_status(before);
             let _ = c.save();
+        }
+    }
+    Ok(())
+}
+
+/// `kill` with a signal libcontainer cannot send: to the init, or with
+/// `--all` to every process of the container's cgroup. The status is left
+/// alone (none of these stops a container by default).
+fn kill_raw(id: &str, c: &Container, signo: i32, all: bool) -> Result<()> {
+    use libcgroups::common::CgroupManager;
+    let pids: Vec<i32> = match all {
+        true if c.status() == ContainerStatus::Stopped => vec![],
+        true => crate::commands::cgroup_manager(id, c)?
+            .get_all_pids()
+            .map_err(|e| Error::state(id, format!("listing processes: {e}")))?
+            .iter()
+            .map(|p| p.as_raw())
+            .collect(),
+        false => vec![c.pid().map(|p| p.as_raw()).ok_or_else(|| Error::state(id, "container not running"))?],
+    };
+    for pid in pids {
+        // SAFETY: kill(2) with a pid and a signal number; no memory involved.
+        if unsafe { libc::kill(pid, signo) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if !all {
+                return Err(Error::state(id, format!("signalling the init ({pid}) with {signo}: {e}")));
+            }
         }
     }
     Ok(())

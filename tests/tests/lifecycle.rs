@@ -461,6 +461,52 @@ fn kill_all_and_signal_names() {
     brig.ok(&["delete", &id]);
 }
 
+/// Signals by number are the signals with those numbers (containerd and
+/// Podman pass numbers): 5 is SIGTRAP and 7 SIGBUS; 0 checks the init
+/// exists; the real-time signals (34-64, `RTMIN+n`, glibc's RTMIN being
+/// 34) are sent too.
+#[test]
+fn kill_sends_the_signal_a_number_names() {
+    let brig = Brig::default();
+    let script = "for s in 5 7 10 37 39; do trap \"echo got-$s\" $s; done; echo ready; \
+                  while true; do sleep 0.05; done";
+    let bundle = Bundle::new(&["sh", "-c", script]);
+    let id = unique_id("signum");
+    let out_file = brig.dir.path().join("signum.out");
+    let status = brig
+        .command()
+        .args(["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wait_for = |needle: &str| {
+        for _ in 0..200 {
+            if std::fs::read_to_string(&out_file).unwrap_or_default().contains(needle) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("never got `{needle}`: {}", std::fs::read_to_string(&out_file).unwrap_or_default());
+    };
+    wait_for("ready");
+    // busybox sh prints the trap for a number by that number.
+    for (signal, got) in
+        [("5", "got-5"), ("7", "got-7"), ("SIGUSR1", "got-10"), ("37", "got-37"), ("RTMIN+5", "got-39")]
+    {
+        brig.ok(&["kill", &id, signal]);
+        wait_for(got);
+    }
+    brig.ok(&["kill", &id, "0"]);
+    assert_eq!(brig.status(&id), "running", "0 only checks");
+    for bad in ["65", "RTMIN+40"] {
+        let err = brig.fails(&["kill", &id, bad]);
+        assert!(err.contains("unknown signal"), "{bad}: {err}");
+    }
+    brig.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn clear_errors_for_bad_input() {
     let brig = Brig::default();

@@ -20,6 +20,13 @@ impl TryFrom<&str> for Signal {
     fn try_from(s: &str) -> Result<Self, Self::Error> {
         use NixSignal::*;
 
+        // brig patch 9: a number is the signal with that number (the table
+        // below had 5 and 7 the wrong way round: SIGTRAP is 5, SIGBUS 7).
+        if let Ok(n) = s.parse::<i32>() {
+            return NixSignal::try_from(n)
+                .map(Signal)
+                .map_err(|_| SignalError::InvalidSignal(s.to_string()));
+        }
         Ok(Signal(match s.to_ascii_uppercase().as_str() {
             "1" | "HUP" | "SIGHUP" => SIGHUP,
             "2" | "INT" | "SIGINT" => SIGINT,
