@@ -168,6 +168,7 @@ fn run(args: &Args) -> i32 {
         (Mode::Init, Some(status)) => supervise(args, &plan, status),
         _ => {
             // `brig exec`: harden this process and become the job.
+            sys::reset_signal_dispositions();
             let report = harden(&plan);
             if let Err((stage, errno)) = report.result {
                 sys::write_all(2, b"brig-init: cannot apply hardening: ");
@@ -357,6 +358,7 @@ fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
                 sys::tcsetpgrp_self(0);
             }
             sys::sigprocmask_set(&sys::SigSet::empty());
+            sys::reset_signal_dispositions();
             let report = harden(plan);
             let errno = match report.result {
                 Ok(()) => {

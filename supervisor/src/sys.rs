@@ -151,6 +151,25 @@ impl SigSet {
     }
 }
 
+/// Every signal's disposition back to the default. `execve` keeps a signal
+/// that is ignored ignored: brig's own process ignores SIGPIPE (Rust's
+/// runtime does), and a shell that starts it in the background ignores
+/// SIGINT and SIGQUIT; a job must not inherit either (runc's jobs start with
+/// none ignored).
+pub fn reset_signal_dispositions() {
+    // The kernel's `struct sigaction` (x86_64 and aarch64): handler, flags,
+    // restorer, mask. SIG_DFL is 0.
+    let default: [u64; 4] = [0, 0, 0, 0];
+    for sig in 1..=64usize {
+        if sig == 9 || sig == 19 {
+            continue; // SIGKILL, SIGSTOP: cannot be changed
+        }
+        // SAFETY: `default` is a live kernel sigaction; the old one is not
+        // requested; an invalid signal number only returns EINVAL.
+        let _ = unsafe { syscall!(Sysno::rt_sigaction, sig, default.as_ptr(), 0, 8) };
+    }
+}
+
 pub fn sigprocmask_set(set: &SigSet) {
     const SIG_SETMASK: usize = 2;
     // SAFETY: set points at a live 8-byte sigset; the old set is not requested.

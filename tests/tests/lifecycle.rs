@@ -507,6 +507,43 @@ fn kill_sends_the_signal_a_number_names() {
     brig.ok(&["delete", "--force", &id]);
 }
 
+/// A job starts with no signal ignored, as under runc, whatever brig's
+/// process ignores: SIGPIPE (Rust's runtime ignores it; `yes | head` must
+/// end quietly), SIGINT and SIGQUIT (a shell's background job ignores them).
+/// The same for an exec.
+#[test]
+fn a_job_inherits_no_ignored_signal() {
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["sh", "-c", "grep SigIgn /proc/self/status; sleep 30"]);
+    let id = unique_id("sigign");
+    let out_file = brig.dir.path().join("sigign.out");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap '' INT QUIT; exec \"$@\"")
+        .arg("sh")
+        .arg(brig_tests::brig_bin())
+        .arg("--root")
+        .arg(&brig.root)
+        .arg("--config")
+        .arg(&brig.config)
+        .args(["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(Stdio::null());
+    assert!(cmd.status().unwrap().success());
+    for _ in 0..200 {
+        if std::fs::read_to_string(&out_file).unwrap_or_default().contains("SigIgn") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    assert!(text.contains("SigIgn:\t0000000000000000"), "the job: {text}");
+    let out = brig.ok(&["exec", &id, "grep", "SigIgn", "/proc/self/status"]);
+    assert!(out.contains("SigIgn:\t0000000000000000"), "an exec: {out}");
+    brig.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn clear_errors_for_bad_input() {
     let brig = Brig::default();
