@@ -1295,7 +1295,12 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
         }
         return Err(Error::NotFound(id.to_string()));
     }
-    let mut c = load(&root, id)?;
+    let mut c = match load(&root, id) {
+        Ok(c) => c,
+        // Another `delete --force` got there first.
+        Err(_) if force && !dir.join("state.json").exists() => return Ok(()),
+        Err(e) => return Err(e),
+    };
     match c.status() {
         ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Creating if !force => {
             return Err(Error::state(

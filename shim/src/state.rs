@@ -171,12 +171,23 @@ impl StateRoot {
     /// be moved.
     pub fn retire_container_dir(&self, dir: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
-        for entry in std::fs::read_dir(dir)? {
+        // Gone already (two `delete --force` at once, as runc, succeed): a
+        // missing directory or entry is what this wants.
+        let gone = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
             let entry = entry?;
             if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(entry.path())?;
+                gone(std::fs::remove_dir_all(entry.path()))?;
             } else {
-                std::fs::remove_file(entry.path())?;
+                gone(std::fs::remove_file(entry.path()))?;
             }
         }
         let free = self.path.join(STAGING).join(FREE);
@@ -188,7 +199,7 @@ impl StateRoot {
             .and_then(|()| std::fs::rename(dir, free.join(format!("{}-{nanos}", std::process::id()))));
         match moved {
             Ok(()) => Ok(()),
-            Err(_) => std::fs::remove_dir(dir),
+            Err(_) => gone(std::fs::remove_dir(dir)),
         }
     }
 

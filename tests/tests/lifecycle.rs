@@ -544,6 +544,32 @@ fn a_job_inherits_no_ignored_signal() {
     brig.ok(&["delete", "--force", &id]);
 }
 
+/// Two `delete --force` of one container at once (a shim and an
+/// orchestrator cleaning up) both succeed, as with runc.
+#[test]
+fn concurrent_force_deletes_both_succeed() {
+    let brig = Brig::default();
+    for round in 0..5 {
+        let bundle = Bundle::new(&["sleep", "30"]);
+        let id = unique_id("dd");
+        brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        let spawn = || {
+            brig.command()
+                .args(["delete", "--force", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        for (who, child) in [("first", a), ("second", b)] {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}, {who}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(!brig.root.join(&id).exists());
+    }
+}
+
 #[test]
 fn clear_errors_for_bad_input() {
     let brig = Brig::default();
