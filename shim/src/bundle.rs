@@ -100,6 +100,16 @@ impl LaunchRequest {
         if spec.process().as_ref().and_then(|p| p.args().as_ref()).is_none_or(|a| a.is_empty()) {
             return Err(BundleError::MissingField { path: config_path, field: "process.args" });
         }
+        if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()).filter(|c| !c.is_absolute()) {
+            return Err(BundleError::Invalid {
+                path: config_path,
+                field: "process.cwd".into(),
+                message: format!(
+                    "`{}` is not an absolute path (runc: \"Cwd must be an absolute path\")",
+                    cwd.display()
+                ),
+            });
+        }
         let rootfs_path = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
         let rootfs = std::fs::canonicalize(&rootfs_path).map_err(|source| BundleError::Rootfs {
             rootfs: rootfs_path.clone(),

@@ -54,6 +54,9 @@ fn process_from_args(base: &Spec, args: &Exec) -> Result<Process> {
     }
     p.set_env(Some(env));
     if let Some(cwd) = &args.cwd {
+        if !cwd.is_absolute() {
+            return Err(Error::Usage(format!("--cwd `{}`: not an absolute path", cwd.display())));
+        }
         p.set_cwd(cwd.clone());
     }
     if let Some(u) = &args.user {
@@ -306,6 +309,9 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         Some(p) => read_process(p)?,
         None => process_from_args(&base, args)?,
     };
+    if !process.cwd().is_absolute() {
+        return Err(Error::Usage(format!("process.cwd `{}`: not an absolute path", process.cwd().display())));
+    }
     // The policy decides on the process as it will run: the capabilities
     // `harden_exec` fills in or strips (a process.json without any gets the
     // container's) are what `context.exec.capabilities` shows.

@@ -22,7 +22,23 @@ fn main() {
             }
         }
     }
-    let cli = Cli::parse();
+    // A usage error exits 1, as runc's do (help and version exit 0).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 1,
+            });
+        }
+    };
+    // runc exits 255 when `exec` itself fails (the process's own exit code
+    // is passed through otherwise), so a caller can tell the two apart.
+    let failure = match cli.command {
+        brig_shim::cli::Command::Exec(_) => 255,
+        _ => 1,
+    };
     let g = &cli.global;
     let format = match g.log_format.as_deref() {
         Some("json") => LogFormat::Json,
@@ -43,7 +59,7 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             logging::report_error(&brig_shim::error::chain(&e), to_file);
-            std::process::exit(1);
+            std::process::exit(failure);
         }
     }
 }

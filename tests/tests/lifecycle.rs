@@ -570,6 +570,35 @@ fn concurrent_force_deletes_both_succeed() {
     }
 }
 
+/// The working directory is made when the image lacks it (runc does;
+/// `docker run -w /new/dir`), also under a read-only root; a relative one is
+/// refused naming the field. An `exec` that fails itself exits 255 (runc),
+/// so a caller can tell it from the process's own exit code.
+#[test]
+fn a_missing_working_directory_is_made_and_exec_failures_exit_255() {
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["sh", "-c", "pwd; sleep 30"]);
+    bundle.set("/process/cwd", json!("/work/new/dir")).set("/root/readonly", json!(true));
+    let id = unique_id("cwd");
+    let (code, out, err) = brig.cmd_files(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert_eq!(code, 0, "{err}");
+    let _ = out;
+    let out = brig.ok(&["exec", &id, "pwd"]);
+    assert_eq!(out.trim(), "/work/new/dir");
+    let (code, _, _) = brig.cmd_files(&["exec", &id, "/no/such/program"]);
+    assert_eq!(code, 255, "exec of a missing program");
+    let (code, _, _) = brig.cmd_files(&["exec", &id, "sh", "-c", "exit 3"]);
+    assert_eq!(code, 3, "the process's own exit code");
+    let (code, _, err) = brig.cmd_files(&["exec", "--cwd", "relative", &id, "true"]);
+    assert_eq!(code, 255, "{err}");
+    brig.ok(&["delete", "--force", &id]);
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.set("/process/cwd", json!("relative/dir"));
+    let (code, _, err) = brig.run(&bundle, &unique_id("cwd"));
+    assert_ne!(code, 0);
+    assert!(err.contains("process.cwd"), "{err}");
+}
+
 #[test]
 fn clear_errors_for_bad_input() {
     let brig = Brig::default();

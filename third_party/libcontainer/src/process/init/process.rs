@@ -199,6 +199,17 @@ pub fn container_init_process(
     }
 
     if matches!(args.container_type, ContainerType::InitContainer) {
+        // brig patch 10: the working directory is made if it is missing, as
+        // runc does (`docker run -w /new/dir`), after the pivot (so the path
+        // resolves inside the container) and before a read-only root is
+        // remounted. A failure is left to the chdir below, which names it.
+        let cwd = ctx.process.cwd();
+        if cwd.is_absolute() && !cwd.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            if let Err(err) = fs::DirBuilder::new().recursive(true).mode(0o755).create(cwd) {
+                tracing::warn!(?err, ?cwd, "cannot create the working directory");
+            }
+        }
         if ctx.rootfs_ro {
             let current_flags = statfs("/")
                 .map_err(|err| {
