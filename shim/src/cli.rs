@@ -8,8 +8,11 @@ use clap::{Args, Parser, Subcommand};
 /// brig: a hardened, runc-compatible OCI runtime that authorizes, confines
 /// and attests every job.
 #[derive(Debug, Parser)]
-#[command(name = "brig", version = crate::VERSION_LONG, disable_help_subcommand = true)]
+#[command(name = "brig", version = crate::VERSION_LONG, disable_help_subcommand = true, disable_version_flag = true)]
 pub struct Cli {
+    /// Print the version (`-v` as runc, `-V` too).
+    #[arg(short = 'v', long = "version", visible_short_alias = 'V', action = clap::ArgAction::Version, global = false)]
+    pub version: Option<bool>,
     #[command(flatten)]
     pub global: GlobalOpts,
     #[command(subcommand)]

@@ -32,8 +32,12 @@ pub mod userns;
 /// brig's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// `brig --version`, in runc's layout.
+/// `brig --version`, in runc's layout (`<name> version X`, `commit:`,
+/// `spec:`: Docker and go-runc read those lines).
 pub const VERSION_LONG: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: v",
     env!("CARGO_PKG_VERSION"),
     "\nspec: 1.2.1",
     "\nruntime: libcontainer 0.7",

@@ -70,6 +70,18 @@ fn systemd_running() -> bool {
 /// `create`: the pipeline, then libcontainer, then brig's files.
 pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> {
     state::validate_id(id)?;
+    // A pid file that cannot be written fails the create, as with runc
+    // (libcontainer only warns; containerd then reads no pid).
+    if let Some(pid_file) = &opts.pid_file {
+        let dir = pid_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "--pid-file `{}`: the directory `{}` does not exist",
+                pid_file.display(),
+                dir.display()
+            )));
+        }
+    }
     let root = state_root(g)?;
     if root.container_dir(id).exists() {
         return Err(Error::Exists(id.to_string()));
@@ -281,6 +293,9 @@ fn launch(
             return Err(Error::state(id, "fault injected after the build (BRIG_TEST_FAULT)"));
         }
         crate::nspin::check_joined(id, container.pid().map(|p| p.as_raw()).unwrap_or(0), &pinned_joins)?;
+        if let Some(pid_file) = opts.pid_file.as_ref().filter(|p| !p.exists()) {
+            return Err(Error::state(id, format!("the pid file `{}` was not written", pid_file.display())));
+        }
         if let Some(membership) = userns_guard.as_ref().and_then(|g| g.record.pod.as_ref()) {
             let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
             crate::pod::check_joined(id, pid, membership)?;
@@ -1273,6 +1288,16 @@ fn how_it_ended(s: &SupervisorStatus) -> (Option<i64>, Option<i64>) {
 }
 
 pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
+    state::validate_id(id)?;
+    match delete_once(g, id, force) {
+        // Another `delete --force` removed it meanwhile (its cgroup, its
+        // state): both succeed, as with runc.
+        Err(_) if force && state_root(g).is_ok_and(|r| !r.container_dir(id).join("state.json").exists()) => Ok(()),
+        r => r,
+    }
+}
+
+fn delete_once(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
     state::validate_id(id)?;
     let root = state_root(g)?;
     let dir = root.container_dir(id);

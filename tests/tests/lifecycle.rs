@@ -736,8 +736,26 @@ fn features_spec_and_version() {
     let f: Value = serde_json::from_str(&brig.ok(&["features"])).unwrap();
     assert_eq!(f["linux"]["seccomp"]["enabled"], true);
     assert!(f["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n == "user"));
+    // runc's layout, which Docker and go-runc parse: `<name> version X`,
+    // `commit:`, `spec:`; `-v` as runc.
     let v = brig.ok(&["--version"]);
-    assert!(v.contains("brig") && v.contains("spec: 1."), "{v}");
+    let lines: Vec<&str> = v.lines().collect();
+    assert!(lines[0].starts_with("brig version "), "{v}");
+    assert!(lines[1].starts_with("commit: ") && lines[2].starts_with("spec: 1."), "{v}");
+    assert_eq!(brig.ok(&["-v"]), v);
+    // A pid file in a directory that does not exist fails the create.
+    let bundle = Bundle::new(&["true"]);
+    let id = unique_id("pidfile");
+    let err = brig.fails(&[
+        "create",
+        "--pid-file",
+        "/nonexistent-dir/x.pid",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(err.contains("/nonexistent-dir"), "{err}");
+    assert!(!brig.root.join(&id).exists());
     let dir = tempfile::tempdir().unwrap();
     brig.ok(&["spec", "--rootless", "--bundle", dir.path().to_str().unwrap()]);
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
