@@ -377,14 +377,19 @@ pub struct Update {
     pub cpuset_cpus: Option<String>,
     #[arg(long)]
     pub cpuset_mems: Option<String>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_ram)]
     pub memory: Option<i64>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_ram)]
     pub memory_reservation: Option<i64>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_ram)]
     pub memory_swap: Option<i64>,
     #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// Accepted and ignored, as runc does (kernel memory limits are gone).
+    #[arg(long, hide = true, allow_negative_numbers = true, value_parser = parse_ram)]
+    pub kernel_memory: Option<i64>,
+    #[arg(long, hide = true, allow_negative_numbers = true, value_parser = parse_ram)]
+    pub kernel_memory_tcp: Option<i64>,
     #[arg(long, hide = true)]
     pub l3_cache_schema: Option<String>,
     #[arg(long, hide = true)]
@@ -398,9 +403,69 @@ pub struct Events {
     /// Print statistics once and exit
     #[arg(long)]
     pub stats: bool,
-    /// Seconds between statistics
-    #[arg(long, default_value_t = 5)]
-    pub interval: u64,
+    /// Time between statistics: a Go duration as runc takes it (`5s`,
+    /// `1m30s`, `500ms`) or seconds
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+}
+
+/// A size as runc's `update` takes it (`units.RAMInBytes`): bytes, or a
+/// number with a binary unit `k`, `m`, `g`, `t`, `p` (an optional `b` or
+/// `ib` after it, any case); `-1` is unlimited.
+pub fn parse_ram(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return Ok(n);
+    }
+    let lower = t.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &lower[digits.len()..];
+    let factor: i64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        _ => return Err(format!("`{s}`: not a size (e.g. 512M, 2g, 1048576)")),
+    };
+    let value: f64 = digits.trim().parse().map_err(|_| format!("`{s}`: not a size (e.g. 512M, 2g, 1048576)"))?;
+    let bytes = value * factor as f64;
+    if !(0.0..9.2e18).contains(&bytes) {
+        return Err(format!("`{s}`: out of range"));
+    }
+    Ok(bytes as i64)
+}
+
+/// A Go duration (`1h2m3.5s`, `500ms`, `10us`) or a number of seconds.
+pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("`{s}`: not a duration (e.g. 5s, 1m, 500ms)");
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * seconds;
+        rest = &rest[unit_len..];
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 #[derive(Debug, Args)]
@@ -441,4 +506,26 @@ pub enum ProfileCmd {
     },
     /// Show the differences between two profiles
     Diff { a: String, b: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_as_runc_takes_them() {
+        assert_eq!(parse_ram("1048576"), Ok(1 << 20));
+        assert_eq!(parse_ram("-1"), Ok(-1));
+        assert_eq!(parse_ram("200M"), Ok(200 << 20));
+        assert_eq!(parse_ram("2g"), Ok(2 << 30));
+        assert_eq!(parse_ram("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_ram("1.5GB"), Ok(3 << 29));
+        assert!(parse_ram("12x").is_err() && parse_ram("M").is_err() && parse_ram("").is_err());
+        let d = std::time::Duration::from_millis;
+        assert_eq!(parse_interval("5s"), Ok(d(5000)));
+        assert_eq!(parse_interval("7"), Ok(d(7000)));
+        assert_eq!(parse_interval("1m30s"), Ok(d(90_000)));
+        assert_eq!(parse_interval("500ms"), Ok(d(500)));
+        assert!(parse_interval("5x").is_err() && parse_interval("").is_err() && parse_interval("s").is_err());
+    }
 }

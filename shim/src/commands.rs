@@ -499,6 +499,9 @@ pub fn resume(g: &GlobalOpts, id: &str) -> Result<()> {
 }
 
 fn resources_from_flags(u: &Update) -> LinuxResources {
+    if u.kernel_memory.is_some() || u.kernel_memory_tcp.is_some() {
+        tracing::warn!("--kernel-memory and --kernel-memory-tcp are ignored (kernel memory limits are gone, as in runc)");
+    }
     let mut r = LinuxResources::default();
     if u.memory.is_some() || u.memory_reservation.is_some() || u.memory_swap.is_some() {
         let mut m = oci_spec::runtime::LinuxMemory::default();
@@ -615,7 +618,7 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
     Ok(())
 }
 
-pub fn events(g: &GlobalOpts, id: &str, stats: bool, interval: u64) -> Result<()> {
+pub fn events(g: &GlobalOpts, id: &str, stats: bool, interval: std::time::Duration) -> Result<()> {
     let root = state_root(g)?;
     loop {
         let c = load(&root, id)?;
@@ -628,7 +631,7 @@ pub fn events(g: &GlobalOpts, id: &str, stats: bool, interval: u64) -> Result<()
         if stats {
             return Ok(());
         }
-        std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
+        std::thread::sleep(interval.max(std::time::Duration::from_millis(10)));
     }
 }
 
