@@ -204,11 +204,33 @@ fn is_executable(path: &Path) -> bool {
 
 /// Resolves the job's program like execvp(3), in the container's filesystem.
 pub fn resolve_program(program: &str, path_var: &str) -> Option<PathBuf> {
+    find_program(program, path_var).ok()
+}
+
+/// [`resolve_program`], or why not, in the words runc uses (Docker and
+/// Podman turn "permission denied" into exit code 126, "not found" and "no
+/// such file or directory" into 127).
+pub fn find_program(program: &str, path_var: &str) -> Result<PathBuf, String> {
     if program.contains('/') {
         let p = PathBuf::from(program);
-        return is_executable(&p).then_some(p);
+        return match std::fs::metadata(&p) {
+            Ok(_) if is_executable(&p) => Ok(p),
+            Ok(_) => Err(format!("exec: \"{program}\": permission denied")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(format!("exec: \"{program}\": stat {program}: no such file or directory"))
+            }
+            Err(e) => Err(format!("exec: \"{program}\": {e}")),
+        };
     }
-    path_var.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(program)).find(|p| is_executable(p))
+    let candidates: Vec<PathBuf> =
+        path_var.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(program)).collect();
+    if let Some(p) = candidates.iter().find(|p| is_executable(p)) {
+        return Ok(p.clone());
+    }
+    if candidates.iter().any(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file())) {
+        return Err(format!("exec: \"{program}\": permission denied"));
+    }
+    Err(format!("exec: \"{program}\": executable file not found in $PATH"))
 }
 
 impl BrigExecutor {
@@ -226,9 +248,8 @@ impl BrigExecutor {
 impl Executor for BrigExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = process_args(spec).ok_or(ExecutorError::InvalidArg)?;
-        let program = resolve_program(&args[0], &path_var(spec)).ok_or_else(|| {
-            ExecutorError::Execution(format!("exec: `{}`: executable file not found in $PATH", args[0]).into())
-        })?;
+        let program =
+            find_program(&args[0], &path_var(spec)).map_err(|why| ExecutorError::Execution(why.into()))?;
         if let Some(seccomp) = &self.client_seccomp {
             // Installing a filter after the capability drop needs
             // no_new_privs; it is a tightening, and exec'd processes of a
@@ -276,12 +297,7 @@ impl Executor for BrigExecutor {
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         let args = process_args(spec)
             .ok_or_else(|| ExecutorValidationError::ArgValidationError("the spec has no process.args".into()))?;
-        if resolve_program(&args[0], &path_var(spec)).is_none() {
-            return Err(ExecutorValidationError::ArgValidationError(format!(
-                "exec: `{}`: executable file not found in $PATH",
-                args[0]
-            )));
-        }
+        find_program(&args[0], &path_var(spec)).map_err(ExecutorValidationError::ArgValidationError)?;
         Ok(())
     }
 }
@@ -375,5 +391,12 @@ mod tests {
         let plain = d.path().join("data");
         std::fs::write(&plain, "x").unwrap();
         assert_eq!(resolve_program(plain.to_str().unwrap(), ""), None);
+        // runc's words, which clients turn into 126 and 127.
+        let why = |p: &str, path: &str| find_program(p, path).unwrap_err();
+        assert!(why(plain.to_str().unwrap(), "").ends_with("permission denied"));
+        assert!(why(d.path().to_str().unwrap(), "").ends_with("permission denied"), "a directory");
+        assert!(why("/no/such", "").ends_with("no such file or directory"));
+        assert!(why("no-such-program-here", "/bin").ends_with("executable file not found in $PATH"));
+        assert!(why("data", d.path().to_str().unwrap()).ends_with("permission denied"));
     }
 }

@@ -295,8 +295,9 @@ fn grandchild(
             child_fail(ew, "installing the spec's seccomp filter", e);
         }
     }
-    let Some(program) = crate::supervisor::resolve_program(&args[0], path_var) else {
-        child_fail(ew, &format!("exec: `{}`", args[0]), "executable file not found in $PATH");
+    let program = match crate::supervisor::find_program(&args[0], path_var) {
+        Ok(p) => p,
+        Err(why) => child_fail(ew, "starting the process", why),
     };
     // SAFETY: clearing close-on-exec on the plan descriptor we hand over.
     unsafe { libc::fcntl(req.plan_fd, libc::F_SETFD, 0) };
