@@ -500,7 +500,9 @@ pub fn resume(g: &GlobalOpts, id: &str) -> Result<()> {
 
 fn resources_from_flags(u: &Update) -> LinuxResources {
     if u.kernel_memory.is_some() || u.kernel_memory_tcp.is_some() {
-        tracing::warn!("--kernel-memory and --kernel-memory-tcp are ignored (kernel memory limits are gone, as in runc)");
+        tracing::warn!(
+            "--kernel-memory and --kernel-memory-tcp are ignored (kernel memory limits are gone, as in runc)"
+        );
     }
     let mut r = LinuxResources::default();
     if u.memory.is_some() || u.memory_reservation.is_some() || u.memory_swap.is_some() {

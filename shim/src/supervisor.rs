@@ -248,8 +248,7 @@ impl BrigExecutor {
 impl Executor for BrigExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = process_args(spec).ok_or(ExecutorError::InvalidArg)?;
-        let program =
-            find_program(&args[0], &path_var(spec)).map_err(|why| ExecutorError::Execution(why.into()))?;
+        let program = find_program(&args[0], &path_var(spec)).map_err(|why| ExecutorError::Execution(why.into()))?;
         if let Some(seccomp) = &self.client_seccomp {
             // Installing a filter after the capability drop needs
             // no_new_privs; it is a tightening, and exec'd processes of a

@@ -501,13 +501,88 @@ fn wait_job(job: i32, plan: &Plan<'_>, am_pid1: bool) -> JobExit {
                 }
             }
             Ok(sig) => {
-                // Forward everything else to the job.
-                sys::kill(job, sig);
+                // Forward everything else to the job, as the kernel would
+                // deliver it to a pid 1 (runc's jobs are pid 1): a signal
+                // whose default action would end or stop the job reaches it
+                // only if it handles it (`docker stop` of a job that does not
+                // handle SIGTERM waits for the SIGKILL, as with runc).
+                if pid1_would_take(job, sig) {
+                    sys::kill(job, sig);
+                }
             }
             // Timed out: the top of the loop acts on the deadline.
             Err(_) => {}
         }
     }
+}
+
+/// Whether a pid 1 would receive `sig` from outside its pid namespace: a
+/// signal it handles, or one whose default action is to ignore it or to
+/// continue (SIGCHLD, SIGCONT, SIGURG, SIGWINCH). SIGKILL and SIGSTOP never
+/// come here: they reach the supervisor itself, the container's pid 1. When
+/// the job's handlers cannot be read, the signal is forwarded.
+fn pid1_would_take(job: i32, sig: i32) -> bool {
+    const HARMLESS: [i32; 4] = [17, 18, 23, 28];
+    if HARMLESS.contains(&sig) || !(1..=64).contains(&sig) {
+        return true;
+    }
+    match handled_signals(job) {
+        Some(mask) => mask & (1u64 << (sig - 1)) != 0,
+        None => true,
+    }
+}
+
+/// The `SigCgt` mask of `/proc/<pid>/status` (the signals `pid` handles).
+fn handled_signals(pid: i32) -> Option<u64> {
+    let mut path = [0u8; 32];
+    let mut n = 0;
+    for b in b"/proc/" {
+        path[n] = *b;
+        n += 1;
+    }
+    let mut digits = [0u8; 10];
+    let mut d = 0;
+    let mut v = pid as u32;
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        path[n] = digits[d];
+        n += 1;
+    }
+    for b in b"/status\0" {
+        path[n] = *b;
+        n += 1;
+    }
+    let fd = sys::open_read(&path[..n]).ok()?;
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    while len < buf.len() {
+        match sys::read(fd, &mut buf[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => len += k,
+        }
+    }
+    sys::close(fd);
+    let text = &buf[..len];
+    let key = b"SigCgt:\t";
+    let at = text.windows(key.len()).position(|w| w == key)? + key.len();
+    let mut mask = 0u64;
+    for &c in text[at..].iter().take_while(|c| c.is_ascii_hexdigit()) {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => c - b'A' + 10,
+        };
+        mask = (mask << 4) | u64::from(digit);
+    }
+    Some(mask)
 }
 
 /// A small stack buffer for status lines (no heap here).

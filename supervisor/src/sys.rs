@@ -259,6 +259,13 @@ pub fn open_path(path: &[u8]) -> Result<Fd, i32> {
     unsafe { syscall!(Sysno::openat, AT_FDCWD, path.as_ptr(), O_PATH | O_CLOEXEC) }.map(|fd| fd as Fd).map_err(errno)
 }
 
+/// Opens `path` (NUL-terminated) read-only.
+pub fn open_read(path: &[u8]) -> Result<Fd, i32> {
+    const O_RDONLY: usize = 0;
+    // SAFETY: path is NUL-terminated (built by the caller).
+    unsafe { syscall!(Sysno::openat, AT_FDCWD, path.as_ptr(), O_RDONLY | O_CLOEXEC) }.map(|fd| fd as Fd).map_err(errno)
+}
+
 const STATX_INO: usize = 0x100;
 
 /// What a path is: its device and inode, and whether it is a directory.

@@ -500,6 +500,18 @@ fn kill_sends_the_signal_a_number_names() {
     }
     brig.ok(&["kill", &id, "0"]);
     assert_eq!(brig.status(&id), "running", "0 only checks");
+    // A pid 1 does not take a signal it does not handle (runc's jobs are
+    // pid 1): SIGTERM to a job that has no handler for it changes nothing,
+    // as `docker stop` of such a job then waits for SIGKILL.
+    let plain = Bundle::new(&["sleep", "30"]);
+    let plain_id = unique_id("pid1");
+    brig.ok(&["run", "-d", "--bundle", plain.path().to_str().unwrap(), &plain_id]);
+    brig.ok(&["kill", &plain_id, "TERM"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(brig.status(&plain_id), "running", "TERM without a handler");
+    brig.ok(&["kill", &plain_id, "KILL"]);
+    brig.wait_status(&plain_id, "stopped");
+    brig.ok(&["delete", &plain_id]);
     for bad in ["65", "RTMIN+40"] {
         let err = brig.fails(&["kill", &id, bad]);
         assert!(err.contains("unknown signal"), "{bad}: {err}");
