@@ -41,7 +41,7 @@
 #      (exit code, its CRI log: NoNewPrivs, Seccomp, CapEff, uid_map, network
 #      interfaces and addresses, read-only rootfs); a long-running container
 #      (container annotation dev.brig.timeout=2m in `brig state`, ExecSync with
-#      exit codes 0 and 3, StopContainer -> 143); a container whose annotation
+#      exit codes 0 and 3, StopContainer of a job handling SIGTERM -> 143); a container whose annotation
 #      dev.brig.timeout=2s brig enforces; RemoveContainer, StopPodSandbox,
 #      RemovePodSandbox; nothing left in CRI or brig. One line per check,
 #      PASS or FAIL.
