@@ -112,6 +112,30 @@ pub fn refuse_requested(cgroup_path: &Path, id: &str) -> Option<String> {
     Some(format!("`{}` has child cgroups ({}): it is not a job's own cgroup", cgroup_path.display(), parent.display()))
 }
 
+/// Whether the cgroup holds processes in any hierarchy.
+pub fn holds_processes(cgroup_path: &Path) -> bool {
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    hierarchy_dirs(rel)
+        .ok()
+        .into_iter()
+        .flatten()
+        .any(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|procs| !procs.trim().is_empty()))
+}
+
+/// The cgroup of a job that asks for none: `/brig/<id>`, or, when a job of
+/// the same id under another state root (`--root`) holds that one,
+/// `/brig/<id>-<digest of the root>`, so that neither's limits, `kill --all`
+/// or forced `delete` reach the other's processes.
+pub fn default_path(id: &str, root: &Path) -> PathBuf {
+    let plain = PathBuf::from(format!("/{JOBS_PARENT}/{id}"));
+    if !holds_processes(&plain) {
+        return plain;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
+    PathBuf::from(format!("/{JOBS_PARENT}/{id}-{}", hex::encode(&digest[..4])))
+}
+
 fn dir_for(controller: &str, cgroup_path: &Path) -> PathBuf {
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     if is_unified() {

@@ -179,7 +179,7 @@ fn launch(
             }
             p
         }
-        (None, None) => PathBuf::from(format!("/{}/{id}", cgroup::JOBS_PARENT)),
+        (None, None) => cgroup::default_path(id, &root.path),
     };
     if g.systemd_cgroup && systemd_running() {
         tracing::warn!("--systemd-cgroup: brig manages cgroups through cgroupfs");

@@ -611,6 +611,24 @@ fn a_missing_working_directory_is_made_and_exec_failures_exit_255() {
     assert!(err.contains("process.cwd"), "{err}");
 }
 
+/// One id under two state roots (`--root`), neither asking for a cgroup:
+/// each gets its own, so a forced delete in one root leaves the other's job
+/// running (runc's semantics of several roots).
+#[test]
+fn the_same_id_under_two_roots_shares_nothing() {
+    let (a, b) = (Brig::default(), Brig::default());
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("tworoots");
+    a.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    b.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let pid_b = b.state(&id)["pid"].as_i64().unwrap();
+    a.ok(&["delete", "--force", &id]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(std::path::Path::new(&format!("/proc/{pid_b}")).exists(), "the other root's job was killed");
+    assert_eq!(b.status(&id), "running");
+    b.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn clear_errors_for_bad_input() {
     let brig = Brig::default();
