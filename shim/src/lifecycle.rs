@@ -59,7 +59,14 @@ pub fn load(root: &StateRoot, id: &str) -> Result<Container> {
             }
         }
     }
+    // (Container::load has already refreshed the status: the one on disk.)
+    let creating = libcontainer::container::State::load(&dir).is_ok_and(|s| s.status == ContainerStatus::Creating);
     c.refresh_status().map_err(|e| Error::container(id, e))?;
+    // A create still in progress (its staging lock held, no init yet, or a
+    // hook running) is "creating", not a stopped container.
+    if creating && root.staging_lock(id).exists() && c.status() == ContainerStatus::Stopped {
+        c.set_status(ContainerStatus::Creating);
+    }
     Ok(c)
 }
 

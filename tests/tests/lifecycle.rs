@@ -629,6 +629,40 @@ fn the_same_id_under_two_roots_shares_nothing() {
     b.ok(&["delete", "--force", &id]);
 }
 
+/// While `create` runs (here a prestart hook takes a second) the container
+/// is "creating", not a stopped one a poller would take for exited.
+#[test]
+fn a_container_being_created_is_creating() {
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.set("/hooks", json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "1"]}]}));
+    let id = unique_id("creating");
+    let mut create = brig
+        .command()
+        .args(["create", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let out = brig.command().args(["state", &id]).output().unwrap();
+        if out.status.success() {
+            let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+            seen.push(s["status"].as_str().unwrap_or_default().to_string());
+        }
+        if create.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(create.wait().unwrap().success());
+    assert!(seen.iter().any(|s| s == "creating"), "{seen:?}");
+    assert!(!seen.iter().any(|s| s == "stopped"), "{seen:?}");
+    assert_eq!(brig.status(&id), "created");
+    brig.ok(&["delete", &id]);
+}
+
 #[test]
 fn clear_errors_for_bad_input() {
     let brig = Brig::default();
