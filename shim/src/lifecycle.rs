@@ -1296,6 +1296,12 @@ fn how_it_ended(s: &SupervisorStatus) -> (Option<i64>, Option<i64>) {
 
 pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
     state::validate_id(id)?;
+    // One delete (or update) of a container at a time: a second waits, then
+    // finds it gone.
+    let dir = state_root(g)?.container_dir(id);
+    let _lock = std::fs::File::open(&dir)
+        .ok()
+        .and_then(|d| nix::fcntl::Flock::lock(d, nix::fcntl::FlockArg::LockExclusive).ok());
     match delete_once(g, id, force) {
         // Another `delete --force` removed it meanwhile (its cgroup, its
         // state): both succeed, as with runc.
