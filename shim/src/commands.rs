@@ -8,7 +8,7 @@ use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig, 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxResources, Process, Spec};
 
 use crate::bundle;
@@ -378,16 +378,52 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     wait_exit(id, pid)
 }
 
+/// Waits for a foreground exec'd process, forwarding the signals `brig exec`
+/// gets to it (as `runc exec` does; `run` does the same for the job).
 fn wait_exit(id: &str, pid: nix::unistd::Pid) -> Result<i32> {
-    loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::state(id, format!("waiting for the exec'd process: {e}"))),
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+    let failed = |e: nix::errno::Errno| Error::state(id, format!("waiting for the exec'd process: {e}"));
+    // The exit code if it has ended (`WNOHANG`), or waiting for it.
+    let reap = |flags: Option<WaitPidFlag>| -> Result<Option<i32>> {
+        loop {
+            match waitpid(pid, flags) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(Some(code)),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Some(128 + sig as i32)),
+                Ok(_) if flags.is_some() => return Ok(None),
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(failed(e)),
+            }
         }
+    };
+    let mut mask = SigSet::all();
+    mask.remove(Signal::SIGKILL);
+    mask.remove(Signal::SIGSTOP);
+    let mut old = SigSet::empty();
+    if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old)).is_err() {
+        return reap(None).map(|c| c.unwrap_or(255));
     }
+    let result = (|| {
+        // It may have ended before the signals were blocked (its SIGCHLD
+        // then went by).
+        if let Some(code) = reap(Some(WaitPidFlag::WNOHANG))? {
+            return Ok(code);
+        }
+        loop {
+            match mask.wait() {
+                Ok(Signal::SIGCHLD) => {
+                    if let Some(code) = reap(Some(WaitPidFlag::WNOHANG))? {
+                        return Ok(code);
+                    }
+                }
+                Ok(Signal::SIGWINCH | Signal::SIGURG | Signal::SIGPIPE) | Err(_) => {}
+                Ok(sig) => {
+                    let _ = nix::sys::signal::kill(pid, sig);
+                }
+            }
+        }
+    })();
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    result
 }
 
 struct RemoveFile(Option<PathBuf>);

@@ -167,7 +167,9 @@ fn run(args: &Args) -> i32 {
     match (args.mode, args.status_fd) {
         (Mode::Init, Some(status)) => supervise(args, &plan, status),
         _ => {
-            // `brig exec`: harden this process and become the job.
+            // `brig exec`: harden this process and become the job, with no
+            // signal blocked or ignored (brig may have blocked them).
+            sys::sigprocmask_set(&sys::SigSet::empty());
             sys::reset_signal_dispositions();
             let report = harden(&plan);
             if let Err((stage, errno)) = report.result {

@@ -663,6 +663,36 @@ fn a_container_being_created_is_creating() {
     brig.ok(&["delete", &id]);
 }
 
+/// A signal to a foreground `brig exec` reaches the exec'd process (runc
+/// forwards them), whose exit code comes back; nothing is left running.
+#[test]
+fn signals_reach_a_foreground_exec() {
+    let brig = Brig::default();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("execsig");
+    brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let out_file = brig.dir.path().join("exec.out");
+    let mut exec = brig
+        .command()
+        .args(["exec", &id, "sh", "-c", "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done"])
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::fs::read_to_string(&out_file).unwrap_or_default().contains("ready") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(exec.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = exec.wait().unwrap();
+    assert_eq!(status.code(), Some(42), "the exec'd process's own exit code");
+    let ps = brig.ok(&["exec", &id, "ps"]);
+    assert!(!ps.contains("trap"), "{ps}");
+    brig.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn clear_errors_for_bad_input() {
     let brig = Brig::default();
