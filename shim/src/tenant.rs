@@ -257,7 +257,10 @@ fn grandchild(
         }
     }
     if let Some(sock) = console {
-        if let Err(e) = attach_terminal(&sock) {
+        let size = req.process.console_size().as_ref().map(|b| {
+            (u16::try_from(b.height()).unwrap_or(u16::MAX), u16::try_from(b.width()).unwrap_or(u16::MAX))
+        });
+        if let Err(e) = attach_terminal(&sock, size) {
             child_fail(ew, "setting up the terminal", e);
         }
     }
@@ -334,13 +337,19 @@ fn set_capabilities(caps: Option<oci_spec::runtime::LinuxCapabilities>) -> Resul
 }
 
 /// Opens a pseudo-terminal in the container, sends its master to the console
-/// socket, and makes the slave the controlling terminal and stdio.
-fn attach_terminal(sock: &UnixStream) -> Result<(), String> {
+/// socket, and makes the slave the controlling terminal and stdio; `size`
+/// (rows, columns) is `process.consoleSize`, its first size.
+fn attach_terminal(sock: &UnixStream, size: Option<(u16, u16)>) -> Result<(), String> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY).map_err(|e| e.to_string())?;
     grantpt(&master).map_err(|e| e.to_string())?;
     unlockpt(&master).map_err(|e| e.to_string())?;
     let name = ptsname_r(&master).map_err(|e| e.to_string())?;
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ on the master we opened, with a live winsize.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
     let fds = [master.as_raw_fd()];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     let iov = [std::io::IoSlice::new(b"/dev/ptmx")];

@@ -229,8 +229,10 @@ fn exec_with_a_terminal_through_a_console_socket() {
 #[test]
 fn create_with_a_terminal_through_a_console_socket() {
     let brig = Brig::default();
-    let mut bundle = Bundle::new(&["sh", "-c", "tty; echo tty-job-done; sleep 1"]);
+    let mut bundle = Bundle::new(&["sh", "-c", "tty; stty size; echo tty-job-done; sleep 1"]);
     bundle.set("/process/terminal", json!(true));
+    // The terminal's first size is the spec's (`docker run -t`), as runc sets it.
+    bundle.set("/process/consoleSize", json!({"height": 33, "width": 111}));
     let id = unique_id("ctty");
     let console = ConsoleSocket::new();
     let mut child = brig
@@ -252,6 +254,7 @@ fn create_with_a_terminal_through_a_console_socket() {
     brig.ok(&["start", &id]);
     let out = brig_tests::read_until(&master, "tty-job-done");
     assert!(out.contains("/dev/pts/"), "{out:?}");
+    assert!(out.contains("33 111"), "consoleSize: {out:?}");
     // Without a console socket, a terminal spec is refused.
     let id2 = unique_id("ctty");
     let err = brig.fails(&["create", "--bundle", bundle.path().to_str().unwrap(), &id2]);

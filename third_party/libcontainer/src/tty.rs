@@ -284,9 +284,22 @@ fn verify_pty_slave(slave: &OwnedFd) -> Result<()> {
 ///
 /// See: https://github.com/opencontainers/runc/blob/v1.4.0/libcontainer/rootfs_linux.go
 pub fn setup_console(syscall: &dyn Syscall, console_fd: RawFd, mount: bool) -> Result<()> {
+    setup_console_sized(syscall, console_fd, mount, None)
+}
+
+/// brig patch 11: [`setup_console`] with the spec's `process.consoleSize`
+/// (height, width) as the terminal's first size, as runc sets it (the
+/// client's resize comes later).
+pub fn setup_console_sized(
+    syscall: &dyn Syscall,
+    console_fd: RawFd,
+    mount: bool,
+    size: Option<(u16, u16)>,
+) -> Result<()> {
     // Create PTY pair from /dev/pts/ptmx
     // After pivot_root, /dev/pts points to the container's devpts
-    let openpty_result = nix::pty::openpty(None, None)
+    let winsize = size.map(|(rows, cols)| nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 });
+    let openpty_result = nix::pty::openpty(winsize.as_ref(), None)
         .map_err(|err| TTYError::CreatePseudoTerminal { source: err })?;
 
     let master = &openpty_result.master;
