@@ -759,6 +759,8 @@ pub fn features() -> Result<()> {
 /// runc's template spec (`runc spec`), optionally rootless.
 pub fn template_spec(rootless: bool) -> Spec {
     let mut spec = Spec::default();
+    // oci-spec's default names its own project; runc's template says "runc".
+    spec.set_hostname(Some("brig".to_string()));
     if rootless {
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();

@@ -106,9 +106,9 @@ pub enum ErrInvalidSpec {
     IoPriority,
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
-    #[error("cannot allocate tty if youki will detach without setting console socket")]
+    #[error("process.terminal is true, which needs a console socket (--console-socket) and a detached launch")]
     ConsoleSocketRequired,
-    #[error("cannot use console socket if youki will not detach or allocate tty")]
+    #[error("a console socket (--console-socket) needs a detached launch and process.terminal true")]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
     MountIdmapNonBind,
