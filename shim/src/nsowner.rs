@@ -143,7 +143,12 @@ fn check_joined_in(
     Ok(())
 }
 
-/// Holds the registry's lock until dropped.
+/// Holds the registry's lock (`<registry>.lock`) until dropped. The registry
+/// itself is put on a tmpfs first when it is empty and on disk: each launch
+/// makes a directory per namespace there and each delete removes them, and on
+/// a `/run` on disk (this host's is ext4 mounted `-o discard`) a removed
+/// directory costs a synchronous block discard (see `lifecycle`'s rootfs
+/// mount parent). Only the real registry is mounted on (not a test's).
 fn lock(registry: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(registry)?;
@@ -152,8 +157,19 @@ fn lock(registry: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(registry.join(".lock"))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e.into())
+        .open(registry.with_extension("lock"))?;
+    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e)?;
+    if registry == Path::new(REGISTRY_DIR) {
+        let on_tmpfs = nix::sys::statfs::statfs(registry).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+        if !on_tmpfs && std::fs::read_dir(registry)?.next().is_none() {
+            use nix::mount::MsFlags;
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            if let Err(e) = nix::mount::mount(Some("tmpfs"), registry, Some("tmpfs"), flags, Some("mode=0700")) {
+                tracing::warn!(dir = %registry.display(), "mounting a tmpfs for the namespace registry: {e}");
+            }
+        }
+    }
+    Ok(lock)
 }
 
 /// After libcontainer's build, under the registry's lock: the namespaces the
@@ -312,8 +328,8 @@ mod tests {
         let _ = child.wait();
         assert!(owners_in(registry.path(), LinuxNamespaceType::Uts, mine).is_empty(), "its job is gone");
         unregister_in(registry.path(), root.path(), "job", &dir);
-        let left: Vec<_> =
-            std::fs::read_dir(registry.path()).unwrap().flatten().filter(|e| e.file_name() != ".lock").collect();
+        let left: Vec<_> = std::fs::read_dir(registry.path()).unwrap().flatten().collect();
         assert!(left.is_empty(), "{left:?}");
+        let _ = std::fs::remove_file(registry.path().with_extension("lock"));
     }
 }
