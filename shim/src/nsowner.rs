@@ -160,7 +160,8 @@ fn lock(registry: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
         .open(registry.with_extension("lock"))?;
     let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e)?;
     if registry == Path::new(REGISTRY_DIR) {
-        let on_tmpfs = nix::sys::statfs::statfs(registry).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+        let on_tmpfs =
+            nix::sys::statfs::statfs(registry).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
         if !on_tmpfs && std::fs::read_dir(registry)?.next().is_none() {
             use nix::mount::MsFlags;
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;

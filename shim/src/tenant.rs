@@ -257,9 +257,11 @@ fn grandchild(
         }
     }
     if let Some(sock) = console {
-        let size = req.process.console_size().as_ref().map(|b| {
-            (u16::try_from(b.height()).unwrap_or(u16::MAX), u16::try_from(b.width()).unwrap_or(u16::MAX))
-        });
+        let size = req
+            .process
+            .console_size()
+            .as_ref()
+            .map(|b| (u16::try_from(b.height()).unwrap_or(u16::MAX), u16::try_from(b.width()).unwrap_or(u16::MAX)));
         if let Err(e) = attach_terminal(&sock, size) {
             child_fail(ew, "setting up the terminal", e);
         }
