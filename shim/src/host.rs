@@ -26,22 +26,9 @@ impl RealHost {
 /// Where Debian, Docker's packages and its static binaries put dockerd.
 const DOCKERD_BINARIES: &[&str] = &["/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd"];
 
-fn proc_ns_name(typ: LinuxNamespaceType) -> &'static str {
-    match typ {
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Network => "net",
-        LinuxNamespaceType::Time => "time",
-    }
-}
-
 impl brig_profiles::Host for RealHost {
     fn is_host_namespace(&self, typ: LinuxNamespaceType, path: &Path) -> bool {
-        let ours = Path::new("/proc/self/ns").join(proc_ns_name(typ));
+        let ours = Path::new("/proc/self/ns").join(crate::nspin::proc_name(typ));
         // Through the descriptor `create` pinned (crate::nspin): the
         // namespace checked is the namespace joined.
         match (std::fs::metadata(crate::nspin::resolved(path)), std::fs::metadata(&ours)) {

@@ -420,6 +420,21 @@ fn a_bind_source_swapped_for_a_link_never_mounts_the_link() {
     assert!(mounted > 0, "no launch got through while the source was swapped");
 }
 
+/// A bundle running `args` that joins the IPC namespace at `path`.
+fn joining_ipc(args: &[&str], path: &std::path::Path) -> Bundle {
+    let mut b = Bundle::new(args);
+    let namespaces: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "ipc")
+        .cloned()
+        .chain([json!({"type": "ipc", "path": path})])
+        .collect();
+    b.set("/linux/namespaces", serde_json::Value::Array(namespaces));
+    b
+}
+
 /// A namespace path another job could swap: the spec joins an IPC namespace
 /// through a link (a `standard` job, host root with `/var/lib/brig/jobs/`
 /// writable, could own the link's directory), and between brig's check and
@@ -446,16 +461,7 @@ fn a_namespace_path_swapped_after_the_check_is_not_what_the_job_joins() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ipc");
     std::os::unix::fs::symlink(&own, &link).unwrap();
-    let mut b = Bundle::new(&["readlink", "/proc/self/ns/ipc"]);
-    let namespaces: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "ipc")
-        .cloned()
-        .chain([json!({"type": "ipc", "path": link})])
-        .collect();
-    b.set("/linux/namespaces", serde_json::Value::Array(namespaces));
+    let b = joining_ipc(&["readlink", "/proc/self/ns/ipc"], &link);
     let mut cmd = brig.command();
     cmd.args(["run", "--bundle", b.path().to_str().unwrap(), &unique_id("nsswap")])
         .env("BRIG_TEST_FAULT", "swap-namespace-links");
@@ -471,16 +477,7 @@ fn a_namespace_path_swapped_after_the_check_is_not_what_the_job_joins() {
     // A path that cannot be opened when brig checks it is refused then, not
     // left for libcontainer to open later (when a link may be there).
     let missing = dir.path().join("not-yet");
-    let mut b = Bundle::new(&["true"]);
-    let namespaces: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "ipc")
-        .cloned()
-        .chain([json!({"type": "ipc", "path": missing})])
-        .collect();
-    b.set("/linux/namespaces", serde_json::Value::Array(namespaces));
+    let b = joining_ipc(&["true"], &missing);
     let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("nsmissing")]);
     assert!(err.contains("not-yet") && err.contains("cannot be opened"), "{err}");
 }
