@@ -519,13 +519,16 @@ fn wait_job(job: i32, plan: &Plan<'_>, am_pid1: bool) -> JobExit {
 }
 
 /// Whether a pid 1 would receive `sig` from outside its pid namespace: a
-/// signal it handles, or one whose default action is to ignore it or to
-/// continue (SIGCHLD, SIGCONT, SIGURG, SIGWINCH). SIGKILL and SIGSTOP never
+/// signal it handles, blocks or waits for, or one whose default action is to
+/// ignore it or to continue (SIGCHLD, SIGCONT, SIGURG, SIGWINCH). SIGKILL and SIGSTOP never
 /// come here: they reach the supervisor itself, the container's pid 1. When
 /// the job's handlers cannot be read, the signal is forwarded.
 fn pid1_would_take(job: i32, sig: i32) -> bool {
     const HARMLESS: [i32; 4] = [17, 18, 23, 28];
     if HARMLESS.contains(&sig) || !(1..=64).contains(&sig) {
+        return true;
+    }
+    if waits_for_signals(job) {
         return true;
     }
     match handled_signals(job) {
@@ -534,9 +537,26 @@ fn pid1_would_take(job: i32, sig: i32) -> bool {
     }
 }
 
-/// The `SigCgt` mask of `/proc/<pid>/status` (the signals `pid` handles).
-fn handled_signals(pid: i32) -> Option<u64> {
+/// Whether `pid` sleeps in `sigtimedwait`/`sigwait` (tini, dumb-init): the
+/// kernel then shows the signals waited for as unblocked, yet queues them.
+/// Unknown (no `wchan`, or `0` where the kernel hides it) counts as waiting:
+/// a signal is dropped only when the job certainly would not take it.
+fn waits_for_signals(pid: i32) -> bool {
     let mut path = [0u8; 32];
+    let n = proc_path(&mut path, pid, b"/wchan\0");
+    let Ok(fd) = sys::open_read(&path[..n]) else { return true };
+    let mut buf = [0u8; 64];
+    let len = sys::read(fd, &mut buf).unwrap_or(0);
+    sys::close(fd);
+    let text = &buf[..len];
+    text.is_empty()
+        || text == b"0"
+        || text.windows(13).any(|w| w == b"sigtimedwait.")
+        || text.ends_with(b"sigtimedwait")
+}
+
+/// `/proc/<pid><suffix>` into `path`; its length.
+fn proc_path(path: &mut [u8; 32], pid: i32, suffix: &[u8]) -> usize {
     let mut n = 0;
     for b in b"/proc/" {
         path[n] = *b;
@@ -558,10 +578,20 @@ fn handled_signals(pid: i32) -> Option<u64> {
         path[n] = digits[d];
         n += 1;
     }
-    for b in b"/status\0" {
+    for b in suffix {
         path[n] = *b;
         n += 1;
     }
+    n
+}
+
+/// The signals `pid` would take as a pid 1: those it handles (`SigCgt` of
+/// `/proc/<pid>/status`) and those it blocks (`SigBlk`: the kernel queues a
+/// blocked signal even for a pid 1, and inits such as tini and dumb-init
+/// block every signal and wait for them with `sigtimedwait`).
+fn handled_signals(pid: i32) -> Option<u64> {
+    let mut path = [0u8; 32];
+    let n = proc_path(&mut path, pid, b"/status\0");
     let fd = sys::open_read(&path[..n]).ok()?;
     let mut buf = [0u8; 2048];
     let mut len = 0;
@@ -573,7 +603,11 @@ fn handled_signals(pid: i32) -> Option<u64> {
     }
     sys::close(fd);
     let text = &buf[..len];
-    let key = b"SigCgt:\t";
+    Some(status_mask(text, b"SigCgt:\t")? | status_mask(text, b"SigBlk:\t")?)
+}
+
+/// The hexadecimal mask after `key` in a `/proc/<pid>/status` text.
+fn status_mask(text: &[u8], key: &[u8]) -> Option<u64> {
     let at = text.windows(key.len()).position(|w| w == key)? + key.len();
     let mut mask = 0u64;
     for &c in text[at..].iter().take_while(|c| c.is_ascii_hexdigit()) {

@@ -515,6 +515,30 @@ fn kill_sends_the_signal_a_number_names() {
     brig.ok(&["kill", &plain_id, "KILL"]);
     brig.wait_status(&plain_id, "stopped");
     brig.ok(&["delete", &plain_id]);
+    // But a signal the job blocks is queued for it, as for a pid 1 (tini and
+    // dumb-init block every signal and take them with sigwait).
+    let waiter = Bundle::new(&["/bin/brig-probe", "sigwait-term"]);
+    let waiter_id = unique_id("sigwait");
+    let waiter_out = brig.dir.path().join("sigwait.out");
+    let status = brig
+        .command()
+        .args(["run", "-d", "--bundle", waiter.path().to_str().unwrap(), &waiter_id])
+        .stdout(std::fs::File::create(&waiter_out).unwrap())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let read_out = || std::fs::read_to_string(&waiter_out).unwrap_or_default();
+    for _ in 0..200 {
+        if read_out().contains("waiting") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    brig.ok(&["kill", &waiter_id, "TERM"]);
+    brig.wait_status(&waiter_id, "stopped");
+    assert!(read_out().contains("got-signal=15"), "{}", read_out());
+    brig.ok(&["delete", &waiter_id]);
     for bad in ["65", "RTMIN+40"] {
         let err = brig.fails(&["kill", &id, bad]);
         assert!(err.contains("unknown signal"), "{bad}: {err}");

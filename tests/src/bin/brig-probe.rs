@@ -103,6 +103,18 @@ fn main() {
                     libc::kill(1, sig);
                 }
             }
+            // An init such as tini or dumb-init: SIGTERM blocked (no
+            // handler), taken with sigwait.
+            "sigwait-term" => {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                println!("waiting");
+                let mut sig = 0;
+                libc::sigwait(&set, &mut sig);
+                println!("got-signal={sig}");
+            }
             "unshare-user" => report(libc::unshare(libc::CLONE_NEWUSER) as libc::c_long),
             "unshare-net" => report(libc::unshare(libc::CLONE_NEWNET) as libc::c_long),
             "unshare-mount" => report(libc::unshare(libc::CLONE_NEWNS) as libc::c_long),
