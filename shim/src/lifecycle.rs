@@ -59,12 +59,14 @@ pub fn load(root: &StateRoot, id: &str) -> Result<Container> {
             }
         }
     }
-    // (Container::load has already refreshed the status: the one on disk.)
-    let creating = libcontainer::container::State::load(&dir).is_ok_and(|s| s.status == ContainerStatus::Creating);
     c.refresh_status().map_err(|e| Error::container(id, e))?;
     // A create still in progress (its staging lock held, no init yet, or a
-    // hook running) is "creating", not a stopped container.
-    if creating && root.staging_lock(id).exists() && c.status() == ContainerStatus::Stopped {
+    // hook running) is "creating", not a stopped container. (Container::load
+    // refreshed the status: the one on disk is read again, only here.)
+    if c.status() == ContainerStatus::Stopped
+        && root.staging_lock(id).exists()
+        && libcontainer::container::State::load(&dir).is_ok_and(|s| s.status == ContainerStatus::Creating)
+    {
         c.set_status(ContainerStatus::Creating);
     }
     Ok(c)
@@ -1298,21 +1300,20 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
     state::validate_id(id)?;
     // One delete (or update) of a container at a time: a second waits, then
     // finds it gone.
-    let dir = state_root(g)?.container_dir(id);
+    let root = state_root(g)?;
+    let dir = root.container_dir(id);
     let _lock = std::fs::File::open(&dir)
         .ok()
         .and_then(|d| nix::fcntl::Flock::lock(d, nix::fcntl::FlockArg::LockExclusive).ok());
-    match delete_once(g, id, force) {
+    match delete_once(&root, id, force) {
         // Another `delete --force` removed it meanwhile (its cgroup, its
         // state): both succeed, as with runc.
-        Err(_) if force && state_root(g).is_ok_and(|r| !r.container_dir(id).join("state.json").exists()) => Ok(()),
+        Err(_) if force && !dir.join("state.json").exists() => Ok(()),
         r => r,
     }
 }
 
-fn delete_once(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
-    state::validate_id(id)?;
-    let root = state_root(g)?;
+fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     let dir = root.container_dir(id);
     if !dir.join("state.json").exists() {
         if force {
@@ -1333,7 +1334,7 @@ fn delete_once(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
         }
         return Err(Error::NotFound(id.to_string()));
     }
-    let mut c = match load(&root, id) {
+    let mut c = match load(root, id) {
         Ok(c) => c,
         // Another `delete --force` got there first.
         Err(_) if force && !dir.join("state.json").exists() => return Ok(()),
@@ -1399,7 +1400,7 @@ fn delete_once(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
             tracing::info!(id, attestation = %path.display(), "attestation written");
         }
     }
-    finish_delete(&root, id, &c)?;
+    finish_delete(root, id, &c)?;
     if let Some(u) = record.as_ref().and_then(|r| r.userns.as_ref()) {
         let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default());
         release_userns(&allocator, &root.path, id, u);

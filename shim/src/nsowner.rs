@@ -88,10 +88,6 @@ fn init_pid(dir: &Path) -> Option<i32> {
 
 /// The registered jobs still in namespace `ns` (an entry whose job is gone,
 /// or whose pid was reused outside the namespace, is not believed).
-pub fn owners(typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<Owner> {
-    owners_in(Path::new(REGISTRY_DIR), typ, ns)
-}
-
 fn owners_in(registry: &Path, typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<Owner> {
     let dir = namespace_dir(registry, typ, ns);
     if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {

@@ -384,13 +384,7 @@ fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
     // Two reports at most (hardening's, then exec's if it failed), ≈ 65
     // bytes each; what follows in `line` (512 bytes) must fit as well.
     let mut buf = [0u8; 400];
-    let mut got = 0;
-    while got < buf.len() {
-        match sys::read(report_r, &mut buf[got..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got += n,
-        }
-    }
+    let got = sys::read_full(report_r, &mut buf);
     sys::close(report_r);
 
     let mut line = Line::new();
@@ -594,13 +588,7 @@ fn handled_signals(pid: i32) -> Option<u64> {
     let n = proc_path(&mut path, pid, b"/status\0");
     let fd = sys::open_read(&path[..n]).ok()?;
     let mut buf = [0u8; 2048];
-    let mut len = 0;
-    while len < buf.len() {
-        match sys::read(fd, &mut buf[len..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => len += k,
-        }
-    }
+    let len = sys::read_full(fd, &mut buf);
     sys::close(fd);
     let text = &buf[..len];
     Some(status_mask(text, b"SigCgt:\t")? | status_mask(text, b"SigBlk:\t")?)

@@ -78,6 +78,18 @@ pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize, i32> {
     }
 }
 
+/// Reads until `buf` is full, end of file or an error; the bytes read.
+pub fn read_full(fd: Fd, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match read(fd, &mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
+}
+
 pub fn close(fd: Fd) {
     // SAFETY: close takes no pointers.
     let _ = unsafe { syscall!(Sysno::close, fd) };
