@@ -155,7 +155,7 @@ fn breakdown() {
         "profile": "restricted", "image": {}, "mounts": [{"source": "/a/b", "destination": "/in", "read_write": false, "kind": "bind"}],
         "capabilities": ["CAP_CHOWN"], "host_namespaces": ["user"], "joined_namespaces": [], "devices": [],
         "resources": {}, "egress": [], "timeout_secs": 60, "inputs": [], "outputs": [], "annotations": [],
-        "annotation_keys": [], "user": {"uid": 0, "gid": 0}, "claims": {"iss": "i", "sub": "s", "tenant": "acme"},
+        "annotation_keys": [], "user": {"uid": 0, "gid": 0, "additional_gids": []}, "claims": {"iss": "i", "sub": "s", "tenant": "acme"},
     });
     percentiles("Context::from_json_value with schema", 1000, || {
         black_box(Context::from_json_value(ctx.clone(), Some((&schema, &action))).expect("ctx"));
@@ -195,8 +195,31 @@ fn breakdown() {
     });
 }
 
+/// Where the time of an EdDSA verification goes: the public key's
+/// decompression (done on every `jsonwebtoken::crypto::verify`) and the
+/// signature check itself.
+fn ed25519_breakdown() {
+    use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+    println!("--- breakdown of an EdDSA verification ---");
+    let sk = SigningKey::from_bytes(&[7u8; 32]);
+    let bytes = sk.verifying_key().to_bytes();
+    let msg = [b'x'; 300];
+    let sig = sk.sign(&msg);
+    percentiles("VerifyingKey::from_bytes (decompression)", 2000, || {
+        black_box(VerifyingKey::from_bytes(black_box(&bytes)).expect("key"));
+    });
+    let vk = VerifyingKey::from_bytes(&bytes).expect("key");
+    percentiles("VerifyingKey::verify (decompressed key)", 2000, || {
+        black_box(vk.verify(black_box(&msg), &sig).expect("verify"));
+    });
+    percentiles("VerifyingKey::verify_strict (decompressed key)", 2000, || {
+        black_box(vk.verify_strict(black_box(&msg), &sig).expect("verify"));
+    });
+}
+
 fn timing_loop() {
     breakdown();
+    ed25519_breakdown();
     println!("--- p50/p99 from a timing loop (one decision = 1 launch + 2 mount requests) ---");
     let fx = fixture("EdDSA");
     let now = SystemTime::now();

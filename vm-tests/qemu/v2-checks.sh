@@ -31,6 +31,11 @@
 #   v2::io_max_enforced           throttleReadBpsDevice on a loop device -> io.max
 #                                 "7:N rbps=1048576 ..."; O_DIRECT reads of 3 MiB in
 #                                 the container take >= 2 s (unthrottled: well under)
+#   v2::devices_filtered          a permissive job with CAP_MKNOD makes a node for
+#                                 /dev/kmsg (c 1:11) outside the spec's devices rules
+#                                 (Docker's deny-all): opening it fails with EPERM (the
+#                                 cgroup v2 device program, libcgroups patch 6), /dev/null
+#                                 still works; with c 1:11 w allowed by the spec, it opens
 #   v2::rootless_delegated        brig run as uid 1000 with a user namespace, inside a
 #                                 cgroup subtree delegated to that user (the systemd
 #                                 user@.service model): limits written in the subtree
@@ -384,6 +389,27 @@ io_max_enforced() {
 # A JSON string for a shell command (escapes \ and ").
 json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
 
+devices_filtered() {
+  # Opening is what the device program judges, so the job only opens the node,
+  # for writing: reading /dev/kmsg needs CAP_SYSLOG as well, writing nothing.
+  job='mknod /dev/k c 1 11 || exit 3; if (exec 3>/dev/k) 2>/dev/e; then echo OPENED; else echo "REFUSED: $(cat /dev/e)"; fi; echo x >/dev/null && echo NULL-OK'
+  for kind in deny allow; do
+    rules='{"allow":false,"access":"rwm"}'
+    [ $kind = allow ] && rules="$rules,{\"allow\":true,\"type\":\"c\",\"major\":1,\"minor\":11,\"access\":\"w\"}"
+    spec "$W/dev-$kind" "[\"sh\",\"-c\",$(json_str "$job")]" "{\"devices\":[$rules]}" /brig-v2/dev-$kind
+    # permissive runs the spec as written: the job may create device nodes.
+    sed -i 's/"CAP_KILL"/"CAP_KILL","CAP_MKNOD"/g' "$W/dev-$kind/config.json"
+    out=$(brig run --bundle "$W/dev-$kind" dev-$kind 2>&1)
+    echo "$kind: $out"
+    case "$kind:$out" in
+      deny:*"REFUSED: "*"Operation not permitted"*NULL-OK*) note "outside the rules: $(echo "$out" | head -1)" ;;
+      allow:*OPENED*NULL-OK*) ;;
+      *) echo "MISMATCH: $kind: want $([ $kind = deny ] && echo 'REFUSED: ... Operation not permitted' || echo OPENED) and NULL-OK"; bad=1 ;;
+    esac
+    brig delete --force dev-$kind >/dev/null 2>&1
+  done
+}
+
 rootless_delegated() {
   uid=1000 gid=1000
   home=$W/rootless
@@ -447,6 +473,7 @@ check swap_equal_to_limit_disables_swap swap_equal_to_limit_disables_swap
 check exec_joins_the_container_cgroup exec_joins_the_container_cgroup
 check io_weight io_weight
 check io_max_enforced io_max_enforced
+check devices_filtered devices_filtered
 check rootless_delegated rootless_delegated
 # Leave nothing: remove our containers and cgroups whatever happened.
 for id in $(brig list -q 2>/dev/null); do brig delete --force "$id" >/dev/null 2>&1; done

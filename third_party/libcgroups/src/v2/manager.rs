@@ -225,8 +225,22 @@ impl CgroupManager for Manager {
             }
         }
 
+        // brig patch 6: a rootless manager cannot load a BPF program (that
+        // needs CAP_BPF or CAP_SYS_ADMIN in the host's user namespace); as
+        // runc does, it goes on without one. Its job runs in a user namespace,
+        // where no device node can be created, and a device bound in is
+        // guarded by its file permissions. As root, a failure fails the create.
         #[cfg(feature = "cgroupsv2_devices")]
-        Devices::apply(controller_opt, &self.full_path)?;
+        match Devices::apply(controller_opt, &self.full_path) {
+            Ok(()) => {}
+            Err(err) if self.rootless => {
+                tracing::warn!(
+                    "rootless cgroup: no device filter on {:?}: {err}",
+                    self.full_path
+                );
+            }
+            Err(err) => return Err(err.into()),
+        }
 
         for pseudoctlr in PSEUDO_CONTROLLER_TYPES {
             if let PseudoControllerType::Unified = pseudoctlr {

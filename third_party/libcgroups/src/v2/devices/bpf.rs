@@ -17,14 +17,18 @@ pub mod prog {
     use std::os::unix::io::RawFd;
     use std::ptr;
 
-    use libbpf_sys::{BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, BPF_PROG_TYPE_CGROUP_DEVICE, bpf_insn};
+    // brig patch 6: bpf(2) made directly (`sys.rs`), not through libbpf-sys.
     #[cfg(not(test))]
-    use libbpf_sys::{
+    use crate::v2::devices::sys::{
         bpf_prog_attach, bpf_prog_detach2, bpf_prog_get_fd_by_id, bpf_prog_load, bpf_prog_query,
     };
     #[cfg(not(test))]
     use libc::setrlimit;
     use libc::{ENOSPC, RLIMIT_MEMLOCK, rlimit};
+
+    use crate::v2::devices::sys::{
+        BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, BPF_PROG_TYPE_CGROUP_DEVICE, bpf_insn,
+    };
 
     use super::ProgramInfo;
     // TODO: consider use of #[mockall_double]
@@ -40,22 +44,21 @@ pub mod prog {
     pub fn load(license: &str, insns: &[u8]) -> Result<RawFd, super::BpfError> {
         let insns_cnt = insns.len() / std::mem::size_of::<bpf_insn>();
         let insns = insns as *const _ as *const bpf_insn;
-        let mut opts = libbpf_sys::bpf_prog_load_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as libbpf_sys::size_t,
-            kern_version: 0,
-            log_buf: ptr::null_mut::<::std::os::raw::c_char>(),
-            log_size: 0,
-            ..Default::default()
-        };
+        // brig patch 6: the license is passed NUL-terminated (upstream
+        // passed the `&str`'s bytes, which the kernel reads up to a NUL).
+        let license = std::ffi::CString::new(license)
+            .map_err(|_| super::BpfError::Errno(errno::Errno(libc::EINVAL)))?;
         #[allow(unused_unsafe)]
+        // SAFETY: `license` is NUL-terminated and `insns` holds `insns_cnt`
+        // instructions; both outlive the call.
         let prog_fd = unsafe {
             bpf_prog_load(
                 BPF_PROG_TYPE_CGROUP_DEVICE,
                 ptr::null::<::std::os::raw::c_char>(),
-                license as *const _ as *const ::std::os::raw::c_char,
+                license.as_ptr(),
                 insns,
                 insns_cnt as u64,
-                &mut opts as *mut libbpf_sys::bpf_prog_load_opts,
+                ptr::null::<::std::os::raw::c_char>(),
             )
         };
 
@@ -231,11 +234,11 @@ mod tests {
         // expect
         query.expect().once().returning(
             |_target_fd: std::os::raw::c_int,
-             _type_: libbpf_sys::bpf_attach_type,
-             _query_flags: libbpf_sys::__u32,
-             _attach_flags: *mut libbpf_sys::__u32,
-             prog_ids: *mut libbpf_sys::__u32,
-             prog_cnt: *mut libbpf_sys::__u32|
+             _type_: crate::v2::devices::sys::bpf_attach_type,
+             _query_flags: u32,
+             _attach_flags: *mut u32,
+             prog_ids: *mut u32,
+             prog_cnt: *mut u32|
              -> ::std::os::raw::c_int {
                 // deref the ptr and fill it with some "ids"
                 // also set the prog_cnt to 4
@@ -277,11 +280,11 @@ mod tests {
         // expect
         query.expect().times(2).returning(
             |_target_fd: std::os::raw::c_int,
-             _type_: libbpf_sys::bpf_attach_type,
-             _query_flags: libbpf_sys::__u32,
-             _attach_flags: *mut libbpf_sys::__u32,
-             prog_ids: *mut libbpf_sys::__u32,
-             prog_cnt: *mut libbpf_sys::__u32|
+             _type_: crate::v2::devices::sys::bpf_attach_type,
+             _query_flags: u32,
+             _attach_flags: *mut u32,
+             prog_ids: *mut u32,
+             prog_cnt: *mut u32|
              -> ::std::os::raw::c_int {
                 unsafe {
                     if *prog_cnt == 64 {
@@ -323,11 +326,11 @@ mod tests {
         // expect
         query.expect().times(1).returning(
             |_target_fd: std::os::raw::c_int,
-             _type_: libbpf_sys::bpf_attach_type,
-             _query_flags: libbpf_sys::__u32,
-             _attach_flags: *mut libbpf_sys::__u32,
-             _prog_ids: *mut libbpf_sys::__u32,
-             _prog_cnt: *mut libbpf_sys::__u32|
+             _type_: crate::v2::devices::sys::bpf_attach_type,
+             _query_flags: u32,
+             _attach_flags: *mut u32,
+             _prog_ids: *mut u32,
+             _prog_cnt: *mut u32|
              -> ::std::os::raw::c_int {
                 set_errno(Errno(ENOSYS));
                 1

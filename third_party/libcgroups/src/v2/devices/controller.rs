@@ -74,9 +74,14 @@ impl Devices {
 
         let prog = program::Program::from_rules(&emulator.rules, emulator.default_allow)?;
 
-        // Increase `ulimit -l` limit to avoid BPF_PROG_LOAD error (#2167).
-        // This limit is not inherited into the container.
-        bpf_prog::bump_memlock_rlimit()?;
+        // brig patch 6: no `ulimit -l` raise before the load (upstream
+        // raised both limits to 128 MiB). Since Linux 5.11 a program's memory
+        // is charged to the memory cgroup and RLIMIT_MEMLOCK is not consulted;
+        // raising the hard limit needs CAP_SYS_RESOURCE, which a host may
+        // withhold (the load then failed for no reason); and this process
+        // forks the container's init afterwards, which inherited the raised
+        // limit. On an older kernel with a low limit the load fails (EPERM)
+        // and so does the create.
         let prog_fd = bpf_prog::load(LICENSE, prog.bytecodes())?;
 
         // FIXME: simple way to attach BPF program
@@ -140,7 +145,7 @@ mod tests {
         let query = mock_prog::query_context();
         let attach = mock_prog::attach_context();
         let detach2 = mock_prog::detach2_context();
-        bump_memlock_rlimit.expect().once().returning(|| Ok(()));
+        bump_memlock_rlimit.expect().never();
         load.expect()
             .once()
             .returning(move |_, _| Ok(file_descriptor));
@@ -173,7 +178,7 @@ mod tests {
         let query = mock_prog::query_context();
         let attach = mock_prog::attach_context();
         let detach2 = mock_prog::detach2_context();
-        bump_memlock_rlimit.expect().once().returning(|| Ok(()));
+        bump_memlock_rlimit.expect().never();
         load.expect()
             .once()
             .returning(move |_, _| Ok(file_descriptor));

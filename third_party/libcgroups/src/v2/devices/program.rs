@@ -1,4 +1,6 @@
 use oci_spec::runtime::*;
+
+use super::sys;
 use rbpf::disassembler::disassemble;
 use rbpf::insn_builder::{Arch as RbpfArch, *};
 
@@ -105,9 +107,9 @@ impl Program {
         let dev_type = bpf_dev_type(rule.typ().unwrap_or_default())?;
         let access = bpf_access(rule.access().clone().unwrap_or_default())?;
         let has_access = access
-            != (libbpf_sys::BPF_DEVCG_ACC_READ
-                | libbpf_sys::BPF_DEVCG_ACC_WRITE
-                | libbpf_sys::BPF_DEVCG_ACC_MKNOD);
+            != (sys::BPF_DEVCG_ACC_READ
+                | sys::BPF_DEVCG_ACC_WRITE
+                | sys::BPF_DEVCG_ACC_MKNOD);
 
         let has_major = rule.major().is_some() && rule.major().unwrap() >= 0;
         let has_minor = rule.minor().is_some() && rule.minor().unwrap() >= 0;
@@ -210,9 +212,9 @@ impl Program {
 
 fn bpf_dev_type(typ: LinuxDeviceType) -> Result<u32, ProgramError> {
     let dev_type: u32 = match typ {
-        LinuxDeviceType::C => libbpf_sys::BPF_DEVCG_DEV_CHAR,
+        LinuxDeviceType::C => sys::BPF_DEVCG_DEV_CHAR,
         LinuxDeviceType::U => return Err(ProgramError::DeviceNotSupported("unbuffered char")),
-        LinuxDeviceType::B => libbpf_sys::BPF_DEVCG_DEV_BLOCK,
+        LinuxDeviceType::B => sys::BPF_DEVCG_DEV_BLOCK,
         LinuxDeviceType::P => return Err(ProgramError::DeviceNotSupported("pipe device")),
         LinuxDeviceType::A => return Err(ProgramError::WildcardDevice),
     };
@@ -223,9 +225,9 @@ fn bpf_access(access: String) -> Result<u32, ProgramError> {
     let mut v = 0_u32;
     for c in access.chars() {
         let cur_access = match c {
-            'r' => libbpf_sys::BPF_DEVCG_ACC_READ,
-            'w' => libbpf_sys::BPF_DEVCG_ACC_WRITE,
-            'm' => libbpf_sys::BPF_DEVCG_ACC_MKNOD,
+            'r' => sys::BPF_DEVCG_ACC_READ,
+            'w' => sys::BPF_DEVCG_ACC_WRITE,
+            'm' => sys::BPF_DEVCG_ACC_MKNOD,
             _ => return Err(ProgramError::InvalidAccess(c)),
         };
         v |= cur_access;
