@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::cache::{self, Section, Span};
 use crate::claims::{declared_claims, ClaimAttr};
 use crate::config::PolicyConfig;
+use crate::usage::ContextUse;
 
 pub use crate::decide::{authorize, tenant_source, Decision, RequestDecision, TENANT_PLACEHOLDER};
 
@@ -38,7 +39,7 @@ pub const SCHEMA_FILE: &str = "brig.cedarschema";
 /// File name suffix of a cache entry.
 const CACHE_SUFFIX: &str = "cache";
 /// Version of the on-disk cache format; part of the cache key.
-const CACHE_FORMAT: &str = "brig-policy-cache/4";
+const CACHE_FORMAT: &str = "brig-policy-cache/5";
 
 /// A place in a policy or schema file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,6 +308,9 @@ pub struct PolicySet {
     /// Every `Brig::Path` id the policies mention: the only ancestors of a
     /// mount source that a policy can observe (see `decide.rs`).
     pub(crate) paths: PathSet,
+    /// The `context` attributes the policies can read (`usage.rs`): the
+    /// only ones a request's context needs.
+    pub(crate) context_use: ContextUse,
     count: usize,
     /// Set when parsed; read from `meta_section` on first use when cached.
     meta: OnceLock<Result<Meta, String>>,
@@ -324,6 +328,7 @@ impl Clone for PolicySet {
             index: self.index.clone(),
             claims: self.claims.clone(),
             paths: self.paths.clone(),
+            context_use: self.context_use.clone(),
             count: self.count,
             // A cached set reads its metadata again rather than copy a read error.
             meta: match self.meta.get() {
@@ -358,6 +363,8 @@ struct CacheHeader {
     count: usize,
     meta: Span,
     paths: Span,
+    /// [`PolicySet::context_use`]; `None` for every attribute.
+    context: Option<Vec<String>>,
     index: Vec<CachedAction>,
 }
 
@@ -706,10 +713,12 @@ impl PolicySet {
         }
         let index = build_index(&set, names);
         let paths = referenced_paths(&sources);
+        let context_use = ContextUse::of(sources.policies.iter().map(|(_, text)| text.as_str()));
         Ok(PolicySet {
             index,
             claims,
             paths: PathSet::Parsed(paths),
+            context_use,
             count: files.len(),
             meta: OnceLock::from(Ok(Meta { files, warnings, schema_json: schema_json.to_string() })),
             meta_section: None,
@@ -1061,6 +1070,7 @@ fn read_cache(path: &Path, digest: &str) -> Option<PolicySet> {
         index,
         claims: header.claims,
         paths: PathSet::Cached(body.section(header.paths)?),
+        context_use: ContextUse::from_list(header.context),
         count: header.count,
         meta: OnceLock::new(),
         meta_section: Some(body.section(header.meta)?),
@@ -1104,6 +1114,7 @@ fn write_cache(set: &PolicySet, path: &Path, dir: &Path) -> Result<(), String> {
         count: set.count,
         meta,
         paths,
+        context: set.context_use.to_list(),
         index,
     };
     let bytes = cache::encode(&header, &body).map_err(|e| e.to_string())?;

@@ -272,57 +272,88 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        let schema = if self.set.validate_requests { Some(self.set.schema()?) } else { None };
-        Entities::from_entities(list, schema).map_err(|e| e.to_string())
+        if self.set.validate_requests {
+            return Entities::from_entities(list, Some(self.set.schema()?)).map_err(|e| e.to_string());
+        }
+        // The hierarchy above is built transitively closed and acyclic: a
+        // Subject's parents are its Tenant and Roles, an Image's its Profile,
+        // none of which has parents, and a Path's parents are all its listed
+        // ancestors (each of which lists its own, a subset). So Cedar is told
+        // not to compute the closure again, most of what building the
+        // entities cost. The schema-checked path (tests) computes it, and the
+        // example sets' decisions are compared across the two.
+        use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation};
+        use cedar_policy_core::extensions::Extensions;
+        CoreEntities::from_entities(
+            list.iter().map(|e| e.as_ref().clone()),
+            None::<&NoEntitiesSchema>,
+            TCComputation::AssumeAlreadyComputed,
+            Extensions::all_available(),
+        )
+        .map(Entities::from)
+        .map_err(|e| e.to_string())
     }
 
-    /// The fields of `Request` (and of `ExecRequest`, with `exec` added).
+    /// Whether a request's context carries `attr`: every attribute when
+    /// requests are checked against the schema, else those the policies can
+    /// read (`usage.rs`); building the rest would change no answer.
+    fn wants(&self, attr: &str) -> bool {
+        self.set.validate_requests || self.set.context_use.needs(attr)
+    }
+
+    /// The fields of `Request` (and of `ExecRequest`, with `exec` added)
+    /// that the policies can read.
     fn request_fields(&self) -> Result<Vec<(&'static str, Re)>, String> {
         let c = self.context;
-        let mut resources = Vec::new();
-        if let Some(v) = c.resources.memory_bytes {
-            resources.push(("memory_bytes", Re::new_long(v)));
-        }
-        if let Some(v) = c.resources.pids {
-            resources.push(("pids", Re::new_long(v)));
-        }
-        if let Some(v) = c.resources.cpu_millis {
-            resources.push(("cpu_millis", Re::new_long(v)));
-        }
-        let mut f = vec![
-            ("profile", string(&c.profile)),
-            ("image", self.image.clone()),
-            ("mounts", Re::new_set(c.mounts.iter().map(mount_rec).collect::<Result<Vec<_>, _>>()?)),
-            ("capabilities", strings(&c.capabilities)),
-            ("host_namespaces", strings(&c.host_namespaces)),
-            ("joined_namespaces", strings(&c.joined_namespaces)),
-            ("devices", strings(&c.devices)),
-            ("resources", record(resources)?),
-            ("egress", Re::new_set(c.egress.iter().map(egress_rule).collect::<Result<Vec<_>, _>>()?)),
-            ("inputs", strings(&c.inputs)),
-            ("outputs", strings(&c.outputs)),
-            (
-                "annotations",
-                Re::new_set(
-                    c.annotations
-                        .iter()
-                        .map(|(k, v)| record(vec![("key", string(k)), ("value", string(v))]))
-                        .collect::<Result<Vec<_>, _>>()?,
-                ),
-            ),
-            ("annotation_keys", strings(c.annotations.keys())),
-            (
-                "user",
-                record(vec![
-                    ("uid", Re::new_long(i64::from(c.user.uid))),
-                    ("gid", Re::new_long(i64::from(c.user.gid))),
-                    ("additional_gids", longs(&c.user.additional_gids)),
-                ])?,
-            ),
-            ("claims", self.claims.clone()),
-        ];
+        let mut f = Vec::new();
+        let mut add = |name: &'static str, value: &dyn Fn() -> Result<Re, String>| -> Result<(), String> {
+            if self.wants(name) {
+                f.push((name, value()?));
+            }
+            Ok(())
+        };
+        add("profile", &|| Ok(string(&c.profile)))?;
+        add("image", &|| Ok(self.image.clone()))?;
+        add("mounts", &|| Ok(Re::new_set(c.mounts.iter().map(mount_rec).collect::<Result<Vec<_>, _>>()?)))?;
+        add("capabilities", &|| Ok(strings(&c.capabilities)))?;
+        add("host_namespaces", &|| Ok(strings(&c.host_namespaces)))?;
+        add("joined_namespaces", &|| Ok(strings(&c.joined_namespaces)))?;
+        add("devices", &|| Ok(strings(&c.devices)))?;
+        add("resources", &|| {
+            let mut resources = Vec::new();
+            if let Some(v) = c.resources.memory_bytes {
+                resources.push(("memory_bytes", Re::new_long(v)));
+            }
+            if let Some(v) = c.resources.pids {
+                resources.push(("pids", Re::new_long(v)));
+            }
+            if let Some(v) = c.resources.cpu_millis {
+                resources.push(("cpu_millis", Re::new_long(v)));
+            }
+            record(resources)
+        })?;
+        add("egress", &|| Ok(Re::new_set(c.egress.iter().map(egress_rule).collect::<Result<Vec<_>, _>>()?)))?;
+        add("inputs", &|| Ok(strings(&c.inputs)))?;
+        add("outputs", &|| Ok(strings(&c.outputs)))?;
+        add("annotations", &|| {
+            Ok(Re::new_set(
+                c.annotations
+                    .iter()
+                    .map(|(k, v)| record(vec![("key", string(k)), ("value", string(v))]))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ))
+        })?;
+        add("annotation_keys", &|| Ok(strings(c.annotations.keys())))?;
+        add("user", &|| {
+            record(vec![
+                ("uid", Re::new_long(i64::from(c.user.uid))),
+                ("gid", Re::new_long(i64::from(c.user.gid))),
+                ("additional_gids", longs(&c.user.additional_gids)),
+            ])
+        })?;
+        add("claims", &|| Ok(self.claims.clone()))?;
         if let Some(t) = c.timeout_secs {
-            f.push(("timeout_secs", long(t, "timeout_secs")?));
+            add("timeout_secs", &|| long(t, "timeout_secs"))?;
         }
         Ok(f)
     }
@@ -344,7 +375,8 @@ impl<'a> Builder<'a> {
             errors: vec![error],
         };
         let context = match context.and_then(|f| {
-            Context::from_pairs(f.into_iter().map(|(k, v)| (k.to_string(), v))).map_err(|e| e.to_string())
+            Context::from_pairs(f.into_iter().filter(|(k, _)| self.wants(k)).map(|(k, v)| (k.to_string(), v)))
+                .map_err(|e| e.to_string())
         }) {
             Ok(c) => c,
             Err(e) => return deny(format!("building the `{}` context: {e}", ACTIONS[action])),

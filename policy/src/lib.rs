@@ -24,6 +24,7 @@ mod jwks;
 pub mod replay;
 pub mod testing;
 pub mod token;
+mod usage;
 mod util;
 
 pub use audit::{AuditDecision, AuditError, AuditLog, AuditRecord, AuditSummary};

@@ -77,6 +77,49 @@ fn tenant_mounts_with_a_real_token() {
     assert_eq!(d.requests.iter().filter(|r| !r.allowed).count(), 1);
 }
 
+/// A request's context carries only what the policies read (`usage.rs`):
+/// a forbid that tests an attribute with `has` only, after a comment that
+/// ends like an attribute access (`given.`), still sees it, and every decision is the one
+/// made with the whole context checked against the schema.
+#[test]
+fn a_context_pruned_to_what_the_policies_read_decides_the_same() {
+    use crate::usage::ContextUse;
+    let text = r#"
+@id("all") permit (principal, action, resource);
+@id("long") forbid (principal, action == Brig::Action::"launch", resource) when { // no deadline given.
+  context has timeout_secs };
+@id("kvm") forbid (principal, action == Brig::Action::"launch", resource) when { context.devices.contains("/dev/kvm") };
+"#;
+    let pruned = PolicySet::from_texts(&[("p.cedar".into(), text.into())], None).unwrap();
+    assert_eq!(pruned.context_use, ContextUse::Only(["devices".to_string(), "timeout_secs".to_string()].into()));
+    let whole = pruned.clone().validate_requests(true);
+    let token = unverified_token(json!({"iss": "i", "sub": "alice", "tenant": "acme"}).as_object().unwrap());
+    let base = LaunchContext {
+        profile: "restricted".into(),
+        mounts: vec![bind("/var/lib/brig/jobs/acme/in/x", "/in", false)],
+        ..Default::default()
+    };
+    let long = LaunchContext { timeout_secs: Some(60), ..base.clone() };
+    let kvm = LaunchContext { devices: ["/dev/kvm".to_string()].into(), ..base.clone() };
+    for (ctx, want) in [(&base, None), (&long, Some("long")), (&kvm, Some("kvm"))] {
+        let d = authorize(&pruned, &token, Action::Launch, ctx);
+        assert_eq!(d, authorize(&whole, &token, Action::Launch, ctx));
+        match want {
+            None => assert!(d.allowed, "{}", d.explain()),
+            Some(id) => {
+                assert!(!d.allowed, "{}", d.explain());
+                assert_eq!(d.determining_policies, [id]);
+            }
+        }
+    }
+    // The example sets read a few attributes each, so that the example test
+    // above (fast against schema-checked) compares pruned contexts.
+    for dir in ["function-platform", "ci-pinned", "federated-learning", "break-glass"] {
+        let set = PolicySet::load(&examples_dir().join(dir)).unwrap();
+        assert!(matches!(set.context_use, ContextUse::Only(_)), "{dir}: {:?}", set.context_use);
+    }
+}
+
 #[test]
 fn forbid_beats_permit() {
     let set = PolicySet::load(&examples_dir().join("break-glass")).unwrap();
@@ -267,6 +310,9 @@ fn cache_round_trip_and_invalidation() {
     assert!(warm.from_cache(), "second load must come from the cache");
     assert_eq!(cold.digest(), warm.digest());
     assert_eq!(cold.policies(), warm.policies());
+    // The cached set prunes request contexts as the parsed one does.
+    assert!(matches!(warm.context_use, crate::usage::ContextUse::Only(_)));
+    assert_eq!(cold.context_use, warm.context_use);
     let file = load_cases(&examples_dir().join("function-platform/cases.toml")).unwrap();
     for (a, b) in run_tests(&cold, &file.cases).iter().zip(run_tests(&warm, &file.cases)) {
         assert_eq!(a.decision, b.decision);
