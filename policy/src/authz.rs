@@ -433,6 +433,9 @@ impl DigestWriter {
         let mut w = DigestWriter(Sha256::new());
         w.field(CACHE_FORMAT.as_bytes());
         w.field(env!("CARGO_PKG_VERSION").as_bytes());
+        // A cache entry keeps the context attributes `usage.rs` read: an
+        // entry written by another version of that reader is not used.
+        w.field(crate::usage::READER_VERSION.as_bytes());
         w
     }
 

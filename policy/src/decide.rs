@@ -272,7 +272,22 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation};
+        use cedar_policy_core::extensions::Extensions;
+        let core = |tc| {
+            CoreEntities::from_entities(
+                list.iter().map(|e| e.as_ref().clone()),
+                None::<&NoEntitiesSchema>,
+                tc,
+                Extensions::all_available(),
+            )
+            .map_err(|e| e.to_string())
+        };
         if self.set.validate_requests {
+            // The checked path (the tests') also holds the hierarchy to the
+            // claim below: Cedar fails a set that is not closed and acyclic.
+            core(TCComputation::EnforceAlreadyComputed)
+                .map_err(|e| format!("the entity hierarchy is not closed: {e}"))?;
             return Entities::from_entities(list, Some(self.set.schema()?)).map_err(|e| e.to_string());
         }
         // The hierarchy above is built transitively closed and acyclic: a
@@ -282,16 +297,7 @@ impl<'a> Builder<'a> {
         // not to compute the closure again, most of what building the
         // entities cost. The schema-checked path (tests) computes it, and the
         // example sets' decisions are compared across the two.
-        use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation};
-        use cedar_policy_core::extensions::Extensions;
-        CoreEntities::from_entities(
-            list.iter().map(|e| e.as_ref().clone()),
-            None::<&NoEntitiesSchema>,
-            TCComputation::AssumeAlreadyComputed,
-            Extensions::all_available(),
-        )
-        .map(Entities::from)
-        .map_err(|e| e.to_string())
+        core(TCComputation::AssumeAlreadyComputed).map(Entities::from)
     }
 
     /// Whether a request's context carries `attr`: every attribute when

@@ -18,6 +18,11 @@
 
 use std::collections::BTreeSet;
 
+/// Names this reader's rules in the policy cache's digest (`authz.rs`): a
+/// change to [`ContextUse::of`] must change it, so that no entry keeps a
+/// list an older reader made.
+pub(crate) const READER_VERSION: &str = "context-use/1";
+
 /// The top-level `context` attributes a policy set can read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) enum ContextUse {
@@ -112,8 +117,9 @@ fn scan(text: &str, out: &mut BTreeSet<String>) -> bool {
         let name = if let Some(r) = rest.strip_prefix('.') {
             let r = r.trim_start();
             let Some(name) = ident(r) else { return false };
-            if r[name.len()..].trim_start().starts_with('(') {
-                return false; // a method call on the record
+            let next = r[name.len()..].trim_start();
+            if next.starts_with('(') || next.starts_with("//") {
+                return false; // a method call on the record, or a comment before what follows
             }
             name
         } else if let Some(r) = rest.strip_prefix("has").filter(|r| !r.bytes().next().is_some_and(is_ident)) {
@@ -168,6 +174,7 @@ mod tests {
             "permit (principal, action, resource) when { context[\"a\\\"b\"] == 1 };",
             "permit (principal, action, resource) when { context // the request\n.x == 1 };",
             "permit (principal, action, resource) when { context.isEmpty() };",
+            "permit (principal, action, resource) when { context.contains // c\n(1) };",
             "permit (principal, action, resource) when { [context].contains(context) };",
             "permit (principal, action, resource) when { context has 1 };",
             "permit (principal, action, resource) when { context hasx };",

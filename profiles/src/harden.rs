@@ -236,6 +236,7 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
     harden_paths(&mut ctx, &mut spec);
     harden_rlimits(&mut ctx, &mut spec);
     harden_cgroup(&mut ctx, &mut spec);
+    deny_devices_by_default(&mut spec);
     let timeout = timeout(&ctx, asks)?;
     let per_job_userns = check_user_namespace(&ctx, &spec)?;
 
@@ -289,6 +290,41 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
         per_job_userns,
     };
     Ok(Hardened { spec, plan, tightened: ctx.tightened })
+}
+
+/// Docker's first device rule, `a *:* rwm` denied.
+fn is_deny_all(rule: &oci_spec::runtime::LinuxDeviceCgroup) -> bool {
+    use oci_spec::runtime::LinuxDeviceType;
+    !rule.allow()
+        && rule.typ().unwrap_or(LinuxDeviceType::A) == LinuxDeviceType::A
+        && rule.major().is_none_or(|m| m < 0)
+        && rule.minor().is_none_or(|m| m < 0)
+        && rule.access().as_deref().is_none_or(|a| ["r", "w", "m"].iter().all(|c| a.contains(c)))
+}
+
+/// A device is denied unless a rule allows it, as with runc whatever the
+/// spec says (runc starts every job from "deny all"). libcgroups instead
+/// applies a spec's rules on top of what the new cgroup inherits, which on
+/// cgroup v1 is its parent's `a *:* rwm`, and applies no rule at all when
+/// the spec has no `linux.resources` (v1 and v2): a spec without Docker's
+/// deny-all (`brig spec`'s, a hand-written one) left every device open to a
+/// job that could create nodes. So every effective spec has resources whose
+/// rules start with the deny-all; a spec's later `allow a` still opens
+/// everything, as with runc, where the profile allows devices at all.
+fn deny_devices_by_default(spec: &mut Spec) {
+    let linux = spec.linux_mut().get_or_insert_with(Default::default);
+    let resources = linux.resources_mut().get_or_insert_with(LinuxResources::default);
+    let mut rules = resources.devices().clone().unwrap_or_default();
+    if !rules.first().is_some_and(is_deny_all) {
+        let deny_all = oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .typ(oci_spec::runtime::LinuxDeviceType::A)
+            .access("rwm")
+            .build()
+            .unwrap_or_default();
+        rules.insert(0, deny_all);
+        resources.set_devices(Some(rules));
+    }
 }
 
 /// The annotation by which the (patched) libcontainer makes the rootfs
@@ -1265,6 +1301,50 @@ mod tests {
 
     fn tightened(h: &Hardened, field: &str) -> Option<(String, String)> {
         h.tightened.iter().find(|t| t.field == field).map(|t| (t.requested.clone(), t.applied.clone()))
+    }
+
+    /// Every effective spec starts its device rules with runc's "deny all"
+    /// (libcgroups applies no rule without `linux.resources`, and on cgroup
+    /// v1 a spec's rules only add to the inherited "allow all"): without
+    /// resources, with no rules, with an allow only; Docker's own deny-all
+    /// is not doubled, and a later `allow a` stays after it, as with runc.
+    #[test]
+    fn devices_are_denied_unless_a_rule_allows_them() {
+        let deny_all = serde_json::json!({"allow": false, "type": "a", "access": "rwm"});
+        let kmsg = serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"});
+        let all = serde_json::json!({"allow": true, "type": "a", "access": "rwm"});
+        let docker = serde_json::json!({"allow": false, "access": "rwm"});
+        for profile in ["permissive", "standard", "restricted"] {
+            let p = crate::ProfileSet::builtin().get(profile).unwrap().profile.clone();
+            let mut cases = vec![
+                (spec_with_resources(serde_json::Value::Null), vec![deny_all.clone()]),
+                (spec_with_resources(serde_json::json!({})), vec![deny_all.clone()]),
+                (spec_with_resources(serde_json::json!({"devices": []})), vec![deny_all.clone()]),
+                (spec_with_resources(serde_json::json!({"devices": [docker.clone()]})), vec![docker.clone()]),
+            ];
+            if p.ceilings.devices {
+                // No `linux` at all (the other profiles refuse it: no namespaces).
+                let mut no_linux = serde_json::to_value(Spec::default()).unwrap();
+                no_linux.as_object_mut().unwrap().remove("linux");
+                cases.push((serde_json::from_value(no_linux).unwrap(), vec![deny_all.clone()]));
+                cases.push((
+                    spec_with_resources(serde_json::json!({"devices": [kmsg.clone()]})),
+                    vec![deny_all.clone(), kmsg.clone()],
+                ));
+                cases.push((
+                    spec_with_resources(serde_json::json!({"devices": [docker.clone(), all.clone()]})),
+                    vec![docker.clone(), all.clone()],
+                ));
+            }
+            for (i, (spec, want)) in cases.into_iter().enumerate() {
+                let h = harden(&p, spec, &JobAsks::default(), &FakeHost).unwrap();
+                let rules = h.spec.linux().as_ref().unwrap().resources().as_ref().unwrap().devices().clone().unwrap();
+                let got = serde_json::to_value(&rules).unwrap();
+                let want: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+                    serde_json::from_value(serde_json::Value::from(want)).unwrap();
+                assert_eq!(got, serde_json::to_value(&want).unwrap(), "{profile} case {i}");
+            }
+        }
     }
 
     /// An rlimit listed twice is refused under every profile: the first

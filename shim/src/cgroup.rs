@@ -376,6 +376,61 @@ pub fn apply_fixups(
 
 #[cfg(test)]
 mod tests {
+    /// The cgroup v2 device program libcgroups builds for a spec's rules
+    /// (run in rbpf's interpreter: this host is cgroup v1; the QEMU suite
+    /// loads it for real) decides as runc and cgroup v1 do: Docker's rules
+    /// deny a host disk and `/dev/kmsg` and allow the default set; a later
+    /// deny of one access refuses every request asking for it (an `O_RDWR`
+    /// open passed `deny w` after `allow rwm` before libcgroups patch 6).
+    #[test]
+    fn the_v2_device_program_decides_as_runc() {
+        use oci_spec::runtime::LinuxDeviceType::{B, C};
+        let rules = |json: serde_json::Value| -> Option<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
+            Some(serde_json::from_value(json).unwrap())
+        };
+        let allowed = |rules: &Option<Vec<_>>, typ, major, minor, access: &str| {
+            let program = libcgroups::v2::devices::Devices::program(rules).unwrap();
+            program.execute(typ, major, minor, access.to_string()).unwrap() == 1
+        };
+        let deny_all = serde_json::json!({"allow": false, "access": "rwm"});
+        let docker = rules(serde_json::json!([deny_all]));
+        assert!(!allowed(&docker, C, 1, 11, "w"), "/dev/kmsg");
+        assert!(!allowed(&docker, B, 8, 0, "r"), "/dev/sda");
+        assert!(allowed(&docker, C, 1, 3, "rw"), "/dev/null");
+        assert!(allowed(&docker, C, 1, 11, "m"), "mknod is allowed by default");
+
+        let partial = rules(serde_json::json!([
+            deny_all,
+            {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rwm"},
+            {"allow": false, "type": "b", "major": 8, "minor": 0, "access": "w"},
+        ]));
+        assert!(allowed(&partial, B, 8, 0, "r"));
+        assert!(!allowed(&partial, B, 8, 0, "w"));
+        assert!(!allowed(&partial, B, 8, 0, "rw"), "O_RDWR past a deny of writes");
+
+        let block_writes = rules(serde_json::json!([
+            {"allow": true, "access": "rwm"},
+            {"allow": false, "type": "b", "major": 8, "access": "w"},
+        ]));
+        assert!(allowed(&block_writes, B, 8, 1, "r"));
+        assert!(!allowed(&block_writes, B, 8, 1, "rw"));
+        assert!(allowed(&block_writes, C, 1, 11, "rw"));
+
+        let kmsg = rules(serde_json::json!([
+            deny_all,
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"},
+        ]));
+        assert!(allowed(&kmsg, C, 1, 11, "w"));
+        assert!(!allowed(&kmsg, C, 1, 11, "rw"), "an allow covers only what it names");
+        // A later allow wins over an earlier deny, as rules are applied in order.
+        let later_allow = rules(serde_json::json!([
+            deny_all,
+            {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "w"},
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"},
+        ]));
+        assert!(allowed(&later_allow, C, 1, 11, "rw"));
+    }
+
     /// The quota goes first when the period shrinks (100000/100000 to
     /// 10000/10000 through 10000/100000, never 100000/10000), the period
     /// first otherwise; a failed second write undoes the first.

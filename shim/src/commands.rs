@@ -640,13 +640,37 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
             pair
         }),
     };
+    let created = bundle::read_spec(&dir.join(state::SPEC_FILE)).ok();
+    let created = created.as_ref().and_then(|s| s.linux().as_ref()?.resources().as_ref());
     // The OOM killer stays as the job was created (libcgroups writes the
     // setting with every memory update; an update does not change it).
-    let disable_oom_killer = bundle::read_spec(&dir.join(state::SPEC_FILE))
-        .ok()
-        .and_then(|s| s.linux().as_ref()?.resources().as_ref()?.memory().as_ref()?.disable_oom_killer())
-        .unwrap_or(false);
+    let disable_oom_killer = created.and_then(|r| r.memory().as_ref()?.disable_oom_killer()).unwrap_or(false);
+    // So do the job's device rules, with the update's (checked above) after
+    // them: on cgroup v2 libcgroups builds the device program again from the
+    // update's rules alone, which took back a device the job was granted.
+    // (On v1 the update's rules are added to the cgroup's as they are: the
+    // job's own again would start with a deny-all write, which denies every
+    // device to the running job until the allows follow.)
+    if crate::cgroup::is_unified() {
+        let mut devices = created.and_then(|r| r.devices().clone()).unwrap_or_default();
+        if devices.is_empty() {
+            // A record from before every spec carried rules: deny all first.
+            devices.push(
+                oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+                    .allow(false)
+                    .typ(oci_spec::runtime::LinuxDeviceType::A)
+                    .access("rwm")
+                    .build()
+                    .map_err(|e| Error::state(id, format!("building the device rules: {e}")))?,
+            );
+        }
+        devices.extend(resources.devices().clone().unwrap_or_default());
+        resources.set_devices(Some(devices));
+    }
+    // A rootless brig (or root in a user namespace) cannot load the cgroup v2
+    // device program; libcgroups then goes on without it, as at create.
     cgroup_manager(id, &c)?
+        .with_rootless(crate::rootless::is_rootless())
         .apply(&ControllerOpt { resources: &resources, disable_oom_killer, oom_score_adj: None, freezer_state: None })
         .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))?;
     if let Some((quota, period)) = v1_cpu_pair {
@@ -761,6 +785,18 @@ pub fn template_spec(rootless: bool) -> Spec {
     let mut spec = Spec::default();
     // oci-spec's default names its own project; runc's template says "runc".
     spec.set_hostname(Some("brig".to_string()));
+    // runc's template denies every device the default set does not allow
+    // (oci-spec's default has no rule at all).
+    if let Some(r) = spec.linux_mut().as_mut().and_then(|l| l.resources_mut().as_mut()) {
+        r.set_devices(
+            oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()
+                .ok()
+                .map(|deny_all| vec![deny_all]),
+        );
+    }
     if rootless {
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();

@@ -333,6 +333,47 @@ fn an_images_own_device_node_does_not_work() {
     }
 }
 
+/// A job that may create device nodes (`permissive` keeps the spec's
+/// `CAP_MKNOD`, as Docker grants it) makes one for `/dev/kmsg` (c 1:11) and
+/// cannot open it unless a device rule of its spec allows it: also when the
+/// spec has no device rules or no `linux.resources` at all (libcgroups then
+/// applied nothing, and every device opened), on cgroup v1 (this host) and
+/// v2 (the QEMU suite runs this file; its eBPF device filter). It opens for
+/// writing, which `/dev/kmsg` allows without `CAP_SYSLOG`, so the refusal
+/// is the device cgroup's.
+#[test]
+fn a_device_the_rules_do_not_allow_does_not_open() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"permissive\"\n");
+    let job = "mknod /dev/k c 1 11 || exit 3; if (exec 3>/dev/k) 2>/dev/e; then echo OPENED; \
+               else echo \"REFUSED: $(cat /dev/e)\"; fi";
+    let deny_all = json!({"allow": false, "access": "rwm"});
+    let kmsg = json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"});
+    for (case, resources, opens) in [
+        ("no linux.resources", serde_json::Value::Null, false),
+        ("no device rules", json!({"devices": []}), false),
+        (
+            "an allow of another device only",
+            json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}]}),
+            false,
+        ),
+        ("Docker's deny-all", json!({"devices": [deny_all]}), false),
+        ("allowed by a rule", json!({"devices": [deny_all, kmsg]}), true),
+    ] {
+        let mut b = Bundle::new(&["sh", "-c", job]);
+        b.set("/linux/resources", resources);
+        for set in ["bounding", "effective", "permitted"] {
+            b.push(&format!("/process/capabilities/{set}"), json!("CAP_MKNOD"));
+        }
+        let (code, out, err) = brig.run(&b, &unique_id("devrule"));
+        assert_eq!(code, 0, "{case}: {out} {err}");
+        if opens {
+            assert!(out.contains("OPENED"), "{case}: {out} {err}");
+        } else {
+            assert!(out.contains("REFUSED") && out.contains("Operation not permitted"), "{case}: {out} {err}");
+        }
+    }
+}
+
 /// A job that keeps a signal pending at pid 1 (here by queueing real-time
 /// signals in a loop, on a profile without Landlock's signal scope, as on
 /// kernels before 6.12; through a terminal's window size it needs no `kill`

@@ -35,11 +35,12 @@
 #                                 /dev/kmsg (c 1:11) outside the spec's devices rules
 #                                 (Docker's deny-all): opening it fails with EPERM (the
 #                                 cgroup v2 device program, libcgroups patch 6), /dev/null
-#                                 still works; with c 1:11 w allowed by the spec, it opens
+#                                 still works; with c 1:11 w allowed by the spec, it opens,
+#                                 also after a `brig update` of the running job
 #   v2::rootless_delegated        brig run as uid 1000 with a user namespace, inside a
 #                                 cgroup subtree delegated to that user (the systemd
 #                                 user@.service model): limits written in the subtree
-#                                 and the pids limit enforced
+#                                 and the pids limit enforced; `brig update` as the user
 # Output: `BRIG-VMTEST <name> PASS|FAIL|SKIP <seconds>s [why]`, the failing
 # check's log between `----` lines. Exit status: the number of failures.
 BRIG=/opt/brig/debug/brig
@@ -408,6 +409,17 @@ devices_filtered() {
     esac
     brig delete --force dev-$kind >/dev/null 2>&1
   done
+  # An update keeps the job's device rules: libcgroups builds the program
+  # again from the update's rules alone, which took the grant back.
+  allow='{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":11,"access":"w"}'
+  spec "$W/dev-upd" '["sleep","60"]' "{\"devices\":[$allow]}" /brig-v2/dev-upd
+  sed -i 's/"CAP_KILL"/"CAP_KILL","CAP_MKNOD"/g' "$W/dev-upd/config.json"
+  run_ok brig run -d --bundle "$W/dev-upd" dev-upd >/dev/null || return
+  run_ok brig update --memory 268435456 dev-upd
+  out=$(brig exec dev-upd sh -c 'mknod /dev/k c 1 11; if (exec 3>/dev/k); then echo OPENED; fi' 2>&1)
+  echo "after update: $out"
+  case "$out" in *OPENED*) ;; *) echo "MISMATCH: after update: want OPENED"; bad=1 ;; esac
+  brig delete --force dev-upd >/dev/null 2>&1
 }
 
 rootless_delegated() {
@@ -446,6 +458,10 @@ rootless_delegated() {
     expect $dg/c2/pids.max 16
     expect $dg/c2/memory.max 33554432
     expect $dg/c2/cpu.max "10000 100000"
+    # An update as the user (it cannot load a device program either).
+    echo "+ (uid $uid) brig update --pids-limit 12 c2"
+    as_user update --pids-limit 12 c2 || { echo "FAILED: rootless brig update"; bad=1; }
+    expect $dg/c2/pids.max 12
     pid=$(as_user state c2 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' | head -1)
     note "rootless init (pid $pid) $(grep -E '^Uid' /proc/$pid/status 2>/dev/null | tr '\t' ' '), in $(cat /proc/$pid/cgroup 2>/dev/null), uid_map $(tr -s ' ' <"/proc/$pid/uid_map" 2>/dev/null)"
     note "limits in the delegated subtree: pids.max $(cat $dg/c2/pids.max), memory.max $(cat $dg/c2/memory.max), cpu.max $(cat $dg/c2/cpu.max)"

@@ -229,7 +229,8 @@ impl CgroupManager for Manager {
         // needs CAP_BPF or CAP_SYS_ADMIN in the host's user namespace); as
         // runc does, it goes on without one. Its job runs in a user namespace,
         // where no device node can be created, and a device bound in is
-        // guarded by its file permissions. As root, a failure fails the create.
+        // guarded by its file permissions. As root in the host's user
+        // namespace, a failure fails the create.
         #[cfg(feature = "cgroupsv2_devices")]
         match Devices::apply(controller_opt, &self.full_path) {
             Ok(()) => {}

@@ -45,12 +45,11 @@ impl Controller for Devices {
 }
 
 impl Devices {
-    pub fn apply_devices(
-        cgroup_root: &Path,
+    /// The device program for a spec's rules (brig patch 6: split out of
+    /// `apply_devices`, so that the program can be checked without loading it).
+    pub fn program(
         linux_devices: &Option<Vec<LinuxDeviceCgroup>>,
-    ) -> Result<(), DevicesControllerError> {
-        tracing::debug!("Apply Devices cgroup config");
-
+    ) -> Result<program::Program, DevicesControllerError> {
         // FIXME: should we start as "deny all"?
         let mut emulator = emulator::Emulator::with_default_allow(false);
 
@@ -72,7 +71,18 @@ impl Devices {
             emulator.add_rule(&d);
         }
 
-        let prog = program::Program::from_rules(&emulator.rules, emulator.default_allow)?;
+        Ok(program::Program::from_rules(
+            &emulator.rules,
+            emulator.default_allow,
+        )?)
+    }
+
+    pub fn apply_devices(
+        cgroup_root: &Path,
+        linux_devices: &Option<Vec<LinuxDeviceCgroup>>,
+    ) -> Result<(), DevicesControllerError> {
+        tracing::debug!("Apply Devices cgroup config");
+        let prog = Self::program(linux_devices)?;
 
         // brig patch 6: no `ulimit -l` raise before the load (upstream
         // raised both limits to 128 MiB). Since Linux 5.11 a program's memory

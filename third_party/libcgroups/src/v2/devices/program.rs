@@ -138,7 +138,7 @@ impl Program {
 
         if has_access {
             next_rule_offset -= 3;
-            // if (R3 & access != R3 /* use R1 as a temp var */) goto next rule
+            // R1 = R3 & access (R1 as a temp var)
             self.prog
                 .mov(Source::Reg, RbpfArch::X32)
                 .set_dst(1)
@@ -151,12 +151,28 @@ impl Program {
                 .set_imm(access as i32)
                 .push();
 
-            self.prog
-                .jump_conditional(Cond::NotEquals, Source::Reg)
-                .set_dst(1)
-                .set_src(3)
-                .set_off(next_rule_offset)
-                .push();
+            if rule.allow() {
+                // An allow covers a request only if it grants every access
+                // asked for: if (R1 != R3) goto next rule
+                self.prog
+                    .jump_conditional(Cond::NotEquals, Source::Reg)
+                    .set_dst(1)
+                    .set_src(3)
+                    .set_off(next_rule_offset)
+                    .push();
+            } else {
+                // brig patch 6: a deny refuses a request asking for any
+                // access it names (upstream matched a deny, too, only when it
+                // named all of them: `deny w` after `allow rwm` let an
+                // O_RDWR open through, which runc and cgroup v1 refuse):
+                // if (R1 == 0) goto next rule
+                self.prog
+                    .jump_conditional(Cond::Equals, Source::Imm)
+                    .set_dst(1)
+                    .set_imm(0)
+                    .set_off(next_rule_offset)
+                    .push();
+            }
         }
 
         if has_major {

@@ -6,8 +6,8 @@
 //! return value, `errno` set), so the callers in `bpf.rs` and their mocks
 //! are unchanged apart from the module they name. Layouts follow
 //! `include/uapi/linux/bpf.h`: each command's part of `union bpf_attr` is a
-//! prefix struct, and the kernel accepts an attribute shorter than its own
-//! union (the rest reads as zero).
+//! prefix struct, passed at the start of a zeroed buffer longer than the
+//! whole union (see `bpf`).
 #![allow(non_camel_case_types)]
 
 use std::os::raw::{c_char, c_int, c_long, c_uint};
@@ -46,7 +46,7 @@ pub struct bpf_insn {
 }
 
 #[repr(C)]
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct ProgLoadAttr {
     prog_type: u32,
     insn_cnt: u32,
@@ -60,7 +60,7 @@ struct ProgLoadAttr {
 }
 
 #[repr(C)]
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct AttachAttr {
     target_fd: u32,
     attach_bpf_fd: u32,
@@ -69,7 +69,7 @@ struct AttachAttr {
 }
 
 #[repr(C)]
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct QueryAttr {
     target_fd: u32,
     attach_type: u32,
@@ -81,23 +81,50 @@ struct QueryAttr {
 }
 
 #[repr(C)]
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct GetFdByIdAttr {
     prog_id: u32,
     next_id: u32,
     open_flags: u32,
 }
 
-fn bpf<T>(cmd: c_long, attr: &mut T) -> c_int {
-    // SAFETY: `attr` is a live, exclusively borrowed `repr(C)` prefix of
-    // `union bpf_attr` for `cmd`, and its size is passed along; the kernel
-    // reads (and for a query writes) at most that many bytes.
+/// `union bpf_attr` is at most this large in any kernel so far (about 160
+/// bytes in 6.18); the kernel accepts a longer attribute whose tail is zero.
+const ATTR_BUFFER: usize = 256;
+
+/// Calls bpf(2) with `attr` at the start of a zeroed buffer of
+/// [`ATTR_BUFFER`] bytes, and copies back what the kernel wrote there.
+/// Passing only `size_of::<T>()` is not enough: since Linux 6.17
+/// `BPF_PROG_QUERY` writes `query.revision` (offset 56) whatever size it
+/// was given (fixed in 7.2), which would land past a shorter struct.
+fn bpf<T: Copy>(cmd: c_long, attr: &mut T) -> c_int {
+    const { assert!(std::mem::size_of::<T>() <= ATTR_BUFFER) };
+    let mut buf = [0u64; ATTR_BUFFER / 8];
+    // SAFETY: `T` is a `repr(C)` plain-data prefix of `union bpf_attr`, no
+    // larger than `buf` (checked above), and the two do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            attr as *const T as *const u8,
+            buf.as_mut_ptr() as *mut u8,
+            std::mem::size_of::<T>(),
+        )
+    };
+    // SAFETY: `buf` is live, writable and `ATTR_BUFFER` bytes long; the
+    // kernel reads and writes at most that many bytes of it.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>() as c_uint,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            ATTR_BUFFER as c_uint,
+        )
+    };
+    // SAFETY: as above; every bit pattern is a valid `T` (integers only).
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            buf.as_ptr() as *const u8,
+            attr as *mut T as *mut u8,
+            std::mem::size_of::<T>(),
         )
     };
     // A file descriptor or 0 on success, -1 with errno set on failure.
