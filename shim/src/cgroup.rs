@@ -378,12 +378,14 @@ pub fn apply_fixups(
 mod tests {
     /// The cgroup v2 device program libcgroups builds for a spec's rules
     /// (run in rbpf's interpreter: this host is cgroup v1; the QEMU suite
-    /// loads it for real) decides as runc and cgroup v1 do: Docker's rules
-    /// deny a host disk and `/dev/kmsg` and allow the default set; a later
-    /// deny of one access refuses every request asking for it (an `O_RDWR`
-    /// open passed `deny w` after `allow rwm` before libcgroups patch 6).
+    /// loads it for real) decides as cgroup v1 does: Docker's rules deny a
+    /// host disk and `/dev/kmsg` and allow the default set; a later deny of
+    /// one access refuses every request asking for it (an `O_RDWR` open
+    /// passed `deny w` after `allow rwm` before libcgroups patch 6). Where
+    /// hand-written rules split or overlap partially it can be stricter than
+    /// runc's emulator (two allows `r` and `w` do not make `rw`), never wider.
     #[test]
-    fn the_v2_device_program_decides_as_runc() {
+    fn the_v2_device_program_decides_as_cgroup_v1() {
         use oci_spec::runtime::LinuxDeviceType::{B, C};
         let rules = |json: serde_json::Value| -> Option<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
             Some(serde_json::from_value(json).unwrap())

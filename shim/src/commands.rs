@@ -640,37 +640,46 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
             pair
         }),
     };
-    let created = bundle::read_spec(&dir.join(state::SPEC_FILE)).ok();
+    // Device rules are not updated, as runc's `update` ignores them:
+    // containerd's CRI sends the spec's whole resources, whose deny-all would
+    // deny every device to the running job on cgroup v1 until the allows
+    // follow (and fail under a job's own child cgroups); on v2 the device
+    // program is built again below from the job's own rules, since libcgroups
+    // builds it from the update's alone.
+    if resources.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        tracing::debug!("container `{id}`: the update's device rules are ignored, as runc does");
+    }
+    let spec_path = dir.join(state::SPEC_FILE);
+    let created = match bundle::read_spec(&spec_path) {
+        Ok(spec) => Some(spec),
+        // On v2 without the job's rules the program would lose its grants.
+        Err(e) if crate::cgroup::is_unified() => {
+            return Err(Error::state(id, format!("reading the job's device rules from its effective spec: {e}")))
+        }
+        Err(_) => None,
+    };
     let created = created.as_ref().and_then(|s| s.linux().as_ref()?.resources().as_ref());
     // The OOM killer stays as the job was created (libcgroups writes the
     // setting with every memory update; an update does not change it).
     let disable_oom_killer = created.and_then(|r| r.memory().as_ref()?.disable_oom_killer()).unwrap_or(false);
-    // So do the job's device rules, with the update's (checked above) after
-    // them: on cgroup v2 libcgroups builds the device program again from the
-    // update's rules alone, which took back a device the job was granted.
-    // (On v1 the update's rules are added to the cgroup's as they are: the
-    // job's own again would start with a deny-all write, which denies every
-    // device to the running job until the allows follow.)
-    if crate::cgroup::is_unified() {
-        let mut devices = created.and_then(|r| r.devices().clone()).unwrap_or_default();
-        if devices.is_empty() {
-            // A record from before every spec carried rules: deny all first.
-            devices.push(
-                oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
-                    .allow(false)
-                    .typ(oci_spec::runtime::LinuxDeviceType::A)
-                    .access("rwm")
-                    .build()
-                    .map_err(|e| Error::state(id, format!("building the device rules: {e}")))?,
-            );
-        }
-        devices.extend(resources.devices().clone().unwrap_or_default());
-        resources.set_devices(Some(devices));
-    }
-    // A rootless brig (or root in a user namespace) cannot load the cgroup v2
-    // device program; libcgroups then goes on without it, as at create.
+    // A job created rootless has no device program (it could not load one):
+    // an update by root gives it one that allows what it had, everything.
+    let created_rootless = crate::rootless::RootlessRecord::load(&dir).is_some();
+    let devices = match (crate::cgroup::is_unified(), created_rootless) {
+        (true, false) => created.and_then(|r| r.devices().clone()),
+        (true, true) => Some(vec![oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access("rwm")
+            .build()
+            .map_err(|e| Error::state(id, format!("building the device rules: {e}")))?]),
+        // v1: only the default allows are written again (they only add).
+        (false, _) => None,
+    };
+    resources.set_devices(devices);
+    // A rootless caller cannot load the device program; libcgroups then goes
+    // on without it, as at create.
     cgroup_manager(id, &c)?
-        .with_rootless(crate::rootless::is_rootless())
+        .with_rootless(crate::rootless::is_rootless() || created_rootless)
         .apply(&ControllerOpt { resources: &resources, disable_oom_killer, oom_score_adj: None, freezer_state: None })
         .map_err(|e| Error::state(id, format!("updating the cgroup: {e}")))?;
     if let Some((quota, period)) = v1_cpu_pair {

@@ -374,6 +374,45 @@ fn a_device_the_rules_do_not_allow_does_not_open() {
     }
 }
 
+/// An update keeps the job's device rules whatever rules it carries, as
+/// runc's `update` ignores them: containerd's CRI sends the spec's whole
+/// resources, whose deny-all took back (cgroup v1: written to the running
+/// job's cgroup, then only the default allows) a device the spec allowed;
+/// on cgroup v2 the device program is built again from the job's own rules,
+/// not the update's alone (the QEMU suite runs this file).
+#[test]
+fn an_update_keeps_the_jobs_device_rules() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"permissive\"\n");
+    let deny_all = json!({"allow": false, "access": "rwm"});
+    let kmsg = json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"});
+    let mut b = Bundle::new(&["sleep", "60"]);
+    b.set("/linux/resources", json!({"devices": [deny_all, kmsg]}));
+    for set in ["bounding", "effective", "permitted"] {
+        b.push(&format!("/process/capabilities/{set}"), json!("CAP_MKNOD"));
+    }
+    let id = unique_id("devupd");
+    brig.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id]);
+    let opens = || {
+        let job = "mknod /dev/k c 1 11 2>/dev/null; if (exec 3>/dev/k) 2>/dev/e; then echo OPENED; \
+                   else echo \"REFUSED: $(cat /dev/e)\"; fi";
+        brig.ok(&["exec", &id, "sh", "-c", job])
+    };
+    assert!(opens().contains("OPENED"), "before any update");
+    // What containerd's UpdateContainerResources sends: the spec's resources.
+    let update = json!({"devices": [deny_all, kmsg], "pids": {"limit": 100}}).to_string();
+    let cri = brig.dir.path().join("cri-update.json");
+    std::fs::write(&cri, &update).unwrap();
+    brig.ok(&["update", "--resources", cri.to_str().unwrap(), &id]);
+    assert!(opens().contains("OPENED"), "after containerd's update");
+    // Rules that would deny the device are ignored too, as runc does.
+    let deny = json!({"devices": [deny_all]}).to_string();
+    std::fs::write(&cri, &deny).unwrap();
+    brig.ok(&["update", "--resources", cri.to_str().unwrap(), &id]);
+    brig.ok(&["update", "--memory", "268435456", &id]);
+    assert!(opens().contains("OPENED"), "after updates without the rule");
+    brig.ok(&["delete", "--force", &id]);
+}
+
 /// A job that keeps a signal pending at pid 1 (here by queueing real-time
 /// signals in a loop, on a profile without Landlock's signal scope, as on
 /// kernels before 6.12; through a terminal's window size it needs no `kill`

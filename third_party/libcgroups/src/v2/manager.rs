@@ -234,9 +234,11 @@ impl CgroupManager for Manager {
         #[cfg(feature = "cgroupsv2_devices")]
         match Devices::apply(controller_opt, &self.full_path) {
             Ok(()) => {}
-            Err(err) if self.rootless => {
-                tracing::warn!(
-                    "rootless cgroup: no device filter on {:?}: {err}",
+            Err(super::devices::controller::DevicesControllerError::Bpf(
+                super::devices::bpf::BpfError::Errno(errno),
+            )) if self.rootless && matches!(errno.0, libc::EPERM | libc::EACCES) => {
+                tracing::info!(
+                    "rootless cgroup: no device filter on {:?}: {errno}",
                     self.full_path
                 );
             }
