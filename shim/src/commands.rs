@@ -622,6 +622,26 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
     if let Some(path) = crate::rootless::own_v1_limits(&dir) {
         return crate::rootless::apply_v1(&path, &resources).map(|_| ()).map_err(|e| Error::state(id, e.to_string()));
     }
+    // Device rules are not updated, as runc's `update` ignores them:
+    // containerd's CRI sends the spec's whole resources, whose deny-all would
+    // deny every device to the running job on cgroup v1 until the allows
+    // follow (and fail under a job's own child cgroups); on v2 the device
+    // program is built again below from the job's own rules, since libcgroups
+    // builds it from the update's alone.
+    if resources.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        tracing::debug!("container `{id}`: the update's device rules are ignored, as runc does");
+    }
+    let spec_path = dir.join(state::SPEC_FILE);
+    let created = match bundle::read_spec(&spec_path) {
+        Ok(spec) => Some(spec),
+        // On v2 without the job's rules the program would lose its grants
+        // (read before anything is written, so a failure changes nothing).
+        Err(e) if crate::cgroup::is_unified() => {
+            return Err(Error::state(id, format!("reading the job's device rules from its effective spec: {e}")))
+        }
+        Err(_) => None,
+    };
+    let created = created.as_ref().and_then(|s| s.linux().as_ref()?.resources().as_ref());
     // What libcgroups leaves out on cgroup v2 (swap equal to the limit is
     // "no swap": it skips writing the 0), as at create; written first, so
     // that a later write that fails cannot leave a new limit over old swap.
@@ -640,25 +660,6 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
             pair
         }),
     };
-    // Device rules are not updated, as runc's `update` ignores them:
-    // containerd's CRI sends the spec's whole resources, whose deny-all would
-    // deny every device to the running job on cgroup v1 until the allows
-    // follow (and fail under a job's own child cgroups); on v2 the device
-    // program is built again below from the job's own rules, since libcgroups
-    // builds it from the update's alone.
-    if resources.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        tracing::debug!("container `{id}`: the update's device rules are ignored, as runc does");
-    }
-    let spec_path = dir.join(state::SPEC_FILE);
-    let created = match bundle::read_spec(&spec_path) {
-        Ok(spec) => Some(spec),
-        // On v2 without the job's rules the program would lose its grants.
-        Err(e) if crate::cgroup::is_unified() => {
-            return Err(Error::state(id, format!("reading the job's device rules from its effective spec: {e}")))
-        }
-        Err(_) => None,
-    };
-    let created = created.as_ref().and_then(|s| s.linux().as_ref()?.resources().as_ref());
     // The OOM killer stays as the job was created (libcgroups writes the
     // setting with every memory update; an update does not change it).
     let disable_oom_killer = created.and_then(|r| r.memory().as_ref()?.disable_oom_killer()).unwrap_or(false);
