@@ -49,27 +49,31 @@ grep -q "policy-1000" "$A/required-1000.toml" || { echo "bench: cannot point a c
 validated=$("$BRIG" policy validate "$A/policy-1000")
 [[ $validated == *": 1000 policies, valid"* ]] || { echo "bench: the 1,000-policy set is not valid" >&2; exit 1; }
 
-# The bench bundle, reading its token from a file that --prepare rewrites.
+# The bench bundle, reading its token from a file that --prepare rewrites,
+# inside the configured `[auth] token_dir` (brig reads token files nowhere else).
 B=$A/bundle
-mkdir -p "$B"
-python3 - "$WORK/bundle/config.json" "$B/config.json" "$A/token" <<'PY'
+TOKEN_DIR=$(sed -n 's/^token_dir = "\(.*\)"$/\1/p' "$A/etc/config.toml")
+[[ -n $TOKEN_DIR ]] || { echo "bench: brig init wrote no [auth] token_dir" >&2; exit 1; }
+mkdir -p "$B" "$TOKEN_DIR"
+TOK=$TOKEN_DIR/bench-token
+python3 - "$WORK/bundle/config.json" "$B/config.json" "$TOK" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 c.setdefault("annotations", {})["dev.brig.token-file"] = sys.argv[3]
 json.dump(c, open(sys.argv[2], "w"))
 PY
 MINT="$BRIG token mint --key $A/etc/keys/token.key --iss $ISS --sub fn-7 --tenant acme --role function --ttl 10m"
-$MINT > "$A/token"
+$MINT > "$TOK"
 for c in off required-5 required-1000; do
   "$BRIG" --root "$A/root" --config "$A/$c.toml" run --bundle "$B" "check-$c" \
     || { echo "bench: the launch with $c.toml was refused" >&2; exit 1; }
-  $MINT > "$A/token"
+  $MINT > "$TOK"
 done
 
 R=$A/roots
 mkdir -p "$R"/{brig,runc,crun}
 out=$A/authz.json
-hyperfine -N --warmup 5 --runs "$RUNS" --prepare "sh -c '$MINT > $A/token'" --export-json "$out" \
+hyperfine -N --warmup 5 --runs "$RUNS" --prepare "sh -c '$MINT > $TOK'" --export-json "$out" \
   -n "auth off" "$BRIG --root $R/brig --config $A/off.toml run --bundle $B b-off" \
   -n "auth required, 5 policies" "$BRIG --root $R/brig --config $A/required-5.toml run --bundle $B b-5" \
   -n "auth required, 1,000 policies" "$BRIG --root $R/brig --config $A/required-1000.toml run --bundle $B b-1000" \
@@ -89,16 +93,16 @@ PY
 # drift between hyperfine's back-to-back series: measure it interleaved
 # instead, the three variants in a random order in every round, a fresh
 # token before each launch (minting not timed).
-python3 - "$BRIG" "$A" "$B" "$RUNS" "$MINT" <<'PY'
+python3 - "$BRIG" "$A" "$B" "$RUNS" "$MINT" "$TOK" <<'PY'
 import random, statistics, subprocess, sys, time
-brig, a, bundle, runs, mint = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5].split()
+brig, a, bundle, runs, mint, tok = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5].split(), sys.argv[6]
 variants = {"off": "off.toml", "5 policies": "required-5.toml", "1,000 policies": "required-1000.toml"}
 times = {k: [] for k in variants}
 for _ in range(runs):
     order = list(variants)
     random.shuffle(order)
     for k in order:
-        with open(f"{a}/token", "w") as f:
+        with open(tok, "w") as f:
             subprocess.run(mint, stdout=f, check=True)
         t = time.perf_counter()
         subprocess.run([brig, "--root", f"{a}/roots/brig", "--config", f"{a}/{variants[k]}", "run", "--bundle", bundle, "b-i"], check=True)
