@@ -301,13 +301,13 @@ fn launch(
         if std::env::var_os("BRIG_TEST_FAULT").is_some_and(|v| v == "after-build") {
             return Err(Error::state(id, "fault injected after the build (BRIG_TEST_FAULT)"));
         }
-        crate::nspin::check_joined(id, container.pid().map(|p| p.as_raw()).unwrap_or(0), &pinned_joins)?;
+        let init = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        crate::nspin::check_joined(id, init, &pinned_joins)?;
         if let Some(pid_file) = opts.pid_file.as_ref().filter(|p| !p.exists()) {
             return Err(Error::state(id, format!("the pid file `{}` was not written", pid_file.display())));
         }
         if let Some(membership) = userns_guard.as_ref().and_then(|g| g.record.pod.as_ref()) {
-            let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-            crate::pod::check_joined(id, pid, membership)?;
+            crate::pod::check_joined(id, init, membership)?;
         }
         // The run record, then the job's namespaces in the registry, at once:
         // until it is registered, a job of another principal could join what
@@ -321,8 +321,7 @@ fn launch(
         }
         record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
         if rootless.is_none() {
-            let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-            crate::nsowner::register(&root.path, id, pid, &dir, &record.auth.identity, &crate::nspin::pinned())
+            crate::nsowner::register(&root.path, id, init, &dir, &record.auth.identity, &crate::nspin::pinned())
                 .map_err(|e| Error::state(id, format!("linux.namespaces: {e}")))?;
         }
 
@@ -330,18 +329,17 @@ fn launch(
         // the client's network, set up by its hooks) exists, the job has not
         // started. A failure removes the container (docs/egress.md).
         if let Some(plan) = &prepared.hardened.plan.egress {
-            let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
             let installed = match rootless.filter(|a| a.caller.mode == crate::rootless::Mode::Unprivileged) {
                 Some(_) if crate::egress::hooks_after_create(&spec) => {
                     Err("a startContainer or poststart hook may add a network interface after create, and rootless \
                      brig cannot install nftables rules"
                         .to_string())
                 }
-                Some(_) => crate::rootless::check_private_network(&root.container_dir(id), pid, plan),
+                Some(_) => crate::rootless::check_private_network(&dir, init, plan),
                 None => crate::egress::install(
-                    &root.container_dir(id),
+                    &dir,
                     id,
-                    pid,
+                    init,
                     plan,
                     crate::egress::new_and_untouched(&spec),
                     crate::egress::hooks_after_create(&spec),
@@ -1334,12 +1332,8 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         }
         return Err(Error::NotFound(id.to_string()));
     }
-    let mut c = match load(root, id) {
-        Ok(c) => c,
-        // Another `delete --force` got there first.
-        Err(_) if force && !dir.join("state.json").exists() => return Ok(()),
-        Err(e) => return Err(e),
-    };
+    // (A `delete --force` that got there first: see `delete`.)
+    let mut c = load(root, id)?;
     match c.status() {
         ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Creating if !force => {
             return Err(Error::state(

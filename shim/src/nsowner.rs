@@ -123,20 +123,36 @@ fn check_joined_in(
     me: Option<&Owner>,
 ) -> Result<(), String> {
     for (typ, path, ns) in joined {
-        for owner in owners_in(registry, *typ, *ns).iter().filter(|o| Some(*o) != me) {
-            let theirs = owner.identity().map_err(|e| format!("linux.namespaces: `{}`: {e}", path.display()))?;
-            if !same_principal(&theirs, identity) {
-                return Err(format!(
-                    "linux.namespaces: the {} namespace `{}` is job `{}`'s, launched for another principal; \
-                     a job joins only the namespaces of jobs launched for its own tenant (or subject)",
-                    proc_name(*typ),
-                    path.display(),
-                    owner.id
-                ));
-            }
+        let foreign = foreign_owner(registry, *typ, *ns, identity, me)
+            .map_err(|e| format!("linux.namespaces: `{}`: {e}", path.display()))?;
+        if let Some(owner) = foreign {
+            return Err(format!(
+                "linux.namespaces: the {} namespace `{}` is job `{}`'s, launched for another principal; \
+                 a job joins only the namespaces of jobs launched for its own tenant (or subject)",
+                proc_name(*typ),
+                path.display(),
+                owner.id
+            ));
         }
     }
     Ok(())
+}
+
+/// The first job registered in `ns` (other than `me`) launched for another
+/// principal than `identity`.
+fn foreign_owner(
+    registry: &Path,
+    typ: LinuxNamespaceType,
+    ns: NamespaceId,
+    identity: &BTreeMap<String, String>,
+    me: Option<&Owner>,
+) -> Result<Option<Owner>, String> {
+    for owner in owners_in(registry, typ, ns).into_iter().filter(|o| Some(o) != me) {
+        if !same_principal(&owner.identity()?, identity) {
+            return Ok(Some(owner));
+        }
+    }
+    Ok(None)
 }
 
 /// Holds the registry's lock (`<registry>.lock`) until dropped. The registry
@@ -210,14 +226,11 @@ fn register_in(
         }
         let made_here = !joined.iter().any(|(t, _, ns)| *t == typ && *ns == mine);
         if made_here {
-            for owner in owners_in(registry, typ, mine).iter().filter(|o| **o != me) {
-                let theirs = owner.identity()?;
-                if !same_principal(&theirs, identity) {
-                    return Err(format!(
-                        "job `{}` of another principal joined this job's {name} namespace before it was registered",
-                        owner.id
-                    ));
-                }
+            if let Some(owner) = foreign_owner(registry, typ, mine, identity, Some(&me))? {
+                return Err(format!(
+                    "job `{}` of another principal joined this job's {name} namespace before it was registered",
+                    owner.id
+                ));
             }
         }
         let ns_dir = namespace_dir(registry, typ, mine);

@@ -99,15 +99,16 @@ fn open_namespace(path: &Path, typ: LinuxNamespaceType) -> std::result::Result<(
     Ok((OwnedFd::from(file), NamespaceId { dev: meta.st_dev, ino: meta.st_ino }))
 }
 
-fn pin_one(pinned: &mut Vec<Pinned>, id: &str, typ: LinuxNamespaceType, path: &Path) -> Result<()> {
-    if pinned.iter().any(|p| p.path == path && p.typ == typ) {
-        return Ok(());
+/// Pins `path` unless it is pinned already; its place in `pinned`.
+fn pin_one(pinned: &mut Vec<Pinned>, id: &str, typ: LinuxNamespaceType, path: &Path) -> Result<usize> {
+    if let Some(at) = pinned.iter().position(|p| p.path == path && p.typ == typ) {
+        return Ok(at);
     }
     let (fd, nsid) = open_namespace(path, typ).map_err(|e| {
         Error::state(id, format!("linux.namespaces: the {} namespace `{}`: {e}", proc_name(typ), path.display()))
     })?;
     pinned.push(Pinned { path: path.to_path_buf(), typ, id: nsid, fd });
-    Ok(())
+    Ok(pinned.len() - 1)
 }
 
 /// Opens every namespace `spec` joins by path, once, and keeps it open for
@@ -154,11 +155,10 @@ pub fn for_libcontainer(id: &str, spec: &mut Spec) -> Result<Vec<(LinuxNamespace
     };
     for ns in namespaces.iter_mut() {
         let Some(path) = ns.path().clone() else { continue };
-        pin_one(&mut pinned, id, ns.typ(), &path)?;
-        if let Some(p) = pinned.iter().find(|p| p.path == path && p.typ == ns.typ()) {
-            ns.set_path(Some(PathBuf::from(format!("/proc/self/fd/{}", p.fd.as_raw_fd()))));
-            joined.push((p.typ, p.id));
-        }
+        let at = pin_one(&mut pinned, id, ns.typ(), &path)?;
+        let p = &pinned[at];
+        ns.set_path(Some(PathBuf::from(format!("/proc/self/fd/{}", p.fd.as_raw_fd()))));
+        joined.push((p.typ, p.id));
     }
     Ok(joined)
 }

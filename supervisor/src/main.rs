@@ -536,9 +536,9 @@ fn pid1_would_take(job: i32, sig: i32) -> bool {
 /// Unknown (no `wchan`, or `0` where the kernel hides it) counts as waiting:
 /// a signal is dropped only when the job certainly would not take it.
 fn waits_for_signals(pid: i32) -> bool {
-    let mut path = [0u8; 32];
-    let n = proc_path(&mut path, pid, b"/wchan\0");
-    let Ok(fd) = sys::open_read(&path[..n]) else { return true };
+    let mut path = Line::new();
+    path.text(b"/proc/").num(pid as u64).text(b"/wchan\0");
+    let Ok(fd) = sys::open_read(path.bytes()) else { return true };
     let mut buf = [0u8; 64];
     let len = sys::read(fd, &mut buf).unwrap_or(0);
     sys::close(fd);
@@ -549,44 +549,14 @@ fn waits_for_signals(pid: i32) -> bool {
         || text.ends_with(b"sigtimedwait")
 }
 
-/// `/proc/<pid><suffix>` into `path`; its length.
-fn proc_path(path: &mut [u8; 32], pid: i32, suffix: &[u8]) -> usize {
-    let mut n = 0;
-    for b in b"/proc/" {
-        path[n] = *b;
-        n += 1;
-    }
-    let mut digits = [0u8; 10];
-    let mut d = 0;
-    let mut v = pid as u32;
-    loop {
-        digits[d] = b'0' + (v % 10) as u8;
-        d += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    while d > 0 {
-        d -= 1;
-        path[n] = digits[d];
-        n += 1;
-    }
-    for b in suffix {
-        path[n] = *b;
-        n += 1;
-    }
-    n
-}
-
 /// The signals `pid` would take as a pid 1: those it handles (`SigCgt` of
 /// `/proc/<pid>/status`) and those it blocks (`SigBlk`: the kernel queues a
 /// blocked signal even for a pid 1, and inits such as tini and dumb-init
 /// block every signal and wait for them with `sigtimedwait`).
 fn handled_signals(pid: i32) -> Option<u64> {
-    let mut path = [0u8; 32];
-    let n = proc_path(&mut path, pid, b"/status\0");
-    let fd = sys::open_read(&path[..n]).ok()?;
+    let mut path = Line::new();
+    path.text(b"/proc/").num(pid as u64).text(b"/status\0");
+    let fd = sys::open_read(path.bytes()).ok()?;
     let mut buf = [0u8; 2048];
     let len = sys::read_full(fd, &mut buf);
     sys::close(fd);
@@ -641,7 +611,11 @@ impl Line {
         self.text(&digits[i..])
     }
 
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     fn flush(&self, fd: Fd) {
-        sys::write_all(fd, &self.buf[..self.len]);
+        sys::write_all(fd, self.bytes());
     }
 }
