@@ -333,6 +333,19 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     let handover = Handover::for_exec(&plan, client_seccomp.clone())
         .map_err(|e| Error::io("preparing the supervisor for", &dir, e))?;
     let init = c.pid().ok_or_else(|| Error::state(id, "no init pid"))?;
+    // A foreground exec with a terminal and no console socket: brig relays
+    // the terminal itself, as `runc exec -t` does (crate::console).
+    let console = match process.terminal().unwrap_or(false) && !args.detach && args.console_socket.is_none() {
+        true => Some(
+            crate::console::ConsoleListener::new()
+                .map_err(|e| Error::state(id, format!("making the socket for the exec's terminal: {e}")))?,
+        ),
+        false => None,
+    };
+    let console_socket = match &console {
+        Some(l) => Some(l.path().to_path_buf()),
+        None => args.console_socket.clone(),
+    };
     // libcontainer's tenant path does not join user namespaces: brig's does,
     // whenever the job is in one (made by brig, by a rootless caller, or
     // asked for by the spec: Docker's userns-remap, Podman's --userns).
@@ -345,7 +358,7 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
             init_pid: init.as_raw(),
             process: &process,
             cgroup_path: &record.cgroup_path,
-            console_socket: args.console_socket.as_deref(),
+            console_socket: console_socket.as_deref(),
             stub_fd: executor_fds.stub_fd(),
             plan_fd: executor_fds.plan_fd(),
             client_seccomp: client_seccomp.as_ref(),
@@ -356,26 +369,64 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         if let Some(pf) = &args.pid_file {
             std::fs::write(pf, pid.as_raw().to_string()).map_err(|e| Error::io("writing", pf, e))?;
         }
-        return if args.detach { Ok(0) } else { wait_exit(id, pid) };
+        return match (args.detach, console) {
+            (true, _) => Ok(0),
+            (false, None) => wait_exit(id, pid),
+            (false, Some(console)) => wait_with_terminal(id, pid, console),
+        };
     }
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root.path)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
         .map_err(|e| Error::container(id, e))?
-        .with_console_socket(args.console_socket.as_ref())
+        .with_console_socket(console_socket.as_ref())
         .with_preserved_fds(args.preserve_fds)
         .with_executor(handover.executor())
         .as_tenant()
-        .with_detach(args.detach)
+        // (libcontainer takes a console socket only for a detached process;
+        // brig waits for this one itself either way.)
+        .with_detach(args.detach || console.is_some())
         .with_ignore_paused(args.ignore_paused)
         .with_sub_cgroup(args.cgroup.clone())
         .with_process(Some(&path));
     let pid = builder.build().map_err(|e| Error::container(id, e))?;
     drop(handover);
-    if args.detach {
-        return Ok(0);
+    match (args.detach, console) {
+        (true, _) => Ok(0),
+        (false, None) => wait_exit(id, pid),
+        (false, Some(console)) => wait_with_terminal(id, pid, console),
     }
-    wait_exit(id, pid)
+}
+
+/// [`wait_exit`] for a foreground exec whose terminal brig relays: the
+/// master libcontainer sent to `console` is copied to and from brig's own
+/// stdin and stdout until the process ends.
+fn wait_with_terminal(id: &str, pid: nix::unistd::Pid, console: crate::console::ConsoleListener) -> Result<i32> {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+    let terminal = match console.receive() {
+        Ok(master) => crate::console::Terminal::attach(master),
+        Err(e) => {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(Error::state(id, format!("taking the exec's terminal: {e}")));
+        }
+    };
+    let mut mask = SigSet::all();
+    mask.remove(Signal::SIGKILL);
+    mask.remove(Signal::SIGSTOP);
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
+        .map_err(|e| Error::state(id, format!("blocking signals: {e}")))?;
+    let result = terminal.relay(pid, &mask, crate::lifecycle::forwardable);
+    drop(terminal);
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            tracing::warn!(id, "relaying the exec's terminal: {e}");
+            wait_exit(id, pid)
+        }
+    }
 }
 
 /// Waits for a foreground exec'd process, forwarding the signals `brig exec`

@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod egress;
 pub mod error;
 pub mod host;

@@ -78,6 +78,18 @@ fn systemd_running() -> bool {
 
 /// `create`: the pipeline, then libcontainer, then brig's files.
 pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> {
+    create_with(g, id, opts, false).map(|(container, _)| container)
+}
+
+/// `create`; with `own_terminal` (a foreground `run`), a terminal the spec
+/// asks for without a console socket is brig's to relay (crate::console):
+/// the listener its master was sent to comes back with the container.
+fn create_with(
+    g: &GlobalOpts,
+    id: &str,
+    opts: &CreateOpts,
+    own_terminal: bool,
+) -> Result<(Container, Option<crate::console::ConsoleListener>)> {
     state::validate_id(id)?;
     // A pid file that cannot be written fails the create, as with runc
     // (libcontainer only warns; containerd then reads no pid).
@@ -108,6 +120,19 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
     };
     let mut request = LaunchRequest::read(&opts.bundle)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config and bundle read");
+    let wants_terminal = request.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let mut console = None;
+    let with_console;
+    let opts = match own_terminal && wants_terminal && opts.console_socket.is_none() {
+        true => {
+            let listener = crate::console::ConsoleListener::new()
+                .map_err(|e| Error::state(id, format!("making the socket for the job's terminal: {e}")))?;
+            with_console = CreateOpts { console_socket: Some(listener.path().to_path_buf()), ..opts.clone() };
+            console = Some(listener);
+            &with_console
+        }
+        false => opts,
+    };
     // Rootless: the job's own network namespace and user namespace (over the
     // user's subordinate IDs) before the pipeline sees the spec.
     let rootless = match caller.is_rootless() {
@@ -130,7 +155,7 @@ pub fn create(g: &GlobalOpts, id: &str, opts: &CreateOpts) -> Result<Container> 
         tightened = prepared.hardened.tightened.len(),
         "launch prepared"
     );
-    launch(&root, id, &prepared, opts, g, rootless.as_ref())
+    launch(&root, id, &prepared, opts, g, rootless.as_ref()).map(|c| (c, console))
 }
 
 fn launch(
@@ -1429,15 +1454,25 @@ fn finish_delete(root: &StateRoot, id: &str, c: &Container) -> Result<()> {
 }
 
 /// Signals `run` forwards to the container (runc's set: all but these).
-fn forwardable(sig: NixSignal) -> bool {
+pub(crate) fn forwardable(sig: NixSignal) -> bool {
     !matches!(sig, NixSignal::SIGCHLD | NixSignal::SIGWINCH | NixSignal::SIGURG | NixSignal::SIGPIPE)
 }
 
 /// `run`: create, start, and (unless detached) wait, forward signals, and
 /// delete. Returns the exit code to exit with.
 pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
-    let container = create(g, id, opts)?;
+    let (container, console) = create_with(g, id, opts, !detach)?;
     let pid = container.pid().ok_or_else(|| Error::state(id, "no init pid after create"))?;
+    // The job's terminal, when brig relays it: taken (and the caller's
+    // terminal made raw) before the job starts, so its first output and its
+    // first look at the window size are right.
+    let terminal = match console.map(crate::console::ConsoleListener::receive).transpose() {
+        Ok(master) => master.map(crate::console::Terminal::attach),
+        Err(e) => {
+            let _ = delete(g, id, true);
+            return Err(Error::state(id, format!("taking the job's terminal: {e}")));
+        }
+    };
     let mut mask = SigSet::all();
     mask.remove(NixSignal::SIGKILL);
     mask.remove(NixSignal::SIGSTOP);
@@ -1453,19 +1488,30 @@ pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool
     if detach {
         return Ok(0);
     }
-    let code = loop {
-        match mask.wait() {
-            Ok(NixSignal::SIGCHLD) => match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, code)) => break code,
-                Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
-                _ => continue,
-            },
-            Ok(sig) if forwardable(sig) => {
-                let _ = nix::sys::signal::kill(pid, sig);
+    let relayed = terminal.as_ref().map(|t| t.relay(pid, &mask, forwardable));
+    let code = match relayed {
+        Some(Ok(code)) => code,
+        relay_failed => {
+            if let Some(Err(e)) = relay_failed {
+                tracing::warn!(id, "relaying the job's terminal: {e}");
             }
-            _ => continue,
+            loop {
+                match mask.wait() {
+                    Ok(NixSignal::SIGCHLD) => match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                        Ok(WaitStatus::Exited(_, code)) => break code,
+                        Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+                        _ => continue,
+                    },
+                    Ok(sig) if forwardable(sig) => {
+                        let _ = nix::sys::signal::kill(pid, sig);
+                    }
+                    _ => continue,
+                }
+            }
         }
     };
+    // The caller's terminal settings come back before anything is printed.
+    drop(terminal);
     let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
     let root = state_root(g)?;
     let dir = root.container_dir(id);

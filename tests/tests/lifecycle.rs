@@ -261,6 +261,95 @@ fn create_with_a_terminal_through_a_console_socket() {
     assert!(err.to_lowercase().contains("console"), "{err}");
 }
 
+/// Appends what can be read from `fd` until it is quiet for `quiet_ms`.
+fn read_available(fd: &std::os::fd::OwnedFd, out: &mut String, quiet_ms: u16) {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(fd), nix::poll::PollFlags::POLLIN)];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(quiet_ms)).unwrap_or(0) == 0 {
+            return;
+        }
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(n) if n > 0 => out.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => return,
+        }
+    }
+}
+
+/// Runs `cmd` with a pseudo-terminal of `rows`x`cols` as its stdin, stdout
+/// and stderr (as a person at a terminal would), types `input` once `prompt`
+/// has appeared, and returns what appeared on the terminal, the exit code,
+/// and whether the terminal's settings were as before afterwards.
+fn on_a_terminal(mut cmd: Command, rows: u16, cols: u16, prompt: &str, input: &[u8]) -> (String, i32, bool) {
+    let pty =
+        nix::pty::openpty(Some(&nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 }), None)
+            .unwrap();
+    let before = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+    cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    let mut child = cmd.spawn().unwrap();
+    let mut out = brig_tests::read_until(&pty.master, prompt);
+    assert!(out.contains(prompt), "no {prompt:?} on the terminal: {out:?}");
+    nix::unistd::write(&pty.master, input).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        read_available(&pty.master, &mut out, 100);
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running: {out:?}");
+    };
+    // What the job wrote last.
+    read_available(&pty.master, &mut out, 200);
+    let after = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+    let settings = |t: &nix::sys::termios::Termios| {
+        (t.input_flags, t.output_flags, t.control_flags, t.local_flags, t.control_chars)
+    };
+    let same = settings(&after) == settings(&before);
+    (out, status.code().unwrap_or(-1), same)
+}
+
+/// A foreground `run` or `exec` with a terminal and no `--console-socket`
+/// relays the job's terminal to the caller's, as `runc run` and
+/// `runc exec -t` do: the job is on a terminal of the caller's size, what
+/// the caller types reaches it, its exit code is brig's, and the caller's
+/// terminal is left as it was (not raw). Both exec paths: brig's own (the
+/// job in a user namespace, `restricted`) and libcontainer's (`permissive`).
+#[test]
+fn a_foreground_run_or_exec_relays_the_jobs_terminal() {
+    for profile in ["restricted", "permissive"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let mut bundle =
+            Bundle::new(&["sh", "-c", "tty; stty size; echo ready; read line; echo \"got:$line\"; exit 3"]);
+        bundle.set("/process/terminal", json!(true));
+        let id = unique_id("rtty");
+        let mut run = brig.command();
+        run.args(["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        let (out, code, restored) = on_a_terminal(run, 37, 101, "ready", b"hello there\r");
+        assert!(out.contains("/dev/pts/"), "{profile}: not on a terminal: {out:?}");
+        assert!(out.contains("37 101"), "{profile}: the caller's window size: {out:?}");
+        assert!(out.contains("got:hello there"), "{profile}: the input did not reach the job: {out:?}");
+        assert_eq!(code, 3, "{profile}: exit code: {out:?}");
+        assert!(restored, "{profile}: the caller's terminal was left changed");
+        brig.fails(&["state", &id]);
+
+        let mut sleeper = Bundle::new(&["sleep", "60"]);
+        sleeper.set("/process/terminal", json!(false));
+        let id = unique_id("etty");
+        brig.ok(&["run", "-d", "--bundle", sleeper.path().to_str().unwrap(), &id]);
+        let mut exec = brig.command();
+        exec.args(["exec", "-t", &id, "sh", "-c", "tty; stty size; echo ready; read line; echo \"got:$line\"; exit 4"]);
+        let (out, code, restored) = on_a_terminal(exec, 21, 77, "ready", b"abc\r");
+        assert!(out.contains("/dev/pts/") && out.contains("21 77"), "{profile}: exec's terminal: {out:?}");
+        assert!(out.contains("got:abc"), "{profile}: exec's input: {out:?}");
+        assert_eq!(code, 4, "{profile}: exec's exit code: {out:?}");
+        assert!(restored, "{profile}: exec left the caller's terminal changed");
+        brig.ok(&["delete", "-f", &id]);
+    }
+}
+
 #[test]
 fn annotations_are_preserved_in_state() {
     let brig = Brig::default();
