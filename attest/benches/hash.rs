@@ -246,6 +246,7 @@ fn facts(base: &Path) -> RunFacts {
             mode: "required".into(),
             decision: "allow".into(),
             policy_ids: vec!["p0".into()],
+            audit_record: None,
         },
         identity: Some(Identity { sub: Some("alice".into()), tenant: Some("acme".into()), ..Identity::default() }),
         enforcement: Enforcement {

@@ -100,6 +100,17 @@ pub struct Authorization {
     pub decision: String,
     #[serde(default)]
     pub policy_ids: Vec<String>,
+    /// Where the launch decision is in the audit log, when one is
+    /// configured: checked against the log by `brig audit verify --attested`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_record: Option<AuditRecordRef>,
+}
+
+/// One record of the audit log: its line number and the SHA-256 of its line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecordRef {
+    pub seq: u64,
+    pub sha256: String,
 }
 
 /// The token's identity (claims only; never the token itself).

@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 
 pub use dsse::{pae, sign, Envelope, Signature, PAYLOAD_TYPE};
 pub use facts::{
-    Authorization, Capabilities, Enforcement, IdMap, Identity, JobRequest, Landlock, MountTree, Outcome, ProfileFacts,
-    Resources, RootfsFacts, RunFacts, Seccomp, UserNamespace,
+    AuditRecordRef, Authorization, Capabilities, Enforcement, IdMap, Identity, JobRequest, Landlock, MountTree,
+    Outcome, ProfileFacts, Resources, RootfsFacts, RunFacts, Seccomp, UserNamespace,
 };
 pub use keys::{
     keygen, keyid, Algorithm, KeyError, KeyFiles, PublicKey, SigningKey, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE,

@@ -118,6 +118,15 @@ pub fn outcome_json(o: &Outcome) -> Value {
     })
 }
 
+/// The launch decision, with where it is in the audit log when one is kept.
+fn authorization_json(a: &crate::facts::Authorization) -> Value {
+    let mut v = json!({"mode": a.mode, "decision": a.decision, "policyIds": a.policy_ids});
+    if let Some(r) = &a.audit_record {
+        v["auditRecord"] = json!({"seq": r.seq, "sha256": r.sha256});
+    }
+    v
+}
+
 fn enforcement_json(e: &Enforcement) -> Value {
     let userns = e.user_namespace.as_ref().map(|u| {
         let maps = |m: &[crate::facts::IdMap]| -> Vec<Value> {
@@ -283,11 +292,7 @@ pub fn statement(f: &RunFacts) -> Result<Value, StatementError> {
                 },
                 "internalParameters": {
                     "profile": {"name": f.profile.name, "digest": f.profile.digest, "origin": f.profile.origin},
-                    "authorization": {
-                        "mode": f.authorization.mode,
-                        "decision": f.authorization.decision,
-                        "policyIds": f.authorization.policy_ids,
-                    },
+                    "authorization": authorization_json(&f.authorization),
                     "identity": identity,
                     "enforcement": enforcement_json(&f.enforcement),
                     "tightened": f.tightened,

@@ -242,6 +242,13 @@ impl VerifiedStatement {
     pub fn container_id(&self) -> String {
         self.field(Field::Container)
     }
+
+    /// Where the launch decision is in the audit log (`seq`, SHA-256 of
+    /// its line), when the run recorded one.
+    pub fn audit_record(&self) -> Option<(u64, String)> {
+        let r = at(&self.statement, "/predicate/buildDefinition/internalParameters/authorization/auditRecord");
+        Some((r.get("seq")?.as_u64()?, r.get("sha256")?.as_str()?.to_string()))
+    }
 }
 
 fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
@@ -766,6 +773,10 @@ pub fn show(envelope: &[u8]) -> Result<String, VerifyError> {
             show_val(at(ip, "/authorization/mode")),
             show_val(at(ip, "/authorization/policyIds"))
         )?;
+        let audit = at(ip, "/authorization/auditRecord");
+        if !audit.is_null() {
+            writeln!(o, "audit record {}:{}", show_val(at(audit, "/seq")), show_val(at(audit, "/sha256")))?;
+        }
         let id = at(ip, "/identity");
         if id.is_null() {
             writeln!(o, "identity     -")?;

@@ -219,6 +219,39 @@ pub struct AuditSummary {
     pub head: String,
 }
 
+/// Where one record sits in the log: its `seq` and the SHA-256 of its line
+/// (what the next line's `prev` holds). A run's signed attestation carries
+/// the anchor of its launch decision, so a log rewritten with recomputed
+/// hashes, or cut back before that record, no longer matches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditAnchor {
+    /// The record's line number.
+    pub seq: u64,
+    /// SHA-256 of the record's line (hex), without its newline.
+    pub sha256: String,
+}
+
+impl std::fmt::Display for AuditAnchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.sha256)
+    }
+}
+
+impl std::str::FromStr for AuditAnchor {
+    type Err = String;
+
+    /// `SEQ:SHA256`, as [`Display`](std::fmt::Display) writes it.
+    fn from_str(s: &str) -> Result<AuditAnchor, String> {
+        let (seq, sha256) = s.split_once(':').ok_or_else(|| format!("`{s}`: expected SEQ:SHA256"))?;
+        let seq =
+            seq.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("`{s}`: SEQ is not a line number"))?;
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(format!("`{s}`: SHA256 is not 64 lowercase hex digits"));
+        }
+        Ok(AuditAnchor { seq, sha256: sha256.to_string() })
+    }
+}
+
 impl AuditLog {
     /// Uses the log at `path`, creating it (mode 0600, directory 0700) if needed.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
@@ -241,8 +274,9 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends `record`, chained to the last line, and fsyncs it.
-    pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
+    /// Appends `record`, chained to the last line, and fsyncs it; returns
+    /// where it was written.
+    pub fn append(&self, record: &AuditRecord) -> Result<AuditAnchor, AuditError> {
         let path = &self.path;
         let io = |op, source| AuditError::Io { path: path.clone(), op, source };
         let mut f = OpenOptions::new()
@@ -275,7 +309,7 @@ impl AuditLog {
                 File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing the directory", e))?;
             }
         }
-        Ok(())
+        Ok(AuditAnchor { seq: seq + 1, sha256: hex::encode(Sha256::digest(line.as_bytes())) })
     }
 
     /// `(SHA-256 of the last line, its seq, the log's length)`, or
@@ -344,6 +378,28 @@ pub fn verify(path: &Path) -> Result<usize, AuditError> {
 
 /// Like [`verify`], also returning the head hash to anchor elsewhere.
 pub fn verify_summary(path: &Path) -> Result<AuditSummary, AuditError> {
+    verify_anchored(path, &[])
+}
+
+/// Like [`verify_summary`], and each of `anchors` must be in the log as it
+/// was written: a log rewritten with recomputed hashes, or cut back before
+/// an anchored record, is refused.
+pub fn verify_anchored(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSummary, AuditError> {
+    let summary = verify_lines(path, anchors)?;
+    if let Some(a) = anchors.iter().filter(|a| a.seq > summary.records as u64).min_by_key(|a| a.seq) {
+        return Err(AuditError::Tampered {
+            path: path.to_path_buf(),
+            line: summary.records + 1,
+            reason: format!(
+                "the log ends at record {} but record {} was anchored ({a}): records were removed from its end",
+                summary.records, a.seq
+            ),
+        });
+    }
+    Ok(summary)
+}
+
+fn verify_lines(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSummary, AuditError> {
     let bytes = fs::read(path).map_err(|source| AuditError::Io { path: path.to_path_buf(), op: "reading", source })?;
     let bad = |line: usize, reason: String| AuditError::Tampered { path: path.to_path_buf(), line, reason };
     let mut prev = genesis();
@@ -360,6 +416,9 @@ pub fn verify_summary(path: &Path) -> Result<AuditSummary, AuditError> {
         let line = std::str::from_utf8(raw).map_err(|_| bad(n, "not UTF-8".into()))?;
         check_line(line, n, &prev).map_err(|r| bad(n, r))?;
         prev = hex::encode(Sha256::digest(raw));
+        if let Some(a) = anchors.iter().find(|a| a.seq == n as u64 && a.sha256 != prev) {
+            return Err(bad(n, format!("does not match its anchor ({a}): the log was rewritten")));
+        }
         count = n;
     }
     Ok(AuditSummary { records: count, head: prev })
@@ -564,5 +623,47 @@ mod tests {
         log.append(&r).unwrap();
         log.append(&rec(2)).unwrap();
         assert_eq!(verify(&path).unwrap(), 3);
+    }
+
+    /// What a hash chain alone cannot show, an anchor does: a log rewritten
+    /// with every hash recomputed (a deny turned into an allow), and a log
+    /// cut back before an anchored record.
+    #[test]
+    fn anchors_catch_a_resealed_or_cut_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path).unwrap();
+        let anchors: Vec<AuditAnchor> = (1..=4).map(|i| log.append(&rec(i)).unwrap()).collect();
+        assert_eq!(anchors.iter().map(|a| a.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(verify_anchored(&path, &anchors).unwrap().head, anchors[3].sha256);
+        let original = fs::read(&path).unwrap();
+
+        // Rewritten from line 3 on, with hashes and chain recomputed.
+        let mut lines: Vec<String> = String::from_utf8(original.clone()).unwrap().lines().map(String::from).collect();
+        let mut prev = hex::encode(Sha256::digest(lines[1].as_bytes()));
+        for (i, line) in lines.iter_mut().enumerate().skip(2) {
+            let mut r = rec(i + 1);
+            r.decision = AuditDecision::Allow;
+            *line = seal(i as u64 + 1, &prev, &r);
+            prev = hex::encode(Sha256::digest(line.as_bytes()));
+        }
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+        assert_eq!(verify(&path).unwrap(), 4, "the chain alone cannot tell");
+        let err = verify_anchored(&path, &anchors[2..3]).unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("rewritten"), "{err}");
+        // An anchor before the rewrite still holds.
+        verify_anchored(&path, &anchors[..2]).unwrap();
+
+        // The last record removed.
+        let mut cut: Vec<&[u8]> = original.split(|b| *b == b'\n').collect();
+        cut.truncate(3);
+        fs::write(&path, [cut.join(&b'\n'), b"\n".to_vec()].concat()).unwrap();
+        assert_eq!(verify(&path).unwrap(), 3);
+        let err = verify_anchored(&path, &anchors).unwrap_err().to_string();
+        assert!(err.contains("record 4 was anchored") && err.contains("removed from its end"), "{err}");
+
+        assert_eq!(anchors[0].to_string().parse::<AuditAnchor>().unwrap(), anchors[0]);
+        assert!("0:ab".parse::<AuditAnchor>().is_err());
+        assert!(format!("1:{}", "A".repeat(64)).parse::<AuditAnchor>().is_err());
     }
 }

@@ -27,7 +27,7 @@ pub mod token;
 mod usage;
 mod util;
 
-pub use audit::{AuditDecision, AuditError, AuditLog, AuditRecord, AuditSummary};
+pub use audit::{AuditAnchor, AuditDecision, AuditError, AuditLog, AuditRecord, AuditSummary};
 pub use authz::{
     authorize, Action, Decision, Diag, LoadedPolicies, PolicyError, PolicyLoader, PolicySet, RequestDecision,
     BUILTIN_SCHEMA,

@@ -80,15 +80,122 @@ pub struct Measurements {
     pub request: brig_attest::JobRequest,
 }
 
-/// The host source of the bind mount at `dest` in `spec`, and whether it is
-/// read-only.
-fn mount_source(spec: &Spec, dest: &str) -> Option<(PathBuf, bool)> {
-    spec.mounts().iter().flatten().find(|m| m.destination() == Path::new(dest)).and_then(|m| {
-        let bind =
-            m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
-        let ro = m.options().iter().flatten().any(|o| o == "ro");
-        bind.then(|| m.source().clone()).flatten().map(|s| (s, ro))
-    })
+/// Where a mount of the spec lands in the job's tree, and what backs it.
+struct Landed {
+    /// The destination with symbolic links followed, as the job sees it.
+    at: PathBuf,
+    /// The host directory a bind mount shows there (None for other mounts:
+    /// a tmpfs starts empty, a proc or sysfs is not a place to declare).
+    source: Option<PathBuf>,
+}
+
+/// The host path behind the job's path `path`, given the mounts in place
+/// (the latest mount at `path` or above it, else the root filesystem), or
+/// None where no host directory backs it.
+fn backing(rootfs: &Path, mounts: &[Landed], path: &Path) -> Option<PathBuf> {
+    match mounts.iter().rev().filter(|m| path.starts_with(&m.at)).max_by_key(|m| m.at.components().count()) {
+        Some(m) => Some(m.source.as_ref()?.join(path.strip_prefix(&m.at).ok()?)),
+        None => Some(rootfs.join(path.strip_prefix("/").ok()?)),
+    }
+}
+
+/// Where the job's path `dest` leads once `mounts` are in place: symbolic
+/// links are followed as libcontainer follows them for a mount's target,
+/// inside the job's tree (an absolute link starts again at its root, `..`
+/// stops there), through the root filesystem or the host directories bind
+/// mounted on the way. None after too many links.
+fn land(rootfs: &Path, mounts: &[Landed], dest: &Path) -> Option<PathBuf> {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    let mut todo: VecDeque<std::ffi::OsString> = VecDeque::new();
+    let push_front = |todo: &mut VecDeque<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push_front(n.to_os_string()),
+                Component::ParentDir => todo.push_front("..".into()),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    push_front(&mut todo, dest);
+    let mut at = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            at.pop();
+            continue;
+        }
+        let next = at.join(&name);
+        let link = backing(rootfs, mounts, &next)
+            .filter(|b| std::fs::symlink_metadata(b).is_ok_and(|m| m.file_type().is_symlink()))
+            .and_then(|b| std::fs::read_link(b).ok());
+        match link {
+            Some(target) => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                if target.is_absolute() {
+                    at = PathBuf::from("/");
+                }
+                push_front(&mut todo, &target);
+            }
+            None => at = next,
+        }
+    }
+    Some(at)
+}
+
+fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind")
+}
+
+/// The host source of the bind mount the job sees at `dest`, and whether it
+/// is read-only: the mount that lands there must be the only one, with no
+/// mount below it and none laid over it later, or what is measured (that
+/// mount's source) would not be what the job reads or writes.
+fn mount_source(spec: &Spec, rootfs: &Path, dest: &str) -> Result<(PathBuf, bool), String> {
+    let mounts: Vec<&oci_spec::runtime::Mount> = spec.mounts().iter().flatten().collect();
+    let mut landed: Vec<Landed> = Vec::with_capacity(mounts.len());
+    for m in &mounts {
+        let at = land(rootfs, &landed, m.destination())
+            .ok_or_else(|| format!("the mount at `{}` goes through too many links", m.destination().display()))?;
+        let source = match is_bind(m) {
+            true => m.source().as_ref().and_then(|s| std::fs::canonicalize(s).ok()),
+            false => None,
+        };
+        landed.push(Landed { at, source });
+    }
+    let seen = land(rootfs, &landed, Path::new(dest))
+        .ok_or_else(|| format!("`{dest}` goes through too many links in the job's tree"))?;
+    let at_dest: Vec<usize> = (0..landed.len()).filter(|&i| landed[i].at == seen).collect();
+    let [k] = at_dest[..] else {
+        return Err(match at_dest.len() {
+            0 => format!("`{dest}` is not a bind mount of the spec"),
+            n => format!("`{dest}` is mounted {n} times; only one mount may be measured there"),
+        });
+    };
+    for (j, l) in landed.iter().enumerate() {
+        if j != k && l.at != seen && l.at.starts_with(&seen) {
+            return Err(format!(
+                "the mount at `{}` lies inside `{dest}`: the job would not see what is measured",
+                mounts[j].destination().display()
+            ));
+        }
+        if j > k && seen.starts_with(&l.at) {
+            return Err(format!(
+                "the mount at `{}` comes after `{dest}` and covers it: the job would not see what is measured",
+                mounts[j].destination().display()
+            ));
+        }
+    }
+    let m = mounts[k];
+    let source = match (is_bind(m), m.source()) {
+        (true, Some(s)) => s.clone(),
+        _ => return Err(format!("`{dest}` is not a bind mount of the spec")),
+    };
+    let ro = m.options().iter().flatten().any(|o| o == "ro");
+    Ok((source, ro))
 }
 
 /// Measures the image, the rootfs and the inputs before the job starts.
@@ -111,10 +218,8 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
     let limits = settings.limits();
     let mut inputs = Vec::new();
     for path in req.annotation_list(annotation::INPUTS) {
-        let (source, ro) = mount_source(spec, &path).ok_or_else(|| MeasureError::Annotation {
-            key: annotation::INPUTS,
-            message: format!("`{path}` is not a bind mount of the spec"),
-        })?;
+        let (source, ro) = mount_source(spec, &req.rootfs, &path)
+            .map_err(|message| MeasureError::Annotation { key: annotation::INPUTS, message })?;
         if !ro {
             return Err(MeasureError::Annotation {
                 key: annotation::INPUTS,
@@ -127,10 +232,8 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
     }
     let mut outputs = Vec::new();
     for path in req.annotation_list(annotation::OUTPUTS) {
-        let (source, _) = mount_source(spec, &path).ok_or_else(|| MeasureError::Annotation {
-            key: annotation::OUTPUTS,
-            message: format!("`{path}` is not a bind mount of the spec"),
-        })?;
+        let (source, _) = mount_source(spec, &req.rootfs, &path)
+            .map_err(|message| MeasureError::Annotation { key: annotation::OUTPUTS, message })?;
         outputs.push((path, source));
     }
     let process = spec.process().as_ref();
@@ -261,6 +364,11 @@ pub fn facts(
             mode: record.auth.mode.clone(),
             decision: record.auth.decision.clone(),
             policy_ids: record.auth.policy_ids.clone(),
+            audit_record: record
+                .auth
+                .audit_record
+                .as_ref()
+                .map(|a| brig_attest::AuditRecordRef { seq: a.seq, sha256: a.sha256.clone() }),
         },
         identity,
         enforcement: brig_attest::Enforcement {
@@ -322,4 +430,96 @@ pub fn write(facts: &brig_attest::RunFacts, settings: &AttestConfig) -> Result<P
     let key = brig_attest::SigningKey::load(&settings.key)
         .map_err(|e| format!("loading the attestation key `{}`: {e}", settings.key.display()))?;
     brig_attest::attest(facts, &key, &settings.dir).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    struct Tree {
+        _dir: tempfile::TempDir,
+        rootfs: PathBuf,
+        host: PathBuf,
+    }
+
+    fn tree() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        let host = dir.path().join("host");
+        for d in ["in", "data", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        for d in ["approved", "evil", "x"] {
+            std::fs::create_dir_all(host.join(d)).unwrap();
+        }
+        Tree { rootfs, host, _dir: dir }
+    }
+
+    fn spec(mounts: &[(&str, &Path, &str)]) -> Spec {
+        let mounts: Vec<serde_json::Value> = mounts
+            .iter()
+            .map(|(dest, src, ro)| {
+                serde_json::json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", ro]})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "mounts": mounts}))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_one_bind_mount_at_a_path_is_measured() {
+        let t = tree();
+        let s = spec(&[("/data", &t.host.join("x"), "rw"), ("/in", &t.host.join("approved"), "ro")]);
+        assert_eq!(mount_source(&s, &t.rootfs, "/in").unwrap(), (t.host.join("approved"), true));
+        assert_eq!(mount_source(&s, &t.rootfs, "/data").unwrap(), (t.host.join("x"), false));
+        assert!(mount_source(&s, &t.rootfs, "/etc").unwrap_err().contains("not a bind mount"));
+    }
+
+    /// The attack: the job sees the last mount at a path, the attestation
+    /// measured the first.
+    #[test]
+    fn a_second_mount_at_a_declared_path_is_refused() {
+        let t = tree();
+        let s = spec(&[("/in", &t.host.join("approved"), "ro"), ("/in", &t.host.join("evil"), "ro")]);
+        assert!(mount_source(&s, &t.rootfs, "/in").unwrap_err().contains("mounted 2 times"));
+        // The same through a differently spelled destination.
+        let s = spec(&[("/in", &t.host.join("approved"), "ro"), ("//in/./", &t.host.join("evil"), "ro")]);
+        assert!(mount_source(&s, &t.rootfs, "/in").unwrap_err().contains("mounted 2 times"));
+    }
+
+    #[test]
+    fn a_mount_inside_or_later_over_a_declared_path_is_refused() {
+        let t = tree();
+        let s = spec(&[("/in", &t.host.join("approved"), "ro"), ("/in/sub", &t.host.join("evil"), "ro")]);
+        assert!(mount_source(&s, &t.rootfs, "/in").unwrap_err().contains("lies inside"));
+        let s = spec(&[("/data/in", &t.host.join("approved"), "ro"), ("/data", &t.host.join("evil"), "ro")]);
+        assert!(mount_source(&s, &t.rootfs, "/data/in").unwrap_err().contains("covers it"));
+    }
+
+    /// A destination that reaches the declared path through a link of the
+    /// image, or of a host directory mounted before it, lands on it too.
+    #[test]
+    fn links_on_the_way_to_a_mount_are_followed() {
+        let t = tree();
+        symlink("/in", t.rootfs.join("in2")).unwrap();
+        let s = spec(&[("/in", &t.host.join("approved"), "ro"), ("/in2", &t.host.join("evil"), "ro")]);
+        assert!(mount_source(&s, &t.rootfs, "/in").unwrap_err().contains("mounted 2 times"));
+        symlink("../../in", t.host.join("x/y")).unwrap();
+        let s = spec(&[
+            ("/data", &t.host.join("x"), "ro"),
+            ("/in", &t.host.join("approved"), "ro"),
+            ("/data/y", &t.host.join("evil"), "ro"),
+        ]);
+        assert!(mount_source(&s, &t.rootfs, "/in").unwrap_err().contains("mounted 2 times"));
+        // A link that loops is an error, not a hang.
+        symlink("/loop", t.rootfs.join("loop")).unwrap();
+        let s = spec(&[("/in", &t.host.join("approved"), "ro"), ("/loop/x", &t.host.join("evil"), "ro")]);
+        assert!(mount_source(&s, &t.rootfs, "/in").unwrap_err().contains("too many links"));
+        // A declared path that is itself a link of the image is measured
+        // where the job reads it.
+        let s = spec(&[("/in", &t.host.join("approved"), "ro")]);
+        assert_eq!(mount_source(&s, &t.rootfs, "/in2").unwrap().0, t.host.join("approved"));
+    }
 }

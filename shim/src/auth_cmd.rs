@@ -327,14 +327,28 @@ pub fn token(cmd: &TokenCmd) -> Result<i32> {
 
 pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
     match cmd {
-        AuditCmd::Verify { path } => {
+        AuditCmd::Verify { path, anchors, attested, keys } => {
             let path = match path {
                 Some(p) => p.clone(),
                 None => config(g)?.audit_path().ok_or_else(|| usage("no audit log is configured (`[audit] path`)"))?,
             };
-            match brig_policy::audit::verify_summary(&path) {
+            let mut all: Vec<brig_policy::AuditAnchor> = anchors
+                .iter()
+                .map(|a| a.parse::<brig_policy::AuditAnchor>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(usage)?;
+            let from_attestations = attested_anchors(attested, keys)?;
+            let without = from_attestations.iter().filter(|(_, a)| a.is_none()).count();
+            all.extend(from_attestations.into_iter().filter_map(|(_, a)| a));
+            match brig_policy::audit::verify_anchored(&path, &all) {
                 Ok(s) => {
                     crate::outln!("{}: {} record(s), chain intact, head {}", path.display(), s.records, s.head);
+                    if !all.is_empty() {
+                        crate::outln!("{} anchored record(s) match", all.len());
+                    }
+                    if without > 0 {
+                        crate::outln!("{without} attestation(s) name no audit record (made without an audit log)");
+                    }
                     Ok(0)
                 }
                 Err(e) => {
@@ -344,6 +358,45 @@ pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
             }
         }
     }
+}
+
+/// The audit anchors of the attestations at `paths` (envelopes, or
+/// directories of them), each verified against `keys` first: an anchor is
+/// only as good as the signature over it.
+fn attested_anchors(paths: &[PathBuf], keys: &[PathBuf]) -> Result<Vec<(PathBuf, Option<brig_policy::AuditAnchor>)>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    if keys.is_empty() {
+        return Err(usage("--attested needs --key (the attestation public key)"));
+    }
+    let keys = keys
+        .iter()
+        .map(|k| brig_attest::PublicKey::load(k).map_err(|e| usage(format!("key `{}`: {e}", k.display()))))
+        .collect::<Result<Vec<_>>>()?;
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::io("reading", p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.to_string_lossy().ends_with(brig_attest::ENVELOPE_SUFFIX))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).map_err(|e| Error::io("reading", &f, e))?;
+        let v = brig_attest::verify_with(&bytes, &keys, None, &[])
+            .map_err(|e| usage(format!("`{}` does not verify: {e}", f.display())))?;
+        let anchor = v.audit_record().map(|(seq, sha256)| brig_policy::AuditAnchor { seq, sha256 });
+        out.push((f, anchor));
+    }
+    Ok(out)
 }
 
 /// The example policy set `brig init` installs (the multi-tenant function

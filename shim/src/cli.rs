@@ -181,8 +181,24 @@ pub enum TokenCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Check the hash chain; name the first bad line
-    Verify { path: Option<PathBuf> },
+    /// Check the hash chain; name the first bad line. With anchors (from
+    /// attestations or given as SEQ:SHA256), also catch a log rewritten with
+    /// recomputed hashes or cut back before an anchored record
+    Verify {
+        /// The log [default: the configuration's `[audit] path`]
+        path: Option<PathBuf>,
+        /// A record that must be in the log as written (SEQ:SHA256, as
+        /// `brig attest show` prints it); repeatable
+        #[arg(long = "anchor", value_name = "SEQ:SHA256")]
+        anchors: Vec<String>,
+        /// A run's attestation (DSSE envelope, or a directory of them) whose
+        /// launch decision must be in the log; needs --key; repeatable
+        #[arg(long = "attested", value_name = "ENVELOPE|DIR")]
+        attested: Vec<PathBuf>,
+        /// Public key the attestations must be signed with; repeatable
+        #[arg(long = "key", value_name = "PUBKEY")]
+        keys: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

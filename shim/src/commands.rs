@@ -261,7 +261,7 @@ fn authorize_exec(
     let deny = |reason: String| -> Error {
         let rec = brig_policy::AuditRecord::denied(now, id, brig_policy::Action::Exec, Some(&ctx), &reason);
         match crate::pipeline::audit(&config, &rec) {
-            Ok(()) => Error::state(id, format!("exec refused: {reason}")),
+            Ok(_) => Error::state(id, format!("exec refused: {reason}")),
             Err(e) => Error::Launch(e),
         }
     };

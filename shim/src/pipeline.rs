@@ -244,10 +244,15 @@ fn job_asks(req: &LaunchRequest) -> Result<JobAsks, BundleError> {
 
 /// Appends an audit record (fsync'd) when an audit log is configured. An
 /// audit record that cannot be written stops the launch.
-pub fn audit(config: &Config, record: &brig_policy::AuditRecord) -> Result<(), LaunchError> {
-    let Some(path) = config.audit_path() else { return Ok(()) };
+/// Returns where the record was written (None without an audit log).
+pub fn audit(
+    config: &Config,
+    record: &brig_policy::AuditRecord,
+) -> Result<Option<brig_policy::AuditAnchor>, LaunchError> {
+    let Some(path) = config.audit_path() else { return Ok(None) };
     brig_policy::AuditLog::open(&path)
         .and_then(|log| log.append(record))
+        .map(Some)
         .map_err(|e| LaunchError::Unauthorized(format!("cannot write the audit record to `{}`: {e}", path.display())))
 }
 
@@ -255,7 +260,7 @@ pub fn audit(config: &Config, record: &brig_policy::AuditRecord) -> Result<(), L
 fn deny(config: &Config, id: &str, ctx: Option<&brig_policy::LaunchContext>, reason: String) -> LaunchError {
     let record = brig_policy::AuditRecord::denied(SystemTime::now(), id, brig_policy::Action::Launch, ctx, &reason);
     match audit(config, &record) {
-        Ok(()) => LaunchError::Unauthorized(reason),
+        Ok(_) => LaunchError::Unauthorized(reason),
         Err(e) => e,
     }
 }
@@ -344,11 +349,12 @@ pub fn prepare(
             if let Err(e) = check_joined_owners(&BTreeMap::new()) {
                 return Err(deny(config, id, Some(&context), e));
             }
-            audit(
+            let audit_record = audit(
                 config,
                 &brig_policy::AuditRecord::not_authorized(now, id, brig_policy::Action::Launch, Some(&context)),
             )?;
             AuthRecord {
+                audit_record,
                 mode: "off".into(),
                 decision: "not-authorized".into(),
                 policy_ids: vec![],
@@ -389,7 +395,7 @@ pub fn prepare(
             tracing::debug!(elapsed_us = us(t0), "policies loaded");
             let decision = brig_policy::authorize(&policies, &verified, brig_policy::Action::Launch, &context);
             tracing::debug!(elapsed_us = us(t0), "decided");
-            audit(
+            let audit_record = audit(
                 config,
                 &brig_policy::AuditRecord::from_decision(
                     now,
@@ -408,6 +414,7 @@ pub fn prepare(
                 return Err(LaunchError::Unauthorized(decision.reason));
             }
             AuthRecord {
+                audit_record,
                 mode: "required".into(),
                 decision: "allow".into(),
                 policy_ids: decision.determining_policies.clone(),

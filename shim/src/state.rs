@@ -342,6 +342,9 @@ pub struct AuthRecord {
     /// What was authorized (the base of `exec` decisions).
     #[serde(default)]
     pub context: Option<brig_policy::LaunchContext>,
+    /// Where the launch decision is in the audit log (for the attestation).
+    #[serde(default)]
+    pub audit_record: Option<brig_policy::AuditAnchor>,
 }
 
 /// Everything brig decided at `create`, kept for `exec`, `delete` and the

@@ -21,6 +21,10 @@ impl Drop for Setup {
 }
 
 fn setup() -> Setup {
+    setup_with("")
+}
+
+fn setup_with(extra_config: &str) -> Setup {
     let keys = tempfile::tempdir().unwrap().keep();
     let out = std::process::Command::new(brig_tests::brig_bin())
         .args(["attest", "keygen", "--out"])
@@ -29,7 +33,7 @@ fn setup() -> Setup {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let brig = Brig::new(&format!(
-        "[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n[attest]\nkey = \"{}\"\ndir = \"{{dir}}/attestations\"\nrootfs_cache = \"{{dir}}/cache\"\n",
+        "[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n[attest]\nkey = \"{}\"\ndir = \"{{dir}}/attestations\"\nrootfs_cache = \"{{dir}}/cache\"\n{extra_config}",
         keys.join("attest.key").display()
     ));
     let attest_dir = brig.dir.path().join("attestations");
@@ -233,6 +237,92 @@ fn inputs_must_be_read_only_and_within_limits() {
     b.annotate("dev.brig.image.digest", "sha256:nothex");
     let err = s.brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("att")]);
     assert!(err.contains("dev.brig.image.digest"), "{err}");
+}
+
+/// The job sees the last mount at a path: a second mount at a declared
+/// input or output (or one inside it, or one laid over it later) would make
+/// the signed record name data the job never read or a file it never wrote.
+/// Each is refused at `create`, naming the annotation.
+#[test]
+fn a_mount_over_a_declared_input_or_output_is_refused() {
+    let s = setup();
+    std::fs::create_dir_all(s.jobs.join("evil")).unwrap();
+    std::fs::write(s.jobs.join("evil/data.txt"), "not what was measured\n").unwrap();
+    for (dest, key) in [("/in", "dev.brig.inputs"), ("/in/sub", "dev.brig.inputs"), ("/out", "dev.brig.outputs")] {
+        let mut b = job(&s, "true");
+        b.push(
+            "/mounts",
+            json!({"destination": dest, "type": "bind", "source": s.jobs.join("evil"), "options": ["rbind", "ro"]}),
+        );
+        let err = s.brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("att")]);
+        assert!(err.contains(key) && (err.contains("measured") || err.contains("mounted 2 times")), "{dest}: {err}");
+    }
+}
+
+/// The audit log's chain alone cannot show a log rewritten with every hash
+/// recomputed, or cut back at its end. Each run's signed attestation names
+/// its launch record (seq and line hash), and `brig audit verify --attested`
+/// checks the log against them.
+#[test]
+fn attestations_anchor_the_audit_log() {
+    let s = setup_with("[audit]\npath = \"{dir}/audit.log\"\n");
+    let log = s.brig.dir.path().join("audit.log");
+    let ids: Vec<String> = (0..2).map(|_| unique_id("anc")).collect();
+    for id in &ids {
+        let (code, _, err) = s.brig.run(&job(&s, "true"), id);
+        assert_eq!(code, 0, "{err}");
+    }
+    let check = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", log.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (code, out, err) = s.brig.cmd_files(&args);
+        (code, format!("{out}{err}"))
+    };
+    let attested = ["--attested", s.attest_dir.to_str().unwrap(), "--key", s.pubkey.to_str().unwrap()];
+    let (code, out) = check(&attested);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 anchored record(s) match"), "{out}");
+    let st = statement(&s.attest_dir.join(format!("{}.intoto.json", ids[1])));
+    let anchor = &st["predicate"]["buildDefinition"]["internalParameters"]["authorization"]["auditRecord"];
+    assert!(anchor["seq"].as_u64().is_some() && anchor["sha256"].as_str().is_some_and(|h| h.len() == 64), "{st}");
+
+    // The last record rewritten (its decision changed), its hash recomputed:
+    // the chain still holds, the anchor does not.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let last = lines.pop().unwrap();
+    let body = &last[..last.rfind(",\"hash\"").unwrap()];
+    let body = format!("{},\"reason\":\"rewritten\"}}", body.replacen(",\"reason\":", ",\"was\":", 1));
+    let mut v: Value = serde_json::from_str(&body).unwrap();
+    v.as_object_mut().unwrap().remove("was");
+    let body = serde_json::to_string(&v).unwrap();
+    let hash = sha256_hex(body.as_bytes());
+    lines.push(format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1]));
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let (code, out) = check(&[]);
+    assert_eq!(code, 0, "the chain alone passes a resealed last line: {out}");
+    let (code, out) = check(&attested);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("rewritten"), "{out}");
+
+    // The last record removed.
+    lines.pop();
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    assert_eq!(check(&[]).0, 0);
+    let (code, out) = check(&attested);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("removed from its end"), "{out}");
+    // An anchor given by hand, and one that is malformed.
+    let (code, out) = check(&["--anchor", &format!("{}:{}", anchor["seq"], anchor["sha256"].as_str().unwrap())]);
+    assert_ne!(code, 0, "{out}");
+    assert_ne!(check(&["--anchor", "x"]).0, 0);
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bytes");
+    std::fs::write(&file, bytes).unwrap();
+    sha256sum(&file)
 }
 
 #[test]
