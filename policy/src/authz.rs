@@ -1180,6 +1180,32 @@ impl ActionIndex {
 mod tests {
     use super::*;
 
+    /// A roles claim given as one string (which the token's typing and the
+    /// principal's `Role` accept) is a set of one in `context.claims` too,
+    /// not an error that denies.
+    #[test]
+    fn a_single_string_where_a_set_of_strings_is_declared_is_a_set_of_one() {
+        let set = PolicySet::from_texts(
+            &[(
+                "p.cedar".into(),
+                r#"permit (principal in Brig::Role::"function", action == Brig::Action::"launch", resource)
+                   when { context.claims has roles && context.claims.roles.contains("function") };"#
+                    .into(),
+            )],
+            None,
+        )
+        .unwrap();
+        for roles in [serde_json::json!("function"), serde_json::json!(["function"])] {
+            let claims = serde_json::json!({"iss": "i", "sub": "s", "roles": roles});
+            let token = crate::testing::unverified_token(claims.as_object().unwrap());
+            let d = crate::authorize(&set, &token, Action::Launch, &crate::LaunchContext::default());
+            assert!(d.allowed, "{roles}: {}", d.reason);
+        }
+        let claims = serde_json::json!({"iss": "i", "sub": "s", "roles": 7});
+        let token = crate::testing::unverified_token(claims.as_object().unwrap());
+        assert!(!crate::authorize(&set, &token, Action::Launch, &crate::LaunchContext::default()).allowed);
+    }
+
     #[test]
     fn path_literals_are_read_from_the_text() {
         let mut out = HashSet::new();

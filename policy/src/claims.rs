@@ -146,6 +146,12 @@ fn expr(v: &Value, ty: &ClaimType, path: &str) -> Result<RestrictedExpression, S
             }
             Ok(RestrictedExpression::new_set(out))
         }
+        // A single string where a set of strings is declared is a set of
+        // one, as JWT reads `aud` and brig reads the roles claim for the
+        // principal's `Role`s (docs/policy.md).
+        (ClaimType::Set(element), Value::String(_)) if **element == ClaimType::String => {
+            Ok(RestrictedExpression::new_set([expr(v, element, path)?]))
+        }
         (ClaimType::Set(_), _) => Err(wrong("an array")),
         (ClaimType::Record(attrs), Value::Object(map)) => {
             if let Some(extra) = map.keys().find(|k| !attrs.contains_key(*k)) {
