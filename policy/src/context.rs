@@ -155,12 +155,22 @@ pub struct ExecRequest {
     pub tty: bool,
     /// Union of the process's capability sets.
     pub capabilities: BTreeSet<String>,
+    /// The directories `args[0]` is looked up in when it has no `/`: the
+    /// process's `PATH` (empty entries skipped), or [`DEFAULT_PATH`]. The
+    /// same name runs a different program from another directory, so a
+    /// policy that allows commands by name checks these too.
+    pub search_path: Vec<String>,
 }
+
+/// The search path of a process without `PATH` in its environment (runc's).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl ExecRequest {
     /// Describes an exec's process.
     pub fn from_process(process: &Process) -> ExecRequest {
+        let path = process.env().iter().flatten().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
         ExecRequest {
+            search_path: path.split(':').filter(|d| !d.is_empty()).map(str::to_string).collect(),
             args: process.args().clone().unwrap_or_default(),
             cwd: process.cwd().to_string_lossy().into_owned(),
             uid: process.user().uid(),
@@ -476,6 +486,21 @@ pub fn parse_duration(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The directories a bare command is looked up in are the process's
+    /// `PATH` (empty entries skipped, as the supervisor skips them), or the
+    /// default one.
+    #[test]
+    fn an_exec_names_where_its_command_is_looked_up() {
+        let process = |env: Vec<&str>| -> Process {
+            serde_json::from_value(
+                serde_json::json!({"args": ["ls"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": env}),
+            )
+            .unwrap()
+        };
+        assert_eq!(ExecRequest::from_process(&process(vec!["PATH=/tmp::/bin", "A=b"])).search_path, ["/tmp", "/bin"]);
+        assert_eq!(ExecRequest::from_process(&process(vec!["A=b"])).search_path.join(":"), DEFAULT_PATH);
+    }
 
     #[test]
     fn normalization() {

@@ -525,6 +525,7 @@ pub fn authorize(policies: &PolicySet, token: &VerifiedToken, action: Action, co
                         ("additional_gids", longs(&exec.additional_gids)),
                         ("tty", Re::new_bool(exec.tty)),
                         ("capabilities", strings(&exec.capabilities)),
+                        ("search_path", strings(&exec.search_path)),
                     ])?,
                 ));
                 Ok(f)

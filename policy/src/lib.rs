@@ -35,6 +35,7 @@ pub use authz::{
 pub use config::{AuditConfig, AuthMode, ConfigError, PolicyConfig, ReplayConfig, TrustConfig};
 pub use context::{
     ContextError, EgressRule, ExecRequest, ImageRef, LaunchContext, MountInfo, Resources, SpecOptions, UserInfo,
+    DEFAULT_PATH,
 };
 pub use devtools::{jwks_from, keygen, mint, DevError, GeneratedKey};
 pub use jwks::TrustError;

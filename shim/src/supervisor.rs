@@ -194,7 +194,7 @@ fn path_var(spec: &Spec) -> String {
         .as_ref()
         .and_then(|p| p.env().as_ref())
         .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PATH=").map(str::to_string)))
-        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string())
+        .unwrap_or_else(|| brig_policy::DEFAULT_PATH.to_string())
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -128,7 +128,7 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
         .iter()
         .flatten()
         .find_map(|e| e.strip_prefix("PATH=").map(str::to_string))
-        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        .unwrap_or_else(|| brig_policy::DEFAULT_PATH.into());
     let user = req.process.user();
     let gids: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
     let rlimits: Vec<(libc::c_int, u64, u64)> = req
