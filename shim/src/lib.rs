@@ -18,6 +18,7 @@ pub mod idmap;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;
+pub mod maskcheck;
 pub mod nsowner;
 pub mod nspin;
 pub mod output;

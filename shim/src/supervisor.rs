@@ -247,6 +247,12 @@ impl BrigExecutor {
 
 impl Executor for BrigExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        // The job's own init only: an exec'd process enters the mounts the
+        // init was checked in.
+        if self.status.is_some() {
+            crate::maskcheck::verify(spec)
+                .map_err(|e| ExecutorError::Other(format!("the job's /proc and /sys: {e}")))?;
+        }
         let args = process_args(spec).ok_or(ExecutorError::InvalidArg)?;
         let program = find_program(&args[0], &path_var(spec)).map_err(|why| ExecutorError::Execution(why.into()))?;
         if let Some(seccomp) = &self.client_seccomp {

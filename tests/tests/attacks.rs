@@ -500,6 +500,59 @@ fn a_bind_source_swapped_for_a_link_never_mounts_the_link() {
     assert!(mounted > 0, "no launch got through while the source was swapped");
 }
 
+/// Two `standard` jobs share a writable root filesystem (the same bundle, or
+/// a volume over it); one renames the other's `proc` directory over and over
+/// while the other is set up (done here from the host, as that job would).
+/// The procfs already mounted there moves along, and libcontainer's masks,
+/// applied by path afterwards, would land on the empty directory left in its
+/// place: the job would find an unmasked, writable procfs under `/root`
+/// (host root: `/proc/sys/kernel/core_pattern`). No job ever sees a
+/// writable `sys/kernel/core_pattern`: each launch either has its masks on
+/// its procfs or fails naming `/proc` (crate `maskcheck`).
+#[test]
+fn a_procfs_moved_while_the_job_is_set_up_is_never_left_unmasked() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"standard\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    let copied = std::process::Command::new("cp").arg("-a").arg(brig_tests::rootfs()).arg(&root).status().unwrap();
+    assert!(copied.success());
+    std::fs::create_dir_all(root.join("root")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mover = {
+        let (stop, root) = (stop.clone(), root.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::rename(root.join("proc"), root.join(format!("root/p{i}")));
+                let _ = std::fs::create_dir(root.join("proc"));
+                i += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        })
+    };
+    // Opening for writing (appending nothing) is the test: busybox's `-w`
+    // is always true for root, and nothing is written.
+    let script = "for d in /proc /root/p*; do [ -e $d/sys/kernel/core_pattern ] || continue; \
+                  if (exec 3>>$d/sys/kernel/core_pattern) 2>/dev/null; then echo UNMASKED $d; else echo masked $d; fi; done";
+    let (mut clean, mut refused) = (0, 0);
+    for _ in 0..16 {
+        let mut b = Bundle::new(&["sh", "-c", script]);
+        b.set("/root", json!({"path": root, "readonly": false}));
+        let (code, out, err) = brig.run(&b, &unique_id("mvproc"));
+        assert!(!out.contains("UNMASKED"), "a job found a writable procfs: {out}{err}");
+        match code {
+            0 => clean += 1,
+            _ if err.contains("is not the procfs mounted for the job") || err.contains("`/proc` is gone") => {
+                refused += 1
+            }
+            _ => eprintln!("failed otherwise: {err}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    mover.join().unwrap();
+    eprintln!("{clean} launches with their masks, {refused} refused naming /proc");
+}
+
 /// A bundle running `args` that joins the IPC namespace at `path`.
 fn joining_ipc(args: &[&str], path: &std::path::Path) -> Bundle {
     let mut b = Bundle::new(args);
