@@ -1180,6 +1180,32 @@ impl ActionIndex {
 mod tests {
     use super::*;
 
+    /// `context.rootfs` is the spec's root filesystem (normalized): a policy
+    /// can keep jobs to the image stores it trusts.
+    #[test]
+    fn a_policy_judges_where_the_root_filesystem_is() {
+        let set = PolicySet::from_texts(
+            &[(
+                "p.cedar".into(),
+                r#"permit (principal, action == Brig::Action::"launch", resource) when { context.rootfs like "/srv/images/*" };"#
+                    .into(),
+            )],
+            None,
+        )
+        .unwrap();
+        let token = crate::testing::unverified_token(serde_json::json!({"iss": "i", "sub": "s"}).as_object().unwrap());
+        for (root, allowed) in
+            [("/srv/images/a/rootfs", true), ("/srv/images/../../var/lib/x", false), ("/home/x", false)]
+        {
+            let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2", "root": {"path": root}, "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}
+            }))
+            .unwrap();
+            let ctx = crate::LaunchContext::from_spec(&spec, &crate::SpecOptions::default()).unwrap();
+            assert_eq!(crate::authorize(&set, &token, Action::Launch, &ctx).allowed, allowed, "{root}: {}", ctx.rootfs);
+        }
+    }
+
     /// A roles claim given as one string (which the token's typing and the
     /// principal's `Role` accept) is a set of one in `context.claims` too,
     /// not an error that denies.

@@ -191,6 +191,10 @@ pub struct LaunchContext {
     pub profile: String,
     /// The image.
     pub image: ImageRef,
+    /// The root filesystem's host directory (`root.path`, symbolic links
+    /// resolved): where a job's files come from is the policy's to judge.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rootfs: String,
     /// Every mount of the spec.
     pub mounts: Vec<MountInfo>,
     /// Union of the process's capability sets (`CAP_...`).
@@ -338,6 +342,7 @@ impl LaunchContext {
         Ok(LaunchContext {
             profile,
             image: ImageRef { digest, name },
+            rootfs: spec.root().as_ref().map(|r| normalize(r.path())).unwrap_or_default(),
             mounts,
             capabilities: capabilities_of(process),
             host_namespaces,

@@ -320,6 +320,7 @@ impl<'a> Builder<'a> {
         };
         add("profile", &|| Ok(string(&c.profile)))?;
         add("image", &|| Ok(self.image.clone()))?;
+        add("rootfs", &|| Ok(string(&c.rootfs)))?;
         add("mounts", &|| Ok(Re::new_set(c.mounts.iter().map(mount_rec).collect::<Result<Vec<_>, _>>()?)))?;
         add("capabilities", &|| Ok(strings(&c.capabilities)))?;
         add("host_namespaces", &|| Ok(strings(&c.host_namespaces)))?;

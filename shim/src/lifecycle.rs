@@ -120,6 +120,18 @@ fn create_with(
     };
     let mut request = LaunchRequest::read(&opts.bundle)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config and bundle read");
+    // brig's state root (other containers' state, their idmapped roots) is
+    // never a job's root filesystem; the configured directories are checked
+    // with the profile (pipeline::check_rootfs_location).
+    let state = std::fs::canonicalize(&root.path).unwrap_or_else(|_| root.path.clone());
+    if request.rootfs.starts_with(&state) || state.starts_with(&request.rootfs) {
+        return Err(Error::Usage(format!(
+            "{}: root.path `{}` is at, inside or above brig's state directory `{}`",
+            request.config_path.display(),
+            request.rootfs.display(),
+            state.display()
+        )));
+    }
     let wants_terminal = request.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     let mut console = None;
     let with_console;

@@ -5,7 +5,7 @@
 //! create), so a refusal leaves nothing behind.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
@@ -274,6 +274,62 @@ pub fn start_policy_loader(config: &Config) -> Option<brig_policy::PolicyLoader>
     (config.auth.mode == AuthMode::Required).then(|| brig_policy::PolicyLoader::start(&config.policy))
 }
 
+/// Where a job's root filesystem may not be: at, inside or above one of
+/// brig's own directories (its state, the attestations, the single-use token
+/// records, tokens, policies, caches), or of the profile's job-data prefixes
+/// (`ceilings.readonly_mounts`/`writable_mounts`: a root filesystem there
+/// would show the job another tenant's data without the mount decision its
+/// bind would get); nor above the audit log or the keys. Under a per-job user
+/// namespace the idmapped root shows its root-owned files as the job's own.
+/// (Anywhere else is the policy's to judge: `context.rootfs`.)
+pub fn check_rootfs_location(
+    rootfs: &Path,
+    config: &Config,
+    profile: &brig_profiles::model::Profile,
+    state_root: Option<&Path>,
+) -> Result<(), String> {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut trees: Vec<PathBuf> =
+        vec![config.policy.dir.clone(), config.policy.cache_dir.clone(), config.profiles.dir.clone()];
+    trees.push(config.auth.token_dir.clone());
+    trees.extend(config.auth.replay.as_ref().map(|r| r.dir.clone()));
+    if let Some(a) = &config.attest {
+        trees.extend([a.dir.clone(), a.rootfs_cache.clone()]);
+    }
+    trees.extend(state_root.map(Path::to_path_buf));
+    // Other jobs' idmapped roots, the namespace registry and user-namespace slots.
+    trees.extend([PathBuf::from(crate::lifecycle::ROOTFS_MOUNT_DIR), PathBuf::from("/run/brig")]);
+    let ceilings = &profile.ceilings;
+    trees.extend(
+        ceilings
+            .readonly_mounts
+            .iter()
+            .chain(&ceilings.writable_mounts)
+            .filter(|p| !p.trim_end_matches('/').is_empty())
+            .map(PathBuf::from),
+    );
+    let mut files: Vec<PathBuf> = vec![config.path.clone()];
+    files.extend(config.audit_path());
+    files.extend(config.attest.as_ref().map(|a| a.key.clone()));
+    files.extend(config.auth.jwks_file.clone());
+    files.extend(config.auth.hmac_secret_file.clone());
+    for tree in trees.iter().filter(|t| t.is_absolute()).map(|t| real(t)) {
+        if rootfs == tree || rootfs.starts_with(&tree) || tree.starts_with(rootfs) {
+            return Err(format!(
+                "root.path `{}` is at, inside or above `{}`, which holds brig's state or job data",
+                rootfs.display(),
+                tree.display()
+            ));
+        }
+    }
+    for file in files.iter().filter(|f| f.is_absolute()).map(|f| real(f)) {
+        if file.starts_with(rootfs) {
+            return Err(format!("root.path `{}` contains `{}`", rootfs.display(), file.display()));
+        }
+    }
+    Ok(())
+}
+
 /// What a launch is, as the policy sees it: the profile in force, the
 /// hardened spec and the context built from it.
 #[derive(Debug)]
@@ -293,6 +349,11 @@ pub struct Described {
 pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Result<Described, LaunchError> {
     let name = request.annotation(annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
     let profile = ProfileSet::load_one(Some(&config.profiles.dir), &name)?;
+    check_rootfs_location(&request.rootfs, config, &profile.profile, None).map_err(|message| BundleError::Invalid {
+        path: request.config_path.clone(),
+        field: "root.path".into(),
+        message,
+    })?;
     let asks = job_asks(request)?;
     let mut hardened = harden(&profile.profile, request.spec.clone(), &asks, host)?;
     crate::limits::fit_rlimits_to_host(&request.spec, &mut hardened, &crate::limits::own_hard_limit)

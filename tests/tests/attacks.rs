@@ -553,6 +553,30 @@ fn a_procfs_moved_while_the_job_is_set_up_is_never_left_unmasked() {
     eprintln!("{clean} launches with their masks, {refused} refused naming /proc");
 }
 
+/// `root.path` is the job's whole view: a bundle naming brig's own state,
+/// another tenant's job data (the profile's data prefixes, which a bind would
+/// need a mount decision for), or a directory above them, is refused naming
+/// `root.path` (under a per-job user namespace the idmapped root would show
+/// their root-owned files as the job's own).
+#[test]
+fn a_root_filesystem_over_brigs_state_or_job_data_is_refused() {
+    let brig = restricted();
+    let data = std::path::PathBuf::from(format!("/var/lib/brig/jobs/rootpath-{}", unique_id("r")));
+    std::fs::create_dir_all(data.join("in")).unwrap();
+    std::fs::write(data.join("in/secret"), "another tenant's input\n").unwrap();
+    std::fs::create_dir_all(&brig.root).unwrap();
+    let state = brig.root.canonicalize().unwrap();
+    for path in [data.join("in"), data.clone(), std::path::PathBuf::from("/var/lib/brig"), state.clone()] {
+        let mut b = Bundle::new(&["cat", "/in/secret"]);
+        b.set("/root", json!({"path": path, "readonly": true}));
+        let (code, out, err) = brig.run(&b, &unique_id("rootpath"));
+        assert_ne!(code, 0, "{}: {out}", path.display());
+        assert!(!out.contains("another tenant"), "{}: {out}", path.display());
+        assert!(err.contains("root.path"), "{}: {err}", path.display());
+    }
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
 /// A bundle running `args` that joins the IPC namespace at `path`.
 fn joining_ipc(args: &[&str], path: &std::path::Path) -> Bundle {
     let mut b = Bundle::new(args);
