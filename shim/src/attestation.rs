@@ -90,10 +90,11 @@ struct Landed {
 }
 
 /// The host path behind the job's path `path`, given the mounts in place
-/// (the latest mount at `path` or above it, else the root filesystem), or
-/// None where no host directory backs it.
+/// (the latest mount at `path` or above it: a later mount over a parent
+/// hides the earlier ones below it; else the root filesystem), or None
+/// where no host directory backs it.
 fn backing(rootfs: &Path, mounts: &[Landed], path: &Path) -> Option<PathBuf> {
-    match mounts.iter().rev().filter(|m| path.starts_with(&m.at)).max_by_key(|m| m.at.components().count()) {
+    match mounts.iter().rev().find(|m| path.starts_with(&m.at)) {
         Some(m) => Some(m.source.as_ref()?.join(path.strip_prefix(&m.at).ok()?)),
         None => Some(rootfs.join(path.strip_prefix("/").ok()?)),
     }
@@ -511,6 +512,29 @@ mod tests {
             ("/data", &t.host.join("x"), "ro"),
             ("/in", &t.host.join("approved"), "ro"),
             ("/data/y", &t.host.join("evil"), "ro"),
+        ]);
+        assert!(mount_source(&s, &t.rootfs, "/in").unwrap_err().contains("mounted 2 times"));
+        // The tree the links are read in is the one the job sees: of two
+        // mounts at `/data`, the later; a later mount over a parent hides a
+        // deeper earlier one.
+        let (plain, evil) = (t.host.join("x"), t.host.join("evil"));
+        std::fs::create_dir_all(plain.join("y2")).unwrap();
+        symlink("/in", evil.join("y2")).unwrap();
+        std::fs::create_dir_all(plain.join("sub")).unwrap();
+        let s = spec(&[
+            ("/data", &plain, "ro"),
+            ("/data", &evil, "ro"),
+            ("/in", &t.host.join("approved"), "ro"),
+            ("/data/y2", &t.host.join("x"), "ro"),
+        ]);
+        assert!(mount_source(&s, &t.rootfs, "/in").unwrap_err().contains("mounted 2 times"));
+        std::fs::create_dir_all(evil.join("sub")).unwrap();
+        symlink("/in", evil.join("sub/y3")).unwrap();
+        let s = spec(&[
+            ("/data/sub", &plain, "ro"),
+            ("/data", &evil, "ro"),
+            ("/in", &t.host.join("approved"), "ro"),
+            ("/data/sub/y3", &t.host.join("x"), "ro"),
         ]);
         assert!(mount_source(&s, &t.rootfs, "/in").unwrap_err().contains("mounted 2 times"));
         // A link that loops is an error, not a hang.

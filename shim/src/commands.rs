@@ -318,6 +318,12 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     // (`harden_exec` scrubs the token from the environment: taken first.)
     let token = exec_token(&process);
     let refused = harden_exec(id, &record, &base, &mut process).err();
+    // A terminal brig relays itself (below) starts at the caller's size.
+    if process.terminal().unwrap_or(false) && !args.detach && args.console_socket.is_none() {
+        if let Some(size) = crate::console::caller_size() {
+            process.set_console_size(Some(size));
+        }
+    }
     authorize_exec(g, id, &record, &process, token, refused)?;
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
@@ -403,20 +409,22 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
 /// stdin and stdout until the process ends.
 fn wait_with_terminal(id: &str, pid: nix::unistd::Pid, console: crate::console::ConsoleListener) -> Result<i32> {
     use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
-    let terminal = match console.receive() {
-        Ok(master) => crate::console::Terminal::attach(master),
-        Err(e) => {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Err(Error::state(id, format!("taking the exec's terminal: {e}")));
-        }
-    };
+    // Signals first: none may end brig with the caller's terminal raw.
     let mut mask = SigSet::all();
     mask.remove(Signal::SIGKILL);
     mask.remove(Signal::SIGSTOP);
     let mut old = SigSet::empty();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
         .map_err(|e| Error::state(id, format!("blocking signals: {e}")))?;
+    let terminal = match console.receive() {
+        Ok(master) => crate::console::Terminal::attach(master),
+        Err(e) => {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+            return Err(Error::state(id, format!("taking the exec's terminal: {e}")));
+        }
+    };
     let result = terminal.relay(pid, &mask, crate::lifecycle::forwardable);
     drop(terminal);
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);

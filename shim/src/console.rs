@@ -103,6 +103,23 @@ fn stdin_fd() -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(0) }
 }
 
+/// The caller's window size (rows, columns), when its stdin is a terminal:
+/// the job's terminal is made that size (`process.consoleSize`), so that a
+/// job that looks at once (an exec'd process starts as soon as it is made)
+/// sees it.
+pub fn caller_size() -> Option<oci_spec::runtime::Box> {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which lives across the call.
+    let ok = unsafe { libc::ioctl(stdin_fd().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_row > 0 && ws.ws_col > 0).then(|| {
+        oci_spec::runtime::BoxBuilder::default()
+            .height(u64::from(ws.ws_row))
+            .width(u64::from(ws.ws_col))
+            .build()
+            .unwrap_or_default()
+    })
+}
+
 /// Gives `to` the window size of `from`, when `from` is a terminal.
 fn copy_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
     let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
@@ -139,8 +156,13 @@ impl Terminal {
     /// to `pid`.
     pub fn relay(&self, pid: Pid, mask: &SigSet, forward: impl Fn(Signal) -> bool) -> io::Result<i32> {
         let signals = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+        // Non-blocking: input the job does not read yet waits here (and no
+        // more is read from the caller meanwhile) instead of blocking brig,
+        // which must go on copying output and forwarding signals.
+        set_nonblocking(&self.master)?;
         let mut stdin_open = true;
         let mut master_open = true;
+        let mut pending: Vec<u8> = Vec::new();
         let mut buf = vec![0u8; 32 * 1024];
         let mut stdout = io::stdout().lock();
         loop {
@@ -150,11 +172,16 @@ impl Terminal {
                 return Ok(code);
             }
             let stdin = stdin_fd();
+            let read_input = stdin_open && pending.is_empty();
             let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
             if master_open {
-                fds.push(PollFd::new(self.master.as_fd(), PollFlags::POLLIN));
+                let events = match pending.is_empty() {
+                    true => PollFlags::POLLIN,
+                    false => PollFlags::POLLIN | PollFlags::POLLOUT,
+                };
+                fds.push(PollFd::new(self.master.as_fd(), events));
             }
-            if stdin_open {
+            if read_input {
                 fds.push(PollFd::new(stdin, PollFlags::POLLIN));
             }
             match nix::poll::poll(&mut fds, PollTimeout::NONE) {
@@ -165,24 +192,31 @@ impl Terminal {
             let (sig_ev, master_ev, stdin_ev) = (
                 ready(0),
                 if master_open { ready(1) } else { PollFlags::empty() },
-                if stdin_open { ready(if master_open { 2 } else { 1 }) } else { PollFlags::empty() },
+                if read_input { ready(if master_open { 2 } else { 1 }) } else { PollFlags::empty() },
             );
+            if master_ev.contains(PollFlags::POLLOUT) && !pending.is_empty() {
+                match nix::unistd::write(&self.master, &pending) {
+                    Ok(n) => drop(pending.drain(..n)),
+                    Err(Errno::EAGAIN | Errno::EINTR) => {}
+                    Err(_) => {
+                        pending.clear();
+                        stdin_open = false;
+                    }
+                }
+            }
             if master_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                 match read_fd(self.master.as_fd(), &mut buf) {
                     Ok(n) if n > 0 => {
                         let _ = stdout.write_all(&buf[..n]).and_then(|()| stdout.flush());
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // 0 or EIO: no process holds the job's side any more.
                     Ok(_) | Err(_) => master_open = false,
                 }
             }
             if stdin_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                 match io::stdin().lock().read(&mut buf) {
-                    Ok(n) if n > 0 => {
-                        if write_all_fd(self.master.as_fd(), &buf[..n]).is_err() {
-                            stdin_open = false;
-                        }
-                    }
+                    Ok(n) if n > 0 => pending.extend_from_slice(&buf[..n]),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     // End of input (as runc, the job's terminal gets no EOF
                     // character: it reads on until it ends by itself).
@@ -205,18 +239,13 @@ impl Terminal {
         }
     }
 
-    /// What the job wrote before it ended and brig has not copied yet.
+    /// What the job wrote before it ended and brig has not copied yet (at
+    /// most 32 reads: a process still holding the terminal may go on writing).
     fn drain(&self, buf: &mut [u8], out: &mut impl Write) {
-        let fd = self.master.as_raw_fd();
-        // SAFETY: F_GETFL/F_SETFL on a descriptor this struct owns.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if flags >= 0 {
-            // SAFETY: as above; O_NONBLOCK only changes how reads wait.
-            unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
-        }
-        while let Ok(n) = read_fd(self.master.as_fd(), buf) {
-            if n == 0 || out.write_all(&buf[..n]).is_err() {
-                break;
+        for _ in 0..32 {
+            match read_fd(self.master.as_fd(), buf) {
+                Ok(n) if n > 0 && out.write_all(&buf[..n]).is_ok() => {}
+                _ => break,
             }
         }
         let _ = out.flush();
@@ -252,15 +281,10 @@ fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-            Ok(n) => data = &data[n..],
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?;
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK))?;
     Ok(())
 }
 

@@ -140,6 +140,9 @@ fn create_with(
             let listener = crate::console::ConsoleListener::new()
                 .map_err(|e| Error::state(id, format!("making the socket for the job's terminal: {e}")))?;
             with_console = CreateOpts { console_socket: Some(listener.path().to_path_buf()), ..opts.clone() };
+            if let (Some(size), Some(process)) = (crate::console::caller_size(), request.spec.process_mut()) {
+                process.set_console_size(Some(size));
+            }
             console = Some(listener);
             &with_console
         }
@@ -1475,16 +1478,6 @@ pub(crate) fn forwardable(sig: NixSignal) -> bool {
 pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     let (container, console) = create_with(g, id, opts, !detach)?;
     let pid = container.pid().ok_or_else(|| Error::state(id, "no init pid after create"))?;
-    // The job's terminal, when brig relays it: taken (and the caller's
-    // terminal made raw) before the job starts, so its first output and its
-    // first look at the window size are right.
-    let terminal = match console.map(crate::console::ConsoleListener::receive).transpose() {
-        Ok(master) => master.map(crate::console::Terminal::attach),
-        Err(e) => {
-            let _ = delete(g, id, true);
-            return Err(Error::state(id, format!("taking the job's terminal: {e}")));
-        }
-    };
     let mut mask = SigSet::all();
     mask.remove(NixSignal::SIGKILL);
     mask.remove(NixSignal::SIGSTOP);
@@ -1493,6 +1486,18 @@ pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool
         nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
             .map_err(|e| Error::state(id, format!("blocking signals: {e}")))?;
     }
+    // The job's terminal, when brig relays it: taken (and the caller's
+    // terminal made raw) before the job starts, so its first output and its
+    // first look at the window size are right; with signals blocked, so
+    // that none ends brig with the caller's terminal raw (and SIGTTOU does
+    // not stop a brig in the background).
+    let terminal = match console.map(crate::console::ConsoleListener::receive).transpose() {
+        Ok(master) => master.map(crate::console::Terminal::attach),
+        Err(e) => {
+            let _ = delete(g, id, true);
+            return Err(Error::state(id, format!("taking the job's terminal: {e}")));
+        }
+    };
     if let Err(e) = start_checked(g, id, false) {
         let _ = delete(g, id, true);
         return Err(e);
@@ -1501,6 +1506,9 @@ pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool
         return Ok(0);
     }
     let relayed = terminal.as_ref().map(|t| t.relay(pid, &mask, forwardable));
+    // The caller's terminal settings come back before anything is printed,
+    // and before a failed relay falls back to waiting without one.
+    drop(terminal);
     let code = match relayed {
         Some(Ok(code)) => code,
         relay_failed => {
@@ -1508,6 +1516,12 @@ pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool
                 tracing::warn!(id, "relaying the job's terminal: {e}");
             }
             loop {
+                // (The relay may have read the SIGCHLD already.)
+                match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(_, code)) => break code,
+                    Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+                    _ => {}
+                }
                 match mask.wait() {
                     Ok(NixSignal::SIGCHLD) => match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
                         Ok(WaitStatus::Exited(_, code)) => break code,
@@ -1522,8 +1536,6 @@ pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool
             }
         }
     };
-    // The caller's terminal settings come back before anything is printed.
-    drop(terminal);
     let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
     let root = state_root(g)?;
     let dir = root.container_dir(id);

@@ -67,22 +67,31 @@ fn fstat(fd: &OwnedFd) -> Result<libc::stat, String> {
     Ok(st)
 }
 
-/// Whether `fd` is the root of a mount (statx's STATX_ATTR_MOUNT_ROOT,
-/// Linux 5.8), or None where the kernel does not say.
-fn is_mount_root(fd: &OwnedFd) -> Option<bool> {
+/// Whether `fd` is the root of a mount: statx's STATX_ATTR_MOUNT_ROOT
+/// (Linux 5.8); on a kernel that does not report it, whether its device
+/// differs from its parent's (`parent`: the directory it was opened in).
+fn is_mount_root(fd: &OwnedFd, parent: &Path) -> Result<bool, String> {
     // SAFETY: an all-zero statx is a valid value to be overwritten.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: statx on the descriptor itself (empty path), writing into `stx`.
     let r = unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, 0, &mut stx) };
-    (r == 0 && stx.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0)
-        .then_some(stx.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0)
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(format!("statx: {e}"));
+        }
+    } else if stx.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0 {
+        return Ok(stx.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0);
+    }
+    let above = std::fs::metadata(parent).map_err(|e| format!("`{}`: {e}", parent.display()))?;
+    Ok(fstat(fd)?.st_dev != std::os::unix::fs::MetadataExt::dev(&above))
 }
 
 /// The checks for one kernel filesystem mounted at `base` (`/proc` or `/sys`).
 fn check_tree(base: &Path, magic: FsType, kind: &str, masked: &[&Path], readonly: &[&Path]) -> Result<(), String> {
     let root = open_path(None, base)?.ok_or_else(|| format!("`{}` is gone", base.display()))?;
     let fs = fstatfs(&root)?;
-    if fs.f_type != magic || is_mount_root(&root) == Some(false) {
+    if fs.f_type != magic || !is_mount_root(&root, base.parent().unwrap_or(Path::new("/")))? {
         return Err(format!(
             "`{}` is not the {kind} mounted for the job (was its directory moved while the job was set up?)",
             base.display()
@@ -124,7 +133,12 @@ pub fn verify(spec: &Spec) -> Result<(), String> {
     let readonly: Vec<&Path> =
         linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten().map(Path::new).collect();
     for (base, magic, kind) in [("/proc", PROC_SUPER_MAGIC, "procfs"), ("/sys", SYSFS_MAGIC, "sysfs")] {
-        let mounted = spec.mounts().iter().flatten().any(|m| m.destination() == Path::new(base));
+        // However the spec spells it (`/tmp/../proc`): libcontainer mounts it there.
+        let mounted = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .any(|m| brig_profiles::landlock::lexical(&m.destination().to_string_lossy()) == base);
         let guarded = masked.iter().chain(&readonly).any(|p| p.starts_with(base));
         if mounted && guarded {
             check_tree(Path::new(base), magic, kind, &masked, &readonly)?;
@@ -149,6 +163,20 @@ mod tests {
         let err =
             check_tree(Path::new("/proc"), PROC_SUPER_MAGIC, "procfs", &[], &[Path::new("/proc/sys")]).unwrap_err();
         assert!(err.contains("writable"), "{err}");
+    }
+
+    /// The check runs however the spec spells `/proc` (libcontainer
+    /// normalizes the destination and mounts it at `/proc` all the same).
+    #[test]
+    fn a_proc_mount_spelled_otherwise_is_checked() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "mounts": [{"destination": "/tmp/../proc", "type": "proc", "source": "proc"}],
+            "linux": {"maskedPaths": ["/proc/version"]}
+        }))
+        .unwrap();
+        let err = verify(&spec).unwrap_err();
+        assert!(err.contains("/proc/version"), "{err}");
     }
 
     /// An ordinary directory where the procfs should be (what the rename

@@ -276,10 +276,11 @@ pub fn start_policy_loader(config: &Config) -> Option<brig_policy::PolicyLoader>
 
 /// Where a job's root filesystem may not be: at, inside or above one of
 /// brig's own directories (its state, the attestations, the single-use token
-/// records, tokens, policies, caches), or of the profile's job-data prefixes
-/// (`ceilings.readonly_mounts`/`writable_mounts`: a root filesystem there
-/// would show the job another tenant's data without the mount decision its
-/// bind would get); nor above the audit log or the keys. Under a per-job user
+/// records, tokens, policies, caches), of the profile's writable-mount
+/// prefixes (`ceilings.writable_mounts`, where jobs write: a root filesystem
+/// there would show the job another tenant's data without the mount decision
+/// its bind would get), or of other runtimes' and the kubelet's state; nor
+/// above the audit log, the keys or the configuration. Under a per-job user
 /// namespace the idmapped root shows its root-owned files as the job's own.
 /// (Anywhere else is the policy's to judge: `context.rootfs`.)
 pub fn check_rootfs_location(
@@ -299,15 +300,27 @@ pub fn check_rootfs_location(
     trees.extend(state_root.map(Path::to_path_buf));
     // Other jobs' idmapped roots, the namespace registry and user-namespace slots.
     trees.extend([PathBuf::from(crate::lifecycle::ROOTFS_MOUNT_DIR), PathBuf::from("/run/brig")]);
-    let ceilings = &profile.ceilings;
+    // Where jobs write (their outputs, other tenants' too): the profile's
+    // writable-mount prefixes (not its read-only ones, which may well be
+    // where images are kept).
     trees.extend(
-        ceilings
-            .readonly_mounts
-            .iter()
-            .chain(&ceilings.writable_mounts)
-            .filter(|p| !p.trim_end_matches('/').is_empty())
-            .map(PathBuf::from),
+        profile.ceilings.writable_mounts.iter().filter(|p| !p.trim_end_matches('/').is_empty()).map(PathBuf::from),
     );
+    // Other runtimes' and orchestrators' state: runc state roots (Docker's,
+    // containerd's), the kubelet's (pod secrets, its client key), etcd,
+    // cron's spool (a writable root there would be a host crontab).
+    trees.extend(
+        [
+            "/run/runc",
+            "/run/docker/runtime-runc",
+            "/run/containerd/runc",
+            "/var/lib/kubelet",
+            "/var/lib/etcd",
+            "/var/spool",
+        ]
+        .map(PathBuf::from),
+    );
+
     let mut files: Vec<PathBuf> = vec![config.path.clone()];
     files.extend(config.audit_path());
     files.extend(config.attest.as_ref().map(|a| a.key.clone()));
@@ -324,7 +337,9 @@ pub fn check_rootfs_location(
     }
     for file in files.iter().filter(|f| f.is_absolute()).map(|f| real(f)) {
         if file.starts_with(rootfs) {
-            return Err(format!("root.path `{}` contains `{}`", rootfs.display(), file.display()));
+            // (Which file is not said: the bundle's writer need not learn
+            // where the keys are.)
+            return Err(format!("root.path `{}` contains brig's configuration, keys or audit log", rootfs.display()));
         }
     }
     Ok(())

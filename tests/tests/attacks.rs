@@ -551,6 +551,8 @@ fn a_procfs_moved_while_the_job_is_set_up_is_never_left_unmasked() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     mover.join().unwrap();
     eprintln!("{clean} launches with their masks, {refused} refused naming /proc");
+    // The mover is faster than a launch: the race is hit, not missed.
+    assert!(refused > 0, "no launch met the moved procfs ({clean} launched)");
 }
 
 /// `root.path` is the job's whole view: a bundle naming brig's own state,

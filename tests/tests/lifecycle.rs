@@ -350,6 +350,54 @@ fn a_foreground_run_or_exec_relays_the_jobs_terminal() {
     }
 }
 
+/// Input the job does not read waits in brig, which goes on copying output
+/// and forwarding signals: a paste larger than the terminal's buffer into a
+/// job that is not reading does not stop a SIGTERM from reaching it.
+#[test]
+fn a_relayed_terminal_forwards_signals_while_input_waits() {
+    let brig = Brig::default();
+    // Raw mode: the terminal holds back input it has no room for (a
+    // canonical one would drop it).
+    let mut bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "stty raw -echo; trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+    ]);
+    bundle.set("/process/terminal", json!(true));
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut child = brig
+        .command()
+        .args(["run", "--bundle", bundle.path().to_str().unwrap(), &unique_id("paste")])
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()))
+        .spawn()
+        .unwrap();
+    let mut out = brig_tests::read_until(&pty.master, "ready");
+    assert!(out.contains("ready"), "{out:?}");
+    // 1 MiB: far more than the job's terminal takes.
+    let master = pty.master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = nix::unistd::write(&master, &vec![b'x'; 1024 * 1024]);
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        read_available(&pty.master, &mut out, 50);
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("brig did not forward SIGTERM while input waited: {}", out.len());
+        }
+    };
+    read_available(&pty.master, &mut out, 200);
+    assert!(out.contains("got-term"), "{}", &out[out.len().saturating_sub(300)..]);
+    assert_eq!(status.code(), Some(7));
+}
+
 #[test]
 fn annotations_are_preserved_in_state() {
     let brig = Brig::default();
