@@ -111,6 +111,9 @@ pub struct Authorization {
 pub struct AuditRecordRef {
     pub seq: u64,
     pub sha256: String,
+    /// SHA-256 of the log's first line (which log, once logs are rotated).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log: String,
 }
 
 /// The token's identity (claims only; never the token itself).

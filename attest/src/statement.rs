@@ -122,7 +122,7 @@ pub fn outcome_json(o: &Outcome) -> Value {
 fn authorization_json(a: &crate::facts::Authorization) -> Value {
     let mut v = json!({"mode": a.mode, "decision": a.decision, "policyIds": a.policy_ids});
     if let Some(r) = &a.audit_record {
-        v["auditRecord"] = json!({"seq": r.seq, "sha256": r.sha256});
+        v["auditRecord"] = json!({"seq": r.seq, "sha256": r.sha256, "log": r.log});
     }
     v
 }

@@ -244,10 +244,11 @@ impl VerifiedStatement {
     }
 
     /// Where the launch decision is in the audit log (`seq`, SHA-256 of
-    /// its line), when the run recorded one.
-    pub fn audit_record(&self) -> Option<(u64, String)> {
+    /// its line, SHA-256 of the log's first line), when the run recorded one.
+    pub fn audit_record(&self) -> Option<(u64, String, String)> {
         let r = at(&self.statement, "/predicate/buildDefinition/internalParameters/authorization/auditRecord");
-        Some((r.get("seq")?.as_u64()?, r.get("sha256")?.as_str()?.to_string()))
+        let log = r.get("log").and_then(|l| l.as_str()).unwrap_or("").to_string();
+        Some((r.get("seq")?.as_u64()?, r.get("sha256")?.as_str()?.to_string(), log))
     }
 }
 
@@ -775,7 +776,13 @@ pub fn show(envelope: &[u8]) -> Result<String, VerifyError> {
         )?;
         let audit = at(ip, "/authorization/auditRecord");
         if !audit.is_null() {
-            writeln!(o, "audit record {}:{}", show_val(at(audit, "/seq")), show_val(at(audit, "/sha256")))?;
+            writeln!(
+                o,
+                "audit record {}:{}@{}",
+                show_val(at(audit, "/seq")),
+                show_val(at(audit, "/sha256")),
+                show_val(at(audit, "/log"))
+            )?;
         }
         let id = at(ip, "/identity");
         if id.is_null() {

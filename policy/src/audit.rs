@@ -217,6 +217,8 @@ pub struct AuditSummary {
     /// SHA-256 of the last line (the genesis value for an empty log): anchor
     /// it elsewhere to detect truncation.
     pub head: String,
+    /// Anchors given that belong to another log (not checked).
+    pub elsewhere: usize,
 }
 
 /// Where one record sits in the log: its `seq` and the SHA-256 of its line
@@ -229,26 +231,40 @@ pub struct AuditAnchor {
     pub seq: u64,
     /// SHA-256 of the record's line (hex), without its newline.
     pub sha256: String,
+    /// SHA-256 of the log's first line: which log (which generation, once
+    /// logs are rotated) the record is in. Empty: not known (an anchor given
+    /// by hand as `SEQ:SHA256`), taken to be the log being checked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log: String,
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl std::fmt::Display for AuditAnchor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.seq, self.sha256)
+        write!(f, "{}:{}", self.seq, self.sha256)?;
+        if !self.log.is_empty() {
+            write!(f, "@{}", self.log)?;
+        }
+        Ok(())
     }
 }
 
 impl std::str::FromStr for AuditAnchor {
     type Err = String;
 
-    /// `SEQ:SHA256`, as [`Display`](std::fmt::Display) writes it.
+    /// `SEQ:SHA256[@LOG]`, as [`Display`](std::fmt::Display) writes it.
     fn from_str(s: &str) -> Result<AuditAnchor, String> {
-        let (seq, sha256) = s.split_once(':').ok_or_else(|| format!("`{s}`: expected SEQ:SHA256"))?;
+        let (anchor, log) = s.split_once('@').unwrap_or((s, ""));
+        let (seq, sha256) = anchor.split_once(':').ok_or_else(|| format!("`{s}`: expected SEQ:SHA256[@LOG]"))?;
         let seq =
             seq.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("`{s}`: SEQ is not a line number"))?;
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(format!("`{s}`: SHA256 is not 64 lowercase hex digits"));
+        if !is_sha256_hex(sha256) || !(log.is_empty() || is_sha256_hex(log)) {
+            return Err(format!("`{s}`: SHA256 and LOG are 64 lowercase hex digits"));
         }
-        Ok(AuditAnchor { seq, sha256: sha256.to_string() })
+        Ok(AuditAnchor { seq, sha256: sha256.to_string(), log: log.to_string() })
     }
 }
 
@@ -309,7 +325,12 @@ impl AuditLog {
                 File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing the directory", e))?;
             }
         }
-        Ok(AuditAnchor { seq: seq + 1, sha256: hex::encode(Sha256::digest(line.as_bytes())) })
+        let sha256 = hex::encode(Sha256::digest(line.as_bytes()));
+        let log = match was_empty {
+            true => sha256.clone(),
+            false => first_line_hash(&mut f).map_err(|e| io("reading", e))?,
+        };
+        Ok(AuditAnchor { seq: seq + 1, sha256, log })
     }
 
     /// `(SHA-256 of the last line, its seq, the log's length)`, or
@@ -370,6 +391,17 @@ fn seal(seq: u64, prev: &str, record: &AuditRecord) -> String {
     format!("{},\"hash\":\"{hash}\"}}", &body[..body.len().saturating_sub(1)])
 }
 
+/// SHA-256 of the first line of the log open as `f`.
+fn first_line_hash(f: &mut File) -> std::io::Result<String> {
+    f.seek(SeekFrom::Start(0))?;
+    let mut line = Vec::new();
+    BufReader::new(f).read_until(b'\n', &mut line)?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(hex::encode(Sha256::digest(&line)))
+}
+
 /// Verifies the whole log at `path`: every line's hash, chain and sequence.
 /// Returns the number of records, or the first bad line.
 pub fn verify(path: &Path) -> Result<usize, AuditError> {
@@ -384,8 +416,34 @@ pub fn verify_summary(path: &Path) -> Result<AuditSummary, AuditError> {
 /// Like [`verify_summary`], and each of `anchors` must be in the log as it
 /// was written: a log rewritten with recomputed hashes, or cut back before
 /// an anchored record, is refused.
+///
+/// An anchor whose `log` names another first line is from another log (an
+/// older generation, once the log is rotated by moving it aside) and is
+/// counted in [`AuditSummary::elsewhere`], not checked here; but anchors
+/// given, none of them from this log, is an error: the log was replaced
+/// from its first line (or rotated with no anchored record since).
 pub fn verify_anchored(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSummary, AuditError> {
-    let summary = verify_lines(path, anchors)?;
+    let first = fs::File::open(path).and_then(|mut f| first_line_hash(&mut f)).map_err(|source| AuditError::Io {
+        path: path.to_path_buf(),
+        op: "reading",
+        source,
+    })?;
+    let (here, elsewhere): (Vec<AuditAnchor>, Vec<AuditAnchor>) =
+        anchors.iter().cloned().partition(|a| a.log.is_empty() || a.log == first);
+    if here.is_empty() && !elsewhere.is_empty() {
+        return Err(AuditError::Tampered {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: format!(
+                "none of the {} anchored record(s) is from this log (its first line is not theirs): \
+                 the log was replaced, or rotated with no anchored record since",
+                elsewhere.len()
+            ),
+        });
+    }
+    let anchors = &here[..];
+    let mut summary = verify_lines(path, anchors)?;
+    summary.elsewhere = elsewhere.len();
     if let Some(a) = anchors.iter().filter(|a| a.seq > summary.records as u64).min_by_key(|a| a.seq) {
         return Err(AuditError::Tampered {
             path: path.to_path_buf(),
@@ -405,7 +463,7 @@ fn verify_lines(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSummary, Au
     let mut prev = genesis();
     let mut count = 0;
     if bytes.is_empty() {
-        return Ok(AuditSummary { records: 0, head: prev });
+        return Ok(AuditSummary { records: 0, head: prev, elsewhere: 0 });
     }
     if bytes.last() != Some(&b'\n') {
         let n = bytes.iter().filter(|b| **b == b'\n').count() + 1;
@@ -421,7 +479,7 @@ fn verify_lines(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSummary, Au
         }
         count = n;
     }
-    Ok(AuditSummary { records: count, head: prev })
+    Ok(AuditSummary { records: count, head: prev, elsewhere: 0 })
 }
 
 fn check_line(line: &str, n: usize, expected_prev: &str) -> Result<(), String> {
@@ -662,7 +720,26 @@ mod tests {
         let err = verify_anchored(&path, &anchors).unwrap_err().to_string();
         assert!(err.contains("record 4 was anchored") && err.contains("removed from its end"), "{err}");
 
+        // Rotation: the log moved aside, a new one started. Its own anchors
+        // are checked, the old ones are counted as another log's; the old
+        // anchors alone are an error (the log was replaced).
+        fs::write(&path, &original).unwrap();
+        fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        let log = AuditLog::open(&path).unwrap();
+        let new = log.append(&rec(9)).unwrap();
+        assert_eq!((new.seq, &new.log), (1, &new.sha256));
+        let mut all = anchors.clone();
+        all.push(new.clone());
+        assert_eq!(verify_anchored(&path, &all).unwrap().elsewhere, 4);
+        let err = verify_anchored(&path, &anchors).unwrap_err().to_string();
+        assert!(err.contains("none of the 4"), "{err}");
+        verify_anchored(&dir.path().join("audit.log.1"), &anchors).unwrap();
+        // An anchor given by hand (no log) is checked against the log at hand.
+        let by_hand = AuditAnchor { log: String::new(), ..anchors[0].clone() };
+        assert!(verify_anchored(&path, &[by_hand]).is_err());
+
         assert_eq!(anchors[0].to_string().parse::<AuditAnchor>().unwrap(), anchors[0]);
+        assert_eq!(format!("1:{}", "a".repeat(64)).parse::<AuditAnchor>().unwrap().log, "");
         assert!("0:ab".parse::<AuditAnchor>().is_err());
         assert!(format!("1:{}", "A".repeat(64)).parse::<AuditAnchor>().is_err());
     }

@@ -365,11 +365,11 @@ pub fn facts(
             mode: record.auth.mode.clone(),
             decision: record.auth.decision.clone(),
             policy_ids: record.auth.policy_ids.clone(),
-            audit_record: record
-                .auth
-                .audit_record
-                .as_ref()
-                .map(|a| brig_attest::AuditRecordRef { seq: a.seq, sha256: a.sha256.clone() }),
+            audit_record: record.auth.audit_record.as_ref().map(|a| brig_attest::AuditRecordRef {
+                seq: a.seq,
+                sha256: a.sha256.clone(),
+                log: a.log.clone(),
+            }),
         },
         identity,
         enforcement: brig_attest::Enforcement {

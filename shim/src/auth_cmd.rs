@@ -344,7 +344,13 @@ pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
                 Ok(s) => {
                     crate::outln!("{}: {} record(s), chain intact, head {}", path.display(), s.records, s.head);
                     if !all.is_empty() {
-                        crate::outln!("{} anchored record(s) match", all.len());
+                        crate::outln!("{} anchored record(s) match", all.len() - s.elsewhere);
+                    }
+                    if s.elsewhere > 0 {
+                        crate::outln!(
+                            "{} anchored record(s) are in another log (rotated: check them against it)",
+                            s.elsewhere
+                        );
                     }
                     if without > 0 {
                         crate::outln!("{without} attestation(s) name no audit record (made without an audit log)");
@@ -393,7 +399,7 @@ fn attested_anchors(paths: &[PathBuf], keys: &[PathBuf]) -> Result<Vec<(PathBuf,
         let bytes = std::fs::read(&f).map_err(|e| Error::io("reading", &f, e))?;
         let v = brig_attest::verify_with(&bytes, &keys, None, &[])
             .map_err(|e| usage(format!("`{}` does not verify: {e}", f.display())))?;
-        let anchor = v.audit_record().map(|(seq, sha256)| brig_policy::AuditAnchor { seq, sha256 });
+        let anchor = v.audit_record().map(|(seq, sha256, log)| brig_policy::AuditAnchor { seq, sha256, log });
         out.push((f, anchor));
     }
     Ok(out)

@@ -60,7 +60,7 @@ pub fn sample(dir: &Path) -> Sample {
             mode: "required".into(),
             decision: "allow".into(),
             policy_ids: vec!["policy0".into()],
-            audit_record: Some(brig_attest::AuditRecordRef { seq: 7, sha256: "ab".repeat(32) }),
+            audit_record: Some(brig_attest::AuditRecordRef { seq: 7, sha256: "ab".repeat(32), log: "cd".repeat(32) }),
         },
         identity: Some(Identity {
             iss: Some("https://issuer.example".into()),
