@@ -776,13 +776,8 @@ pub fn show(envelope: &[u8]) -> Result<String, VerifyError> {
         )?;
         let audit = at(ip, "/authorization/auditRecord");
         if !audit.is_null() {
-            writeln!(
-                o,
-                "audit record {}:{}@{}",
-                show_val(at(audit, "/seq")),
-                show_val(at(audit, "/sha256")),
-                show_val(at(audit, "/log"))
-            )?;
+            let log = at(audit, "/log").as_str().filter(|l| !l.is_empty()).map(|l| format!("@{l}")).unwrap_or_default();
+            writeln!(o, "audit record {}:{}{log}", show_val(at(audit, "/seq")), show_val(at(audit, "/sha256")))?;
         }
         let id = at(ip, "/identity");
         if id.is_null() {

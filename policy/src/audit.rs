@@ -326,9 +326,11 @@ impl AuditLog {
             }
         }
         let sha256 = hex::encode(Sha256::digest(line.as_bytes()));
+        // The record is written: a first line that cannot be read back only
+        // leaves the anchor without its log (taken as the log at hand).
         let log = match was_empty {
             true => sha256.clone(),
-            false => first_line_hash(&mut f).map_err(|e| io("reading", e))?,
+            false => first_line_hash(&mut f).unwrap_or_default(),
         };
         Ok(AuditAnchor { seq: seq + 1, sha256, log })
     }
@@ -402,6 +404,16 @@ fn first_line_hash(f: &mut File) -> std::io::Result<String> {
     Ok(hex::encode(Sha256::digest(&line)))
 }
 
+/// Which log `path` is: the SHA-256 of its first line (what
+/// [`AuditAnchor::log`] names).
+pub fn log_id(path: &Path) -> Result<String, AuditError> {
+    fs::File::open(path).and_then(|mut f| first_line_hash(&mut f)).map_err(|source| AuditError::Io {
+        path: path.to_path_buf(),
+        op: "reading",
+        source,
+    })
+}
+
 /// Verifies the whole log at `path`: every line's hash, chain and sequence.
 /// Returns the number of records, or the first bad line.
 pub fn verify(path: &Path) -> Result<usize, AuditError> {
@@ -423,11 +435,7 @@ pub fn verify_summary(path: &Path) -> Result<AuditSummary, AuditError> {
 /// given, none of them from this log, is an error: the log was replaced
 /// from its first line (or rotated with no anchored record since).
 pub fn verify_anchored(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSummary, AuditError> {
-    let first = fs::File::open(path).and_then(|mut f| first_line_hash(&mut f)).map_err(|source| AuditError::Io {
-        path: path.to_path_buf(),
-        op: "reading",
-        source,
-    })?;
+    let first = log_id(path)?;
     let (here, elsewhere): (Vec<AuditAnchor>, Vec<AuditAnchor>) =
         anchors.iter().cloned().partition(|a| a.log.is_empty() || a.log == first);
     if here.is_empty() && !elsewhere.is_empty() {

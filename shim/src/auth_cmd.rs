@@ -327,7 +327,7 @@ pub fn token(cmd: &TokenCmd) -> Result<i32> {
 
 pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
     match cmd {
-        AuditCmd::Verify { path, anchors, attested, keys } => {
+        AuditCmd::Verify { path, anchors, attested, keys, rotated } => {
             let path = match path {
                 Some(p) => p.clone(),
                 None => config(g)?.audit_path().ok_or_else(|| usage("no audit log is configured (`[audit] path`)"))?,
@@ -340,28 +340,55 @@ pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
             let from_attestations = attested_anchors(attested, keys)?;
             let without = from_attestations.iter().filter(|(_, a)| a.is_none()).count();
             all.extend(from_attestations.into_iter().filter_map(|(_, a)| a));
-            match brig_policy::audit::verify_anchored(&path, &all) {
-                Ok(s) => {
-                    crate::outln!("{}: {} record(s), chain intact, head {}", path.display(), s.records, s.head);
-                    if !all.is_empty() {
-                        crate::outln!("{} anchored record(s) match", all.len() - s.elsewhere);
+            // Each anchor goes to the log it names (by its first line; one
+            // given by hand, to the log at hand); every anchor must land in
+            // one of the logs given, or the check fails.
+            let logs: Vec<PathBuf> = std::iter::once(path.clone()).chain(rotated.iter().cloned()).collect();
+            let mut ids = Vec::new();
+            for log in &logs {
+                match brig_policy::audit::log_id(log) {
+                    Ok(id) => ids.push(id),
+                    Err(e) => {
+                        crate::outln!("{e}");
+                        return Ok(1);
                     }
-                    if s.elsewhere > 0 {
-                        crate::outln!(
-                            "{} anchored record(s) are in another log (rotated: check them against it)",
-                            s.elsewhere
-                        );
-                    }
-                    if without > 0 {
-                        crate::outln!("{without} attestation(s) name no audit record (made without an audit log)");
-                    }
-                    Ok(0)
-                }
-                Err(e) => {
-                    crate::outln!("{}: {e}", path.display());
-                    Ok(1)
                 }
             }
+            let mut per_log: Vec<Vec<brig_policy::AuditAnchor>> = vec![Vec::new(); logs.len()];
+            let mut nowhere = 0;
+            for a in all {
+                match (a.log.is_empty(), ids.iter().position(|id| *id == a.log)) {
+                    (true, _) => per_log[0].push(a),
+                    (false, Some(i)) => per_log[i].push(a),
+                    (false, None) => nowhere += 1,
+                }
+            }
+            let mut failed = false;
+            for (log, anchors) in logs.iter().zip(&per_log) {
+                match brig_policy::audit::verify_anchored(log, anchors) {
+                    Ok(s) => {
+                        crate::outln!("{}: {} record(s), chain intact, head {}", log.display(), s.records, s.head);
+                        if !anchors.is_empty() {
+                            crate::outln!("{} anchored record(s) match", anchors.len());
+                        }
+                    }
+                    Err(e) => {
+                        crate::outln!("{}: {e}", log.display());
+                        failed = true;
+                    }
+                }
+            }
+            if without > 0 {
+                crate::outln!("{without} attestation(s) name no audit record (made without an audit log)");
+            }
+            if nowhere > 0 {
+                crate::outln!(
+                    "{nowhere} anchored record(s) are in none of the logs given: the log was replaced, or rotated \
+                     (give the earlier generations with --rotated)"
+                );
+                failed = true;
+            }
+            Ok(if failed { 1 } else { 0 })
         }
     }
 }

@@ -198,6 +198,11 @@ pub enum AuditCmd {
         /// Public key the attestations must be signed with; repeatable
         #[arg(long = "key", value_name = "PUBKEY")]
         keys: Vec<PathBuf>,
+        /// An earlier generation of the log (moved aside by a rotation),
+        /// checked too: every anchor must be in one of the logs given;
+        /// repeatable
+        #[arg(long = "rotated", value_name = "LOG")]
+        rotated: Vec<PathBuf>,
     },
 }
 

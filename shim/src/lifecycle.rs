@@ -1520,7 +1520,9 @@ pub fn run(g: &GlobalOpts, id: &str, opts: &CreateOpts, detach: bool, keep: bool
                 match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(_, code)) => break code,
                     Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
-                    _ => {}
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    // Nothing left to wait for (reaped already): no status.
+                    Err(_) => break 255,
                 }
                 match mask.wait() {
                     Ok(NixSignal::SIGCHLD) => match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {

@@ -77,7 +77,8 @@ fn is_mount_root(fd: &OwnedFd, parent: &Path) -> Result<bool, String> {
     let r = unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, 0, &mut stx) };
     if r != 0 {
         let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ENOSYS) {
+        // (A seccomp profile without statx answers EPERM, as std expects.)
+        if !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM | libc::EACCES)) {
             return Err(format!("statx: {e}"));
         }
     } else if stx.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0 {
@@ -128,10 +129,14 @@ fn check_tree(base: &Path, magic: FsType, kind: &str, masked: &[&Path], readonly
 /// libcontainer's masks, before anything of the job runs.
 pub fn verify(spec: &Spec) -> Result<(), String> {
     let linux = spec.linux().as_ref();
-    let masked: Vec<&Path> =
-        linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten().map(Path::new).collect();
-    let readonly: Vec<&Path> =
-        linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten().map(Path::new).collect();
+    // Spelled as libcontainer resolves them (`/tmp/../proc/kcore` is `/proc/kcore`).
+    let lexical = |p: &String| std::path::PathBuf::from(brig_profiles::landlock::lexical(p));
+    let masked: Vec<std::path::PathBuf> =
+        linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten().map(lexical).collect();
+    let readonly: Vec<std::path::PathBuf> =
+        linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten().map(lexical).collect();
+    let masked: Vec<&Path> = masked.iter().map(|p| p.as_path()).collect();
+    let readonly: Vec<&Path> = readonly.iter().map(|p| p.as_path()).collect();
     for (base, magic, kind) in [("/proc", PROC_SUPER_MAGIC, "procfs"), ("/sys", SYSFS_MAGIC, "sysfs")] {
         // However the spec spells it (`/tmp/../proc`): libcontainer mounts it there.
         let mounted = spec

@@ -287,6 +287,7 @@ pub fn check_rootfs_location(
     rootfs: &Path,
     config: &Config,
     profile: &brig_profiles::model::Profile,
+    writable: bool,
     state_root: Option<&Path>,
 ) -> Result<(), String> {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -301,10 +302,18 @@ pub fn check_rootfs_location(
     // Other jobs' idmapped roots, the namespace registry and user-namespace slots.
     trees.extend([PathBuf::from(crate::lifecycle::ROOTFS_MOUNT_DIR), PathBuf::from("/run/brig")]);
     // Where jobs write (their outputs, other tenants' too): the profile's
-    // writable-mount prefixes (not its read-only ones, which may well be
-    // where images are kept).
+    // writable-mount prefixes; for a writable root filesystem, its
+    // read-only ones too (the job would write where it may only read; a
+    // read-only root may well be an image kept there).
+    let ceilings = &profile.ceilings;
+    let readonly = if writable { &ceilings.readonly_mounts[..] } else { &[] };
     trees.extend(
-        profile.ceilings.writable_mounts.iter().filter(|p| !p.trim_end_matches('/').is_empty()).map(PathBuf::from),
+        ceilings
+            .writable_mounts
+            .iter()
+            .chain(readonly)
+            .filter(|p| !p.trim_end_matches('/').is_empty())
+            .map(PathBuf::from),
     );
     // Other runtimes' and orchestrators' state: runc state roots (Docker's,
     // containerd's), the kubelet's (pod secrets, its client key), etcd,
@@ -329,9 +338,9 @@ pub fn check_rootfs_location(
     for tree in trees.iter().filter(|t| t.is_absolute()).map(|t| real(t)) {
         if rootfs == tree || rootfs.starts_with(&tree) || tree.starts_with(rootfs) {
             return Err(format!(
-                "root.path `{}` is at, inside or above `{}`, which holds brig's state or job data",
-                rootfs.display(),
-                tree.display()
+                "root.path `{}` is at, inside or above one of brig's own directories, another runtime's state, \
+                 or the profile's job-data prefixes",
+                rootfs.display()
             ));
         }
     }
@@ -364,13 +373,13 @@ pub struct Described {
 pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Result<Described, LaunchError> {
     let name = request.annotation(annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
     let profile = ProfileSet::load_one(Some(&config.profiles.dir), &name)?;
-    check_rootfs_location(&request.rootfs, config, &profile.profile, None).map_err(|message| BundleError::Invalid {
-        path: request.config_path.clone(),
-        field: "root.path".into(),
-        message,
-    })?;
     let asks = job_asks(request)?;
     let mut hardened = harden(&profile.profile, request.spec.clone(), &asks, host)?;
+    // Writable as the job will have it (a profile may make it read-only).
+    let writable = hardened.spec.root().as_ref().is_some_and(|r| !r.readonly().unwrap_or(false));
+    check_rootfs_location(&request.rootfs, config, &profile.profile, writable, None).map_err(|message| {
+        BundleError::Invalid { path: request.config_path.clone(), field: "root.path".into(), message }
+    })?;
     crate::limits::fit_rlimits_to_host(&request.spec, &mut hardened, &crate::limits::own_hard_limit)
         .map_err(|e| LaunchError::Config(format!("profile `{}`: {e}", profile.profile.name)))?;
     let options = brig_policy::SpecOptions {

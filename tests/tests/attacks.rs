@@ -577,6 +577,25 @@ fn a_root_filesystem_over_brigs_state_or_job_data_is_refused() {
         assert!(err.contains("root.path"), "{}: {err}", path.display());
     }
     std::fs::remove_dir_all(&data).unwrap();
+    // Under a read-only prefix of the profile (`standard`: `/var/lib/brig/`),
+    // a writable root is refused (the job would write where it may only
+    // read); a read-only one, an image kept there, is not.
+    let standard = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"standard\"\n");
+    let images = std::path::PathBuf::from(format!("/var/lib/brig/images-{}", unique_id("r")));
+    std::fs::create_dir_all(&images).unwrap();
+    let copied =
+        std::process::Command::new("cp").arg("-a").arg(brig_tests::rootfs()).arg(images.join("rootfs")).status();
+    assert!(copied.unwrap().success());
+    for (readonly, ok) in [(false, false), (true, true)] {
+        let mut b = Bundle::new(&["true"]);
+        b.set("/root", json!({"path": images.join("rootfs"), "readonly": readonly}));
+        let (code, _, err) = standard.run(&b, &unique_id("rootpath"));
+        assert_eq!(code == 0, ok, "read-only {readonly}: {err}");
+        if !ok {
+            assert!(err.contains("root.path"), "{err}");
+        }
+    }
+    std::fs::remove_dir_all(&images).unwrap();
 }
 
 /// A bundle running `args` that joins the IPC namespace at `path`.
