@@ -78,6 +78,21 @@ pub struct Measurements {
     pub outputs: Vec<(String, PathBuf)>,
     /// The job's request as it was made.
     pub request: brig_attest::JobRequest,
+    /// Each measured input and output: its path in the job, and the device
+    /// and inode of the host directory measured there. The job's init checks
+    /// that this is what it sees (crate::maskcheck::verify_expected_mounts):
+    /// a link swapped on the way after the measurement would mount another.
+    #[serde(default)]
+    pub identities: Vec<(String, u64, u64)>,
+}
+
+fn identity(path: &str, source: &Path) -> Result<(String, u64, u64), MeasureError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(source).map_err(|e| MeasureError::Annotation {
+        key: annotation::INPUTS,
+        message: format!("`{path}`: reading `{}`: {e}", source.display()),
+    })?;
+    Ok((path.to_string(), m.dev(), m.ino()))
 }
 
 /// Where a mount of the spec lands in the job's tree, and what backs it.
@@ -218,6 +233,7 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
     let rootfs = RootfsFacts::new(&req.rootfs, &rootfs_digest);
     let limits = settings.limits();
     let mut inputs = Vec::new();
+    let mut identities = Vec::new();
     for path in req.annotation_list(annotation::INPUTS) {
         let (source, ro) = mount_source(spec, &req.rootfs, &path)
             .map_err(|message| MeasureError::Annotation { key: annotation::INPUTS, message })?;
@@ -227,6 +243,7 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
                 message: format!("input `{path}` must be mounted read-only (add `ro` to its mount options)"),
             });
         }
+        identities.push(identity(&path, &source)?);
         let tree = brig_attest::hash_tree_no_links(&source, &limits)
             .map_err(|source| MeasureError::Measure { what: format!("input `{path}`"), source })?;
         inputs.push(MountTree { path, tree });
@@ -235,6 +252,7 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
     for path in req.annotation_list(annotation::OUTPUTS) {
         let (source, _) = mount_source(spec, &req.rootfs, &path)
             .map_err(|message| MeasureError::Annotation { key: annotation::OUTPUTS, message })?;
+        identities.push(identity(&path, &source)?);
         outputs.push((path, source));
     }
     let process = spec.process().as_ref();
@@ -249,7 +267,7 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
         timeout: req.annotation(annotation::TIMEOUT),
         egress: req.annotation_list(annotation::EGRESS),
     };
-    Ok(Measurements { settings: settings.clone(), image_digest, rootfs, inputs, outputs, request })
+    Ok(Measurements { settings: settings.clone(), image_digest, rootfs, inputs, outputs, request, identities })
 }
 
 fn cap_names(set: &Option<oci_spec::runtime::Capabilities>) -> Vec<String> {

@@ -262,6 +262,26 @@ fn launch(
     // libcontainer joins the namespaces the spec names through the
     // descriptors `create` opened and checked (crate::nspin).
     let mut lc_spec = spec.clone();
+    // What the job's init must find once everything is mounted
+    // (crate::maskcheck::verify_expected_mounts): the root filesystem that
+    // was checked (not when its overlay was rebuilt from idmapped layers: a
+    // new mount), and each measured input and output.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let rebuilt = userns_guard.as_ref().is_some_and(|g| g.record.layers.is_some());
+        let mut expected: Vec<(String, u64, u64)> = Vec::new();
+        if !rebuilt {
+            let m = std::fs::metadata(&prepared.request.rootfs)
+                .map_err(|e| Error::io("reading", &prepared.request.rootfs, e))?;
+            expected.push(("/".into(), m.dev(), m.ino()));
+        }
+        expected.extend(prepared.measurements.iter().flat_map(|m| m.identities.iter().cloned()));
+        let text: Vec<String> = expected.iter().map(|(p, dev, ino)| format!("{dev} {ino} {p}")).collect();
+        lc_spec
+            .annotations_mut()
+            .get_or_insert_with(Default::default)
+            .insert(libcontainer::rootfs::EXPECT_MOUNTS_ANNOTATION.into(), text.join("\n"));
+    }
     let mut pinned_joins = crate::nspin::for_libcontainer(id, &mut lc_spec)?;
     if job_userns.is_some() {
         // The per-job user namespace takes the place of any the spec named.

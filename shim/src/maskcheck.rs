@@ -152,6 +152,37 @@ pub fn verify(spec: &Spec) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that each path the spec's `dev.brig.expect-mounts` names (one
+/// `DEV INO PATH` a line, written by `create`) is, as the job sees it, the
+/// host directory that was checked there: the root filesystem, and every
+/// measured input and output. A link swapped on the way to a bind source or
+/// to the root filesystem after `create` looked at it would otherwise mount
+/// another directory than the one checked (and measured).
+pub fn verify_expected_mounts(spec: &Spec) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(text) = spec.annotations().as_ref().and_then(|a| a.get(libcontainer::rootfs::EXPECT_MOUNTS_ANNOTATION))
+    else {
+        return Ok(());
+    };
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let mut parts = line.splitn(3, ' ');
+        let (Some(dev), Some(ino), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("malformed expectation `{line}`"));
+        };
+        let (dev, ino) = match (dev.parse::<u64>(), ino.parse::<u64>()) {
+            (Ok(d), Ok(i)) => (d, i),
+            _ => return Err(format!("malformed expectation `{line}`")),
+        };
+        let seen = std::fs::metadata(path).map_err(|e| format!("`{path}`: {e}"))?;
+        if (seen.dev(), seen.ino()) != (dev, ino) {
+            return Err(format!(
+                "`{path}` is not the directory that was checked and measured for it (was a link swapped on the way?)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +213,25 @@ mod tests {
         .unwrap();
         let err = verify(&spec).unwrap_err();
         assert!(err.contains("/proc/version"), "{err}");
+    }
+
+    #[test]
+    fn expected_mounts_are_what_a_path_shows() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let m = std::fs::metadata(dir.path()).unwrap();
+        let spec_with = |line: String| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "annotations": {libcontainer::rootfs::EXPECT_MOUNTS_ANNOTATION: line}
+            }))
+            .unwrap()
+        };
+        let p = dir.path().display();
+        verify_expected_mounts(&spec_with(format!("{} {} {p}", m.dev(), m.ino()))).unwrap();
+        let err = verify_expected_mounts(&spec_with(format!("{} {} {p}", m.dev(), m.ino() + 1))).unwrap_err();
+        assert!(err.contains("not the directory that was checked"), "{err}");
+        assert!(verify_expected_mounts(&spec_with("x y /".into())).unwrap_err().contains("malformed"));
     }
 
     /// An ordinary directory where the procfs should be (what the rename

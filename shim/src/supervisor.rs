@@ -252,6 +252,8 @@ impl Executor for BrigExecutor {
         if self.status.is_some() {
             crate::maskcheck::verify(spec)
                 .map_err(|e| ExecutorError::Other(format!("the job's /proc and /sys: {e}")))?;
+            crate::maskcheck::verify_expected_mounts(spec)
+                .map_err(|e| ExecutorError::Other(format!("the job's mounts: {e}")))?;
         }
         let args = process_args(spec).ok_or(ExecutorError::InvalidArg)?;
         let program = find_program(&args[0], &path_var(spec)).map_err(|why| ExecutorError::Execution(why.into()))?;

@@ -350,6 +350,54 @@ fn sha256_hex(bytes: &[u8]) -> String {
     sha256sum(&file)
 }
 
+/// The input directory is swapped for another one (renamed, no link on the
+/// way) over and over while jobs that read it launch: what a job sharing
+/// the data directory could do between the measurement and the mount. No
+/// attestation ever names other data than what its job read: each launch
+/// either measured and mounted the same directory, or fails naming the path
+/// (the init checks it sees the measured directory).
+#[test]
+fn an_input_swapped_after_it_was_measured_is_never_attested_for_other_data() {
+    let s = setup();
+    let other = s.jobs.join("in-other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("data.txt"), "other bytes\n").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, jobs) = (stop.clone(), s.jobs.clone());
+        std::thread::spawn(move || {
+            let (input, other, aside) = (jobs.join("in"), jobs.join("in-other"), jobs.join("in-aside"));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::rename(&input, &aside);
+                let _ = std::fs::rename(&other, &input);
+                let _ = std::fs::rename(&aside, &other);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        })
+    };
+    let (mut consistent, mut refused) = (0, 0);
+    for _ in 0..16 {
+        let id = unique_id("swapin");
+        let (code, out, err) = s.brig.run(&job(&s, "cat /in/data.txt"), &id);
+        if code != 0 {
+            if err.contains("checked and measured") {
+                refused += 1;
+            }
+            continue;
+        }
+        let st = statement(&s.attest_dir.join(format!("{id}.intoto.json")));
+        let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"].as_array().unwrap().clone();
+        let measured = deps.iter().find(|d| d["name"] == "in/data.txt").unwrap()["digest"]["sha256"].clone();
+        let read = sha256_hex(out.as_bytes());
+        assert_eq!(measured, read.as_str(), "attested one input, the job read another: {out:?}");
+        consistent += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    eprintln!("{consistent} consistent runs, {refused} refused");
+    assert!(refused > 0, "the swap never met a launch");
+}
+
 #[test]
 fn a_full_disk_keeps_the_container_for_a_retry() {
     let s = setup();

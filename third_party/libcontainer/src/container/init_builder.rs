@@ -99,6 +99,7 @@ impl InitContainerBuilder {
             .set_annotations(spec.annotations().clone().map(|mut a| {
                 a.remove(crate::rootfs::PIN_BIND_SOURCES_ANNOTATION);
                 a.remove(crate::rootfs::ROOTFS_NODEV_ANNOTATION);
+                a.remove(crate::rootfs::EXPECT_MOUNTS_ANNOTATION);
                 a
             }));
 

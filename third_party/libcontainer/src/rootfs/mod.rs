@@ -3,7 +3,7 @@
 
 #[allow(clippy::module_inception)]
 pub(crate) mod rootfs;
-pub use rootfs::{PIN_BIND_SOURCES_ANNOTATION, ROOTFS_NODEV_ANNOTATION, RootFS};
+pub use rootfs::{EXPECT_MOUNTS_ANNOTATION, PIN_BIND_SOURCES_ANNOTATION, ROOTFS_NODEV_ANNOTATION, RootFS};
 
 pub mod device;
 pub use device::Device;

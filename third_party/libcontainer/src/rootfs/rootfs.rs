@@ -20,6 +20,10 @@ pub const ROOTFS_NODEV_ANNOTATION: &str = "dev.brig.rootfs-nodev";
 /// paths, to be opened with no symbolic link on the way.
 pub const PIN_BIND_SOURCES_ANNOTATION: &str = "dev.brig.pin-bind-sources";
 
+/// brig: the annotation listing what the init must find at given paths once
+/// mounted (read by brig's executor; not the container's annotation).
+pub const EXPECT_MOUNTS_ANNOTATION: &str = "dev.brig.expect-mounts";
+
 /// Holds information about rootfs
 pub struct RootFS {
     syscall: Box<dyn Syscall>,
