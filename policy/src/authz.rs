@@ -30,7 +30,9 @@ use crate::claims::{declared_claims, ClaimAttr};
 use crate::config::PolicyConfig;
 use crate::usage::ContextUse;
 
-pub use crate::decide::{authorize, tenant_source, Decision, RequestDecision, TENANT_PLACEHOLDER};
+pub use crate::decide::{
+    authorize, tenant_source, Decision, RequestDecision, CONTAINER_PLACEHOLDER, TENANT_PLACEHOLDER,
+};
 
 /// The built-in schema (`policy/brig.cedarschema`).
 pub const BUILTIN_SCHEMA: &str = include_str!("../brig.cedarschema");

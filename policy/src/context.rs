@@ -195,6 +195,9 @@ pub struct LaunchContext {
     /// resolved): where a job's files come from is the policy's to judge.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub rootfs: String,
+    /// The container's id (for `context.container_source` of its mounts).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container_id: String,
     /// Every mount of the spec.
     pub mounts: Vec<MountInfo>,
     /// Union of the process's capability sets (`CAP_...`).
@@ -343,6 +346,7 @@ impl LaunchContext {
             profile,
             image: ImageRef { digest, name },
             rootfs: spec.root().as_ref().map(|r| normalize(r.path())).unwrap_or_default(),
+            container_id: String::new(),
             mounts,
             capabilities: capabilities_of(process),
             host_namespaces,

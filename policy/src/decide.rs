@@ -99,16 +99,23 @@ impl Decision {
 /// `None` when that cannot be done unambiguously: no tenant, a tenant that
 /// is empty, `.`, `..` or contains `/`, or a source already holding `{` or `}`.
 pub fn tenant_source(source: &str, tenant: Option<&str>) -> Option<String> {
-    let tenant = tenant?;
-    if tenant.is_empty() || tenant == "." || tenant == ".." || tenant.contains('/') {
+    segment_replaced(source, tenant?, TENANT_PLACEHOLDER)
+}
+
+/// The placeholder `container_source` puts where the container's own id was.
+pub const CONTAINER_PLACEHOLDER: &str = "{container}";
+
+/// `source` with each path segment equal to `segment` replaced by
+/// `placeholder`; None for a segment that cannot be one, or a source that
+/// already has braces (it could fake the placeholder).
+fn segment_replaced(source: &str, segment: &str, placeholder: &str) -> Option<String> {
+    if segment.is_empty() || segment == "." || segment == ".." || segment.contains('/') {
         return None;
     }
     if source.contains('{') || source.contains('}') {
         return None;
     }
-    Some(
-        source.split('/').map(|seg| if seg == tenant { TENANT_PLACEHOLDER } else { seg }).collect::<Vec<_>>().join("/"),
-    )
+    Some(source.split('/').map(|seg| if seg == segment { placeholder } else { seg }).collect::<Vec<_>>().join("/"))
 }
 
 type Re = RestrictedExpression;
@@ -490,6 +497,12 @@ pub fn authorize(policies: &PolicySet, token: &VerifiedToken, action: Action, co
                     ];
                     if let Some(ts) = tenant_source(&m.source, token.tenant.as_deref()) {
                         f.push(("tenant_source", string(&ts)));
+                    }
+                    // The container's own files (Docker's `hosts`,
+                    // `resolv.conf` under its id): a policy tells them from
+                    // another container's.
+                    if let Some(cs) = segment_replaced(&m.source, &context.container_id, CONTAINER_PLACEHOLDER) {
+                        f.push(("container_source", string(&cs)));
                     }
                     f
                 });

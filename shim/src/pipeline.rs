@@ -422,11 +422,12 @@ pub fn prepare(
     let now = SystemTime::now();
 
     let host = RealHost::new(config);
-    let Described { profile, hardened, context } =
+    let Described { profile, hardened, mut context } =
         describe(config, &request, &host).map_err(|e| match config.auth.mode {
             AuthMode::Required => deny(config, id, None, e.to_string()),
             AuthMode::Off => e,
         })?;
+    context.container_id = id.to_string();
     tracing::debug!(elapsed_us = us(t0), "hardened and described");
 
     let auth = match config.auth.mode {
