@@ -159,7 +159,7 @@ impl TreeDigest {
 /// `root` itself may be or pass through a symbolic link (`brig attest verify
 /// --artifacts` measures what a user names); nothing below it is followed.
 pub fn hash_tree(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureError> {
-    hash_tree_with(root, limits, RootLinks::Follow)
+    hash_tree_with(root, limits, RootLinks::Follow).map(|(tree, _)| tree)
 }
 
 /// [`hash_tree`] of a canonical path that no symbolic link may lead to: a job's
@@ -168,10 +168,23 @@ pub fn hash_tree(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureErro
 /// parent) is [`MeasureError::LinkOnTheWay`], never measured through: root
 /// brig would otherwise record digests of whatever the link names.
 pub fn hash_tree_no_links(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureError> {
-    hash_tree_with(root, limits, RootLinks::Refuse)
+    hash_tree_with(root, limits, RootLinks::Refuse).map(|(tree, _)| tree)
 }
 
-fn hash_tree_with(root: &Path, limits: &Limits, root_links: RootLinks) -> Result<TreeDigest, MeasureError> {
+/// [`hash_tree_no_links`], with the device and inode of the root that was
+/// measured (the walk holds it from the first look to the last read): what
+/// a later check that the job sees the measured directory compares with.
+pub fn hash_tree_no_links_identified(root: &Path, limits: &Limits) -> Result<(TreeDigest, (u64, u64)), MeasureError> {
+    let (tree, id) = hash_tree_with(root, limits, RootLinks::Refuse)?;
+    let id = id.ok_or_else(|| MeasureError::Changed { path: root.to_path_buf() })?;
+    Ok((tree, id))
+}
+
+fn hash_tree_with(
+    root: &Path,
+    limits: &Limits,
+    root_links: RootLinks,
+) -> Result<(TreeDigest, Option<(u64, u64)>), MeasureError> {
     struct Pending {
         name: String,
         kind: PendingKind,
@@ -182,8 +195,13 @@ fn hash_tree_with(root: &Path, limits: &Limits, root_links: RootLinks) -> Result
     }
     let mut pending: Vec<Pending> = Vec::new();
     let mut inodes: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut root_id = None;
     let digests = hash_files(|submit| {
-        walk(root, limits, false, root_links, |entry, opener| {
+        // Directories are visited only for the root's identity.
+        walk(root, limits, true, root_links, |entry, opener| {
+            if entry.rel.is_empty() {
+                root_id = Some((entry.meta.dev, entry.meta.ino));
+            }
             let name = escape(&entry.rel);
             let m = entry.meta;
             let kind = match m.kind {
@@ -243,7 +261,7 @@ fn hash_tree_with(root: &Path, limits: &Limits, root_links: RootLinks) -> Result
     }
     entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     let root_sha256 = hex::encode(Sha256::digest(TreeDigest::canonical(&entries)));
-    Ok(TreeDigest { root_sha256, files, bytes, entries })
+    Ok((TreeDigest { root_sha256, files, bytes, entries }, root_id))
 }
 
 /// An open file to hash; `id` numbers the jobs from 0 without gaps.

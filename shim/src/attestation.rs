@@ -243,9 +243,12 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
                 message: format!("input `{path}` must be mounted read-only (add `ro` to its mount options)"),
             });
         }
-        identities.push(identity(&path, &source)?);
-        let tree = brig_attest::hash_tree_no_links(&source, &limits)
+        // The identity of the very directory hashed (a swap between a stat
+        // and the walk would otherwise pair one directory's identity with
+        // another's digest).
+        let (tree, (dev, ino)) = brig_attest::hash_tree_no_links_identified(&source, &limits)
             .map_err(|source| MeasureError::Measure { what: format!("input `{path}`"), source })?;
+        identities.push((path.clone(), dev, ino));
         inputs.push(MountTree { path, tree });
     }
     let mut outputs = Vec::new();
