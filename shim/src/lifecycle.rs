@@ -124,7 +124,7 @@ fn create_with(
     // never a job's root filesystem; the configured directories are checked
     // with the profile (pipeline::check_rootfs_location).
     let state = std::fs::canonicalize(&root.path).unwrap_or_else(|_| root.path.clone());
-    if request.rootfs.starts_with(&state) || state.starts_with(&request.rootfs) {
+    if pipeline::overlaps(&request.rootfs, &state) {
         return Err(Error::Usage(format!(
             "{}: root.path `{}` is at, inside or above brig's state directory `{}`",
             request.config_path.display(),

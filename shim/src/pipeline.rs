@@ -274,6 +274,11 @@ pub fn start_policy_loader(config: &Config) -> Option<brig_policy::PolicyLoader>
     (config.auth.mode == AuthMode::Required).then(|| brig_policy::PolicyLoader::start(&config.policy))
 }
 
+/// Whether `rootfs` is at, inside or above `tree` (both canonical).
+pub fn overlaps(rootfs: &Path, tree: &Path) -> bool {
+    rootfs.starts_with(tree) || tree.starts_with(rootfs)
+}
+
 /// Where a job's root filesystem may not be: at, inside or above one of
 /// brig's own directories (its state, the attestations, the single-use token
 /// records, tokens, policies, caches), of the profile's writable-mount
@@ -288,7 +293,6 @@ pub fn check_rootfs_location(
     config: &Config,
     profile: &brig_profiles::model::Profile,
     writable: bool,
-    state_root: Option<&Path>,
 ) -> Result<(), String> {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let mut trees: Vec<PathBuf> =
@@ -298,7 +302,6 @@ pub fn check_rootfs_location(
     if let Some(a) = &config.attest {
         trees.extend([a.dir.clone(), a.rootfs_cache.clone()]);
     }
-    trees.extend(state_root.map(Path::to_path_buf));
     // Other jobs' idmapped roots, the namespace registry and user-namespace slots.
     trees.extend([PathBuf::from(crate::lifecycle::ROOTFS_MOUNT_DIR), PathBuf::from("/run/brig")]);
     // Where jobs write (their outputs, other tenants' too): the profile's
@@ -336,7 +339,7 @@ pub fn check_rootfs_location(
     files.extend(config.auth.jwks_file.clone());
     files.extend(config.auth.hmac_secret_file.clone());
     for tree in trees.iter().filter(|t| t.is_absolute()).map(|t| real(t)) {
-        if rootfs == tree || rootfs.starts_with(&tree) || tree.starts_with(rootfs) {
+        if overlaps(rootfs, &tree) {
             return Err(format!(
                 "root.path `{}` is at, inside or above one of brig's own directories, another runtime's state, \
                  or the profile's job-data prefixes",
@@ -377,7 +380,7 @@ pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Re
     let mut hardened = harden(&profile.profile, request.spec.clone(), &asks, host)?;
     // Writable as the job will have it (a profile may make it read-only).
     let writable = hardened.spec.root().as_ref().is_some_and(|r| !r.readonly().unwrap_or(false));
-    check_rootfs_location(&request.rootfs, config, &profile.profile, writable, None).map_err(|message| {
+    check_rootfs_location(&request.rootfs, config, &profile.profile, writable).map_err(|message| {
         BundleError::Invalid { path: request.config_path.clone(), field: "root.path".into(), message }
     })?;
     crate::limits::fit_rlimits_to_host(&request.spec, &mut hardened, &crate::limits::own_hard_limit)
