@@ -337,9 +337,11 @@ pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
                 .map(|a| a.parse::<brig_policy::AuditAnchor>())
                 .collect::<std::result::Result<_, _>>()
                 .map_err(usage)?;
-            let from_attestations = attested_anchors(attested, keys)?;
-            let without = from_attestations.iter().filter(|(_, a)| a.is_none()).count();
-            all.extend(from_attestations.into_iter().filter_map(|(_, a)| a));
+            let Attested { anchors: from_attestations, without, bad } = attested_anchors(attested, keys)?;
+            all.extend(from_attestations);
+            for why in &bad {
+                crate::outln!("{why}");
+            }
             // Each anchor goes to the log it names (by its first line; one
             // given by hand, to the log at hand); every anchor must land in
             // one of the logs given, or the check fails.
@@ -363,7 +365,7 @@ pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
                     (false, None) => nowhere += 1,
                 }
             }
-            let mut failed = false;
+            let mut failed = !bad.is_empty();
             for (log, anchors) in logs.iter().zip(&per_log) {
                 match brig_policy::audit::verify_anchored(log, anchors) {
                     Ok(s) => {
@@ -396,9 +398,9 @@ pub fn audit(g: &GlobalOpts, cmd: &AuditCmd) -> Result<i32> {
 /// The audit anchors of the attestations at `paths` (envelopes, or
 /// directories of them), each verified against `keys` first: an anchor is
 /// only as good as the signature over it.
-fn attested_anchors(paths: &[PathBuf], keys: &[PathBuf]) -> Result<Vec<(PathBuf, Option<brig_policy::AuditAnchor>)>> {
+fn attested_anchors(paths: &[PathBuf], keys: &[PathBuf]) -> Result<Attested> {
     if paths.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Attested::default());
     }
     if keys.is_empty() {
         return Err(usage("--attested needs --key (the attestation public key)"));
@@ -421,15 +423,32 @@ fn attested_anchors(paths: &[PathBuf], keys: &[PathBuf]) -> Result<Vec<(PathBuf,
             files.push(p.clone());
         }
     }
-    let mut out = Vec::new();
+    let mut out = Attested::default();
     for f in files {
-        let bytes = std::fs::read(&f).map_err(|e| Error::io("reading", &f, e))?;
-        let v = brig_attest::verify_with(&bytes, &keys, None, &[])
-            .map_err(|e| usage(format!("`{}` does not verify: {e}", f.display())))?;
-        let anchor = v.audit_record().map(|(seq, sha256, log)| brig_policy::AuditAnchor { seq, sha256, log });
-        out.push((f, anchor));
+        // One envelope that cannot be read or does not verify is reported and
+        // the others still checked: the check fails, with every bad file named.
+        let verified = std::fs::read(&f).map_err(|e| format!("`{}`: reading: {e}", f.display())).and_then(|bytes| {
+            brig_attest::verify_with(&bytes, &keys, None, &[])
+                .map_err(|e| format!("`{}` does not verify: {e}", f.display()))
+        });
+        match verified {
+            Ok(v) => match v.audit_record() {
+                Some((seq, sha256, log)) => out.anchors.push(brig_policy::AuditAnchor { seq, sha256, log }),
+                None => out.without += 1,
+            },
+            Err(why) => out.bad.push(why),
+        }
     }
     Ok(out)
+}
+
+/// What `--attested` found: the anchors of the envelopes that verify, how
+/// many verified but name no audit record, and why each of the others failed.
+#[derive(Debug, Default)]
+struct Attested {
+    anchors: Vec<brig_policy::AuditAnchor>,
+    without: usize,
+    bad: Vec<String>,
 }
 
 /// The example policy set `brig init` installs (the multi-tenant function

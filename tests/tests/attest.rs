@@ -334,6 +334,18 @@ fn attestations_anchor_the_audit_log() {
     let (code, out) = check(&with_rotated);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("1 anchored record(s) match") && out.contains("2 anchored record(s) match"), "{out}");
+    // An envelope that does not verify fails the check, named, and the
+    // others are still checked (not one error for the whole directory).
+    let forged = s.attest_dir.join("0-forged.intoto.json");
+    let mut env: Value =
+        serde_json::from_slice(&std::fs::read(s.attest_dir.join(format!("{}.intoto.json", ids[0]))).unwrap()).unwrap();
+    env["payload"] = Value::String(env["payload"].as_str().unwrap().replacen('e', "f", 1));
+    std::fs::write(&forged, serde_json::to_vec(&env).unwrap()).unwrap();
+    let (code, out) = check(&with_rotated);
+    std::fs::remove_file(&forged).unwrap();
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("0-forged.intoto.json` does not verify"), "{out}");
+    assert!(out.contains("1 anchored record(s) match") && out.contains("2 anchored record(s) match"), "{out}");
     // The current log replaced from its first line (every hash recomputed)
     // and one more run chained to it: the old anchors still fail it.
     std::fs::write(&log, "").unwrap();
