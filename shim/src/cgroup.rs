@@ -136,7 +136,7 @@ pub fn default_path(id: &str, root: &Path) -> PathBuf {
     PathBuf::from(format!("/{JOBS_PARENT}/{id}-{}", hex::encode(&digest[..4])))
 }
 
-fn dir_for(controller: &str, cgroup_path: &Path) -> PathBuf {
+pub(crate) fn dir_for(controller: &str, cgroup_path: &Path) -> PathBuf {
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     if is_unified() {
         Path::new(CGROUP_ROOT).join(rel)

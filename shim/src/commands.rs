@@ -751,18 +751,47 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
 
 pub fn events(g: &GlobalOpts, id: &str, stats: bool, interval: std::time::Duration) -> Result<()> {
     let root = state_root(g)?;
-    loop {
-        let c = load(&root, id)?;
-        if c.status() != ContainerStatus::Running && c.status() != ContainerStatus::Paused {
-            return Err(Error::state(id, format!("container is {}", status_name(c.status()))));
-        }
+    let c = load(&root, id)?;
+    let running = |c: &Container| matches!(c.status(), ContainerStatus::Running | ContainerStatus::Paused);
+    if !running(&c) {
+        return Err(Error::state(id, format!("container is {}", status_name(c.status()))));
+    }
+    let cgroup_path = c.spec().map_err(|e| Error::container(id, e))?.cgroup_path;
+    let print_stats = || -> Result<()> {
         let data = cgroup_manager(id, &c)?.stats().map_err(|e| Error::state(id, format!("reading stats: {e}")))?;
+        let data = crate::events::runc_stats(&data, &crate::events::HostCgroup(&cgroup_path));
         let event = serde_json::json!({ "type": "stats", "id": id, "data": data });
         crate::outln!("{event}");
-        if stats {
-            return Ok(());
+        Ok(())
+    };
+    print_stats()?;
+    if stats {
+        return Ok(());
+    }
+    // As `runc events`: statistics every `interval`, and an `oom` event as
+    // soon as the kernel OOM-kills a process of the container (the cgroup's
+    // oom_kill count read five times a second), until it stops.
+    let interval = interval.max(std::time::Duration::from_millis(10));
+    let tick = interval.min(std::time::Duration::from_millis(200));
+    let mut ooms = crate::cgroup::usage(&cgroup_path).oom_kills;
+    let mut next = std::time::Instant::now() + interval;
+    loop {
+        std::thread::sleep(tick.min(next.saturating_duration_since(std::time::Instant::now())));
+        let now_ooms = crate::cgroup::usage(&cgroup_path).oom_kills;
+        if now_ooms > ooms {
+            // (One event for however many kills since the last look, as the
+            // kernel's notification coalesces them for runc.)
+            crate::outln!("{}", serde_json::json!({ "type": "oom", "id": id }));
+            ooms = now_ooms;
         }
-        std::thread::sleep(interval.max(std::time::Duration::from_millis(10)));
+        if std::time::Instant::now() >= next {
+            match load(&root, id) {
+                Ok(c) if running(&c) => print_stats()?,
+                // Stopped or deleted: the stream ends.
+                _ => return Ok(()),
+            }
+            next += interval;
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod egress;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod idmap;
 pub mod lifecycle;

@@ -189,6 +189,42 @@ fn memory_bomb_is_oom_killed_and_reported() {
     brig.ok(&["delete", &id]);
 }
 
+/// `brig events` streams as `runc events` does: an `oom` event as soon as a
+/// process of the container is OOM-killed (here a child, while the job goes
+/// on), and statistics every interval; the stream ends when the job stops.
+#[test]
+fn events_stream_reports_an_oom_kill_and_ends_with_the_job() {
+    use std::io::BufRead;
+    let brig = restricted();
+    let mut b = probe(&[]);
+    b.set("/process/args", json!(["sh", "-c", "sleep 1; /bin/brig-probe mem-bomb 1024; sleep 2"]));
+    b.set("/linux/resources/memory", json!({"limit": 64 << 20, "swap": 64 << 20}));
+    let id = unique_id("oomev");
+    brig.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id]);
+    let mut events = brig
+        .command()
+        .args(["events", "--interval", "500ms", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let lines: Vec<serde_json::Value> = std::io::BufReader::new(events.stdout.take().unwrap())
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let status = events.wait().unwrap();
+    assert!(status.success(), "events ended with {status}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the stream outlived the job");
+    let kinds: Vec<&str> = lines.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "oom").count(), 1, "{kinds:?}");
+    assert!(kinds.iter().filter(|k| **k == "stats").count() >= 3, "{kinds:?}");
+    assert!(lines.iter().all(|e| e["id"] == id.as_str()));
+    let oom_at = kinds.iter().position(|k| *k == "oom").unwrap();
+    assert!(oom_at > 0 && oom_at + 1 < kinds.len(), "the OOM came mid-stream: {kinds:?}");
+    brig.ok(&["delete", &id]);
+}
+
 #[test]
 fn timeout_stops_the_job_and_is_reported() {
     let brig = restricted();

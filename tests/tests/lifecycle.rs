@@ -564,10 +564,23 @@ fn cgroup_limits_from_the_spec_are_applied() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pids.limit"));
 
-    // events --stats prints runc-style stats.
+    // events --stats prints runc's stats record (runc's `types.Stats`
+    // names: what tools written against `runc events` read).
     let ev: Value = serde_json::from_str(brig.ok(&["events", "--stats", &id]).trim()).unwrap();
     assert_eq!(ev["type"], "stats");
     assert_eq!(ev["id"], id.as_str());
+    let data = &ev["data"];
+    assert_eq!(data["pids"]["limit"], 21, "{data}");
+    assert!(data["pids"]["current"].as_u64().is_some_and(|n| n >= 1), "{data}");
+    assert!(data["memory"]["usage"]["usage"].as_u64().is_some_and(|n| n > 0), "{data}");
+    assert!(data["memory"]["usage"]["failcnt"].is_u64() && data["memory"]["kernelTCP"].is_object(), "{data}");
+    if !unified {
+        assert_eq!(data["memory"]["usage"]["limit"], 33554432, "{data}");
+        assert!(data["cpuset"]["cpus"].as_array().is_some_and(|c| !c.is_empty()), "{data}");
+    }
+    assert!(data["cpu"]["usage"]["total"].as_u64().is_some_and(|n| n > 0), "{data}");
+    assert!(data["cpu"]["usage"]["percpu"].is_array() && data["cpu"]["usage"]["user"].is_u64(), "{data}");
+    assert!(data["network_interfaces"].is_null() && data["intel_rdt"].is_object() && data["blkio"].is_object());
 
     brig.ok(&["delete", "--force", &id]);
     assert!(!cgroup_dir("pids", &cgroup_path).exists(), "cgroup left behind");
