@@ -459,13 +459,17 @@ impl TokenVerifier {
         let nbf = numeric_date(&claims, "nbf")?;
         let iat = numeric_date(&claims, "iat")?;
         if now >= exp.saturating_add(self.leeway) {
-            return Err(TokenError::Expired { expired_at: rfc3339(exp), ago: now - exp, leeway: self.leeway });
+            return Err(TokenError::Expired {
+                expired_at: rfc3339(exp),
+                ago: now.saturating_sub(exp),
+                leeway: self.leeway,
+            });
         }
         if let Some(nbf) = nbf {
             if now.saturating_add(self.leeway) < nbf {
                 return Err(TokenError::NotYetValid {
                     not_before: rfc3339(nbf),
-                    in_secs: nbf - now,
+                    in_secs: nbf.saturating_sub(now),
                     leeway: self.leeway,
                 });
             }
@@ -657,8 +661,14 @@ fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Optio
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => {
+            // Beyond ±10^15 seconds (some 30 million years) no date is real;
+            // refusing them keeps every date computation from overflowing.
             if let Some(i) = n.as_i64() {
-                return Ok(Some(i));
+                return if i.unsigned_abs() < 1_000_000_000_000_000 {
+                    Ok(Some(i))
+                } else {
+                    Err(invalid(name, "is not a usable NumericDate"))
+                };
             }
             match n.as_f64() {
                 // INVARIANT: the range check makes the cast exact after floor().

@@ -43,7 +43,7 @@ pub fn policy(g: &GlobalOpts, cmd: &PolicyCmd) -> Result<i32> {
             }
         }
         PolicyCmd::Test { cases } => policy_test(g, cases),
-        PolicyCmd::Explain { bundle, token } => explain(g, bundle, token.as_deref()),
+        PolicyCmd::Explain { bundle, token, id } => explain(g, bundle, token.as_deref(), id.as_deref()),
     }
 }
 
@@ -129,7 +129,7 @@ fn request_as_create_reads_it(
 /// without consuming a single-use token: the same request
 /// ([`crate::pipeline::describe`]), the same token checks (a single-use
 /// token's `jti` must be there and unused; nothing is recorded).
-fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i32> {
+fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>, id: Option<&str>) -> Result<i32> {
     let config = config(g)?;
     let (request, credential) = match request_as_create_reads_it(bundle) {
         Ok(r) => r,
@@ -138,13 +138,17 @@ fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>) -> Result<i
             return Ok(1);
         }
     };
-    let described = match crate::pipeline::describe(&config, &request, &crate::host::RealHost::new(&config)) {
+    let mut described = match crate::pipeline::describe(&config, &request, &crate::host::RealHost::new(&config)) {
         Ok(d) => d,
         Err(e) => {
             crate::outln!("decision: deny\nreason: {e}");
             return Ok(1);
         }
     };
+    if let Some(id) = id {
+        described.context.container_id =
+            crate::pipeline::client_container_id(&request.bundle, id, &config).unwrap_or_default();
+    }
     let profile = &described.profile;
     crate::outln!("profile: {} ({})", profile.profile.name, profile.digest);
     for t in &described.hardened.tightened {

@@ -134,6 +134,9 @@ pub enum PolicyCmd {
         /// A file holding the token [default: the bundle's]
         #[arg(long, value_name = "FILE")]
         token: Option<PathBuf>,
+        /// The container id `create` would get (for `context.container_source`)
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
     },
 }
 

@@ -411,6 +411,39 @@ pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Re
     Ok(Described { profile, hardened, context })
 }
 
+/// containerd's bundles: `<TASK_BUNDLES>/<namespace>/<id>` (Docker's
+/// `moby`, Kubernetes' `k8s.io`, `ctr`'s `default`).
+const TASK_BUNDLES: &str = "/run/containerd/io.containerd.runtime.v2.task";
+/// Podman's (rootful): `<dir>/<id>/userdata`.
+const PODMAN_BUNDLES: &[&str] =
+    &["/var/lib/containers/storage/overlay-containers", "/run/containers/storage/overlay-containers"];
+
+/// The id a policy may find in a mount's source as `{container}`
+/// (`context.container_source`): `id`, when the bundle is the one a client
+/// keeps for that id, under its own state (containerd's task bundle, for
+/// Docker and Kubernetes alike; Podman's `userdata`; a bundle named after
+/// the id under a configured `[clients] state_dirs`). Anywhere else, whoever
+/// writes the bundle also picks the id, and could pick another container's
+/// to be given its `hosts` or `resolv.conf`: then none, and no
+/// `container_source`.
+pub fn client_container_id(bundle: &Path, id: &str, config: &Config) -> Option<String> {
+    let real = std::fs::canonicalize(bundle).ok()?;
+    let name = real.file_name()?.to_str()?;
+    let parent = real.parent()?;
+    let containerd = name == id && parent.parent() == Some(Path::new(TASK_BUNDLES));
+    let podman = name == "userdata"
+        && parent.file_name().and_then(|n| n.to_str()) == Some(id)
+        && parent.parent().is_some_and(|p| PODMAN_BUNDLES.iter().any(|d| p == Path::new(d)));
+    let configured = name == id
+        && config
+            .clients
+            .state_dirs
+            .iter()
+            .filter_map(|d| std::fs::canonicalize(d).ok())
+            .any(|d| real.starts_with(&d) && real != d);
+    (containerd || podman || configured).then(|| id.to_string())
+}
+
 /// Runs the pipeline for `create` (and `run`); `policies` is what
 /// [`start_policy_loader`] started (without it, an authorized launch is denied).
 pub fn prepare(
@@ -430,7 +463,7 @@ pub fn prepare(
             AuthMode::Required => deny(config, id, None, e.to_string()),
             AuthMode::Off => e,
         })?;
-    context.container_id = id.to_string();
+    context.container_id = client_container_id(&request.bundle, id, config).unwrap_or_default();
     tracing::debug!(elapsed_us = us(t0), "hardened and described");
 
     let auth = match config.auth.mode {

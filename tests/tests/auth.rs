@@ -285,6 +285,72 @@ fn cedar_decides_on_the_tenants_own_paths() {
     assert!(!log.contains(&token), "the token is in the audit log");
 }
 
+/// `context.container_source` (the function-platform's "this container's
+/// own hosts/resolv.conf") trusts the container id only when the bundle is
+/// the one a client keeps for that id. A bundle elsewhere, whose writer also
+/// picks the id, cannot name another container's id to be given its files.
+#[test]
+fn a_container_id_counts_only_with_the_clients_own_bundle() {
+    let mut a = setup();
+    let tenant = a.tenant(&unique_id("acme"));
+    let tenant_name = tenant.file_name().unwrap().to_str().unwrap().to_string();
+    let victim = unique_id("victim");
+    let victim_dir = PathBuf::from("/var/lib/docker/containers").join(&victim);
+    std::fs::create_dir_all(&victim_dir).unwrap();
+    a.tenant_dirs.push(victim_dir.clone());
+    std::fs::write(victim_dir.join("hosts"), "10.9.9.9 victim-only\n").unwrap();
+    // A client's state directory (as for k3s), configured.
+    let state = a.brig.dir.path().join("client-state");
+    std::fs::create_dir_all(state.join("moby")).unwrap();
+    let mut config = std::fs::read_to_string(&a.brig.config).unwrap();
+    config.push_str(&format!("\n[clients]\nstate_dirs = [\"{}\"]\n", state.display()));
+    std::fs::write(&a.brig.config, config).unwrap();
+
+    let bundle = |token: &str| {
+        let mut b = Bundle::new(&["cat", "/etc/hosts"]);
+        b.push(
+            "/mounts",
+            json!({"destination": "/etc/hosts", "type": "bind", "source": victim_dir.join("hosts"), "options": ["rbind", "ro"]}),
+        );
+        b.annotate("dev.brig.token", token);
+        b
+    };
+    let mint = || a.mint(&["--tenant", &tenant_name, "--role", "function"]);
+    // Anywhere else: the victim's id buys nothing.
+    let b = bundle(&mint());
+    let err = a.brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &victim]);
+    assert!(err.contains("launch refused") && err.contains("no policy permits"), "{err}");
+    nothing_left(&a, &victim);
+    let explain = |dir: &Path, id: &str| {
+        let out = Command::new(brig_bin())
+            .args(["--config", a.brig.config.to_str().unwrap(), "policy", "explain", "--bundle"])
+            .arg(dir)
+            .args(["--id", id])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(explain(b.path(), &victim).contains("decision: deny"), "{}", explain(b.path(), &victim));
+
+    // The client's own bundle for that id (`<state>/<namespace>/<id>`): this
+    // container's files, permitted.
+    let own = state.join("moby").join(&victim);
+    std::fs::create_dir_all(&own).unwrap();
+    let b = bundle(&mint());
+    std::fs::copy(b.path().join("config.json"), own.join("config.json")).unwrap();
+    assert!(explain(&own, &victim).contains("decision: allow"), "{}", explain(&own, &victim));
+    let out = a.brig.ok(&["run", "--bundle", own.to_str().unwrap(), &victim]);
+    assert!(out.contains("victim-only"), "{out}");
+    a.brig.ok(&["delete", "--force", &victim]);
+    // The same bundle under another id is not that container's.
+    let other = unique_id("other");
+    let b = bundle(&mint());
+    std::fs::copy(b.path().join("config.json"), own.join("config.json")).unwrap();
+    let err = a.brig.fails(&["create", "--bundle", own.to_str().unwrap(), &other]);
+    assert!(err.contains("no policy permits"), "{err}");
+    nothing_left(&a, &other);
+}
+
 #[test]
 fn forbid_wins_and_a_broken_policy_fails_closed() {
     let mut a = setup();

@@ -395,3 +395,23 @@ fn jwks_file_loading_and_trust_errors() {
     cfg.mode = crate::AuthMode::Off;
     assert!(matches!(TokenVerifier::new(&cfg), Err(TrustError::ModeOff)));
 }
+
+/// A signed token whose dates are far outside any real time (an issuer's
+/// bug, or a key in the wrong hands) is refused naming the claim, and no
+/// date arithmetic overflows on the way (a debug build would panic).
+#[test]
+fn dates_out_of_any_real_range_are_refused_naming_the_claim() {
+    let v = verifier();
+    for (claim, value) in [
+        ("exp", json!(i64::MIN)),
+        ("exp", json!(i64::MAX)),
+        ("nbf", json!(i64::MAX)),
+        ("iat", json!(i64::MIN)),
+        ("exp", json!(u64::MAX)),
+        ("nbf", json!(-1e300)),
+    ] {
+        let token = sign(&keys().ed, &with(claims(), json!({ claim: value })));
+        let e = err(&v, &token).to_string();
+        assert!(e.contains(claim) && e.contains("NumericDate"), "{claim} = {value}: {e}");
+    }
+}
