@@ -76,6 +76,33 @@ pub struct LaunchRequest {
     pub spec: Spec,
     /// The root filesystem, absolute and resolved.
     pub rootfs: PathBuf,
+    /// The device and inode of the directory at `rootfs` when it was read
+    /// and checked: the object every later step must find there (a link put
+    /// in its place since would make the job's root another directory).
+    pub rootfs_identity: (u64, u64),
+}
+
+/// Opens `path` (absolute, canonical) as an `O_PATH` descriptor, refusing a
+/// symbolic link in any component (`ELOOP`): a canonical path has none, so
+/// one found now was put there since the path was resolved.
+pub fn open_no_symlinks(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::os::fd::FromRawFd;
+    let how = OpenHow::new()
+        // Not O_NOFOLLOW: with O_PATH it would open a trailing link itself
+        // instead of failing.
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(libc::AT_FDCWD, path, how).map_err(std::io::Error::from)?;
+    // SAFETY: `fd` was just returned by openat2 and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// The device and inode of an open file.
+pub fn identity_of(fd: &std::os::fd::OwnedFd) -> std::io::Result<(u64, u64)> {
+    use std::os::fd::AsRawFd;
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(std::io::Error::from)?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 impl LaunchRequest {
@@ -116,13 +143,22 @@ impl LaunchRequest {
             config: config_path.clone(),
             source,
         })?;
-        if !rootfs.is_dir() {
-            return Err(BundleError::Rootfs {
-                rootfs: rootfs_path,
-                config: config_path,
-                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
-            });
-        }
+        // What every check below judges, by path, is pinned here: the
+        // directory found at the resolved path with no link on the way.
+        let rootfs_identity = open_no_symlinks(&rootfs)
+            .and_then(|fd| {
+                use std::os::fd::AsRawFd;
+                let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(std::io::Error::from)?;
+                if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                    return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"));
+                }
+                Ok((st.st_dev, st.st_ino))
+            })
+            .map_err(|source| BundleError::Rootfs {
+                rootfs: rootfs_path.clone(),
+                config: config_path.clone(),
+                source,
+            })?;
         // The host's own root or system directories as the job's root
         // filesystem: the job would see (and, idmapped under a per-job user
         // namespace, own) the host's files.
@@ -154,7 +190,7 @@ impl LaunchRequest {
         let mut new_root = root.clone();
         new_root.set_path(rootfs.clone());
         spec.set_root(Some(new_root));
-        Ok(LaunchRequest { bundle, config_path, spec, rootfs })
+        Ok(LaunchRequest { bundle, config_path, spec, rootfs, rootfs_identity })
     }
 
     pub fn annotations(&self) -> HashMap<String, String> {

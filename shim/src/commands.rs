@@ -642,6 +642,11 @@ pub fn update(g: &GlobalOpts, args: &Update) -> Result<()> {
     let root = state_root(g)?;
     let id = args.id.as_str();
     let c = load(&root, id)?;
+    // A stopped container has no processes to limit (its cgroup goes with
+    // its `delete`): nothing to update, as with runc.
+    if c.status() == ContainerStatus::Stopped {
+        return Err(Error::state(id, "container is stopped: nothing to update"));
+    }
     let resources = match &args.resources {
         Some(path) => {
             let mut text = Vec::new();

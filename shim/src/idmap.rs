@@ -181,26 +181,41 @@ impl Drop for Holder {
     }
 }
 
-/// Bind-mounts `source` (recursively) at `target` with the mapping of `userns`.
-/// Fails with `EINVAL` on filesystems without idmapped-mount support.
-pub fn idmapped_bind(source: &Path, target: &Path, userns: &OwnedFd) -> std::io::Result<()> {
-    idmapped_bind_with(source, target, userns, true)
+/// Bind-mounts `source` at `target` with the mapping of `userns`; `recursive
+/// = false` leaves out the mounts below `source` (an overlay layer directory
+/// holding the overlay's own mountpoint). Fails with `EINVAL` on filesystems
+/// without idmapped-mount support.
+pub fn idmapped_bind_with(source: &Path, target: &Path, userns: &OwnedFd, recursive: bool) -> std::io::Result<()> {
+    let src = cpath(source)?;
+    idmapped_bind_at(libc::AT_FDCWD, &src, 0, target, userns, recursive)
 }
 
-/// Like `idmapped_bind`; `recursive = false` leaves out the mounts below
-/// `source` (an overlay layer directory holding the overlay's own mountpoint).
-pub fn idmapped_bind_with(source: &Path, target: &Path, userns: &OwnedFd, recursive: bool) -> std::io::Result<()> {
+/// Bind-mounts, recursively, the directory `source` is open on (the one that
+/// was checked, whatever its path names now) at `target` with the mapping of
+/// `userns`, as `idmapped_bind_with`.
+pub fn idmapped_bind_fd(source: std::os::fd::BorrowedFd<'_>, target: &Path, userns: &OwnedFd) -> std::io::Result<()> {
+    idmapped_bind_at(source.as_raw_fd(), &CString::default(), libc::AT_EMPTY_PATH as libc::c_uint, target, userns, true)
+}
+
+fn idmapped_bind_at(
+    dirfd: libc::c_int,
+    src: &CString,
+    flags: libc::c_uint,
+    target: &Path,
+    userns: &OwnedFd,
+    recursive: bool,
+) -> std::io::Result<()> {
     let rec = if recursive { AT_RECURSIVE } else { 0 };
-    let src = cpath(source)?;
     let dst = cpath(target)?;
     let empty = CString::default();
-    // SAFETY: open_tree takes a NUL-terminated path and flags; returns a new fd.
+    // SAFETY: open_tree takes a descriptor (or AT_FDCWD), a NUL-terminated
+    // path and flags; returns a new fd.
     let tree = check(unsafe {
         libc::syscall(
             libc::SYS_open_tree,
-            libc::AT_FDCWD,
+            dirfd,
             src.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec | flags,
         )
     })?;
     // SAFETY: the kernel returned a new descriptor that we own.

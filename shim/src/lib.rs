@@ -6,6 +6,7 @@
 pub mod attestation;
 pub mod auth_cmd;
 pub mod bundle;
+pub mod cgclaim;
 pub mod cgroup;
 pub mod cli;
 pub mod commands;

@@ -230,6 +230,16 @@ fn launch(
         }
         (None, None) => cgroup::default_path(id, &root.path),
     };
+    // The cgroup is this container's until it is deleted: not one a stopped
+    // container still holds (crate::cgclaim). A rootless job's is in its
+    // user's delegated subtree, which the kernel keeps other users out of.
+    let mut cgroup_claim = None;
+    if rootless.is_none() {
+        let registry = Path::new(crate::cgclaim::REGISTRY_DIR);
+        crate::cgclaim::claim(registry, &cgroup_path, &root.container_dir(id))
+            .map_err(|e| Error::state(id, format!("refusing linux.cgroupsPath: {e}")))?;
+        cgroup_claim = Some(ReleaseClaim { cgroup: cgroup_path.clone(), owner: root.container_dir(id), armed: true });
+    }
     if g.systemd_cgroup && systemd_running() {
         tracing::warn!("--systemd-cgroup: brig manages cgroups through cgroupfs");
     }
@@ -245,8 +255,15 @@ fn launch(
             .egress
             .as_ref()
             .is_some_and(|e| e.policy == brig_profiles::egress::Policy::LoopbackOnly);
-        userns_guard =
-            Some(setup_userns(root, id, &mut spec, prepared.userns_pool, loopback_only, &prepared.auth.identity)?);
+        userns_guard = Some(setup_userns(
+            root,
+            id,
+            &mut spec,
+            prepared.userns_pool,
+            loopback_only,
+            &prepared.auth.identity,
+            prepared.request.rootfs_identity,
+        )?);
     }
 
     let config_json =
@@ -267,13 +284,13 @@ fn launch(
     // was checked (not when its overlay was rebuilt from idmapped layers: a
     // new mount), and each measured input and output.
     {
-        use std::os::unix::fs::MetadataExt;
         let rebuilt = userns_guard.as_ref().is_some_and(|g| g.record.layers.is_some());
         let mut expected: Vec<(String, u64, u64)> = Vec::new();
         if !rebuilt {
-            let m = std::fs::metadata(&prepared.request.rootfs)
-                .map_err(|e| Error::io("reading", &prepared.request.rootfs, e))?;
-            expected.push(("/".into(), m.dev(), m.ino()));
+            // The directory the checks judged (crate::bundle), not whatever
+            // the path names now.
+            let (dev, ino) = prepared.request.rootfs_identity;
+            expected.push(("/".into(), dev, ino));
         }
         expected.extend(prepared.measurements.iter().flat_map(|m| m.identities.iter().cloned()));
         let text: Vec<String> = expected.iter().map(|(p, dev, ino)| format!("{dev} {ino} {p}")).collect();
@@ -295,8 +312,9 @@ fn launch(
             encode(&lc_spec)?
         }
         (_, Some(userns)) => encode(&join_prepared_userns(&lc_spec, userns))?,
-        _ if !pinned_joins.is_empty() => encode(&lc_spec)?,
-        _ => config_json.clone(),
+        // Always libcontainer's own copy: it carries what the init must find
+        // (the expected mounts), which brig's copy does not.
+        _ => encode(&lc_spec)?,
     };
     state::write_atomic(&staging.dir.join(state::SPEC_FILE), &libcontainer_json, 0o600)
         .map_err(|e| Error::io("writing", staging.dir.join(state::SPEC_FILE), e))?;
@@ -446,7 +464,25 @@ fn launch(
     if let Some(guard) = rootless_cgroup_guard.as_mut() {
         guard.0 = None;
     }
+    if let Some(claim) = cgroup_claim.as_mut() {
+        claim.armed = false;
+    }
     Ok(container)
+}
+
+/// Gives up a cgroup claim when dropped (a failed create), unless disarmed.
+struct ReleaseClaim {
+    cgroup: PathBuf,
+    owner: PathBuf,
+    armed: bool,
+}
+
+impl Drop for ReleaseClaim {
+    fn drop(&mut self) {
+        if self.armed {
+            crate::cgclaim::release(Path::new(crate::cgclaim::REGISTRY_DIR), &self.cgroup, &self.owner);
+        }
+    }
 }
 
 /// Removes a cgroup brig created when dropped, unless disarmed.
@@ -599,16 +635,7 @@ fn stage_bind_sources(
 /// symbolic link in any component: `ELOOP` if one was put there since the
 /// path was resolved.
 fn open_checked_source(path: &Path) -> std::io::Result<std::fs::File> {
-    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-    use std::os::fd::FromRawFd;
-    let how = OpenHow::new()
-        // Not O_NOFOLLOW: with O_PATH it would open a trailing link itself
-        // instead of failing.
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = openat2(libc::AT_FDCWD, path, how).map_err(std::io::Error::from)?;
-    // SAFETY: `fd` was just returned by openat2 and is owned by nothing else.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    crate::bundle::open_no_symlinks(path).map(std::fs::File::from)
 }
 
 /// Mounts at `mount` an overlay of idmapped binds of the client's layers.
@@ -844,6 +871,7 @@ fn setup_userns(
     pool: crate::userns::Pool,
     loopback_only: bool,
     identity: &std::collections::BTreeMap<String, String>,
+    rootfs_identity: (u64, u64),
 ) -> Result<UsernsGuard> {
     use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
     let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, pool);
@@ -959,7 +987,18 @@ fn setup_userns(
     let (userns, holder) = crate::idmap::userns_fd(range.host_base, range.size)
         .map_err(|e| Error::state(id, format!("creating the user namespace for the rootfs mapping: {e}")))?;
     guard.holder = Some(holder);
-    match crate::idmap::idmapped_bind(&rootfs, &mount, &userns) {
+    // The directory `create` checked, by descriptor: a link put at its path
+    // since (to a host directory the checks refuse) is never followed.
+    let checked = crate::bundle::open_no_symlinks(&rootfs)
+        .and_then(|fd| crate::bundle::identity_of(&fd).map(|found| (fd, found)))
+        .map_err(|e| Error::state(id, format!("root.path `{}` changed since it was checked: {e}", rootfs.display())))?;
+    if checked.1 != rootfs_identity {
+        return Err(Error::state(
+            id,
+            format!("root.path `{}` is no longer the directory that was checked", rootfs.display()),
+        ));
+    }
+    match crate::idmap::idmapped_bind_fd(std::os::fd::AsFd::as_fd(&checked.0), &mount, &userns) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             // overlayfs cannot be idmapped itself, but its layers can
@@ -1485,7 +1524,11 @@ fn finish_delete(root: &StateRoot, id: &str, c: &Container) -> Result<()> {
     // client's and outlive it), and with them the namespace holder mount.
     crate::egress::teardown(&c.root);
     crate::nsowner::unregister(&root.path, id, &c.root);
-    root.retire_container_dir(&c.root).map_err(|e| Error::io("removing", &c.root, e))
+    root.retire_container_dir(&c.root).map_err(|e| Error::io("removing", &c.root, e))?;
+    if let Some(config) = &config {
+        crate::cgclaim::release(Path::new(crate::cgclaim::REGISTRY_DIR), &config.cgroup_path, &c.root);
+    }
+    Ok(())
 }
 
 /// Signals `run` forwards to the container (runc's set: all but these).

@@ -71,9 +71,13 @@ pub enum IdError {
     Reserved(String),
 }
 
-/// Names of brig's own entries in the state root (`userns`: the slot
-/// registry under the default root, `ALLOCATION_DIR`).
-pub const RESERVED_IDS: [&str; 1] = ["userns"];
+/// Names of brig's own entries in the default state root, `/run/brig`:
+/// the user-namespace slot registry (`crate::userns::ALLOCATION_DIR`), the
+/// namespace registry with its lock (`crate::nsowner::REGISTRY_DIR`) and the
+/// cgroup registry (`crate::cgclaim::REGISTRY_DIR`). A
+/// container of that name would be the registry, and its `delete` would
+/// empty it.
+pub const RESERVED_IDS: [&str; 4] = ["userns", "namespaces", "namespaces.lock", "cgroups"];
 
 /// Checks an id the way runc does (`^[\w+-\.]+$`), minus `.` and `..`.
 pub fn validate_id(id: &str) -> Result<(), IdError> {
@@ -491,6 +495,21 @@ impl SupervisorStatus {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every name brig keeps in the default state root is reserved: a
+    /// container of that name would be the registry (review finding).
+    #[test]
+    fn every_registry_in_the_default_root_is_a_reserved_id() {
+        let dirs = [crate::userns::ALLOCATION_DIR, crate::nsowner::REGISTRY_DIR, crate::cgclaim::REGISTRY_DIR];
+        for dir in dirs {
+            let path = Path::new(dir);
+            assert_eq!(path.parent(), Some(Path::new("/run/brig")), "{dir}");
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert!(validate_id(name).is_err(), "{name} is a valid container id");
+        }
+        // The namespace registry's lock sits beside it (crate::nsowner).
+        assert!(validate_id("namespaces.lock").is_err());
+    }
     use super::*;
 
     /// A state root someone else can write (made first by another user in a

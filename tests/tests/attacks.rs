@@ -545,6 +545,66 @@ fn a_bind_source_swapped_for_a_link_never_mounts_the_link() {
 /// (host root: `/proc/sys/kernel/core_pattern`). No job ever sees a
 /// writable `sys/kernel/core_pattern`: each launch either has its masks on
 /// its procfs or fails naming `/proc` (crate `maskcheck`).
+/// `root.path` is swapped, over and over, with a link to a directory the
+/// checks refuse (here one inside brig's state root, holding a decoy): what
+/// whoever writes the bundle's directory could do between the checks and
+/// the mount. No job ever gets the decoy as its root, under a per-job user
+/// namespace (the idmapped bind is made from the directory that was
+/// checked) or without one (the init finds its root is not that directory).
+#[test]
+fn a_root_filesystem_swapped_for_a_link_after_its_checks_is_never_the_jobs_root() {
+    for profile in ["restricted", "permissive"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rootfs");
+        let copied = std::process::Command::new("cp").arg("-a").arg(brig_tests::rootfs()).arg(&root).status().unwrap();
+        assert!(copied.success());
+        std::fs::create_dir_all(&brig.root).unwrap();
+        let decoy = brig.root.join("decoy");
+        let copied = std::process::Command::new("cp").arg("-a").arg(brig_tests::rootfs()).arg(&decoy).status().unwrap();
+        assert!(copied.success());
+        std::fs::write(decoy.join("DECOY"), "").unwrap();
+        let alt = dir.path().join("alt");
+        std::os::unix::fs::symlink(&decoy, &alt).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (stop, a, b) = (stop.clone(), root.clone(), alt.clone());
+            std::thread::spawn(move || {
+                use std::os::unix::ffi::OsStrExt;
+                let a = std::ffi::CString::new(a.as_os_str().as_bytes()).unwrap();
+                let b = std::ffi::CString::new(b.as_os_str().as_bytes()).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // SAFETY: two NUL-terminated paths; renameat2 only reads them.
+                    unsafe {
+                        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+                    };
+                    std::thread::sleep(std::time::Duration::from_micros(300));
+                }
+            })
+        };
+        let (mut ran, mut refused) = (0, 0);
+        for _ in 0..30 {
+            let mut b = Bundle::new(&["sh", "-c", "if [ -e /DECOY ]; then echo ROOT-IS-DECOY; else echo own-root; fi"]);
+            b.set("/root", json!({"path": root, "readonly": true}));
+            let (code, out, err) = brig.run(&b, &unique_id("swaproot"));
+            assert!(
+                !out.contains("ROOT-IS-DECOY"),
+                "{profile}: a job got the refused directory as its root: {out}{err}"
+            );
+            if code == 0 && out.contains("own-root") {
+                ran += 1;
+            } else {
+                assert!(err.contains("root") || err.contains("/"), "{profile}: exit {code}: {out}{err}");
+                refused += 1;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().unwrap();
+        assert!(refused > 0, "{profile}: the race was never hit ({ran} ran)");
+        let _ = std::fs::remove_dir_all(&decoy);
+    }
+}
+
 #[test]
 fn a_procfs_moved_while_the_job_is_set_up_is_never_left_unmasked() {
     let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"standard\"\n");

@@ -1315,12 +1315,62 @@ fn exec_without_capabilities_gets_the_containers_not_all() {
     }
 }
 
+/// A stopped container keeps its cgroup until it is deleted, and its
+/// `kill --all`, `update`, `delete` and recorded usage act on that cgroup: no
+/// other job may be put in it, neither one of the same id under another
+/// state root (which would get the same default `/brig/<id>`) nor one whose
+/// spec asks for that `cgroupsPath`.
+#[test]
+fn a_stopped_containers_cgroup_is_never_given_to_another_job() {
+    let cgroup_of = |brig: &Brig, id: &str| -> String {
+        let record: Value =
+            serde_json::from_slice(&std::fs::read(brig.root.join(id).join("brig.json")).unwrap()).unwrap();
+        record["cgroup_path"].as_str().unwrap().to_string()
+    };
+    // The same id under two state roots: the first stopped, the second running.
+    let (first, second) = (Brig::default(), Brig::default());
+    let id = unique_id("samecg");
+    let done = Bundle::new(&["true"]);
+    first.ok(&["run", "--detach", "--bundle", done.path().to_str().unwrap(), &id]);
+    first.wait_status(&id, "stopped");
+    let sleeper = Bundle::new(&["sleep", "30"]);
+    second.ok(&["run", "--detach", "--bundle", sleeper.path().to_str().unwrap(), &id]);
+    let (a, b) = (cgroup_of(&first, &id), cgroup_of(&second, &id));
+    assert_ne!(a, b, "two containers share the cgroup {a}");
+    let err = first.fails(&["update", "--pids-limit", "100000", &id]);
+    assert!(err.contains("stopped"), "{err}");
+    first.ok(&["kill", "--all", &id, "KILL"]);
+    first.ok(&["delete", &id]);
+    assert_eq!(second.status(&id), "running", "the stopped container's kill --all reached the other job");
+    second.ok(&["delete", "--force", &id]);
+
+    // A cgroupsPath a stopped container holds.
+    let brig = Brig::default();
+    let victim = unique_id("cgvictim");
+    let path = format!("/brig-test/{victim}");
+    let mut b = Bundle::new(&["true"]);
+    b.set("/linux/cgroupsPath", json!(path));
+    brig.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &victim]);
+    brig.wait_status(&victim, "stopped");
+    let attacker = unique_id("cgattacker");
+    let mut b = Bundle::new(&["sleep", "30"]);
+    b.set("/linux/cgroupsPath", json!(path));
+    let err = brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &attacker]);
+    assert!(err.contains("linux.cgroupsPath") && err.contains(&victim), "{err}");
+    assert!(!brig.root.join(&attacker).exists(), "state left for {attacker}");
+    // Once the holder is deleted, the path is free again.
+    brig.ok(&["delete", &victim]);
+    brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &attacker]);
+    assert_eq!(cgroup_of(&brig, &attacker), path);
+    brig.ok(&["delete", "--force", &attacker]);
+}
+
 /// Names brig keeps in its state root are not container ids: `delete --force
 /// userns` would otherwise empty the user-namespace slot registry.
 #[test]
 fn brigs_own_state_entries_are_not_container_ids() {
     let brig = Brig::default();
-    for id in ["userns", ".staging", ".hidden"] {
+    for id in ["userns", "namespaces", "namespaces.lock", "cgroups", ".staging", ".hidden"] {
         let err = brig.fails(&["delete", "--force", id]);
         assert!(err.contains("reserved"), "{id}: {err}");
         let (code, _, err) = brig.run(&Bundle::new(&["true"]), id);
