@@ -28,8 +28,8 @@ const CREATING: Duration = Duration::from_secs(60);
 /// Why a cgroup cannot be claimed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
-    #[error("the cgroup `{}` belongs to container `{}` (state `{}`), which has not been deleted", cgroup.display(), id, dir.display())]
-    Held { cgroup: PathBuf, id: String, dir: PathBuf },
+    #[error("the cgroup `{}` belongs to container `{id}`, which has not been deleted", cgroup.display())]
+    Held { cgroup: PathBuf, id: String },
     #[error("the cgroup registry `{}`: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -39,7 +39,9 @@ pub enum ClaimError {
 }
 
 fn entry(registry: &Path, cgroup_path: &Path) -> PathBuf {
-    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    // One entry however the path is spelled (`/a//b/`, `a/b`): the kernel
+    // finds the same cgroup. (`..` is refused before a claim.)
+    let rel: PathBuf = cgroup_path.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
     let digest = sha2::Sha256::digest(rel.as_os_str().as_encoded_bytes());
     registry.join(hex::encode(&digest[..16]))
 }
@@ -58,8 +60,12 @@ fn other_holder(link: &Path, owner: &Path) -> Option<PathBuf> {
 }
 
 /// Claims `cgroup_path` for the container whose state directory is `owner`
-/// (`<root>/<id>`). Claiming one's own again is fine.
-pub fn claim(registry: &Path, cgroup_path: &Path, owner: &Path) -> Result<(), ClaimError> {
+/// (`<root>/<id>`): true if this call made the claim, false if `owner`
+/// already held it (a create retried after a crash; or a second create of a
+/// live container, which must then not give it up when it fails). Refused
+/// when another container holds the path or a cgroup above it (whose `kill
+/// --all`, limits and `delete` cover its subtree).
+pub fn claim(registry: &Path, cgroup_path: &Path, owner: &Path) -> Result<bool, ClaimError> {
     let io = |path: &Path, source| ClaimError::Io { path: path.to_path_buf(), source };
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -74,17 +80,32 @@ pub fn claim(registry: &Path, cgroup_path: &Path, owner: &Path) -> Result<(), Cl
         .map_err(|e| io(&lock_path, e))?;
     let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| io(&lock_path, std::io::Error::from(e)))?;
+    let held = |path: &Path| -> Result<(), ClaimError> {
+        match other_holder(&entry(registry, path), owner) {
+            Some(dir) => {
+                let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                Err(ClaimError::Held { cgroup: path.to_path_buf(), id })
+            }
+            None => Ok(()),
+        }
+    };
+    let mut ancestor = cgroup_path.parent();
+    while let Some(a) = ancestor.filter(|a| a.components().any(|c| matches!(c, std::path::Component::Normal(_)))) {
+        held(a)?;
+        ancestor = a.parent();
+    }
     let link = entry(registry, cgroup_path);
     for _ in 0..2 {
         match std::os::unix::fs::symlink(owner, &link) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if let Some(dir) = other_holder(&link, owner) {
-                    let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    return Err(ClaimError::Held { cgroup: cgroup_path.to_path_buf(), id, dir });
-                }
+                held(cgroup_path)?;
                 if std::fs::read_link(&link).is_ok_and(|t| t == owner) {
-                    return Ok(());
+                    // Fresh again: the creating container's grace starts now.
+                    let now = nix::sys::time::TimeSpec::UTIME_NOW;
+                    nix::sys::stat::utimensat(None, &link, &now, &now, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+                        .map_err(|e| io(&link, std::io::Error::from(e)))?;
+                    return Ok(false);
                 }
                 // Stale: its container is gone.
                 std::fs::remove_file(&link).map_err(|e| io(&link, e))?;
@@ -119,16 +140,20 @@ mod tests {
         let (a, b) = (dir.path().join("root1/job"), dir.path().join("root2/job"));
         std::fs::create_dir_all(&a).unwrap();
         let cg = Path::new("/brig/job");
-        claim(&registry, cg, &a).unwrap();
-        claim(&registry, cg, &a).unwrap();
+        assert!(claim(&registry, cg, &a).unwrap(), "a new claim");
+        assert!(!claim(&registry, cg, &a).unwrap(), "one's own again: not made by this call");
         // Another container (same id, another root) is refused, naming the holder.
         let err = claim(&registry, cg, &b).unwrap_err().to_string();
-        assert!(err.contains("belongs to container `job`") && err.contains("root1"), "{err}");
+        assert!(err.contains("belongs to container `job`"), "{err}");
+        // So is a cgroup below it (the holder's kill --all and delete cover it).
+        assert!(claim(&registry, Path::new("/brig/job/sub"), &b).is_err());
         assert!(held_by_other(&registry, cg, &b));
         assert!(!held_by_other(&registry, cg, &a));
-        // Another path is free; the same path spelled without the slash is not.
+        // Another path is free; the same path spelled otherwise is not.
         claim(&registry, Path::new("/brig/other"), &b).unwrap();
-        assert!(claim(&registry, Path::new("brig/job"), &b).is_err());
+        for same in ["brig/job", "/brig//job/", "//brig/./job"] {
+            assert!(claim(&registry, Path::new(same), &b).is_err(), "{same}");
+        }
         // Once the holder is deleted (its directory gone, the claim old), the
         // next one takes it over.
         std::fs::remove_dir_all(&a).unwrap();

@@ -136,6 +136,12 @@ pub fn default_path(id: &str, root: &Path) -> PathBuf {
     {
         return plain;
     }
+    root_scoped_path(id, root)
+}
+
+/// `/brig/<id>-<digest of the root>`: the default cgroup of a job whose
+/// `/brig/<id>` another state root's job of the same id holds.
+pub fn root_scoped_path(id: &str, root: &Path) -> PathBuf {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
     PathBuf::from(format!("/{JOBS_PARENT}/{id}-{}", hex::encode(&digest[..4])))

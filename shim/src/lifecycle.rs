@@ -170,6 +170,14 @@ fn create_with(
         tightened = prepared.hardened.tightened.len(),
         "launch prepared"
     );
+    // Fault injection for the test of the pinned root filesystem
+    // (tests/tests/attacks.rs): `root.path` exchanged with its sibling `alt`
+    // (a link elsewhere) once every check has passed.
+    if std::env::var_os("BRIG_TEST_FAULT").is_some_and(|v| v == "swap-rootfs-after-checks") {
+        let alt = prepared.request.rootfs.with_file_name("alt");
+        let _ =
+            nix::fcntl::renameat2(None, &prepared.request.rootfs, None, &alt, nix::fcntl::RenameFlags::RENAME_EXCHANGE);
+    }
     launch(&root, id, &prepared, opts, g, rootless.as_ref()).map(|c| (c, console))
 }
 
@@ -220,7 +228,8 @@ fn launch(
     if let Some(note) = rootless_cgroup.as_ref().and_then(|p| p.note.as_ref()) {
         tracing::warn!(id, "{note}");
     }
-    let cgroup_path = match (&rootless_cgroup, requested) {
+    let asked_for = requested.is_some();
+    let mut cgroup_path = match (&rootless_cgroup, requested) {
         (Some(plan), _) => plan.path.clone(),
         (None, Some(p)) => {
             if let Some(why) = cgroup::refuse_requested(&p, id) {
@@ -236,9 +245,18 @@ fn launch(
     let mut cgroup_claim = None;
     if rootless.is_none() {
         let registry = Path::new(crate::cgclaim::REGISTRY_DIR);
-        crate::cgclaim::claim(registry, &cgroup_path, &root.container_dir(id))
-            .map_err(|e| Error::state(id, format!("refusing linux.cgroupsPath: {e}")))?;
-        cgroup_claim = Some(ReleaseClaim { cgroup: cgroup_path.clone(), owner: root.container_dir(id), armed: true });
+        let owner = root.container_dir(id);
+        let mut claimed = crate::cgclaim::claim(registry, &cgroup_path, &owner);
+        if !asked_for && matches!(claimed, Err(crate::cgclaim::ClaimError::Held { .. })) {
+            // `/brig/<id>` taken meanwhile by a job of that id under another root.
+            cgroup_path = cgroup::root_scoped_path(id, &root.path);
+            claimed = crate::cgclaim::claim(registry, &cgroup_path, &owner);
+        }
+        let what = if asked_for { "refusing linux.cgroupsPath" } else { "the job's cgroup" };
+        let made = claimed.map_err(|e| Error::state(id, format!("{what}: {e}")))?;
+        // Only a claim this create made is given up if it fails: a second
+        // create of a live container must not free the first one's.
+        cgroup_claim = Some(ReleaseClaim { cgroup: cgroup_path.clone(), owner, armed: made });
     }
     if g.systemd_cgroup && systemd_running() {
         tracing::warn!("--systemd-cgroup: brig manages cgroups through cgroupfs");
@@ -264,6 +282,11 @@ fn launch(
             &prepared.auth.identity,
             prepared.request.rootfs_identity,
         )?);
+    }
+
+    let mut pinned_rootfs = None;
+    if userns_guard.is_none() && rootless.is_none() {
+        pinned_rootfs = Some(PinnedRootfs::bind(root, id, &mut spec, prepared.request.rootfs_identity)?);
     }
 
     let config_json =
@@ -397,6 +420,7 @@ fn launch(
         if let Some(guard) = userns_guard.as_mut() {
             record.userns = Some(guard.record.clone());
         }
+        record.rootfs_mount = pinned_rootfs.as_ref().map(|p| p.mount.clone());
         record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
         if rootless.is_none() {
             crate::nsowner::register(&root.path, id, init, &dir, &record.auth.identity, &crate::nspin::pinned())
@@ -467,6 +491,9 @@ fn launch(
     if let Some(claim) = cgroup_claim.as_mut() {
         claim.armed = false;
     }
+    if let Some(pinned) = pinned_rootfs.as_mut() {
+        pinned.armed = false;
+    }
     Ok(container)
 }
 
@@ -533,6 +560,88 @@ fn release_userns(allocator: &crate::userns::Allocator, root: &Path, id: &str, r
         remove_staged_binds(layers);
     }
     allocator.release(rec.slot, root, id);
+}
+
+/// Makes `mount` (in `ROOTFS_MOUNT_DIR`) ready to take a job's root
+/// filesystem; the lock returned is held until it is mounted.
+fn prepare_rootfs_mountpoint(mount: &Path) -> Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    use std::os::unix::fs::DirBuilderExt;
+    // The job's root (an unprivileged host ID under a per-job user
+    // namespace) must traverse the path to its rootfs during setup: 0711, no
+    // listing. The state root is 0700.
+    let parent = Path::new(ROOTFS_MOUNT_DIR);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(parent)
+        .map_err(|e| Error::io("creating", parent, e))?;
+    let lock = rootfs_mount_parent_on_tmpfs(parent).map_err(|e| Error::io("preparing", parent, e))?;
+    std::fs::DirBuilder::new()
+        .mode(0o711)
+        .create(mount)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })
+        .map_err(|e| Error::io("creating", mount, e))?;
+    Ok(lock)
+}
+
+/// The directory `create` checked (crate::bundle), by descriptor: a link
+/// put at its path since (to a host directory the checks refuse) is never
+/// followed, and another directory there is refused.
+fn open_checked_rootfs(id: &str, rootfs: &Path, identity: (u64, u64)) -> Result<OwnedFd> {
+    let (fd, found) = crate::bundle::open_no_symlinks(rootfs)
+        .and_then(|fd| crate::bundle::identity_of(&fd).map(|found| (fd, found)))
+        .map_err(|e| Error::state(id, format!("root.path `{}` changed since it was checked: {e}", rootfs.display())))?;
+    if found != identity {
+        return Err(Error::state(
+            id,
+            format!("root.path `{}` is no longer the directory that was checked", rootfs.display()),
+        ));
+    }
+    Ok(fd)
+}
+
+/// The root filesystem of a job without a per-job user namespace, bound
+/// from the checked directory at `rootfs_mountpoint` (libcontainer mounts
+/// and creates mountpoints by path: given `root.path`, a link swapped in
+/// after the checks would have it write into another directory before the
+/// init's check refuses the job). Unmounted when dropped, unless disarmed.
+struct PinnedRootfs {
+    mount: PathBuf,
+    armed: bool,
+}
+
+impl PinnedRootfs {
+    fn bind(root: &StateRoot, id: &str, spec: &mut oci_spec::runtime::Spec, identity: (u64, u64)) -> Result<Self> {
+        let rootfs = spec.root().as_ref().map(|r| r.path().clone()).ok_or_else(|| Error::state(id, "no root"))?;
+        let mount = rootfs_mountpoint(&root.path, id);
+        let _parent_lock = prepare_rootfs_mountpoint(&mount)?;
+        let pinned = PinnedRootfs { mount: mount.clone(), armed: true };
+        let checked = open_checked_rootfs(id, &rootfs, identity)?;
+        crate::idmap::bind_fd(std::os::fd::AsFd::as_fd(&checked), &mount)
+            .map_err(|e| Error::state(id, format!("binding the root filesystem `{}`: {e}", rootfs.display())))?;
+        if let Some(r) = spec.root_mut() {
+            r.set_path(mount);
+        }
+        Ok(pinned)
+    }
+}
+
+impl Drop for PinnedRootfs {
+    fn drop(&mut self) {
+        if self.armed {
+            release_pinned_rootfs(&self.mount);
+        }
+    }
+}
+
+fn release_pinned_rootfs(mount: &Path) {
+    if let Err(e) = crate::idmap::unmount(mount) {
+        tracing::warn!(mount = %mount.display(), "unmounting the root filesystem: {e}");
+    }
+    let _ = std::fs::remove_dir(mount);
 }
 
 /// A new user namespace cannot mount sysfs for a network namespace it does not
@@ -963,42 +1072,12 @@ fn setup_userns(
     let rootfs = spec.root().as_ref().map(|r| r.path().clone()).ok_or_else(|| Error::state(id, "no root"))?;
     // Held until the rootfs is mounted, when its parent is not on a tmpfs
     // (see `rootfs_mount_parent_on_tmpfs`).
-    let _parent_lock;
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        // The job's root (an unprivileged host ID) must traverse the path to
-        // its rootfs during setup: 0711, no listing. The state root is 0700.
-        let parent = Path::new(ROOTFS_MOUNT_DIR);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o711)
-            .create(parent)
-            .map_err(|e| Error::io("creating", parent, e))?;
-        _parent_lock = rootfs_mount_parent_on_tmpfs(parent).map_err(|e| Error::io("preparing", parent, e))?;
-        std::fs::DirBuilder::new()
-            .mode(0o711)
-            .create(&mount)
-            .or_else(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Ok(()),
-                _ => Err(e),
-            })
-            .map_err(|e| Error::io("creating", &mount, e))?;
-    }
+    let _parent_lock = prepare_rootfs_mountpoint(&mount)?;
     let (userns, holder) = crate::idmap::userns_fd(range.host_base, range.size)
         .map_err(|e| Error::state(id, format!("creating the user namespace for the rootfs mapping: {e}")))?;
     guard.holder = Some(holder);
-    // The directory `create` checked, by descriptor: a link put at its path
-    // since (to a host directory the checks refuse) is never followed.
-    let checked = crate::bundle::open_no_symlinks(&rootfs)
-        .and_then(|fd| crate::bundle::identity_of(&fd).map(|found| (fd, found)))
-        .map_err(|e| Error::state(id, format!("root.path `{}` changed since it was checked: {e}", rootfs.display())))?;
-    if checked.1 != rootfs_identity {
-        return Err(Error::state(
-            id,
-            format!("root.path `{}` is no longer the directory that was checked", rootfs.display()),
-        ));
-    }
-    match crate::idmap::idmapped_bind_fd(std::os::fd::AsFd::as_fd(&checked.0), &mount, &userns) {
+    let checked = open_checked_rootfs(id, &rootfs, rootfs_identity)?;
+    match crate::idmap::idmapped_bind_fd(std::os::fd::AsFd::as_fd(&checked), &mount, &userns) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             // overlayfs cannot be idmapped itself, but its layers can
@@ -1494,6 +1573,9 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         }
     }
     finish_delete(root, id, &c)?;
+    if let Some(mount) = record.as_ref().and_then(|r| r.rootfs_mount.as_ref()) {
+        release_pinned_rootfs(mount);
+    }
     if let Some(u) = record.as_ref().and_then(|r| r.userns.as_ref()) {
         let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default());
         release_userns(&allocator, &root.path, id, u);

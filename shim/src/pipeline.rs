@@ -411,37 +411,39 @@ pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Re
     Ok(Described { profile, hardened, context })
 }
 
-/// containerd's bundles: `<TASK_BUNDLES>/<namespace>/<id>` (Docker's
-/// `moby`, Kubernetes' `k8s.io`, `ctr`'s `default`).
-const TASK_BUNDLES: &str = "/run/containerd/io.containerd.runtime.v2.task";
+/// containerd's bundles, `<dir>/<namespace>/<id>` (Docker's `moby`,
+/// Kubernetes' `k8s.io`, `ctr`'s `default`): the system containerd's, and
+/// the one dockerd runs itself when there is none (Docker in Docker).
+const TASK_BUNDLES: &[&str] =
+    &["/run/containerd/io.containerd.runtime.v2.task", "/run/docker/containerd/daemon/io.containerd.runtime.v2.task"];
+/// containerd's task directory under a state directory.
+const TASK_DIR: &str = "io.containerd.runtime.v2.task";
 /// Podman's (rootful): `<dir>/<id>/userdata`.
 const PODMAN_BUNDLES: &[&str] =
     &["/var/lib/containers/storage/overlay-containers", "/run/containers/storage/overlay-containers"];
 
 /// The id a policy may find in a mount's source as `{container}`
-/// (`context.container_source`): `id`, when the bundle is the one a client
-/// keeps for that id, under its own state (containerd's task bundle, for
-/// Docker and Kubernetes alike; Podman's `userdata`; a bundle named after
-/// the id under a configured `[clients] state_dirs`). Anywhere else, whoever
-/// writes the bundle also picks the id, and could pick another container's
-/// to be given its `hosts` or `resolv.conf`: then none, and no
-/// `container_source`.
+/// (`context.container_source`): `id`, when the bundle (as it was read,
+/// links resolved) is the one a client keeps for that id, in its own layout:
+/// containerd's task bundle (Docker and Kubernetes alike), Podman's
+/// `userdata`, or either layout under a configured `[clients] state_dirs`
+/// (`<dir>/io.containerd.runtime.v2.task/<namespace>/<id>`: k3s's
+/// `/run/k3s/containerd`). Anywhere else, whoever writes the bundle also
+/// picks the id, and could pick another container's to be given its `hosts`
+/// or `resolv.conf`: then none, and no `container_source`.
 pub fn client_container_id(bundle: &Path, id: &str, config: &Config) -> Option<String> {
-    let real = std::fs::canonicalize(bundle).ok()?;
-    let name = real.file_name()?.to_str()?;
-    let parent = real.parent()?;
-    let containerd = name == id && parent.parent() == Some(Path::new(TASK_BUNDLES));
+    let name = bundle.file_name()?.to_str()?;
+    let parent = bundle.parent()?;
+    let configured: Vec<PathBuf> =
+        config.clients.state_dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
+    let task_dirs = TASK_BUNDLES.iter().map(PathBuf::from).chain(configured.iter().map(|d| d.join(TASK_DIR)));
+    let podman_dirs =
+        PODMAN_BUNDLES.iter().map(PathBuf::from).chain(configured.iter().map(|d| d.join("overlay-containers")));
+    let containerd = name == id && parent.parent().is_some_and(|p| task_dirs.clone().any(|d| p == d));
     let podman = name == "userdata"
         && parent.file_name().and_then(|n| n.to_str()) == Some(id)
-        && parent.parent().is_some_and(|p| PODMAN_BUNDLES.iter().any(|d| p == Path::new(d)));
-    let configured = name == id
-        && config
-            .clients
-            .state_dirs
-            .iter()
-            .filter_map(|d| std::fs::canonicalize(d).ok())
-            .any(|d| real.starts_with(&d) && real != d);
-    (containerd || podman || configured).then(|| id.to_string())
+        && parent.parent().is_some_and(|p| podman_dirs.clone().any(|d| p == d));
+    (containerd || podman).then(|| id.to_string())
 }
 
 /// Runs the pipeline for `create` (and `run`); `policies` is what
@@ -607,6 +609,7 @@ impl Prepared {
             image_digest: self.request.annotation(annotation::IMAGE_DIGEST),
             cgroup_ceiling: self.profile.profile.cgroup.clone(),
             cap_ceiling: self.profile.profile.ceilings.capabilities.clone(),
+            rootfs_mount: None,
             devices_allowed: self.profile.profile.ceilings.devices,
             userns: None,
             init_start: None,

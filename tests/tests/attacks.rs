@@ -197,7 +197,7 @@ fn events_stream_reports_an_oom_kill_and_ends_with_the_job() {
     use std::io::BufRead;
     let brig = restricted();
     let mut b = probe(&[]);
-    b.set("/process/args", json!(["sh", "-c", "sleep 1; /bin/brig-probe mem-bomb 1024; sleep 2"]));
+    b.set("/process/args", json!(["sh", "-c", "sleep 2; /bin/brig-probe mem-bomb 1024; sleep 2"]));
     b.set("/linux/resources/memory", json!({"limit": 64 << 20, "swap": 64 << 20}));
     let id = unique_id("oomev");
     brig.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id]);
@@ -601,6 +601,30 @@ fn a_root_filesystem_swapped_for_a_link_after_its_checks_is_never_the_jobs_root(
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         swapper.join().unwrap();
         assert!(refused > 0, "{profile}: the race was never hit ({ran} ran)");
+        // The swap at the worst moment, every time: once every check has
+        // passed (BRIG_TEST_FAULT exchanges root.path with `alt`).
+        if std::fs::symlink_metadata(&root).is_ok_and(|m| m.file_type().is_symlink()) {
+            std::fs::rename(&root, dir.path().join("tmp")).unwrap();
+            std::fs::rename(&alt, &root).unwrap();
+            std::fs::rename(dir.path().join("tmp"), &alt).unwrap();
+        }
+        let mut b = Bundle::new(&["sh", "-c", "if [ -e /DECOY ]; then echo ROOT-IS-DECOY; else echo own-root; fi"]);
+        b.set("/root", json!({"path": root, "readonly": true}));
+        let out = brig
+            .command()
+            .args(["run", "--bundle", b.path().to_str().unwrap(), &unique_id("swapfault")])
+            .env("BRIG_TEST_FAULT", "swap-rootfs-after-checks")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(std::fs::symlink_metadata(&root).unwrap().file_type().is_symlink(), "the fault did not swap");
+        assert!(!out.status.success() && !stdout.contains("ROOT-IS-DECOY"), "{profile}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("changed since it was checked")
+                || stderr.contains("no longer the directory that was checked")
+                || stderr.contains("is not the directory that was checked"),
+            "{profile}: {stderr}"
+        );
         let _ = std::fs::remove_dir_all(&decoy);
     }
 }

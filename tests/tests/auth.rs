@@ -301,7 +301,8 @@ fn a_container_id_counts_only_with_the_clients_own_bundle() {
     std::fs::write(victim_dir.join("hosts"), "10.9.9.9 victim-only\n").unwrap();
     // A client's state directory (as for k3s), configured.
     let state = a.brig.dir.path().join("client-state");
-    std::fs::create_dir_all(state.join("moby")).unwrap();
+    let tasks = state.join("io.containerd.runtime.v2.task");
+    std::fs::create_dir_all(tasks.join("moby")).unwrap();
     let mut config = std::fs::read_to_string(&a.brig.config).unwrap();
     config.push_str(&format!("\n[clients]\nstate_dirs = [\"{}\"]\n", state.display()));
     std::fs::write(&a.brig.config, config).unwrap();
@@ -332,9 +333,16 @@ fn a_container_id_counts_only_with_the_clients_own_bundle() {
     };
     assert!(explain(b.path(), &victim).contains("decision: deny"), "{}", explain(b.path(), &victim));
 
-    // The client's own bundle for that id (`<state>/<namespace>/<id>`): this
-    // container's files, permitted.
-    let own = state.join("moby").join(&victim);
+    // Named after the id, but not in a client's layout (`<state>/<id>`: a
+    // place an image or a job could write): nothing.
+    let loose = state.join(&victim);
+    std::fs::create_dir_all(&loose).unwrap();
+    let b = bundle(&mint());
+    std::fs::copy(b.path().join("config.json"), loose.join("config.json")).unwrap();
+    assert!(explain(&loose, &victim).contains("decision: deny"), "{}", explain(&loose, &victim));
+    // The client's own bundle for that id (containerd's layout under the
+    // state directory): this container's files, permitted.
+    let own = tasks.join("moby").join(&victim);
     std::fs::create_dir_all(&own).unwrap();
     let b = bundle(&mint());
     std::fs::copy(b.path().join("config.json"), own.join("config.json")).unwrap();

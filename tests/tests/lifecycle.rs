@@ -579,7 +579,11 @@ fn cgroup_limits_from_the_spec_are_applied() {
         assert!(data["cpuset"]["cpus"].as_array().is_some_and(|c| !c.is_empty()), "{data}");
     }
     assert!(data["cpu"]["usage"]["total"].as_u64().is_some_and(|n| n > 0), "{data}");
-    assert!(data["cpu"]["usage"]["percpu"].is_array() && data["cpu"]["usage"]["user"].is_u64(), "{data}");
+    assert!(data["cpu"]["usage"]["user"].is_u64() && data["cpu"]["usage"]["kernel"].is_u64(), "{data}");
+    // Per-CPU figures and cpuset flags exist on cgroup v1 only (runc leaves
+    // them out on v2); pressure on v2 only.
+    assert_eq!(data["cpu"]["usage"]["percpu"].is_array(), !unified, "{data}");
+    assert_eq!(data["cpu"]["psi"]["some"]["total"].is_u64(), unified, "{data}");
     assert!(data["network_interfaces"].is_null() && data["intel_rdt"].is_object() && data["blkio"].is_object());
 
     brig.ok(&["delete", "--force", &id]);
