@@ -129,6 +129,16 @@ pub fn release(registry: &Path, cgroup_path: &Path, owner: &Path) {
     }
 }
 
+/// Gives up every claim `owner` holds: `delete --force` of a container
+/// whose create died before its state was written (its cgroup path unknown).
+pub fn release_all_of(registry: &Path, owner: &Path) {
+    for e in std::fs::read_dir(registry).into_iter().flatten().flatten() {
+        if std::fs::read_link(e.path()).is_ok_and(|t| t == owner) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +188,8 @@ mod tests {
         let (a, b) = (dir.path().join("root1/job"), dir.path().join("root2/job"));
         claim(&registry, Path::new("/brig/job"), &a).unwrap();
         assert!(claim(&registry, Path::new("/brig/job"), &b).is_err());
+        // Its create died: `delete --force` gives up what it held.
+        release_all_of(&registry, &a);
+        claim(&registry, Path::new("/brig/job"), &b).unwrap();
     }
 }

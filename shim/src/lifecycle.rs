@@ -1506,6 +1506,7 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             }
             remove_staged_binds(&staged_dir(&leftover, "binds"));
             remove_staged_binds(&staged_dir(&leftover, "layers"));
+            crate::cgclaim::release_all_of(Path::new(crate::cgclaim::REGISTRY_DIR), &dir);
             return Ok(());
         }
         return Err(Error::NotFound(id.to_string()));

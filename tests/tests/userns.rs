@@ -114,7 +114,16 @@ fn a_crash_between_allocation_and_launch_leaks_no_range() {
     for id in &ids {
         brig.ok(&["delete", "--force", id]);
     }
+    // The crashed create also held its cgroup (/run/brig/cgroups); `delete
+    // --force` of what it left gives that up too.
+    let claims_of = |id: &str| {
+        std::fs::read_dir("/run/brig/cgroups")
+            .map(|d| d.flatten().filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.ends_with(id))).count())
+            .unwrap_or(0)
+    };
+    assert_eq!(claims_of(&crashed), 1, "the crashed create held no cgroup claim");
     brig.ok(&["delete", "--force", &crashed]);
+    assert_eq!(claims_of(&crashed), 0, "delete --force left the crashed create's cgroup claim");
 }
 
 /// A create that fails after libcontainer built the container (a record
