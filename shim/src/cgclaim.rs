@@ -28,14 +28,22 @@ const CREATING: Duration = Duration::from_secs(60);
 /// Why a cgroup cannot be claimed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
-    #[error("the cgroup `{}` belongs to container `{id}`, which has not been deleted", cgroup.display())]
-    Held { cgroup: PathBuf, id: String },
+    #[error("{} container `{id}`, which has not been deleted", held_text(cgroup, held))]
+    Held { cgroup: PathBuf, held: PathBuf, id: String },
     #[error("the cgroup registry `{}`: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+fn held_text(cgroup: &Path, held: &Path) -> String {
+    if cgroup == held {
+        format!("the cgroup `{}` belongs to", cgroup.display())
+    } else {
+        format!("`{}` is inside the cgroup `{}` of", cgroup.display(), held.display())
+    }
 }
 
 fn entry(registry: &Path, cgroup_path: &Path) -> PathBuf {
@@ -84,7 +92,7 @@ pub fn claim(registry: &Path, cgroup_path: &Path, owner: &Path) -> Result<bool, 
         match other_holder(&entry(registry, path), owner) {
             Some(dir) => {
                 let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                Err(ClaimError::Held { cgroup: path.to_path_buf(), id })
+                Err(ClaimError::Held { cgroup: cgroup_path.to_path_buf(), held: path.to_path_buf(), id })
             }
             None => Ok(()),
         }
@@ -156,7 +164,8 @@ mod tests {
         let err = claim(&registry, cg, &b).unwrap_err().to_string();
         assert!(err.contains("belongs to container `job`"), "{err}");
         // So is a cgroup below it (the holder's kill --all and delete cover it).
-        assert!(claim(&registry, Path::new("/brig/job/sub"), &b).is_err());
+        let err = claim(&registry, Path::new("/brig/job/sub"), &b).unwrap_err().to_string();
+        assert!(err.contains("`/brig/job/sub` is inside the cgroup `/brig/job` of container `job`"), "{err}");
         assert!(held_by_other(&registry, cg, &b));
         assert!(!held_by_other(&registry, cg, &a));
         // Another path is free; the same path spelled otherwise is not.

@@ -197,37 +197,6 @@ pub fn idmapped_bind_fd(source: std::os::fd::BorrowedFd<'_>, target: &Path, user
     idmapped_bind_at(source.as_raw_fd(), &CString::default(), libc::AT_EMPTY_PATH as libc::c_uint, target, userns, true)
 }
 
-/// Bind-mounts, recursively, the directory `source` is open on at `target`
-/// (no mapping).
-pub fn bind_fd(source: std::os::fd::BorrowedFd<'_>, target: &Path) -> std::io::Result<()> {
-    let dst = cpath(target)?;
-    let empty = CString::default();
-    // SAFETY: open_tree takes a descriptor, an empty NUL-terminated path
-    // (AT_EMPTY_PATH) and flags; returns a new fd.
-    let tree = check(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            source.as_raw_fd(),
-            empty.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE | libc::AT_EMPTY_PATH as libc::c_uint,
-        )
-    })?;
-    // SAFETY: the kernel returned a new descriptor that we own.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    // SAFETY: move_mount takes descriptors and NUL-terminated paths.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            dst.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })?;
-    Ok(())
-}
-
 fn idmapped_bind_at(
     dirfd: libc::c_int,
     src: &CString,

@@ -284,11 +284,6 @@ fn launch(
         )?);
     }
 
-    let mut pinned_rootfs = None;
-    if userns_guard.is_none() && rootless.is_none() {
-        pinned_rootfs = Some(PinnedRootfs::bind(root, id, &mut spec, prepared.request.rootfs_identity)?);
-    }
-
     let config_json =
         serde_json::to_vec(&spec).map_err(|e| Error::state(id, format!("encoding the effective spec: {e}")))?;
     // What libcontainer reads: without `linux.resources` when brig writes a
@@ -420,7 +415,6 @@ fn launch(
         if let Some(guard) = userns_guard.as_mut() {
             record.userns = Some(guard.record.clone());
         }
-        record.rootfs_mount = pinned_rootfs.as_ref().map(|p| p.mount.clone());
         record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
         if rootless.is_none() {
             crate::nsowner::register(&root.path, id, init, &dir, &record.auth.identity, &crate::nspin::pinned())
@@ -490,9 +484,6 @@ fn launch(
     }
     if let Some(claim) = cgroup_claim.as_mut() {
         claim.armed = false;
-    }
-    if let Some(pinned) = pinned_rootfs.as_mut() {
-        pinned.armed = false;
     }
     Ok(container)
 }
@@ -601,47 +592,6 @@ fn open_checked_rootfs(id: &str, rootfs: &Path, identity: (u64, u64)) -> Result<
         ));
     }
     Ok(fd)
-}
-
-/// The root filesystem of a job without a per-job user namespace, bound
-/// from the checked directory at `rootfs_mountpoint` (libcontainer mounts
-/// and creates mountpoints by path: given `root.path`, a link swapped in
-/// after the checks would have it write into another directory before the
-/// init's check refuses the job). Unmounted when dropped, unless disarmed.
-struct PinnedRootfs {
-    mount: PathBuf,
-    armed: bool,
-}
-
-impl PinnedRootfs {
-    fn bind(root: &StateRoot, id: &str, spec: &mut oci_spec::runtime::Spec, identity: (u64, u64)) -> Result<Self> {
-        let rootfs = spec.root().as_ref().map(|r| r.path().clone()).ok_or_else(|| Error::state(id, "no root"))?;
-        let mount = rootfs_mountpoint(&root.path, id);
-        let _parent_lock = prepare_rootfs_mountpoint(&mount)?;
-        let pinned = PinnedRootfs { mount: mount.clone(), armed: true };
-        let checked = open_checked_rootfs(id, &rootfs, identity)?;
-        crate::idmap::bind_fd(std::os::fd::AsFd::as_fd(&checked), &mount)
-            .map_err(|e| Error::state(id, format!("binding the root filesystem `{}`: {e}", rootfs.display())))?;
-        if let Some(r) = spec.root_mut() {
-            r.set_path(mount);
-        }
-        Ok(pinned)
-    }
-}
-
-impl Drop for PinnedRootfs {
-    fn drop(&mut self) {
-        if self.armed {
-            release_pinned_rootfs(&self.mount);
-        }
-    }
-}
-
-fn release_pinned_rootfs(mount: &Path) {
-    if let Err(e) = crate::idmap::unmount(mount) {
-        tracing::warn!(mount = %mount.display(), "unmounting the root filesystem: {e}");
-    }
-    let _ = std::fs::remove_dir(mount);
 }
 
 /// A new user namespace cannot mount sysfs for a network namespace it does not
@@ -1497,16 +1447,7 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             // and cleans up what an aborted create may have left.
             crate::egress::release(&dir);
             let _ = std::fs::remove_dir_all(&dir);
-            let _ = std::fs::remove_dir_all(root.legacy_staging_dir(id));
-            let _ = std::fs::remove_file(root.staging_lock(id));
-            let leftover = rootfs_mountpoint(&root.path, id);
-            if leftover.exists() {
-                let _ = crate::idmap::unmount(&leftover);
-                let _ = std::fs::remove_dir(&leftover);
-            }
-            remove_staged_binds(&staged_dir(&leftover, "binds"));
-            remove_staged_binds(&staged_dir(&leftover, "layers"));
-            crate::cgclaim::release_all_of(Path::new(crate::cgclaim::REGISTRY_DIR), &dir);
+            remove_leftovers(root, id, &dir);
             return Ok(());
         }
         return Err(Error::NotFound(id.to_string()));
@@ -1574,14 +1515,32 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         }
     }
     finish_delete(root, id, &c)?;
-    if let Some(mount) = record.as_ref().and_then(|r| r.rootfs_mount.as_ref()) {
-        release_pinned_rootfs(mount);
+    if record.is_none() {
+        // A create that died during the build (state.json written, its run
+        // record not yet): what it had made before is found by name.
+        remove_leftovers(root, id, &c.root);
     }
     if let Some(u) = record.as_ref().and_then(|r| r.userns.as_ref()) {
         let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default());
         release_userns(&allocator, &root.path, id, u);
     }
     Ok(())
+}
+
+/// What a create that died may have left outside the container's state
+/// directory: its staging lock, its idmapped root and staged binds, its
+/// cgroup claims.
+fn remove_leftovers(root: &StateRoot, id: &str, dir: &Path) {
+    let _ = std::fs::remove_dir_all(root.legacy_staging_dir(id));
+    let _ = std::fs::remove_file(root.staging_lock(id));
+    let leftover = rootfs_mountpoint(&root.path, id);
+    if leftover.exists() {
+        let _ = crate::idmap::unmount(&leftover);
+        let _ = std::fs::remove_dir(&leftover);
+    }
+    remove_staged_binds(&staged_dir(&leftover, "binds"));
+    remove_staged_binds(&staged_dir(&leftover, "layers"));
+    crate::cgclaim::release_all_of(Path::new(crate::cgclaim::REGISTRY_DIR), dir);
 }
 
 /// What libcontainer's `delete` does for a stopped container, without its

@@ -609,7 +609,6 @@ impl Prepared {
             image_digest: self.request.annotation(annotation::IMAGE_DIGEST),
             cgroup_ceiling: self.profile.profile.cgroup.clone(),
             cap_ceiling: self.profile.profile.ceilings.capabilities.clone(),
-            rootfs_mount: None,
             devices_allowed: self.profile.profile.ceilings.devices,
             userns: None,
             init_start: None,

@@ -378,10 +378,7 @@ pub struct RunRecord {
     /// The profile's capability ceiling (for `exec`).
     #[serde(default)]
     pub cap_ceiling: Vec<String>,
-    /// Where the checked root filesystem is bound for a job without a
-    /// per-job user namespace (unmounted at `delete`).
-    #[serde(default)]
-    pub rootfs_mount: Option<PathBuf>,
+
     /// Whether the profile allows devices beyond the standard set (for
     /// `update`, which rewrites the device rules on cgroup v1).
     #[serde(default)]
