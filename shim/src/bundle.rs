@@ -98,10 +98,13 @@ pub fn open_no_symlinks(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
-/// The device and inode of an open file.
-pub fn identity_of(fd: &std::os::fd::OwnedFd) -> std::io::Result<(u64, u64)> {
+/// The device and inode of an open directory (`NotADirectory` for anything else).
+pub fn dir_identity(fd: &std::os::fd::OwnedFd) -> std::io::Result<(u64, u64)> {
     use std::os::fd::AsRawFd;
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(std::io::Error::from)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"));
+    }
     Ok((st.st_dev, st.st_ino))
 }
 
@@ -145,20 +148,9 @@ impl LaunchRequest {
         })?;
         // What every check below judges, by path, is pinned here: the
         // directory found at the resolved path with no link on the way.
-        let rootfs_identity = open_no_symlinks(&rootfs)
-            .and_then(|fd| {
-                use std::os::fd::AsRawFd;
-                let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(std::io::Error::from)?;
-                if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-                    return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"));
-                }
-                Ok((st.st_dev, st.st_ino))
-            })
-            .map_err(|source| BundleError::Rootfs {
-                rootfs: rootfs_path.clone(),
-                config: config_path.clone(),
-                source,
-            })?;
+        let rootfs_identity = open_no_symlinks(&rootfs).and_then(|fd| dir_identity(&fd)).map_err(|source| {
+            BundleError::Rootfs { rootfs: rootfs_path.clone(), config: config_path.clone(), source }
+        })?;
         // The host's own root or system directories as the job's root
         // filesystem: the job would see (and, idmapped under a per-job user
         // namespace, own) the host's files.

@@ -125,7 +125,8 @@ pub fn claim(registry: &Path, cgroup_path: &Path, owner: &Path) -> Result<bool, 
 }
 
 /// Whether `cgroup_path` is held by a container other than `owner`.
-pub fn held_by_other(registry: &Path, cgroup_path: &Path, owner: &Path) -> bool {
+#[cfg(test)]
+fn held_by_other(registry: &Path, cgroup_path: &Path, owner: &Path) -> bool {
     other_holder(&entry(registry, cgroup_path), owner).is_some()
 }
 

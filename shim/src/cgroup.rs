@@ -123,17 +123,15 @@ pub fn holds_processes(cgroup_path: &Path) -> bool {
 }
 
 /// The cgroup of a job that asks for none: `/brig/<id>`, or, when a job of
-/// the same id under another state root (`--root`) holds that one (running,
-/// or stopped and not yet deleted),
+/// the same id under another state root (`--root`) holds that one,
 /// `/brig/<id>-<digest of the root>`, so that neither's limits, `kill --all`
 /// or forced `delete` reach the other's processes.
 pub fn default_path(id: &str, root: &Path) -> PathBuf {
     let plain = PathBuf::from(format!("/{JOBS_PARENT}/{id}"));
-    // (Held: a stopped container of that id under another root, not yet
-    // deleted, keeps it; crate::cgclaim.)
-    if !holds_processes(&plain)
-        && !crate::cgclaim::held_by_other(Path::new(crate::cgclaim::REGISTRY_DIR), &plain, &root.join(id))
-    {
+    // (One a stopped container of that id under another root still holds is
+    // found by the claim, under its lock, which then takes the root-scoped
+    // path: crate::lifecycle::launch, crate::cgclaim.)
+    if !holds_processes(&plain) {
         return plain;
     }
     root_scoped_path(id, root)

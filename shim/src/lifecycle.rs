@@ -567,15 +567,22 @@ fn prepare_rootfs_mountpoint(mount: &Path) -> Result<Option<nix::fcntl::Flock<st
         .create(parent)
         .map_err(|e| Error::io("creating", parent, e))?;
     let lock = rootfs_mount_parent_on_tmpfs(parent).map_err(|e| Error::io("preparing", parent, e))?;
+    mkdir_traversable(mount)?;
+    Ok(lock)
+}
+
+/// Creates the directory `p` with mode 0711 (traversable, not listable);
+/// one already there is fine.
+fn mkdir_traversable(p: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .mode(0o711)
-        .create(mount)
+        .create(p)
         .or_else(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => Ok(()),
             _ => Err(e),
         })
-        .map_err(|e| Error::io("creating", mount, e))?;
-    Ok(lock)
+        .map_err(|e| Error::io("creating", p, e))
 }
 
 /// The directory `create` checked (crate::bundle), by descriptor: a link
@@ -583,7 +590,7 @@ fn prepare_rootfs_mountpoint(mount: &Path) -> Result<Option<nix::fcntl::Flock<st
 /// followed, and another directory there is refused.
 fn open_checked_rootfs(id: &str, rootfs: &Path, identity: (u64, u64)) -> Result<OwnedFd> {
     let (fd, found) = crate::bundle::open_no_symlinks(rootfs)
-        .and_then(|fd| crate::bundle::identity_of(&fd).map(|found| (fd, found)))
+        .and_then(|fd| crate::bundle::dir_identity(&fd).map(|found| (fd, found)))
         .map_err(|e| Error::state(id, format!("root.path `{}` changed since it was checked: {e}", rootfs.display())))?;
     if found != identity {
         return Err(Error::state(
@@ -722,16 +729,7 @@ fn idmapped_overlay(
             .create(parent)
             .map_err(|e| Error::io("creating", parent, e))?;
     }
-    let mkdir = |p: &Path| {
-        std::fs::DirBuilder::new()
-            .mode(0o711)
-            .create(p)
-            .or_else(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Ok(()),
-                _ => Err(e),
-            })
-            .map_err(|e| Error::io("creating", p, e))
-    };
+    let mkdir = mkdir_traversable;
     mkdir(&dir)?;
     let fail = |what: &str, p: &Path, e: std::io::Error| {
         Error::state(id, format!("idmapping overlay {what} `{}`: {e}", p.display()))
