@@ -258,7 +258,7 @@ fn facts(base: &Path) -> RunFacts {
         tightened: vec![],
         rootfs: RootfsFacts { path: "/rootfs".into(), sha256: "00".repeat(32), entries: 1, files: 0, bytes: 0 },
         inputs: vec![],
-        outputs: vec![MountTree { path: "/out".into(), tree }],
+        outputs: vec![MountTree { path: "/out".into(), tree, unchanged_during_run: None }],
         started_on: chrono::Utc::now(),
         finished_on: chrono::Utc::now(),
         outcome: Outcome { exit_code: Some(0), ..Outcome::default() },

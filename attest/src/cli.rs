@@ -26,6 +26,7 @@ pub enum Command {
         /// Require a field to have a value: profile=, profile-digest=, exit=,
         /// signal=, image=, rootfs=, tenant=, subject= (the token's sub), iss=,
         /// decision=, timed_out=, oom=, killed=, output=NAME[@sha256:HEX],
+        /// inputs-unchanged= (no input changed on the host during the run),
         /// builder=, container=
         #[arg(long = "require", value_name = "KEY=VALUE")]
         require: Vec<String>,

@@ -241,6 +241,11 @@ impl RootfsFacts {
 pub struct MountTree {
     pub path: String,
     pub tree: TreeDigest,
+    /// For an input: whether, when the job ended, its tree was still what
+    /// was measured before the job started, never changed in between
+    /// ([`crate::change_stamp`]). `None` for outputs, and where not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchanged_during_run: Option<bool>,
 }
 
 /// How the job ended.

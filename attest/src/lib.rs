@@ -41,8 +41,8 @@ pub use keys::{
     keygen, keyid, Algorithm, KeyError, KeyFiles, PublicKey, SigningKey, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE,
 };
 pub use measure::{
-    hash_tree, hash_tree_no_links, hash_tree_no_links_identified, EntryKind, Limit, Limits, MeasureError, TreeDigest,
-    TreeEntry, TREE_FORMAT,
+    change_stamp, hash_tree, hash_tree_no_links, hash_tree_no_links_stamped, EntryKind, Limit, Limits, MeasureError,
+    StampedTree, TreeDigest, TreeEntry, TREE_FORMAT,
 };
 pub use rootfs::{
     cache_file, rootfs_digest, rootfs_digest_with, CacheReport, CacheStatus, RootfsDigest, CACHE_MAX_FILES,

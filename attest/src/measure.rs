@@ -159,7 +159,7 @@ impl TreeDigest {
 /// `root` itself may be or pass through a symbolic link (`brig attest verify
 /// --artifacts` measures what a user names); nothing below it is followed.
 pub fn hash_tree(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureError> {
-    hash_tree_with(root, limits, RootLinks::Follow).map(|(tree, _)| tree)
+    hash_tree_with(root, limits, RootLinks::Follow).map(|w| w.tree)
 }
 
 /// [`hash_tree`] of a canonical path that no symbolic link may lead to: a job's
@@ -168,23 +168,91 @@ pub fn hash_tree(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureErro
 /// parent) is [`MeasureError::LinkOnTheWay`], never measured through: root
 /// brig would otherwise record digests of whatever the link names.
 pub fn hash_tree_no_links(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureError> {
-    hash_tree_with(root, limits, RootLinks::Refuse).map(|(tree, _)| tree)
+    hash_tree_with(root, limits, RootLinks::Refuse).map(|w| w.tree)
 }
 
-/// [`hash_tree_no_links`], with the device and inode of the root that was
-/// measured (the walk holds it from the first look to the last read): what
-/// a later check that the job sees the measured directory compares with.
-pub fn hash_tree_no_links_identified(root: &Path, limits: &Limits) -> Result<(TreeDigest, (u64, u64)), MeasureError> {
-    let (tree, id) = hash_tree_with(root, limits, RootLinks::Refuse)?;
-    let id = id.ok_or_else(|| MeasureError::Changed { path: root.to_path_buf() })?;
-    Ok((tree, id))
+/// A tree measured by [`hash_tree_no_links_stamped`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampedTree {
+    pub tree: TreeDigest,
+    /// The device and inode of the root that was measured (the walk holds it
+    /// from the first look to the last read): what a later check that the job
+    /// sees the measured directory compares with.
+    pub identity: (u64, u64),
+    /// The tree's [`change_stamp`] as the measuring walk saw it.
+    pub change_stamp: String,
 }
 
-fn hash_tree_with(
-    root: &Path,
-    limits: &Limits,
-    root_links: RootLinks,
-) -> Result<(TreeDigest, Option<(u64, u64)>), MeasureError> {
+/// [`hash_tree_no_links`], with the root's identity and the tree's change
+/// stamp, both from the walk that hashed it.
+pub fn hash_tree_no_links_stamped(root: &Path, limits: &Limits) -> Result<StampedTree, MeasureError> {
+    let walked = hash_tree_with(root, limits, RootLinks::Refuse)?;
+    let identity = walked.root_id.ok_or_else(|| MeasureError::Changed { path: root.to_path_buf() })?;
+    Ok(StampedTree { tree: walked.tree, identity, change_stamp: walked.stamp })
+}
+
+/// What tells whether a tree changed between two looks, even if it was
+/// changed back: the SHA-256 of every entry's name, type, device, inode and
+/// status-change time (`ctime`), the root's included, in name order. The
+/// kernel sets an inode's `ctime` to the current time on every write,
+/// truncate, `chmod`, `chown`, link count or xattr change, and no system call
+/// sets it back; a file replaced or a directory renamed in is another inode;
+/// an entry added, removed or renamed changes its directory's `ctime`. So a
+/// tree whose stamp is the same at both looks had, between them, the content
+/// the first look hashed (on a local filesystem; a network or FUSE
+/// filesystem reports whatever times its server gives). Reads no file's
+/// content: it costs a walk of the metadata.
+pub fn change_stamp(root: &Path, limits: &Limits) -> Result<String, MeasureError> {
+    let mut stamp = ChangeStamp::default();
+    walk(root, limits, true, RootLinks::Refuse, |entry, _| {
+        stamp.add(&entry.rel, &entry.meta);
+        Ok(())
+    })?;
+    Ok(stamp.finish())
+}
+
+/// The lines [`change_stamp`] is taken over.
+#[derive(Default)]
+struct ChangeStamp {
+    lines: Vec<(String, String)>,
+}
+
+impl ChangeStamp {
+    fn add(&mut self, rel: &[u8], m: &crate::walk::Meta) {
+        let kind = match m.kind {
+            Kind::File => 'F',
+            Kind::Dir => 'D',
+            Kind::Symlink => 'L',
+            Kind::Fifo => 'P',
+            Kind::Socket => 'S',
+            Kind::CharDev => 'C',
+            Kind::BlockDev => 'B',
+        };
+        let name = escape(rel);
+        let line = format!("{kind}\t{name}\t{}\t{}\t{}\n", m.dev, m.ino, m.ctime_ns);
+        self.lines.push((name, line));
+    }
+
+    fn finish(mut self) -> String {
+        self.lines.sort_unstable();
+        let mut h = Sha256::new();
+        h.update(b"brig-change-stamp-v1\n");
+        for (_, line) in &self.lines {
+            h.update(line.as_bytes());
+        }
+        format!("sha256:{}", hex::encode(h.finalize()))
+    }
+}
+
+/// What one hashing walk saw: the tree, the root's device and inode, and
+/// the tree's change stamp.
+struct Walked {
+    tree: TreeDigest,
+    root_id: Option<(u64, u64)>,
+    stamp: String,
+}
+
+fn hash_tree_with(root: &Path, limits: &Limits, root_links: RootLinks) -> Result<Walked, MeasureError> {
     struct Pending {
         name: String,
         kind: PendingKind,
@@ -196,9 +264,12 @@ fn hash_tree_with(
     let mut pending: Vec<Pending> = Vec::new();
     let mut inodes: HashMap<(u64, u64), usize> = HashMap::new();
     let mut root_id = None;
+    let mut stamp = ChangeStamp::default();
     let digests = hash_files(|submit| {
-        // Directories are visited only for the root's identity.
+        // Directories are visited only for the root's identity and the
+        // change stamp.
         walk(root, limits, true, root_links, |entry, opener| {
+            stamp.add(&entry.rel, &entry.meta);
             if entry.rel.is_empty() {
                 root_id = Some((entry.meta.dev, entry.meta.ino));
             }
@@ -261,7 +332,7 @@ fn hash_tree_with(
     }
     entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     let root_sha256 = hex::encode(Sha256::digest(TreeDigest::canonical(&entries)));
-    Ok((TreeDigest { root_sha256, files, bytes, entries }, root_id))
+    Ok(Walked { tree: TreeDigest { root_sha256, files, bytes, entries }, root_id, stamp: stamp.finish() })
 }
 
 /// An open file to hash; `id` numbers the jobs from 0 without gaps.
@@ -383,6 +454,62 @@ mod tests {
         std::fs::write(d.path().join("top"), b"").unwrap();
         symlink("../../etc/passwd", d.path().join("a/escape")).unwrap();
         d
+    }
+
+    /// The change stamp stays the same while nothing changes, and changes
+    /// with any change to the tree, also one undone afterwards: the same
+    /// bytes written back with their old modification time, a mode changed
+    /// and changed back, a file added, a file replaced by a copy, the root
+    /// renamed away for a copy.
+    #[test]
+    fn a_change_stamp_sees_every_change_even_one_undone() {
+        use std::os::unix::fs::PermissionsExt;
+        let limits = Limits::ROOTFS;
+        let d = tree();
+        let root = d.path();
+        let measured = hash_tree_no_links_stamped(root, &limits).unwrap();
+        assert_eq!(change_stamp(root, &limits).unwrap(), measured.change_stamp, "a walk alone agrees");
+        assert_eq!(change_stamp(root, &limits).unwrap(), change_stamp(root, &limits).unwrap());
+        assert!(measured.change_stamp.starts_with("sha256:") && measured.change_stamp.len() == 71);
+        let file = root.join("a/b/c.txt");
+        let check_changed = |what: &str, before: &str| {
+            let after = change_stamp(root, &limits).unwrap();
+            assert_ne!(after, before, "{what} went unseen");
+            after
+        };
+        // The same bytes back, and the old mtime back: content and mtime
+        // are as measured, the ctime is not.
+        let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&file, b"poison\n").unwrap();
+        std::fs::write(&file, b"hello\n").unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
+        assert_eq!(hash_tree_no_links(root, &limits).unwrap(), measured.tree, "the content is back");
+        let stamp = check_changed("a write undone", &measured.change_stamp);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let stamp = check_changed("a mode changed back", &stamp);
+        std::fs::write(root.join("a/new"), b"").unwrap();
+        let stamp = check_changed("a file added", &stamp);
+        std::fs::remove_file(root.join("a/new")).unwrap();
+        let stamp = check_changed("a file removed", &stamp);
+        let copy = root.join("a/b/copy");
+        std::fs::copy(&file, &copy).unwrap();
+        std::fs::rename(&copy, &file).unwrap();
+        let stamp = check_changed("a file replaced by a copy", &stamp);
+        // The root renamed away and an identical copy put in its place.
+        let parent = tempfile::tempdir().unwrap();
+        let (dir, aside) = (parent.path().join("in"), parent.path().join("aside"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("x"), b"x").unwrap();
+        let before = change_stamp(&dir, &limits).unwrap();
+        std::fs::rename(&dir, &aside).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(aside.join("x"), dir.join("x")).unwrap();
+        assert_eq!(hash_tree_no_links(&dir, &limits).unwrap(), hash_tree_no_links(&aside, &limits).unwrap());
+        assert_ne!(change_stamp(&dir, &limits).unwrap(), before, "a root swapped for a copy went unseen");
+        let _ = stamp;
     }
 
     /// A job's output (a canonical path checked at create) swapped for a link

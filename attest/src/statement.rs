@@ -190,11 +190,15 @@ fn tree_descriptor(kind: &str, m: &MountTree) -> Result<Value, StatementError> {
         };
         others.push(v);
     }
+    let mut annotations = json!({"files": m.tree.files, "bytes": m.tree.bytes, "others": others});
+    if let Some(unchanged) = m.unchanged_during_run {
+        annotations["unchangedDuringRun"] = json!(unchanged);
+    }
     Ok(json!({
         "name": format!("{kind}:{}", m.path),
         "digest": sha256_set("a tree's root digest", &m.tree.root_sha256)?,
         "mediaType": TREE_MEDIA_TYPE,
-        "annotations": {"files": m.tree.files, "bytes": m.tree.bytes, "others": others},
+        "annotations": annotations,
     }))
 }
 

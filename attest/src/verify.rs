@@ -148,6 +148,8 @@ pub enum Field {
     Killed,
     /// An output (a statement subject) named `NAME`, or `NAME@sha256:HEX`.
     Output,
+    /// `true` when no input tree changed on the host during the run.
+    InputsUnchanged,
     /// The builder id (`brig://HOST`).
     Builder,
     /// The container id.
@@ -172,6 +174,7 @@ impl Field {
         ("oom", Field::Oom),
         ("killed", Field::Killed),
         ("output", Field::Output),
+        ("inputs-unchanged", Field::InputsUnchanged),
         ("builder", Field::Builder),
         ("container", Field::Container),
     ];
@@ -199,7 +202,9 @@ impl FromStr for Requirement {
             bad(format!("unknown key `{key}` (known: {})", Field::keys().collect::<Vec<_>>().join(", ")))
         })?;
         match field {
-            Field::TimedOut | Field::Oom | Field::Killed if value != "true" && value != "false" => {
+            Field::TimedOut | Field::Oom | Field::Killed | Field::InputsUnchanged
+                if value != "true" && value != "false" =>
+            {
                 return Err(bad("expected `true` or `false`".into()))
             }
             Field::Exit | Field::Signal if value != "none" && value.parse::<i64>().is_err() => {
@@ -300,7 +305,23 @@ fn field_value(s: &Value, f: Field) -> String {
         Field::Builder => text(at(s, "/predicate/runDetails/builder/id")),
         Field::Container => text(at(s, "/predicate/runDetails/metadata/invocationId")),
         Field::Output => String::new(),
+        Field::InputsUnchanged => inputs_unchanged(s),
     }
+}
+
+/// `true` when every input tree was unchanged during the run (or there were
+/// none), `false` when one changed, `unknown` when one was not checked.
+fn inputs_unchanged(s: &Value) -> String {
+    let deps = at(s, "/predicate/buildDefinition/resolvedDependencies").as_array().cloned().unwrap_or_default();
+    let mut answer = "true";
+    for d in deps.iter().filter(|d| d.get("name").and_then(Value::as_str).is_some_and(|n| n.starts_with("inputs:"))) {
+        match at(d, "/annotations/unchangedDuringRun").as_bool() {
+            Some(true) => {}
+            Some(false) => return "false".into(),
+            None => answer = "unknown",
+        }
+    }
+    answer.into()
 }
 
 fn check_requirement(s: &Value, subjects: &[Subject], r: &Requirement) -> Result<(), VerifyError> {
@@ -848,7 +869,12 @@ pub fn show(envelope: &[u8]) -> Result<String, VerifyError> {
             .collect();
         writeln!(o, "inputs       {}", if inputs.is_empty() { "-" } else { "" })?;
         for d in inputs {
-            writeln!(o, "  {}  {}", show_val(at(d, "/digest/sha256")), show_val(at(d, "/name")))?;
+            let during = match at(d, "/annotations/unchangedDuringRun").as_bool() {
+                Some(true) => "  (unchanged during the run)",
+                Some(false) => "  (CHANGED on the host during the run)",
+                None => "",
+            };
+            writeln!(o, "  {}  {}{during}", show_val(at(d, "/digest/sha256")), show_val(at(d, "/name")))?;
         }
         writeln!(o, "subjects")?;
         for x in at(&s, "/subject").as_array().cloned().unwrap_or_default() {

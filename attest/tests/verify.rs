@@ -49,6 +49,7 @@ fn round_trip_with_artifacts_and_requirements() {
         "container=job-42",
         "builder=brig://node-1.example",
         "signal=none",
+        "inputs-unchanged=true",
     ]
     .iter()
     .map(|r| req(r))
@@ -250,9 +251,50 @@ fn requirements_report_expected_and_actual() {
         assert!(e.to_string().starts_with("requirement not met"), "{e}");
     }
     assert!(verify(&bytes, &keys, None, &[req("signal=9"), req("timed_out=true")]).is_ok());
-    for bad in ["nokey", "color=red", "exit=zero", "oom=maybe", "image=latest"] {
+    for bad in ["nokey", "color=red", "exit=zero", "oom=maybe", "image=latest", "inputs-unchanged=yes"] {
         assert!(matches!(bad.parse::<Requirement>(), Err(VerifyError::BadRequirement(..))), "{bad}");
     }
+}
+
+/// An input that changed on the host during the run is said so in the
+/// statement (signed like the rest), fails `inputs-unchanged=true`, and
+/// `show` says it; a statement that does not say (made before the check
+/// existed) is `unknown`, which meets neither value.
+#[test]
+fn an_input_changed_during_the_run_fails_its_requirement() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = sample(d.path());
+    let k = key();
+    let keys = [k.public_key().clone()];
+    for (flag, actual) in [(Some(true), "true"), (Some(false), "false"), (None, "unknown")] {
+        s.facts.inputs[0].unchanged_during_run = flag;
+        let bytes = signed(&s.facts, &k);
+        let st = statement(&s.facts).unwrap();
+        let dep = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "inputs:/in")
+            .unwrap()
+            .clone();
+        assert_eq!(dep["annotations"].get("unchangedDuringRun").and_then(Value::as_bool), flag);
+        for wanted in ["true", "false"] {
+            let r = verify(&bytes, &keys, None, &[req(&format!("inputs-unchanged={wanted}"))]);
+            match r {
+                Ok(_) => assert_eq!(wanted, actual),
+                Err(VerifyError::RequirementNotMet { actual: a, .. }) => {
+                    assert_ne!(wanted, actual);
+                    assert_eq!(a, actual);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let shown = show(&bytes).unwrap();
+        assert_eq!(shown.contains("CHANGED on the host during the run"), flag == Some(false), "{shown}");
+    }
+    // With no inputs at all, no input changed.
+    s.facts.inputs.clear();
+    assert!(verify(&signed(&s.facts, &k), &keys, None, &[req("inputs-unchanged=true")]).is_ok());
 }
 
 #[test]

@@ -84,6 +84,12 @@ pub struct Measurements {
     /// a link swapped on the way after the measurement would mount another.
     #[serde(default)]
     pub identities: Vec<(String, u64, u64)>,
+    /// Each input's path in the job, the host directory measured, and its
+    /// change stamp from that measurement (`brig_attest::change_stamp`):
+    /// compared when the job has ended, so the attestation says whether an
+    /// input changed on the host while the job could read it.
+    #[serde(default)]
+    pub input_stamps: Vec<(String, PathBuf, String)>,
 }
 
 fn identity(path: &str, source: &Path) -> Result<(String, u64, u64), MeasureError> {
@@ -234,6 +240,7 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
     let limits = settings.limits();
     let mut inputs = Vec::new();
     let mut identities = Vec::new();
+    let mut input_stamps = Vec::new();
     for path in req.annotation_list(annotation::INPUTS) {
         let (source, ro) = mount_source(spec, &req.rootfs, &path)
             .map_err(|message| MeasureError::Annotation { key: annotation::INPUTS, message })?;
@@ -246,10 +253,12 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
         // The identity of the very directory hashed (a swap between a stat
         // and the walk would otherwise pair one directory's identity with
         // another's digest).
-        let (tree, (dev, ino)) = brig_attest::hash_tree_no_links_identified(&source, &limits)
+        let measured = brig_attest::hash_tree_no_links_stamped(&source, &limits)
             .map_err(|source| MeasureError::Measure { what: format!("input `{path}`"), source })?;
+        let (dev, ino) = measured.identity;
         identities.push((path.clone(), dev, ino));
-        inputs.push(MountTree { path, tree });
+        input_stamps.push((path.clone(), source, measured.change_stamp));
+        inputs.push(MountTree { path, tree: measured.tree, unchanged_during_run: None });
     }
     let mut outputs = Vec::new();
     for path in req.annotation_list(annotation::OUTPUTS) {
@@ -270,7 +279,16 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
         timeout: req.annotation(annotation::TIMEOUT),
         egress: req.annotation_list(annotation::EGRESS),
     };
-    Ok(Measurements { settings: settings.clone(), image_digest, rootfs, inputs, outputs, request, identities })
+    Ok(Measurements {
+        settings: settings.clone(),
+        image_digest,
+        rootfs,
+        inputs,
+        outputs,
+        request,
+        identities,
+        input_stamps,
+    })
 }
 
 fn cap_names(set: &Option<oci_spec::runtime::Capabilities>) -> Vec<String> {
@@ -298,11 +316,31 @@ pub fn facts(
     let mut errors = Vec::new();
     for (path, source) in &m.outputs {
         match brig_attest::hash_tree_no_links(source, &limits) {
-            Ok(tree) => outputs.push(MountTree { path: path.clone(), tree }),
+            Ok(tree) => outputs.push(MountTree { path: path.clone(), tree, unchanged_during_run: None }),
             // Recorded as an error of the run; the output is not a subject.
             Err(e) => errors.push(format!("measuring output `{path}`: {e}")),
         }
     }
+    // Each input looked at again, now that the job has ended: a change stamp
+    // that differs means the input changed on the host while the job could
+    // read it (even if it was changed back), so what the job read may not be
+    // what was measured. Records made before the stamps were kept say
+    // nothing either way.
+    let inputs: Vec<MountTree> = m
+        .inputs
+        .iter()
+        .map(|input| {
+            let stamp = m.input_stamps.iter().find(|(path, _, _)| *path == input.path);
+            let unchanged = stamp.map(|(path, source, before)| match brig_attest::change_stamp(source, &limits) {
+                Ok(after) => after == *before,
+                Err(e) => {
+                    errors.push(format!("checking input `{path}` after the run: {e}"));
+                    false
+                }
+            });
+            MountTree { unchanged_during_run: unchanged, ..input.clone() }
+        })
+        .collect();
     let identity = (!record.auth.identity.is_empty()).then(|| {
         let id = &record.auth.identity;
         brig_attest::Identity {
@@ -426,7 +464,7 @@ pub fn facts(
         },
         tightened: record.tightened.iter().filter_map(|t| serde_json::to_value(t).ok()).collect(),
         rootfs: m.rootfs.clone(),
-        inputs: m.inputs.clone(),
+        inputs,
         outputs,
         started_on: time_of(outcome.started_ns).unwrap_or(now),
         finished_on: time_of(outcome.ended_ns).unwrap_or(now),

@@ -120,6 +120,8 @@ fn a_run_is_attested_and_every_tamper_is_caught() {
             "exit=0",
             "--require",
             &format!("image=sha256:{}", "ab".repeat(32)),
+            "--require",
+            "inputs-unchanged=true",
         ],
     );
     assert!(ok, "{msg}");
@@ -408,6 +410,49 @@ fn an_input_swapped_after_it_was_measured_is_never_attested_for_other_data() {
     swapper.join().unwrap();
     eprintln!("{consistent} consistent runs, {refused} refused");
     assert!(refused > 0, "the swap never met a launch");
+}
+
+/// An input changed on the host while its job runs, and changed back (bytes
+/// and modification time) before the job ends: the job read other data than
+/// was measured. The attestation says the input changed during the run, and
+/// `--require inputs-unchanged=true` refuses it.
+#[test]
+fn an_input_changed_on_the_host_during_the_run_is_attested_as_changed() {
+    let s = setup();
+    let input = s.jobs.join("in/data.txt");
+    let read = s.jobs.join("out/read.txt");
+    let original = std::fs::read(&input).unwrap();
+    let mtime = std::fs::metadata(&input).unwrap().modified().unwrap();
+    let tamper = {
+        let (input, read, original) = (input.clone(), read.clone(), original.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::fs::write(&input, b"poisoned bytes\n").unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !read.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            std::fs::write(&input, &original).unwrap();
+            std::fs::File::options().write(true).open(&input).unwrap().set_modified(mtime).unwrap();
+        })
+    };
+    let id = unique_id("abain");
+    let (code, _, err) = s.brig.run(&job(&s, "sleep 2; cat /in/data.txt > /out/read.txt; sleep 1"), &id);
+    tamper.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&read).unwrap(), b"poisoned bytes\n", "the job did not read the changed input");
+    assert_eq!(std::fs::read(&input).unwrap(), original, "the input is back as it was");
+    let envelope = s.attest_dir.join(format!("{id}.intoto.json"));
+    let st = statement(&envelope);
+    let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"].as_array().unwrap().clone();
+    let measured = deps.iter().find(|d| d["name"] == "in/data.txt").unwrap()["digest"]["sha256"].clone();
+    assert_eq!(measured, sha256_hex(&original).as_str(), "the measurement was before the change");
+    let tree = deps.iter().find(|d| d["name"] == "inputs:/in").unwrap();
+    assert_eq!(tree["annotations"]["unchangedDuringRun"], json!(false), "{tree}");
+    let (ok, msg) = verify(&s, &envelope, &["--require", "inputs-unchanged=true"]);
+    assert!(!ok && msg.contains("inputs-unchanged") && msg.contains("false"), "{msg}");
+    let show = s.brig.ok(&["attest", "show", envelope.to_str().unwrap()]);
+    assert!(show.contains("CHANGED on the host during the run"), "{show}");
 }
 
 #[test]

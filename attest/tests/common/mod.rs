@@ -90,8 +90,16 @@ pub fn sample(dir: &Path) -> Sample {
         },
         tightened: vec![serde_json::json!({"field": "process.capabilities", "from": "docker default", "to": "none"})],
         rootfs: RootfsFacts::new(&rootfs, &rd),
-        inputs: vec![MountTree { path: "/in".into(), tree: hash_tree(&input, &limits).unwrap() }],
-        outputs: vec![MountTree { path: "/out".into(), tree: hash_tree(&out, &limits).unwrap() }],
+        inputs: vec![MountTree {
+            path: "/in".into(),
+            tree: hash_tree(&input, &limits).unwrap(),
+            unchanged_during_run: Some(true),
+        }],
+        outputs: vec![MountTree {
+            path: "/out".into(),
+            tree: hash_tree(&out, &limits).unwrap(),
+            unchanged_during_run: None,
+        }],
         started_on: "2026-01-02T03:04:05.123456789Z".parse().unwrap(),
         finished_on: "2026-01-02T03:04:06Z".parse().unwrap(),
         outcome: Outcome {
