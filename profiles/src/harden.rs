@@ -947,6 +947,22 @@ pub fn init_privileges(
     nice_ok: bool,
     resource_ok: bool,
 ) -> Result<Option<i32>, (&'static str, String)> {
+    // (uid_t)-1 and (gid_t)-1 mean "leave unchanged" to setresuid(2),
+    // setresgid(2) and setgroups' callers: a process asking for them would
+    // keep the runtime's own IDs (host root) while policy saw 4294967295.
+    let user = process.user();
+    let unchanged = |what: &str| {
+        format!("{what} 4294967295 is (uid_t)-1, which the kernel takes as \"keep the current ID\" (the runtime's root); no process may ask for it")
+    };
+    if user.uid() == u32::MAX {
+        return Err(("process.user.uid", unchanged("uid")));
+    }
+    if user.gid() == u32::MAX {
+        return Err(("process.user.gid", unchanged("gid")));
+    }
+    if user.additional_gids().iter().flatten().any(|g| *g == u32::MAX) {
+        return Err(("process.user.additionalGids", unchanged("gid")));
+    }
     if !nice_ok {
         if let Some(s) = process.scheduler() {
             use oci_spec::runtime::LinuxSchedulerPolicy as P;
@@ -1363,6 +1379,38 @@ mod tests {
             let e = harden(&p, spec.clone(), &JobAsks::default(), &FakeHost).unwrap_err().to_string();
             assert!(e.contains("process.rlimits[2]") && e.contains("twice"), "{profile}: {e}");
         }
+    }
+
+    /// A process asking for uid or gid 4294967295, (uid_t)-1, which
+    /// setresuid(2) and setresgid(2) take as "keep the current ID" (the
+    /// runtime's root), is refused under every profile, for the job and
+    /// for `exec` (`init_privileges`); 4294967294 is an ordinary ID.
+    #[test]
+    fn the_no_change_id_is_refused_for_every_process() {
+        for (user, field) in [
+            (serde_json::json!({"uid": 4294967295u32, "gid": 0}), "process.user.uid"),
+            (serde_json::json!({"uid": 0, "gid": 4294967295u32}), "process.user.gid"),
+            (
+                serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 4294967295u32]}),
+                "process.user.additionalGids",
+            ),
+        ] {
+            let mut spec = serde_json::to_value(Spec::default()).unwrap();
+            spec["process"]["user"] = user.clone();
+            let spec: Spec = serde_json::from_value(spec).unwrap();
+            for profile in ["restricted", "standard", "permissive"] {
+                let p = crate::ProfileSet::builtin().get(profile).unwrap().profile.clone();
+                let e = harden(&p, spec.clone(), &JobAsks::default(), &FakeHost).unwrap_err().to_string();
+                assert!(e.contains(field) && e.contains("4294967295"), "{profile} {user}: {e}");
+            }
+            let mut process = spec.process().clone().unwrap();
+            let (f, _) = init_privileges(&mut process, true, true).unwrap_err();
+            assert_eq!(f, field);
+        }
+        let mut spec = serde_json::to_value(Spec::default()).unwrap();
+        spec["process"]["user"] = serde_json::json!({"uid": 4294967294u32, "gid": 4294967294u32});
+        let mut process = serde_json::from_value::<Spec>(spec).unwrap().process().clone().unwrap();
+        init_privileges(&mut process, true, true).unwrap();
     }
 
     /// A unified key that leads out of the job's cgroup, or moves processes

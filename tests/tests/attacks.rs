@@ -410,6 +410,38 @@ fn a_device_the_rules_do_not_allow_does_not_open() {
     }
 }
 
+/// `exec --user 4294967295` (and the same uid or gid in a process.json, or
+/// at create): (uid_t)-1 is "keep the current ID" to setresuid(2), so the
+/// exec'd process stayed the runtime's host root (it read a root-only file
+/// the job's root cannot), while the policy had seen uid 4294967295. Now
+/// refused, naming the field, under `restricted` and `permissive`; the job
+/// and an ordinary exec go on.
+#[test]
+fn the_no_change_uid_is_never_a_processs_user() {
+    for profile in ["restricted", "permissive"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let id = unique_id("uidmax");
+        let b = Bundle::new(&["sleep", "60"]);
+        brig.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id]);
+        for (user, field) in [
+            ("4294967295", "process.user.uid"),
+            ("0:4294967295", "process.user.gid"),
+            ("4294967295:4294967295", "process.user.uid"),
+        ] {
+            let out = brig.cmd(&["exec", "--user", user, &id, "sh", "-c", "echo RAN; id"]);
+            let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(!out.status.success() && !stdout.contains("RAN"), "{profile} --user {user}: {stdout} {stderr}");
+            assert!(stderr.contains(field) && stderr.contains("4294967295"), "{profile} --user {user}: {stderr}");
+        }
+        assert!(brig.ok(&["exec", &id, "sh", "-c", "echo RAN"]).contains("RAN"), "{profile}");
+        brig.ok(&["delete", "--force", &id]);
+        let mut b = Bundle::new(&["sh", "-c", "echo RAN"]);
+        b.set("/process/user/uid", json!(4294967295u32));
+        let (code, out, err) = brig.run(&b, &unique_id("uidmax"));
+        assert!(code != 0 && !out.contains("RAN") && err.contains("process.user.uid"), "{profile} create: {out} {err}");
+    }
+}
+
 /// An update keeps the job's device rules whatever rules it carries, as
 /// runc's `update` ignores them: containerd's CRI sends the spec's whole
 /// resources, whose deny-all took back (cgroup v1: written to the running
