@@ -215,6 +215,16 @@ pub fn load_file(path: &Path) -> Result<LoadedProfile, ProfileError> {
     if path.file_stem().and_then(|s| s.to_str()) != Some(profile.name.as_str()) {
         return Err(ProfileError::NameMismatch { origin, declared: profile.name });
     }
+    // What `brig profile lint` refuses is never enforced: a limit of 0 or
+    // below, a timeout of 0s, a tmpfs of size 0 would each mean no limit.
+    let findings = lint::lint(&profile, &source);
+    if !findings.is_empty() {
+        let message = findings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        return Err(ProfileError::Parse {
+            origin,
+            message: format!("refused ({message}); `brig profile lint` shows each"),
+        });
+    }
     let digest = digest(&profile);
     Ok(LoadedProfile { profile, origin: Origin::File(path.to_path_buf()), source, digest })
 }
@@ -315,6 +325,39 @@ mod tests {
         assert!(matches!(ProfileSet::load_one(Some(dir.path()), "nope"), Err(ProfileError::Unknown { .. })));
         std::fs::write(dir.path().join("broken.toml"), "name = 3\n").unwrap();
         assert!(ProfileSet::load_one(Some(dir.path()), "restricted").is_err());
+    }
+
+    /// A profile file with a value that would mean "no limit" (pids 0 or
+    /// below, a CPU share that rounds to no quota, a zero memory limit, a 0s
+    /// timeout or grace, a tmpfs of size 0, a default timeout above the
+    /// maximum, a misspelt rlimit) is refused when loaded for a launch,
+    /// naming the field: it used to be enforced as written (no limit).
+    #[test]
+    fn a_profile_whose_limits_would_not_hold_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let restricted = include_str!("../builtin/restricted.toml").replace("name = \"restricted\"", "name = \"x\"");
+        let path = dir.path().join("x.toml");
+        std::fs::write(&path, &restricted).unwrap();
+        load_file(&path).unwrap();
+        for (from, to, field) in [
+            ("pids = 256", "pids = -1", "cgroup.pids"),
+            ("pids = 256", "pids = 0", "cgroup.pids"),
+            ("cpus = 1.0", "cpus = 1e-9", "cgroup.cpus"),
+            ("cpus = 1.0", "cpus = -1.0", "cgroup.cpus"),
+            ("memory = \"512m\"", "memory = \"0\"", "cgroup.memory"),
+            ("default = \"15m\"", "default = \"0s\"", "timeout.default"),
+            ("default = \"15m\"", "default = \"2h\"", "timeout.default"),
+            ("grace = \"10s\"", "grace = \"0s\"", "timeout.grace"),
+            ("size = \"64m\"", "size = \"0\"", "rootfs.tmpfs.size"),
+            ("nofile = 1024", "nofiles = 1024", "rlimits"),
+        ] {
+            assert!(restricted.contains(from), "{from}");
+            std::fs::write(&path, restricted.replacen(from, to, 1)).unwrap();
+            let e = load_file(&path).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("x.toml"), "{to}: {e}");
+            let e = ProfileSet::load_one(Some(dir.path()), "x").unwrap_err().to_string();
+            assert!(e.contains(field), "{to}: {e}");
+        }
     }
 
     #[test]

@@ -131,8 +131,16 @@ pub fn lint(profile: &Profile, source: &str) -> Vec<Finding> {
         }
     }
     if let Some(cpus) = c.cpus {
-        if !(cpus > 0.0 && cpus <= 1024.0) {
-            l.add("cgroup.cpus", "cpus", format!("cpus = {cpus} must be above 0"));
+        // The quota is cpus x 100 ms per 100 ms period, and the kernel's
+        // smallest quota is 1 ms: below 0.01 CPU it would round to no quota.
+        if !(0.01..=1024.0).contains(&cpus) {
+            l.add("cgroup.cpus", "cpus", format!("cpus = {cpus} must be within 0.01..=1024"));
+        }
+    }
+    for (field, size) in [("cgroup.memory", c.memory), ("cgroup.memory_swap", c.memory_swap)] {
+        if size.is_some_and(|s| s.0 == 0) {
+            let key = field.trim_start_matches("cgroup.");
+            l.add(field, key, format!("{key} = 0 is no limit the kernel takes; remove it for none"));
         }
     }
     if let Some(p) = c.pids {
@@ -152,6 +160,12 @@ pub fn lint(profile: &Profile, source: &str) -> Vec<Finding> {
     }
 
     let t = &profile.timeout;
+    for (field, value) in [("timeout.default", t.default), ("timeout.max", t.max), ("timeout.grace", t.grace)] {
+        if value.is_some_and(|d| d.0.is_zero()) {
+            let key = field.trim_start_matches("timeout.");
+            l.add(field, key, format!("{key} = 0s would mean no limit at all; remove it for none"));
+        }
+    }
     if let (Some(d), Some(m)) = (t.default, t.max) {
         if d > m {
             l.add("timeout.default", "default", format!("the default timeout ({d}) exceeds the maximum ({m})"));

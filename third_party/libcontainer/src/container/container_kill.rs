@@ -114,20 +114,27 @@ impl Container {
             );
         }
 
-        let pids = cmanager.get_all_pids()?;
-        pids.iter()
-            .try_for_each(|&pid| {
-                tracing::debug!("kill signal {} to {}", signal, pid);
-                let res = signal::kill(pid, signal);
-                match res {
-                    Err(nix::errno::Errno::ESRCH) => {
-                        // the process does not exist, which is what we want
-                        Ok(())
-                    }
-                    _ => res,
-                }
-            })
-            .map_err(LibcontainerError::OtherSyscall)?;
+        // brig: the cgroup is thawed whatever happens after the freeze; an
+        // early return here (a hierarchy whose directory is missing) left
+        // the job frozen for good, its processes in the refrigerator.
+        let killed = cmanager
+            .get_all_pids()
+            .map_err(LibcontainerError::from)
+            .and_then(|pids| {
+                pids.iter()
+                    .try_for_each(|&pid| {
+                        tracing::debug!("kill signal {} to {}", signal, pid);
+                        let res = signal::kill(pid, signal);
+                        match res {
+                            Err(nix::errno::Errno::ESRCH) => {
+                                // the process does not exist, which is what we want
+                                Ok(())
+                            }
+                            _ => res,
+                        }
+                    })
+                    .map_err(LibcontainerError::OtherSyscall)
+            });
         if let Err(err) = cmanager.freeze(libcgroups::common::FreezerState::Thawed) {
             tracing::warn!(
                 err = ?err,
@@ -136,6 +143,6 @@ impl Container {
             );
         }
 
-        Ok(())
+        killed
     }
 }
