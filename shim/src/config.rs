@@ -91,6 +91,12 @@ pub struct UserNamespaceSection {
 impl UserNamespaceSection {
     /// The pool jobs' ranges are allocated from.
     pub fn pool(&self) -> Result<crate::userns::Pool, crate::userns::UsernsError> {
+        let pool = self.unchecked_pool()?;
+        pool.check()?;
+        Ok(pool)
+    }
+
+    fn unchecked_pool(&self) -> Result<crate::userns::Pool, crate::userns::UsernsError> {
         match (&self.pool, &self.subid_user) {
             (Some(p), _) => Ok(*p),
             (None, Some(user)) => {

@@ -64,6 +64,28 @@ impl Default for Pool {
 }
 
 impl Pool {
+    /// The lowest first ID a pool may have: below it are the host's own
+    /// users (`nobody` is 65534), and 0 would map a job's root to host root.
+    pub const MIN_START: u32 = 65536;
+
+    /// Refuses a pool whose ranges would map a job's IDs onto the host's
+    /// users, wrap past the largest ID, or hold no range at all.
+    pub fn check(&self) -> Result<(), UsernsError> {
+        let bad = |why| Err(UsernsError::BadPool { start: self.start, count: self.count, range: self.range, why });
+        if self.start < Self::MIN_START {
+            return bad("`start` is below 65536, the host's own user and group IDs (0 would be host root)");
+        }
+        if self.range == 0 || self.slots() == 0 {
+            return bad("it holds no range of `range` IDs");
+        }
+        // The last ID handed out, start + slots x range - 1, must stay below
+        // 4294967295 ((uid_t)-1, "no ID").
+        if u64::from(self.start) + u64::from(self.slots()) * u64::from(self.range) > u64::from(u32::MAX) {
+            return bad("it runs past the largest user ID, 4294967294");
+        }
+        Ok(())
+    }
+
     pub fn slots(&self) -> u32 {
         self.count.checked_div(self.range).unwrap_or(0)
     }
@@ -104,8 +126,8 @@ pub enum UsernsError {
     Exhausted(u32),
     #[error("the pod's user-namespace range (slot {0}) is no longer held: its first job is gone")]
     PodGone(u32),
-    #[error("the user-namespace pool is misconfigured: range {range} does not fit count {count}")]
-    BadPool { range: u32, count: u32 },
+    #[error("the user-namespace pool {{ start = {start}, count = {count}, range = {range} }} is refused: {why}")]
+    BadPool { start: u32, count: u32, range: u32, why: &'static str },
 }
 
 /// Who holds a slot.
@@ -172,9 +194,7 @@ impl Allocator {
     /// Takes a free (or stale) slot for `root`/`id`.
     pub fn allocate(&self, root: &Path, id: &str) -> Result<Range, UsernsError> {
         let io = |path: &Path, source| UsernsError::Io { path: path.to_path_buf(), source };
-        if self.pool.range == 0 || self.pool.slots() == 0 {
-            return Err(UsernsError::BadPool { range: self.pool.range, count: self.pool.count });
-        }
+        self.pool.check()?;
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let body = serde_json::to_vec(&Holder::me(root, id)).unwrap_or_default();
         for slot in 0..self.pool.slots() {
@@ -509,6 +529,32 @@ mod tests {
         assert_eq!(Allocator::holder_of(&a.slot_path(r.slot)).unwrap().id, "app");
     }
 
+    /// A pool that would map a job's IDs onto the host's users (root
+    /// included), wrap past the largest ID, or hold no range is refused by
+    /// the configuration and by the allocator, naming what is wrong.
+    #[test]
+    fn pools_that_would_map_host_users_or_wrap_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (pool, why) in [
+            (Pool { start: 0, count: 65536 * 4, range: 65536 }, "below 65536"),
+            (Pool { start: 1000, count: 65536 * 4, range: 65536 }, "below 65536"),
+            (Pool { start: 4_294_967_000, count: 131_072, range: 65536 }, "largest user ID"),
+            (Pool { start: u32::MAX - 65535, count: 65536, range: 65536 }, "largest user ID"),
+            (Pool { start: 1 << 30, count: 100, range: 65536 }, "no range"),
+            (Pool { start: 1 << 30, count: 65536, range: 0 }, "no range"),
+        ] {
+            let e = pool.check().unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(&pool.start.to_string()), "{pool:?}: {e}");
+            let e = Allocator::new(dir.path(), pool).allocate(Path::new("/r"), "x").unwrap_err().to_string();
+            assert!(e.contains(why), "{pool:?}: {e}");
+            let section = crate::config::UserNamespaceSection { pool: Some(pool), ..Default::default() };
+            assert!(section.pool().is_err(), "{pool:?}");
+        }
+        Pool::default().check().unwrap();
+        Pool { start: 65536, count: 65536, range: 65536 }.check().unwrap();
+        Pool { start: u32::MAX - 65536, count: 65536, range: 65536 }.check().unwrap();
+    }
+
     #[test]
     fn subid_file() {
         let d = tempfile::tempdir().unwrap();
@@ -529,7 +575,7 @@ mod tests {
                 let dir = dir.clone();
                 let root = root.clone();
                 std::thread::spawn(move || {
-                    Allocator::new(dir, Pool { start: 0, count: 65536 * 64, range: 65536 })
+                    Allocator::new(dir, Pool { start: 1_000_000, count: 65536 * 64, range: 65536 })
                         .allocate(&root, &format!("c{i}"))
                         .unwrap()
                         .slot
