@@ -253,13 +253,22 @@ fn add_jwks(keys: &mut HashMap<String, PublicKey>, text: &str, origin: &str) -> 
                 }
                 KeyKind::Rsa
             }
-            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-                EllipticCurve::P256 => KeyKind::EcP256,
-                EllipticCurve::P384 => KeyKind::EcP384,
-                _ => return Err(key_err("unsupported elliptic curve (P-256 and P-384 are)".into())),
-            },
+            AlgorithmParameters::EllipticCurve(ec) => {
+                let (kind, len) = match ec.curve {
+                    EllipticCurve::P256 => (KeyKind::EcP256, 32),
+                    EllipticCurve::P384 => (KeyKind::EcP384, 48),
+                    _ => return Err(key_err("unsupported elliptic curve (P-256 and P-384 are)".into())),
+                };
+                coordinate(&ec.x, "x", len).and_then(|()| coordinate(&ec.y, "y", len)).map_err(key_err)?;
+                kind
+            }
             AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
-                EllipticCurve::Ed25519 => KeyKind::Ed25519,
+                EllipticCurve::Ed25519 => {
+                    // A key of another length made the signature check
+                    // panic (an out-of-range slice in the verifier).
+                    coordinate(&okp.x, "x", 32).map_err(key_err)?;
+                    KeyKind::Ed25519
+                }
                 _ => return Err(key_err("unsupported OKP curve (Ed25519 is)".into())),
             },
             _ => return Err(key_err("unsupported key type (RSA, EC and OKP are)".into())),
@@ -273,6 +282,18 @@ fn add_jwks(keys: &mut HashMap<String, PublicKey>, text: &str, origin: &str) -> 
         if keys.insert(kid.clone(), PublicKey { kind, alg, key }).is_some() {
             return Err(key_err("duplicate `kid`".into()));
         }
+    }
+    Ok(())
+}
+
+/// Checks that a key member is base64url of exactly `len` bytes.
+fn coordinate(value: &str, member: &str, len: usize) -> Result<(), String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .map_err(|_| format!("`{member}` is not base64url"))?;
+    if bytes.len() != len {
+        return Err(format!("`{member}` is {} bytes; this curve's is {len}", bytes.len()));
     }
     Ok(())
 }

@@ -390,6 +390,21 @@ fn jwks_file_loading_and_trust_errors() {
     let e = TokenVerifier::with_jwks(&cfg, &rsa_with_n(0x01), None).unwrap_err();
     assert!(e.to_string().contains("under 2048 bits"), "{e}");
     TokenVerifier::with_jwks(&cfg, &rsa_with_n(0x80), None).unwrap();
+    // Ed25519 and EC keys of the wrong length are refused at load, naming
+    // the member: a short Ed25519 `x` made every token naming it panic the
+    // verifier.
+    let b64 = |n: usize| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, vec![7u8; n]);
+    for (key, member) in [
+        (json!({"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": "AAAA"}), "`x` is 3 bytes"),
+        (json!({"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": b64(33)}), "`x` is 33 bytes"),
+        (json!({"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": "!!"}), "`x` is not base64url"),
+        (json!({"kty": "EC", "crv": "P-256", "kid": "p", "x": b64(31), "y": b64(32)}), "`x` is 31 bytes"),
+        (json!({"kty": "EC", "crv": "P-256", "kid": "p", "x": b64(32), "y": b64(2)}), "`y` is 2 bytes"),
+        (json!({"kty": "EC", "crv": "P-384", "kid": "p", "x": b64(32), "y": b64(32)}), "`x` is 32 bytes"),
+    ] {
+        let e = TokenVerifier::with_jwks(&cfg, &json!({"keys": [key]}).to_string(), None).unwrap_err().to_string();
+        assert!(e.contains(member), "{key}: {e}");
+    }
     std::fs::write(&path, "{not json").unwrap();
     assert!(TokenVerifier::new(&cfg).unwrap_err().to_string().contains("not JSON"));
     cfg.mode = crate::AuthMode::Off;
