@@ -58,12 +58,58 @@ pub fn read_spec(path: &Path) -> Result<Spec, BundleError> {
 
 /// Parses spec JSON; errors carry the JSON path (`process.rlimits[0].type`).
 pub fn parse_spec(text: &[u8], path: &Path) -> Result<Spec, BundleError> {
+    let spec: Spec = parse_json(text, path)?;
+    if let Some(process) = spec.process() {
+        check_process(process, "process").map_err(|(field, message)| BundleError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            message,
+        })?;
+    }
+    Ok(spec)
+}
+
+/// One JSON document (an object, nothing after it); errors carry the JSON
+/// path of the bad field.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &[u8], path: &Path) -> Result<T, BundleError> {
+    let invalid = |field: String, message: String| BundleError::Invalid { path: path.to_path_buf(), field, message };
+    // An object, not the positional (array) form serde also reads structs from.
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid("(document)".into(), "not a JSON object".into()));
+    }
     let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let field = e.path().to_string();
         let field = if field == "." { "(document)".to_string() } else { field };
-        BundleError::Invalid { path: path.to_path_buf(), field, message: e.into_inner().to_string() }
-    })
+        invalid(field, e.into_inner().to_string())
+    })?;
+    de.end().map_err(|e| invalid("(document)".into(), format!("text after the JSON document: {e}")))?;
+    Ok(value)
+}
+
+/// What the kernel and libc cannot take in a process: an argument or an
+/// environment entry with a NUL byte, an environment entry without `=` or
+/// with an empty name. The value is never in the message (it may be a
+/// secret). `Err((field, reason))`.
+pub fn check_process(process: &oci_spec::runtime::Process, prefix: &str) -> Result<(), (String, String)> {
+    for (i, arg) in process.args().iter().flatten().enumerate() {
+        if arg.contains('\0') {
+            return Err((format!("{prefix}.args[{i}]"), "contains a NUL byte".into()));
+        }
+    }
+    for (i, entry) in process.env().iter().flatten().enumerate() {
+        let field = format!("{prefix}.env[{i}]");
+        let Some((name, value)) = entry.split_once('=') else {
+            return Err((field, "is not NAME=VALUE (no `=`)".into()));
+        };
+        if name.is_empty() {
+            return Err((field, "has an empty name".into()));
+        }
+        if name.contains('\0') || value.contains('\0') {
+            return Err((format!("{field} (`{}`)", name.replace('\0', "\\0")), "contains a NUL byte".into()));
+        }
+    }
+    Ok(())
 }
 
 /// A bundle, read and checked.
@@ -204,6 +250,36 @@ impl LaunchRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A NUL byte in an argument or an environment entry, an entry with no
+    /// `=` or an empty name, are refused naming the field and never the
+    /// value (the init panicked on them, printing the value, a secret);
+    /// text after the document and the positional (array) form are refused.
+    #[test]
+    fn processes_the_kernel_cannot_take_and_trailing_text_are_refused() {
+        let spec = |process: &str| {
+            format!(
+                r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","user":{{"uid":0,"gid":0}},{process}}},"root":{{"path":"rootfs"}}}}"#
+            )
+        };
+        for (process, field) in [
+            (r#""args":["sh"],"env":["DB_PASSWORD=hunter2\u0000secret"]"#, "process.env[0]"),
+            (r#""args":["sh"],"env":["A=1","=x"]"#, "process.env[1]"),
+            (r#""args":["sh"],"env":["NOEQUALS"]"#, "process.env[0]"),
+            (r#""args":["sh","a\u0000b"]"#, "process.args[1]"),
+        ] {
+            let e = parse_spec(spec(process).as_bytes(), Path::new("/b/config.json")).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("/b/config.json"), "{process}: {e}");
+            assert!(!e.contains("hunter2") && !e.contains("secret"), "{e}");
+        }
+        parse_spec(spec(r#""args":["sh"],"env":["A=","B=c=d"]"#).as_bytes(), Path::new("c")).unwrap();
+        let good = spec(r#""args":["sh"]"#);
+        let e = parse_spec(format!("{good} garbage").as_bytes(), Path::new("c")).unwrap_err().to_string();
+        assert!(e.contains("after the JSON document"), "{e}");
+        parse_spec(format!("  {good}\n\n").as_bytes(), Path::new("c")).unwrap();
+        let e = parse_spec(br#"["1.0.2"]"#, Path::new("c")).unwrap_err().to_string();
+        assert!(e.contains("not a JSON object"), "{e}");
+    }
 
     #[test]
     fn names_the_bad_field() {

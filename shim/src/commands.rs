@@ -27,14 +27,11 @@ pub(crate) fn cgroup_manager(id: &str, c: &Container) -> Result<AnyCgroupManager
 /// Reads a process.json, naming the bad field on error.
 fn read_process(path: &Path) -> Result<Process> {
     let text = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-    let de = &mut serde_json::Deserializer::from_slice(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        Error::Bundle(bundle::BundleError::Invalid {
-            path: path.to_path_buf(),
-            field: e.path().to_string(),
-            message: e.into_inner().to_string(),
-        })
-    })
+    let process: Process = bundle::parse_json(&text, path)?;
+    bundle::check_process(&process, "process").map_err(|(field, message)| {
+        Error::Bundle(bundle::BundleError::Invalid { path: path.to_path_buf(), field, message })
+    })?;
+    Ok(process)
 }
 
 /// The process an `exec` without `--process` runs: the container's process
@@ -309,6 +306,7 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         Some(p) => read_process(p)?,
         None => process_from_args(&base, args)?,
     };
+    bundle::check_process(&process, "process").map_err(|(field, why)| Error::Usage(format!("exec: {field} {why}")))?;
     if !process.cwd().is_absolute() {
         return Err(Error::Usage(format!("process.cwd `{}`: not an absolute path", process.cwd().display())));
     }
