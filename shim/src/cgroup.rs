@@ -122,6 +122,34 @@ pub fn holds_processes(cgroup_path: &Path) -> bool {
         .any(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|procs| !procs.trim().is_empty()))
 }
 
+/// Sends SIGKILL to every process in the cgroup (every hierarchy, nested
+/// cgroups included), a few rounds so that forks in flight are caught.
+/// For a container whose state is unreadable: its processes are found by
+/// its cgroup alone.
+pub fn kill_all(cgroup_path: &Path) {
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    let Ok(dirs) = hierarchy_dirs(rel) else { return };
+    for _round in 0..20 {
+        let mut any = false;
+        let mut stack: Vec<PathBuf> = dirs.clone();
+        while let Some(dir) = stack.pop() {
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()).filter(|p| *p > 0) {
+                    any = true;
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                stack.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+            }
+        }
+        if !any {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The cgroup of a job that asks for none: `/brig/<id>`, or, when a job of
 /// the same id under another state root (`--root`) holds that one,
 /// `/brig/<id>-<digest of the root>`, so that neither's limits, `kill --all`

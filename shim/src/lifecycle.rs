@@ -1426,6 +1426,10 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
     // finds it gone.
     let root = state_root(g)?;
     let dir = root.container_dir(id);
+    // Never while a create of this id is under way (it would take the
+    // create's cgroup claim and half of what it made, and leave the rest
+    // running unclaimed): wait for it to end, then delete what it made.
+    let _id_lock = wait_for_id_lock(&root, id)?;
     let _lock = std::fs::File::open(&dir)
         .ok()
         .and_then(|d| nix::fcntl::Flock::lock(d, nix::fcntl::FlockArg::LockExclusive).ok());
@@ -1434,6 +1438,29 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
         // state): both succeed, as with runc.
         Err(_) if force && !dir.join("state.json").exists() => Ok(()),
         r => r,
+    }
+}
+
+/// How long `delete` waits for a create of the same id to end.
+const CREATE_WAIT: Duration = Duration::from_secs(30);
+
+fn wait_for_id_lock(root: &StateRoot, id: &str) -> Result<state::IdLock> {
+    let deadline = Instant::now() + CREATE_WAIT;
+    loop {
+        match root.lock_id(id) {
+            Ok(Some(lock)) => return Ok(lock),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                return Err(Error::state(
+                    id,
+                    format!(
+                        "a create of this container is still under way after {}s; retry the delete once it has ended",
+                        CREATE_WAIT.as_secs()
+                    ),
+                ))
+            }
+            Err(e) => return Err(Error::io("locking", root.staging_lock(id), e)),
+        }
     }
 }
 
@@ -1451,7 +1478,39 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         return Err(Error::NotFound(id.to_string()));
     }
     // (A `delete --force` that got there first: see `delete`.)
-    let mut c = load(root, id)?;
+    let mut c = match load(root, id) {
+        Ok(c) => c,
+        Err(e) if force => {
+            // A state.json that cannot be read (a create that met a full
+            // disk wrote it empty): no create holds the id (see `delete`),
+            // so what is there is left over. Its processes are found by its
+            // cgroup, then everything it made goes, as for a create that
+            // died before writing its state.
+            tracing::warn!(id, "the container's state cannot be read ({e}); removing what it left");
+            let record = RunRecord::load(&dir).ok();
+            let config = libcontainer::config::YoukiConfig::load(&dir).ok();
+            let cgroups: Vec<PathBuf> = record
+                .iter()
+                .map(|r| r.cgroup_path.clone())
+                .chain(config.iter().map(|c| c.cgroup_path.clone()))
+                .collect();
+            for cg in &cgroups {
+                cgroup::kill_all(cg);
+                let _ = cgroup::remove(cg);
+            }
+            crate::egress::release(&dir);
+            crate::nsowner::unregister(&root.path, id, &dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            remove_leftovers(root, id, &dir);
+            if let Some(u) = record.as_ref().and_then(|r| r.userns.as_ref()) {
+                let allocator =
+                    crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default());
+                release_userns(&allocator, &root.path, id, u);
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     match c.status() {
         ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Creating if !force => {
             return Err(Error::state(

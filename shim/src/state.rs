@@ -42,6 +42,28 @@ pub struct Staging {
     pub dir: PathBuf,
     lock: PathBuf,
     slot: Option<nix::fcntl::Flock<std::fs::File>>,
+    /// The id's create lock ([`StateRoot::lock_id`]), held until dropped.
+    id_lock: Option<IdLock>,
+}
+
+/// A container id's create lock: a `flock` on `.staging/<id>.lock`, held by
+/// a `create` from its staging to the end of its build, and by `delete`
+/// while it removes the container, so that neither removes what the other
+/// is making. A create that died holds nothing (the kernel let go of its
+/// lock); its file is taken over.
+#[derive(Debug)]
+pub struct IdLock {
+    path: PathBuf,
+    held: Option<nix::fcntl::Flock<std::fs::File>>,
+}
+
+impl Drop for IdLock {
+    fn drop(&mut self) {
+        // The file first, then the lock: whoever opened the file meanwhile
+        // finds it is no longer the one at the path, and makes another.
+        let _ = std::fs::remove_file(&self.path);
+        drop(self.held.take());
+    }
 }
 
 impl Staging {
@@ -58,6 +80,7 @@ impl Drop for Staging {
             self.clear();
         }
         let _ = std::fs::remove_file(&self.lock);
+        drop(self.id_lock.take());
         drop(self.slot.take());
     }
 }
@@ -226,12 +249,8 @@ impl StateRoot {
         let slots = self.path.join(STAGING).join("slots");
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&slots)?;
         let lock = self.staging_lock(id);
-        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&lock) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let mut staging = Staging { dir: PathBuf::new(), lock, slot: None };
+        let Some(id_lock) = self.lock_id(id)? else { return Ok(None) };
+        let mut staging = Staging { dir: PathBuf::new(), lock, slot: None, id_lock: Some(id_lock) };
         let open = |dir: &Path| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(dir);
         for n in 0u32.. {
             let dir = slots.join(n.to_string());
@@ -260,6 +279,35 @@ impl StateRoot {
         // What a create killed while holding this slot left behind.
         staging.clear();
         Ok(Some(staging))
+    }
+
+    /// Takes `id`'s create lock ([`IdLock`]) if no other process holds it
+    /// (`None`: a create or delete of that id is under way).
+    pub fn lock_id(&self, id: &str) -> std::io::Result<Option<IdLock>> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+        let path = self.staging_lock(id);
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+        }
+        loop {
+            let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path)?;
+            let held = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(held) => held,
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+                Err((_, e)) => return Err(e.into()),
+            };
+            // Removed (and maybe made again) between the open and the lock:
+            // only the file at the path counts.
+            let locked = held.metadata()?;
+            match std::fs::symlink_metadata(&path) {
+                Ok(now) if now.dev() == locked.dev() && now.ino() == locked.ino() => {
+                    return Ok(Some(IdLock { path, held: Some(held) }))
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Ids of the containers under this root (directories holding a state.json).

@@ -1324,6 +1324,56 @@ fn exec_without_capabilities_gets_the_containers_not_all() {
 /// other job may be put in it, neither one of the same id under another
 /// state root (which would get the same default `/brig/<id>`) nor one whose
 /// spec asks for that `cgroupsPath`.
+/// `delete --force` racing a `create` of the same id (a client's timeout
+/// path): the delete used to remove the state and the cgroup claim the
+/// create had made so far, and the create went on to leave a running
+/// container with no claim (another job could be given its cgroup), or a
+/// half-made one. Now the delete waits for the create to end and removes
+/// all of it: after both, the container is either wholly there (with its
+/// claim) or wholly gone (no claim, no cgroup, no state).
+#[test]
+fn a_forced_delete_during_a_create_waits_and_removes_it_whole() {
+    let brig = Brig::default();
+    let b = Bundle::new(&["sleep", "60"]);
+    let claims_of = |id: &str| {
+        std::fs::read_dir("/run/brig/cgroups")
+            .map(|d| d.flatten().filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.ends_with(id))).count())
+            .unwrap_or(0)
+    };
+    let mut outcomes = std::collections::BTreeMap::new();
+    for i in 0..24u64 {
+        let id = unique_id("racedel");
+        let mut create = brig
+            .command()
+            .args(["create", "--bundle", b.path().to_str().unwrap(), &id])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(150 * (i % 12)));
+        let deleted = brig.cmd(&["delete", "--force", &id]);
+        let created = create.wait().unwrap();
+        let state = brig.root.join(&id).join("state.json");
+        let kept = state.exists();
+        if kept {
+            assert_eq!(claims_of(&id), 1, "container {id} is there without its cgroup claim");
+            let status = brig.status(&id);
+            assert!(status == "created", "{id}: {status}");
+            brig.ok(&["delete", "--force", &id]);
+        }
+        assert!(!brig.root.join(&id).exists(), "{id}: a state directory is left");
+        assert_eq!(claims_of(&id), 0, "{id}: a cgroup claim is left");
+        assert!(
+            !std::path::Path::new(&format!("/sys/fs/cgroup/pids/brig/{id}")).exists()
+                && !std::path::Path::new(&format!("/sys/fs/cgroup/unified/brig/{id}")).exists()
+                && !std::path::Path::new(&format!("/sys/fs/cgroup/brig/{id}")).exists(),
+            "{id}: its cgroup is left"
+        );
+        *outcomes.entry((created.success(), deleted.status.success(), kept)).or_insert(0) += 1;
+    }
+    eprintln!("(create ok, delete ok, kept until the test's own delete): {outcomes:?}");
+}
+
 #[test]
 fn a_stopped_containers_cgroup_is_never_given_to_another_job() {
     let cgroup_of = |brig: &Brig, id: &str| -> String {
