@@ -34,6 +34,51 @@ pub use crate::decide::{
     authorize, tenant_source, Decision, RequestDecision, CONTAINER_PLACEHOLDER, TENANT_PLACEHOLDER,
 };
 
+/// How deep `(`, `[` and `{` may nest in a policy file. Real policies nest a
+/// handful of levels; Cedar's parser recurses per level (a few hundred
+/// levels overflowed the stack and aborted the launch).
+pub const MAX_NESTING: usize = 32;
+
+/// The line and column (1-based) where `text` first nests brackets deeper
+/// than [`MAX_NESTING`], outside string literals and `//` comments.
+fn nested_too_deep(text: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let (mut in_string, mut escaped, mut in_comment) = (false, false, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        column += 1;
+        if c == '\n' {
+            (line, column, in_comment) = (line + 1, 0, false);
+            continue;
+        }
+        if in_comment {
+            continue;
+        }
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '/' if chars.peek() == Some(&'/') => in_comment = true,
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some((line, column));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The built-in schema (`policy/brig.cedarschema`).
 pub const BUILTIN_SCHEMA: &str = include_str!("../brig.cedarschema");
 /// Name of a policy directory's own schema.
@@ -647,6 +692,17 @@ impl PolicySet {
         let mut set = cedar_policy::PolicySet::new();
         let mut files = BTreeMap::new();
         for (file, text) in &sources.policies {
+            if let Some((line, column)) = nested_too_deep(text) {
+                parse_errors.push(Diag {
+                    file: file.clone(),
+                    line,
+                    column,
+                    message: format!(
+                        "brackets nested more than {MAX_NESTING} deep: refused before parsing (the parser takes stack for every level, and a deep enough policy would crash the launch)"
+                    ),
+                });
+                continue;
+            }
             let parsed = match cedar_policy::PolicySet::from_str(text) {
                 Ok(p) => p,
                 Err(errs) => {
@@ -824,7 +880,9 @@ impl PolicyLoader {
         let claimed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (thread_claimed, thread_asked) = (claimed.clone(), asked.clone());
-        let builder = std::thread::Builder::new().name("brig-policy".into());
+        // The main thread's stack size: parsing and validating take stack in
+        // proportion to a policy's nesting (bounded by MAX_NESTING).
+        let builder = std::thread::Builder::new().name("brig-policy".into()).stack_size(8 << 20);
         let thread = spawn
             .then(|| {
                 builder.spawn(move || {
@@ -1248,6 +1306,28 @@ mod tests {
         // a string or a comment that says Path without `::` too
         assert!(!scan_paths(r#"when { context.x == "Path" }"#, &mut HashSet::new()));
         assert!(!scan_paths("// Path of the data\npermit (principal, action, resource);", &mut HashSet::new()));
+    }
+
+    /// A policy nested deeper than MAX_NESTING is refused with its file,
+    /// line and column before Cedar's parser sees it (a few hundred levels
+    /// overflowed the stack and aborted the launch); brackets in strings and
+    /// comments do not count, and MAX_NESTING levels are fine.
+    #[test]
+    fn policies_nested_too_deep_are_refused_before_parsing() {
+        let nested = |n: usize| format!("{}true{}", "(".repeat(n), ")".repeat(n));
+        let ok = format!(
+            "// ((((((((((\npermit (principal, action, resource) when {{ {} && \"((((\" == \"((((\" }};",
+            nested(MAX_NESTING - 1)
+        );
+        assert_eq!(nested_too_deep(&ok), None);
+        assert_eq!(nested_too_deep(&format!("{}{}", "(".repeat(MAX_NESTING + 1), "x")), Some((1, MAX_NESTING + 1)));
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("ok.cedar"), &ok).unwrap();
+        PolicySet::load(dir.path()).unwrap();
+        let deep = format!("permit (principal, action, resource)\nwhen {{ {} }};", nested(100_000));
+        fs::write(dir.path().join("deep.cedar"), deep).unwrap();
+        let e = PolicySet::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("deep.cedar:2:") && e.contains("nested more than"), "{e}");
     }
 
     /// The digest a launch streams to find its cache entry is the digest of
