@@ -32,6 +32,24 @@ pub struct AttestConfig {
     pub max_bytes: brig_profiles::ByteSize,
 }
 
+impl AttestConfig {
+    /// What `delete` will need to sign the run, checked before the job runs:
+    /// a job whose attestation could never be written would otherwise run,
+    /// and its container could then never be deleted (the settings are
+    /// kept in its record). Absolute paths, a directory for the envelopes,
+    /// and a private key that loads.
+    pub fn check(&self) -> Result<(), String> {
+        for (key, path) in [("key", &self.key), ("dir", &self.dir), ("rootfs_cache", &self.rootfs_cache)] {
+            if !path.is_absolute() {
+                return Err(format!("`{key}` = `{}` is not an absolute path", path.display()));
+            }
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| format!("`dir`: creating `{}`: {e}", self.dir.display()))?;
+        brig_attest::SigningKey::load(&self.key).map_err(|e| format!("`key`: `{}`: {e}", self.key.display()))?;
+        Ok(())
+    }
+}
+
 fn default_dir() -> PathBuf {
     PathBuf::from("/var/lib/brig/attestations")
 }
@@ -57,6 +75,8 @@ impl AttestConfig {
 /// Why a measurement refused a launch.
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
+    #[error("[attest] {0}: no run could be attested, so none is started")]
+    Settings(String),
     #[error("annotation `{key}`: {message}")]
     Annotation { key: &'static str, message: String },
     #[error("measuring {what}: {source}")]
@@ -222,6 +242,7 @@ fn mount_source(spec: &Spec, rootfs: &Path, dest: &str) -> Result<(PathBuf, bool
 
 /// Measures the image, the rootfs and the inputs before the job starts.
 pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Result<Measurements, MeasureError> {
+    settings.check().map_err(MeasureError::Settings)?;
     let image_digest = match req.annotation(annotation::IMAGE_DIGEST) {
         Some(d) if brig_attest::parse_digest(&d).is_some() => Some(d),
         Some(d) => {

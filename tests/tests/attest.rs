@@ -214,6 +214,33 @@ fn timeouts_oom_and_kills_are_attested() {
     assert!(ok, "{msg}");
 }
 
+/// Attestation settings that `delete` could never sign with (a missing key,
+/// a public key, an envelope directory that is a file, a relative path) are
+/// refused at `create`, naming the setting, before the job runs: the job
+/// used to run, and its container could then never be deleted.
+#[test]
+fn attestation_settings_are_checked_before_the_job_runs() {
+    let s = setup();
+    let file = s.brig.dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    for (key, dir, named) in [
+        ("/nonexistent/attest.key".to_string(), "{dir}/attestations".to_string(), "`key`"),
+        (s.pubkey.display().to_string(), "{dir}/attestations".to_string(), "`key`"),
+        ("attest.key".to_string(), "{dir}/attestations".to_string(), "`key` = `attest.key` is not an absolute path"),
+        (s.pubkey.with_file_name("attest.key").display().to_string(), file.display().to_string(), "`dir`"),
+    ] {
+        let brig = Brig::new(&format!(
+            "[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n[attest]\nkey = \"{key}\"\ndir = \"{dir}\"\nrootfs_cache = \"{{dir}}/cache\"\n"
+        ));
+        let id = unique_id("attcfg");
+        let b = job(&s, "echo RAN > /out/ran.txt");
+        let err = brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+        assert!(err.contains("[attest]") && err.contains(named), "{key} {dir}: {err}");
+        assert!(!brig.root.join(&id).exists(), "{key} {dir}: a container is left");
+        assert!(!s.jobs.join("out/ran.txt").exists());
+    }
+}
+
 #[test]
 fn inputs_must_be_read_only_and_within_limits() {
     let s = setup();
