@@ -143,6 +143,15 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
         .collect();
     let caps = req.process.capabilities().clone();
     let cwd = req.process.cwd().clone();
+    // The OOM score the process asks for (harden_exec has raised a negative
+    // one to 0 where the job may not lower it), else the job's own: not the
+    // caller's (a containerd shim runs at -998, and an exec'd process would
+    // have been the last the OOM killer picks).
+    let oom_score_adj = req.process.oom_score_adj().map(|a| a.to_string()).or_else(|| {
+        std::fs::read_to_string(format!("/proc/{}/oom_score_adj", req.init_pid)).ok().map(|s| s.trim().to_string())
+    });
+    // runc's default when the process names none.
+    let umask = user.umask().unwrap_or(0o022);
 
     let (pid_r, pid_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
     let (err_r, err_w) = pipe_cloexec().map_err(|e| e.to_string())?;
@@ -154,6 +163,11 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
             drop(err_r);
             let ew = err_w.as_raw_fd();
             let me = std::process::id().to_string();
+            if let Some(adj) = &oom_score_adj {
+                if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj) {
+                    child_fail(ew, "setting process.oomScoreAdj", e);
+                }
+            }
             for p in &procs {
                 if let Err(e) = std::fs::write(p, &me) {
                     child_fail(ew, &format!("joining the cgroup `{}`", p.display()), e);
@@ -180,7 +194,8 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
                 }
             }
             drop(pid_w);
-            grandchild(req, ew, console, &cwd, user.uid(), user.gid(), &gids, &rlimits, caps, &args, &path_var, &env)
+            let ids = (user.uid(), user.gid(), umask);
+            grandchild(req, ew, console, &cwd, ids, &gids, &rlimits, caps, &args, &path_var, &env)
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(pid_w);
@@ -236,8 +251,7 @@ fn grandchild(
     ew: RawFd,
     console: Option<UnixStream>,
     cwd: &Path,
-    uid: u32,
-    gid: u32,
+    (uid, gid, umask): (u32, u32, u32),
     gids: &[libc::gid_t],
     rlimits: &[(libc::c_int, u64, u64)],
     caps: Option<oci_spec::runtime::LinuxCapabilities>,
@@ -271,6 +285,7 @@ fn grandchild(
     }
     // SAFETY: credential system calls with plain values and a live array.
     unsafe {
+        libc::umask(umask as libc::mode_t);
         if libc::setgroups(gids.len(), gids.as_ptr()) != 0 && !gids.is_empty() {
             child_fail(ew, "setting supplementary groups", std::io::Error::last_os_error());
         }

@@ -1515,6 +1515,38 @@ fn exec_rlimits_are_held_to_the_containers() {
     assert!(err.contains("process.rlimits[1]") && err.contains("twice"), "{err}");
 }
 
+/// An exec'd process gets the OOM score and umask its process.json asks
+/// for (they were ignored for a job with its own user namespace), and when
+/// it names no OOM score, the job's own, never the caller's (a containerd
+/// shim runs at -998: its exec'd processes were the last the OOM killer
+/// would pick); no umask gives runc's 0022, whatever the caller's.
+#[test]
+fn exec_gets_its_oom_score_and_umask_not_the_callers() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let (_bundle, id) = brig.detached_sleeper("execoom");
+    let pfile = brig.dir.path().join("oom.json");
+    let show = "echo adj=$(cat /proc/self/oom_score_adj) umask=$(umask)";
+    let process = json!({"user": {"uid": 0, "gid": 0, "umask": 63}, "cwd": "/", "oomScoreAdj": 300,
+                         "args": ["sh", "-c", show]});
+    std::fs::write(&pfile, process.to_string()).unwrap();
+    let out = brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert_eq!(out.trim(), "adj=300 umask=0077");
+    // Without either, from a caller at another score and umask.
+    let job_adj = brig.ok(&["exec", &id, "cat", "/proc/1/oom_score_adj"]).trim().to_string();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("echo 77 > /proc/self/oom_score_adj; umask 0; exec \"$0\" \"$@\"")
+        .arg(brig_tests::brig_bin())
+        .args(["--root", brig.root.to_str().unwrap(), "--config", brig.config.to_str().unwrap()])
+        .args(["exec", &id, "sh", "-c", show])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(out, format!("adj={job_adj} umask=0022"));
+    assert_ne!(job_adj, "77");
+    brig.ok(&["delete", "--force", &id]);
+}
+
 /// A Landlock rule path that the image makes a symbolic link to `/` (`/srv`
 /// -> `/`) grants nothing: it would otherwise open the whole root
 /// filesystem to the job under `restricted`.
