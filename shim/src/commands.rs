@@ -325,11 +325,6 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     authorize_exec(g, id, &record, &process, token, refused)?;
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let path = dir.join(format!("exec-{}-{nanos}.json", std::process::id()));
-    let bytes = serde_json::to_vec(&process).map_err(|e| Error::state(id, e.to_string()))?;
-    state::write_atomic(&path, &bytes, 0o600).map_err(|e| Error::io("writing", &path, e))?;
-    let _cleanup = RemoveFile(Some(path.clone()));
-
     let client_seccomp = base.linux().as_ref().and_then(|l| l.seccomp().clone());
     if client_seccomp.as_ref().is_some_and(libcontainer::seccomp::is_notify) {
         return Err(Error::state(id, "exec under a seccomp profile with SCMP_ACT_NOTIFY is not supported"));
@@ -371,7 +366,7 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         .map_err(|e| Error::state(id, format!("exec: {e}")))?;
         drop(handover);
         if let Some(pf) = &args.pid_file {
-            std::fs::write(pf, pid.as_raw().to_string()).map_err(|e| Error::io("writing", pf, e))?;
+            write_pid_file(pf, pid.as_raw())?;
         }
         return match (args.detach, console) {
             (true, _) => Ok(0),
@@ -379,6 +374,13 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
             (false, Some(console)) => wait_with_terminal(id, pid, console),
         };
     }
+    // libcontainer's tenant builder reads the process from a file: written
+    // only on this path, and removed once the process has started (the
+    // environment in it may hold secrets).
+    let path = dir.join(format!("exec-{}-{nanos}.json", std::process::id()));
+    let bytes = serde_json::to_vec(&process).map_err(|e| Error::state(id, e.to_string()))?;
+    state::write_atomic(&path, &bytes, 0o600).map_err(|e| Error::io("writing", &path, e))?;
+    let cleanup = RemoveFile(Some(path.clone()));
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root.path)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
@@ -394,6 +396,7 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         .with_sub_cgroup(args.cgroup.clone())
         .with_process(Some(&path));
     let pid = builder.build().map_err(|e| Error::container(id, e))?;
+    drop(cleanup);
     drop(handover);
     match (args.detach, console) {
         (true, _) => Ok(0),
@@ -481,6 +484,13 @@ fn wait_exit(id: &str, pid: nix::unistd::Pid) -> Result<i32> {
     })();
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     result
+}
+
+/// Writes `pid` to `path` as runc does: a new file renamed into place (a
+/// link at `path` is replaced, not followed; a reader never sees it half
+/// written).
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    state::write_atomic(path, pid.to_string().as_bytes(), 0o644).map_err(|e| Error::io("writing", path, e))
 }
 
 struct RemoveFile(Option<PathBuf>);
