@@ -301,15 +301,25 @@ pub fn runc_stats(s: &Stats, files: &dyn CgroupFiles) -> RuncStats {
         }
     };
     let u = &s.cpu.usage;
+    // runc reports nanoseconds: cgroup v1's cpuacct.stat counts clock ticks
+    // (cpuacct.usage is nanoseconds already), v2's cpu.stat microseconds.
+    let (total, kernel, user) = if crate::cgroup::is_unified() {
+        (u.usage_total.saturating_mul(1000), u.usage_kernel.saturating_mul(1000), u.usage_user.saturating_mul(1000))
+    } else {
+        // SAFETY: sysconf takes a constant and returns a number.
+        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|h| *h > 0).unwrap_or(100);
+        let ns = |ticks: u64| ticks.saturating_mul(1_000_000_000 / hz);
+        (u.usage_total, ns(u.usage_kernel), ns(u.usage_user))
+    };
     RuncStats {
         cpu: Cpu {
             usage: CpuUsage {
-                total: u.usage_total,
+                total,
                 percpu: u.per_core_usage_total.clone(),
                 percpu_kernel: u.per_core_usage_kernel.clone(),
                 percpu_user: u.per_core_usage_user.clone(),
-                kernel: u.usage_kernel,
-                user: u.usage_user,
+                kernel,
+                user,
             },
             throttling: Throttling {
                 periods: s.cpu.throttling.periods,

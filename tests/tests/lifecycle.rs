@@ -565,7 +565,9 @@ fn cgroup_limits_from_the_spec_are_applied() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("pids.limit"));
 
     // events --stats prints runc's stats record (runc's `types.Stats`
-    // names: what tools written against `runc events` read).
+    // names: what tools written against `runc events` read). Some CPU
+    // burnt first, so that the CPU times' units show.
+    brig.ok(&["exec", &id, "sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"]);
     let ev: Value = serde_json::from_str(brig.ok(&["events", "--stats", &id]).trim()).unwrap();
     assert_eq!(ev["type"], "stats");
     assert_eq!(ev["id"], id.as_str());
@@ -580,6 +582,17 @@ fn cgroup_limits_from_the_spec_are_applied() {
     }
     assert!(data["cpu"]["usage"]["total"].as_u64().is_some_and(|n| n > 0), "{data}");
     assert!(data["cpu"]["usage"]["user"].is_u64() && data["cpu"]["usage"]["kernel"].is_u64(), "{data}");
+    // All in nanoseconds, as runc reports them (cgroup v1's cpuacct.stat
+    // counts clock ticks, v2's cpu.stat microseconds): user + kernel is
+    // about the total (ticks round to 10 ms each).
+    let usage = &data["cpu"]["usage"];
+    let (total, split) =
+        (usage["total"].as_u64().unwrap(), usage["user"].as_u64().unwrap() + usage["kernel"].as_u64().unwrap());
+    assert!(total >= 100_000_000, "the loop burnt under 0.1 s of CPU: {data}");
+    assert!(
+        split >= total / 4 && split <= total * 2 + 20_000_000,
+        "user + kernel {split} against total {total}: {data}"
+    );
     // Per-CPU figures and cpuset flags exist on cgroup v1 only (runc leaves
     // them out on v2); pressure on v2 only.
     assert_eq!(data["cpu"]["usage"]["percpu"].is_array(), !unified, "{data}");
