@@ -622,6 +622,11 @@ fn parse_envelope(bytes: &[u8]) -> Result<(Envelope, Vec<u8>), VerifyError> {
     if bytes.len() > MAX_ENVELOPE_BYTES {
         return Err(VerifyError::TooLarge { size: bytes.len(), max: MAX_ENVELOPE_BYTES });
     }
+    // An object with the three named fields, as DSSE defines it (serde would
+    // also read a struct from a positional array).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(VerifyError::Malformed("the envelope is not a JSON object".into()));
+    }
     let env: Envelope = serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
     let payload = b64(&env.payload).ok_or(VerifyError::PayloadEncoding)?;
     Ok((env, payload))

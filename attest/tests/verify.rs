@@ -297,6 +297,24 @@ fn an_input_changed_during_the_run_fails_its_requirement() {
     assert!(verify(&signed(&s.facts, &k), &keys, None, &[req("inputs-unchanged=true")]).is_ok());
 }
 
+/// The envelope is an object with DSSE's three named fields: the same
+/// values in a positional array (which serde would read as the struct) are
+/// refused as malformed, as other DSSE verifiers refuse them.
+#[test]
+fn an_envelope_in_array_form_is_malformed() {
+    let d = tempfile::tempdir().unwrap();
+    let s = sample(d.path());
+    let k = key();
+    let bytes = signed(&s.facts, &k);
+    let env: Value = serde_json::from_slice(&bytes).unwrap();
+    let sigs: Vec<Value> =
+        env["signatures"].as_array().unwrap().iter().map(|x| serde_json::json!([x["keyid"], x["sig"]])).collect();
+    let array = serde_json::json!([env["payload"], env["payloadType"], sigs]).to_string();
+    let keys = [k.public_key().clone()];
+    assert!(verify(&bytes, &keys, None, &[]).is_ok());
+    assert!(matches!(verify(array.as_bytes(), &keys, None, &[]), Err(VerifyError::Malformed(_))));
+}
+
 #[test]
 fn statement_shape_is_checked() {
     let d = tempfile::tempdir().unwrap();

@@ -237,6 +237,14 @@ fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// Generates a token signing key in `dir` and adds its public key to
 /// `dir/jwks.json` (keeping the keys already there: rotation).
 pub fn token_keygen(dir: &Path, alg: &str, name: &str) -> Result<(PathBuf, String)> {
+    // The key file is `<out>/<name>.key`: a name is a file name, not a path.
+    if name.is_empty() || name.starts_with('.') || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(usage(format!(
+            "--name `{}`: use letters, digits and `- _ .`, not starting with `.` (it names the key file in --out)",
+            name.escape_debug()
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     let jwks_path = dir.join("jwks.json");
     // The keys already trusted are kept: a JWKS that cannot be read is an

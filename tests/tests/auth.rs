@@ -596,6 +596,16 @@ fn token_keygen_never_writes_a_key_through_what_was_there() {
     assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "not a key", "written through the link");
     assert!(!std::fs::symlink_metadata(linked.join("token.key")).unwrap().file_type().is_symlink());
 
+    // A --name that is a path (or hidden) would put the key outside --out.
+    let named = dir.path().join("named");
+    for name in ["../../escape", "a/b", ".hidden", ""] {
+        let out =
+            Command::new(brig_bin()).args(["token", "keygen", "--name", name, "--out"]).arg(&named).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("--name"), "{name:?}: {err}");
+    }
+    assert!(!dir.path().join("escape.key").exists() && !named.join("a").exists());
+
     let bad = dir.path().join("bad-jwks");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("jwks.json"), "{ not json").unwrap();
