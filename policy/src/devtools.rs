@@ -128,6 +128,16 @@ pub fn mint(claims: &Value, private_pem: &str, kid: &str, alg: &str) -> Result<S
     if !claims.is_object() {
         return Err(DevError::Shape("the claims are not a JSON object"));
     }
+    // A token brig's own verifier would refuse as malformed is no help.
+    for (claim, shape) in [
+        ("exp", "`exp` is not a whole number of seconds (NumericDate)"),
+        ("nbf", "`nbf` is not a whole number of seconds (NumericDate)"),
+        ("iat", "`iat` is not a whole number of seconds (NumericDate)"),
+    ] {
+        if claims.get(claim).is_some_and(|v| !v.is_i64() && !v.is_u64()) {
+            return Err(DevError::Shape(shape));
+        }
+    }
     let pem = private_pem.as_bytes();
     let key = match algorithm {
         Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
@@ -138,4 +148,26 @@ pub fn mint(claims: &Value, private_pem: &str, kid: &str, alg: &str) -> Result<S
     let mut header = Header::new(algorithm);
     header.kid = Some(kid.to_string());
     jsonwebtoken::encode(&header, claims, &key).map_err(|e| DevError::Sign(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Dates that are not whole seconds would make a token brig's own
+    /// verifier refuses as malformed: the helper refuses to mint it.
+    #[test]
+    fn mint_refuses_dates_that_are_not_numeric() {
+        let key = keygen("EdDSA").unwrap();
+        for claims in [
+            serde_json::json!({"sub": "x", "exp": "x"}),
+            serde_json::json!({"sub": "x", "nbf": 1.5}),
+            serde_json::json!({"sub": "x", "iat": null}),
+        ] {
+            let e = mint(&claims, &key.private_pem, &key.kid, "EdDSA").unwrap_err().to_string();
+            assert!(e.contains("NumericDate"), "{claims}: {e}");
+        }
+        mint(&serde_json::json!({"sub": "x", "exp": 2_000_000_000u64}), &key.private_pem, &key.kid, "EdDSA").unwrap();
+    }
 }

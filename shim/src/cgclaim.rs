@@ -130,6 +130,11 @@ fn held_by_other(registry: &Path, cgroup_path: &Path, owner: &Path) -> bool {
     other_holder(&entry(registry, cgroup_path), owner).is_some()
 }
 
+/// Whether `owner` holds the claim on `cgroup_path`.
+pub fn held_by(registry: &Path, cgroup_path: &Path, owner: &Path) -> bool {
+    std::fs::read_link(entry(registry, cgroup_path)).is_ok_and(|t| t == owner)
+}
+
 /// Gives up `owner`'s claim on `cgroup_path` (nothing if another holds it).
 pub fn release(registry: &Path, cgroup_path: &Path, owner: &Path) {
     let link = entry(registry, cgroup_path);

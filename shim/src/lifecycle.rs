@@ -1494,7 +1494,11 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
                 .map(|r| r.cgroup_path.clone())
                 .chain(config.iter().map(|c| c.cgroup_path.clone()))
                 .collect();
-            for cg in &cgroups {
+            // Only a cgroup the registry says is this container's: the
+            // files that name it are this container's own, but whatever
+            // is killed must be its own too.
+            let registry = Path::new(crate::cgclaim::REGISTRY_DIR);
+            for cg in cgroups.iter().filter(|cg| crate::cgclaim::held_by(registry, cg, &dir)) {
                 cgroup::kill_all(cg);
                 let _ = cgroup::remove(cg);
             }

@@ -92,6 +92,10 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
                     files.push(t);
                 }
             }
+            if files.is_empty() && !paths.is_empty() {
+                let named: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
+                return Err(Error::Usage(format!("nothing to lint: no `*.toml` profile file in {}", named.join(", "))));
+            }
             let mut problems = 0;
             for f in &files {
                 problems += lint_file(f)?;

@@ -147,7 +147,11 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
     // one to 0 where the job may not lower it), else the job's own: not the
     // caller's (a containerd shim runs at -998, and an exec'd process would
     // have been the last the OOM killer picks).
-    let oom_score_adj = req.process.oom_score_adj().map(|a| a.to_string()).or_else(|| {
+    // (The job's is taken where the kernel lets the caller set it: a
+    // rootless caller may not lower its own score.)
+    let asked = req.process.oom_score_adj().map(|a| a.to_string());
+    let explicit = asked.is_some();
+    let oom_score_adj = asked.or_else(|| {
         std::fs::read_to_string(format!("/proc/{}/oom_score_adj", req.init_pid)).ok().map(|s| s.trim().to_string())
     });
     // runc's default when the process names none.
@@ -164,8 +168,9 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
             let ew = err_w.as_raw_fd();
             let me = std::process::id().to_string();
             if let Some(adj) = &oom_score_adj {
-                if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj) {
-                    child_fail(ew, "setting process.oomScoreAdj", e);
+                match std::fs::write("/proc/self/oom_score_adj", adj) {
+                    Err(e) if explicit => child_fail(ew, "setting process.oomScoreAdj", e),
+                    _ => {}
                 }
             }
             for p in &procs {

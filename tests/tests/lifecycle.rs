@@ -1387,6 +1387,43 @@ fn a_forced_delete_during_a_create_waits_and_removes_it_whole() {
     eprintln!("(create ok, delete ok, kept until the test's own delete): {outcomes:?}");
 }
 
+/// A container whose state.json cannot be read (a create that met a full
+/// disk wrote it empty) is removed whole by `delete --force`: its init
+/// killed through its own (claimed) cgroup, the cgroup, the claim and the
+/// state gone. It used to fail for ever, and keep the id.
+#[test]
+fn a_container_with_an_unreadable_state_is_removed_by_a_forced_delete() {
+    let brig = Brig::default();
+    let b = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("emptystate");
+    brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let state: Value = serde_json::from_slice(&std::fs::read(brig.root.join(&id).join("state.json")).unwrap()).unwrap();
+    let init = state["pid"].as_i64().unwrap();
+    let record: Value = serde_json::from_slice(&std::fs::read(brig.root.join(&id).join("brig.json")).unwrap()).unwrap();
+    let cgroup = record["cgroup_path"].as_str().unwrap().trim_start_matches('/').to_string();
+    std::fs::write(brig.root.join(&id).join("state.json"), "").unwrap();
+    assert!(!brig.cmd(&["delete", &id]).status.success(), "a plain delete of an unreadable state");
+    brig.ok(&["delete", "--force", &id]);
+    assert!(!brig.root.join(&id).exists(), "the state directory is left");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{init}")).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z"), "the init {init} still runs: {stat}");
+    for hierarchy in ["pids", "memory", "unified", ""] {
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(hierarchy).join(&cgroup);
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+    let claims = std::fs::read_dir("/run/brig/cgroups")
+        .map(|d| d.flatten().filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.ends_with(&id))).count())
+        .unwrap_or(0);
+    assert_eq!(claims, 0, "the cgroup claim is left");
+    // The id is free again.
+    brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    brig.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn a_stopped_containers_cgroup_is_never_given_to_another_job() {
     let cgroup_of = |brig: &Brig, id: &str| -> String {

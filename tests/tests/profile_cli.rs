@@ -46,6 +46,11 @@ fn lint_names_file_line_and_field() {
     }
     let out = brig.ok(&["profile", "lint", good.to_str().unwrap()]);
     assert!(out.contains("no problems"), "{out}");
+    // A directory with no profile file lints nothing: an error, not a pass.
+    let empty = brig.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = brig.fails(&["profile", "lint", empty.to_str().unwrap()]);
+    assert!(err.contains("nothing to lint") && err.contains("empty"), "{err}");
 }
 
 #[test]
