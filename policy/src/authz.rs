@@ -40,13 +40,18 @@ pub use crate::decide::{
 pub const MAX_NESTING: usize = 32;
 
 /// The line and column (1-based) where `text` first nests brackets deeper
-/// than [`MAX_NESTING`], outside string literals and `//` comments.
-fn nested_too_deep(text: &str) -> Option<(usize, usize)> {
-    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+/// than [`MAX_NESTING`] (with `angles`, `<` and `>` too: a schema's type
+/// parameters), or where one policy (up to a `;` outside brackets) holds
+/// more than MAX_NESTING `if`s (an `else if` chain nests without brackets),
+/// outside string literals and `//` comments.
+fn nested_too_deep_in(text: &str, angles: bool) -> Option<(usize, usize)> {
+    let (mut depth, mut ifs, mut line, mut column) = (0usize, 0usize, 1usize, 0usize);
     let (mut in_string, mut escaped, mut in_comment) = (false, false, false);
+    let mut previous = ' ';
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         column += 1;
+        let before = std::mem::replace(&mut previous, c);
         if c == '\n' {
             (line, column, in_comment) = (line + 1, 0, false);
             continue;
@@ -63,20 +68,36 @@ fn nested_too_deep(text: &str) -> Option<(usize, usize)> {
             }
             continue;
         }
+        let word = |ch: char| ch.is_alphanumeric() || ch == '_';
         match c {
             '"' => in_string = true,
             '/' if chars.peek() == Some(&'/') => in_comment = true,
-            '(' | '[' | '{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Some((line, column));
+            '(' | '[' | '{' => depth += 1,
+            '<' if angles => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '>' if angles => depth = depth.saturating_sub(1),
+            ';' if depth == 0 => ifs = 0,
+            'i' if !word(before) && chars.peek() == Some(&'f') => {
+                let mut ahead = chars.clone();
+                ahead.next();
+                if !ahead.peek().is_some_and(|&n| word(n)) {
+                    ifs += 1;
+                    if ifs > MAX_NESTING {
+                        return Some((line, column));
+                    }
                 }
             }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
             _ => {}
+        }
+        if depth > MAX_NESTING {
+            return Some((line, column));
         }
     }
     None
+}
+
+fn nested_too_deep(text: &str) -> Option<(usize, usize)> {
+    nested_too_deep_in(text, false)
 }
 
 /// The built-in schema (`policy/brig.cedarschema`).
@@ -1077,6 +1098,14 @@ fn parse_schema(
         Some((f, t)) => (f.as_str(), t.as_str()),
         None => ("<built-in schema>", BUILTIN_SCHEMA),
     };
+    if let Some((line, column)) = nested_too_deep_in(text, true) {
+        return Err(PolicyError::Schema(vec![Diag {
+            file: file.to_string(),
+            line,
+            column,
+            message: format!("types nested more than {MAX_NESTING} deep: refused before parsing (the parser takes stack for every level)"),
+        }]));
+    }
     let (schema, _warnings) = Schema::from_cedarschema_str(text)
         .map_err(|e| PolicyError::Schema(vec![diag_of(&e, file, text, e.to_string())]))?;
     let (fragment, _) = SchemaFragment::from_cedarschema_str(text)
@@ -1324,6 +1353,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("ok.cedar"), &ok).unwrap();
         PolicySet::load(dir.path()).unwrap();
+        // An `else if` chain nests without brackets; a schema's type
+        // parameters nest with angle brackets.
+        let chain =
+            format!("permit (principal, action, resource) when {{ {}true }};", "if true then true else ".repeat(3000));
+        assert!(nested_too_deep(&chain).is_some());
+        let many = "permit (principal, action, resource) when { if true then true else false };\n".repeat(100);
+        assert_eq!(nested_too_deep(&many), None, "ifs of separate policies do not add up");
+        assert_eq!(nested_too_deep("permit (principal, action, resource) when { context.diff == \"x\" };"), None);
+        let schema = format!("namespace X {{ type T = {}String{}; }}", "Set<".repeat(5000), ">".repeat(5000));
+        assert!(nested_too_deep_in(&schema, true).is_some());
+        assert_eq!(nested_too_deep_in(BUILTIN_SCHEMA, true), None, "the built-in schema");
         let deep = format!("permit (principal, action, resource)\nwhen {{ {} }};", nested(100_000));
         fs::write(dir.path().join("deep.cedar"), deep).unwrap();
         let e = PolicySet::load(dir.path()).unwrap_err().to_string();

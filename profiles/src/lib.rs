@@ -215,9 +215,9 @@ pub fn load_file(path: &Path) -> Result<LoadedProfile, ProfileError> {
     if path.file_stem().and_then(|s| s.to_str()) != Some(profile.name.as_str()) {
         return Err(ProfileError::NameMismatch { origin, declared: profile.name });
     }
-    // What `brig profile lint` refuses is never enforced: a limit of 0 or
+    // A limit `brig profile lint` refuses is never enforced: a limit of 0 or
     // below, a timeout of 0s, a tmpfs of size 0 would each mean no limit.
-    let findings = lint::lint(&profile, &source);
+    let findings = lint::limit_findings(&profile, &source);
     if !findings.is_empty() {
         let message = findings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         return Err(ProfileError::Parse {
@@ -358,6 +358,12 @@ mod tests {
             let e = ProfileSet::load_one(Some(dir.path()), "x").unwrap_err().to_string();
             assert!(e.contains(field), "{to}: {e}");
         }
+        // Lint's advice (here: seccomp without no_new_privs, which setuid
+        // programs could shed) does not stop a launch.
+        let advice = restricted.replacen("no_new_privs = true", "no_new_privs = false", 1);
+        std::fs::write(&path, &advice).unwrap();
+        let loaded = load_file(&path).unwrap();
+        assert!(lint::lint(&loaded.profile, &advice).iter().any(|f| f.field == "process.no_new_privs"));
     }
 
     #[test]

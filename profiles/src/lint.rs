@@ -55,6 +55,23 @@ fn known_capability(name: &str) -> bool {
     n == "ALL" || Capability::from_str(n).is_ok()
 }
 
+/// The findings of [`lint`] that would make a limit not hold as enforced
+/// (a cgroup limit of 0 or below, a CPU share that rounds to no quota, a
+/// zero or inverted timeout, a tmpfs of size 0, a misspelt rlimit): a profile
+/// with any is refused when loaded for a launch. The rest of lint's findings
+/// are advice for the author and do not stop a launch.
+pub fn limit_findings(profile: &Profile, source: &str) -> Vec<Finding> {
+    lint(profile, source)
+        .into_iter()
+        .filter(|f| {
+            f.field.starts_with("cgroup.")
+                || f.field.starts_with("timeout.")
+                || f.field == "rootfs.tmpfs.size"
+                || f.field == "rlimits"
+        })
+        .collect()
+}
+
 /// Lints `profile` (parsed from `source`).
 pub fn lint(profile: &Profile, source: &str) -> Vec<Finding> {
     let mut l = Linter { source, findings: Vec::new() };

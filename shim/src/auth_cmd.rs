@@ -330,6 +330,7 @@ pub fn token(cmd: &TokenCmd) -> Result<i32> {
             }
             let alg = meta["alg"].as_str().unwrap_or("EdDSA");
             let kid = meta["kid"].as_str().unwrap_or_default();
+            brig_policy::devtools::check_dates(&c).map_err(usage)?;
             let token = brig_policy::mint(&c, &pem, kid, alg).map_err(usage)?;
             crate::outln!("{token}");
             Ok(0)

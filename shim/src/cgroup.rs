@@ -122,6 +122,17 @@ pub fn holds_processes(cgroup_path: &Path) -> bool {
         .any(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|procs| !procs.trim().is_empty()))
 }
 
+/// Thaws the cgroup (a frozen process takes no SIGKILL until thawed):
+/// `freezer.state` on cgroup v1, `cgroup.freeze` on v2.
+pub fn thaw(cgroup_path: &Path) {
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    if is_unified() {
+        let _ = std::fs::write(Path::new(CGROUP_ROOT).join(rel).join("cgroup.freeze"), "0");
+    } else {
+        let _ = std::fs::write(Path::new(CGROUP_ROOT).join("freezer").join(rel).join("freezer.state"), "THAWED");
+    }
+}
+
 /// Sends SIGKILL to every process in the cgroup (every hierarchy, nested
 /// cgroups included), a few rounds so that forks in flight are caught.
 /// For a container whose state is unreadable: its processes are found by

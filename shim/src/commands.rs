@@ -374,6 +374,20 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
             (false, Some(console)) => wait_with_terminal(id, pid, console),
         };
     }
+    // What the job's processes get when the process names none, not the
+    // caller's: the job's OOM score (brig takes it, and the process inherits
+    // it; where the kernel does not let brig's caller go there, the
+    // caller's stays), runc's umask.
+    if process.oom_score_adj().is_none() {
+        if let Ok(job) = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", init.as_raw())) {
+            let _ = std::fs::write("/proc/self/oom_score_adj", job.trim());
+        }
+    }
+    if process.user().umask().is_none() {
+        let mut user = process.user().clone();
+        user.set_umask(Some(0o022));
+        process.set_user(user);
+    }
     // libcontainer's tenant builder reads the process from a file: written
     // only on this path, and removed once the process has started (the
     // environment in it may hold secrets).
@@ -381,9 +395,9 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     let bytes = serde_json::to_vec(&process).map_err(|e| Error::state(id, e.to_string()))?;
     state::write_atomic(&path, &bytes, 0o600).map_err(|e| Error::io("writing", &path, e))?;
     let cleanup = RemoveFile(Some(path.clone()));
+    // (The pid file is brig's to write: libcontainer's follows a link.)
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root.path)
-        .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
         .map_err(|e| Error::container(id, e))?
         .with_console_socket(console_socket.as_ref())
         .with_preserved_fds(args.preserve_fds)
@@ -397,6 +411,9 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         .with_process(Some(&path));
     let pid = builder.build().map_err(|e| Error::container(id, e))?;
     drop(cleanup);
+    if let Some(pf) = &args.pid_file {
+        write_pid_file(pf, pid.as_raw())?;
+    }
     drop(handover);
     match (args.detach, console) {
         (true, _) => Ok(0),
@@ -486,11 +503,9 @@ fn wait_exit(id: &str, pid: nix::unistd::Pid) -> Result<i32> {
     result
 }
 
-/// Writes `pid` to `path` as runc does: a new file renamed into place (a
-/// link at `path` is replaced, not followed; a reader never sees it half
-/// written).
+/// [`state::write_pid_file`], naming the file in the error.
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    state::write_atomic(path, pid.to_string().as_bytes(), 0o644).map_err(|e| Error::io("writing", path, e))
+    state::write_pid_file(path, pid).map_err(|e| Error::io("writing", path, e))
 }
 
 struct RemoveFile(Option<PathBuf>);

@@ -345,7 +345,6 @@ fn launch(
 
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root.path)
-        .and_then(|b| b.with_pid_file(opts.pid_file.as_ref()))
         .map_err(|e| Error::container(id, e))?
         .with_console_socket(opts.console_socket.as_ref())
         .with_preserved_fds(opts.preserve_fds)
@@ -399,8 +398,10 @@ fn launch(
         }
         let init = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         crate::nspin::check_joined(id, init, &pinned_joins)?;
-        if let Some(pid_file) = opts.pid_file.as_ref().filter(|p| !p.exists()) {
-            return Err(Error::state(id, format!("the pid file `{}` was not written", pid_file.display())));
+        // The pid file is brig's to write, as runc writes it (libcontainer's
+        // followed a link at the path).
+        if let Some(pid_file) = &opts.pid_file {
+            state::write_pid_file(pid_file, init).map_err(|e| Error::io("writing the pid file", pid_file, e))?;
         }
         if let Some(membership) = userns_guard.as_ref().and_then(|g| g.record.pod.as_ref()) {
             crate::pod::check_joined(id, init, membership)?;
@@ -1441,6 +1442,13 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
     }
 }
 
+/// Whether the container's state.json is there but is not JSON (empty, cut
+/// short): what a create that met a full disk leaves. Any other failure to
+/// load a container is not a reason to remove it without its state.
+fn state_unparseable(dir: &Path) -> bool {
+    std::fs::read(dir.join("state.json")).is_ok_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_err())
+}
+
 /// How long `delete` waits for a create of the same id to end.
 const CREATE_WAIT: Duration = Duration::from_secs(30);
 
@@ -1480,11 +1488,13 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     // (A `delete --force` that got there first: see `delete`.)
     let mut c = match load(root, id) {
         Ok(c) => c,
-        Err(e) if force => {
-            // A state.json that cannot be read (a create that met a full
+        Err(e) if force && state_unparseable(&dir) => {
+            // A state.json that does not parse (a create that met a full
             // disk wrote it empty): no create holds the id (see `delete`),
             // so what is there is left over. Its processes are found by its
-            // cgroup, then everything it made goes, as for a create that
+            // cgroup (only one the registry says is this container's), and
+            // killed; only once that cgroup is gone do its claim, its
+            // user-namespace range and its state go, as for a create that
             // died before writing its state.
             tracing::warn!(id, "the container's state cannot be read ({e}); removing what it left");
             let record = RunRecord::load(&dir).ok();
@@ -1494,15 +1504,21 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
                 .map(|r| r.cgroup_path.clone())
                 .chain(config.iter().map(|c| c.cgroup_path.clone()))
                 .collect();
-            // Only a cgroup the registry says is this container's: the
-            // files that name it are this container's own, but whatever
-            // is killed must be its own too.
             let registry = Path::new(crate::cgclaim::REGISTRY_DIR);
             for cg in cgroups.iter().filter(|cg| crate::cgclaim::held_by(registry, cg, &dir)) {
+                cgroup::thaw(cg);
                 cgroup::kill_all(cg);
-                let _ = cgroup::remove(cg);
+                if let Err(err) = cgroup::remove(cg) {
+                    return Err(Error::state(
+                        id,
+                        format!(
+                            "its state cannot be read ({e}), and its cgroup `{}` could not be removed ({err}): kept, retry the delete",
+                            cg.display()
+                        ),
+                    ));
+                }
             }
-            crate::egress::release(&dir);
+            crate::egress::teardown(&dir);
             crate::nsowner::unregister(&root.path, id, &dir);
             let _ = std::fs::remove_dir_all(&dir);
             remove_leftovers(root, id, &dir);
@@ -1593,7 +1609,7 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
 /// cgroup claims.
 fn remove_leftovers(root: &StateRoot, id: &str, dir: &Path) {
     let _ = std::fs::remove_dir_all(root.legacy_staging_dir(id));
-    let _ = std::fs::remove_file(root.staging_lock(id));
+    // (Not the id's lock file: the caller holds it, and drops it with it.)
     let leftover = rootfs_mountpoint(&root.path, id);
     if leftover.exists() {
         let _ = crate::idmap::unmount(&leftover);

@@ -31,16 +31,15 @@ const FREE: &str = "free";
 /// Where a `create` stages libcontainer's config.json and the supervisor's
 /// status file: one of the directories `ROOT/.staging/slots/N`, which creates
 /// reuse one after another (each holds a `flock` on its directory while it
-/// uses it), plus `ROOT/.staging/<id>.lock`, an empty file that makes a
-/// second create of the same id fail while the first runs. A create makes and
+/// uses it), plus the id's create lock ([`IdLock`]: a second create of the
+/// same id fails while the first runs, a delete waits). A create makes and
 /// removes no directory: on a state root on disk, removing a directory frees
 /// its block, which ext4 mounted `-o discard` (this host's `/run`) discards
-/// synchronously, 0.3-0.7 ms. Dropped: the staged files, then the lock file,
-/// then the slot's `flock`.
+/// synchronously, 0.3-0.7 ms. Dropped: the staged files, then the id's
+/// lock, then the slot's `flock`.
 #[derive(Debug)]
 pub struct Staging {
     pub dir: PathBuf,
-    lock: PathBuf,
     slot: Option<nix::fcntl::Flock<std::fs::File>>,
     /// The id's create lock ([`StateRoot::lock_id`]), held until dropped.
     id_lock: Option<IdLock>,
@@ -61,7 +60,18 @@ impl Drop for IdLock {
     fn drop(&mut self) {
         // The file first, then the lock: whoever opened the file meanwhile
         // finds it is no longer the one at the path, and makes another.
-        let _ = std::fs::remove_file(&self.path);
+        // Only if the file at the path is still the one held: nothing else
+        // removes it, but never another holder's.
+        use std::os::unix::fs::MetadataExt;
+        if let Some(held) = &self.held {
+            let same = match (held.metadata(), std::fs::symlink_metadata(&self.path)) {
+                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                _ => false,
+            };
+            if same {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
         drop(self.held.take());
     }
 }
@@ -79,7 +89,7 @@ impl Drop for Staging {
         if self.slot.is_some() {
             self.clear();
         }
-        let _ = std::fs::remove_file(&self.lock);
+        // (The lock file goes with the id lock, which checks it is its own.)
         drop(self.id_lock.take());
         drop(self.slot.take());
     }
@@ -248,9 +258,8 @@ impl StateRoot {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let slots = self.path.join(STAGING).join("slots");
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&slots)?;
-        let lock = self.staging_lock(id);
         let Some(id_lock) = self.lock_id(id)? else { return Ok(None) };
-        let mut staging = Staging { dir: PathBuf::new(), lock, slot: None, id_lock: Some(id_lock) };
+        let mut staging = Staging { dir: PathBuf::new(), slot: None, id_lock: Some(id_lock) };
         let open = |dir: &Path| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(dir);
         for n in 0u32.. {
             let dir = slots.join(n.to_string());
@@ -336,6 +345,13 @@ impl StateRoot {
 /// fsync'd, which on a disk-backed /run costs milliseconds per file.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     write_file_atomic(path, bytes, mode, false)
+}
+
+/// Writes a `--pid-file` as runc does: a new file renamed into place, so a
+/// link at the path is replaced, not followed, and no reader sees it half
+/// written.
+pub fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
+    write_atomic(path, pid.to_string().as_bytes(), 0o644)
 }
 
 /// Like `write_atomic`, and durable: fsync of the file before the rename and

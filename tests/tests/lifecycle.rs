@@ -1387,6 +1387,38 @@ fn a_forced_delete_during_a_create_waits_and_removes_it_whole() {
     eprintln!("(create ok, delete ok, kept until the test's own delete): {outcomes:?}");
 }
 
+/// `--pid-file` at a symbolic link replaces the link with a file holding the
+/// pid, as runc does (a new file renamed into place), for `create` and for
+/// `exec` with and without a per-job user namespace: the link's target (a
+/// host file) is never written through.
+#[test]
+fn a_pid_file_at_a_link_is_replaced_never_written_through() {
+    for profile in ["restricted", "permissive"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let victim = brig.dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let link = |name: &str| {
+            let l = brig.dir.path().join(name);
+            std::os::unix::fs::symlink(&victim, &l).unwrap();
+            l
+        };
+        let b = Bundle::new(&["sleep", "60"]);
+        let id = unique_id("pidlink");
+        let created = link("create.pid");
+        brig.ok(&["create", "--pid-file", created.to_str().unwrap(), "--bundle", b.path().to_str().unwrap(), &id]);
+        brig.ok(&["start", &id]);
+        let execd = link("exec.pid");
+        brig.ok(&["exec", "--detach", "--pid-file", execd.to_str().unwrap(), &id, "sleep", "30"]);
+        for file in [&created, &execd] {
+            let meta = std::fs::symlink_metadata(file).unwrap();
+            assert!(meta.file_type().is_file(), "{profile}: {} is still a link", file.display());
+            assert!(std::fs::read_to_string(file).unwrap().trim().parse::<i32>().is_ok_and(|p| p > 0), "{profile}");
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "{profile}: written through a link");
+        brig.ok(&["delete", "--force", &id]);
+    }
+}
+
 /// A container whose state.json cannot be read (a create that met a full
 /// disk wrote it empty) is removed whole by `delete --force`: its init
 /// killed through its own (claimed) cgroup, the cgroup, the claim and the
@@ -1401,6 +1433,9 @@ fn a_container_with_an_unreadable_state_is_removed_by_a_forced_delete() {
     let init = state["pid"].as_i64().unwrap();
     let record: Value = serde_json::from_slice(&std::fs::read(brig.root.join(&id).join("brig.json")).unwrap()).unwrap();
     let cgroup = record["cgroup_path"].as_str().unwrap().trim_start_matches('/').to_string();
+    // Running, and frozen (a frozen process takes no SIGKILL until thawed).
+    brig.ok(&["start", &id]);
+    brig.ok(&["pause", &id]);
     std::fs::write(brig.root.join(&id).join("state.json"), "").unwrap();
     assert!(!brig.cmd(&["delete", &id]).status.success(), "a plain delete of an unreadable state");
     brig.ok(&["delete", "--force", &id]);
@@ -1572,7 +1607,13 @@ fn exec_rlimits_are_held_to_the_containers() {
 /// would pick); no umask gives runc's 0022, whatever the caller's.
 #[test]
 fn exec_gets_its_oom_score_and_umask_not_the_callers() {
-    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    for profile in ["restricted", "permissive"] {
+        exec_oom_score_and_umask(profile);
+    }
+}
+
+fn exec_oom_score_and_umask(profile: &str) {
+    let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
     let (_bundle, id) = brig.detached_sleeper("execoom");
     let pfile = brig.dir.path().join("oom.json");
     let show = "echo adj=$(cat /proc/self/oom_score_adj) umask=$(umask)";
@@ -1580,7 +1621,7 @@ fn exec_gets_its_oom_score_and_umask_not_the_callers() {
                          "args": ["sh", "-c", show]});
     std::fs::write(&pfile, process.to_string()).unwrap();
     let out = brig.ok(&["exec", "--process", pfile.to_str().unwrap(), &id]);
-    assert_eq!(out.trim(), "adj=300 umask=0077");
+    assert_eq!(out.trim(), "adj=300 umask=0077", "{profile}");
     // Without either, from a caller at another score and umask.
     let job_adj = brig.ok(&["exec", &id, "cat", "/proc/1/oom_score_adj"]).trim().to_string();
     let out = Command::new("sh")
@@ -1592,7 +1633,7 @@ fn exec_gets_its_oom_score_and_umask_not_the_callers() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert_eq!(out, format!("adj={job_adj} umask=0022"));
+    assert_eq!(out, format!("adj={job_adj} umask=0022"), "{profile}");
     assert_ne!(job_adj, "77");
     brig.ok(&["delete", "--force", &id]);
 }
