@@ -55,81 +55,10 @@ fn known_capability(name: &str) -> bool {
     n == "ALL" || Capability::from_str(n).is_ok()
 }
 
-/// The findings of [`lint`] that would make a limit not hold as enforced
-/// (a cgroup limit of 0 or below, a CPU share that rounds to no quota, a
-/// zero or inverted timeout, a tmpfs of size 0, a misspelt rlimit): a profile
-/// with any is refused when loaded for a launch. The rest of lint's findings
-/// are advice for the author and do not stop a launch.
-pub fn limit_findings(profile: &Profile, source: &str) -> Vec<Finding> {
-    lint(profile, source)
-        .into_iter()
-        .filter(|f| {
-            f.field.starts_with("cgroup.")
-                || f.field.starts_with("timeout.")
-                || f.field == "rootfs.tmpfs.size"
-                || f.field == "rlimits"
-        })
-        .collect()
-}
-
-/// Lints `profile` (parsed from `source`).
-pub fn lint(profile: &Profile, source: &str) -> Vec<Finding> {
-    let mut l = Linter { source, findings: Vec::new() };
-
-    if profile.name.is_empty() || !profile.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        l.add("name", "name", format!("`{}` is not a valid profile name (letters, digits, - and _)", profile.name));
-    }
-
-    if let Some(s) = &profile.seccomp {
-        for (field, names) in [("seccomp.allow", &s.allow), ("seccomp.enosys", &s.enosys)] {
-            for n in names {
-                if !seccomp::is_known_syscall(n) {
-                    l.add(field, &format!("\"{n}\""), format!("`{n}` is not a syscall on x86_64 or aarch64"));
-                }
-            }
-        }
-        for r in &s.allow_if {
-            if !seccomp::is_known_syscall(&r.syscall) {
-                l.add(
-                    "seccomp.allow_if.syscall",
-                    &format!("\"{}\"", r.syscall),
-                    format!("`{}` is not a syscall on x86_64 or aarch64", r.syscall),
-                );
-            }
-        }
-        for arch in [seccomp::Arch::X86_64, seccomp::Arch::Aarch64] {
-            if let Err(e) = seccomp::compile(s, arch) {
-                if !matches!(e, seccomp::SeccompError::UnknownSyscall(_)) {
-                    l.add("seccomp", "[seccomp", e.to_string());
-                }
-            }
-        }
-        for n in &s.enosys {
-            if s.allow.contains(n) {
-                l.add("seccomp.enosys", &format!("\"{n}\""), format!("`{n}` is both allowed and in `enosys`"));
-            }
-        }
-    }
-
-    if (profile.seccomp.is_some() || profile.landlock.is_some()) && profile.process.no_new_privs != Some(true) {
-        l.add(
-            "process.no_new_privs",
-            "no_new_privs",
-            "seccomp and Landlock need `no_new_privs = true` (otherwise setuid binaries could shed them)".into(),
-        );
-    }
-
-    for c in profile.process.capabilities.iter().flatten() {
-        if !known_capability(c) || c.eq_ignore_ascii_case("ALL") {
-            l.add("process.capabilities", c, format!("`{c}` is not a capability"));
-        }
-    }
-    for c in &profile.ceilings.capabilities {
-        if !known_capability(c) {
-            l.add("ceilings.capabilities", c, format!("`{c}` is not a capability"));
-        }
-    }
-
+/// The checks whose failure would make a limit not hold as enforced (a
+/// cgroup limit of 0 or below, a CPU share that rounds to no quota, a zero or
+/// inverted timeout, a tmpfs of size 0, a misspelt rlimit).
+fn lint_limits(l: &mut Linter<'_>, profile: &Profile) {
     for name in profile.rlimits.keys() {
         let n = format!("RLIMIT_{}", name.to_ascii_uppercase());
         if serde_json::from_value::<oci_spec::runtime::PosixRlimitType>(serde_json::Value::String(n)).is_err() {
@@ -190,14 +119,91 @@ pub fn lint(profile: &Profile, source: &str) -> Vec<Finding> {
     }
 
     for tmp in &profile.rootfs.tmpfs {
+        if tmp.size.0 == 0 {
+            l.add("rootfs.tmpfs.size", "size", "a tmpfs needs a size above zero".into());
+        }
+    }
+}
+
+/// The findings of [`lint`] that would make a limit not hold as enforced
+/// (a cgroup limit of 0 or below, a CPU share that rounds to no quota, a
+/// zero or inverted timeout, a tmpfs of size 0, a misspelt rlimit): a profile
+/// with any is refused when loaded for a launch. The rest of lint's findings
+/// are advice for the author and do not stop a launch.
+pub fn limit_findings(profile: &Profile, source: &str) -> Vec<Finding> {
+    // Only these checks: the whole lint compiles the seccomp section for
+    // every architecture, too slow for every launch.
+    let mut l = Linter { source, findings: Vec::new() };
+    lint_limits(&mut l, profile);
+    l.findings
+}
+
+/// Lints `profile` (parsed from `source`).
+pub fn lint(profile: &Profile, source: &str) -> Vec<Finding> {
+    let mut l = Linter { source, findings: Vec::new() };
+
+    if profile.name.is_empty() || !profile.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        l.add("name", "name", format!("`{}` is not a valid profile name (letters, digits, - and _)", profile.name));
+    }
+
+    if let Some(s) = &profile.seccomp {
+        for (field, names) in [("seccomp.allow", &s.allow), ("seccomp.enosys", &s.enosys)] {
+            for n in names {
+                if !seccomp::is_known_syscall(n) {
+                    l.add(field, &format!("\"{n}\""), format!("`{n}` is not a syscall on x86_64 or aarch64"));
+                }
+            }
+        }
+        for r in &s.allow_if {
+            if !seccomp::is_known_syscall(&r.syscall) {
+                l.add(
+                    "seccomp.allow_if.syscall",
+                    &format!("\"{}\"", r.syscall),
+                    format!("`{}` is not a syscall on x86_64 or aarch64", r.syscall),
+                );
+            }
+        }
+        for arch in [seccomp::Arch::X86_64, seccomp::Arch::Aarch64] {
+            if let Err(e) = seccomp::compile(s, arch) {
+                if !matches!(e, seccomp::SeccompError::UnknownSyscall(_)) {
+                    l.add("seccomp", "[seccomp", e.to_string());
+                }
+            }
+        }
+        for n in &s.enosys {
+            if s.allow.contains(n) {
+                l.add("seccomp.enosys", &format!("\"{n}\""), format!("`{n}` is both allowed and in `enosys`"));
+            }
+        }
+    }
+
+    if (profile.seccomp.is_some() || profile.landlock.is_some()) && profile.process.no_new_privs != Some(true) {
+        l.add(
+            "process.no_new_privs",
+            "no_new_privs",
+            "seccomp and Landlock need `no_new_privs = true` (otherwise setuid binaries could shed them)".into(),
+        );
+    }
+
+    for c in profile.process.capabilities.iter().flatten() {
+        if !known_capability(c) || c.eq_ignore_ascii_case("ALL") {
+            l.add("process.capabilities", c, format!("`{c}` is not a capability"));
+        }
+    }
+    for c in &profile.ceilings.capabilities {
+        if !known_capability(c) {
+            l.add("ceilings.capabilities", c, format!("`{c}` is not a capability"));
+        }
+    }
+
+    lint_limits(&mut l, profile);
+
+    for tmp in &profile.rootfs.tmpfs {
         if !tmp.path.starts_with('/') {
             l.add("rootfs.tmpfs.path", &tmp.path, format!("`{}` is not an absolute container path", tmp.path));
         }
         if u32::from_str_radix(&tmp.mode, 8).map_or(true, |m| m > 0o7777) {
             l.add("rootfs.tmpfs.mode", &tmp.mode, format!("`{}` is not an octal mode", tmp.mode));
-        }
-        if tmp.size.0 == 0 {
-            l.add("rootfs.tmpfs.size", "size", "a tmpfs needs a size above zero".into());
         }
     }
 
