@@ -159,7 +159,7 @@ impl TreeDigest {
 /// `root` itself may be or pass through a symbolic link (`brig attest verify
 /// --artifacts` measures what a user names); nothing below it is followed.
 pub fn hash_tree(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureError> {
-    hash_tree_with(root, limits, RootLinks::Follow).map(|w| w.tree)
+    hash_tree_with(root, limits, RootLinks::Follow, false).map(|w| w.tree)
 }
 
 /// [`hash_tree`] of a canonical path that no symbolic link may lead to: a job's
@@ -168,7 +168,7 @@ pub fn hash_tree(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureErro
 /// parent) is [`MeasureError::LinkOnTheWay`], never measured through: root
 /// brig would otherwise record digests of whatever the link names.
 pub fn hash_tree_no_links(root: &Path, limits: &Limits) -> Result<TreeDigest, MeasureError> {
-    hash_tree_with(root, limits, RootLinks::Refuse).map(|w| w.tree)
+    hash_tree_with(root, limits, RootLinks::Refuse, false).map(|w| w.tree)
 }
 
 /// A tree measured by [`hash_tree_no_links_stamped`].
@@ -186,9 +186,9 @@ pub struct StampedTree {
 /// [`hash_tree_no_links`], with the root's identity and the tree's change
 /// stamp, both from the walk that hashed it.
 pub fn hash_tree_no_links_stamped(root: &Path, limits: &Limits) -> Result<StampedTree, MeasureError> {
-    let walked = hash_tree_with(root, limits, RootLinks::Refuse)?;
+    let walked = hash_tree_with(root, limits, RootLinks::Refuse, true)?;
     let identity = walked.root_id.ok_or_else(|| MeasureError::Changed { path: root.to_path_buf() })?;
-    Ok(StampedTree { tree: walked.tree, identity, change_stamp: walked.stamp })
+    Ok(StampedTree { tree: walked.tree, identity, change_stamp: walked.stamp.unwrap_or_default() })
 }
 
 /// What tells whether a tree changed between two looks, even if it was
@@ -249,10 +249,11 @@ impl ChangeStamp {
 struct Walked {
     tree: TreeDigest,
     root_id: Option<(u64, u64)>,
-    stamp: String,
+    /// Only when asked for: the other walks (outputs, user paths) have no use for it.
+    stamp: Option<String>,
 }
 
-fn hash_tree_with(root: &Path, limits: &Limits, root_links: RootLinks) -> Result<Walked, MeasureError> {
+fn hash_tree_with(root: &Path, limits: &Limits, root_links: RootLinks, stamped: bool) -> Result<Walked, MeasureError> {
     struct Pending {
         name: String,
         kind: PendingKind,
@@ -264,12 +265,14 @@ fn hash_tree_with(root: &Path, limits: &Limits, root_links: RootLinks) -> Result
     let mut pending: Vec<Pending> = Vec::new();
     let mut inodes: HashMap<(u64, u64), usize> = HashMap::new();
     let mut root_id = None;
-    let mut stamp = ChangeStamp::default();
+    let mut stamp = stamped.then(ChangeStamp::default);
     let digests = hash_files(|submit| {
         // Directories are visited only for the root's identity and the
         // change stamp.
         walk(root, limits, true, root_links, |entry, opener| {
-            stamp.add(&entry.rel, &entry.meta);
+            if let Some(stamp) = &mut stamp {
+                stamp.add(&entry.rel, &entry.meta);
+            }
             if entry.rel.is_empty() {
                 root_id = Some((entry.meta.dev, entry.meta.ino));
             }
@@ -332,7 +335,11 @@ fn hash_tree_with(root: &Path, limits: &Limits, root_links: RootLinks) -> Result
     }
     entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     let root_sha256 = hex::encode(Sha256::digest(TreeDigest::canonical(&entries)));
-    Ok(Walked { tree: TreeDigest { root_sha256, files, bytes, entries }, root_id, stamp: stamp.finish() })
+    Ok(Walked {
+        tree: TreeDigest { root_sha256, files, bytes, entries },
+        root_id,
+        stamp: stamp.map(ChangeStamp::finish),
+    })
 }
 
 /// An open file to hash; `id` numbers the jobs from 0 without gaps.

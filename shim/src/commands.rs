@@ -332,6 +332,21 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     let handover = Handover::for_exec(&plan, client_seccomp.clone())
         .map_err(|e| Error::io("preparing the supervisor for", &dir, e))?;
     let init = c.pid().ok_or_else(|| Error::state(id, "no init pid"))?;
+    // What the job's processes get when the process names none, not the
+    // caller's (a containerd shim runs at -998), on either path below: the
+    // job's OOM score (brig takes it, and the process inherits it; where the
+    // kernel does not let brig's caller go there, the caller's stays), and
+    // runc's umask.
+    if process.oom_score_adj().is_none() {
+        if let Ok(job) = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", init.as_raw())) {
+            let _ = std::fs::write("/proc/self/oom_score_adj", job.trim());
+        }
+    }
+    if process.user().umask().is_none() {
+        let mut user = process.user().clone();
+        user.set_umask(Some(0o022));
+        process.set_user(user);
+    }
     // A foreground exec with a terminal and no console socket: brig relays
     // the terminal itself, as `runc exec -t` does (crate::console).
     let console = match process.terminal().unwrap_or(false) && !args.detach && args.console_socket.is_none() {
@@ -373,20 +388,6 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
             (false, None) => wait_exit(id, pid),
             (false, Some(console)) => wait_with_terminal(id, pid, console),
         };
-    }
-    // What the job's processes get when the process names none, not the
-    // caller's: the job's OOM score (brig takes it, and the process inherits
-    // it; where the kernel does not let brig's caller go there, the
-    // caller's stays), runc's umask.
-    if process.oom_score_adj().is_none() {
-        if let Ok(job) = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", init.as_raw())) {
-            let _ = std::fs::write("/proc/self/oom_score_adj", job.trim());
-        }
-    }
-    if process.user().umask().is_none() {
-        let mut user = process.user().clone();
-        user.set_umask(Some(0o022));
-        process.set_user(user);
     }
     // libcontainer's tenant builder reads the process from a file: written
     // only on this path, and removed once the process has started (the

@@ -1488,47 +1488,7 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     // (A `delete --force` that got there first: see `delete`.)
     let mut c = match load(root, id) {
         Ok(c) => c,
-        Err(e) if force && state_unparseable(&dir) => {
-            // A state.json that does not parse (a create that met a full
-            // disk wrote it empty): no create holds the id (see `delete`),
-            // so what is there is left over. Its processes are found by its
-            // cgroup (only one the registry says is this container's), and
-            // killed; only once that cgroup is gone do its claim, its
-            // user-namespace range and its state go, as for a create that
-            // died before writing its state.
-            tracing::warn!(id, "the container's state cannot be read ({e}); removing what it left");
-            let record = RunRecord::load(&dir).ok();
-            let config = libcontainer::config::YoukiConfig::load(&dir).ok();
-            let cgroups: Vec<PathBuf> = record
-                .iter()
-                .map(|r| r.cgroup_path.clone())
-                .chain(config.iter().map(|c| c.cgroup_path.clone()))
-                .collect();
-            let registry = Path::new(crate::cgclaim::REGISTRY_DIR);
-            for cg in cgroups.iter().filter(|cg| crate::cgclaim::held_by(registry, cg, &dir)) {
-                cgroup::thaw(cg);
-                cgroup::kill_all(cg);
-                if let Err(err) = cgroup::remove(cg) {
-                    return Err(Error::state(
-                        id,
-                        format!(
-                            "its state cannot be read ({e}), and its cgroup `{}` could not be removed ({err}): kept, retry the delete",
-                            cg.display()
-                        ),
-                    ));
-                }
-            }
-            crate::egress::teardown(&dir);
-            crate::nsowner::unregister(&root.path, id, &dir);
-            let _ = std::fs::remove_dir_all(&dir);
-            remove_leftovers(root, id, &dir);
-            if let Some(u) = record.as_ref().and_then(|r| r.userns.as_ref()) {
-                let allocator =
-                    crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default());
-                release_userns(&allocator, &root.path, id, u);
-            }
-            return Ok(());
-        }
+        Err(e) if force && state_unparseable(&dir) => return remove_with_unreadable_state(root, id, &dir, &e),
         Err(e) => return Err(e),
     };
     match c.status() {
@@ -1597,10 +1557,49 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         // record not yet): what it had made before is found by name.
         remove_leftovers(root, id, &c.root);
     }
-    if let Some(u) = record.as_ref().and_then(|r| r.userns.as_ref()) {
+    release_recorded_userns(root, id, record.as_ref());
+    Ok(())
+}
+
+/// Gives up the user-namespace range and idmapped root a run record holds.
+fn release_recorded_userns(root: &StateRoot, id: &str, record: Option<&RunRecord>) {
+    if let Some(u) = record.and_then(|r| r.userns.as_ref()) {
         let allocator = crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default());
         release_userns(&allocator, &root.path, id, u);
     }
+}
+
+/// `delete --force` of a container whose state.json does not parse (a
+/// create that met a full disk wrote it empty): no create holds the id (see
+/// `delete`), so what is there is left over. Its processes are found by its
+/// cgroup (only one the registry says is this container's), and killed;
+/// only once that cgroup is gone do its claim, its user-namespace range and
+/// its state go, as for a create that died before writing its state.
+fn remove_with_unreadable_state(root: &StateRoot, id: &str, dir: &Path, why: &Error) -> Result<()> {
+    tracing::warn!(id, "the container's state cannot be read ({why}); removing what it left");
+    let record = RunRecord::load(dir).ok();
+    let config = libcontainer::config::YoukiConfig::load(dir).ok();
+    let cgroups: Vec<PathBuf> =
+        record.iter().map(|r| r.cgroup_path.clone()).chain(config.iter().map(|c| c.cgroup_path.clone())).collect();
+    let registry = Path::new(crate::cgclaim::REGISTRY_DIR);
+    for cg in cgroups.iter().filter(|cg| crate::cgclaim::held_by(registry, cg, dir)) {
+        cgroup::thaw(cg);
+        cgroup::kill_all(cg);
+        if let Err(err) = cgroup::remove(cg) {
+            return Err(Error::state(
+                id,
+                format!(
+                    "its state cannot be read ({why}), and its cgroup `{}` could not be removed ({err}): kept, retry the delete",
+                    cg.display()
+                ),
+            ));
+        }
+    }
+    crate::egress::teardown(dir);
+    crate::nsowner::unregister(&root.path, id, dir);
+    let _ = std::fs::remove_dir_all(dir);
+    remove_leftovers(root, id, dir);
+    release_recorded_userns(root, id, record.as_ref());
     Ok(())
 }
 

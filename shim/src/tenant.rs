@@ -144,17 +144,10 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
     let caps = req.process.capabilities().clone();
     let cwd = req.process.cwd().clone();
     // The OOM score the process asks for (harden_exec has raised a negative
-    // one to 0 where the job may not lower it), else the job's own: not the
-    // caller's (a containerd shim runs at -998, and an exec'd process would
-    // have been the last the OOM killer picks).
-    // (The job's is taken where the kernel lets the caller set it: a
-    // rootless caller may not lower its own score.)
-    let asked = req.process.oom_score_adj().map(|a| a.to_string());
-    let explicit = asked.is_some();
-    let oom_score_adj = asked.or_else(|| {
-        std::fs::read_to_string(format!("/proc/{}/oom_score_adj", req.init_pid)).ok().map(|s| s.trim().to_string())
-    });
-    // runc's default when the process names none.
+    // one to 0 where the job may not lower it); without one, the process
+    // inherits brig's, which `exec` set to the job's. The umask: `exec`
+    // fills in runc's default.
+    let oom_score_adj = req.process.oom_score_adj().map(|a| a.to_string());
     let umask = user.umask().unwrap_or(0o022);
 
     let (pid_r, pid_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
@@ -168,9 +161,8 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
             let ew = err_w.as_raw_fd();
             let me = std::process::id().to_string();
             if let Some(adj) = &oom_score_adj {
-                match std::fs::write("/proc/self/oom_score_adj", adj) {
-                    Err(e) if explicit => child_fail(ew, "setting process.oomScoreAdj", e),
-                    _ => {}
+                if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj) {
+                    child_fail(ew, "setting process.oomScoreAdj", e);
                 }
             }
             for p in &procs {
