@@ -266,7 +266,21 @@ fn launch(
     let mut userns_guard = None;
     // A rootless job's user namespace is the one `rootless::adapt_request`
     // gave it (or the caller's): no allocated range, no idmapped rootfs.
-    if prepared.hardened.plan.per_job_userns && rootless.is_none() {
+    // A job that joins a per-job user namespace by path is a member of that
+    // job's pod: it joins through `setup_userns`, which keeps the range held
+    // while it lives. Joined directly, the range would go back to the pool
+    // with its first job and be handed to another job, maybe another
+    // tenant's, while this one still runs with its IDs.
+    let mut per_job_userns = prepared.hardened.plan.per_job_userns;
+    if rootless.is_none() && !per_job_userns {
+        let per_job_profile =
+            prepared.profile.profile.user_namespace.mode == brig_profiles::model::UserNamespaceMode::PerJob;
+        per_job_userns = joins_a_per_job_userns(root, id, &spec, per_job_profile, &prepared.profile.profile.name)?;
+        if !per_job_userns {
+            check_spec_mappings(id, &spec, prepared.userns_pool, per_job_profile)?;
+        }
+    }
+    if per_job_userns && rootless.is_none() {
         let loopback_only = prepared
             .hardened
             .plan
@@ -920,6 +934,106 @@ fn own_network_namespace(
     }
     net.set_path(None);
     Ok((true, Some(requested)))
+}
+
+/// Whether `spec` joins, by path, a user namespace brig made for a job with an
+/// ID range from its pool. Only a job under a `per_job` profile, under the
+/// same state root, joins one (as a member of that job's pod); any other is
+/// refused.
+fn joins_a_per_job_userns(
+    root: &StateRoot,
+    id: &str,
+    spec: &oci_spec::runtime::Spec,
+    per_job_profile: bool,
+    profile: &str,
+) -> Result<bool> {
+    let Some(path) = crate::pod::joined_user_namespace(spec) else { return Ok(false) };
+    let ns = crate::pod::NamespaceId::of(&crate::nspin::resolved(&path))
+        .map_err(|e| Error::state(id, format!("linux.namespaces: the user namespace `{}`: {e}", path.display())))?;
+    let here = crate::pod::jobs_with_own_userns(&root.path, id).into_iter().find(|l| l.user_namespace == ns);
+    let holders = crate::nsowner::range_holders(ns);
+    let holder = match (&here, holders.first()) {
+        (None, None) => return Ok(false),
+        (Some(l), _) => l.id.clone(),
+        (None, Some(h)) => {
+            return Err(Error::state(
+                id,
+                format!(
+                    "linux.namespaces: the user namespace `{}` is job `{}`'s, under another state root (`{}`); \
+                     a job joins only the user namespace of a pod under its own root",
+                    path.display(),
+                    h.id,
+                    h.root.display()
+                ),
+            ))
+        }
+    };
+    if !per_job_profile {
+        return Err(Error::state(
+            id,
+            format!(
+                "linux.namespaces: the user namespace `{}` is job `{holder}`'s own, with an ID range from brig's pool; \
+                 only a job under a profile with `user_namespace.mode = \"per_job\"` joins it, as a member of its pod \
+                 (profile `{profile}`)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(true)
+}
+
+/// Host IDs below this are the host's own users and groups (system accounts,
+/// people, `nobody`): the floor of brig's pool too.
+const FIRST_UNPRIVILEGED_HOST_ID: u32 = crate::userns::Pool::MIN_START;
+
+/// The mappings of a spec's own user namespace (not a rootless caller's,
+/// which are the caller's own IDs). Never onto brig's pool, under any
+/// profile: its ranges are handed to per-job user namespaces, each to one job
+/// (or pod) at a time, and this job would share IDs with whichever holds
+/// them. Under a `per_job` profile, never onto the host's users and groups
+/// either (host root included): the job's root must be an ID no host user is.
+fn check_spec_mappings(
+    id: &str,
+    spec: &oci_spec::runtime::Spec,
+    pool: crate::userns::Pool,
+    per_job_profile: bool,
+) -> Result<()> {
+    let Some(linux) = spec.linux() else { return Ok(()) };
+    let own_userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none());
+    if !own_userns {
+        return Ok(());
+    }
+    for (field, maps) in [("linux.uidMappings", linux.uid_mappings()), ("linux.gidMappings", linux.gid_mappings())] {
+        for (i, m) in maps.iter().flatten().enumerate() {
+            if per_job_profile && m.host_id() < FIRST_UNPRIVILEGED_HOST_ID && m.size() > 0 {
+                let what = if m.host_id() == 0 { "host root (host ID 0)" } else { "the host's own users and groups" };
+                return Err(Error::state(
+                    id,
+                    format!(
+                        "{field}[{i}].hostID: the user namespace maps container IDs onto {what}; host IDs below \
+                         {FIRST_UNPRIVILEGED_HOST_ID} are refused under a profile with a per-job user namespace"
+                    ),
+                ));
+            }
+            if pool.overlaps(m.host_id(), m.size()) {
+                return Err(Error::state(
+                    id,
+                    format!(
+                        "{field}[{i}]: host IDs {}..{} overlap brig's pool of per-job ID ranges (from {}): \
+                         another job would share them",
+                        m.host_id(),
+                        u64::from(m.host_id()) + u64::from(m.size()),
+                        pool.start
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn setup_userns(

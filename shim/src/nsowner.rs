@@ -106,6 +106,15 @@ fn owners_in(registry: &Path, typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<O
         .collect()
 }
 
+/// The jobs, under any state root, in user namespace `ns` that brig made for
+/// them with an ID range from its pool (a per-job user namespace, a pod's).
+pub fn range_holders(ns: NamespaceId) -> Vec<Owner> {
+    owners_in(Path::new(REGISTRY_DIR), LinuxNamespaceType::User, ns)
+        .into_iter()
+        .filter(|o| RunRecord::load(&o.dir()).is_ok_and(|r| r.userns.is_some()))
+        .collect()
+}
+
 /// Refuses when a namespace in `joined` has an owner (other than `me`) of
 /// another principal than `identity`.
 pub fn check_joined(

@@ -93,14 +93,17 @@ pub fn find_leader(root: &Path, id: &str, spec: &Spec) -> Result<Option<PodLeade
         .and_then(|l| l.namespaces().as_ref())
         .into_iter()
         .flatten()
-        .filter(|n| n.typ() != LinuxNamespaceType::User)
         .filter_map(|n| n.path().clone().map(|p| (n.typ(), p)))
         .collect();
     let mut owner: Option<(NamespaceId, PathBuf)> = None;
     for (typ, path) in &joined {
-        let this = NamespaceId::owner_of(path).map_err(|e| {
-            Error::state(id, format!("linux.namespaces: the {typ:?} namespace `{}`: {e}", path.display()))
-        })?;
+        // A user namespace named by path is the pod's user namespace itself
+        // (its owner is the host's); any other is owned by it.
+        let this = match typ {
+            LinuxNamespaceType::User => NamespaceId::of(&crate::nspin::resolved(path)),
+            _ => NamespaceId::owner_of(path),
+        }
+        .map_err(|e| Error::state(id, format!("linux.namespaces: the {typ:?} namespace `{}`: {e}", path.display())))?;
         if this == host {
             continue;
         }
@@ -136,7 +139,7 @@ pub fn find_leader(root: &Path, id: &str, spec: &Spec) -> Result<Option<PodLeade
 }
 
 /// Live jobs under `root` (other than `id`) with a user namespace brig made.
-fn jobs_with_own_userns(root: &Path, id: &str) -> Vec<PodLeader> {
+pub fn jobs_with_own_userns(root: &Path, id: &str) -> Vec<PodLeader> {
     let Ok(entries) = std::fs::read_dir(root) else { return vec![] };
     let mut leaders = vec![];
     for entry in entries.flatten() {
@@ -159,6 +162,17 @@ fn jobs_with_own_userns(root: &Path, id: &str) -> Vec<PodLeader> {
         leaders.push(PodLeader { id: name, pid, userns, user_namespace });
     }
     leaders
+}
+
+/// The user namespace a spec joins by path, if it names one.
+pub fn joined_user_namespace(spec: &Spec) -> Option<PathBuf> {
+    spec.linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .and_then(|n| n.path().clone())
 }
 
 /// After `create`: the job's init must be in the pod's user namespace. A pid

@@ -86,6 +86,14 @@ impl Pool {
         Ok(())
     }
 
+    /// Whether host IDs `first .. first + size` share an ID with the pool's
+    /// ranges (those handed out now or later).
+    pub fn overlaps(&self, first: u32, size: u32) -> bool {
+        let end = u64::from(first) + u64::from(size);
+        let pool_end = u64::from(self.start) + u64::from(self.slots()) * u64::from(self.range);
+        size > 0 && u64::from(first) < pool_end && u64::from(self.start) < end
+    }
+
     pub fn slots(&self) -> u32 {
         self.count.checked_div(self.range).unwrap_or(0)
     }

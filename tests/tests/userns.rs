@@ -502,6 +502,62 @@ fn a_job_cannot_join_foreign_namespaces() {
     brig.ok(&["delete", "--force", &sandbox_id]);
 }
 
+/// A spec that joins another job's per-job user namespace by path (and no
+/// other of its namespaces) joins it as a member of that job's pod: the range
+/// stays held while it lives, so the first job's delete does not hand its IDs
+/// to a new job. Only under a `per_job` profile: under another it would hold
+/// the range without being counted, and is refused. A spec's own mappings
+/// may not land on brig's pool (any profile) nor on host users (`per_job`).
+#[test]
+fn a_user_namespace_joined_or_mapped_by_a_spec_shares_no_range() {
+    let brig = restricted();
+    let first_id = unique_id("first");
+    let first = Bundle::new(&["sleep", "60"]);
+    brig.ok(&["run", "-d", "--bundle", first.path().to_str().unwrap(), &first_id]);
+    let first_pid = brig.state(&first_id)["pid"].as_i64().unwrap();
+    let base = host_base(&brig, &first_id);
+
+    let joiner = |profile: &str| {
+        let mut b = Bundle::new(&["sleep", "60"]);
+        b.push("/linux/namespaces", json!({"type": "user", "path": format!("/proc/{first_pid}/ns/user")}));
+        b.set("/annotations", json!({"dev.brig.profile": profile}));
+        b
+    };
+    let err = brig.fails(&["run", "--bundle", joiner("standard").path().to_str().unwrap(), &unique_id("std")]);
+    assert!(err.contains("linux.namespaces") && err.contains("per_job"), "{err}");
+
+    let member_id = unique_id("member");
+    brig.ok(&["run", "-d", "--bundle", joiner("restricted").path().to_str().unwrap(), &member_id]);
+    let member = brig.state(&member_id)["pid"].as_i64().unwrap();
+    assert_eq!(ns_inode(member, "user"), ns_inode(first_pid, "user"));
+    assert_eq!(host_base(&brig, &member_id), base);
+    brig.ok(&["delete", "--force", &first_id]);
+    let next_id = unique_id("next");
+    brig.ok(&["run", "-d", "--bundle", first.path().to_str().unwrap(), &next_id]);
+    assert_ne!(host_base(&brig, &next_id), base, "a range still in use was handed to another job");
+    assert_eq!(brig.status(&member_id), "running");
+
+    // Mappings of the spec's own: onto the pool (here the range `next`
+    // holds), under every profile; onto host users under `per_job`.
+    let next_base = host_base(&brig, &next_id);
+    for (profile, host_id, want) in [
+        ("standard", next_base, "overlap brig's pool"),
+        ("permissive", next_base + 65535, "overlap brig's pool"),
+        ("restricted", next_base, "overlap brig's pool"),
+        ("restricted", 1000, "below 65536"),
+    ] {
+        let mut b = Bundle::new(&["true"]);
+        b.push("/linux/namespaces", json!({"type": "user"}));
+        b.set("/linux/uidMappings", json!([{"containerID": 0, "hostID": host_id, "size": 1}]));
+        b.set("/linux/gidMappings", json!([{"containerID": 0, "hostID": 231072, "size": 1}]));
+        b.set("/annotations", json!({"dev.brig.profile": profile}));
+        let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("mapped")]);
+        assert!(err.contains("linux.uidMappings[0]") && err.contains(want), "{profile} {host_id}: {err}");
+    }
+    brig.ok(&["delete", "--force", &member_id]);
+    brig.ok(&["delete", "--force", &next_id]);
+}
+
 /// `exec` into a job whose user namespace the spec asked for (Docker's
 /// userns-remap, Podman's --userns) joins it: the exec'd process is the
 /// job's root, not the host's.
