@@ -1397,6 +1397,10 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result
     let root = state_root(g)?;
     let mut c = load(&root, id)?;
     let sig = parse_signal(signal.unwrap_or("SIGTERM"))?;
+    let sigkill = {
+        let upper = signal.unwrap_or("SIGTERM").to_ascii_uppercase();
+        matches!(upper.strip_prefix("SIG").unwrap_or(&upper), "KILL" | "9")
+    };
     let before = c.status();
     if before == ContainerStatus::Stopped && !all {
         return Err(Error::state(id, "container not running"));
@@ -1414,6 +1418,17 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result
     if matches!(before, ContainerStatus::Created | ContainerStatus::Paused) {
         let _ = c.refresh_status();
         if c.status() != ContainerStatus::Stopped {
+            // `--all` freezes the cgroup to list and signal its processes,
+            // then thaws it: a paused job would run again while its state
+            // said paused. A signal does not resume a job (nor does one sent
+            // to the init alone); SIGKILL, which needs the thaw on cgroup v1
+            // to be acted on, is left to end it.
+            if before == ContainerStatus::Paused && all && !sigkill {
+                use libcgroups::common::{CgroupManager, FreezerState};
+                crate::commands::cgroup_manager(id, &c)?
+                    .freeze(FreezerState::Frozen)
+                    .map_err(|e| Error::state(id, format!("pausing the job again after signalling it: {e}")))?;
+            }
             c.set_status(before);
             let _ = c.save();
         }

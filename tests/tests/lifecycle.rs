@@ -616,6 +616,45 @@ fn pause_and_resume() {
     brig.ok(&["delete", "--force", &id]);
 }
 
+/// `kill --all` of a paused job signals every process and leaves the job
+/// paused, as its state says (it froze the cgroup to signal, then thawed it:
+/// the job ran again while `state` said paused). SIGKILL still ends it.
+#[test]
+fn kill_all_of_a_paused_job_leaves_it_paused() {
+    let brig = Brig::default();
+    let id = unique_id("pausedkill");
+    let cgroup_path = format!("/brig-test/{id}");
+    let mut bundle = Bundle::new(&["sh", "-c", "trap '' USR1; while :; do sleep 1; done"]);
+    bundle.set("/linux/cgroupsPath", json!(cgroup_path));
+    brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let frozen = || {
+        let v2 = cgroup_dir("", &cgroup_path).join("cgroup.freeze");
+        match std::fs::read_to_string(&v2) {
+            Ok(text) => text.trim() == "1",
+            Err(_) => std::fs::read_to_string(cgroup_dir("freezer", &cgroup_path).join("freezer.state"))
+                .unwrap()
+                .trim()
+                .eq("FROZEN"),
+        }
+    };
+    brig.ok(&["pause", &id]);
+    assert!(frozen());
+    brig.ok(&["kill", "--all", &id, "USR1"]);
+    assert_eq!(brig.status(&id), "paused");
+    assert!(frozen(), "kill --all thawed a paused job");
+    brig.ok(&["resume", &id]);
+    assert_eq!(brig.status(&id), "running");
+    assert!(!frozen());
+    brig.ok(&["pause", &id]);
+    brig.ok(&["kill", "--all", &id, "KILL"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while brig.status(&id) != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "SIGKILL did not end a paused job");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    brig.ok(&["delete", &id]);
+}
+
 #[test]
 fn kill_all_and_signal_names() {
     let brig = Brig::default();
