@@ -186,11 +186,13 @@ impl SigningKey {
     /// Reads a private key file, refusing one that group or others may read.
     pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
         let read = |source| KeyError::Read { path: path.to_path_buf(), source };
-        let meta = std::fs::metadata(path).map_err(read)?;
+        // The mode checked is the file's that is read (one descriptor).
+        let (mut file, meta) = brig_files::open_regular(path).map_err(read)?;
         if meta.mode() & 0o077 != 0 {
             return Err(KeyError::Permissions { path: path.to_path_buf(), mode: meta.mode() & 0o7777 });
         }
-        let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(read)?);
+        let mut pem = Zeroizing::new(String::new());
+        std::io::Read::read_to_string(&mut file, &mut pem).map_err(read)?;
         SigningKey::from_pem(&pem)
     }
 
@@ -270,6 +272,7 @@ impl PublicKey {
     }
 
     pub fn load(path: &Path) -> Result<PublicKey, KeyError> {
+        // A verifier's input, which may come through a pipe (`--key <(...)`).
         let pem =
             std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
         PublicKey::from_pem(&pem)

@@ -281,7 +281,8 @@ impl AuditLog {
                     .map_err(|e| io("creating the directory", e))?;
             }
         }
-        OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(|e| io("opening", e))?;
+        brig_files::open_regular_with(OpenOptions::new().append(true).create(true).mode(0o600), path)
+            .map_err(|e| io("opening", e))?;
         Ok(AuditLog { path: path.to_path_buf() })
     }
 
@@ -295,13 +296,9 @@ impl AuditLog {
     pub fn append(&self, record: &AuditRecord) -> Result<AuditAnchor, AuditError> {
         let path = &self.path;
         let io = |op, source| AuditError::Io { path: path.clone(), op, source };
-        let mut f = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| io("opening", e))?;
+        let (mut f, _) =
+            brig_files::open_regular_with(OpenOptions::new().read(true).append(true).create(true).mode(0o600), path)
+                .map_err(|e| io("opening", e))?;
         f.lock().map_err(|e| io("locking", e))?;
         let (prev, seq, len) = self.tail(&mut f)?;
         let mut record = record.clone();
@@ -376,7 +373,7 @@ impl AuditLog {
     }
 
     fn count_lines(&self) -> Result<usize, AuditError> {
-        let f = File::open(&self.path).map_err(|source| AuditError::Io {
+        let (f, _) = brig_files::open_regular(&self.path).map_err(|source| AuditError::Io {
             path: self.path.clone(),
             op: "opening",
             source,
@@ -407,7 +404,7 @@ fn first_line_hash(f: &mut File) -> std::io::Result<String> {
 /// Which log `path` is: the SHA-256 of its first line (what
 /// [`AuditAnchor::log`] names).
 pub fn log_id(path: &Path) -> Result<String, AuditError> {
-    fs::File::open(path).and_then(|mut f| first_line_hash(&mut f)).map_err(|source| AuditError::Io {
+    brig_files::open_regular(path).and_then(|(mut f, _)| first_line_hash(&mut f)).map_err(|source| AuditError::Io {
         path: path.to_path_buf(),
         op: "reading",
         source,
@@ -466,7 +463,8 @@ pub fn verify_anchored(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSumm
 }
 
 fn verify_lines(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSummary, AuditError> {
-    let bytes = fs::read(path).map_err(|source| AuditError::Io { path: path.to_path_buf(), op: "reading", source })?;
+    let bytes =
+        brig_files::read(path).map_err(|source| AuditError::Io { path: path.to_path_buf(), op: "reading", source })?;
     let bad = |line: usize, reason: String| AuditError::Tampered { path: path.to_path_buf(), line, reason };
     let mut prev = genesis();
     let mut count = 0;

@@ -486,7 +486,7 @@ fn list_sources(dir: &Path) -> Result<(Vec<SourceFile>, Option<SourceFile>), Pol
 fn read_sources(dir: &Path) -> Result<Sources, PolicyError> {
     let (files, schema_file) = list_sources(dir)?;
     let read = |(name, path): SourceFile| {
-        fs::read_to_string(&path).map(|text| (name, text)).map_err(|source| PolicyError::Read { path, source })
+        brig_files::read_to_string(&path).map(|text| (name, text)).map_err(|source| PolicyError::Read { path, source })
     };
     let schema = schema_file.map(read).transpose()?;
     let policies = files.into_iter().map(read).collect::<Result<Vec<_>, _>>()?;
@@ -529,8 +529,8 @@ fn stream_digest(dir: &Path) -> Result<Option<String>, PolicyError> {
     let mut w = DigestWriter::new();
     let mut buf = vec![0u8; 32 * 1024];
     let mut file_field = |w: &mut DigestWriter, path: &Path| -> Result<bool, PolicyError> {
-        let mut file = fs::File::open(path).map_err(|e| read_err(path, e))?;
-        let len = file.metadata().map_err(|e| read_err(path, e))?.len();
+        let (mut file, meta) = brig_files::open_regular(path).map_err(|e| read_err(path, e))?;
+        let len = meta.len();
         w.0.update(len.to_le_bytes());
         let mut total = 0u64;
         loop {

@@ -181,18 +181,27 @@ impl KeySet {
 }
 
 fn read_limited(path: &Path) -> Result<String, TrustError> {
-    let meta = fs::metadata(path).map_err(|source| TrustError::Read { path: path.to_path_buf(), source })?;
+    use std::io::Read;
+    let read_err = |source| TrustError::Read { path: path.to_path_buf(), source };
+    let too_large = || TrustError::Jwks {
+        origin: format!("`{}`", path.display()),
+        reason: format!("larger than {MAX_JWKS_BYTES} bytes"),
+    };
+    let (file, meta) = brig_files::open_regular(path).map_err(read_err)?;
     if meta.len() > MAX_JWKS_BYTES {
-        return Err(TrustError::Jwks {
-            origin: format!("`{}`", path.display()),
-            reason: format!("larger than {MAX_JWKS_BYTES} bytes"),
-        });
+        return Err(too_large());
     }
-    fs::read_to_string(path).map_err(|source| TrustError::Read { path: path.to_path_buf(), source })
+    // Bounded by what is read, not by the size seen: the file may grow.
+    let mut text = String::new();
+    file.take(MAX_JWKS_BYTES + 1).read_to_string(&mut text).map_err(read_err)?;
+    if text.len() as u64 > MAX_JWKS_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 fn load_hmac_secret(path: &Path) -> Result<DecodingKey, TrustError> {
-    let bytes = fs::read(path).map_err(|source| TrustError::Read { path: path.to_path_buf(), source })?;
+    let bytes = brig_files::read(path).map_err(|source| TrustError::Read { path: path.to_path_buf(), source })?;
     // A trailing newline from `echo ... > file` is not part of the secret.
     let secret = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
     if secret.len() < MIN_HMAC_SECRET {
@@ -329,7 +338,7 @@ fn cached_or_fetched(url: &str, ca: &Path, cache: &Path, ttl: u64, now: SystemTi
 /// Fetches `url` over HTTPS, trusting only the CA certificates in `ca`.
 fn fetch(url: &str, ca: &Path) -> Result<String, TrustError> {
     let fetch_err = |reason: String| TrustError::Fetch { url: url.to_string(), reason };
-    let pem = fs::read(ca).map_err(|source| TrustError::Read { path: ca.to_path_buf(), source })?;
+    let pem = brig_files::read(ca).map_err(|source| TrustError::Read { path: ca.to_path_buf(), source })?;
     let mut roots = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         if let Ok(ureq::tls::PemItem::Certificate(c)) = item {

@@ -209,7 +209,7 @@ impl ProfileSet {
 /// Loads one profile file; its file name must match the profile's name.
 pub fn load_file(path: &Path) -> Result<LoadedProfile, ProfileError> {
     let source =
-        std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: path.to_path_buf(), source })?;
+        brig_files::read_to_string(path).map_err(|source| ProfileError::Read { path: path.to_path_buf(), source })?;
     let origin = path.display().to_string();
     let profile = parse(&source, &origin)?;
     if path.file_stem().and_then(|s| s.to_str()) != Some(profile.name.as_str()) {

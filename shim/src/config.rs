@@ -167,7 +167,7 @@ impl Config {
 
     /// Loads and validates the configuration at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match brig_files::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ConfigError::Missing(path.to_path_buf())),
             Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),

@@ -1059,3 +1059,65 @@ fn every_example_passes_its_cases_through_the_cli() {
     }
     assert!(ran >= 4, "the four example sets");
 }
+
+/// A FIFO where the configuration names a file — the configuration itself,
+/// the JWKS, a policy, a profile, the audit log, the attestation key — is
+/// refused at once with the path and what it is; `brig` neither waits on it
+/// (a read of a FIFO blocks until something writes) nor leaves anything.
+#[test]
+fn a_fifo_at_a_configured_path_is_refused_not_waited_on() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let tenant = acme.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::write(a.etc.join("profiles/strict.toml"), "name = \"strict\"\n").unwrap();
+    let finished = |mut cmd: Command| -> (bool, String) {
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let mut child = cmd.stdout(std::process::Stdio::null()).stderr(err.reopen().unwrap()).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("brig waited on a FIFO: {:?}", cmd);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        (status.success(), std::fs::read_to_string(err.path()).unwrap())
+    };
+    let targets = [
+        a.etc.join("jwks.json"),
+        a.etc.join("policy/functions.cedar"),
+        a.etc.join("profiles/strict.toml"),
+        a.audit_log(),
+        a.etc.join("keys/attest.key"),
+        a.brig.config.clone(),
+    ];
+    for target in &targets {
+        let saved = a.brig.dir.path().join("saved");
+        let existed = target.exists();
+        if existed {
+            std::fs::rename(target, &saved).unwrap();
+        }
+        nix::unistd::mkfifo(target, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let id = unique_id("fifo");
+        let token = a.mint(&["--tenant", &tenant, "--role", "function"]);
+        let bundle = bundle_with(&token, &acme, "true");
+        let mut cmd = a.brig.command();
+        cmd.args(["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        let (ok, err) = finished(cmd);
+        assert!(!ok, "{}: launched", target.display());
+        assert!(err.contains(&target.display().to_string()) && err.contains("FIFO"), "{}: {err}", target.display());
+        std::fs::remove_file(target).unwrap();
+        if existed {
+            std::fs::rename(&saved, target).unwrap();
+        }
+        assert!(!a.brig.root.join(&id).exists(), "{}: state left", target.display());
+    }
+    // Everything back in place: the same launch runs.
+    let token = a.mint(&["--tenant", &tenant, "--role", "function"]);
+    let (code, _, err) = a.brig.run(&bundle_with(&token, &acme, "true"), &unique_id("ok"));
+    assert_eq!(code, 0, "{err}");
+}

@@ -1,0 +1,116 @@
+//! Opening the files an operator names — the configuration, profiles, JWKS,
+//! CA bundles, policies and schemas, keys, the audit log — as regular files.
+//!
+//! `std::fs::read` of a FIFO blocks until something writes to it, so a
+//! mistaken path (or one swapped for a FIFO) would hang every `brig`
+//! invocation with no error; a device would be read from. Here the file is
+//! opened non-blocking (which a FIFO honours and a regular file ignores), then
+//! checked with `fstat` on the descriptor opened, so what is read is what was
+//! checked.
+
+#![forbid(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+/// What a file that is not a regular one is, for the error message.
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `options` at `path` without blocking on a FIFO, and checks that it
+/// is a regular file (`InvalidInput` naming what it is otherwise). Returns
+/// its metadata too, from the one `fstat`.
+pub fn open_regular_with(options: &mut OpenOptions, path: &Path) -> io::Result<(File, std::fs::Metadata)> {
+    let not_regular = |meta: &std::fs::Metadata| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{}, not a regular file", kind(meta)))
+    };
+    let file = match options.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path) {
+        Ok(file) => file,
+        // A FIFO opened for writing with no reader, or a socket: say what it
+        // is rather than "No such device or address".
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(std::fs::metadata(path).map(|meta| not_regular(&meta)).unwrap_or(e))
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    Ok((file, meta))
+}
+
+/// Opens `path` for reading, as a regular file, with its metadata.
+pub fn open_regular(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
+    open_regular_with(OpenOptions::new().read(true), path)
+}
+
+/// `std::fs::read`, of a regular file only.
+pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+    let (mut file, meta) = open_regular(path)?;
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// `std::fs::read_to_string`, of a regular file only.
+pub fn read_to_string(path: &Path) -> io::Result<String> {
+    let (mut file, meta) = open_regular(path)?;
+    let mut out = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A FIFO with no writer, a directory, a device and a socket are each
+    /// refused at once (the FIFO is not waited on), naming what they are; a
+    /// regular file and a link to one are read.
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let sock = dir.path().join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        for (path, what) in
+            [(fifo.as_path(), "a FIFO"), (dir.path(), "a directory"), (Path::new("/dev/zero"), "a device")]
+        {
+            let e = read(path).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{}", path.display());
+            assert!(e.to_string().contains(what), "{}: {e}", path.display());
+            assert!(read_to_string(path).is_err());
+        }
+        // A socket cannot be opened at all (ENXIO): named all the same.
+        assert!(read(&sock).unwrap_err().to_string().contains("a socket"));
+        let file = dir.path().join("f");
+        std::fs::write(&file, "text").unwrap();
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(read_to_string(&file).unwrap(), "text");
+        assert_eq!(read(&link).unwrap(), b"text");
+        // Opened for appending (the audit log): a regular file is created,
+        // a FIFO with no reader fails at once (ENXIO) rather than waiting.
+        let appended = open_regular_with(OpenOptions::new().append(true).create(true), &dir.path().join("log"));
+        assert!(appended.is_ok());
+        let e = open_regular_with(OpenOptions::new().append(true), &fifo).unwrap_err();
+        assert!(e.kind() == io::ErrorKind::InvalidInput && e.to_string().contains("a FIFO"), "{e}");
+    }
+}
