@@ -226,6 +226,18 @@ impl TrustConfig {
                 return Err(ConfigError::new("auth.replay.dir", "must be an absolute path"));
             }
         }
+        // A relative path would be read relative to wherever the client ran
+        // brig from (dockerd's, containerd's or a shell's directory).
+        for (field, value) in [
+            ("auth.jwks_file", self.jwks_file.as_deref()),
+            ("auth.jwks_ca_file", self.jwks_ca_file.as_deref()),
+            ("auth.jwks_cache_file", Some(self.jwks_cache_file.as_path())),
+            ("auth.hmac_secret_file", self.hmac_secret_file.as_deref()),
+        ] {
+            if value.is_some_and(|p| !p.is_absolute()) {
+                return Err(ConfigError::new(field, "must be an absolute path"));
+            }
+        }
         if self.mode == AuthMode::Off {
             return Ok(());
         }
@@ -359,6 +371,12 @@ mod tests {
         let mut bad = c.clone();
         bad.issuers.clear();
         assert_eq!(bad.validate().unwrap_err().field, "auth.issuers");
+        let mut bad = c.clone();
+        bad.jwks_file = Some("jwks.json".into());
+        assert_eq!(bad.validate().unwrap_err().field, "auth.jwks_file", "a relative path");
+        let mut bad = c.clone();
+        bad.jwks_cache_file = "cache.json".into();
+        assert_eq!(bad.validate().unwrap_err().field, "auth.jwks_cache_file");
         let mut bad = c;
         bad.jwks_file = None;
         assert_eq!(bad.validate().unwrap_err().field, "auth.jwks_file");

@@ -497,6 +497,11 @@ pub fn init(opts: &InitOpts) -> Result<i32> {
         (None, true) => user_dir("state")?,
         (None, false) => PathBuf::from("/var/lib/brig"),
     };
+    // The configuration names every file by an absolute path (brig reads it
+    // from whatever directory its caller runs in).
+    let absolute = |d: &Path| std::path::absolute(d).map_err(|e| Error::io("resolving", d, e));
+    let dir = &absolute(dir)?;
+    let state_dir = absolute(&state_dir)?;
     let config_path = dir.join("config.toml");
     if config_path.exists() && !opts.force {
         return Err(usage(format!(

@@ -182,6 +182,10 @@ impl Config {
         let invalid =
             |e: brig_policy::ConfigError| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() };
         config.auth.validate().map_err(invalid)?;
+        config.policy.validate().map_err(invalid)?;
+        if let Some(audit) = &config.audit {
+            audit.validate().map_err(invalid)?;
+        }
         for dir in &config.clients.state_dirs {
             // A client state directory lets clients bind host files over
             // /etc/hosts & co: it must be a real, specific directory.
@@ -205,6 +209,16 @@ impl Config {
                 path: path.to_path_buf(),
                 field: "clients.dockerd_binaries",
                 message: format!("`{}` must be an absolute path", bad.display()),
+            });
+        }
+        if !config.profiles.dir.is_absolute() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: "profiles.dir",
+                message: format!(
+                    "`{}` must be an absolute path (a relative one would be read from the caller's working directory)",
+                    config.profiles.dir.display()
+                ),
             });
         }
         if config.profiles.default.is_empty() {
@@ -247,6 +261,22 @@ mod tests {
         }
         let text = "[auth]\nmode = \"off\"\n[clients]\nstate_dirs = [\"/var/lib/rancher/k3s/agent/containerd\"]\n";
         assert_eq!(Config::parse(text, Path::new("c.toml")).unwrap().clients.state_dirs.len(), 1);
+    }
+
+    /// Every path the configuration names is absolute: a relative one would
+    /// be resolved against the working directory of whoever ran brig.
+    #[test]
+    fn relative_paths_are_refused() {
+        for (section, field) in [
+            ("[profiles]\ndir = \"profiles\"\n", "profiles.dir"),
+            ("[auth]\nmode = \"off\"\njwks_file = \"jwks.json\"\n", "auth.jwks_file"),
+            ("[policy]\ndir = \"policy\"\n", "policy.dir"),
+            ("[audit]\npath = \"audit.log\"\n", "audit.path"),
+        ] {
+            let auth = if section.starts_with("[auth]") { "" } else { "[auth]\nmode = \"off\"\n" };
+            let err = Config::parse(&format!("{auth}{section}"), Path::new("c.toml")).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains("absolute"), "{field}: {err}");
+        }
     }
 
     #[test]

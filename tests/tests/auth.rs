@@ -1121,3 +1121,38 @@ fn a_fifo_at_a_configured_path_is_refused_not_waited_on() {
     let (code, _, err) = a.brig.run(&bundle_with(&token, &acme, "true"), &unique_id("ok"));
     assert_eq!(code, 0, "{err}");
 }
+
+/// `brig init` with relative directories writes a configuration that names
+/// them absolutely (brig is run from any directory), and a configuration
+/// with a relative path is refused, naming the field.
+#[test]
+fn configured_paths_are_absolute() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(brig_bin())
+        .current_dir(dir.path())
+        .args(["init", "--dir", "etc", "--state-dir", "var", "--issuer", ISS])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = dir.path().join("etc/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(&format!("jwks_file = \"{}/etc/jwks.json\"", dir.path().display())), "{text}");
+    let out = Command::new(brig_bin())
+        .current_dir("/")
+        .arg("--config")
+        .arg(&config)
+        .args(["policy", "validate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&config, text.replace(&format!("{}/var/audit.log", dir.path().display()), "audit.log")).unwrap();
+    let out = Command::new(brig_bin())
+        .current_dir("/")
+        .arg("--config")
+        .arg(&config)
+        .args(["policy", "validate"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("audit.path") && err.contains("absolute"), "{err}");
+}
