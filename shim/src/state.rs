@@ -98,7 +98,7 @@ impl Drop for Staging {
 /// Why a container id is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum IdError {
-    #[error("invalid container id `{0}`: use letters, digits and `_ + - .`, not `.` or `..`, at most 1024 characters")]
+    #[error("invalid container id `{0}`: use letters, digits and `_ + - .`, not `.` or `..`, at most {MAX_ID_LEN} characters")]
     Invalid(String),
     #[error("container id `{0}` is reserved: brig keeps its own files under that name in the state root (ids may not start with `.` or be {RESERVED})", RESERVED = RESERVED_IDS.join(", "))]
     Reserved(String),
@@ -112,13 +112,19 @@ pub enum IdError {
 /// empty it.
 pub const RESERVED_IDS: [&str; 4] = ["userns", "namespaces", "namespaces.lock", "cgroups"];
 
+/// The longest id: names brig derives from it (`<12 hex>-<id>` for the
+/// idmapped rootfs, `<id>.lock`, `<id>.binds`, ...) must fit in a file name
+/// (255 bytes). runc has no limit of its own, and fails at its state
+/// directory past 255; containerd's and Docker's ids are 64 characters.
+pub const MAX_ID_LEN: usize = 200;
+
 /// Checks an id the way runc does (`^[\w+-\.]+$`), minus `.` and `..`.
 pub fn validate_id(id: &str) -> Result<(), IdError> {
     // Names brig itself keeps in the state root are not container ids: a
     // container `userns` (or `.staging`) would be brig's user-namespace slot
     // registry (its staging area), and `delete --force` would empty it.
     let ok = !id.is_empty()
-        && id.len() <= 1024
+        && id.len() <= MAX_ID_LEN
         && id != "."
         && id != ".."
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
@@ -690,6 +696,9 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "../x", "é"] {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
+        validate_id(&"a".repeat(MAX_ID_LEN)).unwrap();
+        let long = validate_id(&"a".repeat(MAX_ID_LEN + 1)).unwrap_err().to_string();
+        assert!(long.contains("at most 200 characters"), "{long}");
     }
 
     #[test]

@@ -1698,3 +1698,29 @@ fn a_landlock_path_linked_to_the_root_grants_nothing() {
     assert!(!out.contains("not for the job"), "the job read outside its Landlock paths: {out}");
     assert!(out.contains("rc=1"), "{out}");
 }
+
+/// The longest id brig takes runs its whole life under `restricted` (whose
+/// per-job user namespace derives the longest names from it: the idmapped
+/// rootfs, staged binds); one character more is refused up front, naming the
+/// limit, before anything is made (it failed half-way with "File name too
+/// long" past about 240).
+#[test]
+fn the_longest_id_runs_and_a_longer_one_is_refused_up_front() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let unique = unique_id("long");
+    let id = format!("{unique}{}", "x".repeat(200 - unique.len()));
+    // A writable bind: staged and handed to the job's range, under the id.
+    let out_dir = std::path::PathBuf::from(format!("/var/lib/brig/jobs/{unique}"));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut bundle = Bundle::new(&["sleep", "30"]);
+    bundle
+        .push("/mounts", json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
+    brig.ok(&["run", "-d", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert_eq!(brig.ok(&["exec", &id, "sh", "-c", "echo in > /out/f; cat /out/f"]).trim(), "in");
+    brig.ok(&["delete", "--force", &id]);
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    let longer = format!("{id}y");
+    let err = brig.fails(&["run", "--bundle", bundle.path().to_str().unwrap(), &longer]);
+    assert!(err.contains("at most 200 characters"), "{err}");
+    assert!(!brig.root.join(&longer).exists());
+}
