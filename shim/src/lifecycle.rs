@@ -123,14 +123,24 @@ fn create_with(
     // brig's state root (other containers' state, their idmapped roots) is
     // never a job's root filesystem; the configured directories are checked
     // with the profile (pipeline::check_rootfs_location).
-    let state = std::fs::canonicalize(&root.path).unwrap_or_else(|_| root.path.clone());
-    if pipeline::overlaps(&request.rootfs, &state) {
-        return Err(Error::Usage(format!(
-            "{}: root.path `{}` is at, inside or above brig's state directory `{}`",
-            request.config_path.display(),
-            request.rootfs.display(),
-            state.display()
-        )));
+    // Nor any other state root a job of brig's lives under (a platform's
+    // per-tenant roots, Docker's, containerd's): through it a job would read
+    // other jobs' specs and records and reach their sockets (start another
+    // tenant's created job through its notify socket).
+    let own = std::fs::canonicalize(&root.path).unwrap_or_else(|_| root.path.clone());
+    let others = crate::nsowner::registered_state_roots();
+    for state in std::iter::once(own.clone())
+        .chain(others.iter().map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone())))
+    {
+        if pipeline::overlaps(&request.rootfs, &state) {
+            let whose = if state == own { "brig's state directory" } else { "the state directory of other brig jobs" };
+            return Err(Error::Usage(format!(
+                "{}: root.path `{}` is at, inside or above {whose} `{}`",
+                request.config_path.display(),
+                request.rootfs.display(),
+                state.display()
+            )));
+        }
     }
     let wants_terminal = request.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     let mut console = None;

@@ -106,6 +106,27 @@ fn owners_in(registry: &Path, typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<O
         .collect()
 }
 
+/// The state roots of the jobs registered in any namespace (every job brig
+/// runs, under any `--root`: Docker's, containerd's, Podman's, a platform's
+/// per-tenant ones). A stale entry (a job killed with brig) only makes the
+/// list longer.
+pub fn registered_state_roots() -> Vec<PathBuf> {
+    let mut roots = std::collections::BTreeSet::new();
+    let Ok(namespaces) = std::fs::read_dir(REGISTRY_DIR) else { return vec![] };
+    // Every job is in a mount namespace (its own or one it joined): those
+    // entries name them all, in one link per job.
+    let mount = format!("{}-", proc_name(LinuxNamespaceType::Mount));
+    for ns in namespaces.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&mount)) {
+        let Ok(jobs) = std::fs::read_dir(ns.path()) else { continue };
+        for job in jobs.flatten() {
+            if let Some(root) = std::fs::read_link(job.path()).ok().and_then(|d| d.parent().map(Path::to_path_buf)) {
+                roots.insert(root);
+            }
+        }
+    }
+    roots.into_iter().collect()
+}
+
 /// The jobs, under any state root, in user namespace `ns` that brig made for
 /// them with an ID range from its pool (a per-job user namespace, a pod's).
 pub fn range_holders(ns: NamespaceId) -> Vec<Owner> {

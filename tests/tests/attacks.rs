@@ -750,6 +750,30 @@ fn a_root_filesystem_over_brigs_state_or_job_data_is_refused() {
     std::fs::remove_dir_all(&images).unwrap();
 }
 
+/// Another state root a brig job lives under (a platform's per-tenant
+/// `--root`) is no job's root filesystem either, at, inside or above it: the
+/// job would read the other jobs' specs and records and reach their notify
+/// sockets (and start another tenant's created job).
+#[test]
+fn a_root_filesystem_over_another_state_root_is_refused() {
+    let victim = restricted();
+    let id = unique_id("victim");
+    let sleeper = Bundle::new(&["sleep", "30"]);
+    victim.ok(&["create", "--bundle", sleeper.path().to_str().unwrap(), &id]);
+    let state = victim.root.canonicalize().unwrap();
+    let attacker = restricted();
+    for path in [state.join(&id), state.clone(), victim.dir.path().to_path_buf()] {
+        let mut b = Bundle::new(&["cat", "config.json"]);
+        b.set("/root", json!({"path": path, "readonly": true}));
+        b.set("/process/cwd", json!("/"));
+        let (code, out, err) = attacker.run(&b, &unique_id("rootpath"));
+        assert_ne!(code, 0, "{}: {out}", path.display());
+        assert!(err.contains("root.path") && err.contains("other brig jobs"), "{}: {err}", path.display());
+    }
+    assert_eq!(victim.status(&id), "created");
+    victim.ok(&["delete", "--force", &id]);
+}
+
 /// A bundle running `args` that joins the IPC namespace at `path`.
 fn joining_ipc(args: &[&str], path: &std::path::Path) -> Bundle {
     let mut b = Bundle::new(args);
