@@ -109,6 +109,23 @@ pub struct TrustConfig {
     /// Claim holding the image digest the token was issued for.
     #[serde(default = "default_image_digest_claim")]
     pub image_digest_claim: String,
+    /// An exec whose principal is not the container's (another tenant):
+    /// refused before any policy (`deny`, the default), or decided by the
+    /// policies on `context.exec.other_principal` and `context.exec.owner`
+    /// (`policy`, for a break-glass role).
+    #[serde(default)]
+    pub other_principal_exec: OtherPrincipalExec,
+}
+
+/// Who decides an exec into a container launched for another principal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtherPrincipalExec {
+    /// Refused, whatever the policies say.
+    #[default]
+    Deny,
+    /// The policies decide (they see `context.exec.other_principal`).
+    Policy,
 }
 
 fn default_jwks_cache_file() -> PathBuf {
@@ -160,6 +177,7 @@ impl TrustConfig {
             tenant_claim: default_tenant_claim(),
             roles_claim: default_roles_claim(),
             image_digest_claim: default_image_digest_claim(),
+            other_principal_exec: OtherPrincipalExec::Deny,
         }
     }
 

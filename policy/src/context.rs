@@ -160,6 +160,25 @@ pub struct ExecRequest {
     /// same name runs a different program from another directory, so a
     /// policy that allows commands by name checks these too.
     pub search_path: Vec<String>,
+    /// Whether the exec's principal is not the one the container was
+    /// launched for (another tenant; with no tenant, another issuer or
+    /// subject). Filled in by brig; false in test cases unless given.
+    pub other_principal: bool,
+    /// Who the container was launched for (empty when it was launched
+    /// without authorization).
+    pub owner: ExecOwner,
+}
+
+/// The principal a container was launched for, as an exec sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecOwner {
+    /// `iss` of the launch's token.
+    pub issuer: Option<String>,
+    /// `sub` of the launch's token.
+    pub subject: Option<String>,
+    /// The launch's tenant claim.
+    pub tenant: Option<String>,
 }
 
 /// The search path of a process without `PATH` in its environment (runc's).
@@ -178,6 +197,8 @@ impl ExecRequest {
             additional_gids: UserInfo::of(process).additional_gids,
             tty: process.terminal().unwrap_or(false),
             capabilities: capabilities_of(process),
+            other_principal: false,
+            owner: ExecOwner::default(),
         }
     }
 }

@@ -540,6 +540,14 @@ pub fn authorize(policies: &PolicySet, token: &VerifiedToken, action: Action, co
                         ("tty", Re::new_bool(exec.tty)),
                         ("capabilities", strings(&exec.capabilities)),
                         ("search_path", strings(&exec.search_path)),
+                        ("other_principal", Re::new_bool(exec.other_principal)),
+                        ("owner", {
+                            let o = &exec.owner;
+                            let fields = [("issuer", &o.issuer), ("subject", &o.subject), ("tenant", &o.tenant)];
+                            record(
+                                fields.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, string(v)))).collect(),
+                            )?
+                        }),
                     ])?,
                 ));
                 Ok(f)

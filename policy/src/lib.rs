@@ -32,10 +32,10 @@ pub use authz::{
     authorize, Action, Decision, Diag, LoadedPolicies, PolicyError, PolicyLoader, PolicySet, RequestDecision,
     BUILTIN_SCHEMA,
 };
-pub use config::{AuditConfig, AuthMode, ConfigError, PolicyConfig, ReplayConfig, TrustConfig};
+pub use config::{AuditConfig, AuthMode, ConfigError, OtherPrincipalExec, PolicyConfig, ReplayConfig, TrustConfig};
 pub use context::{
-    ContextError, EgressRule, ExecRequest, ImageRef, LaunchContext, MountInfo, Resources, SpecOptions, UserInfo,
-    DEFAULT_PATH,
+    ContextError, EgressRule, ExecOwner, ExecRequest, ImageRef, LaunchContext, MountInfo, Resources, SpecOptions,
+    UserInfo, DEFAULT_PATH,
 };
 pub use devtools::{jwks_from, keygen, mint, DevError, GeneratedKey};
 pub use jwks::TrustError;

@@ -272,6 +272,28 @@ fn authorize_exec(
     let verified = verifier
         .verify_for_exec(&token, now, id, record.auth.jti.as_deref())
         .map_err(|e| deny(format!("token refused: {e}")))?;
+    // Whose container it is: another tenant's token may be allowed to exec
+    // (into its own containers) without being allowed into this one. A
+    // container launched without authorization has no owner to compare.
+    let owner = &record.auth.identity;
+    let other_principal =
+        !owner.is_empty() && !crate::nsowner::same_principal(owner, &crate::pipeline::identity_of(&verified));
+    if other_principal && config.auth.other_principal_exec == brig_policy::OtherPrincipalExec::Deny {
+        return Err(deny(
+            "the container was launched for another principal (tenant, or issuer and subject); \
+             an exec into it is refused unless `[auth] other_principal_exec = \"policy\"` lets the policies decide"
+                .into(),
+        ));
+    }
+    let mut ctx = ctx.clone();
+    if let Some(exec) = ctx.exec.as_mut() {
+        exec.other_principal = other_principal;
+        exec.owner = brig_policy::ExecOwner {
+            issuer: owner.get("iss").cloned(),
+            subject: owner.get("sub").cloned(),
+            tenant: owner.get("tenant").cloned(),
+        };
+    }
     let policies = policies.finish().map_err(|e| deny(format!("the policies cannot be used: {e}")))?;
     let decision = brig_policy::authorize(&policies, &verified, brig_policy::Action::Exec, &ctx);
     crate::pipeline::audit(

@@ -1156,3 +1156,63 @@ fn configured_paths_are_absolute() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("audit.path") && err.contains("absolute"), "{err}");
 }
+
+/// Another tenant's token, allowed to exec, does not exec into this tenant's
+/// container: refused before any policy by default; with
+/// `other_principal_exec = "policy"` the policies decide, seeing
+/// `context.exec.other_principal` and the container's owner. The owner's
+/// own new token (another jti, same tenant) is not another principal.
+#[test]
+fn exec_into_another_tenants_container_is_refused() {
+    let mut a = setup();
+    let acme = a.tenant(&unique_id("acme"));
+    let acme_name = acme.file_name().unwrap().to_str().unwrap().to_string();
+    let globex_name = unique_id("globex");
+    std::fs::write(
+        a.etc.join("policy/exec.cedar"),
+        "@id(\"fn-exec\")\npermit (principal in Brig::Role::\"function\", action == Brig::Action::\"exec\", resource);\n",
+    )
+    .unwrap();
+    let token = a.mint(&["--tenant", &acme_name, "--role", "function"]);
+    let b = bundle_with(&token, &acme, "sleep 30");
+    let id = unique_id("owned");
+    a.brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let pfile = a.brig.dir.path().join("p.json");
+    let exec_with = |token: &str| {
+        let process = json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["true"],
+                             "env": ["PATH=/bin", format!("BRIG_TOKEN={token}")]});
+        std::fs::write(&pfile, process.to_string()).unwrap();
+        a.brig.cmd(&["exec", "--process", pfile.to_str().unwrap(), &id])
+    };
+    let globex = || a.mint(&["--tenant", &globex_name, "--role", "function"]);
+    let out = exec_with(&globex());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("another principal"), "{err}");
+    let log = std::fs::read_to_string(a.audit_log()).unwrap();
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!((last["action"].as_str(), last["decision"].as_str()), (Some("exec"), Some("deny")), "{last}");
+    // The owner's tenant with a new token.
+    let out = exec_with(&a.mint(&["--tenant", &acme_name, "--role", "function"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The policies decide: they see the owner.
+    let config = std::fs::read_to_string(&a.brig.config).unwrap();
+    std::fs::write(&a.brig.config, config.replacen("[auth]\n", "[auth]\nother_principal_exec = \"policy\"\n", 1))
+        .unwrap();
+    let out = exec_with(&globex());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        a.etc.join("policy/owner.cedar"),
+        format!(
+            "@id(\"own-containers-only\")\nforbid (principal, action == Brig::Action::\"exec\", resource) \
+             when {{ context.exec.other_principal && context.exec.owner has tenant && context.exec.owner.tenant == \"{acme_name}\" }};\n"
+        ),
+    )
+    .unwrap();
+    let out = exec_with(&globex());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("own-containers-only"), "{err}");
+    let out = exec_with(&a.mint(&["--tenant", &acme_name, "--role", "function"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    a.brig.ok(&["delete", "--force", &id]);
+}
