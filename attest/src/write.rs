@@ -14,6 +14,9 @@ use crate::statement::valid_container_id;
 /// The suffix of an envelope file.
 pub const ENVELOPE_SUFFIX: &str = ".intoto.json";
 
+/// How many records one container id may have in a directory.
+const MAX_RECORDS_PER_ID: u32 = 100_000;
+
 /// Why an envelope was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -31,6 +34,7 @@ pub enum WriteError {
 /// them one by one.
 pub(crate) trait Fs {
     fn create(&self, path: &Path) -> std::io::Result<Box<dyn FileLike>>;
+    /// Renames `from` to `to` unless `to` exists (`AlreadyExists` then).
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()>;
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()>;
     fn remove(&self, path: &Path) -> std::io::Result<()>;
@@ -59,7 +63,7 @@ impl Fs for RealFs {
         Ok(Box::new(f))
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        std::fs::rename(from, to)
+        rename_noreplace(from, to)
     }
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::File::open(dir)?.sync_all()
@@ -67,6 +71,12 @@ impl Fs for RealFs {
     fn remove(&self, path: &Path) -> std::io::Result<()> {
         std::fs::remove_file(path)
     }
+}
+
+/// `rename(2)` that never replaces what is there (`RENAME_NOREPLACE`).
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE).map_err(std::io::Error::from)
 }
 
 /// `n` random bytes as hex (for temporary names).
@@ -96,7 +106,10 @@ pub fn envelope_path(dir: &Path, container_id: &str) -> Result<PathBuf, WriteErr
 }
 
 /// Writes `env` to `<dir>/<container-id>.intoto.json` atomically and durably;
-/// returns its path. `dir` must exist.
+/// returns its path. `dir` must exist. A record already there (an earlier run
+/// under the same id: a reused name, or another state root's container of
+/// that id, maybe another tenant's) is never replaced: the new one takes the
+/// first free `<container-id>.<n>.intoto.json`, n = 1, 2, ...
 pub fn write_envelope(dir: &Path, container_id: &str, env: &Envelope) -> Result<PathBuf, WriteError> {
     write_bytes(&RealFs, dir, container_id, &env.to_json())
 }
@@ -117,12 +130,25 @@ pub(crate) fn write_bytes(fs: &dyn Fs, dir: &Path, container_id: &str, bytes: &[
         file.flush().map_err(|e| err("write", &tmp, e))?;
         file.sync().map_err(|e| err("sync", &tmp, e))?;
         drop(file);
-        fs.rename(&tmp, &target).map_err(|e| err("rename", &target, e))
+        let mut target = target.clone();
+        for n in 1..=MAX_RECORDS_PER_ID {
+            match fs.rename(&tmp, &target) {
+                Ok(()) => return Ok(target),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    target = dir.join(format!("{container_id}.{n}{ENVELOPE_SUFFIX}"));
+                }
+                Err(e) => return Err(err("rename", &target, e)),
+            }
+        }
+        Err(err("rename", &target, std::io::Error::other(format!("{MAX_RECORDS_PER_ID} records of this id already"))))
     })();
-    if let Err(e) = written {
-        let _ = fs.remove(&tmp);
-        return Err(e);
-    }
+    let target = match written {
+        Ok(target) => target,
+        Err(e) => {
+            let _ = fs.remove(&tmp);
+            return Err(e);
+        }
+    };
     fs.sync_dir(dir).map_err(|source| WriteError::SyncDir { path: target.clone(), source })?;
     Ok(target)
 }
@@ -188,7 +214,7 @@ mod tests {
             if self.fail_rename {
                 return Err(std::io::Error::from_raw_os_error(28));
             }
-            std::fs::rename(from, to)
+            RealFs.rename(from, to)
         }
         fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
             RealFs.sync_dir(dir)
@@ -209,14 +235,21 @@ mod tests {
         v
     }
 
+    /// A second run under the same id never replaces the first's record
+    /// (another tenant's container of that id under another state root would
+    /// have erased it): it takes the next free name.
     #[test]
-    fn writes_and_replaces() {
+    fn writes_and_never_replaces() {
         let d = tempfile::tempdir().unwrap();
         let p = write_bytes(&RealFs, d.path(), "job-1", b"one").unwrap();
         assert_eq!(p, d.path().join("job-1.intoto.json"));
-        write_bytes(&RealFs, d.path(), "job-1", b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(listing(d.path()), ["job-1.intoto.json"]);
+        let second = write_bytes(&RealFs, d.path(), "job-1", b"two").unwrap();
+        assert_eq!(second, d.path().join("job-1.1.intoto.json"));
+        let third = write_bytes(&RealFs, d.path(), "job-1", b"three").unwrap();
+        assert_eq!(third, d.path().join("job-1.2.intoto.json"));
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        assert_eq!(std::fs::read(&second).unwrap(), b"two");
+        assert_eq!(listing(d.path()), ["job-1.1.intoto.json", "job-1.2.intoto.json", "job-1.intoto.json"]);
     }
 
     #[test]

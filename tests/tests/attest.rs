@@ -509,3 +509,42 @@ fn a_full_disk_keeps_the_container_for_a_retry() {
     assert!(ok, "{msg}");
     let _ = std::process::Command::new("umount").arg(&s.attest_dir).status();
 }
+
+/// Records are keyed by container id, and ids are not unique across state
+/// roots (a platform's per-tenant roots) nor over time (a reused name): a
+/// later run never replaces an earlier run's record; it takes
+/// `<id>.<n>.intoto.json`, which verifies as that container's.
+#[test]
+fn a_later_run_of_the_same_id_never_replaces_a_record() {
+    let s = setup();
+    let id = unique_id("att-reused");
+    let first = job(&s, "exit 0");
+    let (code, _, err) = s.brig.run(&first, &id);
+    assert_eq!(code, 0, "{err}");
+    let record = s.attest_dir.join(format!("{id}.intoto.json"));
+    let before = std::fs::read(&record).unwrap();
+    // The same id under another state root, with the same configuration.
+    let other_root = s.brig.dir.path().join("other-root");
+    let second = job(&s, "exit 3");
+    let out = std::process::Command::new(brig_tests::brig_bin())
+        .arg("--root")
+        .arg(&other_root)
+        .arg("--config")
+        .arg(&s.brig.config)
+        .args(["run", "--bundle", second.path().to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&record).unwrap(), before, "the first run's record was replaced");
+    let (ok, msg) = verify(&s, &record, &["--require", "exit=0"]);
+    assert!(ok, "{msg}");
+    let later = s.attest_dir.join(format!("{id}.1.intoto.json"));
+    let (ok, msg) = verify(&s, &later, &["--require", "exit=3"]);
+    assert!(ok, "{msg}");
+    // A record under another id's name is still refused.
+    let copied = s.attest_dir.join("someone-else.1.intoto.json");
+    std::fs::copy(&later, &copied).unwrap();
+    let (ok, msg) = verify(&s, &copied, &[]);
+    assert!(!ok && msg.contains("holds the record of container"), "{msg}");
+}
