@@ -1129,7 +1129,18 @@ fn harden_cgroup(ctx: &mut Ctx<'_>, spec: &mut Spec) {
         }
         if let Some(swap) = c.memory_swap {
             let floor = mem.limit().unwrap_or(0);
-            let swap = i64::try_from(swap.0).unwrap_or(i64::MAX).max(floor);
+            let profile_swap = i64::try_from(swap.0).unwrap_or(i64::MAX);
+            // The profile's swap allowance (memory + swap over memory, as
+            // OCI counts them) holds for a lower limit too: under a profile
+            // without swap (`memory_swap` = `memory`), Docker's `--memory
+            // 128m` (which sends 256m of memory + swap) gets none, as
+            // `update` already did.
+            let allowance = c.memory.map(|m| profile_swap.saturating_sub(i64::try_from(m.0).unwrap_or(i64::MAX)));
+            let swap = match (allowance, mem.limit().filter(|l| *l > 0)) {
+                (Some(allowance), Some(limit)) => profile_swap.min(limit.saturating_add(allowance.max(0))),
+                _ => profile_swap,
+            }
+            .max(floor);
             if over(mem.swap(), swap) {
                 changes.push(("linux.resources.memory.swap".into(), show(mem.swap()), swap.to_string()));
                 mem.set_swap(Some(swap));
@@ -1511,6 +1522,33 @@ mod tests {
     /// per device (or a leaf weight) would otherwise outweigh the capped
     /// cgroup weight, and a memory reservation shield more than the job's
     /// own memory from the host's reclaim.
+    /// The profile's swap allowance holds below its memory ceiling: under
+    /// `restricted` (no swap), Docker's `--memory 128m` (memory + swap 256m)
+    /// gets no swap; a profile allowing 256m of swap allows it over a lower
+    /// limit too, and never more than its own memory + swap.
+    #[test]
+    fn a_lower_memory_limit_keeps_the_profiles_swap_allowance() {
+        let docker =
+            |limit: i64, swap: i64| spec_with_resources(serde_json::json!({"memory": {"limit": limit, "swap": swap}}));
+        let restricted = crate::ProfileSet::builtin().get("restricted").unwrap().profile.clone();
+        let swapping =
+            crate::parse("name = \"swapping\"\n[cgroup]\nmemory = \"512m\"\nmemory_swap = \"768m\"\n", "swapping")
+                .unwrap();
+        let mib = 1024 * 1024;
+        for (profile, limit, swap, want) in [
+            (&restricted, 128 * mib, 256 * mib, 128 * mib),
+            (&restricted, 128 * mib, -1, 128 * mib),
+            (&restricted, 128 * mib, 128 * mib, 128 * mib),
+            (&swapping, 128 * mib, 1024 * mib, 384 * mib),
+            (&swapping, 128 * mib, 200 * mib, 200 * mib),
+            (&swapping, 600 * mib, 2048 * mib, 768 * mib),
+        ] {
+            let h = harden(profile, docker(limit, swap), &JobAsks::default(), &FakeHost).unwrap();
+            let mem = h.spec.linux().as_ref().unwrap().resources().clone().unwrap().memory().unwrap();
+            assert_eq!(mem.swap(), Some(want), "{} limit {limit} swap {swap}", profile.name);
+        }
+    }
+
     #[test]
     fn weights_and_reservations_are_held_to_the_profile() {
         let profile = crate::parse(
