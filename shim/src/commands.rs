@@ -114,6 +114,10 @@ fn no_capabilities() -> LinuxCapabilities {
 /// the container lacks is refused, unless the profile allows any.
 fn harden_exec(id: &str, record: &RunRecord, base: &Spec, process: &mut Process) -> Result<()> {
     crate::pipeline::scrub_process_token(process);
+    if let Some(userns) = &record.userns {
+        crate::lifecycle::check_ids_in_range(process, userns.size)
+            .map_err(|e| Error::state(id, format!("exec refused: {e}")))?;
+    }
     if record.plan.no_new_privs {
         process.set_no_new_privileges(Some(true));
     }

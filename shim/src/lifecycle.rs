@@ -297,7 +297,7 @@ fn launch(
             .egress
             .as_ref()
             .is_some_and(|e| e.policy == brig_profiles::egress::Policy::LoopbackOnly);
-        userns_guard = Some(setup_userns(
+        let guard = setup_userns(
             root,
             id,
             &mut spec,
@@ -305,7 +305,11 @@ fn launch(
             loopback_only,
             &prepared.auth.identity,
             prepared.request.rootfs_identity,
-        )?);
+        )?;
+        if let Some(process) = spec.process() {
+            check_ids_in_range(process, guard.record.size).map_err(|e| Error::state(id, e))?;
+        }
+        userns_guard = Some(guard);
     }
 
     let config_json =
@@ -944,6 +948,28 @@ fn own_network_namespace(
     }
     net.set_path(None);
     Ok((true, Some(requested)))
+}
+
+/// A per-job user namespace maps container IDs 0..`size`: a process whose
+/// uid or gids lie beyond would fail in the kernel (`setresgid`: EINVAL,
+/// reported by the clients as "failed syscall: unknown"). Refused here,
+/// naming the field and the range.
+pub fn check_ids_in_range(process: &oci_spec::runtime::Process, size: u32) -> std::result::Result<(), String> {
+    let user = process.user();
+    let gids = user.additional_gids().clone().unwrap_or_default();
+    let ids = [("process.user.uid", user.uid()), ("process.user.gid", user.gid())]
+        .into_iter()
+        .chain(gids.iter().map(|g| ("process.user.additionalGids", *g)));
+    for (field, value) in ids {
+        if value >= size {
+            return Err(format!(
+                "{field}: {value} is outside the job's user namespace, which maps IDs 0 to {} \
+                 (user_namespace.mode = \"per_job\"; the pool's `range` sets the size)",
+                size - 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `spec` joins, by path, a user namespace brig made for a job with an

@@ -781,3 +781,31 @@ fn a_read_only_input_is_read_only_below_its_top_mount() {
     assert_eq!(err.matches("Read-only file system").count(), 2, "{err}");
     assert_eq!(leftover, 0, "the job wrote below its read-only input");
 }
+
+/// A per-job user namespace maps container IDs 0 to 65535: a job or exec
+/// asking for a uid or gid beyond is refused up front, naming the field and
+/// the range (the kernel's EINVAL reached Docker as "failed syscall:
+/// unknown"), and leaves nothing behind.
+#[test]
+fn ids_outside_the_jobs_range_are_refused_by_name() {
+    let brig = restricted();
+    for (user, field) in [
+        (json!({"uid": 70000, "gid": 0}), "process.user.uid"),
+        (json!({"uid": 0, "gid": 65536}), "process.user.gid"),
+        (json!({"uid": 1000, "gid": 1000, "additionalGids": [100000]}), "process.user.additionalGids"),
+    ] {
+        let mut b = Bundle::new(&["true"]);
+        b.set("/process/user", user.clone());
+        let id = unique_id("bigid");
+        let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &id]);
+        assert!(err.contains(field) && err.contains("0 to 65535"), "{user}: {err}");
+        assert!(!brig.root.join(&id).exists(), "{user}: state left");
+    }
+    let id = unique_id("bigid");
+    let b = Bundle::new(&["sleep", "30"]);
+    brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let err = brig.fails(&["exec", "--user", "70000:70000", &id, "true"]);
+    assert!(err.contains("process.user.uid") && err.contains("0 to 65535"), "{err}");
+    brig.ok(&["exec", "--user", "65535:65535", &id, "true"]);
+    brig.ok(&["delete", "--force", &id]);
+}
