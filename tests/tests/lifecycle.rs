@@ -1724,3 +1724,35 @@ fn the_longest_id_runs_and_a_longer_one_is_refused_up_front() {
     assert!(err.contains("at most 200 characters"), "{err}");
     assert!(!brig.root.join(&longer).exists());
 }
+
+/// A tmpfs with runc's `tmpcopyup` (Podman adds it to every tmpfs: `--tmpfs`,
+/// `--read-only`, `--mount type=tmpfs`) starts with a copy of what its
+/// destination held in the image, links as links, modes kept; writes go to
+/// the tmpfs, never to the image. It failed with EINVAL ("failed to prepare
+/// rootfs") under every profile.
+#[test]
+fn a_tmpfs_with_tmpcopyup_starts_with_the_images_files() {
+    for profile in ["permissive", "restricted"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let mut b = Bundle::new(&[
+            "sh",
+            "-c",
+            "cat /secret/data.txt && echo written > /secret/new && cat /secret/new && stat -c %a /secret/data.txt",
+        ]);
+        b.push(
+            "/mounts",
+            json!({"destination": "/secret", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup", "size=1m"]}),
+        );
+        let (code, out, err) = brig.run(&b, &unique_id("copyup"));
+        assert_eq!(code, 0, "{profile}: {err}");
+        let want_mode = format!(
+            "{:o}",
+            std::os::unix::fs::MetadataExt::mode(
+                &std::fs::metadata(brig_tests::rootfs().join("secret/data.txt")).unwrap()
+            ) & 0o777
+        );
+        assert_eq!(out, format!("top secret\nwritten\n{want_mode}\n"), "{profile}");
+        assert!(!brig_tests::rootfs().join("secret/new").exists(), "{profile}: written through to the image");
+    }
+}

@@ -708,6 +708,11 @@ impl Mount {
     ) -> Result<()> {
         let typ = m.typ().as_deref();
         let mut data_options = mount_option_config.data.clone();
+        // brig patch 13: `tmpcopyup` (runc's, crun's: what Podman adds to
+        // every tmpfs) is no filesystem option; the tmpfs starts with a copy
+        // of what the destination held (below), instead of failing EINVAL.
+        let copy_up = typ == Some("tmpfs") && data_options.iter().any(|o| o == "tmpcopyup");
+        data_options.retain(|o| o != "tmpcopyup");
 
         if let Some(l) = label {
             if typ != Some("proc") && typ != Some("sysfs") {
@@ -909,6 +914,13 @@ impl Mount {
                 // fsmount
                 let mount_fd_owned = self.syscall.fsmount(fsfd, 0, None)?;
                 let mount_fd = mount_fd_owned.as_fd();
+                if copy_up {
+                    // The new tmpfs is not attached yet: its root is this
+                    // descriptor, and the destination's own directory is
+                    // still `dest_fd`. Copied through descriptors, with no
+                    // symbolic link followed.
+                    copy_up_tree(dest_fd, mount_fd, 0).map_err(SyscallError::Nix)?;
+                }
 
                 // mount_setattr
                 let attr_set_from_flags = self.mount_flag_to_attr(&mount_option_config.flags);
@@ -1181,6 +1193,81 @@ pub fn find_parent_mount(
             MountError::Custom(format!("can't find the parent mount of {:?}", rootfs))
         })?;
     Ok(parent_mount_info)
+}
+
+/// brig patch 13: copies the tree of directory `from` (any descriptor of it,
+/// O_PATH included) into directory `to`: directories, regular files, symbolic
+/// links (as links) and FIFOs, with their modes and, where the user namespace
+/// maps them, their owners. Devices and sockets are skipped (a job cannot
+/// make them in its user namespace either). Nothing is followed through a
+/// link: every entry is opened relative to its parent with `O_NOFOLLOW`.
+fn copy_up_tree(
+    from: std::os::fd::BorrowedFd<'_>,
+    to: std::os::fd::BorrowedFd<'_>,
+    depth: usize,
+) -> std::result::Result<(), Errno> {
+    use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
+    use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstatat, mkdirat, mknodat};
+    use nix::unistd::{Gid, Uid, fchownat};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    if depth > 128 {
+        return Err(Errno::ELOOP);
+    }
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let listing = openat(Some(from.as_raw_fd()), ".", dir_flags, Mode::empty())?;
+    let mut dir = nix::dir::Dir::from_fd(listing)?;
+    for entry in dir.iter() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        let st = fstatat(Some(from.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
+        match kind {
+            SFlag::S_IFDIR => {
+                mkdirat(Some(to.as_raw_fd()), name, Mode::from_bits_truncate(0o700))?;
+                let src = openat(Some(from.as_raw_fd()), name, dir_flags, Mode::empty())?;
+                let dst = openat(Some(to.as_raw_fd()), name, dir_flags, Mode::empty())?;
+                // SAFETY: both descriptors were just returned by openat and are owned here.
+                let (src, dst) = unsafe { (OwnedFd::from_raw_fd(src), OwnedFd::from_raw_fd(dst)) };
+                copy_up_tree(src.as_fd(), dst.as_fd(), depth + 1)?;
+            }
+            SFlag::S_IFREG => {
+                let src = openat(Some(from.as_raw_fd()), name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+                let dst = openat(
+                    Some(to.as_raw_fd()),
+                    name,
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )?;
+                // SAFETY: both descriptors were just returned by openat and are owned here.
+                let (mut src, mut dst) = unsafe { (fs::File::from_raw_fd(src), fs::File::from_raw_fd(dst)) };
+                std::io::copy(&mut src, &mut dst).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            }
+            SFlag::S_IFLNK => {
+                let target = readlinkat(Some(from.as_raw_fd()), name)?;
+                nix::unistd::symlinkat(target.as_os_str(), Some(to.as_raw_fd()), name)?;
+            }
+            SFlag::S_IFIFO => mknodat(Some(to.as_raw_fd()), name, SFlag::S_IFIFO, Mode::from_bits_truncate(0o600), 0)?,
+            _ => continue,
+        }
+        // Owner first (a chown clears set-id bits), then the mode; a link has
+        // no mode of its own. An owner the user namespace does not map stays
+        // the job's root.
+        let _ = fchownat(
+            Some(to.as_raw_fd()),
+            name,
+            Some(Uid::from_raw(st.st_uid)),
+            Some(Gid::from_raw(st.st_gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        if kind != SFlag::S_IFLNK {
+            fchmodat(Some(to.as_raw_fd()), name, perm, FchmodatFlags::NoFollowSymlink)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
