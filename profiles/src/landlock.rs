@@ -107,6 +107,17 @@ impl LandlockPlan {
                 if cwd != "/" {
                     grant(&cwd, READ_EXEC);
                 }
+                // The program the spec runs, when named by an absolute path:
+                // images' entrypoints live anywhere (`/docker-entrypoint.sh`,
+                // `/catatonit`, `/home/app/run`), outside the profile's exec
+                // paths. That one file only (or, through a link, its
+                // target); a name without `/` is looked up in `PATH`.
+                if let Some(program) = p.args().as_ref().and_then(|a| a.first()) {
+                    let program = lexical(program);
+                    if program.starts_with('/') && program != "/" {
+                        grant(&program, READ_EXEC);
+                    }
+                }
             }
         }
         for (path, access) in extra {

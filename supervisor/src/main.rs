@@ -179,10 +179,23 @@ fn run(args: &Args) -> i32 {
                 return exit_code_for(errno);
             }
             let errno = sys::execve(args.exe, args.argv, args.envp);
-            sys::write_all(2, b"brig-init: exec failed\n");
+            say_exec_failed(errno);
             exit_code_for(errno)
         }
     }
+}
+
+/// One line on stderr for a failed `execve`: the errno and its likely cause.
+fn say_exec_failed(errno: i32) {
+    let why: &[u8] = match errno {
+        sys::ENOENT => b" (no such file: the program, or the interpreter its #! line names)",
+        sys::EACCES => b" (permission denied: not executable, or outside the paths the profile's Landlock section lets the job execute)",
+        sys::EPERM => b" (operation not permitted)",
+        _ => b"",
+    };
+    let mut line = Line::new();
+    line.text(b"brig-init: the job could not start: exec failed, errno ").num(errno as u64).text(why).text(b"\n");
+    line.flush(2);
 }
 
 fn exit_code_for(errno: i32) -> i32 {
@@ -372,6 +385,10 @@ fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
                     sys::exit(exit_code_for(errno))
                 }
             };
+            // Said on the job's own stderr too: under Docker, Podman or
+            // containerd that is where the user looks (the container's log),
+            // and nothing else tells them why the job exited 126 or 127.
+            say_exec_failed(errno);
             send_report(report_w, &report, b"exec", errno);
             sys::exit(exit_code_for(errno))
         }

@@ -8,6 +8,7 @@ use syscalls::{syscall, Errno, Sysno};
 pub type Fd = i32;
 
 pub const ENOENT: i32 = 2;
+pub const EACCES: i32 = 13;
 pub const EINTR: i32 = 4;
 pub const EPERM: i32 = 1;
 pub const ENOTDIR: i32 = 20;

@@ -1756,3 +1756,38 @@ fn a_tmpfs_with_tmpcopyup_starts_with_the_images_files() {
         assert!(!brig_tests::rootfs().join("secret/new").exists(), "{profile}: written through to the image");
     }
 }
+
+/// An image's entrypoint named by an absolute path outside the profile's
+/// Landlock exec paths (`/docker-entrypoint.sh`, Podman's `/catatonit`) runs
+/// under `restricted`: that one file is granted, not its directory. A
+/// program that cannot be executed says so on the job's own stderr (the
+/// container's log under a client), with the errno and its likely cause.
+#[test]
+fn an_entrypoint_outside_the_exec_paths_runs_and_a_failed_exec_says_why() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let name = unique_id("entry");
+    let script = brig_tests::rootfs().join(format!("data/{name}.sh"));
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho entry-ran \"$@\"\ncat /data/*-other.sh >/dev/null 2>&1 && echo read-neighbours\n/data/*-other.sh 2>/dev/null || echo neighbour-refused\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let neighbour = brig_tests::rootfs().join(format!("data/{name}-other.sh"));
+    std::fs::write(&neighbour, "#!/bin/sh\necho other\n").unwrap();
+    std::fs::set_permissions(&neighbour, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let b = Bundle::new(&[&format!("/data/{name}.sh"), "arg1"]);
+    let (code, out, err) = brig.run(&b, &unique_id("entry"));
+    assert_eq!((code, out.as_str()), (0, "entry-ran arg1\nneighbour-refused\n"), "{err}");
+    // Found through PATH (no `/`: nothing granted), Landlock refuses it.
+    let mut b = Bundle::new(&[&format!("{name}-other.sh")]);
+    b.set("/process/env", json!(["PATH=/data:/bin"]));
+    let (code, _, err) = brig.run(&b, &unique_id("entry"));
+    assert_eq!(code, 126, "{err}");
+    assert!(
+        err.contains("brig-init: the job could not start: exec failed, errno 13") && err.contains("Landlock"),
+        "{err}"
+    );
+    std::fs::remove_file(&script).unwrap();
+    std::fs::remove_file(&neighbour).unwrap();
+}
