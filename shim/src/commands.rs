@@ -349,6 +349,9 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         }
     }
     authorize_exec(g, id, &record, &process, token, refused)?;
+    if let Some(userns) = &record.userns {
+        crate::lifecycle::hand_stdio_to(userns.host_base.saturating_add(process.user().uid()));
+    }
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let client_seccomp = base.linux().as_ref().and_then(|l| l.seccomp().clone());

@@ -308,6 +308,7 @@ fn launch(
         )?;
         if let Some(process) = spec.process() {
             check_ids_in_range(process, guard.record.size).map_err(|e| Error::state(id, e))?;
+            hand_stdio_to(guard.record.host_base.saturating_add(process.user().uid()));
         }
         userns_guard = Some(guard);
     }
@@ -948,6 +949,26 @@ fn own_network_namespace(
     }
     net.set_path(None);
     Ok((true, Some(requested)))
+}
+
+/// runc's `fixStdioPermissions`, for a user namespace brig made: the pipes a
+/// client hands the job as stdio (containerd's shim, conmon, Docker's FIFOs)
+/// belong to host root, which the job's user namespace does not map, so the
+/// job could not reopen them (`echo x > /dev/stdout`, a log file linked to
+/// `/dev/stdout`: EACCES), though a runc job can. A client that knows the
+/// mapping chowns them itself (containerd's `io_uid`); this one is brig's.
+/// Only FIFOs: a terminal, `/dev/null` or a file the caller redirected to is
+/// left alone. The group is kept, as runc keeps it.
+pub fn hand_stdio_to(host_uid: u32) {
+    for fd in 0..=2 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else { continue };
+        if st.st_mode & libc::S_IFMT != libc::S_IFIFO || st.st_uid == host_uid {
+            continue;
+        }
+        if let Err(e) = nix::unistd::fchown(fd, Some(nix::unistd::Uid::from_raw(host_uid)), None) {
+            tracing::debug!(fd, "handing the stdio pipe to the job's root: {e}");
+        }
+    }
 }
 
 /// A per-job user namespace maps container IDs 0..`size`: a process whose

@@ -809,3 +809,33 @@ fn ids_outside_the_jobs_range_are_refused_by_name() {
     brig.ok(&["exec", "--user", "65535:65535", &id, "true"]);
     brig.ok(&["delete", "--force", &id]);
 }
+
+/// The job's stdio pipes (a client's: containerd's shim, conmon) are handed
+/// to the job's root, as runc's `fixStdioPermissions` and containerd's
+/// `io_uid` do: `echo x > /dev/stdout` (a log file linked to `/dev/stdout`,
+/// as nginx's images do) works in a per-job user namespace, for the job and
+/// an exec. A file the caller redirected to keeps its owner.
+#[test]
+fn the_job_reopens_its_stdio_pipes() {
+    let brig = restricted();
+    let b = Bundle::new(&["sh", "-c", "echo via-dev-stdout > /dev/stdout && echo via-fd > /proc/self/fd/2"]);
+    // Through pipes, as a client's shim gives them.
+    let out = brig.cmd(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("stdio")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-dev-stdout\n");
+    assert!(err.contains("via-fd"), "{err}");
+    let id = unique_id("stdio");
+    let sleeper = Bundle::new(&["sleep", "30"]);
+    brig.ok(&["run", "-d", "--bundle", sleeper.path().to_str().unwrap(), &id]);
+    let out = brig.cmd(&["exec", &id, "sh", "-c", "echo from-exec > /dev/stdout"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-exec\n");
+    // A regular file as stdout is left as it is.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let st =
+        brig.command().args(["exec", &id, "sh", "-c", "echo to-file"]).stdout(log.reopen().unwrap()).status().unwrap();
+    assert!(st.success());
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(log.path()).unwrap()), 0);
+    brig.ok(&["delete", "--force", &id]);
+}
