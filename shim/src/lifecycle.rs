@@ -1466,6 +1466,23 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result
         KillSignal::Standard(sig) => sig,
         KillSignal::Raw(n) => return kill_raw(id, &c, n, all),
     };
+    // SIGSTOP cannot be caught, so the container's pid 1, brig's supervisor,
+    // cannot forward it: sent to it, it would stop the supervisor (and the
+    // timeout's clock) while the job ran on. The job is stopped instead, as
+    // runc's pid 1 is the job; SIGCONT reaches it through the supervisor.
+    let stop = matches!(signal.map(str::to_ascii_uppercase).as_deref(), Some("STOP" | "SIGSTOP" | "19"));
+    if stop && !all && before != ContainerStatus::Stopped {
+        if let Some(init) = c.pid() {
+            let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
+            let jobs: Vec<i32> = children.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+            if !jobs.is_empty() {
+                for job in jobs {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(job), NixSignal::SIGSTOP);
+                }
+                return Ok(());
+            }
+        }
+    }
     // A rootless job without a cgroup of its own has no process list: signal
     // its init (the pid namespace's; SIGKILL takes the rest with it).
     let all = all && !crate::rootless::without_own_cgroup(&root.container_dir(id));

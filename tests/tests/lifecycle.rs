@@ -1791,3 +1791,39 @@ fn an_entrypoint_outside_the_exec_paths_runs_and_a_failed_exec_says_why() {
     std::fs::remove_file(&script).unwrap();
     std::fs::remove_file(&neighbour).unwrap();
 }
+
+/// `kill ID SIGSTOP` (`docker kill -s STOP`) stops the job, as runc's, not
+/// brig's supervisor, the container's pid 1, which cannot forward it: the job
+/// ran on and the timeout's clock stopped. SIGCONT resumes it.
+#[test]
+fn sigstop_stops_the_job_not_the_supervisor() {
+    let brig = Brig::default();
+    let (_bundle, id) = brig.detached_sleeper("stop");
+    let init = brig.state(&id)["pid"].as_i64().unwrap();
+    let state_of = |pid: i64| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit_once(')').unwrap().1.split_whitespace().next().unwrap().to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let job = loop {
+        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap();
+        if let Some(pid) = children.split_whitespace().next() {
+            break pid.parse::<i64>().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no job under the supervisor");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    brig.ok(&["kill", &id, "SIGSTOP"]);
+    let wait_for = |pid: i64, want: bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while (state_of(pid) == "T") != want {
+            assert!(std::time::Instant::now() < deadline, "{pid}: state {}", state_of(pid));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    wait_for(job, true);
+    assert_ne!(state_of(init), "T", "the supervisor was stopped");
+    brig.ok(&["kill", &id, "CONT"]);
+    wait_for(job, false);
+    brig.ok(&["delete", "--force", &id]);
+}
