@@ -55,6 +55,13 @@ pub const CLIENT_FILES: &[&str] = &[
     "/run/secrets",
 ];
 
+/// The init programs clients bind read-only into a job for `--init`, by
+/// destination: Docker's tini (`/usr/bin/docker-init`, Debian's
+/// `tini-static`), Podman's catatonit. Only a root-owned regular file under
+/// `/usr/` with one of these names is taken for one.
+pub const CLIENT_INITS: &[(&str, &[&str])] =
+    &[("/sbin/docker-init", &["docker-init", "tini", "tini-static"]), ("/run/podman-init", &["catatonit"])];
+
 /// Host directories where clients keep those files.
 pub const CLIENT_STATE_PREFIXES: &[&str] = &[
     "/var/lib/docker/containers/",

@@ -50,6 +50,16 @@ pub trait Host {
     }
 }
 
+/// Whether a read-only bind is a client's `--init` program (`CLIENT_INITS`):
+/// at its destination, a regular file under `/usr/` with its name.
+fn is_client_init(dest: &str, resolved: &Path, read_only: bool, host: &dyn Host) -> bool {
+    let name = resolved.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    read_only
+        && resolved.starts_with("/usr/")
+        && clients::CLIENT_INITS.iter().any(|(d, names)| *d == dest && names.contains(&name))
+        && host.is_file(resolved)
+}
+
 /// Whether a client's per-container file (or directory) is what `source`
 /// is: the files (`/etc/hosts`, `/etc/resolv.conf`, ...) must be regular
 /// files with the names clients give them, and the two directories
@@ -719,12 +729,17 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
             let read_only = m.options().iter().flatten().any(|o| o == "ro");
             let client_file = is_client_file(&dest, &resolved, host);
             let ok = client_file
+                || is_client_init(&dest, &resolved, read_only, host)
                 || under_prefix_strictly(&resolved, &ceilings.writable_mounts)
                 || (read_only && under_prefix(&resolved, &ceilings.readonly_mounts));
             if !ok {
                 let kind = if read_only { "read-only" } else { "writable" };
                 let allowed = if read_only {
-                    [ceilings.readonly_mounts.clone(), ceilings.writable_mounts.clone()].concat()
+                    let mut all = ceilings.readonly_mounts.clone();
+                    all.extend(
+                        ceilings.writable_mounts.iter().filter(|p| !ceilings.readonly_mounts.contains(p)).cloned(),
+                    );
+                    all
                 } else {
                     ceilings.writable_mounts.clone()
                 };

@@ -581,3 +581,35 @@ fn only_dockers_own_setkey_hook_passes() {
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
 }
+
+/// `docker run --init` (`podman run --init` alike) under `restricted`: the
+/// client binds its init program read-only at its own destination, which
+/// the profile's bind ceilings refused. That file, and only read-only, at
+/// that destination, with an init's name: anything else there is still
+/// refused.
+#[test]
+fn a_clients_init_program_runs_under_restricted() {
+    let brig = restricted();
+    let init_bind = |source: &str, options: Value| {
+        let mut b = Bundle::new(&["/sbin/docker-init", "--", "echo", "under-tini"]);
+        b.push(
+            "/mounts",
+            json!({"destination": "/sbin/docker-init", "type": "bind", "source": source, "options": options}),
+        );
+        b
+    };
+    // Debian's docker.io links /usr/bin/docker-init to tini's tini-static.
+    let tini = "/usr/bin/tini-static";
+    assert!(std::path::Path::new(tini).exists(), "{tini} is missing: install Debian's `tini` (scripts/deps.sh does)");
+    let (code, out, err) = brig.run(&init_bind(tini, json!(["rbind", "ro"])), &unique_id("init"));
+    assert_eq!((code, out.as_str()), (0, "under-tini\n"), "{err}");
+    for (source, options) in [
+        (tini, json!(["rbind", "rw"])),
+        ("/usr/bin/busybox", json!(["rbind", "ro"])),
+        ("/etc/passwd", json!(["rbind", "ro"])),
+    ] {
+        let (code, _, err) = brig.run(&init_bind(source, options.clone()), &unique_id("init"));
+        assert_ne!(code, 0, "{source} {options}");
+        assert!(err.contains("/sbin/docker-init") && err.contains("outside the allowed prefixes"), "{source}: {err}");
+    }
+}
