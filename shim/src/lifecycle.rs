@@ -1249,12 +1249,17 @@ fn setup_userns(
         }
     }
     let host_paths: Vec<PathBuf> = handed.iter().map(|(_, host)| host.clone()).collect();
+    // To the job's user, not always its root: a job running as uid 1000
+    // (`docker run -u 1000`) has no capability to write a directory its root
+    // owns. (A uid beyond the range is refused right after this.)
+    let job_uid = spec.process().as_ref().map(|p| p.user().uid()).filter(|u| *u < range.size).unwrap_or(0);
+    let owner = range.host_base + job_uid;
     guard
         .allocator
-        .record_handed(range.slot, range.host_base, &host_paths)
+        .record_handed(range.slot, owner, &host_paths)
         .map_err(|e| Error::state(id, format!("recording the output directories handed to the job: {e}")))?;
     for (staged, host_source) in handed {
-        std::os::unix::fs::chown(&staged, Some(range.host_base), None)
+        std::os::unix::fs::chown(&staged, Some(owner), None)
             .map_err(|e| Error::io("handing to the job's root", &host_source, e))?;
         guard.record.chowned.push(host_source);
     }

@@ -254,7 +254,7 @@ impl Allocator {
     /// Records that `dirs` are about to be handed to `slot`'s root, so that
     /// they are handed back when the range is freed, whichever of the pod's
     /// jobs goes last. Call before changing their owner.
-    pub fn record_handed(&self, slot: u32, host_base: u32, dirs: &[PathBuf]) -> Result<(), UsernsError> {
+    pub fn record_handed(&self, slot: u32, owner: u32, dirs: &[PathBuf]) -> Result<(), UsernsError> {
         use std::os::unix::ffi::OsStrExt;
         if dirs.is_empty() {
             return Ok(());
@@ -267,7 +267,7 @@ impl Allocator {
         // computed from the pool: `delete` does not read the configuration.
         let mut body = Vec::new();
         for dir in dirs {
-            body.extend_from_slice(format!("{host_base} ").as_bytes());
+            body.extend_from_slice(format!("{owner} ").as_bytes());
             body.extend_from_slice(hex::encode(dir.as_os_str().as_bytes()).as_bytes());
             body.push(b'\n');
         }

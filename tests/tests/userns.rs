@@ -839,3 +839,33 @@ fn the_job_reopens_its_stdio_pipes() {
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(log.path()).unwrap()), 0);
     brig.ok(&["delete", "--force", &id]);
 }
+
+/// A job running as a non-root user (`docker run -u 1000:1000 -v ...`) gets
+/// its output directory handed to that user, not to its root, which it could
+/// not write as (no capability overrides the owner); handed back to root at
+/// delete.
+#[test]
+fn an_output_directory_is_handed_to_the_jobs_own_user() {
+    use std::os::unix::fs::MetadataExt;
+    let brig = restricted();
+    let out_dir = std::path::PathBuf::from(format!("/var/lib/brig/jobs/userns-{}", unique_id("user")));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let id = unique_id("user");
+    let mut b = Bundle::new(&["sh", "-c", "id -u && echo made > /out/f"]);
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    b.push("/mounts", json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
+    brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let base = {
+        let pid = brig.state(&id)["pid"].as_i64().unwrap();
+        let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+        map.split_whitespace().nth(1).unwrap().parse::<u32>().unwrap()
+    };
+    brig.ok(&["start", &id]);
+    brig.wait_status(&id, "stopped");
+    assert_eq!(std::fs::read_to_string(out_dir.join("f")).unwrap(), "made\n");
+    assert_eq!(std::fs::metadata(out_dir.join("f")).unwrap().uid(), base + 1000);
+    assert_eq!(std::fs::metadata(&out_dir).unwrap().uid(), base + 1000);
+    brig.ok(&["delete", &id]);
+    assert_eq!(std::fs::metadata(&out_dir).unwrap().uid(), 0, "handed back to root");
+    std::fs::remove_dir_all(&out_dir).unwrap();
+}
