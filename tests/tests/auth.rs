@@ -1137,22 +1137,20 @@ fn configured_paths_are_absolute() {
     let config = dir.path().join("etc/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains(&format!("jwks_file = \"{}/etc/jwks.json\"", dir.path().display())), "{text}");
-    let out = Command::new(brig_bin())
-        .current_dir("/")
-        .arg("--config")
-        .arg(&config)
-        .args(["policy", "validate"])
-        .output()
-        .unwrap();
+    // From another working directory.
+    let validate = || {
+        Command::new(brig_bin())
+            .current_dir("/")
+            .arg("--config")
+            .arg(&config)
+            .args(["policy", "validate"])
+            .output()
+            .unwrap()
+    };
+    let out = validate();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(&config, text.replace(&format!("{}/var/audit.log", dir.path().display()), "audit.log")).unwrap();
-    let out = Command::new(brig_bin())
-        .current_dir("/")
-        .arg("--config")
-        .arg(&config)
-        .args(["policy", "validate"])
-        .output()
-        .unwrap();
+    let out = validate();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("audit.path") && err.contains("absolute"), "{err}");
 }
