@@ -446,6 +446,7 @@ fn hooks_get_the_callers_state_and_a_failing_poststop_hook_does_not_block_delete
     let (code, out, err) = brig.cmd_files(&["delete", &id]);
     assert_eq!(code, 0, "a failing poststop hook must not fail delete: {err}{out}");
     assert!(err.contains("poststop hook failed"), "the failure is logged: {err}");
+    assert!(err.contains("hook 0 (`/bin/false`)"), "the failing hook is named: {err}");
     assert!(!brig.root.join(&id).exists(), "the container is deleted");
     let bundle_dir = std::fs::canonicalize(bundle.path()).unwrap();
     for name in ["prestart", "createRuntime", "poststart", "poststop"] {
@@ -456,6 +457,23 @@ fn hooks_get_the_callers_state_and_a_failing_poststop_hook_does_not_block_delete
         assert_eq!(state["bundle"], bundle_dir.display().to_string(), "{name}: {state}");
         assert_eq!(state["annotations"], json!({"org.example.team": "search"}), "{name}: {state}");
     }
+}
+
+/// A failing hook of `create` names itself: which of the phase's hooks, and
+/// its path (a spec may list several; "exited with non-zero exit code: 3"
+/// alone did not say whose).
+#[test]
+fn a_failing_hook_is_named() {
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["true"]);
+    bundle.set(
+        "/hooks",
+        json!({"createRuntime": [{"path": "/bin/true"}, {"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}),
+    );
+    let id = unique_id("badhook");
+    let err = brig.fails(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    assert!(err.contains("hook 1 (`/bin/sh`)") && err.contains("exit code: 3"), "{err}");
+    assert!(!brig.root.join(&id).exists());
 }
 
 /// `memory.disableOOMKiller` is applied, as runc does, where a profile lets

@@ -29,6 +29,14 @@ pub enum HookError {
     WriteContainerState(#[source] std::io::Error),
     #[error("failed to convert state to OCI format")]
     StateConversion(#[from] StateConversionError),
+    // brig patch 14: which hook failed (a spec may list several).
+    #[error("hook {index} (`{}`): {source}", path.display())]
+    Failed {
+        index: usize,
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<HookError>,
+    },
 }
 
 type Result<T> = std::result::Result<T, HookError>;
@@ -56,7 +64,28 @@ pub fn run_hooks(
     }
 
     if let Some(hooks) = hooks {
-        for hook in hooks {
+        for (index, hook) in hooks.iter().enumerate() {
+            run_hook(hook, &oci_state, cwd, default_env).map_err(|source| HookError::Failed {
+                index,
+                path: hook.path().clone(),
+                source: Box::new(source),
+            })?;
+        }
+    }
+
+    Ok(())
+}
+
+/// brig patch 14: one hook, out of `run_hooks`'s loop, so that its error
+/// can name it.
+fn run_hook(
+    hook: &Hook,
+    oci_state: &OciState,
+    cwd: Option<&Path>,
+    default_env: Option<&HashMap<String, String>>,
+) -> Result<()> {
+    {
+        {
             let mut hook_command = process::Command::new(hook.path());
 
             if let Some(cwd) = cwd {
