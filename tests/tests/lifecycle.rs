@@ -1845,3 +1845,17 @@ fn sigstop_stops_the_job_not_the_supervisor() {
     wait_for(job, false);
     brig.ok(&["delete", "--force", &id]);
 }
+
+/// A working directory the container does not have is named, for an exec
+/// on both exec paths ("failed to unix syscall" said nothing). (A job's own
+/// is made if missing, as runc makes it.)
+#[test]
+fn a_missing_working_directory_is_named() {
+    for profile in ["permissive", "restricted"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let (_bundle, id) = brig.detached_sleeper("cwd");
+        let err = brig.fails(&["exec", "--cwd", "/nowhere", &id, "true"]);
+        assert!(err.contains("/nowhere"), "{profile}: {err}");
+        brig.ok(&["delete", "--force", &id]);
+    }
+}

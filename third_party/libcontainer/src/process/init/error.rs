@@ -10,6 +10,10 @@ use crate::{apparmor, hooks, notify_socket, rootfs, tty, workload};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitProcessError {
+    // brig patch 15: which directory (runc: `chdir to cwd ("/x") set in
+    // config.json failed: no such file or directory`).
+    #[error("chdir to cwd {0:?} set in the process failed: {1}")]
+    Chdir(std::path::PathBuf, #[source] nix::Error),
     #[error("failed to set sysctl")]
     Sysctl(#[source] std::io::Error),
     #[error("failed to mount path as readonly")]
