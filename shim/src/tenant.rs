@@ -165,6 +165,16 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
                     child_fail(ew, "setting process.oomScoreAdj", e);
                 }
             }
+            // The scheduler and I/O priority, as libcontainer's init sets
+            // them for an exec without a user namespace: set here, while
+            // still privileged, and inherited through the clone below
+            // (`harden_exec` has held them to the job's capabilities).
+            if let Err(e) = set_scheduler(req.process.scheduler().as_ref()) {
+                child_fail(ew, "setting process.scheduler", e);
+            }
+            if let Err(e) = set_io_priority(req.process.io_priority().as_ref()) {
+                child_fail(ew, "setting process.ioPriority", e);
+            }
             for p in &procs {
                 if let Err(e) = std::fs::write(p, &me) {
                     child_fail(ew, &format!("joining the cgroup `{}`", p.display()), e);
@@ -380,5 +390,82 @@ fn attach_terminal(sock: &UnixStream, size: Option<(u16, u16)>) -> Result<(), St
     }
     drop(slave);
     drop(master);
+    Ok(())
+}
+
+/// `struct sched_attr` (sched_setattr(2)), with the utilization clamps.
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+    sched_util_min: u32,
+    sched_util_max: u32,
+}
+
+/// `process.scheduler`, as libcontainer's init applies it.
+fn set_scheduler(scheduler: Option<&oci_spec::runtime::Scheduler>) -> std::io::Result<()> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let Some(s) = scheduler else { return Ok(()) };
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => 4,
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let flags = s.flags().iter().flatten().fold(0u64, |acc, f| {
+        acc | match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        sched_policy: policy,
+        sched_flags: flags,
+        sched_nice: s.nice().unwrap_or(0),
+        sched_priority: s.priority().unwrap_or(0).max(0) as u32,
+        sched_runtime: s.runtime().unwrap_or(0),
+        sched_deadline: s.deadline().unwrap_or(0),
+        sched_period: s.period().unwrap_or(0),
+        sched_util_min: 0,
+        sched_util_max: 0,
+    };
+    // SAFETY: sched_setattr(2) on this process, reading `attr`, a
+    // `struct sched_attr` whose `size` says how much the kernel may read.
+    if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `process.ioPriority` (ioprio_set(2) on this process).
+fn set_io_priority(io: Option<&oci_spec::runtime::LinuxIOPriority>) -> std::io::Result<()> {
+    use oci_spec::runtime::IOPriorityClass as C;
+    let Some(io) = io else { return Ok(()) };
+    let class: i64 = match io.class() {
+        C::IoprioClassRt => 1,
+        C::IoprioClassBe => 2,
+        C::IoprioClassIdle => 3,
+    };
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    let prio = (class << 13) | io.priority();
+    // SAFETY: ioprio_set(2) on this process with plain integers.
+    if unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio as libc::c_ulong) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(())
 }

@@ -869,3 +869,33 @@ fn an_output_directory_is_handed_to_the_jobs_own_user() {
     assert_eq!(std::fs::metadata(&out_dir).unwrap().uid(), 0, "handed back to root");
     std::fs::remove_dir_all(&out_dir).unwrap();
 }
+
+/// An exec's `scheduler` and `ioPriority` apply on brig's own exec path
+/// (into a user namespace) as libcontainer applies them on the other: they
+/// were left out, and the process ran with the caller's.
+#[test]
+fn exec_gets_its_scheduler_and_io_priority() {
+    for profile in ["restricted", "permissive"] {
+        let brig = Brig::new(&format!("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{profile}\"\n"));
+        let id = unique_id("sched");
+        let b = Bundle::new(&["sleep", "30"]);
+        brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+        let process = json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "env": ["PATH=/bin"],
+            "args": ["sleep", "30"],
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 7},
+            "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}});
+        let pfile = brig.dir.path().join("p.json");
+        std::fs::write(&pfile, process.to_string()).unwrap();
+        let pid_file = brig.dir.path().join("exec.pid");
+        brig.ok(&["exec", "-d", "--pid-file", pid_file.to_str().unwrap(), "--process", pfile.to_str().unwrap(), &id]);
+        let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        // Read on the host: the job's seccomp filter refuses ioprio_get.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        assert_eq!((fields[16], fields[38]), ("7", "3"), "{profile}: nice 7, SCHED_BATCH");
+        // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid) with plain integers.
+        let prio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid) };
+        assert_eq!(prio, 3 << 13, "{profile}: IOPRIO_CLASS_IDLE");
+        brig.ok(&["delete", "--force", &id]);
+    }
+}
