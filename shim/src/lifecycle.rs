@@ -90,7 +90,7 @@ fn create_with(
     opts: &CreateOpts,
     own_terminal: bool,
 ) -> Result<(Container, Option<crate::console::ConsoleListener>)> {
-    state::validate_id(id)?;
+    state::validate_new_id(id)?;
     // A pid file that cannot be written fails the create, as with runc
     // (libcontainer only warns; containerd then reads no pid).
     if let Some(pid_file) = &opts.pid_file {

@@ -98,8 +98,10 @@ impl Drop for Staging {
 /// Why a container id is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum IdError {
-    #[error("invalid container id `{0}`: use letters, digits and `_ + - .`, not `.` or `..`, at most {MAX_ID_LEN} characters")]
+    #[error("invalid container id `{0}`: use letters, digits and `_ + - .`, not `.` or `..`, at most 1024 characters")]
     Invalid(String),
+    #[error("container id `{0}` is too long for a new container: at most {MAX_ID_LEN} characters")]
+    TooLong(String),
     #[error("container id `{0}` is reserved: brig keeps its own files under that name in the state root (ids may not start with `.` or be {RESERVED})", RESERVED = RESERVED_IDS.join(", "))]
     Reserved(String),
 }
@@ -118,13 +120,24 @@ pub const RESERVED_IDS: [&str; 4] = ["userns", "namespaces", "namespaces.lock", 
 /// directory past 255; containerd's and Docker's ids are 64 characters.
 pub const MAX_ID_LEN: usize = 200;
 
+/// Checks the id of a container to create: [`validate_id`], and at most
+/// [`MAX_ID_LEN`] characters. (Existing containers are managed whatever their
+/// length: one made by an earlier brig with a longer id can still be deleted.)
+pub fn validate_new_id(id: &str) -> Result<(), IdError> {
+    validate_id(id)?;
+    if id.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong(id.to_string()));
+    }
+    Ok(())
+}
+
 /// Checks an id the way runc does (`^[\w+-\.]+$`), minus `.` and `..`.
 pub fn validate_id(id: &str) -> Result<(), IdError> {
     // Names brig itself keeps in the state root are not container ids: a
     // container `userns` (or `.staging`) would be brig's user-namespace slot
     // registry (its staging area), and `delete --force` would empty it.
     let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
+        && id.len() <= 1024
         && id != "."
         && id != ".."
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
@@ -696,9 +709,11 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "../x", "é"] {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
-        validate_id(&"a".repeat(MAX_ID_LEN)).unwrap();
-        let long = validate_id(&"a".repeat(MAX_ID_LEN + 1)).unwrap_err().to_string();
+        validate_new_id(&"a".repeat(MAX_ID_LEN)).unwrap();
+        let long = validate_new_id(&"a".repeat(MAX_ID_LEN + 1)).unwrap_err().to_string();
         assert!(long.contains("at most 200 characters"), "{long}");
+        // An existing container with a longer id is still managed.
+        validate_id(&"a".repeat(MAX_ID_LEN + 40)).unwrap();
     }
 
     #[test]
