@@ -1235,7 +1235,25 @@ fn copy_up_tree(
                 copy_up_tree(src.as_fd(), dst.as_fd(), depth + 1)?;
             }
             SFlag::S_IFREG => {
-                let src = openat(Some(from.as_raw_fd()), name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+                // Non-blocking (a FIFO swapped in since the fstatat would
+                // otherwise hold the init for good), and checked to be the
+                // regular file that was looked at.
+                let src = openat(
+                    Some(from.as_raw_fd()),
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+                    Mode::empty(),
+                )?;
+                // SAFETY: the descriptor was just returned by openat and is owned here.
+                let src = unsafe { OwnedFd::from_raw_fd(src) };
+                let opened = nix::sys::stat::fstat(src.as_raw_fd())?;
+                if opened.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits()
+                    || (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino)
+                {
+                    return Err(Errno::EAGAIN);
+                }
+                nix::fcntl::fcntl(src.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_RDONLY))?;
+                let src = std::os::fd::IntoRawFd::into_raw_fd(src);
                 let dst = openat(
                     Some(to.as_raw_fd()),
                     name,
