@@ -162,7 +162,8 @@ pub struct ExecRequest {
     pub search_path: Vec<String>,
     /// Whether the exec's principal is not the one the container was
     /// launched for (another tenant; with no tenant, another issuer or
-    /// subject). Filled in by brig; false in test cases unless given.
+    /// subject; any, for a container launched without authorization).
+    /// Filled in by brig; false in test cases unless given.
     pub other_principal: bool,
     /// Who the container was launched for (empty when it was launched
     /// without authorization).

@@ -278,15 +278,21 @@ fn authorize_exec(
         .map_err(|e| deny(format!("token refused: {e}")))?;
     // Whose container it is: another tenant's token may be allowed to exec
     // (into its own containers) without being allowed into this one. A
-    // container launched without authorization has no owner to compare.
+    // container launched without authorization has no owner: every token
+    // is another principal's there (deny by default, during a migration too).
     let owner = &record.auth.identity;
     let other_principal =
-        !owner.is_empty() && !crate::nsowner::same_principal(owner, &crate::pipeline::identity_of(&verified));
+        owner.is_empty() || !crate::nsowner::same_principal(owner, &crate::pipeline::identity_of(&verified));
     if other_principal && config.auth.other_principal_exec == brig_policy::OtherPrincipalExec::Deny {
         return Err(deny(
-            "the container was launched for another principal (tenant, or issuer and subject); \
-             an exec into it is refused unless `[auth] other_principal_exec = \"policy\"` lets the policies decide"
-                .into(),
+            if owner.is_empty() {
+                "the container was launched without authorization, for no principal; \
+                 an exec into it is refused unless `[auth] other_principal_exec = \"policy\"` lets the policies decide"
+            } else {
+                "the container was launched for another principal (tenant, or issuer and subject); \
+                 an exec into it is refused unless `[auth] other_principal_exec = \"policy\"` lets the policies decide"
+            }
+            .into(),
         ));
     }
     let mut ctx = ctx.clone();

@@ -721,6 +721,13 @@ fn exec_is_authorized_once_authorization_is_on() {
          when { context.profile == \"restricted\" };\n",
     );
     let admin = a.mint(&["--tenant", &acme_name, "--role", "admin"]);
+    // Launched for no principal: every token is another's, refused before
+    // any policy unless the policies are to decide.
+    let err = a.brig.fails(&["exec", "-e", &format!("BRIG_TOKEN={admin}"), &id, "true"]);
+    assert!(err.contains("launched without authorization"), "{err}");
+    std::fs::write(&a.brig.config, required.replacen("[auth]\n", "[auth]\nother_principal_exec = \"policy\"\n", 1))
+        .unwrap();
+    let admin = a.mint(&["--tenant", &acme_name, "--role", "admin"]);
     let err = a.brig.fails(&["exec", "-e", &format!("BRIG_TOKEN={admin}"), &id, "true"]);
     assert!(err.contains("no-exec-in-restricted"), "{err}");
     a.brig.ok(&["delete", "--force", &id]);
