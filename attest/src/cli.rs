@@ -78,15 +78,17 @@ fn read_envelope(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 }
 
 /// brig writes a run's record as `<container id>.intoto.json` (a later run
-/// of the same id as `<container id>.<n>.intoto.json`): a file of that name
-/// must hold that container's record, not another run's copied over it.
+/// of the same id as `<container id>~<n>.intoto.json`; `~` is in no id): a
+/// file of that name must hold that container's record, not another run's
+/// copied over it.
 fn check_file_name(path: &std::path::Path, container_id: &str) -> anyhow::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if let Some(stem) = name.strip_suffix(".intoto.json") {
         let numbered = stem
-            .strip_prefix(container_id)
-            .and_then(|rest| rest.strip_prefix('.'))
-            .is_some_and(|n| !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()));
+            .rsplit_once(crate::write::RUN_SEPARATOR)
+            .is_some_and(|(id, n)| {
+                id == container_id && !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+            });
         if stem != container_id && !numbered {
             anyhow::bail!(
                 "`{}` holds the record of container `{}`, not of `{}` (a record copied over another)",

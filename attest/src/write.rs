@@ -14,6 +14,11 @@ use crate::statement::valid_container_id;
 /// The suffix of an envelope file.
 pub const ENVELOPE_SUFFIX: &str = ".intoto.json";
 
+/// Between a container id and the number of a later run's record: a
+/// character ids cannot hold (`x~1` is never a container's id, while `x.1`
+/// may be), so a name says whose record it is.
+pub const RUN_SEPARATOR: char = '~';
+
 /// How many records one container id may have in a directory.
 const MAX_RECORDS_PER_ID: u32 = 100_000;
 
@@ -109,7 +114,7 @@ pub fn envelope_path(dir: &Path, container_id: &str) -> Result<PathBuf, WriteErr
 /// returns its path. `dir` must exist. A record already there (an earlier run
 /// under the same id: a reused name, or another state root's container of
 /// that id, maybe another tenant's) is never replaced: the new one takes the
-/// first free `<container-id>.<n>.intoto.json`, n = 1, 2, ...
+/// first free `<container-id>~<n>.intoto.json`, n = 1, 2, ...
 pub fn write_envelope(dir: &Path, container_id: &str, env: &Envelope) -> Result<PathBuf, WriteError> {
     write_bytes(&RealFs, dir, container_id, &env.to_json())
 }
@@ -135,7 +140,7 @@ pub(crate) fn write_bytes(fs: &dyn Fs, dir: &Path, container_id: &str, bytes: &[
             match fs.rename(&tmp, &target) {
                 Ok(()) => return Ok(target),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    target = dir.join(format!("{container_id}.{n}{ENVELOPE_SUFFIX}"));
+                    target = dir.join(format!("{container_id}{RUN_SEPARATOR}{n}{ENVELOPE_SUFFIX}"));
                 }
                 Err(e) => return Err(err("rename", &target, e)),
             }
@@ -244,12 +249,12 @@ mod tests {
         let p = write_bytes(&RealFs, d.path(), "job-1", b"one").unwrap();
         assert_eq!(p, d.path().join("job-1.intoto.json"));
         let second = write_bytes(&RealFs, d.path(), "job-1", b"two").unwrap();
-        assert_eq!(second, d.path().join("job-1.1.intoto.json"));
+        assert_eq!(second, d.path().join("job-1~1.intoto.json"));
         let third = write_bytes(&RealFs, d.path(), "job-1", b"three").unwrap();
-        assert_eq!(third, d.path().join("job-1.2.intoto.json"));
+        assert_eq!(third, d.path().join("job-1~2.intoto.json"));
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
         assert_eq!(std::fs::read(&second).unwrap(), b"two");
-        assert_eq!(listing(d.path()), ["job-1.1.intoto.json", "job-1.2.intoto.json", "job-1.intoto.json"]);
+        assert_eq!(listing(d.path()), ["job-1.intoto.json", "job-1~1.intoto.json", "job-1~2.intoto.json"]);
     }
 
     #[test]

@@ -513,7 +513,8 @@ fn a_full_disk_keeps_the_container_for_a_retry() {
 /// Records are keyed by container id, and ids are not unique across state
 /// roots (a platform's per-tenant roots) nor over time (a reused name): a
 /// later run never replaces an earlier run's record; it takes
-/// `<id>.<n>.intoto.json`, which verifies as that container's.
+/// `<id>~<n>.intoto.json`, which verifies as that container's (and only
+/// as its: `<id>.1` is another container's id).
 #[test]
 fn a_later_run_of_the_same_id_never_replaces_a_record() {
     let s = setup();
@@ -539,11 +540,11 @@ fn a_later_run_of_the_same_id_never_replaces_a_record() {
     assert_eq!(std::fs::read(&record).unwrap(), before, "the first run's record was replaced");
     let (ok, msg) = verify(&s, &record, &["--require", "exit=0"]);
     assert!(ok, "{msg}");
-    let later = s.attest_dir.join(format!("{id}.1.intoto.json"));
+    let later = s.attest_dir.join(format!("{id}~1.intoto.json"));
     let (ok, msg) = verify(&s, &later, &["--require", "exit=3"]);
     assert!(ok, "{msg}");
     // A record under another id's name is still refused.
-    let copied = s.attest_dir.join("someone-else.1.intoto.json");
+    let copied = s.attest_dir.join("someone-else~1.intoto.json");
     std::fs::copy(&later, &copied).unwrap();
     let (ok, msg) = verify(&s, &copied, &[]);
     assert!(!ok && msg.contains("holds the record of container"), "{msg}");
