@@ -84,11 +84,9 @@ fn read_envelope(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 fn check_file_name(path: &std::path::Path, container_id: &str) -> anyhow::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if let Some(stem) = name.strip_suffix(".intoto.json") {
-        let numbered = stem
-            .rsplit_once(crate::write::RUN_SEPARATOR)
-            .is_some_and(|(id, n)| {
-                id == container_id && !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
-            });
+        let numbered = stem.rsplit_once(crate::write::RUN_SEPARATOR).is_some_and(|(id, n)| {
+            id == container_id && !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+        });
         if stem != container_id && !numbered {
             anyhow::bail!(
                 "`{}` holds the record of container `{}`, not of `{}` (a record copied over another)",

@@ -285,7 +285,13 @@ fn launch(
     if rootless.is_none() && !per_job_userns {
         let per_job_profile =
             prepared.profile.profile.user_namespace.mode == brig_profiles::model::UserNamespaceMode::PerJob;
-        per_job_userns = joins_a_per_job_userns(root, id, &spec, per_job_profile, &prepared.profile.profile.name)?;
+        per_job_userns = joins_a_per_job_userns(
+            root,
+            id,
+            &spec,
+            (per_job_profile, &prepared.profile.profile.name),
+            prepared.userns_pool,
+        )?;
         if !per_job_userns {
             check_spec_mappings(id, &spec, prepared.userns_pool, per_job_profile)?;
         }
@@ -1001,16 +1007,51 @@ fn joins_a_per_job_userns(
     root: &StateRoot,
     id: &str,
     spec: &oci_spec::runtime::Spec,
-    per_job_profile: bool,
-    profile: &str,
+    (per_job_profile, profile): (bool, &str),
+    pool: crate::userns::Pool,
 ) -> Result<bool> {
     let Some(path) = crate::pod::joined_user_namespace(spec) else { return Ok(false) };
-    let ns = crate::pod::NamespaceId::of(&crate::nspin::resolved(&path))
+    let pinned = crate::nspin::resolved(&path);
+    let ns = crate::pod::NamespaceId::of(&pinned)
         .map_err(|e| Error::state(id, format!("linux.namespaces: the user namespace `{}`: {e}", path.display())))?;
-    let here = crate::pod::jobs_with_own_userns(&root.path, id).into_iter().find(|l| l.user_namespace == ns);
+    let local = crate::pod::jobs_with_own_userns(&root.path, id);
+    let per_job_owner = |ns: crate::pod::NamespaceId| {
+        local
+            .iter()
+            .find(|l| l.user_namespace == ns)
+            .map(|l| l.id.clone())
+            .or_else(|| crate::nsowner::range_holders(ns).first().map(|h| h.id.clone()))
+    };
+    let here = local.iter().find(|l| l.user_namespace == ns);
     let holders = crate::nsowner::range_holders(ns);
-    let holder = match (&here, holders.first()) {
-        (None, None) => return Ok(false),
+    let holder = match (here, holders.first()) {
+        (None, None) => {
+            // Not a per-job user namespace, but maybe one made inside one
+            // (its maps then land in that job's range, which goes back to
+            // the pool with it), or one mapping onto the pool by itself.
+            let ancestors = crate::pod::user_namespace_ancestors(&pinned).map_err(|e| {
+                Error::state(id, format!("linux.namespaces: the user namespace `{}`: {e}", path.display()))
+            })?;
+            if let Some(owner) = ancestors.into_iter().find_map(per_job_owner) {
+                return Err(Error::state(
+                    id,
+                    format!(
+                        "linux.namespaces: the user namespace `{}` is nested in job `{owner}`'s per-job user namespace, \
+                         whose ID range it maps into; a job joins a pod's user namespace itself or none",
+                        path.display()
+                    ),
+                ));
+            }
+            if let Some([uids, gids]) = crate::pod::user_namespace_maps(&path, ns) {
+                for (field, maps) in [("the joined user namespace's uid_map", uids), ("its gid_map", gids)] {
+                    for (i, (_, host_id, size)) in maps.into_iter().enumerate() {
+                        check_mapping(&format!("{field}[{i}]"), host_id, size, pool, per_job_profile)
+                            .map_err(|e| Error::state(id, format!("linux.namespaces: `{}`: {e}", path.display())))?;
+                    }
+                }
+            }
+            return Ok(false);
+        }
         (Some(l), _) => l.id.clone(),
         (None, Some(h)) => {
             return Err(Error::state(
@@ -1066,29 +1107,37 @@ fn check_spec_mappings(
     }
     for (field, maps) in [("linux.uidMappings", linux.uid_mappings()), ("linux.gidMappings", linux.gid_mappings())] {
         for (i, m) in maps.iter().flatten().enumerate() {
-            if per_job_profile && m.host_id() < FIRST_UNPRIVILEGED_HOST_ID && m.size() > 0 {
-                let what = if m.host_id() == 0 { "host root (host ID 0)" } else { "the host's own users and groups" };
-                return Err(Error::state(
-                    id,
-                    format!(
-                        "{field}[{i}].hostID: the user namespace maps container IDs onto {what}; host IDs below \
-                         {FIRST_UNPRIVILEGED_HOST_ID} are refused under a profile with a per-job user namespace"
-                    ),
-                ));
-            }
-            if pool.overlaps(m.host_id(), m.size()) {
-                return Err(Error::state(
-                    id,
-                    format!(
-                        "{field}[{i}]: host IDs {}..{} overlap brig's pool of per-job ID ranges (from {}): \
-                         another job would share them",
-                        m.host_id(),
-                        u64::from(m.host_id()) + u64::from(m.size()),
-                        pool.start
-                    ),
-                ));
-            }
+            check_mapping(&format!("{field}[{i}]"), m.host_id(), m.size(), pool, per_job_profile)
+                .map_err(|e| Error::state(id, e))?;
         }
+    }
+    Ok(())
+}
+
+/// One mapping of a user namespace a spec brings or joins, host IDs
+/// `host_id .. host_id + size`: never on brig's pool; under `per_job`, never
+/// on the host's users and groups.
+fn check_mapping(
+    field: &str,
+    host_id: u32,
+    size: u32,
+    pool: crate::userns::Pool,
+    per_job_profile: bool,
+) -> std::result::Result<(), String> {
+    if per_job_profile && host_id < FIRST_UNPRIVILEGED_HOST_ID && size > 0 {
+        let what = if host_id == 0 { "host root (host ID 0)" } else { "the host's own users and groups" };
+        return Err(format!(
+            "{field}.hostID: the user namespace maps container IDs onto {what}; host IDs below \
+             {FIRST_UNPRIVILEGED_HOST_ID} are refused under a profile with a per-job user namespace"
+        ));
+    }
+    if pool.overlaps(host_id, size) {
+        return Err(format!(
+            "{field}: host IDs {}..{} overlap brig's pool of per-job ID ranges (from {}): another job would share them",
+            host_id,
+            u64::from(host_id) + u64::from(size),
+            pool.start
+        ));
     }
     Ok(())
 }

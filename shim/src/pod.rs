@@ -24,6 +24,55 @@ use crate::state::{RunRecord, UsernsRecord};
 
 /// `_IO(0xb7, 0x1)`: an fd for the user namespace owning a namespace.
 const NS_GET_USERNS: libc::c_ulong = 0xb701;
+/// `_IO(0xb7, 0x2)`: an fd for the parent of a user namespace.
+const NS_GET_PARENT: libc::c_ulong = 0xb702;
+
+/// The ancestors of the user namespace at `path`, nearest first, up to the
+/// caller's own (whose parent the kernel does not show: EPERM).
+pub fn user_namespace_ancestors(path: &Path) -> std::io::Result<Vec<NamespaceId>> {
+    let mut current = OwnedFd::from(std::fs::File::open(path)?);
+    let mut ancestors = Vec::new();
+    // The kernel nests user namespaces 32 deep at most.
+    for _ in 0..=32 {
+        // SAFETY: NS_GET_PARENT takes no argument; on success it returns a
+        // new file descriptor, which OwnedFd then owns and closes.
+        let fd = unsafe { libc::ioctl(current.as_raw_fd(), NS_GET_PARENT as _) };
+        if fd < 0 {
+            break;
+        }
+        // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+        let parent = unsafe { OwnedFd::from_raw_fd(fd) };
+        let meta = nix::sys::stat::fstat(parent.as_raw_fd()).map_err(std::io::Error::from)?;
+        ancestors.push(NamespaceId { dev: meta.st_dev, ino: meta.st_ino });
+        current = parent;
+    }
+    Ok(ancestors)
+}
+
+/// The ID mappings (`inside outside count` lines: uid, then gid) of the user
+/// namespace `ns`, named by `path`, when `path` is `/proc/<pid>/ns/user` and
+/// that process is still in `ns` once they are read. As the host sees them.
+pub fn user_namespace_maps(path: &Path, ns: NamespaceId) -> Option<[Vec<(u32, u32, u32)>; 2]> {
+    let pid = path.to_str()?.strip_prefix("/proc/")?.strip_suffix("/ns/user")?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let in_ns = || NamespaceId::of(Path::new(&format!("/proc/{pid}/ns/user"))).ok() == Some(ns);
+    if !in_ns() {
+        return None;
+    }
+    let read = |file: &str| -> Option<Vec<(u32, u32, u32)>> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+        text.lines()
+            .map(|l| {
+                let mut f = l.split_whitespace().map(str::parse::<u32>);
+                Some((f.next()?.ok()?, f.next()?.ok()?, f.next()?.ok()?))
+            })
+            .collect()
+    };
+    let maps = [read("uid_map")?, read("gid_map")?];
+    in_ns().then_some(maps)
+}
 
 /// A namespace, as the kernel identifies it (nsfs device and inode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -899,3 +899,54 @@ fn exec_gets_its_scheduler_and_io_priority() {
         brig.ok(&["delete", "--force", &id]);
     }
 }
+
+/// A user namespace a job made inside its per-job one maps into the job's
+/// range too: joining it by path would run with that range without holding
+/// it (it goes back to the pool with the job). Refused under every profile,
+/// naming the job.
+#[test]
+fn a_user_namespace_nested_in_a_jobs_is_not_joined() {
+    let brig = userns_only();
+    let mut first = Bundle::new(&[
+        "sh",
+        "-c",
+        "unshare -U sleep 3017 & p=$!; sleep 0.5; echo '0 1 65535' > /proc/$p/uid_map && echo '0 1 65535' > /proc/$p/gid_map && echo mapped; wait",
+    ]);
+    docker_caps(&mut first);
+    let first_id = unique_id("nester");
+    let out = tempfile::NamedTempFile::new().unwrap();
+    brig.command()
+        .args(["run", "-d", "--bundle", first.path().to_str().unwrap(), &first_id])
+        .stdout(out.reopen().unwrap())
+        .status()
+        .unwrap();
+    let job_userns = ns_inode(brig.state(&first_id)["pid"].as_i64().unwrap(), "user");
+    // The nested one: `sleep 3017` in a user namespace other than the job's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let nested = loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: i64 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (cmd == b"sleep\x003017\x00" && std::fs::read_to_string(out.path()).ok()?.contains("mapped"))
+                .then_some(pid)
+                .filter(|p| ns_inode(*p, "user") != job_userns)
+        });
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no nested user namespace: {}",
+            std::fs::read_to_string(out.path()).unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    for profile in ["userns-only", "standard", "permissive"] {
+        let mut b = Bundle::new(&["true"]);
+        b.push("/linux/namespaces", json!({"type": "user", "path": format!("/proc/{nested}/ns/user")}));
+        b.set("/annotations", json!({"dev.brig.profile": profile}));
+        let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("joiner")]);
+        assert!(err.contains("nested in job") && err.contains(&first_id), "{profile}: {err}");
+    }
+    brig.ok(&["delete", "--force", &first_id]);
+}
