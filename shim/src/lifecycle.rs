@@ -127,21 +127,20 @@ fn create_with(
     // per-tenant roots, Docker's, containerd's): through it a job would read
     // other jobs' specs and records and reach their sockets (start another
     // tenant's created job through its notify socket).
+    // Nor may this state root lie in a running job's root filesystem (a job
+    // rooted in a state root before any job of it lived). Checked again when
+    // the job registers, under the registry's lock (crate::nsowner).
     let own = std::fs::canonicalize(&root.path).unwrap_or_else(|_| root.path.clone());
-    let others = crate::nsowner::registered_state_roots();
-    for state in std::iter::once(own.clone())
-        .chain(others.iter().map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone())))
-    {
-        if pipeline::overlaps(&request.rootfs, &state) {
-            let whose = if state == own { "brig's state directory" } else { "the state directory of other brig jobs" };
-            return Err(Error::Usage(format!(
-                "{}: root.path `{}` is at, inside or above {whose} `{}`",
-                request.config_path.display(),
-                request.rootfs.display(),
-                state.display()
-            )));
-        }
+    if pipeline::overlaps(&request.rootfs, &own) {
+        return Err(Error::Usage(format!(
+            "{}: root.path `{}` is at, inside or above brig's state directory `{}`",
+            request.config_path.display(),
+            request.rootfs.display(),
+            own.display()
+        )));
     }
+    crate::nsowner::check_apart(&root.path, id, &request.rootfs)
+        .map_err(|e| Error::Usage(format!("{}: {e}", request.config_path.display())))?;
     let wants_terminal = request.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     let mut console = None;
     let with_console;
@@ -453,8 +452,15 @@ fn launch(
         }
         record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
         if rootless.is_none() {
-            crate::nsowner::register(&root.path, id, init, &dir, &record.auth.identity, &crate::nspin::pinned())
-                .map_err(|e| Error::state(id, format!("linux.namespaces: {e}")))?;
+            crate::nsowner::register(
+                &root.path,
+                id,
+                (init, &prepared.request.rootfs),
+                &dir,
+                &record.auth.identity,
+                &crate::nspin::pinned(),
+            )
+            .map_err(|e| Error::state(id, format!("linux.namespaces: {e}")))?;
         }
 
         // The egress rules go into the job's network namespace now: the init (and

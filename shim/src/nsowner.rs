@@ -111,8 +111,12 @@ fn owners_in(registry: &Path, typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<O
 /// per-tenant ones). A stale entry (a job killed with brig) only makes the
 /// list longer.
 pub fn registered_state_roots() -> Vec<PathBuf> {
+    state_roots_in(Path::new(REGISTRY_DIR))
+}
+
+fn state_roots_in(registry: &Path) -> Vec<PathBuf> {
     let mut roots = std::collections::BTreeSet::new();
-    let Ok(namespaces) = std::fs::read_dir(REGISTRY_DIR) else { return vec![] };
+    let Ok(namespaces) = std::fs::read_dir(registry) else { return vec![] };
     // Every job is in a mount namespace (its own or one it joined): those
     // entries name them all, in one link per job.
     let mount = format!("{}-", proc_name(LinuxNamespaceType::Mount));
@@ -125,6 +129,59 @@ pub fn registered_state_roots() -> Vec<PathBuf> {
         }
     }
     roots.into_iter().collect()
+}
+
+/// The name of the link, in the registry, to a job's root filesystem.
+fn rootfs_link_name(root: &Path, id: &str) -> String {
+    format!("{ROOTFS_LINK_PREFIX}{}", entry_name(root, id))
+}
+
+const ROOTFS_LINK_PREFIX: &str = "rootfs-";
+
+/// The root filesystems (`root.path`, canonical) of the registered jobs,
+/// but job `root`/`id`'s own.
+fn rootfs_of_others_in(registry: &Path, root: &Path, id: &str) -> Vec<PathBuf> {
+    let own = rootfs_link_name(root, id);
+    let Ok(entries) = std::fs::read_dir(registry) else { return vec![] };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(ROOTFS_LINK_PREFIX) && n != own))
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .collect()
+}
+
+/// Whether job `root`/`id`, rooted at `rootfs`, and the other jobs' state
+/// roots and root filesystems stay apart: no job's root filesystem is at,
+/// inside or above another state root (it would read the jobs' specs and
+/// records there, and reach their sockets), whichever of the two came first.
+pub fn check_apart(root: &Path, id: &str, rootfs: &Path) -> Result<(), String> {
+    check_apart_in(Path::new(REGISTRY_DIR), root, id, rootfs)
+}
+
+fn check_apart_in(registry: &Path, root: &Path, id: &str, rootfs: &Path) -> Result<(), String> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let own_root = canonical(root);
+    let overlaps = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    for state in state_roots_in(registry).iter().map(|r| canonical(r)) {
+        if overlaps(rootfs, &state) {
+            return Err(format!(
+                "root.path `{}` is at, inside or above `{}`, the state directory of other brig jobs",
+                rootfs.display(),
+                state.display()
+            ));
+        }
+    }
+    for other in rootfs_of_others_in(registry, root, id) {
+        if overlaps(&own_root, &other) {
+            return Err(format!(
+                "brig's state directory `{}` is at, inside or above `{}`, the root filesystem of a running job \
+                 (which would see this directory's jobs)",
+                own_root.display(),
+                other.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The jobs, under any state root, in user namespace `ns` that brig made for
@@ -223,19 +280,19 @@ fn lock(registry: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
 pub fn register(
     root: &Path,
     id: &str,
-    init: i32,
+    (init, rootfs): (i32, &Path),
     dir: &Path,
     identity: &BTreeMap<String, String>,
     joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
 ) -> Result<(), String> {
-    register_in(Path::new(REGISTRY_DIR), root, id, init, dir, identity, joined)
+    register_in(Path::new(REGISTRY_DIR), root, id, (init, rootfs), dir, identity, joined)
 }
 
 fn register_in(
     registry: &Path,
     root: &Path,
     id: &str,
-    init: i32,
+    (init, rootfs): (i32, &Path),
     dir: &Path,
     identity: &BTreeMap<String, String>,
     joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
@@ -244,6 +301,13 @@ fn register_in(
     let _lock = lock(registry).map_err(|e| io("locking", registry, e))?;
     let me = Owner { root: root.to_path_buf(), id: id.to_string() };
     check_joined_in(registry, joined, identity, Some(&me))?;
+    // Checked again under the lock, then recorded: of two creates, one rooted
+    // in the other's state root, the second to register sees the first
+    // (the check at the start of `create` cannot see a job not yet here).
+    check_apart_in(registry, root, id, rootfs)?;
+    let rootfs_link = registry.join(rootfs_link_name(root, id));
+    let _ = std::fs::remove_file(&rootfs_link);
+    std::os::unix::fs::symlink(rootfs, &rootfs_link).map_err(|e| io("creating", &rootfs_link, e))?;
     let entry = entry_name(root, id);
     let target = root.join(id);
     let mut names = Vec::new();
@@ -289,6 +353,7 @@ pub fn unregister(root: &Path, id: &str, dir: &Path) {
 }
 
 fn unregister_in(registry: &Path, root: &Path, id: &str, dir: &Path) {
+    let _ = std::fs::remove_file(registry.join(rootfs_link_name(root, id)));
     let Ok(bytes) = std::fs::read(dir.join(OWN_FILE)) else { return };
     let names: Vec<String> = serde_json::from_slice(&bytes).unwrap_or_default();
     let Ok(_lock) = lock(registry) else { return };
@@ -360,7 +425,14 @@ mod tests {
         }
         assert_ne!(mine, host);
         std::fs::write(dir.join("state.json"), format!("{{\"pid\": {pid}}}")).unwrap();
-        register_in(registry.path(), root.path(), "job", pid, &dir, &BTreeMap::new(), &[]).unwrap();
+        let rootfs = root.path().join("images/one");
+        register_in(registry.path(), root.path(), "job", (pid, &rootfs), &dir, &BTreeMap::new(), &[]).unwrap();
+        // A state root inside that job's root filesystem is refused (the
+        // job would see its jobs), one elsewhere is not.
+        let inside = rootfs.join("state");
+        let e = check_apart_in(registry.path(), &inside, "other", Path::new("/elsewhere")).unwrap_err();
+        assert!(e.contains("root filesystem of a running job"), "{e}");
+        check_apart_in(registry.path(), &root.path().join("state-b"), "other", Path::new("/elsewhere")).unwrap();
         let me = Owner { root: root.path().to_path_buf(), id: "job".into() };
         assert_eq!(owners_in(registry.path(), LinuxNamespaceType::Uts, mine), vec![me]);
         assert!(owners_in(registry.path(), LinuxNamespaceType::Network, host).is_empty(), "the host's is nobody's");

@@ -772,6 +772,43 @@ fn a_root_filesystem_over_another_state_root_is_refused() {
     }
     assert_eq!(victim.status(&id), "created");
     victim.ok(&["delete", "--force", &id]);
+
+    // The other order: a job rooted where a state root is made later (no job
+    // lived there yet). The state root's first create is refused, not
+    // exposed to the running job.
+    let images = tempfile::tempdir().unwrap();
+    let image = images.path().join("rootfs");
+    let copied = std::process::Command::new("cp").arg("-a").arg(brig_tests::rootfs()).arg(&image).status();
+    assert!(copied.unwrap().success());
+    let mut squatter = Bundle::new(&["sleep", "30"]);
+    squatter.set("/root", json!({"path": image, "readonly": true}));
+    let squatter_id = unique_id("squatter");
+    attacker.ok(&["run", "-d", "--bundle", squatter.path().to_str().unwrap(), &squatter_id]);
+    let later_root = image.join("tmp/state");
+    // Stdio to a file: a created container would hold a pipe open.
+    let err_file = tempfile::NamedTempFile::new().unwrap();
+    let later_id = unique_id("victim");
+    let status = std::process::Command::new(brig_tests::brig_bin())
+        .arg("--root")
+        .arg(&later_root)
+        .arg("--config")
+        .arg(&victim.config)
+        .args(["create", "--bundle", sleeper.path().to_str().unwrap(), &later_id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err_file.reopen().unwrap())
+        .status()
+        .unwrap();
+    let err = std::fs::read_to_string(err_file.path()).unwrap();
+    if status.success() {
+        let _ = std::process::Command::new(brig_tests::brig_bin())
+            .arg("--root")
+            .arg(&later_root)
+            .args(["delete", "--force", &later_id])
+            .status();
+    }
+    assert!(!status.success() && err.contains("root filesystem of a running job"), "{err}");
+    attacker.ok(&["delete", "--force", &squatter_id]);
 }
 
 /// A bundle running `args` that joins the IPC namespace at `path`.
