@@ -123,8 +123,11 @@ fn state_roots_in(registry: &Path) -> Vec<PathBuf> {
     for ns in namespaces.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&mount)) {
         let Ok(jobs) = std::fs::read_dir(ns.path()) else { continue };
         for job in jobs.flatten() {
-            if let Some(root) = std::fs::read_link(job.path()).ok().and_then(|d| d.parent().map(Path::to_path_buf)) {
-                roots.insert(root);
+            // An entry whose job directory is gone (a job killed with brig)
+            // names no state root any more.
+            let Some(dir) = std::fs::read_link(job.path()).ok().filter(|d| d.is_dir()) else { continue };
+            if let Some(root) = dir.parent() {
+                roots.insert(root.to_path_buf());
             }
         }
     }
