@@ -1048,12 +1048,22 @@ fn joins_a_per_job_userns(
                     ),
                 ));
             }
-            if let Some([uids, gids]) = crate::pod::user_namespace_maps(&path, ns) {
-                for (field, maps) in [("the joined user namespace's uid_map", uids), ("its gid_map", gids)] {
-                    for (i, (_, host_id, size)) in maps.into_iter().enumerate() {
-                        check_mapping(&format!("{field}[{i}]"), host_id, size, pool, per_job_profile)
-                            .map_err(|e| Error::state(id, format!("linux.namespaces: `{}`: {e}", path.display())))?;
-                    }
+            // Its maps, read from a process in it; with none to show them,
+            // it is not joined (fail closed).
+            let Some([uids, gids]) = crate::pod::user_namespace_maps(&path, ns) else {
+                return Err(Error::state(
+                    id,
+                    format!(
+                        "linux.namespaces: the user namespace `{}` has no process to read its ID maps from; \
+                         a joined user namespace must be checked",
+                        path.display()
+                    ),
+                ));
+            };
+            for (field, maps) in [("the joined user namespace's uid_map", uids), ("its gid_map", gids)] {
+                for (i, (_, host_id, size)) in maps.into_iter().enumerate() {
+                    check_mapping(&format!("{field}[{i}]"), host_id, size, pool, per_job_profile)
+                        .map_err(|e| Error::state(id, format!("linux.namespaces: `{}`: {e}", path.display())))?;
                 }
             }
             return Ok(false);

@@ -50,13 +50,25 @@ pub fn user_namespace_ancestors(path: &Path) -> std::io::Result<Vec<NamespaceId>
 }
 
 /// The ID mappings (`inside outside count` lines: uid, then gid) of the user
-/// namespace `ns`, named by `path`, when `path` is `/proc/<pid>/ns/user` and
-/// that process is still in `ns` once they are read. As the host sees them.
+/// namespace `ns`, as the host sees them, read from a process in it: the one
+/// `path` names when it is `/proc/<pid>/ns/user`, else any (the path's text
+/// is no guide: `/proc/<pid>/task/<tid>/ns/user`, a bind mount of the file).
+/// The process must still be in `ns` once they are read. None when no
+/// process is in it.
 pub fn user_namespace_maps(path: &Path, ns: NamespaceId) -> Option<[Vec<(u32, u32, u32)>; 2]> {
-    let pid = path.to_str()?.strip_prefix("/proc/")?.strip_suffix("/ns/user")?;
-    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
+    let named = path
+        .to_str()
+        .and_then(|p| p.strip_prefix("/proc/")?.strip_suffix("/ns/user"))
+        .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string);
+    let others = std::fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| {
+        let name = e.file_name().into_string().ok()?;
+        name.bytes().all(|b| b.is_ascii_digit()).then_some(name)
+    });
+    named.into_iter().chain(others).find_map(|pid| maps_of(&pid, ns))
+}
+
+fn maps_of(pid: &str, ns: NamespaceId) -> Option<[Vec<(u32, u32, u32)>; 2]> {
     let in_ns = || NamespaceId::of(Path::new(&format!("/proc/{pid}/ns/user"))).ok() == Some(ns);
     if !in_ns() {
         return None;

@@ -950,3 +950,32 @@ fn a_user_namespace_nested_in_a_jobs_is_not_joined() {
     }
     brig.ok(&["delete", "--force", &first_id]);
 }
+
+/// A user namespace joined by path is held to the rules of a spec's own maps
+/// however the path is written (`/proc/<pid>/task/<tid>/ns/user` named the
+/// same namespace and skipped the check): one mapping host root is refused
+/// under a per-job profile.
+#[test]
+fn a_joined_user_namespace_is_checked_whatever_its_path() {
+    let brig = restricted();
+    let mut holder = std::process::Command::new("unshare").args(["-U", "sleep", "60"]).spawn().unwrap();
+    let pid = holder.id();
+    let own = std::fs::read_link("/proc/self/ns/user").unwrap();
+    for _ in 0..100 {
+        if std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns != own) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(format!("/proc/{pid}/uid_map"), "0 0 65536\n").unwrap();
+    std::fs::write(format!("/proc/{pid}/setgroups"), "deny").unwrap();
+    std::fs::write(format!("/proc/{pid}/gid_map"), "0 0 65536\n").unwrap();
+    for path in [format!("/proc/{pid}/ns/user"), format!("/proc/{pid}/task/{pid}/ns/user")] {
+        let mut b = Bundle::new(&["id"]);
+        b.push("/linux/namespaces", json!({"type": "user", "path": path}));
+        let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("hostroot")]);
+        assert!(err.contains("host root"), "{path}: {err}");
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
