@@ -165,16 +165,6 @@ pub fn spawn(req: &TenantRequest<'_>) -> Result<Pid, String> {
                     child_fail(ew, "setting process.oomScoreAdj", e);
                 }
             }
-            // The scheduler and I/O priority, as libcontainer's init sets
-            // them for an exec without a user namespace: set here, while
-            // still privileged, and inherited through the clone below
-            // (`harden_exec` has held them to the job's capabilities).
-            if let Err(e) = set_scheduler(req.process.scheduler().as_ref()) {
-                child_fail(ew, "setting process.scheduler", e);
-            }
-            if let Err(e) = set_io_priority(req.process.io_priority().as_ref()) {
-                child_fail(ew, "setting process.ioPriority", e);
-            }
             for p in &procs {
                 if let Err(e) = std::fs::write(p, &me) {
                     child_fail(ew, &format!("joining the cgroup `{}`", p.display()), e);
@@ -266,6 +256,17 @@ fn grandchild(
     path_var: &str,
     env: &[CString],
 ) -> ! {
+    // The scheduler and I/O priority, as libcontainer's init sets them: here,
+    // in the job's cgroup and user namespace, where the kernel judges them by
+    // the job's own capabilities (CAP_SYS_NICE in a user namespace is no
+    // right over the host's CPUs; set as host root before `setns`, a
+    // namespaced capability became a host one).
+    if let Err(e) = set_scheduler(req.process.scheduler().as_ref()) {
+        child_fail(ew, "setting process.scheduler", e);
+    }
+    if let Err(e) = set_io_priority(req.process.io_priority().as_ref()) {
+        child_fail(ew, "setting process.ioPriority", e);
+    }
     // Only the caller's stdio, the preserved range, and our handover survive.
     let keep_below = 3 + req.preserve_fds.max(0);
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
@@ -456,6 +457,12 @@ fn set_scheduler(scheduler: Option<&oci_spec::runtime::Scheduler>) -> std::io::R
 fn set_io_priority(io: Option<&oci_spec::runtime::LinuxIOPriority>) -> std::io::Result<()> {
     use oci_spec::runtime::IOPriorityClass as C;
     let Some(io) = io else { return Ok(()) };
+    if !(0..=7).contains(&io.priority()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("priority {} is outside 0-7", io.priority()),
+        ));
+    }
     let class: i64 = match io.class() {
         C::IoprioClassRt => 1,
         C::IoprioClassBe => 2,

@@ -898,6 +898,34 @@ fn exec_gets_its_scheduler_and_io_priority() {
         assert_eq!(prio, 3 << 13, "{profile}: IOPRIO_CLASS_IDLE");
         brig.ok(&["delete", "--force", &id]);
     }
+    // CAP_SYS_NICE in the job's own user namespace is no right over the
+    // host's CPUs: a negative nice or the real-time I/O class fails, as it
+    // does for the job itself (they were set as host root, before joining).
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"permissive\"\n");
+    let mut b = Bundle::new(&["sleep", "30"]);
+    b.push("/linux/namespaces", json!({"type": "user"}));
+    b.set("/linux/uidMappings", json!([{"containerID": 0, "hostID": 231072, "size": 65536}]));
+    b.set("/linux/gidMappings", json!([{"containerID": 0, "hostID": 231072, "size": 65536}]));
+    for set in ["bounding", "effective", "permitted"] {
+        b.set(&format!("/process/capabilities/{set}"), json!(["CAP_SYS_NICE", "CAP_KILL"]));
+    }
+    b.set("/process/capabilities/inheritable", json!([]));
+    b.set("/process/capabilities/ambient", json!([]));
+    let id = unique_id("nice");
+    brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    for (field, value) in [
+        ("scheduler", json!({"policy": "SCHED_OTHER", "nice": -20})),
+        ("ioPriority", json!({"class": "IOPRIO_CLASS_RT", "priority": 0})),
+    ] {
+        let mut process = json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "env": ["PATH=/bin"], "args": ["true"],
+            "capabilities": {"bounding": ["CAP_SYS_NICE"], "effective": ["CAP_SYS_NICE"], "permitted": ["CAP_SYS_NICE"]}});
+        process[field] = value;
+        let pfile = brig.dir.path().join("nice.json");
+        std::fs::write(&pfile, process.to_string()).unwrap();
+        let err = brig.fails(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+        assert!(err.contains(&format!("process.{field}")), "{field}: {err}");
+    }
+    brig.ok(&["delete", "--force", &id]);
 }
 
 /// A user namespace a job made inside its per-job one maps into the job's
