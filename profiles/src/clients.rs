@@ -57,7 +57,8 @@ pub const CLIENT_FILES: &[&str] = &[
 
 /// The init programs clients bind read-only into a job for `--init`, by
 /// destination: Docker's tini (`/usr/bin/docker-init`, Debian's
-/// `tini-static`), Podman's catatonit. Only a regular file under
+/// `tini-static`), Podman's catatonit. Only a root-owned regular file (no
+/// group or other write) under
 /// `/usr/` with one of these names is taken for one.
 pub const CLIENT_INITS: &[(&str, &[&str])] =
     &[("/sbin/docker-init", &["docker-init", "tini", "tini-static"]), ("/run/podman-init", &["catatonit"])];

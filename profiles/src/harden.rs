@@ -48,16 +48,23 @@ pub trait Host {
     fn is_file(&self, resolved: &Path) -> bool {
         std::fs::metadata(resolved).is_ok_and(|m| m.is_file())
     }
+    /// Whether `resolved` is a regular file owned by root that neither its
+    /// group nor others may write (a system binary, not a user's).
+    fn is_system_file(&self, resolved: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(resolved).is_ok_and(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+    }
 }
 
 /// Whether a read-only bind is a client's `--init` program (`CLIENT_INITS`):
-/// at its destination, a regular file under `/usr/` with its name.
+/// at its destination, a root-owned regular file under `/usr/` with its name
+/// that no one else may write.
 fn is_client_init(dest: &str, resolved: &Path, read_only: bool, host: &dyn Host) -> bool {
     let name = resolved.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     read_only
         && resolved.starts_with("/usr/")
         && clients::CLIENT_INITS.iter().any(|(d, names)| *d == dest && names.contains(&name))
-        && host.is_file(resolved)
+        && host.is_system_file(resolved)
 }
 
 /// Whether a client's per-container file (or directory) is what `source`

@@ -603,7 +603,14 @@ fn a_clients_init_program_runs_under_restricted() {
     assert!(std::path::Path::new(tini).exists(), "{tini} is missing: install Debian's `tini` (scripts/deps.sh does)");
     let (code, out, err) = brig.run(&init_bind(tini, json!(["rbind", "ro"])), &unique_id("init"));
     assert_eq!((code, out.as_str()), (0, "under-tini\n"), "{err}");
+    // A copy anyone may write, under /usr/ with an init's name, is not one.
+    let writable = std::path::PathBuf::from(format!("/usr/local/lib/{}", unique_id("brig-test-init")));
+    std::fs::create_dir_all(&writable).unwrap();
+    std::fs::copy(tini, writable.join("tini")).unwrap();
+    std::fs::set_permissions(writable.join("tini"), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let writable_tini = writable.join("tini").display().to_string();
     for (source, options) in [
+        (writable_tini.as_str(), json!(["rbind", "ro"])),
         (tini, json!(["rbind", "rw"])),
         ("/usr/bin/busybox", json!(["rbind", "ro"])),
         ("/etc/passwd", json!(["rbind", "ro"])),
@@ -612,4 +619,5 @@ fn a_clients_init_program_runs_under_restricted() {
         assert_ne!(code, 0, "{source} {options}");
         assert!(err.contains("/sbin/docker-init") && err.contains("outside the allowed prefixes"), "{source}: {err}");
     }
+    std::fs::remove_dir_all(&writable).unwrap();
 }
