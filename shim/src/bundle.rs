@@ -200,9 +200,14 @@ impl LaunchRequest {
         // The host's own root or system directories as the job's root
         // filesystem: the job would see (and, idmapped under a per-job user
         // namespace, own) the host's files.
-        const HOST_DIRS: [&str; 21] = [
+        // Shared parents too (`/tmp`, `/var/lib`, `/run/containerd`): a job
+        // rooted there would see every container, bundle and state root
+        // below, and block any new state root under it (crate::nsowner).
+        const HOST_DIRS: [&str; 33] = [
             "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt",
-            "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/usr", "/var",
+            "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/usr", "/var", "/tmp", "/var/tmp", "/var/lib",
+            "/var/run", "/dev/shm", "/run/user", "/run/containerd", "/run/docker", "/run/containers", "/var/lib/docker",
+            "/var/lib/containerd", "/var/lib/containers",
         ];
         // Nor anything inside the trees that hold the host's configuration,
         // software and kernel: no client keeps a container's root filesystem

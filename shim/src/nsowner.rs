@@ -141,15 +141,23 @@ fn rootfs_link_name(root: &Path, id: &str) -> String {
 
 const ROOTFS_LINK_PREFIX: &str = "rootfs-";
 
-/// The root filesystems (`root.path`, canonical) of the registered jobs,
-/// but job `root`/`id`'s own.
+/// The root filesystems (`root.path`, canonical) of the registered jobs
+/// whose directories still exist (an entry a killed brig left is not
+/// believed), but job `root`/`id`'s own. Each entry is a file: the job's
+/// directory, a NUL, its root filesystem.
 fn rootfs_of_others_in(registry: &Path, root: &Path, id: &str) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
     let own = rootfs_link_name(root, id);
     let Ok(entries) = std::fs::read_dir(registry) else { return vec![] };
     entries
         .flatten()
         .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(ROOTFS_LINK_PREFIX) && n != own))
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|bytes| {
+            let (dir, rootfs) = bytes.split_at(bytes.iter().position(|b| *b == 0)?);
+            let dir = Path::new(std::ffi::OsStr::from_bytes(dir));
+            dir.is_dir().then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&rootfs[1..])))
+        })
         .collect()
 }
 
@@ -308,9 +316,15 @@ fn register_in(
     // in the other's state root, the second to register sees the first
     // (the check at the start of `create` cannot see a job not yet here).
     check_apart_in(registry, root, id, rootfs)?;
-    let rootfs_link = registry.join(rootfs_link_name(root, id));
-    let _ = std::fs::remove_file(&rootfs_link);
-    std::os::unix::fs::symlink(rootfs, &rootfs_link).map_err(|e| io("creating", &rootfs_link, e))?;
+    let rootfs_entry = registry.join(rootfs_link_name(root, id));
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut body = dir.as_os_str().as_bytes().to_vec();
+        body.push(0);
+        body.extend_from_slice(rootfs.as_os_str().as_bytes());
+        let _ = std::fs::remove_file(&rootfs_entry);
+        std::fs::write(&rootfs_entry, body).map_err(|e| io("writing", &rootfs_entry, e))?;
+    }
     let entry = entry_name(root, id);
     let target = root.join(id);
     let mut names = Vec::new();
@@ -436,6 +450,11 @@ mod tests {
         let e = check_apart_in(registry.path(), &inside, "other", Path::new("/elsewhere")).unwrap_err();
         assert!(e.contains("root filesystem of a running job"), "{e}");
         check_apart_in(registry.path(), &root.path().join("state-b"), "other", Path::new("/elsewhere")).unwrap();
+        // An entry whose job directory is gone (a brig killed mid-create) is
+        // not believed.
+        std::fs::write(registry.path().join("rootfs-stale"), b"/nonexistent/job\0/srv/images/stale").unwrap();
+        check_apart_in(registry.path(), Path::new("/srv/images/stale/state"), "other", Path::new("/elsewhere")).unwrap();
+        std::fs::remove_file(registry.path().join("rootfs-stale")).unwrap();
         let me = Owner { root: root.path().to_path_buf(), id: "job".into() };
         assert_eq!(owners_in(registry.path(), LinuxNamespaceType::Uts, mine), vec![me]);
         assert!(owners_in(registry.path(), LinuxNamespaceType::Network, host).is_empty(), "the host's is nobody's");

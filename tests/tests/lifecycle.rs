@@ -1312,6 +1312,10 @@ fn the_hosts_root_is_not_a_rootfs() {
         &via_proc,
         &link,
         &root_sub_path,
+        // Shared parents: every bundle and state root below would be seen.
+        "/tmp",
+        "/var/lib",
+        "/var/tmp",
     ] {
         let mut bundle = Bundle::new(&["true"]);
         bundle.set("/root", json!({ "path": root, "readonly": true }));
