@@ -453,7 +453,8 @@ mod tests {
         // An entry whose job directory is gone (a brig killed mid-create) is
         // not believed.
         std::fs::write(registry.path().join("rootfs-stale"), b"/nonexistent/job\0/srv/images/stale").unwrap();
-        check_apart_in(registry.path(), Path::new("/srv/images/stale/state"), "other", Path::new("/elsewhere")).unwrap();
+        check_apart_in(registry.path(), Path::new("/srv/images/stale/state"), "other", Path::new("/elsewhere"))
+            .unwrap();
         std::fs::remove_file(registry.path().join("rootfs-stale")).unwrap();
         let me = Owner { root: root.path().to_path_buf(), id: "job".into() };
         assert_eq!(owners_in(registry.path(), LinuxNamespaceType::Uts, mine), vec![me]);
