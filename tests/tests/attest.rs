@@ -464,7 +464,11 @@ fn an_input_changed_on_the_host_during_the_run_is_attested_as_changed() {
         })
     };
     let id = unique_id("abain");
-    let (code, _, err) = s.brig.run(&job(&s, "sleep 2; cat /in/data.txt > /out/read.txt; sleep 1"), &id);
+    // Renamed into place: the tamper thread puts the input back as soon as
+    // the file appears, which a redirection does before `cat` has read.
+    let (code, _, err) = s
+        .brig
+        .run(&job(&s, "sleep 2; cat /in/data.txt > /out/read.tmp && mv /out/read.tmp /out/read.txt; sleep 1"), &id);
     tamper.join().unwrap();
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read(&read).unwrap(), b"poisoned bytes\n", "the job did not read the changed input");
