@@ -108,12 +108,8 @@ fn owners_in(registry: &Path, typ: LinuxNamespaceType, ns: NamespaceId) -> Vec<O
 
 /// The state roots of the jobs registered in any namespace (every job brig
 /// runs, under any `--root`: Docker's, containerd's, Podman's, a platform's
-/// per-tenant ones). A stale entry (a job killed with brig) only makes the
-/// list longer.
-pub fn registered_state_roots() -> Vec<PathBuf> {
-    state_roots_in(Path::new(REGISTRY_DIR))
-}
-
+/// per-tenant ones), in `registry`. An entry whose job directory is gone is
+/// left out.
 fn state_roots_in(registry: &Path) -> Vec<PathBuf> {
     let mut roots = std::collections::BTreeSet::new();
     let Ok(namespaces) = std::fs::read_dir(registry) else { return vec![] };
