@@ -1490,6 +1490,16 @@ pub enum KillSignal {
     Raw(i32),
 }
 
+impl KillSignal {
+    /// Whether this is `sig`, however it was spelled (`9`, `KILL`, `sigkill`).
+    pub fn is(&self, sig: NixSignal) -> bool {
+        match self {
+            KillSignal::Standard(s) => s.as_nix() == sig,
+            KillSignal::Raw(n) => *n == sig as i32,
+        }
+    }
+}
+
 pub fn parse_signal(s: &str) -> Result<KillSignal> {
     let unknown = || Error::Usage(format!("unknown signal `{s}`"));
     let upper = s.to_ascii_uppercase();
@@ -1524,10 +1534,8 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result
     let root = state_root(g)?;
     let mut c = load(&root, id)?;
     let sig = parse_signal(signal.unwrap_or("SIGTERM"))?;
-    let sigkill = {
-        let upper = signal.unwrap_or("SIGTERM").to_ascii_uppercase();
-        matches!(upper.strip_prefix("SIG").unwrap_or(&upper), "KILL" | "9")
-    };
+    let sigkill = sig.is(NixSignal::SIGKILL);
+    let stop = sig.is(NixSignal::SIGSTOP);
     let before = c.status();
     if before == ContainerStatus::Stopped && !all {
         return Err(Error::state(id, "container not running"));
@@ -1540,7 +1548,6 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result
     // cannot forward it: sent to it, it would stop the supervisor (and the
     // timeout's clock) while the job ran on. The job is stopped instead, as
     // runc's pid 1 is the job; SIGCONT reaches it through the supervisor.
-    let stop = matches!(signal.map(str::to_ascii_uppercase).as_deref(), Some("STOP" | "SIGSTOP" | "19"));
     if stop && !all && before != ContainerStatus::Stopped {
         if let Some(init) = c.pid() {
             let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
@@ -2026,6 +2033,27 @@ pub fn owner_of(dir: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `kill` treats SIGKILL (a paused job is not frozen again) and SIGSTOP
+    /// (sent to the job, not to the supervisor) by value: every spelling
+    /// runc, containerd and Podman use is recognized, and no other signal is.
+    #[test]
+    fn every_spelling_of_a_signal_is_told_by_its_value() {
+        for s in ["9", "KILL", "kill", "SIGKILL", "SigKill"] {
+            let sig = parse_signal(s).unwrap();
+            assert!(sig.is(NixSignal::SIGKILL), "{s}");
+            assert!(!sig.is(NixSignal::SIGSTOP), "{s}");
+        }
+        for s in ["19", "STOP", "stop", "SIGSTOP", "sigstop"] {
+            let sig = parse_signal(s).unwrap();
+            assert!(sig.is(NixSignal::SIGSTOP), "{s}");
+            assert!(!sig.is(NixSignal::SIGKILL), "{s}");
+        }
+        for s in ["15", "TERM", "18", "CONT", "20", "TSTP", "0", "RTMIN", "64"] {
+            let sig = parse_signal(s).unwrap();
+            assert!(!sig.is(NixSignal::SIGKILL) && !sig.is(NixSignal::SIGSTOP), "{s}");
+        }
+    }
 
     /// harden's annotation is the one the patched libcontainer reads.
     #[test]

@@ -84,6 +84,12 @@ impl Signal {
     pub(crate) fn into_raw(self) -> NixSignal {
         self.0
     }
+
+    /// brig patch 9: the signal parsed, so that a caller compares signals
+    /// rather than the spellings of their names.
+    pub fn as_nix(&self) -> NixSignal {
+        self.0
+    }
 }
 
 #[cfg(test)]
