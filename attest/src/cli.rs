@@ -56,7 +56,7 @@ pub enum Command {
 /// cannot hang the verifier, and checked on the open file), read only up to
 /// one byte past the largest envelope (so `/dev/zero` or a growing file
 /// cannot exhaust memory).
-fn read_envelope(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+pub fn read_envelope(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()

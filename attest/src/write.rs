@@ -114,9 +114,33 @@ pub fn envelope_path(dir: &Path, container_id: &str) -> Result<PathBuf, WriteErr
 /// returns its path. `dir` must exist. A record already there (an earlier run
 /// under the same id: a reused name, or another state root's container of
 /// that id, maybe another tenant's) is never replaced: the new one takes the
-/// first free `<container-id>~<n>.intoto.json`, n = 1, 2, ...
+/// first free `<container-id>~<n>.intoto.json`, n = 1, 2, ... Writing the
+/// same bytes again is a no-op that returns the record's path: a `delete`
+/// killed after its rename, retried, does not leave the run recorded twice.
 pub fn write_envelope(dir: &Path, container_id: &str, env: &Envelope) -> Result<PathBuf, WriteError> {
     write_bytes(&RealFs, dir, container_id, &env.to_json())
+}
+
+/// [`write_envelope`] of an envelope already serialized (`Envelope::to_json`),
+/// as a retried `delete` writes the one it sealed the first time.
+pub fn write_envelope_bytes(dir: &Path, container_id: &str, envelope: &[u8]) -> Result<PathBuf, WriteError> {
+    write_bytes(&RealFs, dir, container_id, envelope)
+}
+
+/// Whether `path` is a regular file (not a link) holding exactly `bytes`.
+fn holds_exactly(path: &Path, bytes: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return false };
+    if !meta.is_file() || meta.len() != bytes.len() as u64 {
+        return false;
+    }
+    let mut held = Vec::with_capacity(bytes.len());
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .and_then(|f| f.take(bytes.len() as u64 + 1).read_to_end(&mut held))
+        .is_ok_and(|_| held == bytes)
 }
 
 pub(crate) fn write_bytes(fs: &dyn Fs, dir: &Path, container_id: &str, bytes: &[u8]) -> Result<PathBuf, WriteError> {
@@ -140,6 +164,10 @@ pub(crate) fn write_bytes(fs: &dyn Fs, dir: &Path, container_id: &str, bytes: &[
             match fs.rename(&tmp, &target) {
                 Ok(()) => return Ok(target),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if holds_exactly(&target, bytes) {
+                        fs.remove(&tmp).map_err(|e| err("remove", &tmp, e))?;
+                        return Ok(target);
+                    }
                     target = dir.join(format!("{container_id}{RUN_SEPARATOR}{n}{ENVELOPE_SUFFIX}"));
                 }
                 Err(e) => return Err(err("rename", &target, e)),
@@ -255,6 +283,24 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
         assert_eq!(std::fs::read(&second).unwrap(), b"two");
         assert_eq!(listing(d.path()), ["job-1.intoto.json", "job-1~1.intoto.json", "job-1~2.intoto.json"]);
+    }
+
+    /// The retry of a write that got as far as its rename (a `delete` killed
+    /// before it could remove the container) finds its own record and adds
+    /// none; a record of other bytes, or a link to the same bytes, is not it.
+    #[test]
+    fn writing_the_same_record_again_adds_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        write_bytes(&RealFs, d.path(), "job", b"first run").unwrap();
+        let second = write_bytes(&RealFs, d.path(), "job", b"second run").unwrap();
+        assert_eq!(write_bytes(&RealFs, d.path(), "job", b"second run").unwrap(), second);
+        assert_eq!(write_bytes(&RealFs, d.path(), "job", b"first run").unwrap(), d.path().join("job.intoto.json"));
+        assert_eq!(listing(d.path()), ["job.intoto.json", "job~1.intoto.json"]);
+        // A link holding the bytes is not the record.
+        let e = tempfile::tempdir().unwrap();
+        std::fs::write(e.path().join("elsewhere"), b"third").unwrap();
+        std::os::unix::fs::symlink(e.path().join("elsewhere"), d.path().join("job~2.intoto.json")).unwrap();
+        assert_eq!(write_bytes(&RealFs, d.path(), "job", b"third").unwrap(), d.path().join("job~3.intoto.json"));
     }
 
     #[test]

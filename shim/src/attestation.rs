@@ -45,6 +45,10 @@ impl AttestConfig {
             }
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("`dir`: creating `{}`: {e}", self.dir.display()))?;
+        // A read-only directory (or file system) would let the job run and
+        // keep its container until the directory is writable again.
+        nix::unistd::access(&self.dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
+            .map_err(|e| format!("`dir`: `{}` is not writable: {e}", self.dir.display()))?;
         brig_attest::SigningKey::load(&self.key).map_err(|e| format!("`key`: `{}`: {e}", self.key.display()))?;
         Ok(())
     }
@@ -506,11 +510,55 @@ pub fn facts(
 }
 
 /// Signs and writes the attestation; the path of the envelope.
-pub fn write(facts: &brig_attest::RunFacts, settings: &AttestConfig) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(&settings.dir).map_err(|e| format!("creating `{}`: {e}", settings.dir.display()))?;
+/// In the container's directory: the run's statement, once `delete` has
+/// measured the outputs and built it, and its signed envelope, once signed.
+/// A `delete` retried after a failed write (a full disk, a read-only
+/// directory, a key that would not load, a kill) writes what the first
+/// attempt measured and signed, not the outputs as they are by then; and a
+/// write that got as far as its rename is found again, not repeated
+/// (`brig_attest::write_envelope_bytes`).
+pub const STATEMENT_FILE: &str = "brig-statement.json";
+pub const ENVELOPE_FILE: &str = "brig-envelope.json";
+
+/// The run's envelope: the one kept in `dir` if there is one, or else the
+/// statement kept there (or built from `facts()` and kept) signed now and
+/// kept. Nothing kept is ever rebuilt.
+pub fn seal_once(
+    dir: &Path,
+    settings: &AttestConfig,
+    facts: impl FnOnce() -> brig_attest::RunFacts,
+) -> Result<Vec<u8>, String> {
+    let kept = |name: &str| match std::fs::read(dir.join(name)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("reading `{}`: {e}", dir.join(name).display())),
+    };
+    let keep = |name: &str, bytes: &[u8]| {
+        crate::state::write_atomic(&dir.join(name), bytes, 0o600)
+            .map_err(|e| format!("keeping `{}`: {e}", dir.join(name).display()))
+    };
+    if let Some(envelope) = kept(ENVELOPE_FILE)? {
+        return Ok(envelope);
+    }
+    let statement = match kept(STATEMENT_FILE)? {
+        Some(statement) => statement,
+        None => {
+            let statement = brig_attest::statement_bytes(&facts()).map_err(|e| e.to_string())?;
+            keep(STATEMENT_FILE, &statement)?;
+            statement
+        }
+    };
     let key = brig_attest::SigningKey::load(&settings.key)
         .map_err(|e| format!("loading the attestation key `{}`: {e}", settings.key.display()))?;
-    brig_attest::attest(facts, &key, &settings.dir).map_err(|e| e.to_string())
+    let envelope = brig_attest::sign(&statement, brig_attest::PAYLOAD_TYPE, &key).map_err(|e| e.to_string())?.to_json();
+    keep(ENVELOPE_FILE, &envelope)?;
+    Ok(envelope)
+}
+
+/// Writes a sealed envelope (`seal_once`) for container `id`.
+pub fn write_sealed(envelope: &[u8], id: &str, settings: &AttestConfig) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(&settings.dir).map_err(|e| format!("creating `{}`: {e}", settings.dir.display()))?;
+    brig_attest::write_envelope_bytes(&settings.dir, id, envelope).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1803,7 +1803,24 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         }
         ContainerStatus::Stopped => {}
     }
-    let record = RunRecord::load(&dir).ok();
+    // A run record that is there but cannot be read would lose the run's
+    // attestation: the container is kept (even with --force, as for an
+    // attestation that cannot be written) until the file is repaired, or
+    // removed by whoever accepts deleting the run unattested.
+    let record = match RunRecord::load(&dir) {
+        Ok(record) => Some(record),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::state(
+                id,
+                format!(
+                    "its run record `{}` cannot be read ({e}), so the run cannot be attested: the container is kept; \
+                     repair the file, or remove it to delete the container without an attestation",
+                    dir.join(state::RECORD_FILE).display()
+                ),
+            ))
+        }
+    };
     if let Some(record) = &record {
         // Read before the cgroup and the state are removed.
         let outcome = outcome(&dir, record);
@@ -1818,16 +1835,22 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         if let Some(m) = &record.measurements {
             // The attestation is written before any state goes away: if it
             // cannot be (a full disk), `delete` fails and can be retried.
-            let spec = crate::bundle::read_spec(&dir.join(state::SPEC_FILE)).ok();
-            let killed = outcome.signal == Some(9) && !outcome.oom_killed && !outcome.timed_out;
-            let rootless = crate::rootless::RootlessRecord::load(&dir);
-            let facts = crate::attestation::facts(record, m, spec.as_ref(), &outcome, killed, rootless.as_ref());
-            let path = crate::attestation::write(&facts, &m.settings).map_err(|e| {
+            // Measured and signed once (crate::attestation::seal_once): a
+            // retry writes what the first attempt saw.
+            let not_written = |e: String| {
                 Error::state(
                     id,
                     format!("the run's attestation was not written ({e}); the container is kept, retry `delete`"),
                 )
-            })?;
+            };
+            let envelope = crate::attestation::seal_once(&dir, &m.settings, || {
+                let spec = crate::bundle::read_spec(&dir.join(state::SPEC_FILE)).ok();
+                let killed = outcome.signal == Some(9) && !outcome.oom_killed && !outcome.timed_out;
+                let rootless = crate::rootless::RootlessRecord::load(&dir);
+                crate::attestation::facts(record, m, spec.as_ref(), &outcome, killed, rootless.as_ref())
+            })
+            .map_err(not_written)?;
+            let path = crate::attestation::write_sealed(&envelope, id, &m.settings).map_err(not_written)?;
             tracing::info!(id, attestation = %path.display(), "attestation written");
         }
     }

@@ -375,6 +375,18 @@ fn attestations_anchor_the_audit_log() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("0-forged.intoto.json` does not verify"), "{out}");
     assert!(out.contains("1 anchored record(s) match") && out.contains("2 anchored record(s) match"), "{out}");
+    // A FIFO (which would hang a plain read) and a link to /dev/zero (which
+    // would fill memory) among the envelopes: each refused, named.
+    let fifo = s.attest_dir.join("0-fifo.intoto.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let zero = s.attest_dir.join("0-zero.intoto.json");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let (code, out) = check(&with_rotated);
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::remove_file(&zero).unwrap();
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("0-fifo.intoto.json` is not a regular file"), "{out}");
+    assert!(out.contains("0-zero.intoto.json` is not a regular file"), "{out}");
     // The current log replaced from its first line (every hash recomputed)
     // and one more run chained to it: the old anchors still fail it.
     std::fs::write(&log, "").unwrap();
@@ -507,11 +519,69 @@ fn a_full_disk_keeps_the_container_for_a_retry() {
     assert!(err.contains("attestation was not written") && err.contains("retry"), "{err}");
     assert_eq!(s.brig.status(&id), "stopped", "the container must be kept");
     assert!(std::fs::read_dir(&s.attest_dir).unwrap().flatten().all(|e| e.file_name() == "filler"), "no partial file");
+    // Between the failed delete and its retry, the outputs change on the
+    // host: the retry writes what the first attempt measured and signed.
+    let out_dir = s.jobs.join("out");
+    std::fs::write(out_dir.join("x"), "TAMPERED\n").unwrap();
+    std::fs::write(out_dir.join("planted"), "planted\n").unwrap();
     std::fs::remove_file(&filler).unwrap();
     s.brig.ok(&["delete", &id]);
-    let (ok, msg) = verify(&s, &s.attest_dir.join(format!("{id}.intoto.json")), &["--require", "exit=0"]);
+    let envelope = s.attest_dir.join(format!("{id}.intoto.json"));
+    let artifacts = format!("/out={}", out_dir.display());
+    let (ok, msg) = verify(&s, &envelope, &["--require", "exit=0", "--artifacts", &artifacts]);
+    assert!(!ok && msg.contains("x"), "the retry attested the outputs as they were at the retry: {msg}");
+    let subjects = statement(&envelope)["subject"].to_string();
+    assert!(!subjects.contains("planted"), "{subjects}");
+    std::fs::write(out_dir.join("x"), "x\n").unwrap();
+    std::fs::remove_file(out_dir.join("planted")).unwrap();
+    let (ok, msg) = verify(&s, &envelope, &["--require", "exit=0", "--artifacts", &artifacts]);
     assert!(ok, "{msg}");
     let _ = std::process::Command::new("umount").arg(&s.attest_dir).status();
+}
+
+/// A `delete` whose write got as far as its rename (killed before it removed
+/// the container) and is then retried adds no second record of the run;
+/// and a run record that cannot be read keeps the container instead of
+/// deleting it unattested.
+#[test]
+fn a_retried_delete_records_the_run_once_and_an_unreadable_record_keeps_it() {
+    let s = setup();
+    let b = job(&s, "echo y > /out/y");
+    let id = unique_id("att-once");
+    s.brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    s.brig.wait_status(&id, "stopped");
+    let state_dir = s.brig.root.join(&id);
+    let record = state_dir.join("brig.json");
+    let saved = std::fs::read(&record).unwrap();
+    std::fs::write(&record, b"{garbage").unwrap();
+    let err = s.brig.fails(&["delete", "--force", &id]);
+    assert!(err.contains("brig.json") && err.contains("cannot be read") && err.contains("kept"), "{err}");
+    assert_eq!(s.brig.status(&id), "stopped", "the container must be kept");
+    std::fs::write(&record, &saved).unwrap();
+    // A first attempt that fails after sealing: the attestation directory
+    // is replaced by a file, so the write fails once the envelope is kept.
+    let attest_dir = s.attest_dir.clone();
+    let aside = s.brig.dir.path().join("attestations-aside");
+    std::fs::rename(&attest_dir, &aside).unwrap();
+    std::fs::write(&attest_dir, b"not a directory").unwrap();
+    let err = s.brig.fails(&["delete", &id]);
+    assert!(err.contains("attestation was not written"), "{err}");
+    let kept = std::fs::read(state_dir.join("brig-envelope.json")).unwrap();
+    std::fs::remove_file(&attest_dir).unwrap();
+    std::fs::rename(&aside, &attest_dir).unwrap();
+    // The record as a delete killed after its rename leaves it: written,
+    // and the container still there.
+    std::fs::write(attest_dir.join(format!("{id}.intoto.json")), &kept).unwrap();
+    s.brig.ok(&["delete", &id]);
+    let names: Vec<String> = std::fs::read_dir(&attest_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(id.as_str()))
+        .collect();
+    assert_eq!(names, [format!("{id}.intoto.json")], "the run was recorded twice");
+    let (ok, msg) = verify(&s, &attest_dir.join(format!("{id}.intoto.json")), &["--require", "exit=0"]);
+    assert!(ok, "{msg}");
 }
 
 /// Records are keyed by container id, and ids are not unique across state
