@@ -341,33 +341,54 @@ impl AuditLog {
         if len == 0 {
             return Ok((genesis(), 0, 0));
         }
-        // Read backwards until the newline before the last line.
-        let mut buf: Vec<u8> = Vec::new();
+        // Read backwards until the newline before the last line, in chunks
+        // kept apart and joined once (not prepended to each other: a huge
+        // last line would cost quadratic time), and no further back than the
+        // longest line a record may be.
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        let mut held = 0usize;
         let mut pos = len;
-        let start = loop {
+        loop {
             let step = 4096.min(pos);
             pos -= step;
             let mut chunk = vec![0u8; usize::try_from(step).unwrap_or(4096)];
             f.seek(SeekFrom::Start(pos)).map_err(|e| io("seeking", e))?;
             f.read_exact(&mut chunk).map_err(|e| io("reading", e))?;
-            chunk.extend_from_slice(&buf);
-            buf = chunk;
-            if buf.last() != Some(&b'\n') {
+            if chunks.is_empty() && chunk.last() != Some(&b'\n') {
                 let lines = self.count_lines()?;
                 return Err(AuditError::Torn { path: path.clone(), line: lines + 1 });
             }
-            let body = &buf[..buf.len() - 1];
-            if let Some(i) = body.iter().rposition(|b| *b == b'\n') {
-                break i + 1;
+            // The newline ending the last line does not count.
+            let search = if chunks.is_empty() { &chunk[..chunk.len() - 1] } else { &chunk[..] };
+            let found = search.iter().rposition(|b| *b == b'\n').is_some();
+            held += chunk.len();
+            chunks.push(chunk);
+            if found || pos == 0 {
+                break;
             }
-            if pos == 0 {
-                break 0;
+            if held > MAX_LINE + 1 {
+                return Err(AuditError::BadTail { path: path.clone() });
             }
-        };
+        }
+        let mut buf = Vec::with_capacity(held);
+        for chunk in chunks.iter().rev() {
+            buf.extend_from_slice(chunk);
+        }
+        let body = &buf[..buf.len() - 1];
+        let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         let last = &buf[start..buf.len() - 1];
-        let seq = serde_json::from_slice::<serde_json::Value>(last)
+        // The last line must be a whole record, sealed by its own hash: a
+        // line that is not (junk appended, CRLF line ends) would have the
+        // next record chained to it, and the log would not verify again.
+        let seq = std::str::from_utf8(last)
             .ok()
-            .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64))
+            .and_then(|line| check_sealed(line).ok())
+            .and_then(|(mut value, _)| {
+                let seq = value.remove("seq").and_then(|v| v.as_u64())?;
+                value.remove("prev").filter(serde_json::Value::is_string)?;
+                serde_json::from_value::<AuditRecord>(serde_json::Value::Object(value)).ok()?;
+                Some(seq)
+            })
             .ok_or_else(|| AuditError::BadTail { path: path.clone() })?;
         Ok((hex::encode(Sha256::digest(last)), seq, len))
     }
@@ -462,24 +483,37 @@ pub fn verify_anchored(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSumm
     Ok(summary)
 }
 
+/// The longest line a record may be (its reason is capped at `MAX_REASON`;
+/// ids, policy ids and claims are short): a longer line is not brig's, and
+/// neither verifying nor appending reads more of one than this.
+const MAX_LINE: usize = 1 << 20;
+
 fn verify_lines(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSummary, AuditError> {
-    let bytes =
-        brig_files::read(path).map_err(|source| AuditError::Io { path: path.to_path_buf(), op: "reading", source })?;
+    let io = |source| AuditError::Io { path: path.to_path_buf(), op: "reading", source };
+    let (file, _) = brig_files::open_regular(path).map_err(io)?;
+    // Line by line: a log of any size verifies in constant memory.
+    let mut reader = BufReader::with_capacity(64 << 10, file);
     let bad = |line: usize, reason: String| AuditError::Tampered { path: path.to_path_buf(), line, reason };
     let mut prev = genesis();
     let mut count = 0;
-    if bytes.is_empty() {
-        return Ok(AuditSummary { records: 0, head: prev, elsewhere: 0 });
-    }
-    if bytes.last() != Some(&b'\n') {
-        let n = bytes.iter().filter(|b| **b == b'\n').count() + 1;
-        return Err(bad(n, "incomplete line (no newline at the end of the log)".into()));
-    }
-    for (i, raw) in bytes[..bytes.len() - 1].split(|b| *b == b'\n').enumerate() {
-        let n = i + 1;
-        let line = std::str::from_utf8(raw).map_err(|_| bad(n, "not UTF-8".into()))?;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        let got = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut raw).map_err(io)?;
+        if got == 0 {
+            break;
+        }
+        let n = count + 1;
+        if raw.last() != Some(&b'\n') {
+            if raw.len() > MAX_LINE {
+                return Err(bad(n, format!("longer than {MAX_LINE} bytes: not a brig audit record")));
+            }
+            return Err(bad(n, "incomplete line (no newline at the end of the log)".into()));
+        }
+        raw.pop();
+        let line = std::str::from_utf8(&raw).map_err(|_| bad(n, "not UTF-8".into()))?;
         check_line(line, n, &prev).map_err(|r| bad(n, r))?;
-        prev = hex::encode(Sha256::digest(raw));
+        prev = hex::encode(Sha256::digest(&raw));
         if let Some(a) = anchors.iter().find(|a| a.seq == n as u64 && a.sha256 != prev) {
             return Err(bad(n, format!("does not match its anchor ({a}): the log was rewritten")));
         }
@@ -488,9 +522,12 @@ fn verify_lines(path: &Path, anchors: &[AuditAnchor]) -> Result<AuditSummary, Au
     Ok(AuditSummary { records: count, head: prev, elsewhere: 0 })
 }
 
-fn check_line(line: &str, n: usize, expected_prev: &str) -> Result<(), String> {
+/// A line's own seal: it ends with the `hash` of the rest, and the rest is
+/// a JSON object (returned, with the hash). Says nothing of its place in
+/// the chain.
+fn check_sealed(line: &str) -> Result<(serde_json::Map<String, serde_json::Value>, &str), String> {
     const SUFFIX_LEN: usize = ",\"hash\":\"\"}".len() + 64;
-    if line.len() < SUFFIX_LEN || !line.ends_with("\"}") {
+    if line.len() < SUFFIX_LEN || !line.ends_with("\"}") || !line.is_char_boundary(line.len() - SUFFIX_LEN) {
         return Err("not a brig audit record".into());
     }
     let split = line.len() - SUFFIX_LEN;
@@ -500,8 +537,12 @@ fn check_line(line: &str, n: usize, expected_prev: &str) -> Result<(), String> {
     if hex::encode(Sha256::digest(body.as_bytes())) != hash {
         return Err("content does not match its `hash` (the line was edited)".into());
     }
-    let mut value: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&body).map_err(|_| "not a JSON object".to_string())?;
+    let value = serde_json::from_str(&body).map_err(|_| "not a JSON object".to_string())?;
+    Ok((value, hash))
+}
+
+fn check_line(line: &str, n: usize, expected_prev: &str) -> Result<(), String> {
+    let (mut value, _) = check_sealed(line)?;
     let seq = value.remove("seq").and_then(|v| v.as_u64());
     let prev = value.remove("prev");
     let prev = prev.as_ref().and_then(|v| v.as_str());
@@ -655,6 +696,40 @@ mod tests {
         let log = AuditLog::open(&path).unwrap();
         assert!(matches!(log.append(&rec(3)), Err(AuditError::Torn { line: 3, .. })));
         assert_eq!(bad_line(&path), 3);
+    }
+
+    /// A last line that is not a sealed record (junk with a `seq`, a line
+    /// ending in CRLF, an edited record, an over-long line) gets nothing
+    /// chained to it: the log is left as it is for `verify` to name.
+    #[test]
+    fn a_last_line_that_is_not_a_sealed_record_refuses_appends() {
+        let third_record = {
+            let (_d, path) = log_with(3);
+            fs::read_to_string(&path).unwrap().lines().nth(2).unwrap().to_string()
+        };
+        let tails: Vec<Vec<u8>> = vec![
+            b"{\"seq\":99,\"x\":\"junk\"}\n".to_vec(),
+            b"{\"seq\":3}\r\n".to_vec(),
+            format!("{}\n", third_record.replacen("\"seq\":3", "\"seq\":4", 1)).into_bytes(),
+            [vec![b'{'; MAX_LINE + 10], b"\n".to_vec()].concat(),
+        ];
+        for tail in tails {
+            let (_d, path) = log_with(2);
+            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(&tail).unwrap();
+            let before = fs::read(&path).unwrap();
+            let log = AuditLog::open(&path).unwrap();
+            let e = log.append(&rec(3)).unwrap_err();
+            assert!(matches!(e, AuditError::BadTail { .. }), "{e}");
+            assert_eq!(fs::read(&path).unwrap(), before, "the log changed");
+            assert_eq!(bad_line(&path), 3);
+        }
+        // CRLF line ends throughout: refused from the first line on.
+        let (_d, path) = log_with(2);
+        let crlf = fs::read_to_string(&path).unwrap().replace('\n', "\r\n");
+        fs::write(&path, crlf).unwrap();
+        assert!(matches!(AuditLog::open(&path).unwrap().append(&rec(3)), Err(AuditError::BadTail { .. })));
+        assert_eq!(bad_line(&path), 1);
     }
 
     #[test]

@@ -440,7 +440,9 @@ fn attested_anchors(paths: &[PathBuf], keys: &[PathBuf]) -> Result<Attested> {
     for f in files {
         // One envelope that cannot be read or does not verify is reported and
         // the others still checked: the check fails, with every bad file named.
-        let verified = std::fs::read(&f).map_err(|e| format!("`{}`: reading: {e}", f.display())).and_then(|bytes| {
+        // Read as `brig attest verify` reads one: a regular file, opened
+        // without blocking, at most the largest envelope.
+        let verified = brig_attest::cli::read_envelope(&f).map_err(|e| format!("{e:#}")).and_then(|bytes| {
             brig_attest::verify_with(&bytes, &keys, None, &[])
                 .map_err(|e| format!("`{}` does not verify: {e}", f.display()))
         });
