@@ -279,6 +279,62 @@ pub fn overlaps(rootfs: &Path, tree: &Path) -> bool {
     rootfs.starts_with(tree) || tree.starts_with(rootfs)
 }
 
+/// brig's own directories: policies, their cache, profiles, tokens, the
+/// single-use token records, attestations, the rootfs measurement cache,
+/// other jobs' idmapped roots, the namespace registry and user-namespace
+/// slots.
+fn brig_own_trees(config: &Config) -> Vec<PathBuf> {
+    let mut trees: Vec<PathBuf> =
+        vec![config.policy.dir.clone(), config.policy.cache_dir.clone(), config.profiles.dir.clone()];
+    trees.push(config.auth.token_dir.clone());
+    trees.extend(config.auth.replay.as_ref().map(|r| r.dir.clone()));
+    if let Some(a) = &config.attest {
+        trees.extend([a.dir.clone(), a.rootfs_cache.clone()]);
+    }
+    trees.extend([PathBuf::from(crate::lifecycle::ROOTFS_MOUNT_DIR), PathBuf::from("/run/brig")]);
+    trees
+}
+
+/// brig's own files: its configuration, the audit log, the attestation key,
+/// the JWKS and the HMAC secret.
+fn brig_own_files(config: &Config) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = vec![config.path.clone()];
+    files.extend(config.audit_path());
+    files.extend(config.attest.as_ref().map(|a| a.key.clone()));
+    files.extend(config.auth.jwks_file.clone());
+    files.extend(config.auth.hmac_secret_file.clone());
+    files
+}
+
+/// No mount from the host may be at, inside or above one of brig's own
+/// directories, nor above one of its files, whatever the profile's ceilings
+/// and the policy allow: a job would read other jobs' unused tokens, the
+/// attestation key or the audit log (or write them). `sources` are the
+/// mounts' (destination, canonical host source), as the policy judges them.
+pub fn check_mount_sources<'a>(
+    config: &Config,
+    sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), String> {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let trees: Vec<PathBuf> = brig_own_trees(config).iter().filter(|t| t.is_absolute()).map(|t| real(t)).collect();
+    let files: Vec<PathBuf> = brig_own_files(config).iter().filter(|f| f.is_absolute()).map(|f| real(f)).collect();
+    for (destination, source) in sources {
+        let source = Path::new(source);
+        if !source.is_absolute() {
+            continue;
+        }
+        if trees.iter().any(|t| overlaps(source, t)) || files.iter().any(|f| f.starts_with(source)) {
+            // (Which of brig's paths is not said, as for root.path.)
+            return Err(format!(
+                "mount at `{destination}`: source `{}` is at, inside or above one of brig's own directories or \
+                 files (tokens, keys, policies, attestations, the audit log, runtime state): never a job's",
+                source.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Where a job's root filesystem may not be: at, inside or above one of
 /// brig's own directories (its state, the attestations, the single-use token
 /// records, tokens, policies, caches), of the profile's writable-mount
@@ -295,15 +351,7 @@ pub fn check_rootfs_location(
     writable: bool,
 ) -> Result<(), String> {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut trees: Vec<PathBuf> =
-        vec![config.policy.dir.clone(), config.policy.cache_dir.clone(), config.profiles.dir.clone()];
-    trees.push(config.auth.token_dir.clone());
-    trees.extend(config.auth.replay.as_ref().map(|r| r.dir.clone()));
-    if let Some(a) = &config.attest {
-        trees.extend([a.dir.clone(), a.rootfs_cache.clone()]);
-    }
-    // Other jobs' idmapped roots, the namespace registry and user-namespace slots.
-    trees.extend([PathBuf::from(crate::lifecycle::ROOTFS_MOUNT_DIR), PathBuf::from("/run/brig")]);
+    let mut trees = brig_own_trees(config);
     // Where jobs write (their outputs, other tenants' too): the profile's
     // writable-mount prefixes; for a writable root filesystem, its
     // read-only ones too (the job would write where it may only read; a
@@ -333,11 +381,7 @@ pub fn check_rootfs_location(
         .map(PathBuf::from),
     );
 
-    let mut files: Vec<PathBuf> = vec![config.path.clone()];
-    files.extend(config.audit_path());
-    files.extend(config.attest.as_ref().map(|a| a.key.clone()));
-    files.extend(config.auth.jwks_file.clone());
-    files.extend(config.auth.hmac_secret_file.clone());
+    let files = brig_own_files(config);
     for tree in trees.iter().filter(|t| t.is_absolute()).map(|t| real(t)) {
         if overlaps(rootfs, &tree) {
             return Err(format!(
@@ -393,6 +437,15 @@ pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Re
     let mut context = brig_policy::LaunchContext::from_spec(&hardened.spec, &options)
         .map_err(|e| LaunchError::Describe(e.to_string()))?;
     context.canonicalize_sources();
+    check_mount_sources(
+        config,
+        context.mounts.iter().filter(|m| m.reaches_host()).map(|m| (m.destination.as_str(), m.source.as_str())),
+    )
+    .map_err(|message| BundleError::Invalid {
+        path: request.config_path.clone(),
+        field: "mounts".into(),
+        message,
+    })?;
     // A namespace joined by path that is the host's own is a host namespace
     // to the policy as well (`{"type": "network", "path": "/proc/1/ns/net"}`
     // must not pass a `forbid` on `context.host_namespaces`, which lists only

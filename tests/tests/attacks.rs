@@ -522,6 +522,75 @@ fn a_signal_stream_does_not_stop_the_timeout() {
     assert_eq!(outcome["signal"], 9, "{outcome}");
 }
 
+/// An exec'd process is dumpable from its `execve` of brig's supervisor
+/// until the supervisor's first instruction, and the supervisor hardens it
+/// only after that: a job with the same user could write code into its
+/// `/proc/<pid>/mem` in between (a review found it, under a seccomp profile
+/// without Landlock, as `standard` is on a kernel without Landlock). Without
+/// a Landlock domain to keep the job out, brig installs the plan's filters
+/// before it executes the supervisor, which then installs none (so not twice);
+/// under Landlock the supervisor still does it all, Landlock first.
+#[test]
+fn an_exec_without_landlock_is_filtered_before_the_supervisor_runs() {
+    let restricted_toml = include_str!("../../profiles/builtin/restricted.toml");
+    let start = restricted_toml.find("[landlock]").unwrap();
+    let end = start + restricted_toml[start..].find("\n\n").unwrap();
+    let profile = format!("{}{}", &restricted_toml[..start], &restricted_toml[end..])
+        .replace("name = \"restricted\"", "name = \"nolandlock\"");
+    assert!(!profile.contains("[landlock]") && profile.contains("[seccomp]"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nolandlock.toml"), profile).unwrap();
+    for (name, sealed) in [("nolandlock", true), ("restricted", false)] {
+        let brig = Brig::new(&format!(
+            "[auth]\nmode = \"off\"\n[profiles]\ndefault = \"{name}\"\ndir = \"{}\"\n",
+            dir.path().display()
+        ));
+        let id = unique_id("sealed");
+        let b = Bundle::new(&["sleep", "30"]);
+        brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+        let trace = brig.dir.path().join("strace.out");
+        let out = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-s", "64", "-e", "trace=seccomp,execve,execveat", "-o"])
+            .arg(&trace)
+            .arg(brig_tests::brig_bin())
+            .arg("--root")
+            .arg(&brig.root)
+            .arg("--config")
+            .arg(&brig.config)
+            .args(["exec", &id, "grep", "Seccomp_filters", "/proc/self/status"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("strace (scripts/deps.sh installs it)");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        brig.ok(&["delete", "--force", &id]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        // One filter (brig's), never installed twice.
+        assert!(stdout.split_whitespace().eq(["Seccomp_filters:", "1"]), "{name}: {stdout}");
+        let text = std::fs::read_to_string(&trace).unwrap();
+        let supervisor = text
+            .lines()
+            .find(|l| l.contains("[\"brig-init\", \"exec"))
+            .unwrap_or_else(|| panic!("{name}: no exec of the supervisor in:\n{text}"));
+        let pid = supervisor.split_whitespace().next().unwrap();
+        let mine: Vec<&str> = text.lines().filter(|l| l.split_whitespace().next() == Some(pid)).collect();
+        let at = mine.iter().position(|l| *l == supervisor).unwrap();
+        let filter = |l: &&&str| l.contains("seccomp(SECCOMP_SET_MODE_FILTER") && l.ends_with("= 0");
+        let before = mine[..at].iter().filter(filter).count();
+        let after = mine[at..].iter().filter(filter).count();
+        if sealed {
+            assert!(supervisor.contains("\"exec-sealed\""), "{supervisor}");
+            assert_eq!(
+                (before, after),
+                (1, 0),
+                "{name}: the filter must be in place before the supervisor runs:\n{text}"
+            );
+        } else {
+            assert!(supervisor.contains("\"exec\""), "{supervisor}");
+            assert_eq!((before, after), (0, 1), "{name}: Landlock first, in the supervisor:\n{text}");
+        }
+    }
+}
+
 /// A bind source is swapped for a link to `/etc` over and over while jobs
 /// that bind it launch (what a `standard` job, host root with
 /// `/var/lib/brig/jobs/` writable, could do to another job's input): no job
@@ -705,6 +774,52 @@ fn a_procfs_moved_while_the_job_is_set_up_is_never_left_unmasked() {
     eprintln!("{clean} launches with their masks, {refused} refused naming /proc");
     // The mover is faster than a launch: the race is hit, not missed.
     assert!(refused > 0, "no launch met the moved procfs ({clean} launched)");
+}
+
+/// A bind mount of brig's own directories or of a directory above its files
+/// (token files, single-use records, the audit log, the attestation key,
+/// the configuration) is refused whatever the profile's ceilings and the
+/// policy allow: under `permissive`, which has no mount ceilings, a job would
+/// otherwise read other jobs' unused tokens and the signing key.
+#[test]
+fn brigs_own_directories_and_files_are_never_a_mount_source() {
+    let tokens = tempfile::tempdir().unwrap();
+    std::fs::write(tokens.path().join("other-job"), "eyJhbGciOiJFZERTQSJ9.unused.token\n").unwrap();
+    let brig = Brig::new(&format!(
+        "[auth]\nmode = \"off\"\ntoken_dir = \"{}\"\n[audit]\npath = \"{{dir}}/logs/audit.log\"\n[profiles]\ndir = \"{{dir}}/profiles\"\ndefault = \"permissive\"\n",
+        tokens.path().display()
+    ));
+    let logs = brig.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("audit.log"), "").unwrap();
+    let beside = brig.dir.path().join("beside");
+    std::fs::create_dir_all(&beside).unwrap();
+    std::fs::write(beside.join("ok"), "fine\n").unwrap();
+    for (source, dest) in [
+        (tokens.path().to_path_buf(), "/tok"),
+        (tokens.path().join("other-job"), "/tok/one"),
+        (logs.clone(), "/logs"),
+        (brig.dir.path().to_path_buf(), "/cfg"),
+        (std::path::PathBuf::from("/run"), "/hostrun"),
+        (std::path::PathBuf::from("/"), "/host"),
+    ] {
+        let mut b = Bundle::new(&["sh", "-c", "cat /tok/* /tok/one /logs/* /cfg/config.toml 2>&1; true"]);
+        b.push("/mounts", json!({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "ro"]}));
+        let (code, out, err) = brig.run(&b, &unique_id("ownmount"));
+        assert_ne!(code, 0, "{}: {out}", source.display());
+        assert!(!out.contains("unused.token") && !out.contains("[auth]"), "{}: {out}", source.display());
+        assert!(
+            err.contains(&format!("mount at `{dest}`")) && err.contains("brig's own"),
+            "{}: {err}",
+            source.display()
+        );
+    }
+    // A directory beside them is the policy's (here: allowed) to mount.
+    let mut b = Bundle::new(&["cat", "/beside/ok"]);
+    b.push("/mounts", json!({"destination": "/beside", "type": "bind", "source": beside, "options": ["rbind", "ro"]}));
+    let (code, out, err) = brig.run(&b, &unique_id("ownmount"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("fine"), "{out}");
 }
 
 /// `root.path` is the job's whole view: a bundle naming brig's own state,
