@@ -5,7 +5,7 @@
 # and crun (side-by-side tests and benchmarks), hyperfine, nftables, iproute2,
 # uidmap, strace, util-linux (script), jq.
 set -euo pipefail
-packages=(libseccomp-dev pkg-config busybox-static tini runc crun hyperfine nftables iptables iproute2 uidmap util-linux jq procps python3 python3-venv openssl)
+packages=(libseccomp-dev pkg-config busybox-static tini runc crun hyperfine nftables iptables iproute2 uidmap strace util-linux jq procps python3 python3-venv openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -411,6 +411,7 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
             stub_fd: executor_fds.stub_fd(),
             plan_fd: executor_fds.plan_fd(),
             client_seccomp: client_seccomp.as_ref(),
+            sealed_filters: executor_fds.sealed_filters(),
             preserve_fds: args.preserve_fds,
         })
         .map_err(|e| Error::state(id, format!("exec: {e}")))?;

@@ -124,6 +124,44 @@ pub struct Handover {
     pub plan: OwnedFd,
     pub status: Option<OwnedFd>,
     pub client_seccomp: Option<LinuxSeccomp>,
+    /// brig's own filters, installed before the supervisor is executed
+    /// (`filters_before_exec`).
+    pub sealed_filters: Vec<Vec<u8>>,
+}
+
+/// The Landlock ABI this kernel offers, 0 if none.
+fn landlock_abi() -> i64 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with the VERSION flag the attribute pointer must be NULL and
+    // the size 0; the call only returns a number.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    v.max(0)
+}
+
+/// For `exec`: the plan's seccomp filters when they must be in place before
+/// the supervisor is executed. The exec'd process is dumpable from its
+/// `execve` of the supervisor until the supervisor's first instruction makes
+/// it not, and it applies the plan after that: in between, a job with the
+/// same user and capabilities could open its `/proc/<pid>/mem` and run code
+/// there before any filter (runc makes its init non-dumpable and installs
+/// seccomp before the user's `execve` for the same reason). Under Landlock
+/// the job cannot reach a process outside its domain, and the supervisor
+/// must make its Landlock calls before any filter; without a Landlock domain
+/// (a profile without one, a kernel without Landlock) nothing else stops it,
+/// so the filters go first, in brig, and the supervisor installs none.
+pub fn filters_before_exec(plan: &[u8], landlock_abi: i64) -> Vec<Vec<u8>> {
+    let Ok(decoded) = format::Plan::decode(plan) else { return Vec::new() };
+    if decoded.wants_landlock() && landlock_abi > 0 {
+        return Vec::new();
+    }
+    decoded.filters().map(|f| f.insns.to_vec()).collect()
 }
 
 impl Handover {
@@ -141,6 +179,7 @@ impl Handover {
             plan: sealed_memfd(c"brig-plan", plan, false)?,
             status: Some(raise(OwnedFd::from(status))?),
             client_seccomp: None,
+            sealed_filters: Vec::new(),
         })
     }
 
@@ -153,6 +192,7 @@ impl Handover {
             plan: sealed_memfd(c"brig-plan", plan, false)?,
             status: None,
             client_seccomp,
+            sealed_filters: filters_before_exec(plan, landlock_abi()),
         })
     }
 
@@ -162,6 +202,7 @@ impl Handover {
             plan: self.plan.as_raw_fd(),
             status: self.status.as_ref().map(|f| f.as_raw_fd()),
             client_seccomp: self.client_seccomp.clone(),
+            sealed_filters: self.sealed_filters.clone(),
         }
     }
 }
@@ -177,6 +218,21 @@ pub struct BrigExecutor {
     plan: RawFd,
     status: Option<RawFd>,
     client_seccomp: Option<LinuxSeccomp>,
+    sealed_filters: Vec<Vec<u8>>,
+}
+
+/// Installs a classic BPF seccomp program (`struct sock_filter` array).
+pub(crate) fn install_filter(insns: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(insns.len() / 8).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let prog = libc::sock_fprog { len, filter: insns.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: prog points at a live sock_fprog whose filter covers `len`
+    // instructions of 8 bytes inside `insns`, which outlives the call.
+    let r =
+        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn clear_cloexec(fd: RawFd) -> Result<(), ExecutorError> {
@@ -243,6 +299,11 @@ impl BrigExecutor {
     pub fn plan_fd(&self) -> RawFd {
         self.plan
     }
+
+    /// brig's filters to install before the supervisor is executed.
+    pub fn sealed_filters(&self) -> &[Vec<u8>] {
+        &self.sealed_filters
+    }
 }
 
 impl Executor for BrigExecutor {
@@ -267,6 +328,16 @@ impl Executor for BrigExecutor {
             libcontainer::seccomp::initialize_seccomp(seccomp)
                 .map_err(|e| ExecutorError::Other(format!("installing the spec's seccomp filter: {e}")))?;
         }
+        if self.status.is_none() && !self.sealed_filters.is_empty() {
+            // (`filters_before_exec`.) no_new_privs first: the capabilities
+            // are dropped already, and the plan sets it anyway.
+            nix::sys::prctl::set_no_new_privs()
+                .map_err(|e| ExecutorError::Other(format!("setting no_new_privs for brig's seccomp filter: {e}")))?;
+            for filter in &self.sealed_filters {
+                install_filter(filter)
+                    .map_err(|e| ExecutorError::Other(format!("installing brig's seccomp filter: {e}")))?;
+            }
+        }
         clear_cloexec(self.plan)?;
         let status = match self.status {
             Some(fd) => {
@@ -275,7 +346,12 @@ impl Executor for BrigExecutor {
             }
             None => "-".to_string(),
         };
-        let mode = if self.status.is_some() { "init" } else { "exec" };
+        let mode = match (self.status.is_some(), self.sealed_filters.is_empty()) {
+            (true, _) => "init",
+            (false, true) => "exec",
+            // The supervisor installs no filter of its own.
+            (false, false) => "exec-sealed",
+        };
         let cstr = |s: &str| CString::new(s).map_err(|_| ExecutorError::InvalidArg);
         let mut argv = vec![
             cstr("brig-init")?,
@@ -351,6 +427,23 @@ mod tests {
         assert_eq!(decoded.net_rules().collect::<Vec<_>>(), vec![format::NetRule { access: 2, port: 443 }]);
         let filters: Vec<Vec<u8>> = decoded.filters().map(|f| f.insns.to_vec()).collect();
         assert_eq!(filters, p.seccomp.unwrap().programs);
+    }
+
+    /// brig installs the filters before executing the supervisor exactly
+    /// when no Landlock domain keeps the job away from the exec'd process.
+    #[test]
+    fn filters_go_before_the_exec_only_without_a_landlock_domain() {
+        let with = plan();
+        let programs = with.seccomp.clone().unwrap().programs;
+        assert!(filters_before_exec(&encode_plan(&with), 7).is_empty());
+        assert_eq!(filters_before_exec(&encode_plan(&with), 0), programs, "a kernel without Landlock");
+        let mut without = plan();
+        without.landlock = None;
+        assert_eq!(filters_before_exec(&encode_plan(&without), 7), programs);
+        let mut nothing = without.clone();
+        nothing.seccomp = None;
+        assert!(filters_before_exec(&encode_plan(&nothing), 0).is_empty());
+        assert!(filters_before_exec(b"not a plan", 0).is_empty());
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct TenantRequest<'a> {
     pub stub_fd: RawFd,
     pub plan_fd: RawFd,
     pub client_seccomp: Option<&'a LinuxSeccomp>,
+    /// brig's filters to install before executing the supervisor
+    /// (crate::supervisor::filters_before_exec).
+    pub sealed_filters: &'a [Vec<u8>],
     pub preserve_fds: i32,
 }
 
@@ -323,13 +326,25 @@ fn grandchild(
             child_fail(ew, "installing the spec's seccomp filter", e);
         }
     }
+    if !req.sealed_filters.is_empty() {
+        if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+            child_fail(ew, "setting no_new_privs", e);
+        }
+        for filter in req.sealed_filters {
+            if let Err(e) = crate::supervisor::install_filter(filter) {
+                child_fail(ew, "installing brig's seccomp filter", e);
+            }
+        }
+    }
     let program = match crate::supervisor::find_program(&args[0], path_var) {
         Ok(p) => p,
         Err(why) => child_fail(ew, "starting the process", why),
     };
     // SAFETY: clearing close-on-exec on the plan descriptor we hand over.
     unsafe { libc::fcntl(req.plan_fd, libc::F_SETFD, 0) };
-    let mut argv: Vec<CString> = ["brig-init", "exec"].iter().filter_map(|s| CString::new(*s).ok()).collect();
+    // (`exec-sealed`: the supervisor installs no filter of its own.)
+    let mode = if req.sealed_filters.is_empty() { "exec" } else { "exec-sealed" };
+    let mut argv: Vec<CString> = ["brig-init", mode].iter().filter_map(|s| CString::new(*s).ok()).collect();
     argv.extend(CString::new(req.plan_fd.to_string()).ok());
     argv.extend(CString::new("-").ok());
     argv.extend(CString::new(program.as_os_str().as_encoded_bytes()).ok());
