@@ -67,6 +67,23 @@ pub fn read(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// `std::fs::read`, of a regular file of at most `max` bytes (a larger one,
+/// or one that grows past it while read, is `InvalidData` naming the limit):
+/// what a caller hands brig cannot make it read without end.
+pub fn read_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let too_big = || io::Error::new(io::ErrorKind::InvalidData, format!("larger than the {max} bytes allowed"));
+    let (file, meta) = open_regular(path)?;
+    if meta.len() > max {
+        return Err(too_big());
+    }
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(too_big());
+    }
+    Ok(out)
+}
+
 /// `std::fs::read_to_string`, of a regular file only.
 pub fn read_to_string(path: &Path) -> io::Result<String> {
     let (mut file, meta) = open_regular(path)?;
@@ -112,5 +129,21 @@ mod tests {
         assert!(appended.is_ok());
         let e = open_regular_with(OpenOptions::new().append(true), &fifo).unwrap_err();
         assert!(e.kind() == io::ErrorKind::InvalidInput && e.to_string().contains("a FIFO"), "{e}");
+    }
+
+    /// A file over the limit is refused before it is read, a sparse one
+    /// too (no memory spent on it); one at the limit is read.
+    #[test]
+    fn read_at_most_stops_at_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "0123456789").unwrap();
+        assert_eq!(read_at_most(&file, 10).unwrap(), b"0123456789");
+        let e = read_at_most(&file, 9).unwrap_err();
+        assert!(e.kind() == io::ErrorKind::InvalidData && e.to_string().contains("9 bytes"), "{e}");
+        let sparse = std::fs::File::create(dir.path().join("sparse")).unwrap();
+        sparse.set_len(100 << 30).unwrap();
+        assert!(read_at_most(&dir.path().join("sparse"), 1 << 20).is_err());
+        assert!(read_at_most(Path::new("/dev/zero"), 1 << 20).unwrap_err().to_string().contains("a device"));
     }
 }

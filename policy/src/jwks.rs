@@ -133,13 +133,22 @@ impl std::fmt::Debug for PublicKey {
 pub(crate) struct KeySet {
     pub(crate) keys: HashMap<String, PublicKey>,
     pub(crate) hmac: Option<DecodingKey>,
+    /// Keys of the JWKS that are not for verifying signatures, or of a kind
+    /// brig does not verify with, by `kid`, and why: left out (an identity
+    /// provider's JWKS often has an encryption key beside its signing keys,
+    /// and one such key must not stop every launch), never selectable.
+    pub(crate) skipped: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut kids: Vec<&String> = self.keys.keys().collect();
         kids.sort();
-        f.debug_struct("KeySet").field("kids", &kids).field("hmac", &self.hmac.is_some()).finish()
+        f.debug_struct("KeySet")
+            .field("kids", &kids)
+            .field("hmac", &self.hmac.is_some())
+            .field("skipped", &self.skipped.len())
+            .finish()
     }
 }
 
@@ -147,25 +156,27 @@ impl KeySet {
     /// Loads every key source the configuration names.
     pub(crate) fn load(config: &TrustConfig, now: SystemTime) -> Result<KeySet, TrustError> {
         let mut keys = HashMap::new();
+        let mut skipped = HashMap::new();
         if let Some(path) = &config.jwks_file {
             let text = read_limited(path)?;
-            add_jwks(&mut keys, &text, &format!("`{}`", path.display()))?;
+            add_jwks(&mut keys, &mut skipped, &text, &format!("`{}`", path.display()))?;
         }
         if let (Some(url), Some(ca)) = (&config.jwks_url, &config.jwks_ca_file) {
             let text = cached_or_fetched(url, ca, &config.jwks_cache_file, config.jwks_cache_ttl_secs, now)?;
-            add_jwks(&mut keys, &text, &format!("`{url}`"))?;
+            add_jwks(&mut keys, &mut skipped, &text, &format!("`{url}`"))?;
         }
         let hmac = match &config.hmac_secret_file {
             Some(path) => Some(load_hmac_secret(path)?),
             None => None,
         };
-        Ok(KeySet { keys, hmac })
+        Ok(KeySet { keys, hmac, skipped })
     }
 
     /// Keys from a JWKS document given in memory (tests, benchmarks, `brig policy explain`).
     pub(crate) fn from_jwks(jwks: &str, hmac_secret: Option<&[u8]>) -> Result<KeySet, TrustError> {
         let mut keys = HashMap::new();
-        add_jwks(&mut keys, jwks, "memory")?;
+        let mut skipped = HashMap::new();
+        add_jwks(&mut keys, &mut skipped, jwks, "memory")?;
         let hmac = match hmac_secret {
             Some(s) if s.len() < MIN_HMAC_SECRET => {
                 return Err(TrustError::HmacSecret {
@@ -176,7 +187,7 @@ impl KeySet {
             Some(s) => Some(DecodingKey::from_secret(s)),
             None => None,
         };
-        Ok(KeySet { keys, hmac })
+        Ok(KeySet { keys, hmac, skipped })
     }
 }
 
@@ -216,7 +227,18 @@ fn load_hmac_secret(path: &Path) -> Result<DecodingKey, TrustError> {
 /// Private-key members of a JWK (RFC 7518 §6.2.2, §6.3.2, RFC 8037).
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-fn add_jwks(keys: &mut HashMap<String, PublicKey>, text: &str, origin: &str) -> Result<(), TrustError> {
+/// Adds the JWKS document `text` to `keys`. A key that is malformed, holds
+/// private material, or repeats a `kid` fails the whole document (fail
+/// closed); a well-formed key that is not for signatures (`use` other than
+/// `sig`), names an algorithm brig does not know (`RSA-OAEP`, `ECDH-ES`), or
+/// is of a kind brig does not verify with (P-521, X25519, `oct`) goes to
+/// `skipped` instead.
+fn add_jwks(
+    keys: &mut HashMap<String, PublicKey>,
+    skipped: &mut HashMap<String, String>,
+    text: &str,
+    origin: &str,
+) -> Result<(), TrustError> {
     let jwks_err = |reason: String| TrustError::Jwks { origin: origin.to_string(), reason };
     let doc: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| jwks_err(format!("not JSON (line {}, column {})", e.line(), e.column())))?;
@@ -235,18 +257,44 @@ fn add_jwks(keys: &mut HashMap<String, PublicKey>, text: &str, origin: &str) -> 
                  (HMAC secrets go in `auth.hmac_secret_file`)"
             )));
         }
-        if let Some(u) = obj.get("use") {
-            if u.as_str() != Some("sig") {
-                return Err(key_err("`use` is not `sig`".into()));
+        let mut skip = |reason: String| {
+            if keys.contains_key(&kid) || skipped.insert(kid.clone(), reason).is_some() {
+                return Err(key_err("duplicate `kid`".into()));
             }
+            Ok(())
+        };
+        match obj.get("use") {
+            None => {}
+            Some(serde_json::Value::String(u)) if u == "sig" => {}
+            Some(serde_json::Value::String(u)) => {
+                skip(format!("its `use` is `{}`, not `sig`", shown(u)))?;
+                continue;
+            }
+            Some(_) => return Err(key_err("`use` is not a string".into())),
         }
         let alg = match obj.get("alg") {
             None => None,
-            Some(serde_json::Value::String(a)) => {
-                Some(a.parse::<Algorithm>().map_err(|_| key_err(format!("unknown `alg` `{}`", shown(a))))?)
-            }
+            Some(serde_json::Value::String(a)) => match a.parse::<Algorithm>() {
+                Ok(alg) => Some(alg),
+                Err(_) => {
+                    skip(format!("its `alg` `{}` is not a signature algorithm brig verifies", shown(a)))?;
+                    continue;
+                }
+            },
             Some(_) => return Err(key_err("`alg` is not a string".into())),
         };
+        match (obj.get("kty").and_then(serde_json::Value::as_str), obj.get("crv").and_then(serde_json::Value::as_str)) {
+            (Some("RSA"), _) | (Some("EC"), Some("P-256" | "P-384")) | (Some("OKP"), Some("Ed25519")) => {}
+            (Some(kty @ ("EC" | "OKP")), Some(crv)) => {
+                skip(format!("brig does not verify with {kty} keys on `{}`", shown(crv)))?;
+                continue;
+            }
+            (Some(kty), _) if !["EC", "OKP"].contains(&kty) => {
+                skip(format!("brig does not verify with `{}` keys", shown(kty)))?;
+                continue;
+            }
+            _ => {}
+        }
         let jwk: Jwk = serde_json::from_value(raw.clone()).map_err(|_| key_err("not a valid JWK".into()))?;
         let kind = match &jwk.algorithm {
             AlgorithmParameters::RSA(rsa) => {
@@ -288,7 +336,7 @@ fn add_jwks(keys: &mut HashMap<String, PublicKey>, text: &str, origin: &str) -> 
             }
         }
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| key_err("not a usable public key".into()))?;
-        if keys.insert(kid.clone(), PublicKey { kind, alg, key }).is_some() {
+        if skipped.contains_key(&kid) || keys.insert(kid.clone(), PublicKey { kind, alg, key }).is_some() {
             return Err(key_err("duplicate `kid`".into()));
         }
     }
@@ -328,7 +376,7 @@ fn cached_or_fetched(url: &str, ca: &Path, cache: &Path, ttl: u64, now: SystemTi
     }
     let jwks = fetch(url, ca)?;
     // Refuse a bad document before it is cached.
-    add_jwks(&mut HashMap::new(), &jwks, &format!("`{url}`"))?;
+    add_jwks(&mut HashMap::new(), &mut HashMap::new(), &jwks, &format!("`{url}`"))?;
     let entry = JwksCache { url: url.to_string(), fetched_at: now_s, jwks: jwks.clone() };
     // A cache that cannot be written only costs a fetch next time.
     let _ = write_atomic(cache, &serde_json::to_vec(&entry).unwrap_or_default());

@@ -67,6 +67,9 @@ pub enum TokenError {
     /// No key has the token's `kid`.
     #[error("token key id `{0}` is not in the configured JWKS")]
     UnknownKeyId(String),
+    /// The token's `kid` names a JWKS key brig left out.
+    #[error("token key id `{kid}` names a JWKS key that brig does not verify signatures with: {why}")]
+    KeyNotForSignatures { kid: String, why: String },
     /// The header has `crit` extensions.
     #[error("token header has critical extensions (`crit`) brig does not understand")]
     CriticalHeader,
@@ -210,6 +213,9 @@ enum Use<'a> {
     /// Check only (`brig policy explain`): a single-use token must have a
     /// `jti` not used yet, and nothing is recorded.
     Check,
+    /// Check only, as an exec into `container` would (the launch's `jti`
+    /// accepted again): nothing is recorded.
+    ExecCheck { container: &'a str, launch_jti: Option<&'a str> },
 }
 
 /// Verifies job tokens against the configured keys and claims.
@@ -326,6 +332,20 @@ impl TokenVerifier {
         self.verify_inner(token, now, Use::Exec { container: container_id, launch_jti })
     }
 
+    /// Every check [`TokenVerifier::verify_for_exec`] makes, recording
+    /// nothing: what an exec learns about the token (whose it is) before
+    /// it spends the token's single use, so that a token refused for another
+    /// reason (another principal's container) is not used up.
+    pub fn verify_exec_without_consuming(
+        &self,
+        token: &str,
+        now: SystemTime,
+        container_id: &str,
+        launch_jti: Option<&str>,
+    ) -> Result<VerifiedToken, TokenError> {
+        self.verify_inner(token, now, Use::ExecCheck { container: container_id, launch_jti })
+    }
+
     /// Every check a launch makes, the single-use one included (a `jti` is
     /// required and must not be used yet), without recording anything: for
     /// `brig policy explain`.
@@ -395,7 +415,10 @@ impl TokenVerifier {
             }
         } else {
             let kid = kid.ok_or(TokenError::MissingKeyId)?;
-            let entry = self.keys.keys.get(kid).ok_or_else(|| TokenError::UnknownKeyId(shown(kid)))?;
+            let entry = self.keys.keys.get(kid).ok_or_else(|| match self.keys.skipped.get(kid) {
+                Some(why) => TokenError::KeyNotForSignatures { kid: shown(kid), why: why.clone() },
+                None => TokenError::UnknownKeyId(shown(kid)),
+            })?;
             if !entry.kind.fits(alg) || entry.alg.is_some_and(|a| a != alg) {
                 return Err(TokenError::KeyConfusion {
                     alg: format!("{alg:?}"),
@@ -458,6 +481,16 @@ impl TokenVerifier {
         }
         let nbf = numeric_date(&claims, "nbf")?;
         let iat = numeric_date(&claims, "iat")?;
+        // The dates as they were judged, whole seconds: a fractional
+        // NumericDate (RFC 7519 allows one) reaches the policies as the
+        // `Long` the schema declares, not as an error after the token's
+        // single use was spent.
+        let mut claims = claims;
+        for (name, value) in [("exp", Some(exp)), ("nbf", nbf), ("iat", iat)] {
+            if let Some(v) = value {
+                claims.insert(name.to_string(), Value::from(v));
+            }
+        }
         if now >= exp.saturating_add(self.leeway) {
             return Err(TokenError::Expired {
                 expired_at: rfc3339(exp),
@@ -518,6 +551,10 @@ impl TokenVerifier {
                 guard.consume_pending(&token.issuer, jti, exp, Some(container), now).map(Some)
             }
             Use::Check => guard.check_unused(&token.issuer, jti, now).map(|()| None),
+            Use::ExecCheck { container, launch_jti } if launch_jti == Some(jti) => {
+                guard.check_launch_record(&token.issuer, jti, container).map(|()| None)
+            }
+            Use::ExecCheck { .. } => guard.check_unused(&token.issuer, jti, now).map(|()| None),
         };
         result.map_err(replay_error)
     }

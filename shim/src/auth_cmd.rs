@@ -163,7 +163,12 @@ fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>, id: Option<
         return Ok(0);
     }
     let token = match token_file {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, e))?.trim().to_string()),
+        // (Bounded as a token file is: a token is a few KiB.)
+        Some(p) => Some(
+            String::from_utf8_lossy(&brig_files::read_at_most(p, 64 << 10).map_err(|e| Error::io("reading", p, e))?)
+                .trim()
+                .to_string(),
+        ),
         None => match credential.resolve(&config.auth.token_dir) {
             Ok(t) => t,
             Err(e) => {
@@ -285,7 +290,9 @@ pub fn token(cmd: &TokenCmd) -> Result<i32> {
             Ok(0)
         }
         TokenCmd::Mint { key, iss, sub, aud, tenant, roles, ttl, no_jti, image_digest, claims } => {
-            let pem = std::fs::read_to_string(key).map_err(|e| Error::io("reading", key, e))?;
+            let pem =
+                String::from_utf8(brig_files::read_at_most(key, 64 << 10).map_err(|e| Error::io("reading", key, e))?)
+                    .map_err(|_| Error::Usage(format!("`{}` is not a PEM key (not UTF-8)", key.display())))?;
             let meta: Value =
                 std::fs::read(meta_path(key)).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
                     usage(format!(

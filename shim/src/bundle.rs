@@ -44,9 +44,16 @@ pub enum BundleError {
     Annotation { path: PathBuf, key: &'static str, message: String },
 }
 
+/// The largest config.json (or `exec --process` file) brig reads: far
+/// above any real spec (Kubernetes' are tens of KiB), far below what would
+/// strain the host. runc streams the file; brig reads it whole, so a bundle
+/// writer must not be able to make that unbounded (`/dev/zero`, a sparse
+/// file), nor hang `create` on a FIFO.
+pub const MAX_SPEC_BYTES: u64 = 16 << 20;
+
 /// Reads `path` as an OCI runtime spec, naming the JSON path of any bad field.
 pub fn read_spec(path: &Path) -> Result<Spec, BundleError> {
-    let text = match std::fs::read(path) {
+    let text = match brig_files::read_at_most(path, MAX_SPEC_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(BundleError::MissingConfig { path: path.to_path_buf() })
@@ -81,10 +88,42 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(text: &[u8], path: &Path) -> R
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let field = e.path().to_string();
         let field = if field == "." { "(document)".to_string() } else { field };
-        invalid(field, e.into_inner().to_string())
+        invalid(field, without_string_values(&e.into_inner().to_string()))
     })?;
     de.end().map_err(|e| invalid("(document)".into(), format!("text after the JSON document: {e}")))?;
     Ok(value)
+}
+
+/// serde's message with the strings it quotes (`invalid type: string
+/// "BRIG_TOKEN=eyJ…", expected a sequence`) left out: a value in a spec may
+/// be a secret (a token, a password in the environment), and error messages
+/// go to the client's logs. The field's path says where the mistake is.
+pub fn without_string_values(message: &str) -> String {
+    const MARK: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        out.push_str("a string");
+        // The value is Debug-quoted: skip to its closing, unescaped quote.
+        let value = &rest[at + MARK.len()..];
+        let mut escaped = false;
+        let mut end = value.len();
+        for (i, c) in value.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &value[end.min(value.len())..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What the kernel and libc cannot take in a process: an argument or an
@@ -284,6 +323,25 @@ impl LaunchRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value of the wrong type is named by its field, never quoted: an
+    /// environment given as one string holds the token (a review finding:
+    /// it reached stderr and the `--log` file).
+    #[test]
+    fn a_mistyped_value_is_never_quoted_in_the_error() {
+        let token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln";
+        let text = format!(
+            r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","user":{{"uid":0,"gid":0}},"env":"BRIG_TOKEN={token} \"q\""}},"root":{{"path":"rootfs"}}}}"#
+        );
+        let e = parse_spec(text.as_bytes(), Path::new("config.json")).unwrap_err().to_string();
+        assert!(e.contains("process.env") && e.contains("a string"), "{e}");
+        assert!(!e.contains(token) && !e.contains("BRIG_TOKEN"), "{e}");
+        assert_eq!(
+            without_string_values(r#"invalid type: string "a\"b\\", expected x; string "c", y"#),
+            "invalid type: a string, expected x; a string, y"
+        );
+        assert_eq!(without_string_values(r#"cut: string "unterminated"#), "cut: a string");
+    }
 
     /// A NUL byte in an argument or an environment entry, an entry with no
     /// `=` or an empty name, are refused naming the field and never the

@@ -26,7 +26,7 @@ pub(crate) fn cgroup_manager(id: &str, c: &Container) -> Result<AnyCgroupManager
 
 /// Reads a process.json, naming the bad field on error.
 fn read_process(path: &Path) -> Result<Process> {
-    let text = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let text = brig_files::read_at_most(path, bundle::MAX_SPEC_BYTES).map_err(|e| Error::io("reading", path, e))?;
     let process: Process = bundle::parse_json(&text, path)?;
     bundle::check_process(&process, "process").map_err(|(field, message)| {
         Error::Bundle(bundle::BundleError::Invalid { path: path.to_path_buf(), field, message })
@@ -273,8 +273,10 @@ fn authorize_exec(
     let token = token.ok_or_else(|| deny("no token: exec needs BRIG_TOKEN in the process environment".into()))?;
     let verifier = brig_policy::TokenVerifier::new(&config.auth)
         .map_err(|e| deny(format!("token verification is not available: {e}")))?;
+    // Checked without spending a single-use token first: a token refused
+    // below (another principal's) stays usable for what it was minted for.
     let verified = verifier
-        .verify_for_exec(&token, now, id, record.auth.jti.as_deref())
+        .verify_exec_without_consuming(&token, now, id, record.auth.jti.as_deref())
         .map_err(|e| deny(format!("token refused: {e}")))?;
     // Whose container it is: another tenant's token may be allowed to exec
     // (into its own containers) without being allowed into this one. A
@@ -295,6 +297,11 @@ fn authorize_exec(
             .into(),
         ));
     }
+    // Now spent (a single-use token), before the policies decide, as a
+    // launch's is; a token another exec spent in between is refused here.
+    let verified = verifier
+        .verify_for_exec(&token, now, id, record.auth.jti.as_deref())
+        .map_err(|e| deny(format!("token refused: {e}")))?;
     let mut ctx = ctx.clone();
     if let Some(exec) = ctx.exec.as_mut() {
         exec.other_principal = other_principal;

@@ -153,9 +153,11 @@ pub fn take_credential(spec: &mut Spec) -> Credential {
     if let Some(process) = spec.process_mut() {
         if let Some(env) = process.env_mut() {
             let mut from_env = None;
+            // The first entry, as getenv(3) and `exec` (commands::exec_token)
+            // read it; every entry is removed.
             env.retain(|e| match e.strip_prefix(&format!("{TOKEN_ENV}=")) {
                 Some(v) => {
-                    from_env = Some(v.to_string());
+                    from_env.get_or_insert_with(|| v.to_string());
                     false
                 }
                 None => true,
@@ -704,5 +706,13 @@ mod tests {
         let c = take_credential(&mut s);
         assert_eq!((c.token.as_deref(), c.source), (Some("abc"), "environment"));
         assert!(s.process().as_ref().unwrap().env().as_ref().unwrap().is_empty());
+        // Twice: the first, as getenv(3) and `exec` read it; both removed.
+        let mut s = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0},
+                        "env": ["BRIG_TOKEN=first", "A=1", "BRIG_TOKEN=second"]}
+        }));
+        assert_eq!(take_credential(&mut s).token.as_deref(), Some("first"));
+        assert_eq!(s.process().as_ref().unwrap().env().as_ref().unwrap(), &["A=1".to_string()]);
     }
 }

@@ -92,6 +92,13 @@ const ATTACKS: &[(&str, &[&str], &str, Option<&str>)] = &[
     ("raw-socket", &[], "errno=EPERM", Some("ok")),
     ("packet-socket", &[], "errno=EPERM", Some("ok")),
     ("chmod-suid", &["/tmp/suid"], "errno=EPERM", Some("ok")),
+    ("open-suid", &["/tmp/suid-open"], "errno=EPERM", Some("ok")),
+    ("openat-suid", &["/tmp/suid-openat"], "errno=EPERM", Some("ok")),
+    ("tmpfile-suid", &["/tmp"], "errno=EPERM", Some("ok")),
+    ("creat-suid", &["/tmp/suid-creat"], "errno=EPERM", Some("ok")),
+    ("mknod-suid", &["/tmp/suid-mknod"], "errno=EPERM", Some("ok")),
+    ("openat2", &["/tmp/suid-openat2"], "errno=ENOSYS", Some("ok")),
+    ("open-no-create", &["/etc/passwd"], "ok", Some("ok")),
     ("read", &["/secret/data.txt"], "errno=EACCES", Some("ok bytes=11")),
     ("read", &["/proc/interrupts"], "ok bytes=0", None),
     ("write", &["/bin/planted"], "errno=EROFS", None),
@@ -774,6 +781,79 @@ fn a_procfs_moved_while_the_job_is_set_up_is_never_left_unmasked() {
     eprintln!("{clean} launches with their masks, {refused} refused naming /proc");
     // The mover is faster than a launch: the race is hit, not missed.
     assert!(refused > 0, "no launch met the moved procfs ({clean} launched)");
+}
+
+/// A bundle writer cannot make `create` (or `exec --process`) read without
+/// end or hang: a config.json that is a link to /dev/zero, a FIFO, or a huge
+/// sparse file is refused at once, naming the file.
+#[test]
+fn a_config_json_that_is_endless_or_a_fifo_is_refused_at_once() {
+    let brig = restricted();
+    let b = Bundle::new(&["true"]);
+    let config = b.path().join("config.json");
+    let check = |what: &str, brig: &Brig| {
+        let started = std::time::Instant::now();
+        let err = brig.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("endless")]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{what}: took {:?}", started.elapsed());
+        assert!(err.contains("config.json"), "{what}: {err}");
+        err
+    };
+    std::fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    assert!(check("/dev/zero", &brig).contains("not a regular file"));
+    std::fs::remove_file(&config).unwrap();
+    nix::unistd::mkfifo(&config, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    assert!(check("a FIFO", &brig).contains("not a regular file"));
+    std::fs::remove_file(&config).unwrap();
+    std::fs::File::create(&config).unwrap().set_len(64 << 30).unwrap();
+    assert!(check("sparse", &brig).contains("bytes allowed"));
+    // `exec --process` the same way.
+    let id = unique_id("endless");
+    let sleeper = Bundle::new(&["sleep", "30"]);
+    brig.ok(&["run", "-d", "--bundle", sleeper.path().to_str().unwrap(), &id]);
+    let err = brig.fails(&["exec", "--process", "/dev/zero", &id]);
+    brig.ok(&["delete", "--force", &id]);
+    assert!(err.contains("/dev/zero") && err.contains("not a regular file"), "{err}");
+}
+
+/// No mount goes over `/proc` or under it (runc's `checkProcMount`), under
+/// any profile, with the destination resolved in the root (a link in the
+/// image naming `/proc/sys`): a bind of a host directory at `/proc/sys` showed
+/// the job that directory in place of the kernel's settings. The files lxcfs
+/// replaces (`/proc/uptime`, …) may still be bound.
+#[test]
+fn no_mount_goes_over_proc_but_lxcfs_files() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"permissive\"\n");
+    let images = tempfile::tempdir().unwrap();
+    let image = images.path().join("rootfs");
+    let copied = std::process::Command::new("cp").arg("-a").arg(brig_tests::rootfs()).arg(&image).status();
+    assert!(copied.unwrap().success());
+    std::os::unix::fs::symlink("proc/sys", image.join("sysx")).unwrap();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("planted"), "planted by the bundle\n").unwrap();
+    let uptime = host.path().join("uptime");
+    std::fs::write(&uptime, "12345.67 890.12\n").unwrap();
+    let job = |mount: serde_json::Value| {
+        let mut b = Bundle::new(&["sh", "-c", "cat /proc/sys/planted /proc/uptime 2>&1; true"]);
+        b.set("/root", json!({"path": image, "readonly": true}));
+        b.push("/mounts", mount);
+        brig.run(&b, &unique_id("procmount"))
+    };
+    for mount in [
+        json!({"destination": "/proc/sys", "type": "bind", "source": host.path(), "options": ["rbind", "ro"]}),
+        json!({"destination": "/sysx", "type": "bind", "source": host.path(), "options": ["rbind", "ro"]}),
+        json!({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+        json!({"destination": "/proc", "type": "bind", "source": host.path(), "options": ["rbind", "ro"]}),
+    ] {
+        let (code, out, err) = job(mount.clone());
+        assert_ne!(code, 0, "{mount}: {out}");
+        assert!(!out.contains("planted by the bundle"), "{mount}: {out}");
+        assert!(err.contains("/proc"), "{mount}: {err}");
+    }
+    let (code, out, err) =
+        job(json!({"destination": "/proc/uptime", "type": "bind", "source": uptime, "options": ["bind", "ro"]}));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("12345.67"), "lxcfs' files may be bound: {out}");
 }
 
 /// A bind mount of brig's own directories or of a directory above its files

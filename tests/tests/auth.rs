@@ -1190,9 +1190,15 @@ fn exec_into_another_tenants_container_is_refused() {
         a.brig.cmd(&["exec", "--process", pfile.to_str().unwrap(), &id])
     };
     let globex = || a.mint(&["--tenant", &globex_name, "--role", "function"]);
-    let out = exec_with(&globex());
+    let globex_token = globex();
+    let out = exec_with(&globex_token);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("another principal"), "{err}");
+    // The refused token was not spent: a second try is refused for the same
+    // reason, not as a replay.
+    let out = exec_with(&globex_token);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another principal") && !err.contains("already used"), "{err}");
     let log = std::fs::read_to_string(a.audit_log()).unwrap();
     let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
     assert_eq!((last["action"].as_str(), last["decision"].as_str()), (Some("exec"), Some("deny")), "{last}");

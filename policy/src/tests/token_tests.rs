@@ -411,6 +411,66 @@ fn jwks_file_loading_and_trust_errors() {
     assert!(matches!(TokenVerifier::new(&cfg), Err(TrustError::ModeOff)));
 }
 
+/// A fractional NumericDate (RFC 7519 allows one) is judged in whole
+/// seconds and reaches the policies as the integer the schema declares: it
+/// made the decision fail after the token's single use was spent.
+#[test]
+fn fractional_dates_reach_the_policies_as_whole_seconds() {
+    let v = verifier();
+    let mut c = claims();
+    c["iat"] = json!(t(0) as f64 + 0.5);
+    c["nbf"] = json!(t(0) as f64 + 0.25);
+    c["exp"] = json!(t(600) as f64 + 0.75);
+    let token = v.verify(&sign(&keys().ed, &c), now()).unwrap();
+    for (name, want) in [("iat", t(0)), ("nbf", t(0)), ("exp", t(600))] {
+        assert_eq!(token.claims[name].as_i64(), Some(want), "{name}: {}", token.claims[name]);
+    }
+}
+
+/// An identity provider's JWKS often holds keys brig does not verify with
+/// (Keycloak publishes an RSA-OAEP encryption key beside its signing keys):
+/// they are left out, not a reason to refuse every launch, and a token that
+/// names one is refused saying so. A left-out key still may not share a
+/// `kid` with a signing key, and private material still fails the document.
+#[test]
+fn keys_not_for_signatures_are_left_out_of_the_jwks() {
+    let k = keys();
+    let rsa_n = k.rs.public_jwk["n"].clone();
+    let b64 = |n: usize| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, vec![7u8; n]);
+    let others = [
+        json!({"kty": "RSA", "kid": "enc-1", "use": "enc", "alg": "RSA-OAEP", "n": rsa_n, "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "oaep", "alg": "RSA-OAEP-256", "n": rsa_n, "e": "AQAB"}),
+        json!({"kty": "OKP", "kid": "x", "crv": "X25519", "x": b64(32)}),
+        json!({"kty": "EC", "kid": "p521", "crv": "P-521", "x": b64(66), "y": b64(66)}),
+        json!({"kty": "EC", "kid": "ecdh", "crv": "P-256", "alg": "ECDH-ES", "x": b64(32), "y": b64(32)}),
+    ];
+    let mut all = vec![k.ed.public_jwk.clone(), k.es.public_jwk.clone(), k.rs.public_jwk.clone()];
+    all.extend(others.iter().cloned());
+    let v = TokenVerifier::with_jwks(&config(), &json!({"keys": all}).to_string(), None).unwrap();
+    for key in [&k.ed, &k.es, &k.rs] {
+        v.verify(&sign(key, &claims()), now()).unwrap();
+    }
+    // A token naming the encryption key (signed by a real key).
+    let mut header_kid = k.rs.clone();
+    header_kid.kid = "enc-1".into();
+    let e = v.verify(&sign(&header_kid, &claims()), now()).unwrap_err();
+    assert!(matches!(e, TokenError::KeyNotForSignatures { .. }), "{e}");
+    assert!(e.to_string().contains("`use` is `enc`"), "{e}");
+    // A left-out key with a signing key's `kid`, either order.
+    let mut clash = others[0].clone();
+    clash["kid"] = k.ed.public_jwk["kid"].clone();
+    for keys in [vec![k.ed.public_jwk.clone(), clash.clone()], vec![clash.clone(), k.ed.public_jwk.clone()]] {
+        let e = TokenVerifier::with_jwks(&config(), &json!({"keys": keys}).to_string(), None).unwrap_err();
+        assert!(e.to_string().contains("duplicate"), "{e}");
+    }
+    // Private material in a left-out key still fails the whole document.
+    let mut private = others[2].clone();
+    private["d"] = json!(b64(32));
+    let e = TokenVerifier::with_jwks(&config(), &json!({"keys": [k.ed.public_jwk.clone(), private]}).to_string(), None)
+        .unwrap_err();
+    assert!(e.to_string().contains("private"), "{e}");
+}
+
 /// A signed token whose dates are far outside any real time (an issuer's
 /// bug, or a key in the wrong hands) is refused naming the claim, and no
 /// date arithmetic overflows on the way (a debug build would panic).

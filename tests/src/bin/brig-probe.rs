@@ -215,6 +215,49 @@ fn main() {
                 let _ = std::fs::write(&path, b"#!/bin/sh\n");
                 report(libc::chmod(cstr(&path).as_ptr(), 0o4755) as libc::c_long)
             }
+            // Creating a file with the setuid bit by each call that takes a
+            // mode (`chmod-suid` sets it afterwards); and openat2, whose mode
+            // seccomp cannot read.
+            "open-suid" => {
+                report(libc::syscall(libc::SYS_open, cstr(&arg(1)).as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o4755))
+            }
+            "openat-suid" => report(libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                cstr(&arg(1)).as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY,
+                0o4755,
+            )),
+            "tmpfile-suid" => report(libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                cstr(&arg(1)).as_ptr(),
+                libc::O_TMPFILE | libc::O_WRONLY,
+                0o2755,
+            )),
+            "creat-suid" => report(libc::syscall(libc::SYS_creat, cstr(&arg(1)).as_ptr(), 0o4755)),
+            "mknod-suid" => report(libc::syscall(
+                libc::SYS_mknodat,
+                libc::AT_FDCWD,
+                cstr(&arg(1)).as_ptr(),
+                libc::S_IFREG | 0o6755,
+                0,
+            )),
+            "openat2" => {
+                let how = [(libc::O_CREAT | libc::O_WRONLY) as u64, 0o4755u64, 0u64];
+                report(libc::syscall(
+                    libc::SYS_openat2,
+                    libc::AT_FDCWD,
+                    cstr(&arg(1)).as_ptr(),
+                    how.as_ptr(),
+                    std::mem::size_of_val(&how),
+                ))
+            }
+            // An ordinary open of an existing file whose mode register holds
+            // the setuid bits (no O_CREAT: the mode is not read).
+            "open-no-create" => {
+                report(libc::syscall(libc::SYS_openat, libc::AT_FDCWD, cstr(&arg(1)).as_ptr(), libc::O_RDONLY, 0o7777))
+            }
             "write" => match std::fs::write(arg(1), b"brig-probe\n") {
                 Ok(()) => println!("ok"),
                 Err(e) => println!("errno={:?}", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))),

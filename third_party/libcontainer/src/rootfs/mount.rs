@@ -1,6 +1,6 @@
 use std::fs::{Permissions, canonicalize};
 use std::io::{BufRead, BufReader, ErrorKind};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -89,6 +89,21 @@ pub enum MountError {
 }
 
 type Result<T> = std::result::Result<T, MountError>;
+
+/// What may be mounted under /proc (the files lxcfs replaces), as runc's
+/// `checkProcMount` allows.
+const LXCFS_PROC_FILES: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+];
 
 /// brig patch 3: `Root::mkdir_all` without its procfs round trips.
 ///
@@ -305,6 +320,14 @@ impl Mount {
                     })?;
             }
             _ => {
+                // brig patch 16: every other mount is held to /proc's rules
+                // too, as runc's `checkProcMount` holds every mount (bind
+                // mounts included): over /proc itself only procfs, under it
+                // only lxcfs' files; the destination resolved in the root
+                // (a link `x -> proc/sys` names /proc/sys). A bind over
+                // `/proc/sys` replaced the kernel's files with a host
+                // directory (CVE-2019-16884 class).
+                self.check_proc_mount(options.root, mount)?;
                 if mount.destination() == Path::new("/dev") {
                     mount_option_config.flags &= !MsFlags::MS_RDONLY;
                     self.mount_into_container(
@@ -797,6 +820,22 @@ impl Mount {
         let dest: OwnedFd = root.resolve(container_dest)?.into();
         let dest_fd = dest.as_fd();
 
+        // brig patch 16: `check_proc_mount` judged the destination as
+        // written; here is where it really is (a link in the image, `x ->
+        // proc/sys`, leads the mount onto the job's procfs). On procfs only
+        // the files lxcfs replaces may be mounted over.
+        if nix::sys::statfs::fstatfs(dest_fd).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC) {
+            let real = fs::read_link(format!("/proc/self/fd/{}", dest_fd.as_raw_fd())).unwrap_or_default();
+            let allowed = LXCFS_PROC_FILES.iter().any(|p| real == rootfs.join(p.trim_start_matches('/')));
+            if !allowed {
+                return Err(MountError::Custom(format!(
+                    "{} is on the job's /proc ({}): not a valid mount under /proc",
+                    container_dest.display(),
+                    real.display()
+                )));
+            }
+        }
+
         // fd-based mount flow:
         // - bind: open_tree -> mount_setattr -> move_mount
         // - nonbind: fsopen -> fsconfig -> fsmount -> mount_setattr -> move_mount
@@ -1094,18 +1133,7 @@ impl Mount {
     /// ```
     pub fn check_proc_mount(&self, rootfs: &Path, mount: &SpecMount) -> Result<()> {
         const PROC_ROOT_INO: u64 = 1;
-        const VALID_PROC_MOUNTS: &[&str] = &[
-            "/proc/cpuinfo",
-            "/proc/diskstats",
-            "/proc/meminfo",
-            "/proc/stat",
-            "/proc/swaps",
-            "/proc/uptime",
-            "/proc/loadavg",
-            "/proc/slabinfo",
-            "/proc/sys/kernel/ns_last_pid",
-            "/proc/sys/crypto/fips_enabled",
-        ];
+        const VALID_PROC_MOUNTS: &[&str] = LXCFS_PROC_FILES;
 
         let dest = mount.destination();
 
