@@ -143,6 +143,9 @@ fn default_algorithms() -> Vec<String> {
 fn default_leeway() -> u64 {
     30
 }
+/// The longest `auth.max_lifetime_secs` may be: 30 days.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+
 fn default_max_lifetime() -> u64 {
     3600
 }
@@ -277,6 +280,15 @@ impl TrustConfig {
         if self.max_lifetime_secs == 0 {
             return Err(ConfigError::new("auth.max_lifetime_secs", "must be more than 0"));
         }
+        // A job token is a launch credential, not a long-lived key: a bound
+        // of 30 days keeps a typo (or u64::MAX) from accepting tokens that
+        // live for ages, and the single-use records' pruning meaningful.
+        if self.max_lifetime_secs > MAX_TOKEN_LIFETIME_SECS {
+            return Err(ConfigError::new(
+                "auth.max_lifetime_secs",
+                format!("must be at most {MAX_TOKEN_LIFETIME_SECS} (30 days)"),
+            ));
+        }
         Ok(())
     }
 }
@@ -376,6 +388,14 @@ mod tests {
         let mut bad = c.clone();
         bad.leeway_secs = 301;
         assert_eq!(bad.validate().unwrap_err().field, "auth.leeway_secs");
+        for lifetime in [MAX_TOKEN_LIFETIME_SECS + 1, u64::MAX] {
+            let mut bad = c.clone();
+            bad.max_lifetime_secs = lifetime;
+            assert_eq!(bad.validate().unwrap_err().field, "auth.max_lifetime_secs");
+        }
+        let mut ok = c.clone();
+        ok.max_lifetime_secs = MAX_TOKEN_LIFETIME_SECS;
+        ok.validate().unwrap();
         let mut bad = c.clone();
         bad.algorithms.push("none".into());
         assert_eq!(bad.validate().unwrap_err().field, "auth.algorithms");

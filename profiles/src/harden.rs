@@ -1396,6 +1396,30 @@ mod tests {
         }
     }
 
+    /// RLIMIT_NICE and RLIMIT_RTPRIO above 0 would let a job without
+    /// CAP_SYS_NICE lower its nice value or take real-time priority (a
+    /// review finding): `restricted` and `standard` hold both at 0, set when
+    /// the spec has none, lowered when it asks for more (and recorded).
+    #[test]
+    fn scheduling_rlimits_are_held_at_zero() {
+        let mut spec = serde_json::to_value(Spec::default()).unwrap();
+        spec["process"]["rlimits"] = serde_json::json!([
+            {"type": "RLIMIT_NICE", "soft": 40, "hard": 40},
+            {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}
+        ]);
+        let spec: Spec = serde_json::from_value(spec).unwrap();
+        for profile in ["restricted", "standard"] {
+            let p = crate::ProfileSet::builtin().get(profile).unwrap().profile.clone();
+            let h = harden(&p, spec.clone(), &JobAsks::default(), &FakeHost).unwrap();
+            let rlimits = h.spec.process().as_ref().unwrap().rlimits().clone().unwrap();
+            for typ in [PosixRlimitType::RlimitNice, PosixRlimitType::RlimitRtprio] {
+                let r = rlimits.iter().find(|r| r.typ() == typ).unwrap_or_else(|| panic!("{profile}: {typ:?} unset"));
+                assert_eq!((r.soft(), r.hard()), (0, 0), "{profile}: {typ:?}");
+            }
+            assert!(h.tightened.iter().any(|t| t.field == "process.rlimits.nice"), "{profile}: {:?}", h.tightened);
+        }
+    }
+
     /// An rlimit listed twice is refused under every profile: the first
     /// would be checked, the last applied.
     #[test]

@@ -78,14 +78,22 @@ fn policy_test(g: &GlobalOpts, cases: &Path) -> Result<i32> {
     let results = brig_policy::run_tests_with(&set, &file.cases, &requests);
     let failed = results.iter().filter(|r| !r.passed).count();
     for r in &results {
+        // A case's name is the file writer's text: control characters
+        // (terminal escapes) are shown escaped, not sent to the terminal.
+        let name = printable(&r.name);
         match (&r.error, r.passed) {
-            (Some(e), _) => crate::outln!("ERROR {}: {e}", r.name),
-            (None, true) => crate::outln!("ok    {}", r.name),
-            (None, false) => crate::outln!("FAIL  {}\n{}\n{}", r.name, r.diff, r.decision.explain()),
+            (Some(e), _) => crate::outln!("ERROR {name}: {e}"),
+            (None, true) => crate::outln!("ok    {name}"),
+            (None, false) => crate::outln!("FAIL  {name}\n{}\n{}", r.diff, r.decision.explain()),
         }
     }
     crate::outln!("{} case(s), {} failed", results.len(), failed);
     Ok(i32::from(failed > 0))
+}
+
+/// `text` with its control characters escaped (`\u{1b}`), the rest as is.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// A case's request as `create` builds it: the bundle read, the token taken
@@ -598,4 +606,17 @@ rootfs_cache = "{state}/cache/rootfs"
         opts.issuer
     );
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A case name with a terminal escape is printed escaped; other text,
+    /// accents included, as it is.
+    #[test]
+    fn case_names_reach_the_terminal_without_control_characters() {
+        assert_eq!(printable("café \u{1b}[2Jcleared\n"), "café \\u{1b}[2Jcleared\\n");
+        assert!(!printable("\u{7}\u{9b}x").chars().any(char::is_control));
+    }
 }
