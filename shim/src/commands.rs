@@ -346,6 +346,8 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
         None => process_from_args(&base, args)?,
     };
     bundle::check_process(&process, "process").map_err(|(field, why)| Error::Usage(format!("exec: {field} {why}")))?;
+    crate::host::check_apparmor(&process)
+        .map_err(|why| Error::Usage(format!("exec: process.apparmorProfile {why}")))?;
     if !process.cwd().is_absolute() {
         return Err(Error::Usage(format!("process.cwd `{}`: not an absolute path", process.cwd().display())));
     }

@@ -73,3 +73,24 @@ impl brig_profiles::Host for RealHost {
         })
     }
 }
+
+/// Whether the host enforces AppArmor (`/sys/module/apparmor/parameters/enabled`).
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|t| t.trim() == "Y")
+}
+
+/// A process's AppArmor profile, checked against the host: one the host
+/// cannot apply is refused naming the field (runc refuses it too), rather
+/// than failing deep in the init with an unclear error (`create`) or being
+/// dropped in silence (`exec`). brig's own confinement (seccomp, Landlock,
+/// the user namespace) does not depend on it. (An SELinux label on a host
+/// without SELinux is ignored, as runc ignores it.)
+pub fn check_apparmor(process: &oci_spec::runtime::Process) -> Result<(), String> {
+    match process.apparmor_profile().as_deref().filter(|p| !p.is_empty()) {
+        Some(profile) if !apparmor_enabled() => Err(format!(
+            "profile `{}`: AppArmor is not enabled on this host, so it cannot be applied",
+            profile.escape_debug()
+        )),
+        _ => Ok(()),
+    }
+}

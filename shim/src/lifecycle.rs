@@ -119,6 +119,15 @@ fn create_with(
         false => pipeline::start_policy_loader(&config),
     };
     let mut request = LaunchRequest::read(&opts.bundle)?;
+    if let Some(process) = request.spec.process() {
+        crate::host::check_apparmor(process).map_err(|message| {
+            Error::Bundle(crate::bundle::BundleError::Invalid {
+                path: request.config_path.clone(),
+                field: "process.apparmorProfile".into(),
+                message,
+            })
+        })?;
+    }
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "config and bundle read");
     // brig's state root (other containers' state, their idmapped roots) is
     // never a job's root filesystem; the configured directories are checked

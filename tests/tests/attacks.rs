@@ -805,7 +805,7 @@ fn a_config_json_that_is_endless_or_a_fifo_is_refused_at_once() {
     nix::unistd::mkfifo(&config, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     assert!(check("a FIFO", &brig).contains("not a regular file"));
     std::fs::remove_file(&config).unwrap();
-    std::fs::File::create(&config).unwrap().set_len(64 << 30).unwrap();
+    std::fs::File::create(&config).unwrap().set_len(1 << 30).unwrap();
     assert!(check("sparse", &brig).contains("bytes allowed"));
     // `exec --process` the same way.
     let id = unique_id("endless");

@@ -1864,3 +1864,39 @@ fn a_missing_working_directory_is_named() {
         brig.ok(&["delete", "--force", &id]);
     }
 }
+
+/// An AppArmor profile on a host without AppArmor is refused naming the
+/// field, at `create` (libcontainer failed deep in the init with "io error")
+/// and at `exec` (where it was dropped in silence), as runc refuses it. On a
+/// host with AppArmor (the QEMU guest's kernel has it) the check lets the
+/// profile through to libcontainer.
+#[test]
+fn an_apparmor_profile_the_host_cannot_apply_is_refused_naming_the_field() {
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|t| t.trim() == "Y");
+    let refused = |err: &str| err.contains("process.apparmorProfile") && err.contains("AppArmor is not enabled");
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let mut b = Bundle::new(&["sleep", "30"]);
+    b.set("/process/apparmorProfile", json!("unconfined"));
+    let id = unique_id("aa");
+    let (code, _, err) = brig.cmd_files(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let _ = brig.cmd_files(&["delete", "--force", &id]);
+    if enabled {
+        assert!(!refused(&err), "AppArmor is enabled here: {err}");
+    } else {
+        assert!(code != 0 && refused(&err), "{err}");
+    }
+    let id = unique_id("aa");
+    let b = Bundle::new(&["sleep", "30"]);
+    brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let process = json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["true"],
+                         "apparmorProfile": "unconfined"});
+    let pfile = brig.dir.path().join("p.json");
+    std::fs::write(&pfile, process.to_string()).unwrap();
+    let (code, _, err) = brig.cmd_files(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    brig.ok(&["delete", "--force", &id]);
+    if enabled {
+        assert!(!refused(&err), "AppArmor is enabled here: {err}");
+    } else {
+        assert!(code != 0 && refused(&err), "{err}");
+    }
+}

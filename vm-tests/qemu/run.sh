@@ -94,7 +94,7 @@ if [[ ${BRIG_VM_NO_APT:-0} != 1 ]]; then
   export DEBIAN_FRONTEND=noninteractive
   ensure_backports
   missing=()
-  for p in busybox-static cpio xz-utils binutils kmod nftables; do have "$p" || missing+=("$p"); done
+  for p in busybox-static cpio xz-utils binutils kmod nftables strace; do have "$p" || missing+=("$p"); done
   if ((${#missing[@]})); then
     say "installing ${missing[*]}"
     apt_update
@@ -210,6 +210,12 @@ done
 if [[ -x /usr/sbin/nft ]]; then
   cp /usr/sbin/nft "$root/usr/sbin/nft"
   extra_bins+=(/usr/sbin/nft)
+fi
+# strace for the test that traces the order of an exec's seccomp filter and
+# its execve of the supervisor (attacks.rs).
+if [[ -x /usr/bin/strace ]]; then
+  cp /usr/bin/strace "$root/usr/bin/strace"
+  extra_bins+=(/usr/bin/strace)
 fi
 # Every shared library, at the path ldd names (cp -L: real files, no symlinks
 # into a /usr the image does not have).
