@@ -99,6 +99,28 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(text: &[u8], path: &Path) -> R
 /// be a secret (a token, a password in the environment), and error messages
 /// go to the client's logs. The field's path says where the mistake is.
 pub fn without_string_values(message: &str) -> String {
+    without_backticked_variant(&without_quoted_strings(message))
+}
+
+/// serde's "unknown variant `VALUE`, expected ..." with the value left out
+/// (a value in an enum's place, a capability name, may still be a secret
+/// pasted in the wrong field). Field names (`unknown field`) are the
+/// schema's and stay.
+fn without_backticked_variant(message: &str) -> String {
+    const MARK: &str = "unknown variant `";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        out.push_str("unknown variant");
+        let value = &rest[at + MARK.len()..];
+        rest = value.find('`').map_or("", |end| &value[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+fn without_quoted_strings(message: &str) -> String {
     const MARK: &str = "string \"";
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -341,6 +363,10 @@ mod tests {
             "invalid type: a string, expected x; a string, y"
         );
         assert_eq!(without_string_values(r#"cut: string "unterminated"#), "cut: a string");
+        assert_eq!(
+            without_string_values("unknown variant `CAP_eyJ.secret`, expected one of `CAP_CHOWN`"),
+            "unknown variant, expected one of `CAP_CHOWN`"
+        );
     }
 
     /// A NUL byte in an argument or an environment entry, an entry with no

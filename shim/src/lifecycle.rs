@@ -196,6 +196,20 @@ fn create_with(
         let _ =
             nix::fcntl::renameat2(None, &prepared.request.rootfs, None, &alt, nix::fcntl::RenameFlags::RENAME_EXCHANGE);
     }
+    // Nor is this state root a mount's source (brig's own directories, other
+    // runtimes' and the live jobs' state roots are checked with the policy
+    // context: pipeline::describe).
+    if pipeline::confines_mounts(&prepared.profile.profile) {
+        pipeline::check_spec_mount_sources(&config, std::slice::from_ref(&own), &prepared.hardened.spec).map_err(
+            |message| {
+                Error::Bundle(crate::bundle::BundleError::Invalid {
+                    path: prepared.request.config_path.clone(),
+                    field: "mounts".into(),
+                    message,
+                })
+            },
+        )?;
+    }
     launch(&root, id, &prepared, opts, g, rootless.as_ref()).map(|c| (c, console))
 }
 
@@ -1816,52 +1830,9 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     // attestation: the container is kept (even with --force, as for an
     // attestation that cannot be written) until the file is repaired, or
     // removed by whoever accepts deleting the run unattested.
-    let record = match RunRecord::load(&dir) {
-        Ok(record) => Some(record),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(Error::state(
-                id,
-                format!(
-                    "its run record `{}` cannot be read ({e}), so the run cannot be attested: the container is kept; \
-                     repair the file, or remove it to delete the container without an attestation",
-                    dir.join(state::RECORD_FILE).display()
-                ),
-            ))
-        }
-    };
+    let record = readable_record(id, &dir)?;
     if let Some(record) = &record {
-        // Read before the cgroup and the state are removed.
-        let outcome = outcome(&dir, record);
-        tracing::info!(
-            id,
-            exit = ?outcome.exit_code,
-            signal = ?outcome.signal,
-            oom = outcome.oom_killed,
-            timed_out = outcome.timed_out,
-            "job ended"
-        );
-        if let Some(m) = &record.measurements {
-            // The attestation is written before any state goes away: if it
-            // cannot be (a full disk), `delete` fails and can be retried.
-            // Measured and signed once (crate::attestation::seal_once): a
-            // retry writes what the first attempt saw.
-            let not_written = |e: String| {
-                Error::state(
-                    id,
-                    format!("the run's attestation was not written ({e}); the container is kept, retry `delete`"),
-                )
-            };
-            let envelope = crate::attestation::seal_once(&dir, &m.settings, || {
-                let spec = crate::bundle::read_spec(&dir.join(state::SPEC_FILE)).ok();
-                let killed = outcome.signal == Some(9) && !outcome.oom_killed && !outcome.timed_out;
-                let rootless = crate::rootless::RootlessRecord::load(&dir);
-                crate::attestation::facts(record, m, spec.as_ref(), &outcome, killed, rootless.as_ref())
-            })
-            .map_err(not_written)?;
-            let path = crate::attestation::write_sealed(&envelope, id, &m.settings).map_err(not_written)?;
-            tracing::info!(id, attestation = %path.display(), "attestation written");
-        }
+        attest_run(id, &dir, record)?;
     }
     finish_delete(root, id, &c)?;
     if record.is_none() {
@@ -1870,6 +1841,71 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         remove_leftovers(root, id, &c.root);
     }
     release_recorded_userns(root, id, record.as_ref());
+    Ok(())
+}
+
+/// The container's run record. One that is there but cannot be read is a
+/// reason to keep the container when it may be the only account of an
+/// attested run (not JSON at all, or JSON naming measurements): deleting it
+/// would lose the run's attestation (even with --force, as for an
+/// attestation that cannot be written). A record of another brig version
+/// that says the run was not measured (no `measurements`) does not keep the
+/// container: it is deleted as it was before, without its record.
+fn readable_record(id: &str, dir: &Path) -> Result<Option<RunRecord>> {
+    match RunRecord::load(dir) {
+        Ok(record) => Ok(Some(record)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => {
+            let path = dir.join(state::RECORD_FILE);
+            let unattested = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v.get("measurements").is_none_or(serde_json::Value::is_null));
+            if unattested {
+                tracing::warn!(id, record = %path.display(), "the run record cannot be read ({e}); it names no measurements: deleted without it");
+                return Ok(None);
+            }
+            Err(Error::state(
+                id,
+                format!(
+                    "its run record `{}` cannot be read ({e}), so the run cannot be attested: the container is kept; \
+                     repair the file, or remove it to delete the container without an attestation",
+                    path.display()
+                ),
+            ))
+        }
+    }
+}
+
+/// Logs how the job ended and, for a measured run, writes its attestation
+/// before any state goes away: if it cannot be written (a full disk), the
+/// caller keeps the container and `delete` can be retried. Measured and
+/// signed once (crate::attestation::seal_once): a retry writes what the
+/// first attempt saw.
+fn attest_run(id: &str, dir: &Path, record: &RunRecord) -> Result<()> {
+    // Read before the cgroup and the state are removed.
+    let outcome = outcome(dir, record);
+    tracing::info!(
+        id,
+        exit = ?outcome.exit_code,
+        signal = ?outcome.signal,
+        oom = outcome.oom_killed,
+        timed_out = outcome.timed_out,
+        "job ended"
+    );
+    let Some(m) = &record.measurements else { return Ok(()) };
+    let not_written = |e: String| {
+        Error::state(id, format!("the run's attestation was not written ({e}); the container is kept, retry `delete`"))
+    };
+    let envelope = crate::attestation::seal_once(dir, &m.settings, || {
+        let spec = crate::bundle::read_spec(&dir.join(state::SPEC_FILE)).ok();
+        let killed = outcome.signal == Some(9) && !outcome.oom_killed && !outcome.timed_out;
+        let rootless = crate::rootless::RootlessRecord::load(dir);
+        crate::attestation::facts(record, m, spec.as_ref(), &outcome, killed, rootless.as_ref())
+    })
+    .map_err(not_written)?;
+    let path = crate::attestation::write_sealed(&envelope, id, &m.settings).map_err(not_written)?;
+    tracing::info!(id, attestation = %path.display(), "attestation written");
     Ok(())
 }
 
@@ -1889,7 +1925,7 @@ fn release_recorded_userns(root: &StateRoot, id: &str, record: Option<&RunRecord
 /// its state go, as for a create that died before writing its state.
 fn remove_with_unreadable_state(root: &StateRoot, id: &str, dir: &Path, why: &Error) -> Result<()> {
     tracing::warn!(id, "the container's state cannot be read ({why}); removing what it left");
-    let record = RunRecord::load(dir).ok();
+    let record = readable_record(id, dir)?;
     let config = libcontainer::config::YoukiConfig::load(dir).ok();
     let cgroups: Vec<PathBuf> =
         record.iter().map(|r| r.cgroup_path.clone()).chain(config.iter().map(|c| c.cgroup_path.clone())).collect();
@@ -1906,6 +1942,11 @@ fn remove_with_unreadable_state(root: &StateRoot, id: &str, dir: &Path, why: &Er
                 ),
             ));
         }
+    }
+    // A measured run is attested before its state goes, here too (the
+    // state.json that does not parse is libcontainer's, not the record).
+    if let Some(record) = &record {
+        attest_run(id, dir, record)?;
     }
     crate::egress::teardown(dir);
     crate::nsowner::unregister(&root.path, id, dir);

@@ -161,6 +161,11 @@ fn rootfs_of_others_in(registry: &Path, root: &Path, id: &str) -> Vec<PathBuf> {
 /// roots and root filesystems stay apart: no job's root filesystem is at,
 /// inside or above another state root (it would read the jobs' specs and
 /// records there, and reach their sockets), whichever of the two came first.
+/// The state roots live brig jobs use (from the registry's entries).
+pub fn live_state_roots() -> Vec<PathBuf> {
+    state_roots_in(Path::new(REGISTRY_DIR))
+}
+
 pub fn check_apart(root: &Path, id: &str, rootfs: &Path) -> Result<(), String> {
     check_apart_in(Path::new(REGISTRY_DIR), root, id, rootfs)
 }

@@ -298,14 +298,39 @@ fn brig_own_trees(config: &Config) -> Vec<PathBuf> {
 }
 
 /// brig's own files: its configuration, the audit log, the attestation key,
-/// the JWKS and the HMAC secret.
+/// the JWKS, its cache and the CA it is fetched with, and the HMAC secret.
+/// (Relative paths are made absolute: a `--config` given relative is the
+/// file in the current directory.)
 fn brig_own_files(config: &Config) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = vec![config.path.clone()];
     files.extend(config.audit_path());
     files.extend(config.attest.as_ref().map(|a| a.key.clone()));
     files.extend(config.auth.jwks_file.clone());
+    files.extend(config.auth.jwks_ca_file.clone());
+    files.push(config.auth.jwks_cache_file.clone());
     files.extend(config.auth.hmac_secret_file.clone());
-    files
+    files.into_iter().filter_map(|f| std::path::absolute(&f).ok()).collect()
+}
+
+/// Other runtimes' state roots, and every state root a live brig job uses
+/// (Docker's `/run/docker/runtime-<name>/moby`, containerd's
+/// `/run/containerd/runc/<namespace>`, a platform's per-tenant roots, from
+/// the namespace registry): their jobs' specs, records and notify sockets.
+fn runtime_state_trees() -> Vec<PathBuf> {
+    let mut trees: Vec<PathBuf> =
+        ["/run/runc", "/run/docker/runtime-runc", "/run/docker/runtime-brig", "/run/containerd/runc"]
+            .map(PathBuf::from)
+            .into();
+    trees.extend(crate::nsowner::live_state_roots());
+    trees
+}
+
+/// Whether `profile` confines what a job mounts from the host: every profile
+/// but one whose ceilings let a job mount the whole host writable
+/// (`permissive`: the spec as runc runs it; a job that may write `/` is
+/// beyond what keeping brig's files out of its mounts would protect).
+pub fn confines_mounts(profile: &brig_profiles::model::Profile) -> bool {
+    !profile.ceilings.writable_mounts.iter().any(|p| p.trim_end_matches('/').is_empty())
 }
 
 /// No mount from the host may be at, inside or above one of brig's own
@@ -315,11 +340,17 @@ fn brig_own_files(config: &Config) -> Vec<PathBuf> {
 /// mounts' (destination, canonical host source), as the policy judges them.
 pub fn check_mount_sources<'a>(
     config: &Config,
+    extra_trees: &[PathBuf],
     sources: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), String> {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let trees: Vec<PathBuf> = brig_own_trees(config).iter().filter(|t| t.is_absolute()).map(|t| real(t)).collect();
-    let files: Vec<PathBuf> = brig_own_files(config).iter().filter(|f| f.is_absolute()).map(|f| real(f)).collect();
+    let trees: Vec<PathBuf> = brig_own_trees(config)
+        .iter()
+        .chain(extra_trees)
+        .filter_map(|t| std::path::absolute(t).ok())
+        .map(|t| real(&t))
+        .collect();
+    let files: Vec<PathBuf> = brig_own_files(config).iter().map(|f| real(f)).collect();
     for (destination, source) in sources {
         let source = Path::new(source);
         if !source.is_absolute() {
@@ -329,12 +360,32 @@ pub fn check_mount_sources<'a>(
             // (Which of brig's paths is not said, as for root.path.)
             return Err(format!(
                 "mount at `{destination}`: source `{}` is at, inside or above one of brig's own directories or \
-                 files (tokens, keys, policies, attestations, the audit log, runtime state): never a job's",
+                 files (tokens, keys, policies, attestations, the audit log, runtime state) or a runtime's state \
+                 root: never a job's",
                 source.display()
             ));
         }
     }
     Ok(())
+}
+
+/// [`check_mount_sources`] for the spec's mounts that reach the host (as
+/// the policy context counts them), their sources canonical, against
+/// `extra_trees` and brig's own paths.
+pub fn check_spec_mount_sources(config: &Config, extra_trees: &[PathBuf], spec: &Spec) -> Result<(), String> {
+    let mut sources = Vec::new();
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let opts = m.options().as_deref().unwrap_or_default();
+        let bind = opts.iter().any(|o| o == "bind" || o == "rbind") || m.typ().as_deref() == Some("bind");
+        if !bind && m.typ().as_deref().is_some_and(|t| brig_policy::VIRTUAL_FS.contains(&t)) {
+            continue;
+        }
+        if let Some(source) = m.source().as_ref().filter(|s| s.is_absolute()) {
+            let source = std::fs::canonicalize(source).unwrap_or_else(|_| source.clone());
+            sources.push((m.destination().to_string_lossy().into_owned(), source.to_string_lossy().into_owned()));
+        }
+    }
+    check_mount_sources(config, extra_trees, sources.iter().map(|(d, s)| (d.as_str(), s.as_str())))
 }
 
 /// Where a job's root filesystem may not be: at, inside or above one of
@@ -439,15 +490,18 @@ pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Re
     let mut context = brig_policy::LaunchContext::from_spec(&hardened.spec, &options)
         .map_err(|e| LaunchError::Describe(e.to_string()))?;
     context.canonicalize_sources();
-    check_mount_sources(
-        config,
-        context.mounts.iter().filter(|m| m.reaches_host()).map(|m| (m.destination.as_str(), m.source.as_str())),
-    )
-    .map_err(|message| BundleError::Invalid {
-        path: request.config_path.clone(),
-        field: "mounts".into(),
-        message,
-    })?;
+    if confines_mounts(&profile.profile) {
+        check_mount_sources(
+            config,
+            &runtime_state_trees(),
+            context.mounts.iter().filter(|m| m.reaches_host()).map(|m| (m.destination.as_str(), m.source.as_str())),
+        )
+        .map_err(|message| BundleError::Invalid {
+            path: request.config_path.clone(),
+            field: "mounts".into(),
+            message,
+        })?;
+    }
     // A namespace joined by path that is the host's own is a host namespace
     // to the policy as well (`{"type": "network", "path": "/proc/1/ns/net"}`
     // must not pass a `forbid` on `context.host_namespaces`, which lists only

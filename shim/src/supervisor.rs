@@ -145,23 +145,66 @@ fn landlock_abi() -> i64 {
     v.max(0)
 }
 
-/// For `exec`: the plan's seccomp filters when they must be in place before
-/// the supervisor is executed. The exec'd process is dumpable from its
-/// `execve` of the supervisor until the supervisor's first instruction makes
-/// it not, and it applies the plan after that: in between, a job with the
-/// same user and capabilities could open its `/proc/<pid>/mem` and run code
-/// there before any filter (runc makes its init non-dumpable and installs
-/// seccomp before the user's `execve` for the same reason). Under Landlock
-/// the job cannot reach a process outside its domain, and the supervisor
-/// must make its Landlock calls before any filter; without a Landlock domain
-/// (a profile without one, a kernel without Landlock) nothing else stops it,
-/// so the filters go first, in brig, and the supervisor installs none.
+/// For `exec`: the plan's seccomp filters, when the exec'd process becomes
+/// the job without the supervisor (`exec_sealed`). Through the supervisor,
+/// the process is dumpable from its `execve` of the supervisor until the
+/// supervisor's first instruction makes it not, and the supervisor applies
+/// the plan after that: in between, a job with the same user and
+/// capabilities could open its `/proc/<pid>/mem` and run code there before
+/// any filter. Under Landlock the job cannot reach a process outside its
+/// domain, and the supervisor is what applies Landlock; without a Landlock
+/// domain to apply (a profile without one, or a kernel without Landlock when
+/// the profile does not require it) the supervisor has nothing to do but
+/// the filters, so brig installs them and executes the job itself, as runc
+/// does: its `execve` is the one system call made under the filter. (A
+/// profile that requires Landlock on a kernel without it goes through the
+/// supervisor, which refuses it.)
 pub fn filters_before_exec(plan: &[u8], landlock_abi: i64) -> Vec<Vec<u8>> {
     let Ok(decoded) = format::Plan::decode(plan) else { return Vec::new() };
-    if decoded.wants_landlock() && landlock_abi > 0 {
+    let landlock_applies = decoded.wants_landlock() && landlock_abi > 0;
+    let landlock_refuses = decoded.wants_landlock() && decoded.flags & format::FLAG_LANDLOCK_REQUIRED != 0;
+    if landlock_applies || landlock_refuses {
         return Vec::new();
     }
     decoded.filters().map(|f| f.insns.to_vec()).collect()
+}
+
+/// The exec'd process becomes the job without the supervisor (see
+/// `filters_before_exec`): every signal unblocked and at its default, as
+/// the supervisor leaves them; `no_new_privs`; the plan's filters; then
+/// `execve`. Returns only on failure.
+pub(crate) fn exec_sealed(filters: &[Vec<u8>], program: &CStr, argv: &[CString], env: &[CString]) -> std::io::Error {
+    // The kernel's `struct sigaction` (x86_64 and aarch64): handler, flags,
+    // restorer, mask; SIG_DFL is 0.
+    let default: [u64; 4] = [0; 4];
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: a live kernel sigaction, no old one asked for; an
+            // invalid number only returns EINVAL.
+            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, default.as_ptr(), std::ptr::null::<u8>(), 8usize) };
+        }
+    }
+    let none: [u64; 1] = [0];
+    // SAFETY: a live 8-byte signal set, no old one asked for.
+    unsafe {
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, none.as_ptr(), std::ptr::null::<u8>(), 8usize)
+    };
+    if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+        return std::io::Error::from(e);
+    }
+    for filter in filters {
+        if let Err(e) = install_filter(filter) {
+            return e;
+        }
+    }
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    // SAFETY: NUL-terminated strings and NULL-terminated arrays that outlive
+    // the call, which only returns on failure.
+    unsafe { libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+    std::io::Error::last_os_error()
 }
 
 impl Handover {
@@ -328,15 +371,24 @@ impl Executor for BrigExecutor {
             libcontainer::seccomp::initialize_seccomp(seccomp)
                 .map_err(|e| ExecutorError::Other(format!("installing the spec's seccomp filter: {e}")))?;
         }
+        let env = || -> Vec<CString> {
+            std::env::vars_os()
+                .filter_map(|(k, v)| {
+                    let mut kv = k.into_encoded_bytes();
+                    kv.push(b'=');
+                    kv.extend_from_slice(v.as_encoded_bytes());
+                    CString::new(kv).ok()
+                })
+                .collect()
+        };
+        let cstr = |s: &str| CString::new(s).map_err(|_| ExecutorError::InvalidArg);
         if self.status.is_none() && !self.sealed_filters.is_empty() {
-            // (`filters_before_exec`.) no_new_privs first: the capabilities
-            // are dropped already, and the plan sets it anyway.
-            nix::sys::prctl::set_no_new_privs()
-                .map_err(|e| ExecutorError::Other(format!("setting no_new_privs for brig's seccomp filter: {e}")))?;
-            for filter in &self.sealed_filters {
-                install_filter(filter)
-                    .map_err(|e| ExecutorError::Other(format!("installing brig's seccomp filter: {e}")))?;
-            }
+            // (`filters_before_exec`.) The job itself, with its own argv; the
+            // plan and supervisor descriptors stay close-on-exec.
+            let path = CString::new(program.as_os_str().as_encoded_bytes()).map_err(|_| ExecutorError::InvalidArg)?;
+            let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+            let err = exec_sealed(&self.sealed_filters, &path, &argv, &env());
+            return Err(ExecutorError::Execution(format!("executing `{}`: {err}", program.display()).into()));
         }
         clear_cloexec(self.plan)?;
         let status = match self.status {
@@ -346,13 +398,7 @@ impl Executor for BrigExecutor {
             }
             None => "-".to_string(),
         };
-        let mode = match (self.status.is_some(), self.sealed_filters.is_empty()) {
-            (true, _) => "init",
-            (false, true) => "exec",
-            // The supervisor installs no filter of its own.
-            (false, false) => "exec-sealed",
-        };
-        let cstr = |s: &str| CString::new(s).map_err(|_| ExecutorError::InvalidArg);
+        let mode = if self.status.is_some() { "init" } else { "exec" };
         let mut argv = vec![
             cstr("brig-init")?,
             cstr(mode)?,
@@ -364,16 +410,8 @@ impl Executor for BrigExecutor {
         for a in args {
             argv.push(cstr(a)?);
         }
-        let env: Vec<CString> = std::env::vars_os()
-            .filter_map(|(k, v)| {
-                let mut kv = k.into_encoded_bytes();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_encoded_bytes());
-                CString::new(kv).ok()
-            })
-            .collect();
         // fexecve only returns on failure.
-        let err = nix::unistd::fexecve(self.stub, &argv, &env).err();
+        let err = nix::unistd::fexecve(self.stub, &argv, &env()).err();
         Err(ExecutorError::Execution(format!("starting brig's supervisor: {err:?}").into()))
     }
 
@@ -429,14 +467,21 @@ mod tests {
         assert_eq!(filters, p.seccomp.unwrap().programs);
     }
 
-    /// brig installs the filters before executing the supervisor exactly
-    /// when no Landlock domain keeps the job away from the exec'd process.
+    /// brig installs the filters and executes the job itself exactly when
+    /// no Landlock domain keeps the job away from the exec'd process (and
+    /// none must be refused for want of Landlock).
     #[test]
     fn filters_go_before_the_exec_only_without_a_landlock_domain() {
         let with = plan();
         let programs = with.seccomp.clone().unwrap().programs;
         assert!(filters_before_exec(&encode_plan(&with), 7).is_empty());
-        assert_eq!(filters_before_exec(&encode_plan(&with), 0), programs, "a kernel without Landlock");
+        // Required Landlock on a kernel without it: the supervisor refuses.
+        assert!(with.landlock.as_ref().unwrap().required);
+        assert!(filters_before_exec(&encode_plan(&with), 0).is_empty());
+        let mut best_effort = plan();
+        best_effort.landlock.as_mut().unwrap().required = false;
+        assert!(filters_before_exec(&encode_plan(&best_effort), 7).is_empty());
+        assert_eq!(filters_before_exec(&encode_plan(&best_effort), 0), programs, "a kernel without Landlock");
         let mut without = plan();
         without.landlock = None;
         assert_eq!(filters_before_exec(&encode_plan(&without), 7), programs);

@@ -326,25 +326,22 @@ fn grandchild(
             child_fail(ew, "installing the spec's seccomp filter", e);
         }
     }
-    if !req.sealed_filters.is_empty() {
-        if let Err(e) = nix::sys::prctl::set_no_new_privs() {
-            child_fail(ew, "setting no_new_privs", e);
-        }
-        for filter in req.sealed_filters {
-            if let Err(e) = crate::supervisor::install_filter(filter) {
-                child_fail(ew, "installing brig's seccomp filter", e);
-            }
-        }
-    }
     let program = match crate::supervisor::find_program(&args[0], path_var) {
         Ok(p) => p,
         Err(why) => child_fail(ew, "starting the process", why),
     };
+    if !req.sealed_filters.is_empty() {
+        // (crate::supervisor::filters_before_exec.)
+        let Ok(path) = CString::new(program.as_os_str().as_encoded_bytes()) else {
+            child_fail(ew, "starting the process", "a NUL byte in the program's path")
+        };
+        let argv: Vec<CString> = args.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
+        let e = crate::supervisor::exec_sealed(req.sealed_filters, &path, &argv, env);
+        child_fail(ew, &format!("executing `{}`", program.display()), e)
+    }
     // SAFETY: clearing close-on-exec on the plan descriptor we hand over.
     unsafe { libc::fcntl(req.plan_fd, libc::F_SETFD, 0) };
-    // (`exec-sealed`: the supervisor installs no filter of its own.)
-    let mode = if req.sealed_filters.is_empty() { "exec" } else { "exec-sealed" };
-    let mut argv: Vec<CString> = ["brig-init", mode].iter().filter_map(|s| CString::new(*s).ok()).collect();
+    let mut argv: Vec<CString> = ["brig-init", "exec"].iter().filter_map(|s| CString::new(*s).ok()).collect();
     argv.extend(CString::new(req.plan_fd.to_string()).ok());
     argv.extend(CString::new("-").ok());
     argv.extend(CString::new(program.as_os_str().as_encoded_bytes()).ok());

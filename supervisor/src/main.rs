@@ -95,11 +95,6 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
 enum Mode {
     Init,
     Exec,
-    /// `exec` whose seccomp filters brig installed before executing this
-    /// program (no Landlock domain to protect the window in between: see
-    /// `filters_before_exec` in brig): the plan's filters are not installed
-    /// again.
-    ExecSealed,
 }
 
 struct Args {
@@ -121,7 +116,6 @@ impl Args {
         let mode = match arg(1) {
             b"init" => Mode::Init,
             b"exec" => Mode::Exec,
-            b"exec-sealed" => Mode::ExecSealed,
             _ => return None,
         };
         let plan_fd = parse_fd(arg(2))?;
@@ -177,7 +171,7 @@ fn run(args: &Args) -> i32 {
             // signal blocked or ignored (brig may have blocked them).
             sys::sigprocmask_set(&sys::SigSet::empty());
             sys::reset_signal_dispositions();
-            let report = harden(&plan, args.mode != Mode::ExecSealed);
+            let report = harden(&plan);
             if let Err((stage, errno)) = report.result {
                 sys::write_all(2, b"brig-init: cannot apply hardening: ");
                 sys::write_all(2, stage);
@@ -237,7 +231,7 @@ struct Report {
 /// Applies `no_new_privs`, Landlock and the seccomp filters, in that order, to
 /// the calling process. seccomp comes last so that Landlock's own syscalls are
 /// never subject to the filter.
-fn harden(plan: &Plan<'_>, with_filters: bool) -> Report {
+fn harden(plan: &Plan<'_>) -> Report {
     let mut report = Report { landlock_abi: 0, landlock: 0, filters: 0, result: Ok(()) };
     if plan.flags & FLAG_NO_NEW_PRIVS != 0 && sys::prctl(sys::PR_SET_NO_NEW_PRIVS, 1) < 0 {
         report.result = Err((b"no_new_privs", sys::EPERM));
@@ -258,7 +252,7 @@ fn harden(plan: &Plan<'_>, with_filters: bool) -> Report {
             return report;
         }
     }
-    for filter in plan.filters().filter(|_| with_filters) {
+    for filter in plan.filters() {
         let err = sys::seccomp_install(filter.insns);
         if err != 0 {
             report.result = Err((b"seccomp", err));
@@ -380,7 +374,7 @@ fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
             }
             sys::sigprocmask_set(&sys::SigSet::empty());
             sys::reset_signal_dispositions();
-            let report = harden(plan, true);
+            let report = harden(plan);
             let errno = match report.result {
                 Ok(()) => {
                     send_report(report_w, &report, b"", 0);

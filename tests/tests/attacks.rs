@@ -534,11 +534,13 @@ fn a_signal_stream_does_not_stop_the_timeout() {
 /// only after that: a job with the same user could write code into its
 /// `/proc/<pid>/mem` in between (a review found it, under a seccomp profile
 /// without Landlock, as `standard` is on a kernel without Landlock). Without
-/// a Landlock domain to keep the job out, brig installs the plan's filters
-/// before it executes the supervisor, which then installs none (so not twice);
-/// under Landlock the supervisor still does it all, Landlock first.
+/// a Landlock domain to keep the job out (and for the supervisor to apply),
+/// brig installs the plan's filters itself and executes the job directly, as
+/// runc does: the job's `execve` is the only call under the filter, and the
+/// filter is never installed twice. Under Landlock the supervisor still does
+/// it all, Landlock first.
 #[test]
-fn an_exec_without_landlock_is_filtered_before_the_supervisor_runs() {
+fn an_exec_without_landlock_is_filtered_before_anything_else_runs() {
     let restricted_toml = include_str!("../../profiles/builtin/restricted.toml");
     let start = restricted_toml.find("[landlock]").unwrap();
     let end = start + restricted_toml[start..].find("\n\n").unwrap();
@@ -574,26 +576,27 @@ fn an_exec_without_landlock_is_filtered_before_the_supervisor_runs() {
         // One filter (brig's), never installed twice.
         assert!(stdout.split_whitespace().eq(["Seccomp_filters:", "1"]), "{name}: {stdout}");
         let text = std::fs::read_to_string(&trace).unwrap();
-        let supervisor = text
+        // The process that becomes the job: the one that executes grep.
+        let job = text
             .lines()
-            .find(|l| l.contains("[\"brig-init\", \"exec"))
-            .unwrap_or_else(|| panic!("{name}: no exec of the supervisor in:\n{text}"));
-        let pid = supervisor.split_whitespace().next().unwrap();
+            .find(|l| l.contains("[\"grep\", \"Seccomp_filters\"") && l.contains("exec"))
+            .unwrap_or_else(|| panic!("{name}: no exec of the job in:\n{text}"));
+        let pid = job.split_whitespace().next().unwrap();
         let mine: Vec<&str> = text.lines().filter(|l| l.split_whitespace().next() == Some(pid)).collect();
-        let at = mine.iter().position(|l| *l == supervisor).unwrap();
+        let at = mine.iter().position(|l| *l == job).unwrap();
         let filter = |l: &&&str| l.contains("seccomp(SECCOMP_SET_MODE_FILTER") && l.ends_with("= 0");
-        let before = mine[..at].iter().filter(filter).count();
-        let after = mine[at..].iter().filter(filter).count();
+        let supervisor = mine[..at].iter().position(|l| l.contains("[\"brig-init\""));
+        let filters_at: Vec<usize> = mine[..at].iter().enumerate().filter(|(_, l)| filter(l)).map(|(i, _)| i).collect();
         if sealed {
-            assert!(supervisor.contains("\"exec-sealed\""), "{supervisor}");
-            assert_eq!(
-                (before, after),
-                (1, 0),
-                "{name}: the filter must be in place before the supervisor runs:\n{text}"
-            );
+            assert_eq!(supervisor, None, "{name}: the job is executed directly:\n{text}");
+            assert_eq!(filters_at.len(), 1, "{name}:\n{text}");
+            // Nothing but the job's execve after the filter.
+            assert_eq!(filters_at[0] + 1, at, "{name}: only the job's execve after the filter:\n{text}");
+            assert!(job.split_whitespace().nth(1).is_some_and(|c| c.starts_with("execve(\"/bin/grep\"")), "{job}");
         } else {
-            assert!(supervisor.contains("\"exec\""), "{supervisor}");
-            assert_eq!((before, after), (0, 1), "{name}: Landlock first, in the supervisor:\n{text}");
+            let supervisor = supervisor.unwrap_or_else(|| panic!("{name}: no supervisor:\n{text}"));
+            assert_eq!(filters_at.len(), 1, "{name}:\n{text}");
+            assert!(filters_at[0] > supervisor, "{name}: Landlock first, in the supervisor:\n{text}");
         }
     }
 }
@@ -858,16 +861,32 @@ fn no_mount_goes_over_proc_but_lxcfs_files() {
 
 /// A bind mount of brig's own directories or of a directory above its files
 /// (token files, single-use records, the audit log, the attestation key,
-/// the configuration) is refused whatever the profile's ceilings and the
-/// policy allow: under `permissive`, which has no mount ceilings, a job would
-/// otherwise read other jobs' unused tokens and the signing key.
+/// the configuration), or of a state root, is refused whatever the
+/// profile's ceilings and the policy allow, here a profile that lets jobs
+/// mount the whole host read-only (a job would otherwise read other jobs'
+/// unused tokens and the signing key). Only a profile that lets a job mount
+/// `/` writable (`permissive`, runc's behaviour) leaves it to the spec.
 #[test]
 fn brigs_own_directories_and_files_are_never_a_mount_source() {
     let tokens = tempfile::tempdir().unwrap();
     std::fs::write(tokens.path().join("other-job"), "eyJhbGciOiJFZERTQSJ9.unused.token\n").unwrap();
+    // The JWKS cache (a job writing it would add its own signing key).
+    let cache = tempfile::tempdir().unwrap();
+    let jwks_cache = cache.path().join("jwks-cache.json");
+    std::fs::write(&jwks_cache, "{}").unwrap();
+    // `permissive` with its mount ceilings narrowed: anything read-only,
+    // nothing writable.
+    let profiles = tempfile::tempdir().unwrap();
+    let readonly_host = include_str!("../../profiles/builtin/permissive.toml")
+        .replace("name = \"permissive\"", "name = \"readonly-host\"")
+        .replace("writable_mounts = [\"/\"]", "writable_mounts = []");
+    assert!(readonly_host.contains("writable_mounts = []"));
+    std::fs::write(profiles.path().join("readonly-host.toml"), readonly_host).unwrap();
     let brig = Brig::new(&format!(
-        "[auth]\nmode = \"off\"\ntoken_dir = \"{}\"\n[audit]\npath = \"{{dir}}/logs/audit.log\"\n[profiles]\ndir = \"{{dir}}/profiles\"\ndefault = \"permissive\"\n",
-        tokens.path().display()
+        "[auth]\nmode = \"off\"\ntoken_dir = \"{}\"\njwks_cache_file = \"{}\"\n[audit]\npath = \"{{dir}}/logs/audit.log\"\n[profiles]\ndir = \"{}\"\ndefault = \"readonly-host\"\n",
+        tokens.path().display(),
+        jwks_cache.display(),
+        profiles.path().display()
     ));
     let logs = brig.dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
@@ -875,6 +894,13 @@ fn brigs_own_directories_and_files_are_never_a_mount_source() {
     let beside = brig.dir.path().join("beside");
     std::fs::create_dir_all(&beside).unwrap();
     std::fs::write(beside.join("ok"), "fine\n").unwrap();
+    // Another state root with a live job (its jobs' specs, records and
+    // notify sockets), and this launch's own state root.
+    let victim = restricted();
+    let victim_id = unique_id("victim");
+    let sleeper = Bundle::new(&["sleep", "30"]);
+    victim.ok(&["create", "--bundle", sleeper.path().to_str().unwrap(), &victim_id]);
+    std::fs::create_dir_all(&brig.root).unwrap();
     for (source, dest) in [
         (tokens.path().to_path_buf(), "/tok"),
         (tokens.path().join("other-job"), "/tok/one"),
@@ -882,6 +908,10 @@ fn brigs_own_directories_and_files_are_never_a_mount_source() {
         (brig.dir.path().to_path_buf(), "/cfg"),
         (std::path::PathBuf::from("/run"), "/hostrun"),
         (std::path::PathBuf::from("/"), "/host"),
+        (victim.root.clone(), "/tok/state"),
+        (victim.root.join(&victim_id), "/tok/job"),
+        (brig.root.clone(), "/tok/own"),
+        (jwks_cache.clone(), "/tok/jwks"),
     ] {
         let mut b = Bundle::new(&["sh", "-c", "cat /tok/* /tok/one /logs/* /cfg/config.toml 2>&1; true"]);
         b.push("/mounts", json!({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "ro"]}));
@@ -894,12 +924,23 @@ fn brigs_own_directories_and_files_are_never_a_mount_source() {
             source.display()
         );
     }
+    victim.ok(&["delete", "--force", &victim_id]);
     // A directory beside them is the policy's (here: allowed) to mount.
     let mut b = Bundle::new(&["cat", "/beside/ok"]);
     b.push("/mounts", json!({"destination": "/beside", "type": "bind", "source": beside, "options": ["rbind", "ro"]}));
     let (code, out, err) = brig.run(&b, &unique_id("ownmount"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("fine"), "{out}");
+    // Under `permissive` (a writable `/` allowed), as under runc.
+    let permissive = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"permissive\"\n");
+    let mut b = Bundle::new(&["sh", "-c", "test -s /host-etc/passwd && echo ok"]);
+    b.push(
+        "/mounts",
+        json!({"destination": "/host-etc", "type": "bind", "source": "/etc", "options": ["rbind", "ro"]}),
+    );
+    let (code, out, err) = permissive.run(&b, &unique_id("ownmount"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok"), "{out}");
 }
 
 /// `root.path` is the job's whole view: a bundle naming brig's own state,

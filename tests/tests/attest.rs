@@ -529,7 +529,7 @@ fn a_full_disk_keeps_the_container_for_a_retry() {
     let envelope = s.attest_dir.join(format!("{id}.intoto.json"));
     let artifacts = format!("/out={}", out_dir.display());
     let (ok, msg) = verify(&s, &envelope, &["--require", "exit=0", "--artifacts", &artifacts]);
-    assert!(!ok && msg.contains("x"), "the retry attested the outputs as they were at the retry: {msg}");
+    assert!(!ok && msg.contains("out/x"), "the retry attested the outputs as they were at the retry: {msg}");
     let subjects = statement(&envelope)["subject"].to_string();
     assert!(!subjects.contains("planted"), "{subjects}");
     std::fs::write(out_dir.join("x"), "x\n").unwrap();

@@ -1900,3 +1900,19 @@ fn an_apparmor_profile_the_host_cannot_apply_is_refused_naming_the_field() {
         assert!(code != 0 && refused(&err), "{err}");
     }
 }
+
+/// A run record brig cannot read that names no measurements (one written by
+/// another brig version, say) does not keep its container: there is no
+/// attestation to lose. (One that is not JSON, or names measurements, keeps
+/// it: tests/tests/attest.rs.)
+#[test]
+fn an_unreadable_record_of_an_unmeasured_run_does_not_block_delete() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let id = unique_id("oldrecord");
+    let b = Bundle::new(&["sleep", "30"]);
+    brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    std::fs::write(brig.root.join(&id).join("brig.json"), r#"{"written_by": "another version"}"#).unwrap();
+    brig.ok(&["delete", "--force", &id]);
+    let (code, _, err) = brig.cmd_files(&["state", &id]);
+    assert_ne!(code, 0, "the container is gone: {err}");
+}

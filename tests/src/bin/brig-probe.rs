@@ -218,9 +218,19 @@ fn main() {
             // Creating a file with the setuid bit by each call that takes a
             // mode (`chmod-suid` sets it afterwards); and openat2, whose mode
             // seccomp cannot read.
+            // (`open` and `creat` are x86_64's; aarch64 has only openat.)
+            #[cfg(target_arch = "x86_64")]
             "open-suid" => {
                 report(libc::syscall(libc::SYS_open, cstr(&arg(1)).as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o4755))
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            "open-suid" | "creat-suid" => report(libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                cstr(&arg(1)).as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+                0o4755,
+            )),
             "openat-suid" => report(libc::syscall(
                 libc::SYS_openat,
                 libc::AT_FDCWD,
@@ -235,6 +245,7 @@ fn main() {
                 libc::O_TMPFILE | libc::O_WRONLY,
                 0o2755,
             )),
+            #[cfg(target_arch = "x86_64")]
             "creat-suid" => report(libc::syscall(libc::SYS_creat, cstr(&arg(1)).as_ptr(), 0o4755)),
             "mknod-suid" => report(libc::syscall(
                 libc::SYS_mknodat,
