@@ -340,22 +340,26 @@ pub fn confines_mounts(profile: &brig_profiles::model::Profile) -> bool {
 /// mounts' (destination, canonical host source), as the policy judges them.
 pub fn check_mount_sources<'a>(
     config: &Config,
-    extra_trees: &[PathBuf],
+    extra_trees: impl FnOnce() -> Vec<PathBuf>,
     sources: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), String> {
+    let sources: Vec<(&str, &Path)> =
+        sources.into_iter().map(|(d, s)| (d, Path::new(s))).filter(|(_, s)| s.is_absolute()).collect();
+    // Most jobs mount nothing from the host: nothing to resolve then (the
+    // paths below cost a canonicalization each, the live state roots a
+    // reading of the namespace registry).
+    if sources.is_empty() {
+        return Ok(());
+    }
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let trees: Vec<PathBuf> = brig_own_trees(config)
-        .iter()
-        .chain(extra_trees)
+        .into_iter()
+        .chain(extra_trees())
         .filter_map(|t| std::path::absolute(t).ok())
         .map(|t| real(&t))
         .collect();
     let files: Vec<PathBuf> = brig_own_files(config).iter().map(|f| real(f)).collect();
     for (destination, source) in sources {
-        let source = Path::new(source);
-        if !source.is_absolute() {
-            continue;
-        }
         if trees.iter().any(|t| overlaps(source, t)) || files.iter().any(|f| f.starts_with(source)) {
             // (Which of brig's paths is not said, as for root.path.)
             return Err(format!(
@@ -385,7 +389,7 @@ pub fn check_spec_mount_sources(config: &Config, extra_trees: &[PathBuf], spec: 
             sources.push((m.destination().to_string_lossy().into_owned(), source.to_string_lossy().into_owned()));
         }
     }
-    check_mount_sources(config, extra_trees, sources.iter().map(|(d, s)| (d.as_str(), s.as_str())))
+    check_mount_sources(config, || extra_trees.to_vec(), sources.iter().map(|(d, s)| (d.as_str(), s.as_str())))
 }
 
 /// Where a job's root filesystem may not be: at, inside or above one of
@@ -493,7 +497,7 @@ pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Re
     if confines_mounts(&profile.profile) {
         check_mount_sources(
             config,
-            &runtime_state_trees(),
+            runtime_state_trees,
             context.mounts.iter().filter(|m| m.reaches_host()).map(|m| (m.destination.as_str(), m.source.as_str())),
         )
         .map_err(|message| BundleError::Invalid {
