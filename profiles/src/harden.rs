@@ -190,6 +190,10 @@ pub struct JobPlan {
     /// the range).
     #[serde(default)]
     pub per_job_userns: bool,
+    /// Set `vm.memfd_noexec = 2` in the job's (own) pid namespace before it
+    /// starts (the shim does it).
+    #[serde(default)]
+    pub memfd_noexec: bool,
 }
 
 /// The result of hardening: the spec libcontainer will run, the plan for the
@@ -305,6 +309,7 @@ pub fn harden(profile: &Profile, mut spec: Spec, asks: &JobAsks, host: &dyn Host
         landlock,
         egress,
         per_job_userns,
+        memfd_noexec: profile.process.memfd_noexec == Some(true),
     };
     Ok(Hardened { spec, plan, tightened: ctx.tightened })
 }
@@ -418,25 +423,29 @@ fn check_namespaces(ctx: &Ctx<'_>, spec: &Spec, host: &dyn Host, timeout_asked: 
     // none of its own) is held to the same rule, and so is a spec with no
     // pid namespace at all (the host's, where a profile allows it).
     let timed = ctx.profile.timeout.default.is_some() || ctx.profile.timeout.max.is_some() || timeout_asked;
-    if timed && !namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Pid) {
-        return Err(ctx.refuse(
-            "linux.namespaces",
-            "no pid namespace of the job's own: the timeout needs one (its supervisor must be pid 1 to stop every process at expiry)",
-        ));
+    // `memfd_noexec` is a setting of the pid namespace: set in a joined one
+    // (a pod's), it would change other containers' jobs; in none, the host's.
+    let why_own = if timed {
+        Some("the profile's timeout needs the job's own pid namespace (its supervisor must be pid 1 to stop every process at expiry)")
+    } else if ctx.profile.process.memfd_noexec == Some(true) {
+        Some("the profile's `process.memfd_noexec` is set in the job's own pid namespace (a joined one is others' too)")
+    } else {
+        None
+    };
+    let Some(why_own) = why_own else { return Ok(()) };
+    if !namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Pid) {
+        return Err(ctx.refuse("linux.namespaces", format!("no pid namespace of the job's own: {why_own}")));
     }
     if let Some((i, ns)) =
         namespaces.iter().enumerate().find(|(_, n)| n.typ() == LinuxNamespaceType::Pid && n.path().is_some())
     {
-        if timed {
-            return Err(ctx.refuse(
-                format!("linux.namespaces[{i}]"),
-                format!(
-                    "joining the pid namespace `{}`: the profile's timeout needs the job's own pid namespace \
-                     (its supervisor must be pid 1 to stop every process at expiry)",
-                    ns.path().as_deref().unwrap_or(Path::new("")).display()
-                ),
-            ));
-        }
+        return Err(ctx.refuse(
+            format!("linux.namespaces[{i}]"),
+            format!(
+                "joining the pid namespace `{}`: {why_own}",
+                ns.path().as_deref().unwrap_or(Path::new("")).display()
+            ),
+        ));
     }
     Ok(())
 }
@@ -1562,6 +1571,40 @@ mod tests {
         .unwrap();
         let e = harden(&open, host_pid, &JobAsks::default(), &FakeHost).unwrap_err().to_string();
         assert!(e.contains("no pid namespace of the job's own"), "{e}");
+    }
+
+    /// `memfd_noexec` is set in the job's pid namespace: never in a joined
+    /// one (others' jobs) or the host's, so a profile with it needs the
+    /// job's own; the plan carries it to the shim.
+    #[test]
+    fn memfd_noexec_needs_the_jobs_own_pid_namespace() {
+        let with_ns = |ns: serde_json::Value| -> Spec {
+            let mut spec = serde_json::to_value(Spec::default()).unwrap();
+            spec["linux"]["namespaces"] = ns;
+            serde_json::from_value(spec).unwrap()
+        };
+        let rest = serde_json::json!([{"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}]);
+        let mut joined = serde_json::json!([{"type": "pid", "path": "/proc/4242/ns/pid"}]);
+        let mut own = serde_json::json!([{"type": "pid"}]);
+        for extra in rest.as_array().unwrap() {
+            joined.as_array_mut().unwrap().push(extra.clone());
+            own.as_array_mut().unwrap().push(extra.clone());
+        }
+        let sealed = crate::parse(
+            "name = \"sealed\"\n[process]\nmemfd_noexec = true\n[ceilings]\nhost_namespaces = [\"pid\"]\n",
+            "sealed",
+        )
+        .unwrap();
+        let e = harden(&sealed, with_ns(joined.clone()), &JobAsks::default(), &FakeHost).unwrap_err().to_string();
+        assert!(e.contains("linux.namespaces[0]") && e.contains("process.memfd_noexec"), "{e}");
+        let e = harden(&sealed, with_ns(rest), &JobAsks::default(), &FakeHost).unwrap_err().to_string();
+        assert!(e.contains("no pid namespace of the job's own") && e.contains("memfd_noexec"), "{e}");
+        assert!(harden(&sealed, with_ns(own.clone()), &JobAsks::default(), &FakeHost).unwrap().plan.memfd_noexec);
+        // Without it, the joined namespace is fine and nothing is set.
+        let plain = crate::parse("name = \"plain\"\n", "plain").unwrap();
+        assert!(!harden(&plain, with_ns(joined), &JobAsks::default(), &FakeHost).unwrap().plan.memfd_noexec);
+        let restricted = crate::ProfileSet::builtin().get("restricted").unwrap().profile.clone();
+        assert!(harden(&restricted, with_ns(own), &JobAsks::default(), &FakeHost).unwrap().plan.memfd_noexec);
     }
 
     /// Shares of a contended resource stay within the profile's: a weight

@@ -405,6 +405,9 @@ pub fn facts(
     // the caller's own namespace's, rootless Podman's), are part of what the
     // job ran under; a verifier can require or refuse it.
     let mut other = BTreeMap::new();
+    if let Some(m) = &record.memfd_noexec {
+        other.insert("memfd_noexec".to_string(), serde_json::Value::String(m.clone()));
+    }
     if let Some(r) = rootless {
         let maps = |m: &[[u32; 3]]| {
             m.iter().map(|&[c, h, n]| brig_attest::IdMap { container_id: c, host_id: h, size: n }).collect()

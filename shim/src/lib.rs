@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod logging;
 pub mod maskcheck;
+pub mod memfd;
 pub mod nsowner;
 pub mod nspin;
 pub mod output;

@@ -473,6 +473,22 @@ fn launch(
         if let Some(guard) = userns_guard.as_mut() {
             record.userns = Some(guard.record.clone());
         }
+        // Before the job starts, and before its namespaces are registered
+        // (nothing else can join them yet).
+        if record.plan.memfd_noexec {
+            record.memfd_noexec = Some(match rootless {
+                // Only the host's root may change the setting.
+                Some(_) => {
+                    tracing::warn!(id, "process.memfd_noexec: not enforced (rootless: only host root can set it)");
+                    "not enforced: rootless (only host root can set vm.memfd_noexec)".to_string()
+                }
+                None => crate::memfd::enforce(init, record.init_start)
+                    .map_err(|e| Error::state(id, format!("process.memfd_noexec: setting vm.memfd_noexec: {e}")))?
+                    .as_str()
+                    .to_string(),
+            });
+            tracing::debug!("memfd_noexec: {}", record.memfd_noexec.as_deref().unwrap_or(""));
+        }
         record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
         if rootless.is_none() {
             crate::nsowner::register(

@@ -726,6 +726,7 @@ impl Prepared {
             userns: None,
             init_start: None,
             measurements: self.measurements.clone(),
+            memfd_noexec: None,
         }
     }
 }

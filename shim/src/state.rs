@@ -476,6 +476,10 @@ pub struct RunRecord {
     /// What `create` measured, for the attestation `delete` writes.
     #[serde(default)]
     pub measurements: Option<crate::attestation::Measurements>,
+    /// What became of the profile's `process.memfd_noexec` (`enforced`, or
+    /// why not), when it asks for it.
+    #[serde(default)]
+    pub memfd_noexec: Option<String>,
 }
 
 /// A per-job user namespace: the range and the idmapped rootfs mount.

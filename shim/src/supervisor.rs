@@ -448,6 +448,7 @@ mod tests {
             seccomp: Some(seccomp),
             egress: None,
             per_job_userns: false,
+            memfd_noexec: false,
         }
     }
 
@@ -516,6 +517,7 @@ mod tests {
             seccomp_digest: None,
             egress: None,
             per_job_userns: false,
+            memfd_noexec: false,
         };
         let d = format::Plan::decode(&encode_plan(&p)).map(|d| (d.flags, d.timeout_ms)).unwrap();
         assert_eq!(d, (0, 0));

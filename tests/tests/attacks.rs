@@ -99,6 +99,12 @@ const ATTACKS: &[(&str, &[&str], &str, Option<&str>)] = &[
     ("mknod-suid", &["/tmp/suid-mknod"], "errno=EPERM", Some("ok")),
     ("openat2", &["/tmp/suid-openat2"], "errno=ENOSYS", Some("ok")),
     ("open-no-create", &["/etc/passwd"], "ok", Some("ok")),
+    // Code that is not in the image, run from a memfd: `vm.memfd_noexec = 2`
+    // in the job's pid namespace (an executable memfd is refused, any other
+    // is sealed non-executable).
+    ("memfd-exec", &["plain", "via-fd"], "errno=EACCES", Some("ok")),
+    ("memfd-exec", &["plain", "execveat"], "errno=EACCES", Some("ok")),
+    ("memfd-exec", &["exec", "via-fd"], "errno=EACCES", Some("ok")),
     ("read", &["/secret/data.txt"], "errno=EACCES", Some("ok bytes=11")),
     ("read", &["/proc/interrupts"], "ok bytes=0", None),
     ("write", &["/bin/planted"], "errno=EROFS", None),
@@ -113,6 +119,9 @@ fn attacks_fail_under_restricted_and_work_under_permissive() {
     let r = restricted();
     let p = permissive();
     let mut failures = Vec::new();
+    // vm.memfd_noexec is set in the jobs' pid namespaces, never the host's.
+    let host_memfd_noexec = || std::fs::read_to_string("/proc/sys/vm/memfd_noexec").ok();
+    let host_before = host_memfd_noexec();
     for (attack, args, want_r, want_p) in ATTACKS {
         let mut a = vec![*attack];
         a.extend_from_slice(args);
@@ -132,6 +141,7 @@ fn attacks_fail_under_restricted_and_work_under_permissive() {
         }
     }
     assert!(failures.is_empty(), "{} attack results differ:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(host_memfd_noexec(), host_before, "the host's vm.memfd_noexec changed");
 }
 
 #[test]

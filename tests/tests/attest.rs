@@ -127,6 +127,10 @@ fn a_run_is_attested_and_every_tamper_is_caught() {
     assert!(ok, "{msg}");
     // The subjects are the outputs, with the digests sha256sum computes.
     let st = statement(&envelope);
+    // `restricted` sets vm.memfd_noexec in the job's pid namespace (this
+    // machine's kernel has it).
+    let enforcement = &st["predicate"]["buildDefinition"]["internalParameters"]["enforcement"];
+    assert_eq!(enforcement["other"]["memfd_noexec"], "enforced", "{enforcement}");
     let subjects = st["subject"].as_array().unwrap();
     for (name, file) in [("out/copy.txt", "copy.txt"), ("out/second.txt", "second.txt")] {
         let subj =

@@ -505,6 +505,11 @@ fn rootless_lifecycle_is_hardened_mapped_and_limited() {
     assert_eq!(rootless["host_uid"], u.uid, "{enforcement}");
     assert_eq!(rootless["own_user_namespace"], true, "{enforcement}");
     assert_eq!(rootless["cgroup"], json!(cg), "{enforcement}");
+    // Only host root can set vm.memfd_noexec: said so, not claimed.
+    assert!(
+        enforcement["other"]["memfd_noexec"].as_str().is_some_and(|m| m.starts_with("not enforced: rootless")),
+        "{enforcement}"
+    );
     assert_eq!(
         enforcement["userNamespace"]["uidMap"],
         json!([

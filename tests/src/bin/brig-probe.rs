@@ -269,6 +269,41 @@ fn main() {
             "open-no-create" => {
                 report(libc::syscall(libc::SYS_openat, libc::AT_FDCWD, cstr(&arg(1)).as_ptr(), libc::O_RDONLY, 0o7777))
             }
+            // Run code that is not in the image: a copy of this probe in a
+            // memfd (flags: `plain` none, `exec` MFD_EXEC), executed through
+            // /proc/self/fd (`via-fd`) or execveat (`execveat`). The copy
+            // prints `ok` (`exec-ok`) if it ran.
+            "memfd-exec" => {
+                let flags: libc::c_uint = if arg(1) == "exec" {
+                    0x10 /* MFD_EXEC */
+                } else {
+                    0
+                };
+                let fd = libc::memfd_create(cstr("payload").as_ptr(), flags);
+                if fd < 0 {
+                    println!("errno={}", errno());
+                    return;
+                }
+                let me = std::fs::read("/proc/self/exe").unwrap();
+                assert_eq!(libc::write(fd, me.as_ptr().cast(), me.len()), me.len() as isize);
+                let argv = [cstr("brig-probe"), cstr("exec-ok")];
+                let argv_ptrs = [argv[0].as_ptr(), argv[1].as_ptr(), std::ptr::null()];
+                let envp = [std::ptr::null::<libc::c_char>()];
+                if arg(2) == "execveat" {
+                    libc::syscall(
+                        libc::SYS_execveat,
+                        fd,
+                        cstr("").as_ptr(),
+                        argv_ptrs.as_ptr(),
+                        envp.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    );
+                } else {
+                    libc::execve(cstr(&format!("/proc/self/fd/{fd}")).as_ptr(), argv_ptrs.as_ptr(), envp.as_ptr());
+                }
+                println!("errno={}", errno());
+            }
+            "exec-ok" => println!("ok"),
             "write" => match std::fs::write(arg(1), b"brig-probe\n") {
                 Ok(()) => println!("ok"),
                 Err(e) => println!("errno={:?}", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))),
