@@ -3,10 +3,13 @@
 //!
 //! `std::fs::read` of a FIFO blocks until something writes to it, so a
 //! mistaken path (or one swapped for a FIFO) would hang every `brig`
-//! invocation with no error; a device would be read from. Here the file is
-//! opened non-blocking (which a FIFO honours and a regular file ignores), then
-//! checked with `fstat` on the descriptor opened, so what is read is what was
-//! checked.
+//! invocation with no error; a device would be read from. Here the path is
+//! checked first, so that what is not a regular file is not even opened
+//! (opening has effects of its own: a FIFO's writer is let go, a tape is
+//! rewound, a terminal can become the controlling one); then the file is
+//! opened non-blocking (which a FIFO honours and a regular file ignores)
+//! and without taking a terminal, and checked again with `fstat` on the
+//! descriptor opened, so what is read is what was checked.
 
 #![forbid(unsafe_code)]
 
@@ -38,7 +41,13 @@ pub fn open_regular_with(options: &mut OpenOptions, path: &Path) -> io::Result<(
     let not_regular = |meta: &std::fs::Metadata| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("{}, not a regular file", kind(meta)))
     };
-    let file = match options.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path) {
+    match std::fs::metadata(path) {
+        Ok(before) if !before.is_file() => return Err(not_regular(&before)),
+        // Not there: the open says so, or creates it if asked to.
+        Ok(_) | Err(_) => {}
+    }
+    // Swapped for something else since: refused by the `fstat` below.
+    let file = match options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC).open(path) {
         Ok(file) => file,
         // A FIFO opened for writing with no reader, or a socket: say what it
         // is rather than "No such device or address".
@@ -117,6 +126,23 @@ mod tests {
         }
         // A socket cannot be opened at all (ENXIO): named all the same.
         assert!(read(&sock).unwrap_err().to_string().contains("a socket"));
+        // Refused without being opened: a writer waiting for a reader to
+        // open the FIFO is still waiting.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiting = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            let opened = OpenOptions::new().write(true).open(&waiting);
+            tx.send(opened.is_ok()).unwrap();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(read_at_most(&fifo, 10).is_err());
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(),
+            "reading the FIFO opened it (its writer went on)"
+        );
+        let _reader = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+        assert!(rx.recv().unwrap());
+        writer.join().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, "text").unwrap();
         let link = dir.path().join("l");
