@@ -34,6 +34,11 @@ use crate::util::{from_unix_secs, rfc3339, shown, unix_secs};
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
+/// The header `typ` values of a job token, compared without case and
+/// without an `application/` prefix (RFC 7515, 4.1.9): a plain JWT, an OAuth
+/// access token (RFC 9068), a generic JWS (SPIFFE's JWT-SVIDs may say so).
+const TOKEN_TYPES: [&str; 3] = ["JWT", "at+jwt", "JOSE"];
+
 /// Why a token was refused. Each failure has its own variant and message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -73,6 +78,9 @@ pub enum TokenError {
     /// The header has `crit` extensions.
     #[error("token header has critical extensions (`crit`) brig does not understand")]
     CriticalHeader,
+    /// The header's `typ` names another kind of JWT.
+    #[error("token type `{0}` is not a job token (`typ` must be absent, `JWT`, `at+jwt` or `JOSE`)")]
+    WrongType(String),
     /// The signature does not verify.
     #[error("token signature does not verify")]
     BadSignature,
@@ -390,6 +398,19 @@ impl TokenVerifier {
         }
         if header.contains_key("crit") {
             return Err(TokenError::CriticalHeader);
+        }
+        // Explicit typing (RFC 8725, 3.11): a JWT of another kind from the
+        // same issuer (a logout token, a DPoP proof, a security event) is not
+        // a job token, even if its claims would pass.
+        match header.get("typ") {
+            None => {}
+            Some(Value::String(t)) => {
+                let media = t.strip_prefix("application/").unwrap_or(t);
+                if !TOKEN_TYPES.iter().any(|k| media.eq_ignore_ascii_case(k)) {
+                    return Err(TokenError::WrongType(shown(t)));
+                }
+            }
+            Some(_) => return Err(TokenError::Malformed("header `typ` is not a string")),
         }
         let kid = match header.get("kid") {
             None => None,

@@ -296,6 +296,31 @@ fn more_malformed_and_missing() {
     h.crit = Some(vec!["exp".into()]);
     let token = jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_pem(k.ed.private_pem.as_bytes()).unwrap()).unwrap();
     assert!(matches!(err(&v, &token), TokenError::CriticalHeader));
+    // `typ`: another kind of JWT from the same issuer is refused, a job
+    // token's types (any case, with or without `application/`) pass.
+    let key = EncodingKey::from_ed_pem(k.ed.private_pem.as_bytes()).unwrap();
+    let typed = |typ: &str| {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(k.ed.kid.clone());
+        h.typ = Some(typ.into());
+        jsonwebtoken::encode(&h, &c, &key).unwrap()
+    };
+    for other in ["logout+jwt", "dpop+jwt", "secevent+jwt", "application/example+jwt", ""] {
+        let e = err(&v, &typed(other));
+        assert!(matches!(&e, TokenError::WrongType(t) if t == other), "{other}: {e}");
+        assert!(e.to_string().contains("is not a job token"), "{e}");
+    }
+    for ok in ["JWT", "jwt", "application/jwt", "at+jwt", "application/AT+JWT", "JOSE"] {
+        v.verify(&typed(ok), now()).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let mut h = Header::new(Algorithm::EdDSA);
+    h.kid = Some(k.ed.kid.clone());
+    let untyped = jsonwebtoken::encode(&h, &c, &key).unwrap();
+    let (head, rest) = untyped.split_once('.').unwrap();
+    let mut head_json: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(head).unwrap()).unwrap();
+    head_json["typ"] = json!(7);
+    let bad_typ = format!("{}.{rest}", b64(&head_json));
+    assert!(matches!(err(&v, &bad_typ), TokenError::Malformed(m) if m.contains("typ")));
     // `None` in any case
     let none = format!("{}.{}.", b64(&json!({"alg": "NoNe"})), b64(&c));
     assert!(matches!(err(&v, &none), TokenError::AlgorithmNone));
