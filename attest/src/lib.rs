@@ -57,7 +57,9 @@ pub use verify::{
     show, verify, verify_with, Artifacts, Field, Requirement, Subject, VerifiedStatement, VerifyError,
     MAX_ENVELOPE_BYTES,
 };
-pub use write::{envelope_path, write_envelope, write_envelope_bytes, WriteError, ENVELOPE_SUFFIX};
+pub use write::{
+    envelope_path, remove_stale_temporaries, write_envelope, write_envelope_bytes, WriteError, ENVELOPE_SUFFIX,
+};
 
 /// Why [`attest`] failed.
 #[derive(Debug, thiserror::Error)]

@@ -143,6 +143,36 @@ fn holds_exactly(path: &Path, bytes: &[u8]) -> bool {
         .is_ok_and(|_| held == bytes)
 }
 
+/// Removes what writes of `container_id`'s record killed before their
+/// rename left in `dir`: `.<id>.intoto.json.<pid>.<hex>.tmp` files of
+/// processes no longer alive (a live one may be another state root's
+/// container of the same id, being written). Returns how many it removed.
+/// It reads the whole directory: for a retried write, not every one.
+pub fn remove_stale_temporaries(dir: &Path, container_id: &str) -> usize {
+    let prefix = format!(".{container_id}{ENVELOPE_SUFFIX}.");
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some((pid, hex)) = rest.split_once('.') else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if hex.len() != 12 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 pub(crate) fn write_bytes(fs: &dyn Fs, dir: &Path, container_id: &str, bytes: &[u8]) -> Result<PathBuf, WriteError> {
     let target = envelope_path(dir, container_id)?;
     let tmp = dir.join(format!(".{container_id}{ENVELOPE_SUFFIX}.{}.{}.tmp", std::process::id(), random_hex(6)));
@@ -190,6 +220,32 @@ pub(crate) fn write_bytes(fs: &dyn Fs, dir: &Path, container_id: &str, bytes: &[
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    /// Only the leftovers of this id's writes by dead processes go: not a
+    /// live writer's, not another id's (`a` is not `a.b`), nothing else.
+    #[test]
+    fn stale_temporaries_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |name: &str| std::fs::write(dir.path().join(name), b"{").unwrap();
+        let dead = ".a.intoto.json.2147483647.00112233aabb.tmp";
+        let live = ".a.intoto.json.1.00112233aabb.tmp";
+        let others = [
+            ".a.b.intoto.json.2147483647.00112233aabb.tmp",
+            ".b.intoto.json.2147483647.00112233aabb.tmp",
+            "a.intoto.json",
+            ".a.intoto.json.x.00112233aabb.tmp",
+            ".a.intoto.json.2147483647.short.tmp",
+        ];
+        for n in [dead, live].iter().chain(others.iter()) {
+            put(n);
+        }
+        assert_eq!(remove_stale_temporaries(dir.path(), "a"), 1);
+        assert!(!dir.path().join(dead).exists());
+        for n in [live].iter().chain(others.iter()) {
+            assert!(dir.path().join(n).exists(), "{n} removed");
+        }
+        assert_eq!(remove_stale_temporaries(dir.path(), "a"), 0);
+    }
 
     /// A file system that fails the n-th write (or a named step) like a full disk.
     struct Faulty {

@@ -528,6 +528,7 @@ pub const ENVELOPE_FILE: &str = "brig-envelope.json";
 /// kept. Nothing kept is ever rebuilt.
 pub fn seal_once(
     dir: &Path,
+    id: &str,
     settings: &AttestConfig,
     facts: impl FnOnce() -> brig_attest::RunFacts,
 ) -> Result<Vec<u8>, String> {
@@ -541,6 +542,12 @@ pub fn seal_once(
             .map_err(|e| format!("keeping `{}`: {e}", dir.join(name).display()))
     };
     if let Some(envelope) = kept(ENVELOPE_FILE)? {
+        // A retry: an attempt killed before its rename left its temporary
+        // file in the attestation directory.
+        let removed = brig_attest::remove_stale_temporaries(&settings.dir, id);
+        if removed > 0 {
+            tracing::debug!(id, removed, "removed an earlier attempt's unfinished record");
+        }
         return Ok(envelope);
     }
     let statement = match kept(STATEMENT_FILE)? {

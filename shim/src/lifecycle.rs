@@ -1913,7 +1913,7 @@ fn attest_run(id: &str, dir: &Path, record: &RunRecord) -> Result<()> {
     let not_written = |e: String| {
         Error::state(id, format!("the run's attestation was not written ({e}); the container is kept, retry `delete`"))
     };
-    let envelope = crate::attestation::seal_once(dir, &m.settings, || {
+    let envelope = crate::attestation::seal_once(dir, id, &m.settings, || {
         let spec = crate::bundle::read_spec(&dir.join(state::SPEC_FILE)).ok();
         let killed = outcome.signal == Some(9) && !outcome.oom_killed && !outcome.timed_out;
         let rootless = crate::rootless::RootlessRecord::load(dir);

@@ -574,9 +574,13 @@ fn a_retried_delete_records_the_run_once_and_an_unreadable_record_keeps_it() {
     std::fs::remove_file(&attest_dir).unwrap();
     std::fs::rename(&aside, &attest_dir).unwrap();
     // The record as a delete killed after its rename leaves it: written,
-    // and the container still there.
+    // and the container still there; and an earlier attempt's temporary
+    // file, as one killed before its rename leaves it.
     std::fs::write(attest_dir.join(format!("{id}.intoto.json")), &kept).unwrap();
+    let unfinished = attest_dir.join(format!(".{id}.intoto.json.2147483647.0123456789ab.tmp"));
+    std::fs::write(&unfinished, &kept[..10]).unwrap();
     s.brig.ok(&["delete", &id]);
+    assert!(!unfinished.exists(), "an earlier attempt's temporary file was left");
     let names: Vec<String> = std::fs::read_dir(&attest_dir)
         .unwrap()
         .flatten()
