@@ -65,6 +65,12 @@ impl Fs for RealFs {
             .mode(0o644)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(path)?;
+        // Held while the file is open (until after its rename): a cleaner
+        // that cannot take it knows the writer lives, whatever pid
+        // namespace or host it is in (`remove_stale_temporaries`). Where the
+        // filesystem has no locks, the cleaner cannot take one either and
+        // leaves the file.
+        let _ = rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive);
         Ok(Box::new(f))
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
@@ -144,10 +150,12 @@ fn holds_exactly(path: &Path, bytes: &[u8]) -> bool {
 }
 
 /// Removes what writes of `container_id`'s record killed before their
-/// rename left in `dir`: `.<id>.intoto.json.<pid>.<hex>.tmp` files of
-/// processes no longer alive (a live one may be another state root's
-/// container of the same id, being written). Returns how many it removed.
-/// It reads the whole directory: for a retried write, not every one.
+/// rename left in `dir`: `.<id>.intoto.json.<pid>.<hex>.tmp` files whose
+/// writer is gone. A live writer (another state root's container of the
+/// same id, being written) holds a lock on its file until the rename; its
+/// pid, where this process can see it, is a second sign. Returns how many
+/// it removed. It reads the whole directory: for a retried write, not
+/// every one.
 pub fn remove_stale_temporaries(dir: &Path, container_id: &str) -> usize {
     let prefix = format!(".{container_id}{ENVELOPE_SUFFIX}.");
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
@@ -166,7 +174,21 @@ pub fn remove_stale_temporaries(dir: &Path, container_id: &str) -> usize {
         if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
-        if entry.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(entry.path()).is_ok() {
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+            .open(entry.path())
+        else {
+            continue;
+        };
+        // Held: its writer lives (in a pid namespace this one cannot see).
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue;
+        }
+        if std::fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }
@@ -188,7 +210,7 @@ pub(crate) fn write_bytes(fs: &dyn Fs, dir: &Path, container_id: &str, bytes: &[
         file.write_all(bytes).map_err(|e| err("write", &tmp, e))?;
         file.flush().map_err(|e| err("write", &tmp, e))?;
         file.sync().map_err(|e| err("sync", &tmp, e))?;
-        drop(file);
+        // The file stays open, and locked, until it is renamed.
         let mut target = target.clone();
         for n in 1..=MAX_RECORDS_PER_ID {
             match fs.rename(&tmp, &target) {
@@ -245,6 +267,14 @@ mod tests {
             assert!(dir.path().join(n).exists(), "{n} removed");
         }
         assert_eq!(remove_stale_temporaries(dir.path(), "a"), 0);
+        // A writer this process cannot see by pid (another pid namespace)
+        // holds its file's lock until the rename: left alone.
+        let held = ".a.intoto.json.2147483646.00112233aabb.tmp";
+        let writer = RealFs.create(&dir.path().join(held)).unwrap();
+        assert_eq!(remove_stale_temporaries(dir.path(), "a"), 0);
+        assert!(dir.path().join(held).exists());
+        drop(writer);
+        assert_eq!(remove_stale_temporaries(dir.path(), "a"), 1);
     }
 
     /// A file system that fails the n-th write (or a named step) like a full disk.

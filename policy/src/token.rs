@@ -403,9 +403,13 @@ impl TokenVerifier {
         // same issuer (a logout token, a DPoP proof, a security event) is not
         // a job token, even if its claims would pass.
         match header.get("typ") {
-            None => {}
+            None | Some(Value::Null) => {}
             Some(Value::String(t)) => {
-                let media = t.strip_prefix("application/").unwrap_or(t);
+                // Media types are compared without case, the prefix too.
+                let media = match t.get(..12) {
+                    Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &t[12..],
+                    _ => t.as_str(),
+                };
                 if !TOKEN_TYPES.iter().any(|k| media.eq_ignore_ascii_case(k)) {
                     return Err(TokenError::WrongType(shown(t)));
                 }

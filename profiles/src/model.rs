@@ -76,10 +76,10 @@ pub enum UserNamespaceMode {
 pub struct ProcessSection {
     /// Force `no_new_privs` on (true), or honour the spec (absent).
     pub no_new_privs: Option<bool>,
-    /// No memfd in the job's pid namespace can be executed (true): brig sets
-    /// `vm.memfd_noexec = 2` there (Linux 6.3+), so code the job did not get
-    /// from its image cannot be run from memory. Needs the job's own pid
-    /// namespace. Absent or false: the host's setting.
+    /// No memfd in the job's pid namespace can be `execve`d (true): brig sets
+    /// `vm.memfd_noexec = 2` there (Linux 6.6+), so a program the job wrote
+    /// to memory cannot be executed. Needs the job's own pid namespace.
+    /// Absent or false: the host's setting.
     #[serde(default)]
     pub memfd_noexec: Option<bool>,
     /// Capabilities the job keeps at most (in every set, bounding included).

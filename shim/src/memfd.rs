@@ -1,8 +1,11 @@
 //! `vm.memfd_noexec = 2` in a job's pid namespace (profile
-//! `process.memfd_noexec`): no memfd made there can be executed, so a job
-//! cannot run code it did not get from its image by writing it to memory
+//! `process.memfd_noexec`): no memfd made there can be `execve`d, so a job
+//! cannot run a program its image does not have by writing it to memory
 //! (`memfd_create` + `execveat`), past a `noexec` `/tmp` and Landlock's
-//! execute rules, which do not see memfds.
+//! execute rules, which do not see memfds. It is not a ban on code from
+//! memory: the dynamic loader can still map a memfd (`ld.so
+//! /proc/self/fd/N`), and anonymous executable memory (a JIT) is allowed
+//! (docs/threat-model.md).
 //!
 //! The setting belongs to a pid namespace and is read when a memfd is made,
 //! by the namespace of the process making it; it can only be raised, and a
@@ -20,18 +23,27 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use nix::sched::CloneFlags;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 
 const SYSCTL: &CStr = c"/proc/sys/vm/memfd_noexec";
+/// `MFD_EXEC` (Linux 6.3; not in every libc crate release).
+const MFD_EXEC: libc::c_uint = 0x10;
 
 /// What became of the setting for one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// `vm.memfd_noexec = 2` holds in the job's pid namespace.
+    /// `vm.memfd_noexec = 2` holds in the job's pid namespace, and a memfd
+    /// asked for executable was refused there.
     Enforced,
-    /// The kernel has no such setting (before Linux 6.3).
+    /// The kernel has no such setting, or one that does not hold (before
+    /// Linux 6.6, `2` let `MFD_EXEC` memfds be made and refused callers that
+    /// name neither flag: it is not set there).
     Unsupported,
+    /// Set, but a memfd asked for executable was made all the same.
+    NotRefused,
 }
 
 impl Outcome {
@@ -39,9 +51,21 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Enforced => "enforced",
-            Outcome::Unsupported => "unsupported: the kernel has no vm.memfd_noexec (Linux 6.3+)",
+            Outcome::Unsupported => "unsupported: the kernel has no vm.memfd_noexec that holds (Linux 6.6+)",
+            Outcome::NotRefused => "not enforced: vm.memfd_noexec = 2 did not refuse an executable memfd",
         }
     }
+}
+
+/// Whether the running kernel's `vm.memfd_noexec = 2` refuses `MFD_EXEC`
+/// and leaves callers that name neither flag alone (Linux 6.6: "sysctl: fix
+/// MEMFD_NOEXEC_SCOPE_NOEXEC_ENFORCED", "memfd: do not -EACCES old
+/// memfd_create() users").
+fn kernel_has_it(release: &str) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (6, 6)
 }
 
 /// Sets `vm.memfd_noexec = 2` in the pid namespace of `init` (the job's
@@ -49,7 +73,8 @@ impl Outcome {
 /// recorded (`/proc/<pid>/stat`), so that a pid reused meanwhile is never
 /// taken for it; the host's own pid namespace is never changed.
 pub fn enforce(init: i32, init_start: Option<u64>) -> io::Result<Outcome> {
-    if !std::path::Path::new("/proc/sys/vm/memfd_noexec").exists() {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if !kernel_has_it(&release) || !std::path::Path::new("/proc/sys/vm/memfd_noexec").exists() {
         return Ok(Outcome::Unsupported);
     }
     let ns = File::open(format!("/proc/{init}/ns/pid"))?;
@@ -73,39 +98,98 @@ pub fn enforce(init: i32, init_start: Option<u64>) -> io::Result<Outcome> {
         tracing::error!("cannot rejoin brig's own pid namespace after setting vm.memfd_noexec: {e}");
         std::process::abort();
     }
-    written?;
-    Ok(Outcome::Enforced)
+    written
 }
 
+/// What the child found besides an errno.
+const NOT_REFUSED: i32 = -2;
+/// Not run (the initial value).
+const NOT_RUN: i32 = -1;
+
 /// Writes the setting from a child in the pid namespace this thread's
-/// children go to.
-fn write_from_child() -> io::Result<()> {
+/// children go to, then checks that it holds there: an executable memfd is
+/// refused.
+fn write_from_child() -> io::Result<Outcome> {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    // The child reports here (it shares this thread's memory), not through
+    // its exit status: with SIGCHLD ignored (a disposition brig may inherit)
+    // the kernel reaps it and there is no status to read.
+    let result = AtomicI32::new(NOT_RUN);
     let mut stack = vec![0u8; 64 * 1024];
     // The child shares this thread's memory until it exits (CLONE_VM |
     // CLONE_VFORK: no copy of brig's address space), so it only makes
     // system calls: no allocation, no locks.
     let child = Box::new(|| -> isize {
-        // SAFETY: open and write with a NUL-terminated path and a live
-        // two-byte buffer; the descriptor is closed with the child.
-        unsafe {
+        // SAFETY: system calls with NUL-terminated paths and a live
+        // two-byte buffer; every descriptor is closed before returning.
+        let found = unsafe {
+            let errno = || (*libc::__errno_location()).max(1);
             let fd = libc::open(SYSCTL.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             if fd < 0 {
-                return *libc::__errno_location() as isize;
+                errno()
+            } else if libc::write(fd, b"2\n".as_ptr().cast(), 2) != 2 {
+                let e = errno();
+                libc::close(fd);
+                e
+            } else {
+                libc::close(fd);
+                let probe = libc::memfd_create(c"brig-probe".as_ptr(), libc::MFD_CLOEXEC | MFD_EXEC);
+                if probe >= 0 {
+                    libc::close(probe);
+                    NOT_REFUSED
+                } else {
+                    0
+                }
             }
-            if libc::write(fd, b"2\n".as_ptr().cast(), 2) != 2 {
-                return (*libc::__errno_location()).max(1) as isize;
-            }
-            0
-        }
+        };
+        result.store(found, Ordering::SeqCst);
+        0
     });
-    // SAFETY: the callback only makes system calls (above); the stack
-    // outlives the child, which the parent waits for (CLONE_VFORK).
-    let pid = unsafe {
+    // The child starts with every signal blocked: no handler may run on its
+    // stack with brig's memory (as the idmap holder, crate::idmap).
+    let mut previous = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut previous))?;
+    // SAFETY: the callback only makes system calls and stores to `result`
+    // (above); the stack and `result` outlive the child, which has exited
+    // when clone returns (CLONE_VFORK).
+    let cloned = unsafe {
         nix::sched::clone(child, &mut stack, CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK, Some(libc::SIGCHLD))
-    }?;
-    match waitpid(pid, None)? {
-        WaitStatus::Exited(_, 0) => Ok(()),
-        WaitStatus::Exited(_, errno) => Err(io::Error::from_raw_os_error(errno)),
-        other => Err(io::Error::other(format!("the child setting vm.memfd_noexec ended: {other:?}"))),
+    };
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None)?;
+    let pid = cloned?;
+    loop {
+        match waitpid(pid, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            // ECHILD: reaped by the kernel (SIGCHLD ignored).
+            Ok(_) | Err(nix::errno::Errno::ECHILD) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match result.load(Ordering::SeqCst) {
+        0 => Ok(Outcome::Enforced),
+        NOT_REFUSED => Ok(Outcome::NotRefused),
+        NOT_RUN => Err(io::Error::other("the child setting vm.memfd_noexec did not run")),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kernels_whose_setting_holds_get_it() {
+        for (release, has) in [
+            ("6.18.0-1-amd64", true),
+            ("6.6.0", true),
+            ("6.12.95+deb12-amd64", true),
+            ("7.0-rc1", true),
+            ("6.5.13-generic", false),
+            ("6.3.0", false),
+            ("5.15.0-91-generic", false),
+            ("", false),
+        ] {
+            assert_eq!(kernel_has_it(release), has, "{release}");
+        }
     }
 }

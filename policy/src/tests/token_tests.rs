@@ -310,7 +310,7 @@ fn more_malformed_and_missing() {
         assert!(matches!(&e, TokenError::WrongType(t) if t == other), "{other}: {e}");
         assert!(e.to_string().contains("is not a job token"), "{e}");
     }
-    for ok in ["JWT", "jwt", "application/jwt", "at+jwt", "application/AT+JWT", "JOSE"] {
+    for ok in ["JWT", "jwt", "application/jwt", "Application/JWT", "at+jwt", "application/AT+JWT", "JOSE"] {
         v.verify(&typed(ok), now()).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
     let mut h = Header::new(Algorithm::EdDSA);
@@ -321,6 +321,19 @@ fn more_malformed_and_missing() {
     head_json["typ"] = json!(7);
     let bad_typ = format!("{}.{rest}", b64(&head_json));
     assert!(matches!(err(&v, &bad_typ), TokenError::Malformed(m) if m.contains("typ")));
+    // `typ: null` is no type, as if absent (the signature covers the header,
+    // so re-sign it).
+    let mut h = Header::new(Algorithm::EdDSA);
+    h.kid = Some(k.ed.kid.clone());
+    h.typ = None;
+    let header_null = {
+        let mut j = serde_json::to_value(&h).unwrap();
+        j["typ"] = Value::Null;
+        j
+    };
+    let signing_input = format!("{}.{}", b64(&header_null), b64(&c));
+    let sig = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, Algorithm::EdDSA).unwrap();
+    v.verify(&format!("{signing_input}.{sig}"), now()).unwrap();
     // `None` in any case
     let none = format!("{}.{}.", b64(&json!({"alg": "NoNe"})), b64(&c));
     assert!(matches!(err(&v, &none), TokenError::AlgorithmNone));
