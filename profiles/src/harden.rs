@@ -205,6 +205,9 @@ pub struct Hardened {
     pub tightened: Vec<Tightening>,
 }
 
+/// The kernel's CPU weight for a cgroup nobody set one for, as v1 shares.
+const DEFAULT_CPU_SHARES: u64 = 1024;
+
 /// Default grace between SIGTERM and SIGKILL at timeout.
 pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -1190,7 +1193,10 @@ fn harden_cgroup(ctx: &mut Ctx<'_>, spec: &mut Spec) {
             }
         }
         if let Some(shares) = c.cpu_shares {
-            if cpu.shares().is_none_or(|s| s > shares) {
+            // Unset is the kernel's default weight (1024 shares, `cpu.weight`
+            // 100): left alone under a ceiling at or above it, so a profile
+            // capping the weight at the default costs no cgroup write.
+            if cpu.shares().unwrap_or(DEFAULT_CPU_SHARES) > shares {
                 changes.push((
                     "linux.resources.cpu.shares".into(),
                     cpu.shares().map(|s| s.to_string()).unwrap_or_else(|| "unset".into()),
@@ -1678,5 +1684,40 @@ mod tests {
         let r = h.spec.linux().as_ref().unwrap().resources().clone().unwrap();
         assert_eq!(r.memory().unwrap().reservation(), Some(67108864));
         assert_eq!(tightened(&h, "linux.resources.memory.reservation"), None);
+    }
+
+    /// `restricted` holds a job's CPU weight at the default (1024 shares):
+    /// a spec's 262144 (what `--cpu-shares` or a Kubernetes request of 256
+    /// CPUs sends) would win most of a contended CPU from every other job.
+    /// Unset stays unset (the same weight, and no cgroup write); a lower
+    /// weight is the job's own.
+    #[test]
+    fn restricted_holds_the_cpu_weight_at_the_default() {
+        let restricted = crate::ProfileSet::builtin().get("restricted").unwrap().profile.clone();
+        let shares_of = |cpu: serde_json::Value| {
+            let h = harden(
+                &restricted,
+                spec_with_resources(serde_json::json!({ "cpu": cpu })),
+                &JobAsks::default(),
+                &FakeHost,
+            )
+            .unwrap();
+            let shares = h.spec.linux().as_ref().unwrap().resources().clone().unwrap().cpu().clone().unwrap().shares();
+            (shares, tightened(&h, "linux.resources.cpu.shares"))
+        };
+        assert_eq!(
+            shares_of(serde_json::json!({"shares": 262144})),
+            (Some(1024), Some(("262144".into(), "1024".into())))
+        );
+        assert_eq!(shares_of(serde_json::json!({})), (None, None));
+        assert_eq!(shares_of(serde_json::json!({"shares": 2})), (Some(2), None));
+        // A profile below the default sets it where the spec has none.
+        let light = crate::parse("name = \"light\"\n[cgroup]\ncpu_shares = 512\n", "light").unwrap();
+        let h = harden(&light, spec_with_resources(serde_json::json!({"cpu": {}})), &JobAsks::default(), &FakeHost)
+            .unwrap();
+        assert_eq!(
+            h.spec.linux().as_ref().unwrap().resources().clone().unwrap().cpu().clone().unwrap().shares(),
+            Some(512)
+        );
     }
 }

@@ -1293,7 +1293,7 @@ mod tests {
         let why = limit_reasons(&restricted, None);
         assert_eq!(
             why,
-            vec!["profile `restricted` sets [cgroup] memory = 512m, memory_swap = 512m, cpus = 1, pids = 256"]
+            vec!["profile `restricted` sets [cgroup] memory = 512m, memory_swap = 512m, cpus = 1, cpu_shares = 1024, pids = 256"]
         );
         let permissive = brig_profiles::ProfileSet::load_one(None, "permissive").unwrap().profile;
         assert!(limit_reasons(&permissive, None).is_empty());
