@@ -630,18 +630,24 @@ fn a_bind_source_swapped_for_a_link_never_mounts_the_link() {
             let (real, link) = (base.join("real"), base.join("link"));
             std::os::unix::fs::symlink("/etc", &link).unwrap();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                // src: the directory, then a link to /etc, a few ms each.
+                // src: a link to /etc for 3 ms, then the directory for 9 ms
+                // (so that launches get through too, on a slow machine).
                 let _ = std::fs::rename(&src, &real);
                 let _ = std::fs::rename(&link, &src);
                 std::thread::sleep(std::time::Duration::from_millis(3));
                 let _ = std::fs::rename(&src, &link);
                 let _ = std::fs::rename(&real, &src);
-                std::thread::sleep(std::time::Duration::from_millis(3));
+                std::thread::sleep(std::time::Duration::from_millis(9));
             }
         })
     };
+    // At least 24 launches, and more (up to 96) until one got through: under
+    // emulation (the QEMU suite) a launch spans many swaps.
     let mut mounted = 0;
-    for _ in 0..24 {
+    for round in 0..96 {
+        if round >= 24 && mounted > 0 {
+            break;
+        }
         let mut b = Bundle::new(&["sh", "-c", "ls /in"]);
         b.push("/mounts", json!({"destination": "/in", "type": "bind", "source": src, "options": ["rbind", "ro"]}));
         let (code, out, err) = brig.run(&b, &unique_id("swap"));
