@@ -41,10 +41,9 @@ pub fn open_regular_with(options: &mut OpenOptions, path: &Path) -> io::Result<(
     let not_regular = |meta: &std::fs::Metadata| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("{}, not a regular file", kind(meta)))
     };
-    match std::fs::metadata(path) {
-        Ok(before) if !before.is_file() => return Err(not_regular(&before)),
-        // Not there: the open says so, or creates it if asked to.
-        Ok(_) | Err(_) => {}
+    // Not there: the open says so, or creates it if asked to.
+    if let Some(before) = std::fs::metadata(path).ok().filter(|m| !m.is_file()) {
+        return Err(not_regular(&before));
     }
     // Swapped for something else since: refused by the `fstat` below.
     let file = match options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC).open(path) {

@@ -35,7 +35,7 @@ pub use authz::{
 pub use config::{AuditConfig, AuthMode, ConfigError, OtherPrincipalExec, PolicyConfig, ReplayConfig, TrustConfig};
 pub use context::{
     ContextError, EgressRule, ExecOwner, ExecRequest, ImageRef, LaunchContext, MountInfo, Resources, SpecOptions,
-    UserInfo, DEFAULT_PATH, VIRTUAL_FS,
+    UserInfo, DEFAULT_PATH,
 };
 pub use devtools::{jwks_from, keygen, mint, DevError, GeneratedKey};
 pub use jwks::TrustError;

@@ -107,7 +107,7 @@ struct RuntimeRequests<'a> {
 impl brig_policy::CaseRequests for RuntimeRequests<'_> {
     fn bundle_context(&self, bundle: &Path) -> std::result::Result<brig_policy::LaunchContext, String> {
         let (request, _) = request_as_create_reads_it(bundle)?;
-        crate::pipeline::describe(self.config, &request, &self.host).map(|d| d.context).map_err(|e| e.to_string())
+        crate::pipeline::describe(self.config, &request, &self.host, None).map(|d| d.context).map_err(|e| e.to_string())
     }
 
     fn identity(
@@ -146,7 +146,7 @@ fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>, id: Option<
             return Ok(1);
         }
     };
-    let mut described = match crate::pipeline::describe(&config, &request, &crate::host::RealHost::new(&config)) {
+    let mut described = match crate::pipeline::describe(&config, &request, &crate::host::RealHost::new(&config), None) {
         Ok(d) => d,
         Err(e) => {
             crate::outln!("decision: deny\nreason: {e}");

@@ -180,7 +180,7 @@ fn create_with(
     // Every namespace the spec joins by path is opened now, once: what is
     // checked from here on is what the job joins (crate::nspin).
     crate::nspin::pin(id, &request.spec)?;
-    let prepared = pipeline::prepare(&config, request, id, policies)?;
+    let prepared = pipeline::prepare(&config, request, id, &own, policies)?;
     tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "pipeline done");
     tracing::info!(
         id,
@@ -195,20 +195,6 @@ fn create_with(
         let alt = prepared.request.rootfs.with_file_name("alt");
         let _ =
             nix::fcntl::renameat2(None, &prepared.request.rootfs, None, &alt, nix::fcntl::RenameFlags::RENAME_EXCHANGE);
-    }
-    // Nor is this state root a mount's source (brig's own directories, other
-    // runtimes' and the live jobs' state roots are checked with the policy
-    // context: pipeline::describe).
-    if pipeline::confines_mounts(&prepared.profile.profile) {
-        pipeline::check_spec_mount_sources(&config, std::slice::from_ref(&own), &prepared.hardened.spec).map_err(
-            |message| {
-                Error::Bundle(crate::bundle::BundleError::Invalid {
-                    path: prepared.request.config_path.clone(),
-                    field: "mounts".into(),
-                    message,
-                })
-            },
-        )?;
     }
     launch(&root, id, &prepared, opts, g, rootless.as_ref()).map(|c| (c, console))
 }
@@ -476,18 +462,15 @@ fn launch(
         // Before the job starts, and before its namespaces are registered
         // (nothing else can join them yet).
         if record.plan.memfd_noexec {
-            record.memfd_noexec = Some(match rootless {
-                // Only the host's root may change the setting.
-                Some(_) => {
-                    tracing::warn!(id, "process.memfd_noexec: not enforced (rootless: only host root can set it)");
-                    "not enforced: rootless (only host root can set vm.memfd_noexec)".to_string()
-                }
+            let outcome = match rootless {
+                Some(_) => crate::memfd::Outcome::Rootless,
                 None => crate::memfd::enforce(init, record.init_start)
-                    .map_err(|e| Error::state(id, format!("process.memfd_noexec: setting vm.memfd_noexec: {e}")))?
-                    .as_str()
-                    .to_string(),
-            });
-            tracing::debug!("memfd_noexec: {}", record.memfd_noexec.as_deref().unwrap_or(""));
+                    .map_err(|e| Error::state(id, format!("process.memfd_noexec: setting vm.memfd_noexec: {e}")))?,
+            };
+            if outcome == crate::memfd::Outcome::Rootless {
+                tracing::warn!(id, "process.memfd_noexec: {}", outcome.as_str());
+            }
+            record.memfd_noexec = Some(outcome.as_str().to_string());
         }
         record.save(&dir).map_err(|e| Error::io("writing", dir.join(state::RECORD_FILE), e))?;
         if rootless.is_none() {

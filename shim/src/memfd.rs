@@ -21,6 +21,7 @@ use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -44,6 +45,8 @@ pub enum Outcome {
     Unsupported,
     /// Set, but a memfd asked for executable was made all the same.
     NotRefused,
+    /// Not set: brig runs rootless, and only the host's root may set it.
+    Rootless,
 }
 
 impl Outcome {
@@ -53,6 +56,7 @@ impl Outcome {
             Outcome::Enforced => "enforced",
             Outcome::Unsupported => "unsupported: the kernel has no vm.memfd_noexec that holds (Linux 6.6+)",
             Outcome::NotRefused => "not enforced: vm.memfd_noexec = 2 did not refuse an executable memfd",
+            Outcome::Rootless => "not enforced: rootless (only host root can set vm.memfd_noexec)",
         }
     }
 }
@@ -74,7 +78,8 @@ fn kernel_has_it(release: &str) -> bool {
 /// taken for it; the host's own pid namespace is never changed.
 pub fn enforce(init: i32, init_start: Option<u64>) -> io::Result<Outcome> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    if !kernel_has_it(&release) || !std::path::Path::new("/proc/sys/vm/memfd_noexec").exists() {
+    let sysctl = std::path::Path::new(std::ffi::OsStr::from_bytes(SYSCTL.to_bytes()));
+    if !kernel_has_it(&release) || !sysctl.exists() {
         return Ok(Outcome::Unsupported);
     }
     let ns = File::open(format!("/proc/{init}/ns/pid"))?;

@@ -329,7 +329,7 @@ fn runtime_state_trees() -> Vec<PathBuf> {
 /// but one whose ceilings let a job mount the whole host writable
 /// (`permissive`: the spec as runc runs it; a job that may write `/` is
 /// beyond what keeping brig's files out of its mounts would protect).
-pub fn confines_mounts(profile: &brig_profiles::model::Profile) -> bool {
+fn confines_mounts(profile: &brig_profiles::model::Profile) -> bool {
     !profile.ceilings.writable_mounts.iter().any(|p| p.trim_end_matches('/').is_empty())
 }
 
@@ -371,25 +371,6 @@ pub fn check_mount_sources<'a>(
         }
     }
     Ok(())
-}
-
-/// [`check_mount_sources`] for the spec's mounts that reach the host (as
-/// the policy context counts them), their sources canonical, against
-/// `extra_trees` and brig's own paths.
-pub fn check_spec_mount_sources(config: &Config, extra_trees: &[PathBuf], spec: &Spec) -> Result<(), String> {
-    let mut sources = Vec::new();
-    for m in spec.mounts().as_deref().unwrap_or_default() {
-        let opts = m.options().as_deref().unwrap_or_default();
-        let bind = opts.iter().any(|o| o == "bind" || o == "rbind") || m.typ().as_deref() == Some("bind");
-        if !bind && m.typ().as_deref().is_some_and(|t| brig_policy::VIRTUAL_FS.contains(&t)) {
-            continue;
-        }
-        if let Some(source) = m.source().as_ref().filter(|s| s.is_absolute()) {
-            let source = std::fs::canonicalize(source).unwrap_or_else(|_| source.clone());
-            sources.push((m.destination().to_string_lossy().into_owned(), source.to_string_lossy().into_owned()));
-        }
-    }
-    check_mount_sources(config, || extra_trees.to_vec(), sources.iter().map(|(d, s)| (d.as_str(), s.as_str())))
 }
 
 /// Where a job's root filesystem may not be: at, inside or above one of
@@ -473,8 +454,14 @@ pub struct Described {
 /// context described from the final spec, with bind sources canonical and
 /// host namespaces joined by path marked. `brig policy explain` and
 /// `brig policy test` call this too, so what they decide is what `create`
-/// decides.
-pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Result<Described, LaunchError> {
+/// decides. `state_root`: the one `create` keeps the job's state under
+/// (never a mount's source either), if any.
+pub fn describe(
+    config: &Config,
+    request: &LaunchRequest,
+    host: &RealHost,
+    state_root: Option<&Path>,
+) -> Result<Described, LaunchError> {
     let name = request.annotation(annotation::PROFILE).unwrap_or_else(|| config.profiles.default.clone());
     let profile = ProfileSet::load_one(Some(&config.profiles.dir), &name)?;
     let asks = job_asks(request)?;
@@ -497,7 +484,7 @@ pub fn describe(config: &Config, request: &LaunchRequest, host: &RealHost) -> Re
     if confines_mounts(&profile.profile) {
         check_mount_sources(
             config,
-            runtime_state_trees,
+            || runtime_state_trees().into_iter().chain(state_root.map(Path::to_path_buf)).collect(),
             context.mounts.iter().filter(|m| m.reaches_host()).map(|m| (m.destination.as_str(), m.source.as_str())),
         )
         .map_err(|message| BundleError::Invalid {
@@ -559,12 +546,14 @@ pub fn client_container_id(bundle: &Path, id: &str, config: &Config) -> Option<S
     (containerd || podman).then(|| id.to_string())
 }
 
-/// Runs the pipeline for `create` (and `run`); `policies` is what
-/// [`start_policy_loader`] started (without it, an authorized launch is denied).
+/// Runs the pipeline for `create` (and `run`) of `id` under `state_root`;
+/// `policies` is what [`start_policy_loader`] started (without it, an
+/// authorized launch is denied).
 pub fn prepare(
     config: &Config,
     mut request: LaunchRequest,
     id: &str,
+    state_root: &Path,
     policies: Option<brig_policy::PolicyLoader>,
 ) -> Result<Prepared, LaunchError> {
     let t0 = std::time::Instant::now();
@@ -574,7 +563,7 @@ pub fn prepare(
 
     let host = RealHost::new(config);
     let Described { profile, hardened, mut context } =
-        describe(config, &request, &host).map_err(|e| match config.auth.mode {
+        describe(config, &request, &host, Some(state_root)).map_err(|e| match config.auth.mode {
             AuthMode::Required => deny(config, id, None, e.to_string()),
             AuthMode::Off => e,
         })?;
