@@ -1957,7 +1957,7 @@ fn remove_with_unreadable_state(root: &StateRoot, id: &str, dir: &Path, why: &Er
 
 /// What a create that died may have left outside the container's state
 /// directory: its staging lock, its idmapped root and staged binds, its
-/// cgroup claims.
+/// cgroup claims, its user-namespace range.
 fn remove_leftovers(root: &StateRoot, id: &str, dir: &Path) {
     let _ = std::fs::remove_dir_all(root.legacy_staging_dir(id));
     // (Not the id's lock file: the caller holds it, and drops it with it.)
@@ -1969,6 +1969,8 @@ fn remove_leftovers(root: &StateRoot, id: &str, dir: &Path) {
     remove_staged_binds(&staged_dir(&leftover, "binds"));
     remove_staged_binds(&staged_dir(&leftover, "layers"));
     crate::cgclaim::release_all_of(Path::new(crate::cgclaim::REGISTRY_DIR), dir);
+    crate::userns::Allocator::new(crate::userns::ALLOCATION_DIR, crate::userns::Pool::default())
+        .release_stale_of(&root.path, id);
 }
 
 /// What libcontainer's `delete` does for a stopped container, without its

@@ -6,10 +6,11 @@
 //! a *slot*: a file `slot-<n>` in the allocation directory, created with
 //! `O_EXCL` (so concurrent `brig create`s cannot both take it) and holding the
 //! owner: the state root and container id, and the pid and start time of the
-//! `brig` process that took it. A slot is **stale**, and is reclaimed by the
-//! next allocation, when its container does not exist and the process that
-//! took it is gone (killed between allocation and launch) — so no range leaks.
-//! `delete` releases the slot.
+//! `brig` process that took it. A slot is **stale** when its container does
+//! not exist and the process that took it is gone (killed between allocation
+//! and launch); `delete --force` of that id frees it, and so does any
+//! allocation that meets it — so no range leaks. `delete` releases the slot.
+//! Allocation starts at a random slot (see `allocate`).
 //!
 //! Jobs of one pod (a Kubernetes sandbox and its containers, a Podman pod,
 //! `docker run --network container:X`) share the pod's user namespace, and so
@@ -205,7 +206,16 @@ impl Allocator {
         self.pool.check()?;
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let body = serde_json::to_vec(&Holder::me(root, id)).unwrap_or_default();
-        for slot in 0..self.pool.slots() {
+        // The scan starts at a random slot and wraps. From slot 0 every
+        // allocation would walk past every live job's slot (a read and a
+        // `stat` each), and a range would go to the next job the moment it
+        // is freed: that job would own on disk whatever the previous one
+        // left with those IDs on a shared volume. From a random start a freed
+        // range is taken again by the next allocation with a chance of one in
+        // the number of free ranges. Without randomness the scan starts at 0.
+        let slots = self.pool.slots();
+        let first = getrandom::u32().unwrap_or(0) % slots.max(1);
+        for slot in (first..slots).chain(0..first) {
             let path = self.slot_path(slot);
             for _attempt in 0..2 {
                 match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
@@ -384,6 +394,34 @@ impl Allocator {
         }
     }
 
+    /// Releases whatever `root`/`id` still holds without a record of it: a
+    /// create killed between allocation and launch, found by `delete
+    /// --force` of its id. Only a stale hold goes (its container does not
+    /// exist and the brig that took it is gone), never a live create's.
+    /// Without this such a range would wait for an allocation to meet it.
+    pub fn release_stale_of(&self, root: &Path, id: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let slots: Vec<u32> =
+            entries.flatten().filter_map(|e| e.file_name().to_str()?.strip_prefix("slot-")?.parse().ok()).collect();
+        if slots.is_empty() {
+            return;
+        }
+        let Ok(_lock) = self.lock() else {
+            tracing::warn!(id, "cannot lock the user-namespace allocation directory; a left-over range is kept");
+            return;
+        };
+        let ours = |h: &Holder| h.root == root && h.id == id && is_stale(h);
+        for slot in slots {
+            let member = self.member_path(slot, root, id);
+            if Self::holder_of(&member).is_some_and(|h| ours(&h)) {
+                let _ = std::fs::remove_file(member);
+            }
+            if Self::holder_of(&self.slot_path(slot)).is_some_and(|h| ours(&h)) {
+                self.free_or_hand_over(slot);
+            }
+        }
+    }
+
     /// The owner is gone: a live member takes the slot, or it is freed. Call
     /// with the lock held.
     fn free_or_hand_over(&self, slot: u32) -> bool {
@@ -425,17 +463,40 @@ mod tests {
         let root = d.path().join("root");
         let a = alloc(&d.path().join("slots"));
         // Live holders: make their containers exist.
-        let mut bases = vec![];
+        let mut ranges = vec![];
         for i in 0..4 {
             let id = format!("c{i}");
             std::fs::create_dir_all(root.join(&id)).unwrap();
             std::fs::write(root.join(&id).join("state.json"), "{}").unwrap();
-            bases.push(a.allocate(&root, &id).unwrap().host_base);
+            ranges.push(a.allocate(&root, &id).unwrap());
         }
+        let mut bases: Vec<u32> = ranges.iter().map(|r| r.host_base).collect();
+        bases.sort();
         assert_eq!(bases, vec![1_000_000, 1_065_536, 1_131_072, 1_196_608]);
         assert!(matches!(a.allocate(&root, "c4"), Err(UsernsError::Exhausted(4))));
-        a.release(1, &root, "c1");
-        assert_eq!(a.allocate(&root, "c5").unwrap().slot, 1);
+        a.release(ranges[1].slot, &root, "c1");
+        assert_eq!(a.allocate(&root, "c5").unwrap().slot, ranges[1].slot);
+    }
+
+    #[test]
+    fn a_freed_range_is_not_handed_straight_to_the_next_job() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let a = Allocator::new(d.path().join("slots"), Pool { start: 1_000_000, count: 65536 * 256, range: 65536 });
+        std::fs::create_dir_all(root.join("c")).unwrap();
+        std::fs::write(root.join("c").join("state.json"), "{}").unwrap();
+        // Allocate and free, 40 times over: with the scan from slot 0 every
+        // job got slot 0, the range its predecessor had just freed.
+        let mut taken = vec![];
+        for _ in 0..40 {
+            let range = a.allocate(&root, "c").unwrap();
+            assert!(range.slot < 256 && range.host_base == 1_000_000 + range.slot * 65536);
+            a.release(range.slot, &root, "c");
+            taken.push(range.slot);
+        }
+        let straight_reuse = taken.windows(2).filter(|w| w[0] == w[1]).count();
+        // One in 256 per allocation: more than 3 of 39 is as good as never.
+        assert!(straight_reuse <= 3, "a freed range went straight to the next job: {taken:?}");
     }
 
     #[test]
@@ -454,11 +515,37 @@ mod tests {
             pid: me,
             start_time: proc_start_time(me).unwrap(),
         };
-        std::fs::write(a.slot_path(1), serde_json::to_vec(&live).unwrap()).unwrap();
+        for slot in 1..4 {
+            std::fs::write(a.slot_path(slot), serde_json::to_vec(&live).unwrap()).unwrap();
+        }
         let r = a.allocate(&d.path().join("root"), "new").unwrap();
         assert_eq!(r.slot, 0, "the dead holder's slot is reclaimed");
-        let r = a.allocate(&d.path().join("root"), "new2").unwrap();
-        assert_eq!(r.slot, 2, "the live holder keeps its slot");
+        let r = a.allocate(&d.path().join("root"), "new2");
+        assert!(matches!(r, Err(UsernsError::Exhausted(4))), "the live holders keep their slots: {r:?}");
+    }
+
+    #[test]
+    fn a_hold_left_by_a_dead_create_is_released_by_its_id_only() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let a = alloc(&d.path().join("slots"));
+        std::fs::create_dir_all(&a.dir).unwrap();
+        let dead = |id: &str| Holder { root: root.clone(), id: id.into(), pid: i32::MAX - 1, start_time: 1 };
+        std::fs::write(a.slot_path(2), serde_json::to_vec(&dead("crashed")).unwrap()).unwrap();
+        std::fs::write(a.slot_path(3), serde_json::to_vec(&dead("other")).unwrap()).unwrap();
+        // A live create of the same id (this process) keeps its slot.
+        let me = std::process::id() as i32;
+        let live =
+            Holder { root: root.clone(), id: "crashed".into(), pid: me, start_time: proc_start_time(me).unwrap() };
+        std::fs::write(a.slot_path(1), serde_json::to_vec(&live).unwrap()).unwrap();
+        // The same id under another state root is another container.
+        let elsewhere = Holder { root: d.path().join("elsewhere"), ..dead("crashed") };
+        std::fs::write(a.slot_path(0), serde_json::to_vec(&elsewhere).unwrap()).unwrap();
+        a.release_stale_of(&root, "crashed");
+        assert!(!a.slot_path(2).exists(), "the dead create's range is released");
+        for slot in [0, 1, 3] {
+            assert!(a.slot_path(slot).exists(), "slot {slot} is not that create's");
+        }
     }
 
     #[test]
@@ -532,8 +619,14 @@ mod tests {
         std::fs::remove_dir_all(root.join("sandbox")).unwrap();
         let dead = Holder { root: root.clone(), id: "sandbox".into(), pid: i32::MAX - 1, start_time: 1 };
         std::fs::write(a.slot_path(r.slot), serde_json::to_vec(&dead).unwrap()).unwrap();
-        let next = a.allocate(&root, "new").unwrap();
-        assert_ne!(next.slot, r.slot);
+        // The three other slots, then a fourth allocation that meets the
+        // stale owner's slot (the scan starts anywhere): handed to the
+        // member, not freed.
+        for i in 0..3 {
+            let next = a.allocate(&root, &format!("new{i}")).unwrap();
+            assert_ne!(next.slot, r.slot);
+        }
+        assert!(matches!(a.allocate(&root, "new3"), Err(UsernsError::Exhausted(4))));
         assert_eq!(Allocator::holder_of(&a.slot_path(r.slot)).unwrap().id, "app");
     }
 
