@@ -27,7 +27,9 @@ pub enum Command {
         /// signal=, image=, rootfs=, tenant=, subject= (the token's sub), iss=,
         /// decision=, timed_out=, oom=, killed=, output=NAME[@sha256:HEX],
         /// inputs-unchanged= (no input changed on the host during the run),
-        /// builder=, container=
+        /// builder=, container=, keyid= (the key that signed it: with several
+        /// keys trusted, which host), statement=sha256:HEX (this one record).
+        /// An empty value (tenant=) requires that the field is absent
         #[arg(long = "require", value_name = "KEY=VALUE")]
         require: Vec<String>,
         /// Print the verified statement (JSON) on success
@@ -123,9 +125,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 String::new()
             };
             eprintln!(
-                "verified: container {} signed by keyid {}; {} subject(s){files}; {} requirement(s) met",
-                v.container_id(),
+                "verified: container {} signed by keyid {}; statement {}; {} subject(s){files}; {} requirement(s) met",
+                crate::clean(&v.container_id()),
                 v.keyid,
+                v.statement_digest,
                 v.subjects.len(),
                 reqs.len()
             );

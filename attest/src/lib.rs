@@ -54,7 +54,7 @@ pub use statement::{
     RUN_SUBJECT_PREFIX, STATEMENT_TYPE, TREE_MEDIA_TYPE,
 };
 pub use verify::{
-    show, verify, verify_with, Artifacts, Field, Requirement, Subject, VerifiedStatement, VerifyError,
+    clean, show, verify, verify_with, Artifacts, Field, Requirement, Subject, VerifiedStatement, VerifyError,
     MAX_ENVELOPE_BYTES,
 };
 pub use write::{

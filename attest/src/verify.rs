@@ -42,6 +42,8 @@ pub enum VerifyError {
     PayloadType { found: String },
     #[error("the payload is not a JSON object: {0}")]
     NotJson(String),
+    #[error("the payload repeats a key ({0}): readers that keep the first value and readers that keep the last would read different statements")]
+    DuplicateKey(String),
     #[error("statement `_type` is `{found}`, expected `https://in-toto.io/Statement/v1`")]
     StatementType { found: String },
     #[error("`predicateType` is `{found}`, expected `https://slsa.dev/provenance/v1`")]
@@ -154,6 +156,13 @@ pub enum Field {
     Builder,
     /// The container id.
     Container,
+    /// The keyid of the trusted key that verified the envelope: `builder`
+    /// is what the statement says, the key is who signed it; with several
+    /// hosts' keys trusted, this is what ties a record to one host.
+    KeyId,
+    /// `sha256:HEX` of the statement (the payload's bytes): one run's record
+    /// exactly, where container and tenant can name several runs.
+    Statement,
 }
 
 impl Field {
@@ -177,6 +186,8 @@ impl Field {
         ("inputs-unchanged", Field::InputsUnchanged),
         ("builder", Field::Builder),
         ("container", Field::Container),
+        ("keyid", Field::KeyId),
+        ("statement", Field::Statement),
     ];
 
     /// The keys `--require` accepts.
@@ -210,7 +221,10 @@ impl FromStr for Requirement {
             Field::Exit | Field::Signal if value != "none" && value.parse::<i64>().is_err() => {
                 return Err(bad("expected a number or `none`".into()))
             }
-            Field::Image | Field::Rootfs | Field::ProfileDigest if parse_digest(value).is_none() => {
+            Field::KeyId if !is_lower_hex(value) || value.len() != 64 => {
+                return Err(bad("expected 64 lower-case hex digits (the keyid `verified:` prints)".into()))
+            }
+            Field::Image | Field::Rootfs | Field::ProfileDigest | Field::Statement if parse_digest(value).is_none() => {
                 return Err(bad("expected `sha256:` and 64 lower-case hex digits".into()))
             }
             _ => {}
@@ -232,6 +246,8 @@ pub struct VerifiedStatement {
     pub statement: Value,
     /// The trusted key that signed it.
     pub keyid: String,
+    /// `sha256:HEX` of the payload: this record's identity.
+    pub statement_digest: String,
     pub subjects: Vec<Subject>,
     /// Files whose digest was recomputed (with `--artifacts`).
     pub artifacts_checked: usize,
@@ -240,7 +256,11 @@ pub struct VerifiedStatement {
 impl VerifiedStatement {
     /// The value of a field, as requirements compare it.
     pub fn field(&self, f: Field) -> String {
-        field_value(&self.statement, f)
+        match f {
+            Field::KeyId => self.keyid.clone(),
+            Field::Statement => self.statement_digest.clone(),
+            _ => field_value(&self.statement, f),
+        }
     }
 
     /// The container id (`invocationId`).
@@ -275,6 +295,7 @@ fn dependency<'a>(s: &'a Value, name: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
+/// A number or flag as requirements compare it: `none` when absent.
 fn text(v: &Value) -> String {
     match v {
         Value::Null => "none".into(),
@@ -283,28 +304,38 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// A name (tenant, subject, issuer, profile, ...) as requirements compare it:
+/// empty when absent, so `tenant=` requires that there is none, and
+/// `tenant=none` is the tenant called `none` only.
+fn name_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        other => text(other),
+    }
+}
+
 fn field_value(s: &Value, f: Field) -> String {
     let ip = "/predicate/buildDefinition/internalParameters";
     match f {
-        Field::Profile => text(at(s, &format!("{ip}/profile/name"))),
+        Field::Profile => name_text(at(s, &format!("{ip}/profile/name"))),
         Field::ProfileDigest => text(at(s, &format!("{ip}/profile/digest"))),
         Field::Exit => text(at(outcome(s), "/exitCode")),
         Field::Signal => text(at(outcome(s), "/signal")),
         Field::TimedOut => text(at(outcome(s), "/timedOut")),
         Field::Oom => text(at(outcome(s), "/oomKilled")),
         Field::Killed => text(at(outcome(s), "/killed")),
-        Field::Image => text(at(s, "/predicate/buildDefinition/externalParameters/image")),
+        Field::Image => name_text(at(s, "/predicate/buildDefinition/externalParameters/image")),
         Field::Rootfs => match at(dependency(s, "rootfs"), "/digest/sha256").as_str() {
             Some(h) => format!("sha256:{h}"),
             None => "none".into(),
         },
-        Field::Tenant => text(at(s, &format!("{ip}/identity/tenant"))),
-        Field::Subject => text(at(s, &format!("{ip}/identity/sub"))),
-        Field::Issuer => text(at(s, &format!("{ip}/identity/iss"))),
-        Field::Decision => text(at(s, &format!("{ip}/authorization/decision"))),
-        Field::Builder => text(at(s, "/predicate/runDetails/builder/id")),
-        Field::Container => text(at(s, "/predicate/runDetails/metadata/invocationId")),
-        Field::Output => String::new(),
+        Field::Tenant => name_text(at(s, &format!("{ip}/identity/tenant"))),
+        Field::Subject => name_text(at(s, &format!("{ip}/identity/sub"))),
+        Field::Issuer => name_text(at(s, &format!("{ip}/identity/iss"))),
+        Field::Decision => name_text(at(s, &format!("{ip}/authorization/decision"))),
+        Field::Builder => name_text(at(s, "/predicate/runDetails/builder/id")),
+        Field::Container => name_text(at(s, "/predicate/runDetails/metadata/invocationId")),
+        Field::Output | Field::KeyId | Field::Statement => String::new(),
         Field::InputsUnchanged => inputs_unchanged(s),
     }
 }
@@ -324,9 +355,13 @@ fn inputs_unchanged(s: &Value) -> String {
     answer.into()
 }
 
-fn check_requirement(s: &Value, subjects: &[Subject], r: &Requirement) -> Result<(), VerifyError> {
-    let not_met =
-        |actual: String| VerifyError::RequirementNotMet { key: r.key.clone(), expected: r.value.clone(), actual };
+fn check_requirement(v: &VerifiedStatement, r: &Requirement) -> Result<(), VerifyError> {
+    let subjects = &v.subjects;
+    let not_met = |actual: String| VerifyError::RequirementNotMet {
+        key: r.key.clone(),
+        expected: clean(&r.value),
+        actual: if actual.is_empty() { "(absent)".into() } else { clean(&actual) },
+    };
     if r.field == Field::Output {
         let (name, digest) = match r.value.rsplit_once("@sha256:") {
             Some((n, d)) => (n, Some(d)),
@@ -338,7 +373,7 @@ fn check_requirement(s: &Value, subjects: &[Subject], r: &Requirement) -> Result
             Some(_) => Ok(()),
         };
     }
-    let actual = field_value(s, r.field);
+    let actual = v.field(r.field);
     if actual == r.value {
         Ok(())
     } else {
@@ -357,11 +392,11 @@ fn check_statement(s: &Value) -> Result<Vec<Subject>, VerifyError> {
     }
     let ty = at(s, "/_type");
     if ty.as_str() != Some(STATEMENT_TYPE) {
-        return Err(VerifyError::StatementType { found: text(ty) });
+        return Err(VerifyError::StatementType { found: clean(&text(ty)) });
     }
     let pt = at(s, "/predicateType");
     if pt.as_str() != Some(PREDICATE_TYPE) {
-        return Err(VerifyError::PredicateType { found: text(pt) });
+        return Err(VerifyError::PredicateType { found: clean(&text(pt)) });
     }
     let subj = at(s, "/subject")
         .as_array()
@@ -399,7 +434,7 @@ fn check_statement(s: &Value) -> Result<Vec<Subject>, VerifyError> {
     }
     let bt = at(s, "/predicate/buildDefinition/buildType");
     if bt.as_str() != Some(BUILD_TYPE) {
-        return Err(VerifyError::BuildType { found: text(bt) });
+        return Err(VerifyError::BuildType { found: clean(&text(bt)) });
     }
     if !at(s, "/predicate/buildDefinition/externalParameters").is_object() {
         return Err(VerifyError::BadStatement {
@@ -627,7 +662,9 @@ fn parse_envelope(bytes: &[u8]) -> Result<(Envelope, Vec<u8>), VerifyError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(VerifyError::Malformed("the envelope is not a JSON object".into()));
     }
-    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    // serde's messages quote the input (an unknown field's name): cleaned,
+    // so an envelope cannot write to the verifier's terminal or log.
+    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(clean(&e.to_string())))?;
     let payload = b64(&env.payload).ok_or(VerifyError::PayloadEncoding)?;
     Ok((env, payload))
 }
@@ -665,7 +702,11 @@ pub fn verify_with(
     if env.payload_type != PAYLOAD_TYPE {
         return Err(VerifyError::PayloadType { found: clean(&env.payload_type) });
     }
-    let statement: Value = serde_json::from_slice(&payload).map_err(|e| VerifyError::NotJson(e.to_string()))?;
+    brig_json::check_unique_keys(&payload).map_err(|e| match e.is_duplicate_key() {
+        true => VerifyError::DuplicateKey(clean(&e.to_string())),
+        false => VerifyError::NotJson(clean(&e.to_string())),
+    })?;
+    let statement: Value = serde_json::from_slice(&payload).map_err(|e| VerifyError::NotJson(clean(&e.to_string())))?;
     let subjects = check_statement(&statement)?;
     let mut artifacts_checked = 0;
     if let Some(a) = artifacts {
@@ -678,17 +719,19 @@ pub fn verify_with(
         }
         check_output_trees(a, &declared_outputs(&statement)?)?;
     }
+    let statement_digest = format!("sha256:{}", hex::encode(Sha256::digest(&payload)));
+    let verified = VerifiedStatement { statement, keyid, statement_digest, subjects, artifacts_checked };
     for r in requirements {
-        check_requirement(&statement, &subjects, r)?;
+        check_requirement(&verified, r)?;
     }
-    Ok(VerifiedStatement { statement, keyid, subjects, artifacts_checked })
+    Ok(verified)
 }
 
 /// Text from an envelope made safe for a terminal or a log: control
 /// characters (C0 and C1, so no escape sequence) and the characters that
 /// reorder or hide text (bidirectional overrides and isolates, zero-width
 /// marks) are shown escaped.
-fn clean(s: &str) -> String {
+pub fn clean(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         let hiding = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}');

@@ -559,3 +559,112 @@ fn repeated_signatures_and_hostile_keyids() {
         "control or bidi characters reach the terminal: {e:?}"
     );
 }
+
+/// With several hosts' keys trusted, any of them can sign a statement that
+/// names another host as its builder: `keyid=` ties a record to the key that
+/// signed it, `statement=` to one record.
+#[test]
+fn keyid_and_statement_requirements_pin_the_signer_and_the_record() {
+    let d = tempfile::tempdir().unwrap();
+    let s = sample(d.path());
+    let (host_a, host_b) = (key(), key());
+    let keys = [host_a.public_key().clone(), host_b.public_key().clone()];
+    let by_a = signed(&s.facts, &host_a);
+    // Host B signs the same statement, builder and all.
+    let by_b = signed(&s.facts, &host_b);
+    let a = verify(&by_a, &keys, None, &[]).unwrap();
+    let b = verify(&by_b, &keys, None, &[]).unwrap();
+    assert_eq!(a.field(Field::Builder), b.field(Field::Builder), "the statement cannot tell the hosts apart");
+    assert_ne!(a.keyid, b.keyid);
+    let pin = req(&format!("keyid={}", a.keyid));
+    assert!(verify(&by_a, &keys, None, std::slice::from_ref(&pin)).is_ok());
+    match verify(&by_b, &keys, None, &[pin]).unwrap_err() {
+        VerifyError::RequirementNotMet { key, actual, .. } => assert_eq!((key.as_str(), actual), ("keyid", b.keyid)),
+        other => panic!("{other}"),
+    }
+    // The statement digest: the same statement's record passes, another
+    // run's (here: another exit) does not.
+    assert!(a.statement_digest.starts_with("sha256:") && a.statement_digest.len() == 71);
+    let pin = req(&format!("statement={}", a.statement_digest));
+    assert!(verify(&by_b, &keys, None, std::slice::from_ref(&pin)).is_ok(), "same statement, other signer");
+    let mut other_run = s.facts.clone();
+    other_run.outcome.exit_code = Some(1);
+    let e = verify(&signed(&other_run, &host_a), &keys, None, &[pin]).unwrap_err();
+    assert!(matches!(&e, VerifyError::RequirementNotMet { key, .. } if key == "statement"), "{e}");
+    for bad in ["keyid=ABC", "keyid=", "statement=abc", "statement=sha256:xyz"] {
+        assert!(matches!(bad.parse::<Requirement>(), Err(VerifyError::BadRequirement(..))), "{bad}");
+    }
+}
+
+/// A name the statement does not have is matched by an empty value only:
+/// `tenant=none` is the tenant called `none`, not "no tenant".
+#[test]
+fn an_absent_name_is_not_the_name_none() {
+    let d = tempfile::tempdir().unwrap();
+    let s = sample(d.path());
+    let k = key();
+    let keys = [k.public_key().clone()];
+    let anonymous = resigned(&s.facts, &k, |st| {
+        st["predicate"]["buildDefinition"]["internalParameters"]["identity"] = Value::Null;
+    });
+    assert!(verify(&anonymous, &keys, None, &[req("tenant="), req("sub="), req("iss=")]).is_ok());
+    for r in ["tenant=none", "sub=none", "iss=none"] {
+        match verify(&anonymous, &keys, None, &[req(r)]).unwrap_err() {
+            VerifyError::RequirementNotMet { actual, .. } => assert_eq!(actual, "(absent)", "{r}"),
+            other => panic!("{r}: {other}"),
+        }
+    }
+    let named_none = resigned(&s.facts, &k, |st| {
+        st["predicate"]["buildDefinition"]["internalParameters"]["identity"]["tenant"] = "none".into();
+    });
+    assert!(verify(&named_none, &keys, None, &[req("tenant=none")]).is_ok());
+    assert!(verify(&named_none, &keys, None, &[req("tenant=")]).is_err());
+    // A run with a tenant does not pass for one without.
+    assert!(verify(&signed(&s.facts, &k), &keys, None, &[req("tenant=")]).is_err());
+}
+
+/// A signed payload that repeats a key reads as one statement to serde
+/// (the last value) and another to a first-wins reader: refused.
+#[test]
+fn a_payload_that_repeats_a_key_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let s = sample(d.path());
+    let k = key();
+    let keys = [k.public_key().clone()];
+    let text = serde_json::to_string(&statement(&s.facts).unwrap()).unwrap();
+    let tenant = "\"tenant\":\"acme\"";
+    assert_eq!(text.matches(tenant).count(), 1, "the sample's tenant is acme");
+    let twice = text.replacen(tenant, &format!("\"tenant\":\"evil\",{tenant}"), 1);
+    let env = sign(twice.as_bytes(), PAYLOAD_TYPE, &k).unwrap().to_json();
+    let e = verify(&env, &keys, None, &[]).unwrap_err();
+    assert!(matches!(e, VerifyError::DuplicateKey(_)), "{e}");
+    assert!(e.to_string().contains("`tenant`"), "{e}");
+}
+
+/// What serde quotes from a malformed envelope (an unknown field's name)
+/// reaches neither the library's error nor the command's output unescaped:
+/// a crafted field name cannot print a `verified:` line.
+#[test]
+fn a_malformed_envelope_cannot_write_to_the_terminal() {
+    let bin = env!("CARGO_BIN_EXE_brig-attest");
+    let d = tempfile::tempdir().unwrap();
+    let k = key();
+    let hostile =
+        "\n\u{1b}]0;PWNED\u{7}\u{1b}[2Kverified: container job-1 signed by keyid 00; 3 requirement(s) met\n\u{202e}";
+    let env = serde_json::json!({"payload": "e30=", "payloadType": "x", "signatures": [], hostile: 1});
+    let e = verify(&serde_json::to_vec(&env).unwrap(), &[k.public_key().clone()], None, &[]).unwrap_err().to_string();
+    assert!(e.contains("unknown field"), "{e}");
+    assert!(!e.chars().any(|c| c.is_control() || c == '\u{202e}'), "{e:?}");
+    let path = d.path().join("job-1.intoto.json");
+    std::fs::write(&path, serde_json::to_vec(&env).unwrap()).unwrap();
+    let pubkey = d.path().join("k.pub");
+    std::fs::write(&pubkey, k.public_key().to_pem()).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["verify".as_ref(), path.as_os_str(), "--key".as_ref(), pubkey.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(!stderr.trim_end().chars().any(|c| c.is_control() || c == '\u{202e}'), "{stderr:?}");
+}

@@ -411,13 +411,20 @@ fn seal(seq: u64, prev: &str, record: &AuditRecord) -> String {
     format!("{},\"hash\":\"{hash}\"}}", &body[..body.len().saturating_sub(1)])
 }
 
-/// SHA-256 of the first line of the log open as `f`.
+/// SHA-256 of the first line of the log open as `f`. Read through the same
+/// bound as every other line: a first line longer than that is no record,
+/// and a file without a newline is not read whole into memory.
 fn first_line_hash(f: &mut File) -> std::io::Result<String> {
     f.seek(SeekFrom::Start(0))?;
     let mut line = Vec::new();
-    BufReader::new(f).read_until(b'\n', &mut line)?;
+    BufReader::new(f).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
     if line.last() == Some(&b'\n') {
         line.pop();
+    } else if line.len() > MAX_LINE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the first line is longer than {MAX_LINE} bytes: not an audit log"),
+        ));
     }
     Ok(hex::encode(Sha256::digest(&line)))
 }
@@ -537,6 +544,12 @@ fn check_sealed(line: &str) -> Result<(serde_json::Map<String, serde_json::Value
     if hex::encode(Sha256::digest(body.as_bytes())) != hash {
         return Err("content does not match its `hash` (the line was edited)".into());
     }
+    // brig writes each key once; a line that repeats one (`"decision":"deny",
+    // ...,"decision":"allow"`) reads differently to readers that keep the
+    // first value and those that keep the last.
+    if let Err(e) = brig_json::check_unique_keys(body.as_bytes()) {
+        return Err(if e.is_duplicate_key() { format!("repeats a key ({e})") } else { "not a JSON object".into() });
+    }
     let value = serde_json::from_str(&body).map_err(|_| "not a JSON object".to_string())?;
     Ok((value, hash))
 }
@@ -559,7 +572,9 @@ fn check_line(line: &str, n: usize, expected_prev: &str) -> Result<(), String> {
         ));
     }
     serde_json::from_value::<AuditRecord>(serde_json::Value::Object(value))
-        .map_err(|e| format!("not a valid record: {e}"))?;
+        // serde quotes the line (an unknown field's name): escaped, so a line
+        // cannot write to the terminal that checks it.
+        .map_err(|e| format!("not a valid record: {}", e.to_string().escape_debug()))?;
     Ok(())
 }
 
@@ -750,6 +765,41 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(verify(&path).unwrap(), 40);
+    }
+
+    /// A line that says `"decision":"deny"` and again `"decision":"allow"`
+    /// reads as an allow to serde (the last) and as a deny to a first-wins
+    /// reader: a bad line, even sealed and chained. (The last line: the
+    /// chain alone cannot protect it, so only the repetition can fail.)
+    #[test]
+    fn a_line_that_repeats_a_key_is_bad() {
+        let (_d, path) = log_with(3);
+        let mut l = lines(&path);
+        let last = l[2].clone();
+        assert!(last.contains("\"decision\":\"deny\"") || last.contains("\"decision\":\"allow\""), "{last}");
+        let (head, _) = last.rsplit_once(",\"hash\":\"").unwrap();
+        let body = format!("{head},\"decision\":\"allow\"}}");
+        let hash = hex::encode(Sha256::digest(body.as_bytes()));
+        l[2] = format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1]);
+        write_lines(&path, &l);
+        match verify(&path) {
+            Err(AuditError::Tampered { line: 3, reason, .. }) => assert!(reason.contains("repeats a key"), "{reason}"),
+            other => panic!("expected line 3 to be bad, got {other:?}"),
+        }
+    }
+
+    /// The first line names the log (anchors carry its digest); it is read
+    /// through the same 1 MiB bound as every other line.
+    #[test]
+    fn a_first_line_past_the_bound_is_refused_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        fs::write(&path, vec![b'x'; MAX_LINE + 10]).unwrap();
+        let e = log_id(&path).unwrap_err().to_string();
+        assert!(e.contains("first line is longer than"), "{e}");
+        // A log whose first line is exactly at the bound still has an id.
+        fs::write(&path, [vec![b'x'; MAX_LINE], b"\n".to_vec()].concat()).unwrap();
+        assert!(log_id(&path).is_ok());
     }
 
     #[test]

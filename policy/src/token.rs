@@ -388,7 +388,7 @@ impl TokenVerifier {
             [_, _] => return Err(TokenError::Malformed("truncated (2 of 3 parts)")),
             _ => return Err(TokenError::Malformed("more than 3 parts")),
         };
-        let header = decode_object(header_b64).ok_or(TokenError::Malformed("header is not base64url JSON"))?;
+        let header = decode_object(header_b64, Part::Header)?;
         let alg_name = match header.get("alg") {
             Some(Value::String(a)) => a.as_str(),
             _ => return Err(TokenError::Malformed("header has no `alg`")),
@@ -467,7 +467,7 @@ impl TokenVerifier {
             Ok(true) => {}
             _ => return Err(TokenError::BadSignature),
         }
-        let claims = decode_object(payload_b64).ok_or(TokenError::Malformed("payload is not base64url JSON"))?;
+        let claims = decode_object(payload_b64, Part::Payload)?;
         let verified = self.check_claims(claims, alg, kid, unix_secs(now))?;
         let record = self.check_jti(&verified, unix_secs(now), usage)?;
         Ok((verified, JtiRecord(record)))
@@ -702,12 +702,33 @@ fn invalid(claim: &str, reason: &'static str) -> TokenError {
     TokenError::InvalidClaim { claim: shown(claim), reason }
 }
 
-fn decode_object(part: &str) -> Option<Map<String, Value>> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(m) => Some(m),
-        _ => None,
+/// A token part as a JSON object; `what` names the part in the error. A key
+/// repeated in it is refused (RFC 7515 5.2 allows it): serde_json keeps the
+/// last value, other readers of the same token (a gateway, the issuer's
+/// logs) may keep the first, and the two would see different claims.
+fn decode_object(part: &str, what: Part) -> Result<Map<String, Value>, TokenError> {
+    let not_json = match what {
+        Part::Header => "header is not base64url JSON",
+        Part::Payload => "payload is not base64url JSON",
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed(not_json))?;
+    if let Err(e) = brig_json::check_unique_keys(&bytes) {
+        return Err(TokenError::Malformed(match (e.is_duplicate_key(), what) {
+            (false, _) => not_json,
+            (true, Part::Header) => "header repeats a key",
+            (true, Part::Payload) => "payload repeats a claim",
+        }));
     }
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(TokenError::Malformed(not_json)),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Part {
+    Header,
+    Payload,
 }
 
 fn string_claim(claims: &Map<String, Value>, name: &'static str) -> Result<Option<String>, TokenError> {

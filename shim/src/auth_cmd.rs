@@ -466,7 +466,7 @@ fn attested_anchors(paths: &[PathBuf], keys: &[PathBuf]) -> Result<Attested> {
                 Some((seq, sha256, log)) => out.anchors.push(brig_policy::AuditAnchor { seq, sha256, log }),
                 None => out.without += 1,
             },
-            Err(why) => out.bad.push(why),
+            Err(why) => out.bad.push(brig_attest::clean(&why)),
         }
     }
     Ok(out)

@@ -19,7 +19,9 @@ fn main() -> ExitCode {
     match brig_attest::cli::run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("brig-attest: {e:#}");
+            // Whatever the error quotes (a file name, serde's reading of
+            // the envelope) is shown escaped: one line, no escape sequence.
+            eprintln!("brig-attest: {}", brig_attest::clean(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

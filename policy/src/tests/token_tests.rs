@@ -339,6 +339,63 @@ fn more_malformed_and_missing() {
     assert!(matches!(err(&v, &none), TokenError::AlgorithmNone));
 }
 
+/// A key repeated in the header or the payload is refused, signed or not:
+/// serde keeps the last value, a first-wins reader of the same token (a
+/// gateway, the issuer's logs) the first, and the two would see different
+/// claims.
+#[test]
+fn repeated_keys_are_refused() {
+    let k = keys();
+    let v = verifier();
+    let key = EncodingKey::from_ed_pem(k.ed.private_pem.as_bytes()).unwrap();
+    // Signed by the trusted key, so only the repetition can refuse it.
+    let signed_raw = |header: &str, payload: &str| {
+        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::EdDSA).unwrap();
+        format!("{input}.{sig}")
+    };
+    let header = format!(r#"{{"alg":"EdDSA","kid":"{}"}}"#, k.ed.kid);
+    let payload = claims().to_string();
+    v.verify(&signed_raw(&header, &payload), now()).expect("the raw-built token is valid as it is");
+    let tenant = r#""tenant":"acme""#;
+    assert_eq!(payload.matches(tenant).count(), 1);
+    for (what, header, payload, want) in [
+        (
+            "tenant twice",
+            header.clone(),
+            payload.replacen(tenant, &format!(r#""tenant":"globex",{tenant}"#), 1),
+            "payload repeats a claim",
+        ),
+        (
+            "a nested key twice",
+            header.clone(),
+            payload.replacen(tenant, &format!(r#"{tenant},"ctx":{{"a":1,"a":2}}"#), 1),
+            "payload repeats a claim",
+        ),
+        (
+            "exp twice",
+            header.clone(),
+            payload.replacen(r#""exp":"#, &format!(r#""exp":{},"exp":"#, t(10_000_000)), 1),
+            "payload repeats a claim",
+        ),
+        (
+            "kid twice",
+            format!(r#"{{"alg":"EdDSA","kid":"other","kid":"{}"}}"#, k.ed.kid),
+            payload.clone(),
+            "header repeats a key",
+        ),
+        (
+            "alg twice",
+            format!(r#"{{"alg":"HS256","alg":"EdDSA","kid":"{}"}}"#, k.ed.kid),
+            payload.clone(),
+            "header repeats a key",
+        ),
+    ] {
+        let e = err(&v, &signed_raw(&header, &payload));
+        assert!(matches!(&e, TokenError::Malformed(m) if *m == want), "{what}: {e}");
+    }
+}
+
 #[test]
 fn algorithm_allowlist() {
     let mut cfg = config();
