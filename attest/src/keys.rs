@@ -61,8 +61,8 @@ pub enum KeyError {
     Permissions { path: PathBuf, mode: u32 },
     #[error("not a PEM file: {0}")]
     Pem(String),
-    #[error("PEM label `{0}` is not a supported key (expected `PRIVATE KEY`, `EC PRIVATE KEY` or `PUBLIC KEY`)")]
-    Label(String),
+    #[error("PEM label `{found}` where {expected} was expected")]
+    Label { found: String, expected: &'static str },
     #[error("unsupported key algorithm `{0}` (supported: ed25519, ecdsa-p256)")]
     Unsupported(String),
     #[error("malformed key: {0}")]
@@ -178,7 +178,12 @@ impl SigningKey {
                 Secret::EcdsaP256(sk.into())
             }
             "ENCRYPTED PRIVATE KEY" => return Err(KeyError::Unsupported("an encrypted private key".into())),
-            other => return Err(KeyError::Label(other.into())),
+            other => {
+                return Err(KeyError::Label {
+                    found: other.into(),
+                    expected: "a private key (`PRIVATE KEY` or `EC PRIVATE KEY`, as `brig-attest keygen` writes)",
+                })
+            }
         };
         SigningKey::from_secret(secret)
     }
@@ -266,7 +271,12 @@ impl PublicKey {
     pub fn from_pem(pem: &str) -> Result<PublicKey, KeyError> {
         let (label, der) = pem_decode(pem)?;
         if label != "PUBLIC KEY" {
-            return Err(KeyError::Label(label));
+            let expected = if label.contains("PRIVATE") {
+                "a public key (`PUBLIC KEY`): this is a private key; give its `.pub` file"
+            } else {
+                "a public key (`PUBLIC KEY`, as `brig-attest keygen` writes to attest.pub)"
+            };
+            return Err(KeyError::Label { found: label, expected });
         }
         PublicKey::from_spki_der(&der)
     }
@@ -422,8 +432,9 @@ mod tests {
     fn rejects_wrong_inputs() {
         assert!(matches!(SigningKey::from_pem("nope"), Err(KeyError::Pem(_))));
         let k = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        assert!(matches!(SigningKey::from_pem(&k.public_key().to_pem()), Err(KeyError::Label(_))));
-        assert!(matches!(PublicKey::from_pem(&k.to_pem().unwrap()), Err(KeyError::Label(_))));
+        assert!(matches!(SigningKey::from_pem(&k.public_key().to_pem()), Err(KeyError::Label { .. })));
+        let e = PublicKey::from_pem(&k.to_pem().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("this is a private key"), "{e}");
     }
 
     #[test]
