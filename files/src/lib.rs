@@ -67,12 +67,15 @@ pub fn open_regular(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
     open_regular_with(OpenOptions::new().read(true), path)
 }
 
-/// `std::fs::read`, of a regular file only.
+/// The most [`read`] and [`read_to_string`] read: every file an operator
+/// names (configuration, profile, policy, schema, JWKS, key, cases) is far
+/// smaller, and one that is not (a wrong path, a log given by mistake) must
+/// not cost seconds and gigabytes before it is refused.
+pub const MAX_OPERATOR_FILE: u64 = 16 << 20;
+
+/// `std::fs::read`, of a regular file of at most [`MAX_OPERATOR_FILE`].
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
-    let (mut file, meta) = open_regular(path)?;
-    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut out)?;
-    Ok(out)
+    read_at_most(path, MAX_OPERATOR_FILE)
 }
 
 /// `std::fs::read`, of a regular file of at most `max` bytes (a larger one,
@@ -92,18 +95,110 @@ pub fn read_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// `std::fs::read_to_string`, of a regular file only.
+/// `std::fs::read_to_string`, of a regular file of at most
+/// [`MAX_OPERATOR_FILE`].
 pub fn read_to_string(path: &Path) -> io::Result<String> {
-    let (mut file, meta) = open_regular(path)?;
-    let mut out = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_string(&mut out)?;
-    Ok(out)
+    String::from_utf8(read(path)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+}
+
+/// serde's message with the strings it quotes (`invalid type: string
+/// "BRIG_TOKEN=eyJ…", expected a sequence`) left out: a value in a spec may
+/// be a secret (a token, a password in the environment), and error messages
+/// go to the client's logs. The field's path says where the mistake is.
+pub fn without_string_values(message: &str) -> String {
+    // A string value serde quotes (Debug-quoted: escapes skipped), and the
+    // value of an unknown variant (a value in an enum's place, a capability
+    // name, may still be a secret pasted in the wrong field). Field names
+    // (`unknown field`) are the schema's and stay.
+    let message = without_values(message, "string \"", "a string", '"');
+    without_values(&message, "unknown variant `", "unknown variant", '`')
+}
+
+/// `message` with each `mark`, and the value that follows it up to its
+/// closing `close` (not one escaped by a backslash), replaced by `with`.
+fn without_values(message: &str, mark: &str, with: &str, close: char) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(mark) {
+        out.push_str(&rest[..at]);
+        out.push_str(with);
+        let value = &rest[at + mark.len()..];
+        let mut escaped = false;
+        let mut end = value.len();
+        for (i, c) in value.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                c if c == close => {
+                    end = i + c.len_utf8();
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What is wrong in a file an operator wrote, said without quoting it.
+///
+/// Parsers' messages quote the input: the toml crate prints the offending
+/// line, serde quotes values (`invalid type: string "..."`). A file given
+/// by mistake (a token or key file as the configuration, a secret pasted in
+/// the wrong field) would have its content in the error, and errors go to
+/// the terminal, the `--log` file and the client's logs. The result is
+/// `line L, column C: MESSAGE` (when the parser gave a position), with the
+/// values serde quotes left out and control characters escaped.
+pub fn located(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
+    let message = printable(&without_string_values(message.trim_end()));
+    match span.and_then(|s| text.get(..s.start)) {
+        Some(before) => {
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// `s` with control characters (C0 but the tab, C1, DEL) and the characters
+/// that hide or reorder text (bidirectional controls, zero-width marks)
+/// escaped, so text from a file cannot write to the terminal it is shown on.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let hiding = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}');
+        if (c.is_control() && c != '\t') || hiding {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn located_errors_quote_no_value_and_no_line() {
+        let text = "[auth]\nmode = \"required\"\nhmac_secret = \"hunter2-SECRET\"\n";
+        let at = text.find("hmac_secret").unwrap();
+        let e = located(text, Some(at..at + 11), "unknown field `hmac_secret`, expected `mode`\n");
+        assert_eq!(e, "line 3, column 1: unknown field `hmac_secret`, expected `mode`");
+        let e = located(text, None, "invalid type: string \"hunter2-SECRET\", expected u64");
+        assert_eq!(e, "invalid type: a string, expected u64");
+        let e = located("x", Some(0..1), "unknown field `\u{1b}[2J\nverified`");
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        // A span past the text (or inside a character) gives no position.
+        assert_eq!(located("é", Some(1..2), "m"), "m");
+        assert_eq!(located("ab\ncd", Some(4..5), "m"), "line 2, column 2: m");
+    }
 
     /// A FIFO with no writer, a directory, a device and a socket are each
     /// refused at once (the FIFO is not waited on), naming what they are; a

@@ -140,9 +140,9 @@ pub struct SpecAsWritten;
 impl CaseRequests for SpecAsWritten {
     fn bundle_context(&self, bundle: &Path) -> Result<LaunchContext, String> {
         let path = bundle.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
-        let spec: oci_spec::runtime::Spec =
-            serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
+        let text = brig_files::read_to_string(&path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(&text)
+            .map_err(|e| format!("`{}`: {}", path.display(), brig_files::located(&text, None, &e.to_string())))?;
         let options = SpecOptions { default_profile: "restricted".into(), ..Default::default() };
         LaunchContext::from_spec(&spec, &options).map_err(|e| e.to_string())
     }
@@ -157,12 +157,13 @@ impl CaseRequests for SpecAsWritten {
 /// against the file's directory.
 pub fn load_cases(path: &Path) -> Result<CaseFile, TestFileError> {
     let text =
-        std::fs::read_to_string(path).map_err(|source| TestFileError::Read { path: path.to_path_buf(), source })?;
+        brig_files::read_to_string(path).map_err(|source| TestFileError::Read { path: path.to_path_buf(), source })?;
     let parse_err = |message: String| TestFileError::Parse { path: path.to_path_buf(), message };
+    // Said without quoting the file (a case's claims may be a real token's).
     let mut file: CaseFile = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?
+        serde_json::from_str(&text).map_err(|e| parse_err(brig_files::located(&text, None, &e.to_string())))?
     } else {
-        toml::from_str(&text).map_err(|e| parse_err(e.to_string()))?
+        toml::from_str(&text).map_err(|e| parse_err(brig_files::located(&text, e.span(), e.message())))?
     };
     let base = path.parent().unwrap_or(Path::new("."));
     if let Some(p) = &file.policies {

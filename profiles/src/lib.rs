@@ -107,8 +107,10 @@ pub struct LoadedProfile {
 
 /// Parses one profile from TOML text; `origin` names it in errors.
 pub fn parse(source: &str, origin: &str) -> Result<Profile, ProfileError> {
-    toml::from_str::<Profile>(source)
-        .map_err(|e| ProfileError::Parse { origin: origin.to_string(), message: e.to_string() })
+    toml::from_str::<Profile>(source).map_err(|e| ProfileError::Parse {
+        origin: origin.to_string(),
+        message: brig_files::located(source, e.span(), e.message()),
+    })
 }
 
 /// The digest of a profile's meaning (not of its formatting).

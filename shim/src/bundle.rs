@@ -94,46 +94,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(text: &[u8], path: &Path) -> R
     Ok(value)
 }
 
-/// serde's message with the strings it quotes (`invalid type: string
-/// "BRIG_TOKEN=eyJ…", expected a sequence`) left out: a value in a spec may
-/// be a secret (a token, a password in the environment), and error messages
-/// go to the client's logs. The field's path says where the mistake is.
-pub fn without_string_values(message: &str) -> String {
-    // A string value serde quotes (Debug-quoted: escapes skipped), and the
-    // value of an unknown variant (a value in an enum's place, a capability
-    // name, may still be a secret pasted in the wrong field). Field names
-    // (`unknown field`) are the schema's and stay.
-    let message = without_values(message, "string \"", "a string", '"');
-    without_values(&message, "unknown variant `", "unknown variant", '`')
-}
-
-/// `message` with each `mark`, and the value that follows it up to its
-/// closing `close` (not one escaped by a backslash), replaced by `with`.
-fn without_values(message: &str, mark: &str, with: &str, close: char) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(at) = rest.find(mark) {
-        out.push_str(&rest[..at]);
-        out.push_str(with);
-        let value = &rest[at + mark.len()..];
-        let mut escaped = false;
-        let mut end = value.len();
-        for (i, c) in value.char_indices() {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                c if c == close => {
-                    end = i + c.len_utf8();
-                    break;
-                }
-                _ => {}
-            }
-        }
-        rest = &value[end..];
-    }
-    out.push_str(rest);
-    out
-}
+pub use brig_files::without_string_values;
 
 /// What the kernel and libc cannot take in a process: an argument or an
 /// environment entry with a NUL byte, an environment entry without `=` or

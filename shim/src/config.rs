@@ -176,8 +176,13 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        // Never the toml crate's own message: it prints the line, and a
+        // secret pasted in the wrong place (or a token file given as the
+        // configuration) would be in the error.
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: brig_files::located(text, e.span(), e.message()),
+        })?;
         config.path = path.to_path_buf();
         let invalid =
             |e: brig_policy::ConfigError| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() };
@@ -284,7 +289,24 @@ mod tests {
         let err =
             Config::parse("[auth]\nmode = \"off\"\n[profiles]\ndefualt = \"x\"\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("defualt"), "{err}");
-        let err = Config::parse("[auth]\nmode = \"maybe\"\n", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("maybe"), "{err}");
+        let err = Config::parse("[auth]\nmode = \"maybe\"\n", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(err.contains("c.toml") && err.contains("line 2, column 8") && err.contains("unknown variant"), "{err}");
+    }
+
+    /// A parse error names the file, line and column, never the text: a
+    /// token or key file given as the configuration, or a secret typed in
+    /// the wrong field, stays out of the terminal and the logs.
+    #[test]
+    fn parse_errors_quote_nothing_from_the_file() {
+        let token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ";
+        for (text, at) in [
+            (token.to_string(), "line 1"),
+            (format!("[auth]\nmode = \"off\"\nhmac_secret = \"{token}\"\n"), "line 3, column 1"),
+            (format!("[auth]\nmode = \"off\"\nissuers = \"{token}\"\n"), "line 3"),
+        ] {
+            let err = Config::parse(&text, Path::new("/etc/brig/config.toml")).unwrap_err().to_string();
+            assert!(err.contains("/etc/brig/config.toml") && err.contains(at), "{err}");
+            assert!(!err.contains("c2VjcmV0") && !err.contains("eyJ"), "the error quotes the file: {err}");
+        }
     }
 }

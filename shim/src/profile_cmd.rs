@@ -8,18 +8,34 @@ use crate::cli::{GlobalOpts, ProfileCmd};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
-/// The profile directory from the configuration, if there is one.
-fn profile_dir(g: &GlobalOpts) -> Option<PathBuf> {
-    Config::load(&Config::locate(g.config.as_deref())).ok().map(|c| c.profiles.dir)
+/// The profile directory from the configuration. A configuration that does
+/// not load is an error (the profiles it names are what a launch uses, and
+/// `lint` must not pass a directory it never read); none at the default
+/// location means the built-ins alone, as on a machine without brig set up.
+fn profile_dir(g: &GlobalOpts) -> Result<Option<PathBuf>> {
+    match Config::load(&Config::locate(g.config.as_deref())) {
+        Ok(c) => Ok(Some(c.profiles.dir)),
+        Err(crate::config::ConfigError::Missing(_)) if g.config.is_none() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
-fn lint_file(path: &Path) -> Result<usize> {
-    let source = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
-    let profile = match brig_profiles::parse(&source, &path.display().to_string()) {
+/// Lints one file; returns the number of problems (a file that cannot be
+/// read or parsed is one).
+fn lint_file(path: &Path) -> usize {
+    let shown = brig_files::printable(&path.display().to_string());
+    let source = match brig_files::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::outln!("{shown}: cannot read: {}", brig_files::printable(&e.to_string()));
+            return 1;
+        }
+    };
+    let profile = match brig_profiles::parse(&source, &shown) {
         Ok(p) => p,
         Err(e) => {
-            crate::outln!("{e}");
-            return Ok(1);
+            crate::outln!("{}", brig_files::printable(&e.to_string()));
+            return 1;
         }
     };
     let mut problems = lint::lint(&profile, &source);
@@ -31,22 +47,22 @@ fn lint_file(path: &Path) -> Result<usize> {
         });
     }
     for f in &problems {
-        crate::outln!("{}: {f}", path.display());
+        crate::outln!("{shown}: {}", brig_files::printable(&f.to_string()));
     }
-    Ok(problems.len())
+    problems.len()
 }
 
 pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
-    let load = || ProfileSet::load(profile_dir(g).as_deref()).map_err(|e| Error::Usage(e.to_string()));
+    let load = || ProfileSet::load(profile_dir(g)?.as_deref()).map_err(|e| Error::Usage(e.to_string()));
     match cmd {
         ProfileCmd::List => {
             for p in load()?.iter() {
                 crate::outln!(
                     "{:<12} {:<10} {}  {}",
-                    p.profile.name,
-                    p.origin.to_string(),
+                    brig_files::printable(&p.profile.name),
+                    brig_files::printable(&p.origin.to_string()),
                     &p.digest[..19],
-                    p.profile.description
+                    brig_files::printable(&p.profile.description)
                 );
             }
             Ok(0)
@@ -54,8 +70,16 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
         ProfileCmd::Show { name, compiled } => {
             let set = load()?;
             let p = set.get(name).map_err(|e| Error::Usage(e.to_string()))?;
-            crate::outln!("# profile `{}` ({}), {}", p.profile.name, p.origin, p.digest);
-            crate::out!("{}", p.source);
+            crate::outln!(
+                "# profile `{}` ({}), {}",
+                brig_files::printable(&p.profile.name),
+                brig_files::printable(&p.origin.to_string()),
+                p.digest
+            );
+            // The file as written, lines kept, nothing that drives a terminal.
+            for line in p.source.lines() {
+                crate::outln!("{}", brig_files::printable(line));
+            }
             if *compiled {
                 if let Some(s) = &p.profile.seccomp {
                     for arch in [brig_profiles::seccomp::Arch::X86_64, brig_profiles::seccomp::Arch::Aarch64] {
@@ -76,8 +100,13 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
             Ok(0)
         }
         ProfileCmd::Lint { paths } => {
-            let targets: Vec<PathBuf> =
-                if paths.is_empty() { profile_dir(g).into_iter().collect() } else { paths.clone() };
+            // The configured directory may not exist (a launch then uses the
+            // built-ins); a path given by hand must.
+            let targets: Vec<PathBuf> = if paths.is_empty() {
+                profile_dir(g)?.into_iter().filter(|d| d.exists()).collect()
+            } else {
+                paths.clone()
+            };
             let mut files = Vec::new();
             for t in targets {
                 if t.is_dir() {
@@ -98,7 +127,7 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
             }
             let mut problems = 0;
             for f in &files {
-                problems += lint_file(f)?;
+                problems += lint_file(f);
             }
             if problems == 0 {
                 crate::outln!("{} profile file(s): no problems", files.len());
@@ -112,7 +141,7 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
             let pa = set.get(a).map_err(|e| Error::Usage(e.to_string()))?;
             let pb = set.get(b).map_err(|e| Error::Usage(e.to_string()))?;
             for line in brig_profiles::diff(&pa.profile, &pb.profile) {
-                crate::outln!("{line}");
+                crate::outln!("{}", brig_files::printable(&line));
             }
             Ok(0)
         }

@@ -53,6 +53,35 @@ fn lint_names_file_line_and_field() {
     assert!(err.contains("nothing to lint") && err.contains("empty"), "{err}");
 }
 
+/// `lint` never passes what it did not read: a configuration that does not
+/// load is an error (it names the profile directory a launch uses); a FIFO
+/// or a directory among the files is a problem for that file, not a hang
+/// or an abort; and nothing from a file reaches the terminal unescaped or
+/// quoted (a token file given as a profile stays out of the output).
+#[test]
+fn lint_reads_what_it_says_and_quotes_nothing() {
+    let broken = Brig::new("[auth\nmode = \"off\"\n");
+    for args in [&["profile", "lint"][..], &["profile", "list"]] {
+        let (code, out, err) = broken.cmd_files(args);
+        assert_ne!(code, 0, "{args:?} passed with a configuration that does not load: {out}");
+        assert!(err.contains("config.toml") && err.contains("line 1"), "{err}");
+    }
+    let brig = Brig::default();
+    let dir = brig.dir.path().join("odd");
+    std::fs::create_dir_all(dir.join("sub.toml")).unwrap();
+    nix::unistd::mkfifo(&dir.join("fifo.toml"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ";
+    std::fs::write(dir.join("token.toml"), token).unwrap();
+    std::fs::write(dir.join("esc.toml"), "name = \"esc\"\n[seccomp]\nallow = [\"read\", \"\\u001b[2Jfake\"]\n")
+        .unwrap();
+    let (code, out, err) = brig.cmd_files(&["profile", "lint", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("fifo.toml: cannot read") && out.contains("sub.toml: cannot read"), "{out}");
+    assert!(out.contains("token.toml") && !out.contains("c2VjcmV0") && !out.contains("eyJ"), "{out}");
+    assert!(out.contains("esc.toml") && out.contains("\\u{1b}[2Jfake"), "{out}");
+    assert!(!out.contains('\u{1b}') && !err.contains('\u{1b}'), "{out:?}{err:?}");
+}
+
 #[test]
 fn a_profile_file_overrides_the_builtin_and_is_used() {
     let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
