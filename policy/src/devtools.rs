@@ -31,6 +31,9 @@ pub enum DevError {
     /// The claims are not a JSON object, or a JWK is not an object.
     #[error("{0}")]
     Shape(&'static str),
+    /// A JWK of a set to publish holds private key material.
+    #[error("key {index} (kid `{kid}`) holds private key material: a JWKS publishes public keys only")]
+    PrivateJwk { index: usize, kid: String },
 }
 
 fn parse_alg(alg: &str) -> Result<Algorithm, DevError> {
@@ -112,10 +115,11 @@ pub fn keygen(alg: &str) -> Result<GeneratedKey, DevError> {
 /// is how keys are rotated: publish the new key, start signing with it,
 /// remove the old one when its last token has expired.
 pub fn jwks_from(keys: &[Value]) -> Result<Value, DevError> {
-    for k in keys {
+    for (index, k) in keys.iter().enumerate() {
         let Some(obj) = k.as_object() else { return Err(DevError::Shape("a JWK is not a JSON object")) };
         if ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|m| obj.contains_key(*m)) {
-            return Err(DevError::Shape("a JWK holds private key material: publish public keys only"));
+            let kid = obj.get("kid").and_then(Value::as_str).unwrap_or("none");
+            return Err(DevError::PrivateJwk { index, kid: kid.escape_debug().to_string() });
         }
     }
     Ok(json!({ "keys": keys }))

@@ -258,28 +258,32 @@ pub fn token_keygen(dir: &Path, alg: &str, name: &str) -> Result<(PathBuf, Strin
             name.escape_debug()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    // Everything that can fail is checked before anything is written: a key
+    // replaced and then not published (a JWKS that does not take the new
+    // key) would lose the old signing key for nothing.
+    let key = brig_policy::keygen(alg).map_err(|e| usage(format!("--alg: {e}")))?;
     let jwks_path = dir.join("jwks.json");
     // The keys already trusted are kept: a JWKS that cannot be read is an
     // error, not an empty set to overwrite.
-    let mut keys: Vec<Value> = match std::fs::read(&jwks_path) {
+    let not_jwks = |why: String| {
+        usage(format!("`{}`: {why}; fix or move it first (the keys it holds are kept)", jwks_path.display()))
+    };
+    let mut keys: Vec<Value> = match brig_files::read(&jwks_path) {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
             .ok()
             .and_then(|v| v.get("keys").and_then(Value::as_array).cloned())
-            .ok_or_else(|| {
-                usage(format!("`{}` is not a JWKS (`{{\"keys\": [...]}}`); fix or move it first", jwks_path.display()))
-            })?,
+            .ok_or_else(|| not_jwks("not a JWKS (`{\"keys\": [...]}`)".into()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(Error::io("reading", &jwks_path, e)),
     };
-    let key = brig_policy::keygen(alg).map_err(usage)?;
+    keys.retain(|k| k["kid"] != key.public_jwk["kid"]);
+    keys.push(key.public_jwk.clone());
+    let jwks = brig_policy::jwks_from(&keys).map_err(|e| not_jwks(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     let key_path = dir.join(format!("{name}.key"));
     write_replacing(&key_path, key.private_pem.as_bytes(), 0o600)?;
     let meta = json!({ "alg": key.alg, "kid": key.kid });
     write_replacing(&meta_path(&key_path), meta.to_string().as_bytes(), 0o644)?;
-    keys.retain(|k| k["kid"] != key.public_jwk["kid"]);
-    keys.push(key.public_jwk.clone());
-    let jwks = brig_policy::jwks_from(&keys).map_err(usage)?;
     write_replacing(&jwks_path, &serde_json::to_vec_pretty(&jwks).unwrap_or_default(), 0o644)?;
     Ok((key_path, key.kid))
 }
@@ -301,13 +305,19 @@ pub fn token(cmd: &TokenCmd) -> Result<i32> {
             let pem =
                 String::from_utf8(brig_files::read_at_most(key, 64 << 10).map_err(|e| Error::io("reading", key, e))?)
                     .map_err(|_| Error::Usage(format!("`{}` is not a PEM key (not UTF-8)", key.display())))?;
-            let meta: Value =
-                std::fs::read(meta_path(key)).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
-                    usage(format!(
+            let meta_file = meta_path(key);
+            let meta: Value = match brig_files::read_at_most(&meta_file, 64 << 10) {
+                Ok(b) => serde_json::from_slice(&b).map_err(|_| {
+                    usage(format!("`{}` is not the JSON `brig token keygen` writes", meta_file.display()))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(usage(format!(
                         "`{}` is missing: mint with keys made by `brig token keygen`",
-                        meta_path(key).display()
-                    ))
-                })?;
+                        meta_file.display()
+                    )))
+                }
+                Err(e) => return Err(Error::io("reading", &meta_file, e)),
+            };
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             let mut c = match claims {
                 Some(text) => serde_json::from_str::<Value>(text).map_err(|e| usage(format!("--claims: {e}")))?,
@@ -486,6 +496,37 @@ struct Attested {
 const INIT_POLICY: &str = include_str!("../../policy/examples/function-platform/functions.cedar");
 
 /// `brig init`: a development configuration with generated keys.
+/// `s` as a TOML basic string, quotes and escapes included.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// Makes `path` a directory, or checks that it is one already (not a link
+/// to one); `mode` is set either way when given (a new directory is 0755
+/// otherwise).
+fn own_directory(path: &Path, mode: Option<u32>) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(usage(format!(
+                "`{}` is not a directory (a link or a file): brig init writes only into directories it made or \
+                 that were directories already",
+                path.display()
+            )))
+        }
+        Err(_) => std::fs::DirBuilder::new()
+            .mode(mode.unwrap_or(0o755))
+            .create(path)
+            .map_err(|e| Error::io("creating", path, e))?,
+    }
+    match mode {
+        Some(mode) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("protecting", path, e)),
+        None => Ok(()),
+    }
+}
+
 pub fn init(opts: &InitOpts) -> Result<i32> {
     // An unprivileged user's configuration is the one brig reads for them
     // (`~/.config/brig/config.toml`), with state they own.
@@ -527,30 +568,18 @@ pub fn init(opts: &InitOpts) -> Result<i32> {
         )));
     }
     let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys).map_err(|e| Error::io("creating", &keys, e))?;
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .map_err(|e| Error::io("protecting", &keys, e))?;
-    let (token_key, kid) = token_keygen(&keys, "EdDSA", "token")?;
     let jwks = dir.join("jwks.json");
-    std::fs::rename(keys.join("jwks.json"), &jwks).map_err(|e| Error::io("writing", &jwks, e))?;
-    if opts.force {
-        let _ = std::fs::remove_file(keys.join(brig_attest::PRIVATE_KEY_FILE));
-        let _ = std::fs::remove_file(keys.join(brig_attest::PUBLIC_KEY_FILE));
-    }
-    let attest = brig_attest::keygen(&keys, brig_attest::Algorithm::Ed25519).map_err(usage)?;
     let policy_dir = dir.join("policy");
-    std::fs::create_dir_all(&policy_dir).map_err(|e| Error::io("creating", &policy_dir, e))?;
-    std::fs::write(policy_dir.join("functions.cedar"), INIT_POLICY)
-        .map_err(|e| Error::io("writing", &policy_dir, e))?;
-    std::fs::create_dir_all(dir.join("profiles")).map_err(|e| Error::io("creating", dir.join("profiles"), e))?;
+    let profiles_dir = dir.join("profiles");
+    let attest_key = keys.join(brig_attest::PRIVATE_KEY_FILE);
     let state = &state_dir;
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(state)
-        .map_err(|e| Error::io("creating", state, e))?;
-    let tokens = state.join("tokens");
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&tokens)
-        .map_err(|e| Error::io("creating", &tokens, e))?;
+    // The configuration first, and checked as brig will read it, before
+    // anything is written: an argument that does not make a valid
+    // configuration (an issuer with a quote in it, an empty one) leaves no
+    // keys or files behind. Every value is a TOML string made by the toml
+    // crate: `--issuer 'https://a", "https://evil'` is one odd issuer, not
+    // two trusted ones.
+    let q = |p: &Path| toml_string(&p.display().to_string());
     let text = format!(
         r#"# brig development configuration, written by `brig init`.
 # The keys under keys/ were generated on this machine for local use; a
@@ -558,41 +587,79 @@ pub fn init(opts: &InitOpts) -> Result<i32> {
 
 [auth]
 mode = "required"
-issuers = ["{issuer}"]
+issuers = [{issuer}]
 audiences = ["brig"]
-jwks_file = "{jwks}"
+jwks_file = {jwks}
 algorithms = ["EdDSA", "ES256", "RS256"]
 leeway_secs = 30
 max_lifetime_secs = 3600
 # The only directory a `dev.brig.token-file` annotation may name a file in.
-token_dir = "{state}/tokens"
+token_dir = {tokens}
 
 [auth.replay]
-dir = "{state}/jti"
+dir = {jti}
 
 [policy]
-dir = "{policy}"
-cache_dir = "{state}/policy-cache"
+dir = {policy}
+cache_dir = {policy_cache}
 
 [audit]
-path = "{state}/audit.log"
+path = {audit}
 
 [profiles]
-dir = "{profiles}"
+dir = {profiles}
 default = "restricted"
 
 [attest]
-key = "{attest_key}"
-dir = "{state}/attestations"
-rootfs_cache = "{state}/cache/rootfs"
+key = {attest_key}
+dir = {attestations}
+rootfs_cache = {rootfs_cache}
 "#,
-        issuer = opts.issuer,
-        jwks = jwks.display(),
-        policy = policy_dir.display(),
-        profiles = dir.join("profiles").display(),
-        attest_key = attest.private.display(),
-        state = state.display(),
+        issuer = toml_string(&opts.issuer),
+        jwks = q(&jwks),
+        tokens = q(&state.join("tokens")),
+        jti = q(&state.join("jti")),
+        policy = q(&policy_dir),
+        policy_cache = q(&state.join("policy-cache")),
+        audit = q(&state.join("audit.log")),
+        profiles = q(&profiles_dir),
+        attest_key = q(&attest_key),
+        attestations = q(&state.join("attestations")),
+        rootfs_cache = q(&state.join("cache/rootfs")),
     );
+    crate::config::Config::parse(&text, &config_path)
+        .map_err(|e| usage(format!("the configuration these options make would not load: {e}")))?;
+    // Directories brig writes keys and policies into are made here or were
+    // directories already: never a link (the keys would be written, and the
+    // directory's mode changed, wherever it points).
+    // (The two top directories are the caller's to place: they may be links.)
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(state)
+        .map_err(|e| Error::io("creating", state, e))?;
+    own_directory(&keys, Some(0o700))?;
+    own_directory(&policy_dir, None)?;
+    own_directory(&profiles_dir, None)?;
+    own_directory(&state.join("tokens"), Some(0o700))?;
+    if !opts.force {
+        for f in [brig_attest::PRIVATE_KEY_FILE, brig_attest::PUBLIC_KEY_FILE] {
+            if std::fs::symlink_metadata(keys.join(f)).is_ok() {
+                return Err(usage(format!(
+                    "`{}` exists; use --force to replace the development keys",
+                    keys.join(f).display()
+                )));
+            }
+        }
+    }
+    let (token_key, kid) = token_keygen(&keys, "EdDSA", "token")?;
+    std::fs::rename(keys.join("jwks.json"), &jwks).map_err(|e| Error::io("writing", &jwks, e))?;
+    if opts.force {
+        let _ = std::fs::remove_file(keys.join(brig_attest::PRIVATE_KEY_FILE));
+        let _ = std::fs::remove_file(keys.join(brig_attest::PUBLIC_KEY_FILE));
+    }
+    let attest = brig_attest::keygen(&keys, brig_attest::Algorithm::Ed25519).map_err(usage)?;
+    // Replaces whatever is at the path (a link planted there included).
+    write_replacing(&policy_dir.join("functions.cedar"), INIT_POLICY.as_bytes(), 0o644)?;
     write_replacing(&config_path, text.as_bytes(), 0o600)?;
     crate::outln!("wrote {}", config_path.display());
     crate::outln!("  token signing key  {} (kid {kid})", token_key.display());

@@ -614,6 +614,28 @@ fn token_keygen_never_writes_a_key_through_what_was_there() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("jwks.json"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_to_string(bad.join("jwks.json")).unwrap(), "{ not json");
     assert!(!bad.join("token.key").exists(), "a key whose public half is in no JWKS");
+
+    // A JWKS that reads but that the new key cannot join (it holds a
+    // private member) stops keygen before the existing key is replaced.
+    let held = dir.path().join("held");
+    std::fs::create_dir_all(&held).unwrap();
+    assert!(keygen(&held).status.success());
+    let old_key = std::fs::read(held.join("token.key")).unwrap();
+    std::fs::write(
+        held.join("jwks.json"),
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"leaky","x":"AA","d":"AA"}]}"#,
+    )
+    .unwrap();
+    let out = keygen(&held);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("jwks.json") && err.contains("leaky"), "{err}");
+    assert_eq!(std::fs::read(held.join("token.key")).unwrap(), old_key, "the signing key was replaced");
+    // An unknown algorithm is named as the option, and makes no directory.
+    let fresh = dir.path().join("fresh/sub");
+    let out =
+        Command::new(brig_bin()).args(["token", "keygen", "--alg", "bogus", "--out"]).arg(&fresh).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--alg"));
+    assert!(!fresh.exists(), "a failed keygen left its --out directory");
 }
 
 #[test]
@@ -1226,4 +1248,64 @@ fn exec_into_another_tenants_container_is_refused() {
     let out = exec_with(&a.mint(&["--tenant", &acme_name, "--role", "function"]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     a.brig.ok(&["delete", "--force", &id]);
+}
+
+/// `brig init` puts its arguments into the configuration as TOML strings
+/// (an issuer with quotes in it is one odd issuer, not an added trusted
+/// one), refuses options that make no valid configuration before writing
+/// anything, and writes keys and policies only into directories, never
+/// through a link planted in their place.
+#[test]
+fn init_writes_what_it_was_given_and_only_where_it_says() {
+    let base = tempfile::tempdir().unwrap();
+    let init = |name: &str, extra: &[&str]| {
+        let d = base.path().join(name);
+        let out = Command::new(brig_bin())
+            .arg("init")
+            .arg("--dir")
+            .arg(d.join("etc"))
+            .arg("--state-dir")
+            .arg(d.join("var"))
+            .args(extra)
+            .output()
+            .unwrap();
+        (d, out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // An injected second issuer stays inside the one string.
+    let (d, ok, err) = init("inject", &["--issuer", r#"https://a", "https://evil.example"#]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(d.join("etc/config.toml")).unwrap();
+    let parsed: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(parsed["auth"]["issuers"].as_array().unwrap().len(), 1, "{text}");
+    // An issuer that makes no valid configuration: refused, nothing written.
+    let (d, ok, err) = init("empty", &["--issuer", ""]);
+    assert!(!ok && err.contains("would not load") && err.contains("issuers"), "{err}");
+    assert!(!d.exists(), "a refused init wrote {}", d.display());
+    // A link where the keys or the policy go: refused, the target untouched.
+    use std::os::unix::fs::PermissionsExt;
+    let victim = base.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let linked = base.path().join("linked/etc");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink(&victim, linked.join("keys")).unwrap();
+    let (_, ok, err) = init("linked", &["--issuer", "https://ci"]);
+    assert!(!ok && err.contains("keys") && err.contains("not a directory"), "{err}");
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "keys written through the link");
+    assert_eq!(std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o755);
+    let planted = base.path().join("planted/etc/policy");
+    std::fs::create_dir_all(&planted).unwrap();
+    let target = base.path().join("target.txt");
+    std::fs::write(&target, "mine").unwrap();
+    std::os::unix::fs::symlink(&target, planted.join("functions.cedar")).unwrap();
+    let (d, ok, err) = init("planted", &["--issuer", "https://ci"]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine", "the policy was written through the link");
+    assert!(!std::fs::symlink_metadata(d.join("etc/policy/functions.cedar")).unwrap().file_type().is_symlink());
+    // Keys from an earlier init without --force: refused before any is replaced.
+    std::fs::remove_file(d.join("etc/config.toml")).unwrap();
+    let token_key = std::fs::read(d.join("etc/keys/token.key")).unwrap();
+    let (_, ok, err) = init("planted", &["--issuer", "https://ci"]);
+    assert!(!ok && err.contains("attest.key") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(d.join("etc/keys/token.key")).unwrap(), token_key, "a refused init replaced a key");
 }
