@@ -39,13 +39,44 @@ pub use crate::decide::{
 /// levels overflowed the stack and aborted the launch).
 pub const MAX_NESTING: usize = 32;
 
+/// How many operators (`.`, `&&`, `||`, `!`, `==`, `<`, `+`, `in`, `has`,
+/// `like`, `is`, `if`, ...) one policy may hold. A chain of them nests
+/// without brackets (`a || b || c` is `(a || b) || c`), and Cedar's
+/// validator, evaluator and the code that frees a policy recurse once per
+/// level: at about 3,000 levels the validator stopped checking types and
+/// called the policy valid, and at 50,000 freeing it overflowed the stack
+/// and aborted brig. Generated policies that list many values should use a
+/// set (`[...].contains(x)`), whose elements are no operators.
+pub const MAX_OPERATORS: usize = 1000;
+
+/// What [`nested_too_deep_in`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TooDeep {
+    Brackets,
+    Ifs,
+    Operators,
+}
+
+impl TooDeep {
+    fn message(self) -> String {
+        match self {
+            TooDeep::Brackets => format!("brackets nested more than {MAX_NESTING} deep"),
+            TooDeep::Ifs => format!("more than {MAX_NESTING} `if`s in one policy (an `else if` chain nests)"),
+            TooDeep::Operators => format!(
+                "more than {MAX_OPERATORS} operators in one policy (a chain of them nests; list many values in a set: `[...].contains(x)`)"
+            ),
+        }
+    }
+}
+
 /// The line and column (1-based) where `text` first nests brackets deeper
 /// than [`MAX_NESTING`] (with `angles`, `<` and `>` too: a schema's type
 /// parameters), or where one policy (up to a `;` outside brackets) holds
-/// more than MAX_NESTING `if`s (an `else if` chain nests without brackets),
+/// more than MAX_NESTING `if`s (an `else if` chain nests without brackets)
+/// or, for policies (not `angles`), more than [`MAX_OPERATORS`] operators,
 /// outside string literals and `//` comments.
-fn nested_too_deep_in(text: &str, angles: bool) -> Option<(usize, usize)> {
-    let (mut depth, mut ifs, mut line, mut column) = (0usize, 0usize, 1usize, 0usize);
+fn nested_too_deep_in(text: &str, angles: bool) -> Option<(usize, usize, TooDeep)> {
+    let (mut depth, mut ifs, mut ops, mut line, mut column) = (0usize, 0usize, 0usize, 1usize, 0usize);
     let (mut in_string, mut escaped, mut in_comment) = (false, false, false);
     let mut previous = ' ';
     let mut chars = text.chars().peekable();
@@ -69,6 +100,22 @@ fn nested_too_deep_in(text: &str, angles: bool) -> Option<(usize, usize)> {
             continue;
         }
         let word = |ch: char| ch.is_alphanumeric() || ch == '_';
+        // A two-character operator (`&&`, `==`, `<=`, ...) counts once: its
+        // second character is taken here.
+        let operator = match c {
+            '&' | '|' => Some(c),
+            '!' | '=' => Some('='),
+            '<' | '>' if !angles => Some('='),
+            _ => None,
+        };
+        if let Some(second) = operator {
+            if chars.peek() == Some(&second) {
+                chars.next();
+                column += 1;
+                previous = second;
+            }
+            ops += 1;
+        }
         match c {
             '"' => in_string = true,
             '/' if chars.peek() == Some(&'/') => in_comment = true,
@@ -76,27 +123,33 @@ fn nested_too_deep_in(text: &str, angles: bool) -> Option<(usize, usize)> {
             '<' if angles => depth += 1,
             ')' | ']' | '}' => depth = depth.saturating_sub(1),
             '>' if angles => depth = depth.saturating_sub(1),
-            ';' if depth == 0 => ifs = 0,
-            'i' if !word(before) && chars.peek() == Some(&'f') => {
-                let mut ahead = chars.clone();
-                ahead.next();
-                if !ahead.peek().is_some_and(|&n| word(n)) {
+            ';' if depth == 0 => (ifs, ops) = (0, 0),
+            '.' | '+' | '-' | '*' => ops += 1,
+            c if word(c) && !word(before) => {
+                let token: String = std::iter::once(c).chain(chars.clone().take_while(|&n| word(n))).take(5).collect();
+                if matches!(token.as_str(), "if" | "in" | "has" | "like" | "is") {
+                    ops += 1;
+                }
+                if token == "if" {
                     ifs += 1;
                     if ifs > MAX_NESTING {
-                        return Some((line, column));
+                        return Some((line, column, TooDeep::Ifs));
                     }
                 }
             }
             _ => {}
         }
         if depth > MAX_NESTING {
-            return Some((line, column));
+            return Some((line, column, TooDeep::Brackets));
+        }
+        if !angles && ops > MAX_OPERATORS {
+            return Some((line, column, TooDeep::Operators));
         }
     }
     None
 }
 
-fn nested_too_deep(text: &str) -> Option<(usize, usize)> {
+fn nested_too_deep(text: &str) -> Option<(usize, usize, TooDeep)> {
     nested_too_deep_in(text, false)
 }
 
@@ -713,13 +766,14 @@ impl PolicySet {
         let mut set = cedar_policy::PolicySet::new();
         let mut files = BTreeMap::new();
         for (file, text) in &sources.policies {
-            if let Some((line, column)) = nested_too_deep(text) {
+            if let Some((line, column, why)) = nested_too_deep(text) {
                 parse_errors.push(Diag {
                     file: file.clone(),
                     line,
                     column,
                     message: format!(
-                        "brackets nested more than {MAX_NESTING} deep: refused before parsing (the parser takes stack for every level, and a deep enough policy would crash the launch)"
+                        "{}: refused before parsing (Cedar takes stack for every level, and a deep enough policy would crash the launch)",
+                        why.message()
                     ),
                 });
                 continue;
@@ -1098,7 +1152,7 @@ fn parse_schema(
         Some((f, t)) => (f.as_str(), t.as_str()),
         None => ("<built-in schema>", BUILTIN_SCHEMA),
     };
-    if let Some((line, column)) = nested_too_deep_in(text, true) {
+    if let Some((line, column, _)) = nested_too_deep_in(text, true) {
         return Err(PolicyError::Schema(vec![Diag {
             file: file.to_string(),
             line,
@@ -1349,7 +1403,10 @@ mod tests {
             nested(MAX_NESTING - 1)
         );
         assert_eq!(nested_too_deep(&ok), None);
-        assert_eq!(nested_too_deep(&format!("{}{}", "(".repeat(MAX_NESTING + 1), "x")), Some((1, MAX_NESTING + 1)));
+        assert_eq!(
+            nested_too_deep(&format!("{}{}", "(".repeat(MAX_NESTING + 1), "x")),
+            Some((1, MAX_NESTING + 1, TooDeep::Brackets))
+        );
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("ok.cedar"), &ok).unwrap();
         PolicySet::load(dir.path()).unwrap();
@@ -1368,6 +1425,43 @@ mod tests {
         fs::write(dir.path().join("deep.cedar"), deep).unwrap();
         let e = PolicySet::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("deep.cedar:2:") && e.contains("nested more than"), "{e}");
+    }
+
+    /// A chain of operators nests without brackets: 3,000 attribute accesses
+    /// passed validation unchecked (Cedar's type checker gave up at its
+    /// stack limit and reported nothing) and 50,000 `+` crashed brig when
+    /// the set was freed. Refused by count, per policy, with the place; a
+    /// set of many values and many policies of a few hundred operators each
+    /// are fine.
+    #[test]
+    fn operator_chains_are_bounded_per_policy() {
+        let head = "permit (principal, action, resource) when { ";
+        let dots = format!("{head}context{} == \"x\" }};", ".profile".repeat(3000));
+        let (line, _, why) = nested_too_deep(&dots).unwrap();
+        assert_eq!((line, why), (1, TooDeep::Operators));
+        let sum = format!("{head}{}1 == 2 }};", "1 + ".repeat(50_000));
+        assert_eq!(nested_too_deep(&sum).map(|t| t.2), Some(TooDeep::Operators));
+        let ors = format!("{head}{}false }};", "context.x == \"a\" || ".repeat(400));
+        assert_eq!(nested_too_deep(&ors).map(|t| t.2), Some(TooDeep::Operators));
+        let kw = format!("{head}{}true }};", "principal in resource && ".repeat(MAX_OPERATORS / 2 + 1));
+        assert_eq!(nested_too_deep(&kw).map(|t| t.2), Some(TooDeep::Operators));
+        // What is fine: a set of 20,000 values, many policies of a few
+        // hundred operators, operators in strings and comments.
+        let set = format!(
+            "permit (principal, action == Brig::Action::\"launch\", resource) when {{ [{}].contains(context.profile) }};",
+            (0..20_000).map(|i| format!("\"v{i}.a-b\"")).collect::<Vec<_>>().join(", ")
+        );
+        assert_eq!(nested_too_deep(&set), None);
+        let some = format!("{head}{}false }};\n", "context.x == \"a\" || ".repeat(300)).repeat(20);
+        assert_eq!(nested_too_deep(&some), None, "operators of separate policies do not add up");
+        let quoted = format!("// {}\n{head}\"{}\" == \"\" }};", "a.b".repeat(5000), "&&".repeat(5000));
+        assert_eq!(nested_too_deep(&quoted), None);
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("sum.cedar"), &sum).unwrap();
+        let e = PolicySet::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("sum.cedar:1:") && e.contains("operators in one policy"), "{e}");
+        fs::write(dir.path().join("sum.cedar"), &set).unwrap();
+        PolicySet::load(dir.path()).unwrap();
     }
 
     /// The digest a launch streams to find its cache entry is the digest of

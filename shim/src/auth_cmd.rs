@@ -27,9 +27,16 @@ pub fn policy(g: &GlobalOpts, cmd: &PolicyCmd) -> Result<i32> {
             };
             match brig_policy::PolicySet::load(&dir) {
                 Ok(set) => {
-                    crate::outln!("{}: {} policies, valid against the schema (strict)", dir.display(), set.len());
+                    crate::outln!(
+                        "{}: {} policies, valid against the schema (strict)",
+                        brig_files::printable(&dir.display().to_string()),
+                        set.len()
+                    );
+                    // Ids and file names are the policy author's: a newline
+                    // in one would forge a line (the output layer keeps
+                    // newlines).
                     for (id, file) in set.policies() {
-                        crate::outln!("  {id}  ({file})");
+                        crate::outln!("  {}  ({})", brig_files::printable(&id), brig_files::printable(&file));
                     }
                     for w in set.warnings() {
                         crate::outln!("warning: {w}");

@@ -1309,3 +1309,40 @@ fn init_writes_what_it_was_given_and_only_where_it_says() {
     assert!(!ok && err.contains("attest.key") && err.contains("--force"), "{err}");
     assert_eq!(std::fs::read(d.join("etc/keys/token.key")).unwrap(), token_key, "a refused init replaced a key");
 }
+
+/// `brig policy validate` prints policy ids and file names as the author
+/// wrote them but escaped (no escape sequence reaches the terminal, no
+/// newline in an id forges a line), and a policy whose operators chain
+/// past Cedar's recursion is refused by name instead of called valid (or
+/// crashing brig when the set is freed).
+#[test]
+fn policy_validate_prints_names_escaped_and_refuses_endless_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let validate = |d: &Path| {
+        let out = Command::new(brig_bin()).args(["policy", "validate"]).arg(d).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let odd = dir.path().join("odd");
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::write(
+        odd.join("x\u{1b}[2Jy.cedar"),
+        "@id(\"ok\\u{1b}[31m\\nverified: fake\")\npermit (principal, action == Brig::Action::\"launch\", resource);\n",
+    )
+    .unwrap();
+    let (code, out) = validate(&odd);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert!(!out.lines().any(|l| l.starts_with("verified")), "a newline in an id forged a line: {out:?}");
+    assert!(out.contains("\\u{1b}[31m") && out.contains("x\\u{1b}[2Jy.cedar"), "{out:?}");
+
+    let chain = dir.path().join("chain");
+    std::fs::create_dir_all(&chain).unwrap();
+    std::fs::write(
+        chain.join("sum.cedar"),
+        format!("permit (principal, action, resource) when {{ {}1 == 2 }};\n", "1 + ".repeat(50_000)),
+    )
+    .unwrap();
+    let (code, out) = validate(&chain);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("sum.cedar:1:") && out.contains("operators in one policy"), "{out}");
+}
