@@ -256,7 +256,14 @@ fn facts(base: &Path) -> RunFacts {
             ..Enforcement::default()
         },
         tightened: vec![],
-        rootfs: RootfsFacts { path: "/rootfs".into(), sha256: "00".repeat(32), entries: 1, files: 0, bytes: 0 },
+        rootfs: RootfsFacts {
+            path: "/rootfs".into(),
+            sha256: "00".repeat(32),
+            entries: 1,
+            files: 0,
+            bytes: 0,
+            ..Default::default()
+        },
         inputs: vec![],
         outputs: vec![MountTree { path: "/out".into(), tree, unchanged_during_run: None }],
         started_on: chrono::Utc::now(),

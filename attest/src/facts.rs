@@ -222,6 +222,12 @@ pub struct RootfsFacts {
     pub entries: u64,
     pub files: u64,
     pub bytes: u64,
+    /// Measured again when the job has ended: `false` when the tree then
+    /// had another digest (the host, or the job through a writable rootfs,
+    /// changed it after `create` measured it: what ran may not be what is
+    /// attested). `None` where not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchanged_during_run: Option<bool>,
 }
 
 impl RootfsFacts {
@@ -232,6 +238,7 @@ impl RootfsFacts {
             entries: d.entries,
             files: d.files,
             bytes: d.bytes,
+            unchanged_during_run: None,
         }
     }
 }

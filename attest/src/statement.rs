@@ -239,16 +239,20 @@ pub fn statement(f: &RunFacts) -> Result<Value, StatementError> {
             "annotations": {"boundByToken": f.request.image_bound_by_token},
         }));
     }
+    let mut rootfs_annotations = json!({
+        "path": f.rootfs.path,
+        "entries": f.rootfs.entries,
+        "files": f.rootfs.files,
+        "bytes": f.rootfs.bytes,
+    });
+    if let Some(unchanged) = f.rootfs.unchanged_during_run {
+        rootfs_annotations["unchangedDuringRun"] = json!(unchanged);
+    }
     deps.push(json!({
         "name": "rootfs",
         "digest": sha256_set("the rootfs digest", &f.rootfs.sha256)?,
         "mediaType": ROOTFS_MEDIA_TYPE,
-        "annotations": {
-            "path": f.rootfs.path,
-            "entries": f.rootfs.entries,
-            "files": f.rootfs.files,
-            "bytes": f.rootfs.bytes,
-        },
+        "annotations": rootfs_annotations,
     }));
     for m in &f.inputs {
         deps.push(tree_descriptor("inputs", m)?);

@@ -152,6 +152,9 @@ pub enum Field {
     Output,
     /// `true` when no input tree changed on the host during the run.
     InputsUnchanged,
+    /// `true` when the rootfs had the attested digest again once the job
+    /// had ended (nothing changed it between `create` and the end).
+    RootfsUnchanged,
     /// The builder id (`brig://HOST`).
     Builder,
     /// The container id.
@@ -184,6 +187,7 @@ impl Field {
         ("killed", Field::Killed),
         ("output", Field::Output),
         ("inputs-unchanged", Field::InputsUnchanged),
+        ("rootfs-unchanged", Field::RootfsUnchanged),
         ("builder", Field::Builder),
         ("container", Field::Container),
         ("keyid", Field::KeyId),
@@ -213,7 +217,7 @@ impl FromStr for Requirement {
             bad(format!("unknown key `{key}` (known: {})", Field::keys().collect::<Vec<_>>().join(", ")))
         })?;
         match field {
-            Field::TimedOut | Field::Oom | Field::Killed | Field::InputsUnchanged
+            Field::TimedOut | Field::Oom | Field::Killed | Field::InputsUnchanged | Field::RootfsUnchanged
                 if value != "true" && value != "false" =>
             {
                 return Err(bad("expected `true` or `false`".into()))
@@ -337,6 +341,10 @@ fn field_value(s: &Value, f: Field) -> String {
         Field::Container => name_text(at(s, "/predicate/runDetails/metadata/invocationId")),
         Field::Output | Field::KeyId | Field::Statement => String::new(),
         Field::InputsUnchanged => inputs_unchanged(s),
+        Field::RootfsUnchanged => match at(dependency(s, "rootfs"), "/annotations/unchangedDuringRun").as_bool() {
+            Some(b) => b.to_string(),
+            None => "unknown".into(),
+        },
     }
 }
 
@@ -820,9 +828,14 @@ pub fn show(envelope: &[u8]) -> Result<String, VerifyError> {
             show_val(at(dependency(&s, "image"), "/annotations/boundByToken"))
         )?;
         let rootfs = dependency(&s, "rootfs");
+        let rootfs_during = match at(rootfs, "/annotations/unchangedDuringRun").as_bool() {
+            Some(true) => "  (unchanged during the run)",
+            Some(false) => "  (CHANGED after it was measured)",
+            None => "",
+        };
         writeln!(
             o,
-            "rootfs       sha256:{} ({} entries, {} files, {}) at {}",
+            "rootfs       sha256:{} ({} entries, {} files, {}) at {}{rootfs_during}",
             show_val(at(rootfs, "/digest/sha256")),
             show_val(at(rootfs, "/annotations/entries")),
             show_val(at(rootfs, "/annotations/files")),

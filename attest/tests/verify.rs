@@ -668,3 +668,32 @@ fn a_malformed_envelope_cannot_write_to_the_terminal() {
     assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
     assert!(!stderr.trim_end().chars().any(|c| c.is_control() || c == '\u{202e}'), "{stderr:?}");
 }
+
+/// The rootfs measured again at the end: its verdict is in the statement
+/// (signed), `rootfs-unchanged` checks it, and a statement that does not
+/// say (made before the check) is `unknown`, which meets neither value.
+#[test]
+fn the_rootfs_verdict_is_signed_and_required() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = sample(d.path());
+    let k = key();
+    let keys = [k.public_key().clone()];
+    let old = signed(&s.facts, &k);
+    for v in ["true", "false"] {
+        let e = verify(&old, &keys, None, &[req(&format!("rootfs-unchanged={v}"))]).unwrap_err();
+        assert!(matches!(e, VerifyError::RequirementNotMet { ref actual, .. } if actual == "unknown"), "{e}");
+    }
+    s.facts.rootfs.unchanged_during_run = Some(false);
+    let changed = signed(&s.facts, &k);
+    let st = verify(&changed, &keys, None, &[req("rootfs-unchanged=false")]).unwrap();
+    assert_eq!(dependency_annotation(&st.statement, "rootfs", "unchangedDuringRun"), Some(false));
+    assert!(verify(&changed, &keys, None, &[req("rootfs-unchanged=true")]).is_err());
+    assert!(show(&changed).unwrap().contains("CHANGED after it was measured"));
+    assert!(matches!("rootfs-unchanged=maybe".parse::<Requirement>(), Err(VerifyError::BadRequirement(..))));
+}
+
+fn dependency_annotation(st: &Value, name: &str, key: &str) -> Option<bool> {
+    st["predicate"]["buildDefinition"]["resolvedDependencies"].as_array()?.iter().find(|d| d["name"] == name)?
+        ["annotations"][key]
+        .as_bool()
+}

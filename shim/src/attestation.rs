@@ -366,6 +366,21 @@ pub fn facts(
             MountTree { unchanged_during_run: unchanged, ..input.clone() }
         })
         .collect();
+    // The root filesystem measured again (the content cache makes this a
+    // walk of its metadata): a digest that differs means the tree changed
+    // after `create` measured it (on the host, before or during the run, or
+    // by the job through a writable rootfs), so what ran may not be what is
+    // attested. One that cannot be measured now (its directory gone) says
+    // nothing either way.
+    let mut rootfs = m.rootfs.clone();
+    rootfs.unchanged_during_run =
+        match brig_attest::rootfs_digest_with(&record.rootfs, Some(&m.settings.rootfs_cache), &Limits::ROOTFS) {
+            Ok(after) => Some(after.sha256 == m.rootfs.sha256),
+            Err(e) => {
+                errors.push(format!("checking the root filesystem after the run: {e}"));
+                None
+            }
+        };
     let identity = (!record.auth.identity.is_empty()).then(|| {
         let id = &record.auth.identity;
         brig_attest::Identity {
@@ -491,7 +506,7 @@ pub fn facts(
             other,
         },
         tightened: record.tightened.iter().filter_map(|t| serde_json::to_value(t).ok()).collect(),
-        rootfs: m.rootfs.clone(),
+        rootfs,
         inputs,
         outputs,
         started_on: time_of(outcome.started_ns).unwrap_or(now),

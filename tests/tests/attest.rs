@@ -647,3 +647,47 @@ fn a_later_run_of_the_same_id_never_replaces_a_record() {
     let (ok, msg) = verify(&s, &copied, &[]);
     assert!(!ok && msg.contains("holds the record of container"), "{msg}");
 }
+
+/// The root filesystem is measured at `create`; a change on the host
+/// before `start` (or during the run) means what ran is not what was
+/// measured. It is measured again when the job has ended, and the record
+/// says whether the digest still held (`rootfs-unchanged`).
+#[test]
+fn a_rootfs_changed_between_create_and_start_is_attested_as_changed() {
+    let s = setup();
+    let root = tempfile::Builder::new().prefix("brig-rootfs-").tempdir().unwrap();
+    for d in ["bin", "dev", "etc", "proc", "sys", "tmp", "in", "out"] {
+        std::fs::create_dir_all(root.path().join(d)).unwrap();
+    }
+    std::fs::copy(brig_tests::rootfs().join("bin/busybox"), root.path().join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.path().join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.path().join("bin/cat")).unwrap();
+    std::fs::write(root.path().join("etc/motd"), "as measured\n").unwrap();
+    let with_root = |script: &str| {
+        let mut b = job(&s, script);
+        b.set("/root", json!({"path": root.path(), "readonly": true}));
+        b
+    };
+    // Unchanged: said so.
+    let id = unique_id("rootfs-same");
+    let (code, _, err) = s.brig.run(&with_root("cat /etc/motd > /out/motd"), &id);
+    assert_eq!(code, 0, "{err}");
+    let envelope = s.attest_dir.join(format!("{id}.intoto.json"));
+    let (ok, msg) = verify(&s, &envelope, &["--require", "rootfs-unchanged=true"]);
+    assert!(ok, "{msg}");
+    // Changed on the host after create measured it, before start.
+    let id = unique_id("rootfs-changed");
+    // (Another output file: the first job's belongs to its own ID range.)
+    let b = with_root("cat /etc/motd > /out/motd2");
+    s.brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    std::fs::write(root.path().join("etc/motd"), "swapped in after the measurement\n").unwrap();
+    s.brig.ok(&["start", &id]);
+    s.brig.wait_status(&id, "stopped");
+    s.brig.ok(&["delete", &id]);
+    assert_eq!(std::fs::read_to_string(s.jobs.join("out/motd2")).unwrap(), "swapped in after the measurement\n");
+    let envelope = s.attest_dir.join(format!("{id}.intoto.json"));
+    let (ok, msg) = verify(&s, &envelope, &["--require", "rootfs-unchanged=true"]);
+    assert!(!ok && msg.contains("rootfs-unchanged") && msg.contains("false"), "{msg}");
+    let show = s.brig.ok(&["attest", "show", envelope.to_str().unwrap()]);
+    assert!(show.contains("CHANGED after it was measured"), "{show}");
+}
