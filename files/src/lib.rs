@@ -165,13 +165,38 @@ pub fn located(text: &str, span: Option<std::ops::Range<usize>>, message: &str) 
 }
 
 /// `s` with control characters (C0 but the tab, C1, DEL) and the characters
-/// that hide or reorder text (bidirectional controls, zero-width marks)
-/// escaped, so text from a file cannot write to the terminal it is shown on.
+/// that hide or reorder text (bidirectional controls, zero-width and other
+/// invisible format characters) escaped, so a *name* from a file (a path, a
+/// policy id, a profile name) cannot write to the terminal it is shown on
+/// or pass for another. Not for text in general: Persian and Hebrew need
+/// ZWNJ and RLM, emoji need ZWJ (see [`without_controls`]).
 pub fn printable(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        let hiding = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}');
+        let hiding = matches!(c,
+            '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
         if (c.is_control() && c != '\t') || hiding {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `s` with control characters other than newline and tab (C0, C1, DEL)
+/// escaped, and everything else as it is: what the commands print, which
+/// includes JSON (`brig state`: serde escapes control characters, so they
+/// never appear raw in JSON and this changes none) and text in any script.
+/// An escape sequence in a name printed in it no longer drives the terminal.
+pub fn without_controls(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);

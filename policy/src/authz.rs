@@ -79,6 +79,9 @@ fn nested_too_deep_in(text: &str, angles: bool) -> Option<(usize, usize, TooDeep
     let (mut depth, mut ifs, mut ops, mut line, mut column) = (0usize, 0usize, 0usize, 1usize, 0usize);
     let (mut in_string, mut escaped, mut in_comment) = (false, false, false);
     let mut previous = ' ';
+    // The last character outside strings, comments and white space: tells
+    // a negative number (`[-1, -2]`) from a subtraction.
+    let mut last_token_char = '[';
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         column += 1;
@@ -116,14 +119,27 @@ fn nested_too_deep_in(text: &str, angles: bool) -> Option<(usize, usize, TooDeep
             }
             ops += 1;
         }
+        let after_token = last_token_char;
+        if !c.is_whitespace() {
+            last_token_char = c;
+        }
         match c {
             '"' => in_string = true,
             '/' if chars.peek() == Some(&'/') => in_comment = true,
-            '(' | '[' | '{' => depth += 1,
+            // An index (`context["a"]["b"]`) chains as `.a.b` does; a set
+            // literal costs one however many elements it has.
+            '[' => {
+                depth += 1;
+                ops += 1;
+            }
+            '(' | '{' => depth += 1,
             '<' if angles => depth += 1,
             ')' | ']' | '}' => depth = depth.saturating_sub(1),
             '>' if angles => depth = depth.saturating_sub(1),
             ';' if depth == 0 => (ifs, ops) = (0, 0),
+            // A minus that starts a number after `[`, `,`, `(` or an
+            // operator is part of the literal (`[-1, -2]`), not a link.
+            '-' if chars.peek().is_some_and(char::is_ascii_digit) && "[,(=<>!&|+-*:".contains(after_token) => {}
             '.' | '+' | '-' | '*' => ops += 1,
             c if word(c) && !word(before) => {
                 let token: String = std::iter::once(c).chain(chars.clone().take_while(|&n| word(n))).take(5).collect();
@@ -1456,6 +1472,18 @@ mod tests {
         assert_eq!(nested_too_deep(&some), None, "operators of separate policies do not add up");
         let quoted = format!("// {}\n{head}\"{}\" == \"\" }};", "a.b".repeat(5000), "&&".repeat(5000));
         assert_eq!(nested_too_deep(&quoted), None);
+        // Indexing chains as attribute access does (it was not counted:
+        // 50,000 of them were called valid and crashed brig).
+        let index = format!("{head}context{} == \"x\" }};", "[\"profile\"]".repeat(3000));
+        assert_eq!(nested_too_deep(&index).map(|t| t.2), Some(TooDeep::Operators));
+        // Negative numbers in a set are literals, not subtractions.
+        let negatives = format!(
+            "{head}[{}].contains(-5) && 3 - 2 == 1 }};",
+            (1..5000).map(|i| format!("-{i}")).collect::<Vec<_>>().join(", ")
+        );
+        assert_eq!(nested_too_deep(&negatives), None);
+        let subtractions = format!("{head}{}1 == 0 }};", "1 - ".repeat(MAX_OPERATORS + 1));
+        assert_eq!(nested_too_deep(&subtractions).map(|t| t.2), Some(TooDeep::Operators));
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("sum.cedar"), &sum).unwrap();
         let e = PolicySet::load(dir.path()).unwrap_err().to_string();

@@ -12,18 +12,20 @@ use std::io::Write;
 /// Writes `args` (and a newline if `newline`) to standard output; see the
 /// module comment for what happens when that fails.
 ///
-/// Control characters other than newline and tab, and the characters that
-/// hide or reorder text, are written escaped (`\u{1b}`): what the commands
-/// print comes from files and specs others wrote (policy ids, file names,
-/// profile names, mount paths, annotations), and an escape sequence in one
-/// would drive the terminal it is shown on, or a newline in a name forge a
-/// line of output. JSON output holds none (serde escapes them).
+/// Control characters other than newline and tab are written escaped
+/// (`\u{1b}`): what the commands print comes from files and specs others
+/// wrote (policy ids, file names, profile names, mount paths), and an escape
+/// sequence in one would drive the terminal it is shown on. JSON output
+/// (`state`, `list`, `events`) is unchanged by this: serde writes every
+/// control character as an escape, and the rest of Unicode (zero-width
+/// joiners in emoji, ZWNJ in Persian) is left as it is. Names that could
+/// forge a line or hide text are escaped where they are printed
+/// (`brig_files::printable`).
 pub fn write(args: std::fmt::Arguments<'_>, newline: bool) {
-    let text = args.to_string();
-    let shown: Vec<String> = text.split('\n').map(brig_files::printable).collect();
+    let text = brig_files::without_controls(&args.to_string());
     let mut stdout = std::io::stdout().lock();
     let written = stdout
-        .write_all(shown.join("\n").as_bytes())
+        .write_all(text.as_bytes())
         .and_then(|()| if newline { stdout.write_all(b"\n") } else { Ok(()) })
         .and_then(|()| stdout.flush());
     if let Err(e) = written {

@@ -62,7 +62,7 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
                     brig_files::printable(&p.profile.name),
                     brig_files::printable(&p.origin.to_string()),
                     &p.digest[..19],
-                    brig_files::printable(&p.profile.description)
+                    p.profile.description
                 );
             }
             Ok(0)
@@ -76,10 +76,9 @@ pub fn run(g: &GlobalOpts, cmd: &ProfileCmd) -> Result<i32> {
                 brig_files::printable(&p.origin.to_string()),
                 p.digest
             );
-            // The file as written, lines kept, nothing that drives a terminal.
-            for line in p.source.lines() {
-                crate::outln!("{}", brig_files::printable(line));
-            }
+            // The file as written (the output layer escapes control
+            // characters; the rest, a description's ZWNJ too, stays).
+            crate::out!("{}", p.source);
             if *compiled {
                 if let Some(s) = &p.profile.seccomp {
                     for arch in [brig_profiles::seccomp::Arch::X86_64, brig_profiles::seccomp::Arch::Aarch64] {

@@ -1916,3 +1916,34 @@ fn an_unreadable_record_of_an_unmeasured_run_does_not_block_delete() {
     let (code, _, err) = brig.cmd_files(&["state", &id]);
     assert_ne!(code, 0, "the container is gone: {err}");
 }
+
+/// What `state` and `list --format json` print is JSON that clients parse
+/// (go-runc, Podman): text in any script survives as it was written
+/// (zero-width joiners in emoji, ZWNJ in Persian, RLM in Hebrew), and a
+/// control character only ever appears as JSON's own escape.
+#[test]
+fn state_and_list_print_annotations_as_valid_json() {
+    let brig = Brig::default();
+    let mut b = Bundle::new(&["sleep", "30"]);
+    let values = [
+        ("team", "👨\u{200d}👩\u{200d}👧"),
+        ("fa", "می\u{200c}خواهم"),
+        ("he", "שלום\u{200f}"),
+        ("esc", "a\u{1b}[2Jb\nc"),
+    ];
+    for (k, v) in values {
+        b.annotate(&format!("example.com/{k}"), v);
+    }
+    let id = unique_id("utf");
+    brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let state = brig.state(&id);
+    let (_, list, _) = brig.cmd_files(&["list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&list).unwrap_or_else(|e| panic!("list is not JSON ({e}): {list}"));
+    let listed = list.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).expect("listed").clone();
+    for (k, v) in values {
+        let key = format!("example.com/{k}");
+        assert_eq!(state["annotations"][&key], v, "state: {key}");
+        assert_eq!(listed["annotations"][&key], v, "list: {key}");
+    }
+    brig.ok(&["delete", "--force", &id]);
+}
