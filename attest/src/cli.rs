@@ -27,7 +27,8 @@ pub enum Command {
         /// signal=, image=, rootfs=, tenant=, subject= (the token's sub), iss=,
         /// decision=, timed_out=, oom=, killed=, output=NAME[@sha256:HEX],
         /// inputs-unchanged= (no input changed on the host during the run),
-        /// rootfs-unchanged= (the rootfs had the attested digest at the end),
+        /// rootfs-unchanged= (the rootfs was not changed from before the job
+        /// started to its end),
         /// builder=, container=, keyid= (the key that signed it: with several
         /// keys trusted, which host), statement=sha256:HEX (this one record).
         /// An empty value (tenant=) requires that the field is absent

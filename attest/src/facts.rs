@@ -222,10 +222,10 @@ pub struct RootfsFacts {
     pub entries: u64,
     pub files: u64,
     pub bytes: u64,
-    /// Measured again when the job has ended: `false` when the tree then
-    /// had another digest (the host, or the job through a writable rootfs,
-    /// changed it after `create` measured it: what ran may not be what is
-    /// attested). `None` where not checked.
+    /// Its change stamp from before the job started, taken again when the
+    /// job has ended: `false` when it differs (the tree changed on the host
+    /// in between: what ran may not be what is attested). `None` where not
+    /// checked (a writable rootfs, a directory replaced before `delete`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unchanged_during_run: Option<bool>,
 }

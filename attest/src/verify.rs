@@ -152,8 +152,8 @@ pub enum Field {
     Output,
     /// `true` when no input tree changed on the host during the run.
     InputsUnchanged,
-    /// `true` when the rootfs had the attested digest again once the job
-    /// had ended (nothing changed it between `create` and the end).
+    /// `true` when the rootfs's change stamp from before the job started
+    /// held when it had ended (nothing changed the tree in between).
     RootfsUnchanged,
     /// The builder id (`brig://HOST`).
     Builder,

@@ -114,6 +114,16 @@ pub struct Measurements {
     /// input changed on the host while the job could read it.
     #[serde(default)]
     pub input_stamps: Vec<(String, PathBuf, String)>,
+    /// Device and inode of the root filesystem's directory as measured.
+    #[serde(default)]
+    pub rootfs_identity: Option<(u64, u64)>,
+    /// The root filesystem's change stamp (`brig_attest::change_stamp`),
+    /// taken once the container is built (libcontainer has made its mount
+    /// points in the tree) and before the job starts: compared when the job
+    /// has ended. `None` for a writable root filesystem (the job's own
+    /// writes would count as changes) and in records made before.
+    #[serde(default)]
+    pub rootfs_stamp: Option<String>,
 }
 
 fn identity(path: &str, source: &Path) -> Result<(String, u64, u64), MeasureError> {
@@ -313,6 +323,8 @@ pub fn measure(settings: &AttestConfig, req: &LaunchRequest, spec: &Spec) -> Res
         request,
         identities,
         input_stamps,
+        rootfs_identity: Some(req.rootfs_identity),
+        rootfs_stamp: None,
     })
 }
 
@@ -366,21 +378,31 @@ pub fn facts(
             MountTree { unchanged_during_run: unchanged, ..input.clone() }
         })
         .collect();
-    // The root filesystem measured again (the content cache makes this a
-    // walk of its metadata): a digest that differs means the tree changed
-    // after `create` measured it (on the host, before or during the run, or
-    // by the job through a writable rootfs), so what ran may not be what is
-    // attested. One that cannot be measured now (its directory gone) says
-    // nothing either way.
+    // The root filesystem walked again (metadata only, as for inputs): a
+    // change stamp that differs from the one taken before the job started
+    // means the tree changed on the host while the job could read it, so
+    // what ran may not be what is attested. A directory that is no longer
+    // the one measured (a client unmounted its overlay before `delete`,
+    // leaving the empty mount point) says nothing either way.
     let mut rootfs = m.rootfs.clone();
-    rootfs.unchanged_during_run =
-        match brig_attest::rootfs_digest_with(&record.rootfs, Some(&m.settings.rootfs_cache), &Limits::ROOTFS) {
-            Ok(after) => Some(after.sha256 == m.rootfs.sha256),
+    rootfs.unchanged_during_run = m.rootfs_stamp.as_ref().and_then(|before| {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::fs::symlink_metadata(&record.rootfs).ok().map(|md| (md.dev(), md.ino()));
+        if m.rootfs_identity.is_some() && now != m.rootfs_identity {
+            tracing::info!(
+                rootfs = %record.rootfs.display(),
+                "the root filesystem is no longer the directory measured; rootfs-unchanged is unknown"
+            );
+            return None;
+        }
+        match brig_attest::change_stamp(&record.rootfs, &Limits::ROOTFS) {
+            Ok(after) => Some(after == *before),
             Err(e) => {
                 errors.push(format!("checking the root filesystem after the run: {e}"));
                 None
             }
-        };
+        }
+    });
     let identity = (!record.auth.identity.is_empty()).then(|| {
         let id = &record.auth.identity;
         brig_attest::Identity {

@@ -502,7 +502,6 @@ struct Attested {
 /// platform of policy/examples/).
 const INIT_POLICY: &str = include_str!("../../policy/examples/function-platform/functions.cedar");
 
-/// `brig init`: a development configuration with generated keys.
 /// `s` as a TOML basic string, quotes and escapes included.
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -534,6 +533,7 @@ fn own_directory(path: &Path, mode: Option<u32>) -> Result<()> {
     }
 }
 
+/// `brig init`: a development configuration with generated keys.
 pub fn init(opts: &InitOpts) -> Result<i32> {
     // An unprivileged user's configuration is the one brig reads for them
     // (`~/.config/brig/config.toml`), with state they own.

@@ -459,6 +459,19 @@ fn launch(
         if let Some(guard) = userns_guard.as_mut() {
             record.userns = Some(guard.record.clone());
         }
+        // The root filesystem's change stamp for the attestation, now that
+        // libcontainer has made its mount points there and before the job
+        // starts (docs/attestation.md). Not for a writable one: the job's
+        // own writes would read as changes.
+        let readonly = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+        if let Some(m) = record.measurements.as_mut().filter(|_| readonly) {
+            match brig_attest::change_stamp(&record.rootfs, &brig_attest::Limits::ROOTFS) {
+                Ok(stamp) => m.rootfs_stamp = Some(stamp),
+                Err(e) => {
+                    tracing::warn!(id, "the root filesystem's change stamp: {e} (rootfs-unchanged will be unknown)")
+                }
+            }
+        }
         // Before the job starts, and before its namespaces are registered
         // (nothing else can join them yet).
         if record.plan.memfd_noexec {

@@ -650,35 +650,49 @@ fn a_later_run_of_the_same_id_never_replaces_a_record() {
 
 /// The root filesystem is measured at `create`; a change on the host
 /// before `start` (or during the run) means what ran is not what was
-/// measured. It is measured again when the job has ended, and the record
-/// says whether the digest still held (`rootfs-unchanged`).
+/// measured. Its change stamp, taken once the container is built, is taken
+/// again when the job has ended, and the record says whether it held
+/// (`rootfs-unchanged`): the mount points libcontainer makes in the tree
+/// are no change, a writable rootfs (the job's own writes) and a rootfs
+/// directory replaced before `delete` (an unmounted overlay) are unknown.
 #[test]
 fn a_rootfs_changed_between_create_and_start_is_attested_as_changed() {
     let s = setup();
-    let root = tempfile::Builder::new().prefix("brig-rootfs-").tempdir().unwrap();
-    for d in ["bin", "dev", "etc", "proc", "sys", "tmp", "in", "out"] {
-        std::fs::create_dir_all(root.path().join(d)).unwrap();
-    }
-    std::fs::copy(brig_tests::rootfs().join("bin/busybox"), root.path().join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", root.path().join("bin/sh")).unwrap();
-    std::os::unix::fs::symlink("busybox", root.path().join("bin/cat")).unwrap();
-    std::fs::write(root.path().join("etc/motd"), "as measured\n").unwrap();
-    let with_root = |script: &str| {
+    // No mount points in it: libcontainer makes /proc, /dev, /in, /out...
+    let make_root = || {
+        let root = tempfile::Builder::new().prefix("brig-rootfs-").tempdir().unwrap();
+        for d in ["bin", "etc"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        std::fs::copy(brig_tests::rootfs().join("bin/busybox"), root.path().join("bin/busybox")).unwrap();
+        std::os::unix::fs::symlink("busybox", root.path().join("bin/sh")).unwrap();
+        std::os::unix::fs::symlink("busybox", root.path().join("bin/cat")).unwrap();
+        std::fs::write(root.path().join("etc/motd"), "as measured\n").unwrap();
+        root
+    };
+    let root = make_root();
+    let with_root = |root: &Path, script: &str| {
         let mut b = job(&s, script);
-        b.set("/root", json!({"path": root.path(), "readonly": true}));
+        b.set("/root", json!({"path": root, "readonly": true}));
         b
     };
-    // Unchanged: said so.
+    let rootfs_unchanged = |id: &str| {
+        let st = statement(&s.attest_dir.join(format!("{id}.intoto.json")));
+        let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"].as_array().unwrap().clone();
+        deps.iter().find(|d| d["name"] == "rootfs").unwrap()["annotations"]["unchangedDuringRun"].clone()
+    };
+    // Unchanged (mount points made in it by the build): said so.
     let id = unique_id("rootfs-same");
-    let (code, _, err) = s.brig.run(&with_root("cat /etc/motd > /out/motd"), &id);
+    let (code, _, err) = s.brig.run(&with_root(root.path(), "cat /etc/motd > /out/motd"), &id);
     assert_eq!(code, 0, "{err}");
+    assert!(root.path().join("proc").is_dir(), "libcontainer made no mount point in the rootfs");
     let envelope = s.attest_dir.join(format!("{id}.intoto.json"));
     let (ok, msg) = verify(&s, &envelope, &["--require", "rootfs-unchanged=true"]);
     assert!(ok, "{msg}");
     // Changed on the host after create measured it, before start.
     let id = unique_id("rootfs-changed");
     // (Another output file: the first job's belongs to its own ID range.)
-    let b = with_root("cat /etc/motd > /out/motd2");
+    let b = with_root(root.path(), "cat /etc/motd > /out/motd2");
     s.brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
     std::fs::write(root.path().join("etc/motd"), "swapped in after the measurement\n").unwrap();
     s.brig.ok(&["start", &id]);
@@ -690,4 +704,26 @@ fn a_rootfs_changed_between_create_and_start_is_attested_as_changed() {
     assert!(!ok && msg.contains("rootfs-unchanged") && msg.contains("false"), "{msg}");
     let show = s.brig.ok(&["attest", "show", envelope.to_str().unwrap()]);
     assert!(show.contains("CHANGED after it was measured"), "{show}");
+    // The rootfs directory replaced before delete (a client that unmounts
+    // its overlay first leaves the empty mount point): unknown, not changed.
+    let root2 = make_root();
+    let id = unique_id("rootfs-gone");
+    let b = with_root(root2.path(), "true");
+    s.brig.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    s.brig.wait_status(&id, "stopped");
+    let aside = root2.path().with_extension("aside");
+    std::fs::rename(root2.path(), &aside).unwrap();
+    std::fs::create_dir(root2.path()).unwrap();
+    s.brig.ok(&["delete", &id]);
+    std::fs::remove_dir_all(&aside).unwrap();
+    assert_eq!(rootfs_unchanged(&id), Value::Null, "a replaced rootfs directory is no verdict");
+    // A writable rootfs (the job may write it): no verdict either.
+    let root3 = make_root();
+    let id = unique_id("rootfs-rw");
+    let mut b = job(&s, "true");
+    b.set("/root", json!({"path": root3.path(), "readonly": false}));
+    b.annotate("dev.brig.profile", "standard");
+    let (code, _, err) = s.brig.run(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rootfs_unchanged(&id), Value::Null, "a writable rootfs is no verdict");
 }
