@@ -710,11 +710,10 @@ pub fn verify_with(
     if env.payload_type != PAYLOAD_TYPE {
         return Err(VerifyError::PayloadType { found: clean(&env.payload_type) });
     }
-    brig_json::check_unique_keys(&payload).map_err(|e| match e.is_duplicate_key() {
+    let statement: Value = brig_json::from_slice(&payload).map_err(|e| match e.is_duplicate_key() {
         true => VerifyError::DuplicateKey(clean(&e.to_string())),
         false => VerifyError::NotJson(clean(&e.to_string())),
     })?;
-    let statement: Value = serde_json::from_slice(&payload).map_err(|e| VerifyError::NotJson(clean(&e.to_string())))?;
     let subjects = check_statement(&statement)?;
     let mut artifacts_checked = 0;
     if let Some(a) = artifacts {
@@ -735,21 +734,11 @@ pub fn verify_with(
     Ok(verified)
 }
 
-/// Text from an envelope made safe for a terminal or a log: control
-/// characters (C0 and C1, so no escape sequence) and the characters that
-/// reorder or hide text (bidirectional overrides and isolates, zero-width
-/// marks) are shown escaped.
+/// Text from an envelope made safe for a terminal or a log (control,
+/// bidirectional and invisible format characters escaped):
+/// [`brig_files::printable`].
 pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let hiding = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}');
-        if c.is_control() || hiding {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    brig_files::printable(s)
 }
 
 fn show_val(v: &Value) -> String {

@@ -164,7 +164,7 @@ pub fn located(text: &str, span: Option<std::ops::Range<usize>>, message: &str) 
     }
 }
 
-/// `s` with control characters (C0 but the tab, C1, DEL) and the characters
+/// `s` with control characters (C0, C1, DEL) and the characters
 /// that hide or reorder text (bidirectional controls, zero-width and other
 /// invisible format characters) escaped, so a *name* from a file (a path, a
 /// policy id, a profile name) cannot write to the terminal it is shown on
@@ -176,7 +176,7 @@ pub fn printable(s: &str) -> String {
         let hiding = matches!(c,
             '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
                 | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
-        if (c.is_control() && c != '\t') || hiding {
+        if c.is_control() || hiding {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);

@@ -6,9 +6,10 @@
 //! token with `"tenant":"evil","tenant":"acme"` therefore says one thing to
 //! brig and another to the next tool that reads the same bytes (RFC 8259
 //! §4: names "SHOULD be unique"; RFC 7515 §5.2 lets a JWS reader refuse
-//! them). Where brig reads such documents it checks them first with
-//! [`check_unique_keys`], which walks the whole document (serde_json's own
-//! nesting limit applies) and refuses the first repeated key.
+//! them). Where brig reads such documents it parses them with
+//! [`from_slice`], which builds the same `serde_json::Value` serde_json
+//! would, in the same one pass (its nesting limit applies), and refuses the
+//! first repeated key.
 //!
 //! Written here rather than taken from a crate: cedar-policy-core has the
 //! same walk (`JsonValueWithNoDuplicateKeys`), but the standalone
@@ -17,10 +18,10 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 /// Why a document was refused: not JSON, or a key repeated in an object.
 #[derive(Debug)]
@@ -43,63 +44,71 @@ impl StrictJsonError {
 
 const DUPLICATE: &str = "duplicate key";
 
-/// Checks that `bytes` is one JSON value in which no object repeats a key.
-/// The error names the key (escaped: it comes from the input) and where it
-/// is (line and column).
-pub fn check_unique_keys(bytes: &[u8]) -> Result<(), StrictJsonError> {
+/// Parses `bytes` as one JSON value in which no object repeats a key. The
+/// error names the key (escaped: it comes from the input) and where it is
+/// (line and column).
+pub fn from_slice(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    Walk::deserialize(&mut de).and_then(|_| de.end()).map_err(StrictJsonError)
+    let value = Strict::deserialize(&mut de).map_err(StrictJsonError)?;
+    de.end().map_err(StrictJsonError)?;
+    Ok(value.0)
 }
 
-/// A value walked for its keys and dropped.
-struct Walk;
+/// A value read with its keys checked.
+struct Strict(Value);
 
-impl<'de> Deserialize<'de> for Walk {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Walk, D::Error> {
-        d.deserialize_any(WalkVisitor)
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor)
     }
 }
 
-struct WalkVisitor;
+struct StrictVisitor;
 
-impl<'de> Visitor<'de> for WalkVisitor {
-    type Value = Walk;
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Strict;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Walk, E> {
-        Ok(Walk)
+    fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+        Ok(Strict(Value::Bool(v)))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Walk, E> {
-        Ok(Walk)
+    fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+        Ok(Strict(Value::Number(v.into())))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Walk, E> {
-        Ok(Walk)
+    fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+        Ok(Strict(Value::Number(v.into())))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Walk, E> {
-        Ok(Walk)
+    fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+        Ok(Strict(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
     }
-    fn visit_str<E>(self, _: &str) -> Result<Walk, E> {
-        Ok(Walk)
+    fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v.to_string())))
     }
-    fn visit_unit<E>(self) -> Result<Walk, E> {
-        Ok(Walk)
+    fn visit_string<E>(self, v: String) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v)))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Walk, A::Error> {
-        while seq.next_element::<Walk>()?.is_some() {}
-        Ok(Walk)
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict(Value::Null))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Walk, A::Error> {
-        let mut seen = HashSet::new();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Strict(Value::Array(items)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if seen.contains(&key) {
+            if out.contains_key(&key) {
                 return Err(de::Error::custom(format_args!("{DUPLICATE} `{}`", key.escape_default())));
             }
-            map.next_value::<Walk>()?;
-            seen.insert(key);
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
         }
-        Ok(Walk)
+        Ok(Strict(Value::Object(out)))
     }
 }
 
@@ -117,23 +126,33 @@ mod tests {
             // The same name spelled two ways is the same key.
             r#"{"a":1,"\u0061":2}"#,
         ] {
-            let e = check_unique_keys(doc.as_bytes()).unwrap_err();
+            let e = from_slice(doc.as_bytes()).unwrap_err();
             assert!(e.is_duplicate_key(), "{doc}: {e}");
         }
-        let e = check_unique_keys(br#"{"x":{"id":1,"id":2}}"#).unwrap_err();
+        let e = from_slice(br#"{"x":{"id":1,"id":2}}"#).unwrap_err();
         assert!(e.to_string().contains("`id`") && e.to_string().contains("line 1"), "{e}");
     }
 
     #[test]
     fn unique_keys_and_plain_values_pass() {
-        for doc in [r#"{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}"#, "[]", "{}", "1", "\"s\"", "null", "[1.5,true]"] {
-            check_unique_keys(doc.as_bytes()).unwrap();
+        for doc in [
+            r#"{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}"#,
+            "[]",
+            "{}",
+            "1",
+            "\"s\\u00e9\"",
+            "null",
+            "[1.5,true,-3,18446744073709551615]",
+        ] {
+            // The value is the one serde_json reads.
+            let expected: Value = serde_json::from_str(doc).unwrap();
+            assert_eq!(from_slice(doc.as_bytes()).unwrap(), expected, "{doc}");
         }
     }
 
     #[test]
     fn a_key_from_the_input_is_shown_escaped() {
-        let e = check_unique_keys(b"{\"\\u001b[2J\\n\":1,\"\\u001b[2J\\n\":2}").unwrap_err();
+        let e = from_slice(b"{\"\\u001b[2J\\n\":1,\"\\u001b[2J\\n\":2}").unwrap_err();
         let text = e.to_string();
         assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
     }
@@ -141,11 +160,11 @@ mod tests {
     #[test]
     fn what_is_not_json_is_refused_and_not_called_a_duplicate() {
         for doc in ["{\"a\":1", "{\"a\":1} x", "", "{'a':1}"] {
-            let e = check_unique_keys(doc.as_bytes()).unwrap_err();
+            let e = from_slice(doc.as_bytes()).unwrap_err();
             assert!(!e.is_duplicate_key(), "{doc}: {e}");
         }
         // serde_json's nesting limit holds: no stack overflow.
         let deep = "[".repeat(100_000);
-        assert!(check_unique_keys(deep.as_bytes()).is_err());
+        assert!(from_slice(deep.as_bytes()).is_err());
     }
 }

@@ -547,11 +547,11 @@ fn check_sealed(line: &str) -> Result<(serde_json::Map<String, serde_json::Value
     // brig writes each key once; a line that repeats one (`"decision":"deny",
     // ...,"decision":"allow"`) reads differently to readers that keep the
     // first value and those that keep the last.
-    if let Err(e) = brig_json::check_unique_keys(body.as_bytes()) {
-        return Err(if e.is_duplicate_key() { format!("repeats a key ({e})") } else { "not a JSON object".into() });
+    match brig_json::from_slice(body.as_bytes()) {
+        Ok(serde_json::Value::Object(value)) => Ok((value, hash)),
+        Err(e) if e.is_duplicate_key() => Err(format!("repeats a key ({e})")),
+        _ => Err("not a JSON object".into()),
     }
-    let value = serde_json::from_str(&body).map_err(|_| "not a JSON object".to_string())?;
-    Ok((value, hash))
 }
 
 fn check_line(line: &str, n: usize, expected_prev: &str) -> Result<(), String> {

@@ -712,16 +712,14 @@ fn decode_object(part: &str, what: Part) -> Result<Map<String, Value>, TokenErro
         Part::Payload => "payload is not base64url JSON",
     };
     let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed(not_json))?;
-    if let Err(e) = brig_json::check_unique_keys(&bytes) {
-        return Err(TokenError::Malformed(match (e.is_duplicate_key(), what) {
+    match brig_json::from_slice(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(TokenError::Malformed(not_json)),
+        Err(e) => Err(TokenError::Malformed(match (e.is_duplicate_key(), what) {
             (false, _) => not_json,
             (true, Part::Header) => "header repeats a key",
             (true, Part::Payload) => "payload repeats a claim",
-        }));
-    }
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(TokenError::Malformed(not_json)),
+        })),
     }
 }
 
