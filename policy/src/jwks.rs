@@ -272,6 +272,25 @@ fn add_jwks(
             }
             Some(_) => return Err(key_err("`use` is not a string".into())),
         }
+        // RFC 7517 4.3: a key whose `key_ops` do not include `verify` is not
+        // for checking signatures (an IdP may mark an encryption key so,
+        // without `use`).
+        match obj.get("key_ops") {
+            None => {}
+            Some(serde_json::Value::Array(ops)) => {
+                let mut names = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let Some(op) = op.as_str() else { return Err(key_err("`key_ops` holds a non-string".into())) };
+                    names.push(op);
+                }
+                if !names.contains(&"verify") {
+                    let listed: Vec<String> = names.iter().map(|o| format!("`{}`", shown(o))).collect();
+                    skip(format!("its `key_ops` ({}) do not include `verify`", listed.join(", ")))?;
+                    continue;
+                }
+            }
+            Some(_) => return Err(key_err("`key_ops` is not an array".into())),
+        }
         let alg = match obj.get("alg") {
             None => None,
             Some(serde_json::Value::String(a)) => match a.parse::<Algorithm>() {
@@ -324,6 +343,7 @@ fn add_jwks(
                     // A key of another length made the signature check
                     // panic (an out-of-range slice in the verifier).
                     coordinate(&okp.x, "x", 32).map_err(key_err)?;
+                    weak_ed25519(&okp.x).map_err(key_err)?;
                     KeyKind::Ed25519
                 }
                 _ => return Err(key_err("unsupported OKP curve (Ed25519 is)".into())),
@@ -351,6 +371,27 @@ fn coordinate(value: &str, member: &str, len: usize) -> Result<(), String> {
         .map_err(|_| format!("`{member}` is not base64url"))?;
     if bytes.len() != len {
         return Err(format!("`{member}` is {} bytes; this curve's is {len}", bytes.len()));
+    }
+    Ok(())
+}
+
+/// An Ed25519 public key (`x`, 32 bytes, checked by [`coordinate`]) that is
+/// not a point of the curve, or is one of small order: with such a key
+/// (the identity point, say) signatures made without any private key
+/// verify, so a JWKS holding one (an IdP's bug, a poisoned fetch) would let
+/// anyone mint tokens.
+fn weak_ed25519(x: &str) -> Result<(), String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(x.trim_end_matches('='))
+        .map_err(|_| "`x` is not base64url".to_string())?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| "`x` is not 32 bytes".to_string())?;
+    let key =
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "`x` is not a point of Ed25519".to_string())?;
+    if key.is_weak() {
+        return Err("a weak Ed25519 key (a point of small order): signatures made without any private key would \
+                    verify with it"
+            .into());
     }
     Ok(())
 }

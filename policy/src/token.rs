@@ -217,13 +217,13 @@ enum Use<'a> {
     /// Record the `jti`, bound to the container being created.
     Launch(&'a str),
     /// Exec into `container`; the launch's `jti` is accepted again for it.
-    Exec { container: &'a str, launch_jti: Option<&'a str> },
+    Exec { container: &'a str, launch: Option<(&'a str, &'a str)> },
     /// Check only (`brig policy explain`): a single-use token must have a
     /// `jti` not used yet, and nothing is recorded.
     Check,
     /// Check only, as an exec into `container` would (the launch's `jti`
     /// accepted again): nothing is recorded.
-    ExecCheck { container: &'a str, launch_jti: Option<&'a str> },
+    ExecCheck { container: &'a str, launch: Option<(&'a str, &'a str)> },
 }
 
 /// Verifies job tokens against the configured keys and claims.
@@ -327,17 +327,20 @@ impl TokenVerifier {
     }
 
     /// Verifies the token of an `exec` into `container_id`, whose launch
-    /// recorded `launch_jti`. Every check runs again (an expired token cannot
-    /// exec); a single-use `jti` equal to `launch_jti` is accepted if its
-    /// record names this container; any other `jti` is consumed like a launch.
+    /// spent `launch` (its token's issuer and `jti`). Every check runs again
+    /// (an expired token cannot exec); the launch's own token (the same
+    /// issuer and `jti`) is accepted if its record names this container; any
+    /// other is consumed like a launch. The issuer is part of the match:
+    /// another issuer's token with the same `jti`, once spent on an earlier
+    /// container of the same id, is not the launch's.
     pub fn verify_for_exec(
         &self,
         token: &str,
         now: SystemTime,
         container_id: &str,
-        launch_jti: Option<&str>,
+        launch: Option<(&str, &str)>,
     ) -> Result<VerifiedToken, TokenError> {
-        self.verify_inner(token, now, Use::Exec { container: container_id, launch_jti })
+        self.verify_inner(token, now, Use::Exec { container: container_id, launch })
     }
 
     /// Every check [`TokenVerifier::verify_for_exec`] makes, recording
@@ -349,9 +352,9 @@ impl TokenVerifier {
         token: &str,
         now: SystemTime,
         container_id: &str,
-        launch_jti: Option<&str>,
+        launch: Option<(&str, &str)>,
     ) -> Result<VerifiedToken, TokenError> {
-        self.verify_inner(token, now, Use::ExecCheck { container: container_id, launch_jti })
+        self.verify_inner(token, now, Use::ExecCheck { container: container_id, launch })
     }
 
     /// Every check a launch makes, the single-use one included (a `jti` is
@@ -569,14 +572,14 @@ impl TokenVerifier {
         let result = match usage {
             Use::Plain => guard.consume_pending(&token.issuer, jti, exp, None, now).map(Some),
             Use::Launch(c) => guard.consume_pending(&token.issuer, jti, exp, Some(c), now).map(Some),
-            Use::Exec { container, launch_jti } if launch_jti == Some(jti) => {
+            Use::Exec { container, launch } if launch == Some((token.issuer.as_str(), jti)) => {
                 guard.check_launch_record(&token.issuer, jti, container).map(|()| None)
             }
             Use::Exec { container, .. } => {
                 guard.consume_pending(&token.issuer, jti, exp, Some(container), now).map(Some)
             }
             Use::Check => guard.check_unused(&token.issuer, jti, now).map(|()| None),
-            Use::ExecCheck { container, launch_jti } if launch_jti == Some(jti) => {
+            Use::ExecCheck { container, launch } if launch == Some((token.issuer.as_str(), jti)) => {
                 guard.check_launch_record(&token.issuer, jti, container).map(|()| None)
             }
             Use::ExecCheck { .. } => guard.check_unused(&token.issuer, jti, now).map(|()| None),

@@ -364,6 +364,13 @@ fn allowed(list: &[String], item: &str) -> bool {
     list.iter().any(|a| a == "*" || a == "ALL" || a.eq_ignore_ascii_case(item))
 }
 
+/// Whether `profile` lets a job share the host's `typ` namespace (its
+/// `ceilings.host_namespaces`): then joining any other namespace of that
+/// type gives the job nothing more.
+pub fn shares_host_namespace(profile: &Profile, typ: LinuxNamespaceType) -> bool {
+    allowed(&profile.ceilings.host_namespaces, ns_name(typ))
+}
+
 fn ns_name(typ: LinuxNamespaceType) -> &'static str {
     match typ {
         LinuxNamespaceType::Mount => "mount",
@@ -610,6 +617,17 @@ pub fn unified_key_problem(key: &str) -> Option<&'static str> {
     }
 }
 
+/// Why a `hugepageLimits[].pageSize` may never be used, under any profile:
+/// libcgroups checks only its leading digits and names the cgroup file
+/// with it (`hugetlb.<pageSize>.limit_in_bytes`), so `2MB/../..` would lead
+/// out of the job's cgroup. The kernel's sizes are digits and `KB`, `MB` or
+/// `GB` (`2MB`, `1GB`, `64KB`).
+pub fn hugepage_size_problem(page_size: &str) -> Option<&'static str> {
+    let digits = page_size.len() - page_size.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let ok = digits > 0 && matches!(&page_size[digits..], "KB" | "MB" | "GB");
+    (!ok).then_some("a page size is digits and `KB`, `MB` or `GB` (`2MB`, `1GB`), as the kernel names them")
+}
+
 /// cgroup settings that sidestep a profile's limits, under a profile that
 /// sets limits: the OOM killer disabled (a memory bomb hangs at its limit
 /// instead of dying) is turned back on and recorded; raw cgroup v2 files in
@@ -625,6 +643,13 @@ fn check_cgroup_extras(ctx: &mut Ctx<'_>, spec: &mut Spec) -> Result<(), HardenE
     for key in keys.iter().flat_map(|u| u.keys()) {
         if let Some(why) = unified_key_problem(key) {
             return Err(ctx.refuse(format!("linux.resources.unified.{key}"), why));
+        }
+    }
+    let hugepages =
+        spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.hugepage_limits().clone());
+    for (i, limit) in hugepages.iter().flatten().enumerate() {
+        if let Some(why) = hugepage_size_problem(limit.page_size()) {
+            return Err(ctx.refuse(format!("linux.resources.hugepageLimits[{i}].pageSize"), why));
         }
     }
     if ctx.profile.cgroup == Default::default() {
@@ -817,16 +842,29 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
         if matches!(typ.as_str(), "sysfs" | "cgroup" | "cgroup2") && !ceilings.unmask_paths {
             let mut options = m.options().clone().unwrap_or_default();
             if !options.iter().any(|o| o == "ro") {
-                options.retain(|o| o != "rw");
+                // `rrw` too: libcontainer applies the recursive attributes
+                // after the flags, so it would clear the `ro` added here.
+                options.retain(|o| o != "rw" && o != "rrw");
                 options.push("ro".into());
                 m.set_options(Some(options));
                 ctx.tighten(format!("mounts[{i}].options"), format!("{dest} read-write"), format!("{dest} read-only"));
             }
         }
     }
+    if ctx.profile.rootfs.writable_mounts_noexec == Some(true) {
+        writable_mounts_noexec(ctx, &mut mounts, &ceilings.writable_mounts);
+    }
     // Scratch space from the profile, unless the spec mounts something there.
     for t in &ctx.profile.rootfs.tmpfs {
-        if mounts.iter().any(|m| m.destination() == Path::new(&t.path)) {
+        if let Some((i, m)) =
+            mounts.iter_mut().enumerate().find(|(_, m)| normalize(m.destination()) == Path::new(&t.path))
+        {
+            // A tmpfs of the spec's own in the profile's place keeps the
+            // profile's bounds: its size at most, and no devices, setuid
+            // bits or (unless the profile allows it) programs.
+            if m.typ().as_deref() == Some("tmpfs") {
+                bound_spec_tmpfs(ctx, i, m, t);
+            }
             continue;
         }
         let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
@@ -844,6 +882,84 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
     }
     spec.set_mounts(Some(mounts));
     Ok(())
+}
+
+/// `[rootfs] writable_mounts_noexec`: the job runs only the image's
+/// programs, never a file it could have written. Every mount it can write
+/// (a tmpfs or a bind without `ro`, `/dev` and the client's `/dev/shm`
+/// included), and every bind from the host areas jobs may write
+/// (`ceilings.writable_mounts`: a read-only bind of a directory another
+/// mount of the job writes would run what it wrote), is mounted `noexec`,
+/// a recursive bind with every mount below it (`rnoexec`). The kernel then
+/// refuses `execve` and executable mappings of its files whatever Landlock
+/// grants there (a working directory, an entrypoint, or a profile path
+/// that an image's link leads to such a mount).
+fn writable_mounts_noexec(ctx: &mut Ctx<'_>, mounts: &mut [Mount], writable_prefixes: &[String]) {
+    for (i, m) in mounts.iter_mut().enumerate() {
+        let options = m.options().clone().unwrap_or_default();
+        let bind = is_bind(m);
+        let read_only = options.iter().any(|o| o == "ro");
+        let writable = (bind || m.typ().as_deref() == Some("tmpfs")) && !read_only;
+        let from_job_area = bind && m.source().as_ref().is_some_and(|s| under_prefix(s, writable_prefixes));
+        if !writable && !from_job_area {
+            continue;
+        }
+        let recursive = options.iter().any(|o| o == "rbind");
+        let has = |o: &str| options.iter().any(|x| x == o);
+        if has("noexec") && (!recursive || has("rnoexec")) && !has("exec") && !has("rexec") {
+            continue;
+        }
+        let mut options: Vec<String> =
+            options.into_iter().filter(|o| !matches!(o.as_str(), "exec" | "rexec")).collect();
+        if !options.iter().any(|o| o == "noexec") {
+            options.push("noexec".into());
+        }
+        if recursive && !options.iter().any(|o| o == "rnoexec") {
+            options.push("rnoexec".into());
+        }
+        m.set_options(Some(options));
+        let dest = m.destination().display().to_string();
+        ctx.tighten(
+            format!("mounts[{i}].options"),
+            format!("{dest} executable"),
+            format!("{dest} noexec (the profile runs only the image's programs)"),
+        );
+    }
+}
+
+/// A spec's tmpfs at the path of one of the profile's: at most the
+/// profile's size (a size of 0, a percentage or none is unlimited), and
+/// `nosuid`, `nodev` and, unless the profile's allows programs, `noexec`.
+fn bound_spec_tmpfs(ctx: &mut Ctx<'_>, i: usize, m: &mut Mount, t: &crate::model::TmpfsMount) {
+    let dest = m.destination().display().to_string();
+    let mut options = m.options().clone().unwrap_or_default();
+    let size = options.iter().rev().find_map(|o| o.strip_prefix("size=")).map(str::to_string);
+    let within =
+        size.as_deref().and_then(|v| v.parse::<crate::units::ByteSize>().ok()).filter(|s| s.0 > 0 && s.0 <= t.size.0);
+    if within.is_none() {
+        options.retain(|o| !o.starts_with("size="));
+        options.push(format!("size={}", t.size.0));
+        ctx.tighten(
+            format!("mounts[{i}].options"),
+            format!("{dest} size {}", size.as_deref().unwrap_or("unlimited")),
+            format!("{dest} size {}", t.size),
+        );
+    }
+    let mut wanted = vec!["nosuid", "nodev"];
+    if !t.exec {
+        wanted.push("noexec");
+    }
+    for flag in wanted {
+        let opposite = &flag[2..];
+        if !options.iter().any(|o| o == flag) || options.iter().any(|o| o == opposite) {
+            options.retain(|o| o != opposite);
+            if !options.iter().any(|o| o == flag) {
+                options.push(flag.to_string());
+            }
+            ctx.tighten(format!("mounts[{i}].options"), format!("{dest} {opposite}"), format!("{dest} {flag}"));
+        }
+    }
+    m.set_options(Some(options));
 }
 
 fn cap_name(c: &Capability) -> String {
@@ -1408,6 +1524,120 @@ mod tests {
                     serde_json::from_value(serde_json::Value::from(want)).unwrap();
                 assert_eq!(got, serde_json::to_value(&want).unwrap(), "{profile} case {i}");
             }
+        }
+    }
+
+    fn with_mounts(mounts: serde_json::Value) -> Spec {
+        let mut spec = serde_json::to_value(Spec::default()).unwrap();
+        spec["mounts"] = mounts;
+        serde_json::from_value(spec).unwrap()
+    }
+
+    fn options_at(h: &Hardened, dest: &str) -> Vec<String> {
+        let m = h.spec.mounts().iter().flatten().find(|m| m.destination() == Path::new(dest)).unwrap();
+        m.options().clone().unwrap_or_default()
+    }
+
+    /// `restricted` runs only the image's programs: every mount the job can
+    /// write (the client's `/dev` and `/dev/shm`, a volume, a tmpfs of the
+    /// spec's) and every bind from the job-data areas is made `noexec`
+    /// (recursive binds `rnoexec` too, an `exec` or `rexec` dropped) and the
+    /// change recorded; read-only binds from elsewhere and kernel
+    /// filesystems keep their options. `standard` changes none of them.
+    #[test]
+    fn writable_mounts_are_noexec_where_only_the_images_programs_run() {
+        let spec = with_mounts(serde_json::json!([
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "nodev", "exec"]},
+            {"destination": "/work", "type": "bind", "source": "/var/lib/brig/jobs/a/out", "options": ["rbind", "rw", "rexec"]},
+            {"destination": "/bin2", "type": "bind", "source": "/var/lib/brig/jobs/a/out", "options": ["bind", "ro"]},
+            {"destination": "/tools", "type": "bind", "source": "/var/lib/brig/data/tools", "options": ["bind", "ro"]},
+            {"destination": "/opt", "type": "tmpfs", "source": "tmpfs", "options": ["size=8m", "mode=1777"]},
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+        ]));
+        let restricted = crate::ProfileSet::builtin().get("restricted").unwrap().profile.clone();
+        let h = harden(&restricted, spec.clone(), &JobAsks::default(), &FakeHost).unwrap();
+        for dest in ["/dev", "/dev/shm", "/work", "/bin2", "/opt"] {
+            let options = options_at(&h, dest);
+            assert!(options.contains(&"noexec".to_string()), "{dest}: {options:?}");
+            assert!(!options.iter().any(|o| o == "exec" || o == "rexec"), "{dest}: {options:?}");
+            let (_, applied) = h
+                .tightened
+                .iter()
+                .find(|t| t.applied.starts_with(&format!("{dest} noexec")))
+                .map(|t| (t.field.clone(), t.applied.clone()))
+                .unwrap_or_else(|| panic!("{dest}: not recorded: {:?}", h.tightened));
+            assert!(applied.contains("image's programs"), "{applied}");
+        }
+        assert!(options_at(&h, "/work").contains(&"rnoexec".to_string()), "a recursive bind's submounts");
+        assert!(!options_at(&h, "/tools").iter().any(|o| o.contains("noexec")), "{:?}", options_at(&h, "/tools"));
+        assert!(!options_at(&h, "/proc").iter().any(|o| o.contains("noexec")));
+        let standard = crate::ProfileSet::builtin().get("standard").unwrap().profile.clone();
+        let h = harden(&standard, spec, &JobAsks::default(), &FakeHost).unwrap();
+        assert!(!options_at(&h, "/dev").contains(&"noexec".to_string()), "standard runs what it likes");
+    }
+
+    /// A tmpfs of the spec's in place of the profile's keeps the profile's
+    /// bounds: size (0, none or a percentage is unlimited), nosuid, nodev,
+    /// noexec.
+    #[test]
+    fn a_spec_tmpfs_in_the_profiles_place_keeps_its_bounds() {
+        let restricted = crate::ProfileSet::builtin().get("restricted").unwrap().profile.clone();
+        let limit = restricted.rootfs.tmpfs.iter().find(|t| t.path == "/tmp").unwrap().size.0;
+        for (asked, kept) in
+            [("size=0", false), ("size=50%", false), ("size=1g", false), ("size=8m", true), ("mode=1777", false)]
+        {
+            let spec = with_mounts(serde_json::json!([
+                {"destination": "/tmp/", "type": "tmpfs", "source": "tmpfs", "options": [asked, "exec", "suid", "dev"]},
+            ]));
+            let h = harden(&restricted, spec, &JobAsks::default(), &FakeHost).unwrap();
+            let tmps: Vec<_> =
+                h.spec.mounts().iter().flatten().filter(|m| m.destination().starts_with("/tmp")).collect();
+            assert_eq!(tmps.len(), 1, "the profile's /tmp is not added over the spec's: {tmps:?}");
+            let options = options_at(&h, "/tmp/");
+            let size: Vec<_> = options.iter().filter(|o| o.starts_with("size=")).collect();
+            let want = if kept { asked.to_string() } else { format!("size={limit}") };
+            assert_eq!(size, vec![&want], "{asked}: {options:?}");
+            for flag in ["nosuid", "nodev", "noexec"] {
+                assert!(options.iter().any(|o| o == flag), "{asked}: {flag}: {options:?}");
+                assert!(!options.iter().any(|o| o == &flag[2..]), "{asked}: {options:?}");
+            }
+        }
+    }
+
+    /// `rrw` next to the `ro` added to a kernel filesystem would clear it
+    /// (libcontainer applies recursive attributes last): it is dropped.
+    #[test]
+    fn a_kernel_filesystem_made_read_only_loses_rrw() {
+        let spec = with_mounts(serde_json::json!([
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "rrw"]},
+        ]));
+        for profile in ["standard", "restricted"] {
+            let p = crate::ProfileSet::builtin().get(profile).unwrap().profile.clone();
+            let h = harden(&p, spec.clone(), &JobAsks::default(), &FakeHost).unwrap();
+            let options = options_at(&h, "/sys");
+            assert!(
+                options.contains(&"ro".to_string()) && !options.iter().any(|o| o == "rrw" || o == "rw"),
+                "{options:?}"
+            );
+        }
+    }
+
+    /// A hugepage size is the kernel's name for one (`2MB`), never a path.
+    #[test]
+    fn hugepage_sizes_are_names_not_paths() {
+        for ok in ["2MB", "1GB", "64KB"] {
+            assert_eq!(hugepage_size_problem(ok), None, "{ok}");
+        }
+        for bad in ["2MB/../../x", "", "MB", "2mb", "2 MB", "../2MB", "2MB\0"] {
+            assert!(hugepage_size_problem(bad).is_some(), "{bad}");
+        }
+        let spec =
+            spec_with_resources(serde_json::json!({"hugepageLimits": [{"pageSize": "2MB/../../x", "limit": 1}]}));
+        for profile in ["permissive", "standard", "restricted"] {
+            let p = crate::ProfileSet::builtin().get(profile).unwrap().profile.clone();
+            let e = harden(&p, spec.clone(), &JobAsks::default(), &FakeHost).unwrap_err().to_string();
+            assert!(e.contains("hugepageLimits[0].pageSize"), "{profile}: {e}");
         }
     }
 

@@ -98,6 +98,12 @@ pub struct RootfsSection {
     /// Bounded writable scratch space, mounted as tmpfs.
     #[serde(default)]
     pub tmpfs: Vec<TmpfsMount>,
+    /// Every mount the job can write, and every bind from the host areas
+    /// jobs write (`ceilings.writable_mounts`), is mounted `noexec`: the job
+    /// runs only the image's programs (true), or the spec's options hold
+    /// (absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writable_mounts_noexec: Option<bool>,
 }
 
 /// A size-bounded tmpfs mount added to the job.

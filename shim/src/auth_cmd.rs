@@ -217,7 +217,7 @@ fn explain(g: &GlobalOpts, bundle: &Path, token_file: Option<&Path>, id: Option<
     // The namespaces the spec joins, as `create` checks them: another
     // principal's job in one is a refusal (crate::nsowner).
     let joined = crate::nspin::pin("explain", &request.spec).map_err(|e| e.to_string()).and_then(|()| {
-        crate::nsowner::check_joined(&crate::nspin::pinned(), &crate::pipeline::identity_of(&verified), None)
+        crate::pipeline::check_joined_owners(&crate::pipeline::identity_of(&verified), &described.profile.profile)
     });
     if let Err(e) = joined {
         crate::outln!("decision: deny\nreason: {e}");

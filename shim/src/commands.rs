@@ -239,6 +239,12 @@ fn exec_token(process: &Process) -> Option<String> {
     process.env().iter().flatten().find_map(|e| e.strip_prefix(&prefix).map(str::to_string))
 }
 
+/// The token the container's launch spent: its issuer and `jti` (an exec
+/// with that same token is not spent again).
+fn launch_token(record: &RunRecord) -> Option<(&str, &str)> {
+    Some((record.auth.identity.get("iss")?.as_str(), record.auth.jti.as_deref()?))
+}
+
 fn authorize_exec(
     g: &GlobalOpts,
     id: &str,
@@ -276,7 +282,7 @@ fn authorize_exec(
     // Checked without spending a single-use token first: a token refused
     // below (another principal's) stays usable for what it was minted for.
     let verified = verifier
-        .verify_exec_without_consuming(&token, now, id, record.auth.jti.as_deref())
+        .verify_exec_without_consuming(&token, now, id, launch_token(record))
         .map_err(|e| deny(format!("token refused: {e}")))?;
     // Whose container it is: another tenant's token may be allowed to exec
     // (into its own containers) without being allowed into this one. A
@@ -300,7 +306,7 @@ fn authorize_exec(
     // Now spent (a single-use token), before the policies decide, as a
     // launch's is; a token another exec spent in between is refused here.
     let verified = verifier
-        .verify_for_exec(&token, now, id, record.auth.jti.as_deref())
+        .verify_for_exec(&token, now, id, launch_token(record))
         .map_err(|e| deny(format!("token refused: {e}")))?;
     let mut ctx = ctx.clone();
     if let Some(exec) = ctx.exec.as_mut() {

@@ -102,6 +102,11 @@ fn check_update_against(
             return refuse_because(&format!("unified.{key}"), why);
         }
     }
+    for (i, limit) in r.hugepage_limits().iter().flatten().enumerate() {
+        if let Some(why) = brig_profiles::harden::hugepage_size_problem(limit.page_size()) {
+            return refuse_because(&format!("hugepageLimits[{i}].pageSize"), why);
+        }
+    }
     if *c != Default::default() {
         // Raw cgroup v2 files (libcgroups writes them after its own limits).
         if let Some(key) = r.unified().as_ref().and_then(|u| u.keys().min()) {

@@ -237,6 +237,64 @@ fn check_joined_in(
     Ok(())
 }
 
+/// Before a launch: refuses a namespace in `joined` that no brig job is in
+/// but some process is, unless it is brig's own (the host's, which the
+/// profile's ceilings govern) or `shares_host(type)` (a profile that lets a
+/// job share the host's namespace of that type: joining any other is no
+/// wider). Such a namespace is someone else's: a runc container's, a
+/// daemon's private mount namespace, a pod on another runtime. Joining it
+/// would put the job in with them (their loopback services, their SysV
+/// shared memory), and joining a mount namespace would set the job's root
+/// up inside it (`pivot_root`), changing the root of every process there.
+/// A namespace no process is in yet is one a client made for a pod (CNI's
+/// or Podman's network namespace, pinned by a bind mount, before the
+/// sandbox's first job). As root only: an unprivileged user can only join
+/// namespaces of their own user namespaces, which the kernel checks. Not
+/// user namespaces: a joined one is held to its own rules (a brig job's
+/// per-job one only as its pod's member, never one nested in a job, and its
+/// maps as a spec's own: `lifecycle::joins_a_per_job_userns`).
+pub fn check_not_foreign(
+    joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
+    shares_host: impl Fn(LinuxNamespaceType) -> bool,
+) -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let registry = Path::new(REGISTRY_DIR);
+    for (typ, path, ns) in joined {
+        if *typ == LinuxNamespaceType::User {
+            continue;
+        }
+        let name = proc_name(*typ);
+        let host = NamespaceId::of(Path::new(&format!("/proc/self/ns/{name}"))).ok();
+        if host == Some(*ns) || shares_host(*typ) || !owners_in(registry, *typ, *ns).is_empty() {
+            continue;
+        }
+        if let Some(pid) = a_process_in(*typ, *ns) {
+            return Err(format!(
+                "linux.namespaces: the {name} namespace `{}` is no brig job's, and process {pid} is in it; a job \
+                 joins only namespaces of jobs launched for its own tenant (or subject), or one that no process \
+                 is in yet (a pod's, made by its client)",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A process (not brig itself) whose `typ` namespace is `ns`, if any: the
+/// first found in `/proc` (processes that vanish while it is read are
+/// skipped).
+fn a_process_in(typ: LinuxNamespaceType, ns: NamespaceId) -> Option<i32> {
+    let me = std::process::id() as i32;
+    let name = proc_name(typ);
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let theirs = NamespaceId::of(Path::new(&format!("/proc/{pid}/ns/{name}"))).ok()?;
+        (pid != me && theirs == ns).then_some(pid)
+    })
+}
+
 /// The first job registered in `ns` (other than `me`) launched for another
 /// principal than `identity`.
 fn foreign_owner(

@@ -90,7 +90,17 @@ pub fn read_token_file(token_dir: &Path, name: &str) -> Result<String, String> {
     use std::os::fd::FromRawFd;
     use std::os::unix::fs::MetadataExt;
     let key = annotation::TOKEN_FILE;
-    let fail = |why: &str| Err(format!("{key} `{name}`: {why}"));
+    // A token put here by mistake (it belongs in `dev.brig.token`) is
+    // refused without being echoed: the message reaches logs and the audit
+    // log, and the token, never verified, was never spent.
+    if looks_like_a_token(name) {
+        return Err(format!(
+            "{key}: the value is a token, not a file name (a token goes in `{}`); it is not shown",
+            annotation::TOKEN
+        ));
+    }
+    let shown = token_file_name_shown(name);
+    let fail = |why: &str| Err(format!("{key} `{shown}`: {why}"));
     let path = Path::new(name);
     let relative = if path.is_absolute() {
         match path.strip_prefix(token_dir) {
@@ -106,7 +116,7 @@ pub fn read_token_file(token_dir: &Path, name: &str) -> Result<String, String> {
         return fail("names no file");
     }
     let dir = std::fs::File::open(token_dir)
-        .map_err(|e| format!("{key} `{name}`: the token directory `{}`: {e}", token_dir.display()))?;
+        .map_err(|e| format!("{key} `{shown}`: the token directory `{}`: {e}", token_dir.display()))?;
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV);
@@ -120,7 +130,7 @@ pub fn read_token_file(token_dir: &Path, name: &str) -> Result<String, String> {
     };
     // SAFETY: `fd` was just returned by openat2 and is owned by nothing else.
     let file = unsafe { std::fs::File::from_raw_fd(fd) };
-    let meta = file.metadata().map_err(|e| format!("{key} `{name}`: {}", e.kind()))?;
+    let meta = file.metadata().map_err(|e| format!("{key} `{shown}`: {}", e.kind()))?;
     if !meta.file_type().is_file() {
         return fail("is not a regular file");
     }
@@ -129,11 +139,33 @@ pub fn read_token_file(token_dir: &Path, name: &str) -> Result<String, String> {
     }
     let mut text = String::new();
     let limit = brig_policy::token::MAX_TOKEN_BYTES as u64 + 1;
-    file.take(limit).read_to_string(&mut text).map_err(|e| format!("{key} `{name}`: cannot be read: {}", e.kind()))?;
+    file.take(limit).read_to_string(&mut text).map_err(|e| format!("{key} `{shown}`: cannot be read: {}", e.kind()))?;
     if text.len() as u64 >= limit {
         return fail(&format!("is longer than a token ({} bytes at most)", brig_policy::token::MAX_TOKEN_BYTES));
     }
     Ok(text.trim().to_string())
+}
+
+/// Whether a `dev.brig.token-file` value is a compact JWS rather than a file
+/// name: three base64url segments, the first a JSON object (`eyJ`).
+fn looks_like_a_token(value: &str) -> bool {
+    let value = value.trim();
+    let segments: Vec<&str> = value.split('.').collect();
+    value.starts_with("eyJ")
+        && segments.len() == 3
+        && segments[..2].iter().all(|s| !s.is_empty())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
+}
+
+/// A token file name as messages show it: control and hiding characters
+/// escaped, at most 128 characters.
+fn token_file_name_shown(name: &str) -> String {
+    const MAX: usize = 128;
+    let mut cut: String = name.chars().take(MAX).collect();
+    if name.chars().nth(MAX).is_some() {
+        cut.push('…');
+    }
+    brig_files::printable(&cut)
 }
 
 /// Removes every trace of a token from the spec (annotations and the
@@ -572,7 +604,7 @@ pub fn prepare(
 
     let auth = match config.auth.mode {
         AuthMode::Off => {
-            if let Err(e) = check_joined_owners(&BTreeMap::new()) {
+            if let Err(e) = check_joined_owners(&BTreeMap::new(), &profile.profile) {
                 return Err(deny(config, id, Some(&context), e));
             }
             let audit_record = audit(
@@ -612,7 +644,7 @@ pub fn prepare(
                 .verify_for_launch_deferred(token, now, id)
                 .map_err(|e| deny(config, id, Some(&context), format!("token refused: {e}")))?;
             tracing::debug!(elapsed_us = us(t0), "token verified");
-            if let Err(e) = check_joined_owners(&identity_of(&verified)) {
+            if let Err(e) = check_joined_owners(&identity_of(&verified), &profile.profile) {
                 return Err(deny(config, id, Some(&context), e));
             }
             let policies = policies
@@ -662,8 +694,15 @@ pub fn prepare(
 /// A namespace the spec joins by path in which jobs of another principal are
 /// registered is refused (crate::nsowner): a tenant never joins another
 /// tenant's IPC, network or mount namespace. Checked again after the build.
-fn check_joined_owners(identity: &BTreeMap<String, String>) -> Result<(), String> {
-    crate::nsowner::check_joined(&crate::nspin::pinned(), identity, None)
+/// Nor one no brig job is in but another process is (a runc container's, a
+/// daemon's), unless `profile` lets the job share the host's.
+pub fn check_joined_owners(
+    identity: &BTreeMap<String, String>,
+    profile: &brig_profiles::Profile,
+) -> Result<(), String> {
+    let joined = crate::nspin::pinned();
+    crate::nsowner::check_not_foreign(&joined, |typ| brig_profiles::harden::shares_host_namespace(profile, typ))?;
+    crate::nsowner::check_joined(&joined, identity, None)
 }
 
 /// The token's identity for records (never the token).
@@ -726,6 +765,20 @@ mod tests {
 
     fn spec(json: serde_json::Value) -> Spec {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_token_in_place_of_a_token_file_name_is_never_shown() {
+        let token = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsifQ.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLWJ5dGVz";
+        assert!(looks_like_a_token(token) && looks_like_a_token(&format!("{token}\n")));
+        let e = read_token_file(Path::new("/nonexistent"), token).unwrap_err();
+        assert!(e.contains("is a token, not a file name") && !e.contains("eyJ"), "{e}");
+        for name in ["job-a.jwt", "/run/brig-tokens/x.y.z", "eyJ.only-two", "sub/eyJa.b.c"] {
+            assert!(!looks_like_a_token(name), "{name}");
+        }
+        // Any other name is shown escaped and bounded.
+        let e = read_token_file(Path::new("/nonexistent"), &format!("a\u{1b}[2J{}", "x".repeat(500))).unwrap_err();
+        assert!(!e.contains('\u{1b}') && e.contains("\\u{1b}") && e.len() < 400, "{e}");
     }
 
     #[test]

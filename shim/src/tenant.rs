@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -376,12 +376,32 @@ fn set_capabilities(caps: Option<oci_spec::runtime::LinuxCapabilities>) -> Resul
 /// Opens a pseudo-terminal in the container, sends its master to the console
 /// socket, and makes the slave the controlling terminal and stdio; `size`
 /// (rows, columns) is `process.consoleSize`, its first size.
+///
+/// The master comes from the container's own devpts instance, through its
+/// `ptmx` node (`/dev/pts/ptmx`, checked to be on devpts), and the slave
+/// from the master (`TIOCGPTPEER`), never by a path in `/dev`: this runs as
+/// root of the job's user namespace with its capabilities, before Landlock,
+/// and the job can write `/dev` (a `/dev/ptmx` it replaced with a link to a
+/// terminal it holds failed every `exec -t`; a slave opened by name could be
+/// one the job swapped in).
 fn attach_terminal(sock: &UnixStream, size: Option<(u16, u16)>) -> Result<(), String> {
-    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-    let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY).map_err(|e| e.to_string())?;
-    grantpt(&master).map_err(|e| e.to_string())?;
-    unlockpt(&master).map_err(|e| e.to_string())?;
-    let name = ptsname_r(&master).map_err(|e| e.to_string())?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let master = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NOFOLLOW)
+        .open("/dev/pts/ptmx")
+        .map_err(|e| format!("/dev/pts/ptmx: {e}"))?;
+    let on_devpts =
+        nix::sys::statfs::fstatfs(&master).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::DEVPTS_SUPER_MAGIC);
+    if !on_devpts {
+        return Err("/dev/pts/ptmx is not the container's devpts".into());
+    }
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK on the master we opened, reading a live int.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(format!("unlocking the terminal: {}", std::io::Error::last_os_error()));
+    }
     if let Some((rows, cols)) = size {
         let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
         // SAFETY: TIOCSWINSZ on the master we opened, with a live winsize.
@@ -393,7 +413,14 @@ fn attach_terminal(sock: &UnixStream, size: Option<(u16, u16)>) -> Result<(), St
     nix::sys::socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
         .map_err(|e| e.to_string())?;
     nix::unistd::setsid().map_err(|e| e.to_string())?;
-    let slave = std::fs::OpenOptions::new().read(true).write(true).open(&name).map_err(|e| format!("{name}: {e}"))?;
+    // SAFETY: TIOCGPTPEER on the master we opened; on success it returns a
+    // new descriptor of its slave, which the File then owns.
+    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY) };
+    if slave < 0 {
+        return Err(format!("opening the terminal's slave: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `slave` was just returned by the kernel and is owned by nothing else.
+    let slave = unsafe { std::fs::File::from_raw_fd(slave) };
     // SAFETY: TIOCSCTTY on the slave we opened; dup2 onto stdio.
     unsafe {
         libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0);

@@ -115,7 +115,10 @@ pub fn rootfs() -> PathBuf {
             }
             let root = base.join(std::process::id().to_string());
             let _ = std::fs::remove_dir_all(&root);
-            for d in ["bin", "dev", "etc", "proc", "sys", "tmp", "root", "secret", "work", "data", "out"] {
+            // `opt` and `usr/local`: places `restricted` lets programs run from.
+            for d in
+                ["bin", "dev", "etc", "proc", "sys", "tmp", "root", "secret", "work", "data", "out", "opt", "usr/local"]
+            {
                 std::fs::create_dir_all(root.join(d)).unwrap();
             }
             std::fs::copy(busybox, root.join("bin/busybox")).unwrap();

@@ -611,6 +611,77 @@ fn an_exec_without_landlock_is_filtered_before_anything_else_runs() {
     }
 }
 
+/// `restricted` runs only the image's programs: a job never runs a program
+/// it wrote, wherever Landlock grants execution. Each case copies busybox
+/// (standing for a downloaded binary) to a place the job can write where
+/// Landlock would let it execute: its working directory on the client's
+/// `/dev` (the working directory is granted execution) or on a writable
+/// volume, a tmpfs of the spec's at a profile path that may execute
+/// (`/opt`), a read-only bind of the directory another of its mounts
+/// writes. The copy works and running it fails with EACCES (the mount is
+/// `noexec`), where under `permissive` it runs.
+#[test]
+fn a_restricted_job_never_runs_a_program_it_wrote() {
+    let restricted = restricted();
+    let data = std::path::PathBuf::from(format!("/var/lib/brig/jobs/noexec-{}", unique_id("x")));
+    std::fs::create_dir_all(&data).unwrap();
+    let volume = |b: &mut Bundle, dest: &str, options: &[&str]| {
+        b.push("/mounts", json!({"destination": dest, "type": "bind", "source": data, "options": options}));
+    };
+    type Setup<'a> = Box<dyn Fn(&mut Bundle) + 'a>;
+    let cases: Vec<(&str, &str, Setup)> = vec![
+        (
+            "/dev as the working directory",
+            "/dev",
+            Box::new(|b: &mut Bundle| {
+                b.set("/process/cwd", json!("/dev"));
+            }),
+        ),
+        (
+            "a writable volume as the working directory",
+            "/work",
+            Box::new(|b: &mut Bundle| {
+                volume(b, "/work", &["rbind", "rw"]);
+                b.set("/process/cwd", json!("/work"));
+            }),
+        ),
+        (
+            "a tmpfs of the spec's at /opt",
+            "/opt",
+            Box::new(|b: &mut Bundle| {
+                b.push("/mounts", json!({"destination": "/opt", "type": "tmpfs", "source": "tmpfs", "options": ["size=16m", "mode=1777", "exec"]}));
+            }),
+        ),
+        (
+            "a read-only bind of what another mount writes",
+            "/work",
+            Box::new(|b: &mut Bundle| {
+                volume(b, "/work", &["rbind", "rw"]);
+                volume(b, "/usr/local", &["rbind", "ro"]);
+            }),
+        ),
+    ];
+    for (what, dir, setup) in &cases {
+        let run_from = if *what == "a read-only bind of what another mount writes" { "/usr/local" } else { dir };
+        // Named `echo`: busybox picks its applet by the name it runs as.
+        let script = format!("cp /bin/busybox {dir}/echo && echo copied && {run_from}/echo ran-it; echo \"exit=$?\"");
+        let mut b = Bundle::new(&["sh", "-c", &script]);
+        setup(&mut b);
+        let (code, out, err) = restricted.run(&b, &unique_id("noexec"));
+        assert_eq!(code, 0, "{what}: {err}");
+        assert!(out.contains("copied"), "{what}: the copy did not work, so this shows nothing: {out} {err}");
+        assert!(!out.contains("ran-it") && out.contains("exit=126"), "{what}: the job ran its own program: {out}");
+        let _ = std::fs::remove_file(data.join("echo"));
+        let mut b = Bundle::new(&["sh", "-c", &script]);
+        setup(&mut b);
+        let (code, out, err) = permissive().run(&b, &unique_id("noexec"));
+        assert_eq!(code, 0, "{what}: {err}");
+        assert!(out.contains("ran-it"), "{what}: under permissive it should run: {out} {err}");
+        let _ = std::fs::remove_file(data.join("echo"));
+    }
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
 /// A bind source is swapped for a link to `/etc` over and over while jobs
 /// that bind it launch (what a `standard` job, host root with
 /// `/var/lib/brig/jobs/` writable, could do to another job's input): no job
@@ -1063,6 +1134,88 @@ fn a_root_filesystem_over_another_state_root_is_refused() {
     attacker.ok(&["delete", "--force", &squatter_id]);
 }
 
+/// A namespace of its own made by `unshare --TYPE=FILE true`: pinned by a
+/// bind mount at `path`, with no process in it; unmounted when dropped.
+struct PinnedNamespace {
+    path: std::path::PathBuf,
+    typ: &'static str,
+}
+
+impl PinnedNamespace {
+    fn new(typ: &'static str, path: &std::path::Path) -> PinnedNamespace {
+        std::fs::write(path, b"").unwrap();
+        let st = std::process::Command::new("unshare").arg(format!("--{typ}={}", path.display())).arg("true").status();
+        assert!(st.unwrap().success(), "unshare --{typ}={}", path.display());
+        PinnedNamespace { path: path.to_path_buf(), typ }
+    }
+
+    /// As `readlink /proc/PID/ns/TYPE` names it.
+    fn name(&self) -> String {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}:[{}]", self.typ, std::fs::metadata(&self.path).unwrap().ino())
+    }
+}
+
+impl Drop for PinnedNamespace {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// A namespace that no brig job is in but another process is (a runc
+/// container's, a daemon's private mount namespace) is refused by path
+/// under `standard`: the job would share the other process's IPC objects
+/// and loopback services, and joining its mount namespace would set the
+/// job's root up in it (`pivot_root`), changing that process's root. Where
+/// the profile lets a job share the host's namespaces (`permissive`),
+/// joining one is no wider and works.
+#[test]
+fn a_namespace_of_a_process_that_is_no_brig_job_is_not_joined() {
+    let standard = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"standard\"\n");
+    let mut victim = std::process::Command::new("unshare")
+        .args(["--ipc", "--net", "--mount", "--propagation", "private", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    let ns_of = |typ: &str, pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/{typ}")).unwrap();
+    for _ in 0..100 {
+        if ns_of("mnt", &pid.to_string()) != ns_of("mnt", "self") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let root_before: Vec<_> =
+        std::fs::read_dir(format!("/proc/{pid}/root/")).unwrap().flatten().map(|e| e.file_name()).collect();
+    for (typ, proc_name) in [("ipc", "ipc"), ("network", "net"), ("mount", "mnt")] {
+        let mut b = Bundle::new(&["true"]);
+        let namespaces: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] != typ)
+            .cloned()
+            .chain([json!({"type": typ, "path": format!("/proc/{pid}/ns/{proc_name}")})])
+            .collect();
+        b.set("/linux/namespaces", serde_json::Value::Array(namespaces));
+        let err = standard.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("foreign")]);
+        assert!(
+            err.contains("linux.namespaces") && err.contains("is no brig job's") && err.contains(&pid.to_string()),
+            "{typ}: {err}"
+        );
+        if typ == "ipc" {
+            let id = unique_id("foreign-ok");
+            let (code, _, err) = permissive().run(&b, &id);
+            assert_eq!(code, 0, "permissive may share the host's namespaces, so another's too: {err}");
+        }
+    }
+    let root_after: Vec<_> =
+        std::fs::read_dir(format!("/proc/{pid}/root/")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(root_before, root_after, "the other process's root changed");
+    assert!(standard.ok(&["list", "-q"]).trim().is_empty());
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
 /// A bundle running `args` that joins the IPC namespace at `path`.
 fn joining_ipc(args: &[&str], path: &std::path::Path) -> Bundle {
     let mut b = Bundle::new(args);
@@ -1087,21 +1240,14 @@ fn joining_ipc(args: &[&str], path: &std::path::Path) -> Bundle {
 #[test]
 fn a_namespace_path_swapped_after_the_check_is_not_what_the_job_joins() {
     let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"standard\"\n");
-    let mut holder = std::process::Command::new("unshare").args(["--ipc", "sleep", "60"]).spawn().unwrap();
-    let own = format!("/proc/{}/ns/ipc", holder.id());
-    let mut theirs = String::new();
-    for _ in 0..100 {
-        theirs = std::fs::read_link(&own).map(|p| p.display().to_string()).unwrap_or_default();
-        if !theirs.is_empty()
-            && Some(theirs.clone()) != std::fs::read_link("/proc/self/ns/ipc").ok().map(|p| p.display().to_string())
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    // A namespace no process is in, pinned by a bind mount (as a client
+    // pins a pod's network namespace): one a job may join.
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = PinnedNamespace::new("ipc", &dir.path().join("ipc-ns"));
+    let own = pinned.path.display().to_string();
+    let theirs = pinned.name();
     let host = std::fs::read_link("/proc/self/ns/ipc").unwrap().display().to_string();
     assert_ne!(theirs, host, "unshare --ipc gave no namespace of its own");
-    let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ipc");
     std::os::unix::fs::symlink(&own, &link).unwrap();
     let b = joining_ipc(&["readlink", "/proc/self/ns/ipc"], &link);
@@ -1110,8 +1256,6 @@ fn a_namespace_path_swapped_after_the_check_is_not_what_the_job_joins() {
         .env("BRIG_TEST_FAULT", "swap-namespace-links");
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let _ = holder.kill();
-    let _ = holder.wait();
     assert_ne!(std::fs::read_link(&link).unwrap().display().to_string(), own, "the fault did not swap the link");
     assert!(!stdout.contains(&host), "the job joined the host's IPC namespace: {stdout}");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

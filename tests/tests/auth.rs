@@ -892,7 +892,7 @@ fn tampering_with_the_audit_log_is_detected() {
 /// bundle cannot make root brig read another pod's token or any host file,
 /// through an absolute path, `..`, or a symbolic link, nor block it on a FIFO
 /// or feed it an endless file. Each refusal names the annotation, never the
-/// file's content, and is audited.
+/// file's content (nor a token given in its place), and is audited.
 #[test]
 fn a_token_file_is_read_only_from_the_token_directory() {
     let mut a = setup();
@@ -949,6 +949,10 @@ fn a_token_file_is_read_only_from_the_token_directory() {
         ("huge.jwt".into(), "longer than a token"),
         ("shared.jwt".into(), "writable by no one else"),
         ("missing.jwt".into(), "cannot be opened"),
+        // The token itself where its file's name goes (it belongs in
+        // `dev.brig.token`): refused, and never echoed into the error or the
+        // audit log (it was not spent: whoever reads the logs could use it).
+        (secret.clone(), "is a token, not a file name"),
     ];
     for (name, why) in &cases {
         let id = unique_id("tf-bad");

@@ -226,6 +226,34 @@ fn exec_with_a_terminal_through_a_console_socket() {
     brig.ok(&["delete", "--force", &id]);
 }
 
+/// The job can write its `/dev`: a `/dev/ptmx` it replaced (here with a
+/// link to `/dev/null`) is not what an exec's terminal is made from, in a
+/// job without a user namespace of its own (libcontainer's exec) or with
+/// one (brig's): the terminal comes from the container's devpts.
+#[test]
+fn a_dev_ptmx_the_job_replaced_does_not_break_exec_tty() {
+    let restricted = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    for brig in [Brig::default(), restricted] {
+        let (_bundle, id) = brig.detached_sleeper("ptmx");
+        brig.ok(&["exec", &id, "sh", "-c", "rm -f /dev/ptmx && ln -s null /dev/ptmx && test -L /dev/ptmx"]);
+        let console = ConsoleSocket::new();
+        let child = brig
+            .command()
+            .args(["exec", "--detach", "--tty", "--console-socket", console.path.to_str().unwrap(), &id])
+            .args(["sh", "-c", "tty; echo tty-again; sleep 1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let master = console.receive();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = brig_tests::read_until(&master, "tty-again");
+        assert!(text.contains("/dev/pts/") && text.contains("tty-again"), "not a terminal: {text:?}");
+        brig.ok(&["delete", "--force", &id]);
+    }
+}
+
 #[test]
 fn create_with_a_terminal_through_a_console_socket() {
     let brig = Brig::default();

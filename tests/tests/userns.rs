@@ -502,9 +502,15 @@ fn a_job_cannot_join_foreign_namespaces() {
             _ => std::thread::sleep(std::time::Duration::from_millis(50)),
         }
     }
+    // Its IPC namespace, which no brig job is in, is refused first.
     let b = pod_member(i64::from(foreign.id() as i32), &netns.path(), &["true"]);
     let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("stray")]);
-    assert!(err.contains("not one of a job brig runs"), "{err}");
+    assert!(err.contains("ipc namespace") && err.contains("is no brig job's"), "{err}");
+    // Its user namespace alone: its maps are a spec's own, and map host root.
+    let mut b = Bundle::new(&["true"]);
+    b.push("/linux/namespaces", json!({"type": "user", "path": format!("/proc/{}/ns/user", foreign.id())}));
+    let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("stray")]);
+    assert!(err.contains("joined user namespace") && err.contains("host root"), "{err}");
     foreign.kill().unwrap();
     foreign.wait().unwrap();
     brig.ok(&["delete", "--force", &sandbox_id]);

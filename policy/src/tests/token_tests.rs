@@ -434,7 +434,7 @@ fn exec_with_the_launch_token() {
     let v = replay_verifier(dir.path());
     let token = sign(&keys().ed, &claims());
     let id = v.verify_for_launch(&token, now(), "c1").unwrap();
-    let jti = id.jti.as_deref();
+    let jti = id.jti.as_deref().map(|j| (ISS, j));
     // the same token may exec into its own container, repeatedly
     v.verify_for_exec(&token, now(), "c1", jti).unwrap();
     v.verify_for_exec(&token, now(), "c1", jti).unwrap();
@@ -452,7 +452,31 @@ fn exec_with_the_launch_token() {
     // a launch record from plain `verify` is bound to no container
     let plain = sign(&keys().ed, &with(claims(), json!({"jti": "plain"})));
     v.verify(&plain, now()).unwrap();
-    assert_eq!(v.verify_for_exec(&plain, now(), "c1", Some("plain")).unwrap_err(), TokenError::ExecOtherContainer);
+    assert_eq!(
+        v.verify_for_exec(&plain, now(), "c1", Some((ISS, "plain"))).unwrap_err(),
+        TokenError::ExecOtherContainer
+    );
+}
+
+/// The launch's token is matched by issuer and `jti`: issuer A's token `J`,
+/// spent launching an earlier container `c1`, is not the launch token of a
+/// new `c1` launched with issuer B's token `J`, so it cannot exec there
+/// unspent (it is refused as replayed).
+#[test]
+fn an_exec_is_matched_to_the_launch_token_by_issuer_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = "https://other-issuer.test";
+    let mut cfg = TrustConfig::required(vec![ISS.into(), other.into()], vec!["brig".into()]);
+    cfg.replay = Some(ReplayConfig { dir: dir.path().to_path_buf() });
+    let v = TokenVerifier::with_jwks(&cfg, &jwks(), None).unwrap();
+    let from_a = sign(&keys().ed, &with(claims(), json!({"jti": "J"})));
+    let from_b = sign(&keys().ed, &with(claims(), json!({"jti": "J", "iss": other})));
+    v.verify_for_launch(&from_a, now(), "c1").unwrap();
+    v.verify_for_launch(&from_b, now(), "c1").unwrap();
+    let launch = Some((other, "J"));
+    assert_eq!(v.verify_for_exec(&from_a, now(), "c1", launch).unwrap_err(), TokenError::Replayed);
+    assert_eq!(v.verify_exec_without_consuming(&from_a, now(), "c1", launch).unwrap_err(), TokenError::Replayed);
+    v.verify_for_exec(&from_b, now(), "c1", launch).unwrap();
 }
 
 #[test]
@@ -538,6 +562,9 @@ fn keys_not_for_signatures_are_left_out_of_the_jwks() {
         json!({"kty": "OKP", "kid": "x", "crv": "X25519", "x": b64(32)}),
         json!({"kty": "EC", "kid": "p521", "crv": "P-521", "x": b64(66), "y": b64(66)}),
         json!({"kty": "EC", "kid": "ecdh", "crv": "P-256", "alg": "ECDH-ES", "x": b64(32), "y": b64(32)}),
+        // Marked for other operations by `key_ops` alone (RFC 7517 4.3).
+        json!({"kty": "RSA", "kid": "wrap", "key_ops": ["wrapKey", "unwrapKey"], "n": rsa_n, "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "encrypt", "key_ops": ["encrypt"], "n": rsa_n, "e": "AQAB"}),
     ];
     let mut all = vec![k.ed.public_jwk.clone(), k.es.public_jwk.clone(), k.rs.public_jwk.clone()];
     all.extend(others.iter().cloned());
@@ -551,6 +578,19 @@ fn keys_not_for_signatures_are_left_out_of_the_jwks() {
     let e = v.verify(&sign(&header_kid, &claims()), now()).unwrap_err();
     assert!(matches!(e, TokenError::KeyNotForSignatures { .. }), "{e}");
     assert!(e.to_string().contains("`use` is `enc`"), "{e}");
+    header_kid.kid = "wrap".into();
+    let e = v.verify(&sign(&header_kid, &claims()), now()).unwrap_err();
+    assert!(matches!(e, TokenError::KeyNotForSignatures { .. }), "{e}");
+    assert!(e.to_string().contains("do not include `verify`"), "{e}");
+    // `key_ops` that include `verify` keep the key.
+    let mut verify_ops = k.ed.public_jwk.clone();
+    verify_ops["key_ops"] = json!(["verify"]);
+    let v = TokenVerifier::with_jwks(&config(), &json!({"keys": [verify_ops]}).to_string(), None).unwrap();
+    v.verify(&sign(&k.ed, &claims()), now()).unwrap();
+    let mut odd = k.ed.public_jwk.clone();
+    odd["key_ops"] = json!("verify");
+    let e = TokenVerifier::with_jwks(&config(), &json!({"keys": [odd]}).to_string(), None).unwrap_err();
+    assert!(e.to_string().contains("`key_ops` is not an array"), "{e}");
     // A left-out key with a signing key's `kid`, either order.
     let mut clash = others[0].clone();
     clash["kid"] = k.ed.public_jwk["kid"].clone();
@@ -564,6 +604,41 @@ fn keys_not_for_signatures_are_left_out_of_the_jwks() {
     let e = TokenVerifier::with_jwks(&config(), &json!({"keys": [k.ed.public_jwk.clone(), private]}).to_string(), None)
         .unwrap_err();
     assert!(e.to_string().contains("private"), "{e}");
+}
+
+/// An Ed25519 key of small order (the identity point) verifies signatures
+/// made without any private key: `R` = the identity, `S` = 0 passes the
+/// check for every message. A JWKS holding one (an IdP's bug, a poisoned
+/// fetch) is refused whole, as is one whose `x` is not a point of the curve,
+/// so no such token is ever accepted.
+#[test]
+fn weak_or_invalid_ed25519_keys_fail_the_jwks() {
+    let b64 = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let off_curve = (2u8..=255)
+        .map(|y| {
+            let mut b = [0u8; 32];
+            b[0] = y;
+            b
+        })
+        .find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err())
+        .unwrap();
+    let forged = {
+        let header = b64(br#"{"alg":"EdDSA","kid":"weak","typ":"JWT"}"#);
+        let payload = b64(claims().to_string().as_bytes());
+        let mut signature = [0u8; 64];
+        signature[0] = 1;
+        format!("{header}.{payload}.{}", b64(&signature))
+    };
+    for (x, why) in [(identity, "weak Ed25519 key"), (off_curve, "not a point of Ed25519")] {
+        let weak = json!({"kty": "OKP", "crv": "Ed25519", "kid": "weak", "use": "sig", "x": b64(&x)});
+        let doc = json!({"keys": [keys().ed.public_jwk.clone(), weak]}).to_string();
+        let e = TokenVerifier::with_jwks(&config(), &doc, None).unwrap_err();
+        assert!(e.to_string().contains(why) && e.to_string().contains("weak"), "{e}");
+    }
+    // The forgery itself: against a verifier of the good key alone, refused.
+    assert!(verifier().verify(&forged, now()).is_err());
 }
 
 /// A signed token whose dates are far outside any real time (an issuer's

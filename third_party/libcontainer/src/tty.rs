@@ -297,13 +297,14 @@ pub fn setup_console_sized(
     size: Option<(u16, u16)>,
 ) -> Result<()> {
     // Create PTY pair from /dev/pts/ptmx
-    // After pivot_root, /dev/pts points to the container's devpts
-    let winsize = size.map(|(rows, cols)| nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 });
-    let openpty_result = nix::pty::openpty(winsize.as_ref(), None)
-        .map_err(|err| TTYError::CreatePseudoTerminal { source: err })?;
-
-    let master = &openpty_result.master;
-    let slave = &openpty_result.slave;
+    // After pivot_root, /dev/pts points to the container's devpts.
+    // brig patch 17: opened as `/dev/pts/ptmx` itself, and the slave from
+    // the master (TIOCGPTPEER), instead of `openpty`, which opens
+    // `/dev/ptmx` and the slave by name: both live on the container's
+    // writable `/dev`, and a job that replaced `/dev/ptmx` made every
+    // `exec --tty` into it fail (the checks below refused the handle).
+    let (master, slave) = open_pty_pair(size)?;
+    let (master, slave) = (&master, &slave);
 
     // Verify both master and slave are real PTY devices (CVE-2025-52565 mitigation)
     verify_ptmx_handle(master)?;
@@ -334,6 +335,44 @@ pub fn setup_console_sized(
     close(console_fd).map_err(|err| TTYError::CloseConsoleSocket { source: err })?;
 
     Ok(())
+}
+
+/// brig patch 17: a master from the container's devpts instance
+/// (`/dev/pts/ptmx`, not following a link), unlocked, sized, and its slave
+/// opened through it (`TIOCGPTPEER`).
+fn open_pty_pair(size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let create = |err: nix::errno::Errno| TTYError::CreatePseudoTerminal { source: err };
+    let master: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NOFOLLOW)
+        .open("/dev/pts/ptmx")
+        .map_err(|e| create(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?
+        .into();
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK on the master opened above, reading a live int.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(create(nix::errno::Errno::last()));
+    }
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ on the master opened above, with a live winsize.
+        if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+            return Err(create(nix::errno::Errno::last()));
+        }
+    }
+    // SAFETY: TIOCGPTPEER on the master opened above; on success the kernel
+    // returns a new descriptor of its slave, owned by nothing else.
+    let slave = unsafe {
+        libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)
+    };
+    if slave < 0 {
+        return Err(create(nix::errno::Errno::last()));
+    }
+    // SAFETY: see above.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    Ok((master, slave))
 }
 
 /// Mount PTY slave on /dev/console.
