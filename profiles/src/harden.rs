@@ -852,19 +852,24 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
         }
     }
     if ctx.profile.rootfs.writable_mounts_noexec == Some(true) {
-        writable_mounts_noexec(ctx, &mut mounts, &ceilings.writable_mounts);
+        writable_mounts_noexec(ctx, &mut mounts, &ceilings.writable_mounts, host);
     }
     // Scratch space from the profile, unless the spec mounts something there.
     for t in &ctx.profile.rootfs.tmpfs {
-        if let Some((i, m)) =
-            mounts.iter_mut().enumerate().find(|(_, m)| normalize(m.destination()) == Path::new(&t.path))
-        {
-            // A tmpfs of the spec's own in the profile's place keeps the
-            // profile's bounds: its size at most, and no devices, setuid
-            // bits or (unless the profile allows it) programs.
-            if m.typ().as_deref() == Some("tmpfs") {
-                bound_spec_tmpfs(ctx, i, m, t);
+        // A tmpfs of the spec's own in the profile's place (each, when
+        // several are stacked there) keeps the profile's bounds: its size
+        // at most, and no devices, setuid bits or (unless the profile
+        // allows it) programs.
+        let mut taken = false;
+        for (i, m) in mounts.iter_mut().enumerate() {
+            if normalize(m.destination()) == Path::new(&t.path) {
+                taken = true;
+                if m.typ().as_deref() == Some("tmpfs") {
+                    bound_spec_tmpfs(ctx, i, m, t);
+                }
             }
+        }
+        if taken {
             continue;
         }
         let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
@@ -885,32 +890,49 @@ fn harden_mounts(ctx: &mut Ctx<'_>, spec: &mut Spec, host: &dyn Host) -> Result<
 }
 
 /// `[rootfs] writable_mounts_noexec`: the job runs only the image's
-/// programs, never a file it could have written. Every mount it can write
-/// (a tmpfs or a bind without `ro`, `/dev` and the client's `/dev/shm`
-/// included), and every bind from the host areas jobs may write
-/// (`ceilings.writable_mounts`: a read-only bind of a directory another
-/// mount of the job writes would run what it wrote), is mounted `noexec`,
+/// programs, never a file it could have written. Every mount but the
+/// kernel's filesystems and read-only binds from elsewhere is mounted
+/// `noexec`: whatever it can write (a tmpfs, a bind or any other
+/// filesystem without `ro`, `/dev` included), every bind from the host
+/// areas jobs may write (`ceilings.writable_mounts`: a read-only bind of a
+/// directory another mount of the job writes would run what it wrote) and
+/// every bind of a client's per-container state (`/dev/shm`, secrets), is mounted `noexec`,
 /// a recursive bind with every mount below it (`rnoexec`). The kernel then
 /// refuses `execve` and executable mappings of its files whatever Landlock
 /// grants there (a working directory, an entrypoint, or a profile path
 /// that an image's link leads to such a mount).
-fn writable_mounts_noexec(ctx: &mut Ctx<'_>, mounts: &mut [Mount], writable_prefixes: &[String]) {
+fn writable_mounts_noexec(ctx: &mut Ctx<'_>, mounts: &mut [Mount], writable_prefixes: &[String], host: &dyn Host) {
     for (i, m) in mounts.iter_mut().enumerate() {
         let options = m.options().clone().unwrap_or_default();
+        let has = |o: &str| options.iter().any(|x| x == o);
+        let typ = m.typ().clone().unwrap_or_default();
+        let dest = m.destination().display().to_string();
         let bind = is_bind(m);
-        let read_only = options.iter().any(|o| o == "ro");
-        let writable = (bind || m.typ().as_deref() == Some("tmpfs")) && !read_only;
-        let from_job_area = bind && m.source().as_ref().is_some_and(|s| under_prefix(s, writable_prefixes));
-        if !writable && !from_job_area {
+        // What may keep running programs: a kernel filesystem (nothing of
+        // the job's is on it), and a read-only bind from outside the
+        // job-data areas that is not a client's per-container state (its
+        // `/dev/shm`, secrets: another container writes those), such as a
+        // tools directory or a client's init program.
+        let exec_may_stay = if bind {
+            let source = m.source().clone().unwrap_or_default();
+            has("ro") && !under_prefix(&source, writable_prefixes) && !host.is_client_state(&source)
+        } else {
+            NOEXEC_EXEMPT_FS.contains(&typ.as_str())
+        };
+        let recursive = has("rbind");
+        if exec_may_stay {
+            // Never `rexec`: it would make executable what is mounted below.
+            if has("rexec") {
+                m.set_options(Some(options.iter().filter(|o| *o != "rexec").cloned().collect()));
+                ctx.tighten(format!("mounts[{i}].options"), format!("{dest} rexec"), format!("{dest} without rexec"));
+            }
             continue;
         }
-        let recursive = options.iter().any(|o| o == "rbind");
-        let has = |o: &str| options.iter().any(|x| x == o);
         if has("noexec") && (!recursive || has("rnoexec")) && !has("exec") && !has("rexec") {
             continue;
         }
         let mut options: Vec<String> =
-            options.into_iter().filter(|o| !matches!(o.as_str(), "exec" | "rexec")).collect();
+            options.iter().filter(|o| !matches!(o.as_str(), "exec" | "rexec")).cloned().collect();
         if !options.iter().any(|o| o == "noexec") {
             options.push("noexec".into());
         }
@@ -918,7 +940,6 @@ fn writable_mounts_noexec(ctx: &mut Ctx<'_>, mounts: &mut [Mount], writable_pref
             options.push("rnoexec".into());
         }
         m.set_options(Some(options));
-        let dest = m.destination().display().to_string();
         ctx.tighten(
             format!("mounts[{i}].options"),
             format!("{dest} executable"),
@@ -926,6 +947,10 @@ fn writable_mounts_noexec(ctx: &mut Ctx<'_>, mounts: &mut [Mount], writable_pref
         );
     }
 }
+
+/// Filesystems [`writable_mounts_noexec`] leaves as they are: the kernel's
+/// interfaces, whose files the job cannot choose.
+const NOEXEC_EXEMPT_FS: &[&str] = &["proc", "sysfs", "cgroup", "cgroup2", "mqueue", "devpts", "securityfs", "debugfs"];
 
 /// A spec's tmpfs at the path of one of the profile's: at most the
 /// profile's size (a size of 0, a percentage or none is unlimited), and
@@ -936,8 +961,10 @@ fn bound_spec_tmpfs(ctx: &mut Ctx<'_>, i: usize, m: &mut Mount, t: &crate::model
     let size = options.iter().rev().find_map(|o| o.strip_prefix("size=")).map(str::to_string);
     let within =
         size.as_deref().and_then(|v| v.parse::<crate::units::ByteSize>().ok()).filter(|s| s.0 > 0 && s.0 <= t.size.0);
-    if within.is_none() {
-        options.retain(|o| !o.starts_with("size="));
+    // `nr_blocks` sizes it too, in pages, and the kernel applies whichever
+    // comes last.
+    if within.is_none() || options.iter().any(|o| o.starts_with("nr_blocks=")) {
+        options.retain(|o| !o.starts_with("size=") && !o.starts_with("nr_blocks="));
         options.push(format!("size={}", t.size.0));
         ctx.tighten(
             format!("mounts[{i}].options"),
@@ -1546,12 +1573,13 @@ mod tests {
     /// filesystems keep their options. `standard` changes none of them.
     #[test]
     fn writable_mounts_are_noexec_where_only_the_images_programs_run() {
+        let shm = format!("{}/abc/mounts/shm", clients::CLIENT_STATE_PREFIXES[0].trim_end_matches('/'));
         let spec = with_mounts(serde_json::json!([
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "nodev", "exec"]},
+            {"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "ro", "rexec"]},
             {"destination": "/work", "type": "bind", "source": "/var/lib/brig/jobs/a/out", "options": ["rbind", "rw", "rexec"]},
             {"destination": "/bin2", "type": "bind", "source": "/var/lib/brig/jobs/a/out", "options": ["bind", "ro"]},
-            {"destination": "/tools", "type": "bind", "source": "/var/lib/brig/data/tools", "options": ["bind", "ro"]},
+            {"destination": "/tools", "type": "bind", "source": "/var/lib/brig/data/tools", "options": ["rbind", "ro", "rexec"]},
             {"destination": "/opt", "type": "tmpfs", "source": "tmpfs", "options": ["size=8m", "mode=1777"]},
             {"destination": "/proc", "type": "proc", "source": "proc"},
         ]));
@@ -1570,7 +1598,8 @@ mod tests {
             assert!(applied.contains("image's programs"), "{applied}");
         }
         assert!(options_at(&h, "/work").contains(&"rnoexec".to_string()), "a recursive bind's submounts");
-        assert!(!options_at(&h, "/tools").iter().any(|o| o.contains("noexec")), "{:?}", options_at(&h, "/tools"));
+        let tools = options_at(&h, "/tools");
+        assert!(!tools.iter().any(|o| o.contains("noexec") || o == "rexec"), "exec stays, rexec goes: {tools:?}");
         assert!(!options_at(&h, "/proc").iter().any(|o| o.contains("noexec")));
         let standard = crate::ProfileSet::builtin().get("standard").unwrap().profile.clone();
         let h = harden(&standard, spec, &JobAsks::default(), &FakeHost).unwrap();
@@ -1584,9 +1613,14 @@ mod tests {
     fn a_spec_tmpfs_in_the_profiles_place_keeps_its_bounds() {
         let restricted = crate::ProfileSet::builtin().get("restricted").unwrap().profile.clone();
         let limit = restricted.rootfs.tmpfs.iter().find(|t| t.path == "/tmp").unwrap().size.0;
-        for (asked, kept) in
-            [("size=0", false), ("size=50%", false), ("size=1g", false), ("size=8m", true), ("mode=1777", false)]
-        {
+        for (asked, kept) in [
+            ("size=0", false),
+            ("size=50%", false),
+            ("size=1g", false),
+            ("size=8m", true),
+            ("mode=1777", false),
+            ("nr_blocks=2621440", false),
+        ] {
             let spec = with_mounts(serde_json::json!([
                 {"destination": "/tmp/", "type": "tmpfs", "source": "tmpfs", "options": [asked, "exec", "suid", "dev"]},
             ]));
@@ -1598,11 +1632,28 @@ mod tests {
             let size: Vec<_> = options.iter().filter(|o| o.starts_with("size=")).collect();
             let want = if kept { asked.to_string() } else { format!("size={limit}") };
             assert_eq!(size, vec![&want], "{asked}: {options:?}");
+            assert!(!options.iter().any(|o| o.starts_with("nr_blocks=")), "{asked}: {options:?}");
             for flag in ["nosuid", "nodev", "noexec"] {
                 assert!(options.iter().any(|o| o == flag), "{asked}: {flag}: {options:?}");
                 assert!(!options.iter().any(|o| o == &flag[2..]), "{asked}: {options:?}");
             }
         }
+    }
+
+    /// Several tmpfs mounts stacked at the profile's path are each bounded,
+    /// whatever is mounted there first.
+    #[test]
+    fn every_spec_tmpfs_at_the_profiles_path_is_bounded() {
+        let restricted = crate::ProfileSet::builtin().get("restricted").unwrap().profile.clone();
+        let spec = with_mounts(serde_json::json!([
+            {"destination": "/tmp", "type": "bind", "source": "/var/lib/brig/jobs/a", "options": ["rbind", "rw"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=8m", "nr_blocks=2621440", "exec"]},
+        ]));
+        let h = harden(&restricted, spec, &JobAsks::default(), &FakeHost).unwrap();
+        let tmpfs = h.spec.mounts().iter().flatten().find(|m| m.typ().as_deref() == Some("tmpfs")).unwrap();
+        let options = tmpfs.options().clone().unwrap();
+        assert!(!options.iter().any(|o| o.starts_with("nr_blocks=") || o == "exec"), "{options:?}");
+        assert!(options.iter().any(|o| o == "noexec"), "{options:?}");
     }
 
     /// `rrw` next to the `ro` added to a kernel filesystem would clear it

@@ -494,6 +494,7 @@ fn launch(
                 &dir,
                 &record.auth.identity,
                 &crate::nspin::pinned(),
+                |typ| brig_profiles::harden::shares_host_namespace(&prepared.profile.profile, typ),
             )
             .map_err(|e| Error::state(id, format!("linux.namespaces: {e}")))?;
         }

@@ -253,14 +253,27 @@ fn check_joined_in(
 /// user namespaces: a joined one is held to its own rules (a brig job's
 /// per-job one only as its pod's member, never one nested in a job, and its
 /// maps as a spec's own: `lifecycle::joins_a_per_job_userns`).
+///
+/// Checked before the launch, and again once the job's init `except` is in
+/// the namespaces (under the registry's lock, before the job registers):
+/// a process that entered in between is seen.
 pub fn check_not_foreign(
     joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
     shares_host: impl Fn(LinuxNamespaceType) -> bool,
+    except: &[i32],
+) -> Result<(), String> {
+    check_not_foreign_in(Path::new(REGISTRY_DIR), joined, shares_host, except)
+}
+
+fn check_not_foreign_in(
+    registry: &Path,
+    joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
+    shares_host: impl Fn(LinuxNamespaceType) -> bool,
+    except: &[i32],
 ) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    let registry = Path::new(REGISTRY_DIR);
     for (typ, path, ns) in joined {
         if *typ == LinuxNamespaceType::User {
             continue;
@@ -270,7 +283,7 @@ pub fn check_not_foreign(
         if host == Some(*ns) || shares_host(*typ) || !owners_in(registry, *typ, *ns).is_empty() {
             continue;
         }
-        if let Some(pid) = a_process_in(*typ, *ns) {
+        if let Some(pid) = a_process_in(*typ, *ns, except) {
             return Err(format!(
                 "linux.namespaces: the {name} namespace `{}` is no brig job's, and process {pid} is in it; a job \
                  joins only namespaces of jobs launched for its own tenant (or subject), or one that no process \
@@ -282,16 +295,24 @@ pub fn check_not_foreign(
     Ok(())
 }
 
-/// A process (not brig itself) whose `typ` namespace is `ns`, if any: the
-/// first found in `/proc` (processes that vanish while it is read are
-/// skipped).
-fn a_process_in(typ: LinuxNamespaceType, ns: NamespaceId) -> Option<i32> {
+/// A process (not brig itself, nor one of `except`) with a thread whose
+/// `typ` namespace is `ns`, if any: the first found in `/proc`, thread by
+/// thread (a thread may have unshared or entered a namespace its process's
+/// main thread is not in); processes and threads that vanish while it is
+/// read are skipped.
+fn a_process_in(typ: LinuxNamespaceType, ns: NamespaceId, except: &[i32]) -> Option<i32> {
     let me = std::process::id() as i32;
     let name = proc_name(typ);
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let theirs = NamespaceId::of(Path::new(&format!("/proc/{pid}/ns/{name}"))).ok()?;
-        (pid != me && theirs == ns).then_some(pid)
+        if pid == me || except.contains(&pid) {
+            return None;
+        }
+        std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten().find_map(|t| {
+            let tid = t.file_name();
+            let theirs = NamespaceId::of(Path::new(&format!("/proc/{pid}/task/{}/ns/{name}", tid.to_str()?))).ok()?;
+            (theirs == ns).then_some(pid)
+        })
     })
 }
 
@@ -347,6 +368,10 @@ fn lock(registry: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
 /// namespace its init `init` is in (but the host's) is registered for job
 /// `root`/`id` (state directory `dir`). A namespace the job made itself in
 /// which another principal's job is already registered fails the launch.
+///
+/// A joined namespace no brig job is in is checked again, as before the
+/// launch, for any process but the job's init (`shares_host`: the
+/// profile's, see [`check_not_foreign`]).
 pub fn register(
     root: &Path,
     id: &str,
@@ -354,10 +379,12 @@ pub fn register(
     dir: &Path,
     identity: &BTreeMap<String, String>,
     joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
+    shares_host: impl Fn(LinuxNamespaceType) -> bool,
 ) -> Result<(), String> {
-    register_in(Path::new(REGISTRY_DIR), root, id, (init, rootfs), dir, identity, joined)
+    register_in(Path::new(REGISTRY_DIR), root, id, (init, rootfs), dir, identity, joined, shares_host)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn register_in(
     registry: &Path,
     root: &Path,
@@ -366,9 +393,12 @@ fn register_in(
     dir: &Path,
     identity: &BTreeMap<String, String>,
     joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
+    shares_host: impl Fn(LinuxNamespaceType) -> bool,
 ) -> Result<(), String> {
     let io = |what: &str, path: &Path, e: std::io::Error| format!("{what} `{}`: {e}", path.display());
     let _lock = lock(registry).map_err(|e| io("locking", registry, e))?;
+    check_not_foreign_in(registry, joined, shares_host, &[init])
+        .map_err(|e| e.trim_start_matches("linux.namespaces: ").to_string())?;
     let me = Owner { root: root.to_path_buf(), id: id.to_string() };
     check_joined_in(registry, joined, identity, Some(&me))?;
     // Checked again under the lock, then recorded: of two creates, one rooted
@@ -502,7 +532,8 @@ mod tests {
         assert_ne!(mine, host);
         std::fs::write(dir.join("state.json"), format!("{{\"pid\": {pid}}}")).unwrap();
         let rootfs = root.path().join("images/one");
-        register_in(registry.path(), root.path(), "job", (pid, &rootfs), &dir, &BTreeMap::new(), &[]).unwrap();
+        register_in(registry.path(), root.path(), "job", (pid, &rootfs), &dir, &BTreeMap::new(), &[], |_| false)
+            .unwrap();
         // A state root inside that job's root filesystem is refused (the
         // job would see its jobs), one elsewhere is not.
         let inside = rootfs.join("state");

@@ -701,7 +701,7 @@ pub fn check_joined_owners(
     profile: &brig_profiles::Profile,
 ) -> Result<(), String> {
     let joined = crate::nspin::pinned();
-    crate::nsowner::check_not_foreign(&joined, |typ| brig_profiles::harden::shares_host_namespace(profile, typ))?;
+    crate::nsowner::check_not_foreign(&joined, |typ| brig_profiles::harden::shares_host_namespace(profile, typ), &[])?;
     crate::nsowner::check_joined(&joined, identity, None)
 }
 

@@ -1163,8 +1163,8 @@ impl Drop for PinnedNamespace {
 }
 
 /// A namespace that no brig job is in but another process is (a runc
-/// container's, a daemon's private mount namespace) is refused by path
-/// under `standard`: the job would share the other process's IPC objects
+/// container's, a daemon's private mount namespace), or one of its threads,
+/// is refused by path under `standard` and `restricted`: the job would share the other process's IPC objects
 /// and loopback services, and joining its mount namespace would set the
 /// job's root up in it (`pivot_root`), changing that process's root. Where
 /// the profile lets a job share the host's namespaces (`permissive`),
@@ -1211,9 +1211,33 @@ fn a_namespace_of_a_process_that_is_no_brig_job_is_not_joined() {
     let root_after: Vec<_> =
         std::fs::read_dir(format!("/proc/{pid}/root/")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(root_before, root_after, "the other process's root changed");
-    assert!(standard.ok(&["list", "-q"]).trim().is_empty());
     let _ = victim.kill();
     let _ = victim.wait();
+    // A namespace only one thread of a process is in (here a thread of this
+    // test's, which unshared its IPC namespace): the process's main thread
+    // is elsewhere, and the namespace is still someone's. Under `restricted`
+    // too.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // SAFETY: unshare(2) of this thread's IPC namespace; no memory involved.
+        let r = unsafe { libc::unshare(libc::CLONE_NEWIPC) };
+        // SAFETY: gettid(2) has no arguments.
+        let tid = unsafe { libc::gettid() };
+        tx.send((r, tid)).unwrap();
+        let _ = stop_rx.recv();
+    });
+    let (r, tid) = rx.recv().unwrap();
+    assert_eq!(r, 0, "unshare(CLONE_NEWIPC) in a thread");
+    let path = format!("/proc/{}/task/{tid}/ns/ipc", std::process::id());
+    for brig in [&standard, &restricted()] {
+        let b = joining_ipc(&["true"], std::path::Path::new(&path));
+        let err = brig.fails(&["run", "--bundle", b.path().to_str().unwrap(), &unique_id("thread-ns")]);
+        assert!(err.contains("is no brig job's") && err.contains(&std::process::id().to_string()), "{err}");
+    }
+    stop_tx.send(()).unwrap();
+    thread.join().unwrap();
+    assert!(standard.ok(&["list", "-q"]).trim().is_empty());
 }
 
 /// A bundle running `args` that joins the IPC namespace at `path`.

@@ -200,15 +200,14 @@ fn exec_into_a_running_container() {
     brig.ok(&["delete", "--force", &id]);
 }
 
-#[test]
-fn exec_with_a_terminal_through_a_console_socket() {
-    // containerd's form: exec --detach --tty --console-socket.
-    let brig = Brig::default();
-    let (_bundle, id) = brig.detached_sleeper("tty");
+/// containerd's form of an exec with a terminal (`exec --detach --tty
+/// --console-socket`) into `id`: the master arrives, the process's stdin is
+/// a pseudo-terminal.
+fn exec_tty_through_a_console_socket(brig: &Brig, id: &str) {
     let console = ConsoleSocket::new();
     let child = brig
         .command()
-        .args(["exec", "--detach", "--tty", "--console-socket", console.path.to_str().unwrap(), &id])
+        .args(["exec", "--detach", "--tty", "--console-socket", console.path.to_str().unwrap(), id])
         .args(["sh", "-c", "tty; echo tty-done; sleep 1"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -219,6 +218,14 @@ fn exec_with_a_terminal_through_a_console_socket() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = brig_tests::read_until(&master, "tty-done");
     assert!(text.contains("/dev/pts/") && text.contains("tty-done"), "not a terminal: {text:?}");
+}
+
+#[test]
+fn exec_with_a_terminal_through_a_console_socket() {
+    // containerd's form: exec --detach --tty --console-socket.
+    let brig = Brig::default();
+    let (_bundle, id) = brig.detached_sleeper("tty");
+    exec_tty_through_a_console_socket(&brig, &id);
     // runc's rule: a console socket needs --detach.
     let console2 = ConsoleSocket::new();
     let err = brig.fails(&["exec", "--tty", "--console-socket", console2.path.to_str().unwrap(), &id, "true"]);
@@ -236,20 +243,7 @@ fn a_dev_ptmx_the_job_replaced_does_not_break_exec_tty() {
     for brig in [Brig::default(), restricted] {
         let (_bundle, id) = brig.detached_sleeper("ptmx");
         brig.ok(&["exec", &id, "sh", "-c", "rm -f /dev/ptmx && ln -s null /dev/ptmx && test -L /dev/ptmx"]);
-        let console = ConsoleSocket::new();
-        let child = brig
-            .command()
-            .args(["exec", "--detach", "--tty", "--console-socket", console.path.to_str().unwrap(), &id])
-            .args(["sh", "-c", "tty; echo tty-again; sleep 1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let master = console.receive();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let text = brig_tests::read_until(&master, "tty-again");
-        assert!(text.contains("/dev/pts/") && text.contains("tty-again"), "not a terminal: {text:?}");
+        exec_tty_through_a_console_socket(&brig, &id);
         brig.ok(&["delete", "--force", &id]);
     }
 }
