@@ -335,15 +335,15 @@ fn add_jwks(
                     EllipticCurve::P384 => (KeyKind::EcP384, 48),
                     _ => return Err(key_err("unsupported elliptic curve (P-256 and P-384 are)".into())),
                 };
-                coordinate(&ec.x, "x", len).and_then(|()| coordinate(&ec.y, "y", len)).map_err(key_err)?;
+                coordinate(&ec.x, "x", len).and_then(|_| coordinate(&ec.y, "y", len)).map_err(key_err)?;
                 kind
             }
             AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
                 EllipticCurve::Ed25519 => {
                     // A key of another length made the signature check
                     // panic (an out-of-range slice in the verifier).
-                    coordinate(&okp.x, "x", 32).map_err(key_err)?;
-                    weak_ed25519(&okp.x).map_err(key_err)?;
+                    let x = coordinate(&okp.x, "x", 32).map_err(key_err)?;
+                    weak_ed25519(&x).map_err(key_err)?;
                     KeyKind::Ed25519
                 }
                 _ => return Err(key_err("unsupported OKP curve (Ed25519 is)".into())),
@@ -364,7 +364,7 @@ fn add_jwks(
 }
 
 /// Checks that a key member is base64url of exactly `len` bytes.
-fn coordinate(value: &str, member: &str, len: usize) -> Result<(), String> {
+fn coordinate(value: &str, member: &str, len: usize) -> Result<Vec<u8>, String> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(value.trim_end_matches('='))
@@ -372,20 +372,16 @@ fn coordinate(value: &str, member: &str, len: usize) -> Result<(), String> {
     if bytes.len() != len {
         return Err(format!("`{member}` is {} bytes; this curve's is {len}", bytes.len()));
     }
-    Ok(())
+    Ok(bytes)
 }
 
-/// An Ed25519 public key (`x`, 32 bytes, checked by [`coordinate`]) that is
+/// An Ed25519 public key (`x`, decoded by [`coordinate`]) that is
 /// not a point of the curve, or is one of small order: with such a key
 /// (the identity point, say) signatures made without any private key
 /// verify, so a JWKS holding one (an IdP's bug, a poisoned fetch) would let
 /// anyone mint tokens.
-fn weak_ed25519(x: &str) -> Result<(), String> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(x.trim_end_matches('='))
-        .map_err(|_| "`x` is not base64url".to_string())?;
-    let bytes: [u8; 32] = bytes.try_into().map_err(|_| "`x` is not 32 bytes".to_string())?;
+fn weak_ed25519(x: &[u8]) -> Result<(), String> {
+    let bytes: [u8; 32] = x.try_into().map_err(|_| "`x` is not 32 bytes".to_string())?;
     let key =
         ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "`x` is not a point of Ed25519".to_string())?;
     if key.is_weak() {

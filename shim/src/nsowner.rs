@@ -205,14 +205,35 @@ pub fn range_holders(ns: NamespaceId) -> Vec<Owner> {
         .collect()
 }
 
-/// Refuses when a namespace in `joined` has an owner (other than `me`) of
-/// another principal than `identity`.
+/// Refuses a namespace in `joined` that has an owner (other than `me`) of
+/// another principal than `identity`, or that no brig job is in but some
+/// process (other than those in `except`) is, unless it is brig's own (the
+/// host's, which the profile's ceilings govern) or `shares_host(type)` (a
+/// profile that lets a job share the host's namespace of that type: joining
+/// any other is no wider).
+///
+/// A namespace with a process and no job is someone else's: a runc
+/// container's, a daemon's private mount namespace, a pod on another
+/// runtime. Joining it would put the job in with them (their loopback
+/// services, their SysV shared memory), and joining a mount namespace would
+/// set the job's root up inside it (`pivot_root`), changing the root of
+/// every process there. A namespace no process is in is one a client made
+/// for a pod (CNI's or Podman's network namespace, pinned by a bind mount,
+/// before the sandbox's first job). That part is for root only (an
+/// unprivileged user can only join namespaces of their own user namespaces,
+/// which the kernel checks) and leaves user namespaces to their own rules
+/// (a brig job's per-job one only as its pod's member, never one nested in
+/// a job, and its maps as a spec's own: `lifecycle::joins_a_per_job_userns`).
+///
+/// Checked before the launch, and again in [`register`] once the job's init
+/// (`except` there) is in the namespaces: whoever entered or registered in
+/// between is seen.
 pub fn check_joined(
     joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
     identity: &BTreeMap<String, String>,
-    me: Option<&Owner>,
+    shares_host: impl Fn(LinuxNamespaceType) -> bool,
 ) -> Result<(), String> {
-    check_joined_in(Path::new(REGISTRY_DIR), joined, identity, me)
+    check_joined_in(Path::new(REGISTRY_DIR), joined, identity, None, shares_host, &[])
 }
 
 fn check_joined_in(
@@ -220,75 +241,33 @@ fn check_joined_in(
     joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
     identity: &BTreeMap<String, String>,
     me: Option<&Owner>,
+    shares_host: impl Fn(LinuxNamespaceType) -> bool,
+    except: &[i32],
 ) -> Result<(), String> {
+    let as_root = nix::unistd::geteuid().is_root();
     for (typ, path, ns) in joined {
-        let foreign = foreign_owner(registry, *typ, *ns, identity, me)
-            .map_err(|e| format!("linux.namespaces: `{}`: {e}", path.display()))?;
+        let name = proc_name(*typ);
+        let owners = owners_in(registry, *typ, *ns);
+        if owners.is_empty() && as_root && *typ != LinuxNamespaceType::User && !shares_host(*typ) {
+            let host = NamespaceId::of(Path::new(&format!("/proc/self/ns/{name}"))).ok();
+            let someone = if host == Some(*ns) { None } else { a_process_in(*typ, *ns, except) };
+            if let Some(pid) = someone {
+                return Err(format!(
+                    "linux.namespaces: the {name} namespace `{}` is no brig job's, and process {pid} is in it; a job \
+                     joins only namespaces of jobs launched for its own tenant (or subject), or one that no process \
+                     is in yet (a pod's, made by its client)",
+                    path.display()
+                ));
+            }
+        }
+        let foreign =
+            first_foreign(owners, identity, me).map_err(|e| format!("linux.namespaces: `{}`: {e}", path.display()))?;
         if let Some(owner) = foreign {
             return Err(format!(
-                "linux.namespaces: the {} namespace `{}` is job `{}`'s, launched for another principal; \
+                "linux.namespaces: the {name} namespace `{}` is job `{}`'s, launched for another principal; \
                  a job joins only the namespaces of jobs launched for its own tenant (or subject)",
-                proc_name(*typ),
                 path.display(),
                 owner.id
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Before a launch: refuses a namespace in `joined` that no brig job is in
-/// but some process is, unless it is brig's own (the host's, which the
-/// profile's ceilings govern) or `shares_host(type)` (a profile that lets a
-/// job share the host's namespace of that type: joining any other is no
-/// wider). Such a namespace is someone else's: a runc container's, a
-/// daemon's private mount namespace, a pod on another runtime. Joining it
-/// would put the job in with them (their loopback services, their SysV
-/// shared memory), and joining a mount namespace would set the job's root
-/// up inside it (`pivot_root`), changing the root of every process there.
-/// A namespace no process is in yet is one a client made for a pod (CNI's
-/// or Podman's network namespace, pinned by a bind mount, before the
-/// sandbox's first job). As root only: an unprivileged user can only join
-/// namespaces of their own user namespaces, which the kernel checks. Not
-/// user namespaces: a joined one is held to its own rules (a brig job's
-/// per-job one only as its pod's member, never one nested in a job, and its
-/// maps as a spec's own: `lifecycle::joins_a_per_job_userns`).
-///
-/// Checked before the launch, and again once the job's init `except` is in
-/// the namespaces (under the registry's lock, before the job registers):
-/// a process that entered in between is seen.
-pub fn check_not_foreign(
-    joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
-    shares_host: impl Fn(LinuxNamespaceType) -> bool,
-    except: &[i32],
-) -> Result<(), String> {
-    check_not_foreign_in(Path::new(REGISTRY_DIR), joined, shares_host, except)
-}
-
-fn check_not_foreign_in(
-    registry: &Path,
-    joined: &[(LinuxNamespaceType, PathBuf, NamespaceId)],
-    shares_host: impl Fn(LinuxNamespaceType) -> bool,
-    except: &[i32],
-) -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(());
-    }
-    for (typ, path, ns) in joined {
-        if *typ == LinuxNamespaceType::User {
-            continue;
-        }
-        let name = proc_name(*typ);
-        let host = NamespaceId::of(Path::new(&format!("/proc/self/ns/{name}"))).ok();
-        if host == Some(*ns) || shares_host(*typ) || !owners_in(registry, *typ, *ns).is_empty() {
-            continue;
-        }
-        if let Some(pid) = a_process_in(*typ, *ns, except) {
-            return Err(format!(
-                "linux.namespaces: the {name} namespace `{}` is no brig job's, and process {pid} is in it; a job \
-                 joins only namespaces of jobs launched for its own tenant (or subject), or one that no process \
-                 is in yet (a pod's, made by its client)",
-                path.display()
             ));
         }
     }
@@ -316,16 +295,14 @@ fn a_process_in(typ: LinuxNamespaceType, ns: NamespaceId, except: &[i32]) -> Opt
     })
 }
 
-/// The first job registered in `ns` (other than `me`) launched for another
-/// principal than `identity`.
-fn foreign_owner(
-    registry: &Path,
-    typ: LinuxNamespaceType,
-    ns: NamespaceId,
+/// The first of `owners` (other than `me`) launched for another principal
+/// than `identity`.
+fn first_foreign(
+    owners: Vec<Owner>,
     identity: &BTreeMap<String, String>,
     me: Option<&Owner>,
 ) -> Result<Option<Owner>, String> {
-    for owner in owners_in(registry, typ, ns).into_iter().filter(|o| Some(o) != me) {
+    for owner in owners.into_iter().filter(|o| Some(o) != me) {
         if !same_principal(&owner.identity()?, identity) {
             return Ok(Some(owner));
         }
@@ -369,9 +346,8 @@ fn lock(registry: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
 /// `root`/`id` (state directory `dir`). A namespace the job made itself in
 /// which another principal's job is already registered fails the launch.
 ///
-/// A joined namespace no brig job is in is checked again, as before the
-/// launch, for any process but the job's init (`shares_host`: the
-/// profile's, see [`check_not_foreign`]).
+/// The joined namespaces are checked again as before the launch
+/// ([`check_joined`]; a process in one may be the job's init only).
 pub fn register(
     root: &Path,
     id: &str,
@@ -397,10 +373,8 @@ fn register_in(
 ) -> Result<(), String> {
     let io = |what: &str, path: &Path, e: std::io::Error| format!("{what} `{}`: {e}", path.display());
     let _lock = lock(registry).map_err(|e| io("locking", registry, e))?;
-    check_not_foreign_in(registry, joined, shares_host, &[init])
-        .map_err(|e| e.trim_start_matches("linux.namespaces: ").to_string())?;
     let me = Owner { root: root.to_path_buf(), id: id.to_string() };
-    check_joined_in(registry, joined, identity, Some(&me))?;
+    check_joined_in(registry, joined, identity, Some(&me), shares_host, &[init])?;
     // Checked again under the lock, then recorded: of two creates, one rooted
     // in the other's state root, the second to register sees the first
     // (the check at the start of `create` cannot see a job not yet here).
@@ -426,7 +400,7 @@ fn register_in(
         }
         let made_here = !joined.iter().any(|(t, _, ns)| *t == typ && *ns == mine);
         if made_here {
-            if let Some(owner) = foreign_owner(registry, typ, mine, identity, Some(&me))? {
+            if let Some(owner) = first_foreign(owners_in(registry, typ, mine), identity, Some(&me))? {
                 return Err(format!(
                     "job `{}` of another principal joined this job's {name} namespace before it was registered",
                     owner.id

@@ -700,9 +700,9 @@ pub fn check_joined_owners(
     identity: &BTreeMap<String, String>,
     profile: &brig_profiles::Profile,
 ) -> Result<(), String> {
-    let joined = crate::nspin::pinned();
-    crate::nsowner::check_not_foreign(&joined, |typ| brig_profiles::harden::shares_host_namespace(profile, typ), &[])?;
-    crate::nsowner::check_joined(&joined, identity, None)
+    crate::nsowner::check_joined(&crate::nspin::pinned(), identity, |typ| {
+        brig_profiles::harden::shares_host_namespace(profile, typ)
+    })
 }
 
 /// The token's identity for records (never the token).
