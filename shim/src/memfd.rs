@@ -21,7 +21,6 @@ use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -75,9 +74,10 @@ fn kernel_has_it(release: &str) -> bool {
 /// recorded (`/proc/<pid>/stat`), so that a pid reused meanwhile is never
 /// taken for it; the host's own pid namespace is never changed.
 pub fn enforce(init: i32, init_start: Option<u64>) -> io::Result<Outcome> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let sysctl = std::path::Path::new(std::ffi::OsStr::from_bytes(SYSCTL.to_bytes()));
-    if !kernel_has_it(&release) || !sysctl.exists() {
+    // uname(2), not /proc/sys/kernel/osrelease: no path to walk. A kernel
+    // built without the setting fails the child's open (ENOENT, below).
+    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    if !kernel_has_it(&release) {
         return Ok(Outcome::Unsupported);
     }
     let ns = File::open(format!("/proc/{init}/ns/pid"))?;
@@ -181,6 +181,7 @@ fn write_from_child() -> io::Result<Outcome> {
         0 => Ok(Outcome::Enforced),
         NOT_HELD => Ok(Outcome::NotHeld),
         NOT_RUN => Err(io::Error::other("the child setting vm.memfd_noexec did not run")),
+        libc::ENOENT => Ok(Outcome::Unsupported),
         errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }

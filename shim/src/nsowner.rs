@@ -274,11 +274,13 @@ fn check_joined_in(
     Ok(())
 }
 
-/// A process (not brig itself, nor one of `except`) with a thread whose
-/// `typ` namespace is `ns`, if any: the first found in `/proc`, thread by
-/// thread (a thread may have unshared or entered a namespace its process's
-/// main thread is not in); processes and threads that vanish while it is
-/// read are skipped.
+/// A process (not brig itself, nor one of `except` or their children) with
+/// a thread whose `typ` namespace is `ns`, if any: the first found in
+/// `/proc`, thread by thread (a thread may have unshared or entered a
+/// namespace its process's main thread is not in); processes and threads
+/// that vanish while it is read are skipped. (A job's init has one child
+/// before `start`: its job's process, forked and hardened, that has not yet
+/// executed the job.)
 fn a_process_in(typ: LinuxNamespaceType, ns: NamespaceId, except: &[i32]) -> Option<i32> {
     let me = std::process::id() as i32;
     let name = proc_name(typ);
@@ -287,11 +289,16 @@ fn a_process_in(typ: LinuxNamespaceType, ns: NamespaceId, except: &[i32]) -> Opt
         if pid == me || except.contains(&pid) {
             return None;
         }
-        std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten().find_map(|t| {
-            let tid = t.file_name();
-            let theirs = NamespaceId::of(Path::new(&format!("/proc/{pid}/task/{}/ns/{name}", tid.to_str()?))).ok()?;
-            (theirs == ns).then_some(pid)
-        })
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .find_map(|t| {
+                let tid = t.file_name();
+                let theirs =
+                    NamespaceId::of(Path::new(&format!("/proc/{pid}/task/{}/ns/{name}", tid.to_str()?))).ok()?;
+                (theirs == ns).then_some(pid)
+            })
+            .filter(|pid| crate::state::parent_pid(*pid).is_none_or(|parent| !except.contains(&parent)))
     })
 }
 

@@ -158,6 +158,13 @@ pub fn process_start_ticks(pid: i32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The parent of process `pid` (`/proc/<pid>/stat`), if it still exists.
+pub fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The default state root: /run/brig, or `$XDG_RUNTIME_DIR/brig` for a
 /// rootless caller (as runc uses `$XDG_RUNTIME_DIR/runc`).
 pub fn default_root() -> PathBuf {

@@ -347,10 +347,11 @@ impl BrigExecutor {
     pub fn sealed_filters(&self) -> &[Vec<u8>] {
         &self.sealed_filters
     }
-}
 
-impl Executor for BrigExecutor {
-    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+    /// Executes the supervisor (for `exec`, the job itself when there is
+    /// nothing to supervise); with `start_listener`, one that waits for
+    /// `start` on it.
+    fn exec_supervisor(&self, spec: &Spec, start_listener: Option<RawFd>) -> Result<(), ExecutorError> {
         // The job's own init only: an exec'd process enters the mounts the
         // init was checked in.
         if self.status.is_some() {
@@ -398,10 +399,17 @@ impl Executor for BrigExecutor {
             }
             None => "-".to_string(),
         };
-        let mode = if self.status.is_some() { "init" } else { "exec" };
+        let mode = match (self.status, start_listener) {
+            (Some(_), Some(fd)) => {
+                clear_cloexec(fd)?;
+                format!("init-at-start={fd}")
+            }
+            (Some(_), None) => "init".to_string(),
+            (None, _) => "exec".to_string(),
+        };
         let mut argv = vec![
             cstr("brig-init")?,
-            cstr(mode)?,
+            cstr(&mode)?,
             cstr(&self.plan.to_string())?,
             cstr(&status)?,
             CString::new(program.as_os_str().as_encoded_bytes()).map_err(|_| ExecutorError::InvalidArg)?,
@@ -413,6 +421,21 @@ impl Executor for BrigExecutor {
         // fexecve only returns on failure.
         let err = nix::unistd::fexecve(self.stub, &argv, &env()).err();
         Err(ExecutorError::Execution(format!("starting brig's supervisor: {err:?}").into()))
+    }
+}
+
+impl Executor for BrigExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        self.exec_supervisor(spec, None)
+    }
+
+    /// A job's init: the supervisor is executed at `create`, once the init
+    /// is ready, and waits for `start` on `start_listener` itself. It forks
+    /// the job and hardens it meanwhile, while brig finishes the `create`
+    /// (supervisor/src/main.rs, `init-at-start`); `start` only lets it execute.
+    fn exec_awaiting_start(&self, spec: &Spec, start_listener: RawFd) -> Option<Result<(), ExecutorError>> {
+        self.status?;
+        Some(self.exec_supervisor(spec, Some(start_listener)))
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {

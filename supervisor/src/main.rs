@@ -11,12 +11,18 @@
 //!
 //! ```text
 //! brig-init init PLAN_FD STATUS_FD EXE -- ARGV...   supervise the job as pid 1
+//! brig-init init-at-start=FD PLAN_FD STATUS_FD EXE -- ARGV...
+//!                                                   the same, from `create` on
 //! brig-init exec PLAN_FD -         EXE -- ARGV...   harden and exec (for `brig exec`)
 //! ```
 //!
 //! In `init` mode it forks the job; the job applies `no_new_privs`, Landlock and
 //! then the seccomp filters — seccomp last, right before `execve` — and reports
-//! what was enforced over a close-on-exec pipe. The supervisor reaps every child,
+//! what was enforced over a close-on-exec pipe. In `init-at-start` mode
+//! (libcontainer runs it at `create`, once the container is ready) the job is
+//! forked and hardened at once, and waits, hardened, for the supervisor to
+//! receive `start` on the listening socket FD (what libcontainer's init would
+//! wait on): only the `execve` is left for `start`. The supervisor reaps every child,
 //! forwards signals to the job, enforces the wall-clock timeout (SIGTERM, then
 //! SIGKILL after the grace period), and appends `key=value` lines to the status
 //! file that brig opened on the host before the container existed. It exits with
@@ -99,6 +105,8 @@ enum Mode {
 
 struct Args {
     mode: Mode,
+    /// `init-at-start`: the socket `brig start` connects to.
+    start_fd: Option<Fd>,
     plan_fd: Fd,
     status_fd: Option<Fd>,
     exe: *const u8,
@@ -113,10 +121,10 @@ impl Args {
         }
         // SAFETY: argc was checked, so argv[0..7] are valid NUL-terminated strings.
         let arg = |i: usize| unsafe { sys::cstr(*argv.add(i)) };
-        let mode = match arg(1) {
-            b"init" => Mode::Init,
-            b"exec" => Mode::Exec,
-            _ => return None,
+        let (mode, start_fd) = match arg(1) {
+            b"init" => (Mode::Init, None),
+            b"exec" => (Mode::Exec, None),
+            a => (Mode::Init, Some(parse_fd(a.strip_prefix(b"init-at-start=")?)?)),
         };
         let plan_fd = parse_fd(arg(2))?;
         let status_fd = match arg(3) {
@@ -128,7 +136,7 @@ impl Args {
         }
         // SAFETY: indexes 4 and 6 are below argc.
         let (exe, job_argv) = unsafe { (*argv.add(4), argv.add(6)) };
-        Some(Args { mode, plan_fd, status_fd, exe, argv: job_argv, envp })
+        Some(Args { mode, start_fd, plan_fd, status_fd, exe, argv: job_argv, envp })
     }
 }
 
@@ -151,7 +159,7 @@ fn run(args: &Args) -> i32 {
     sys::prctl(sys::PR_SET_DUMPABLE, 0);
     // Our descriptors must not reach the job.
     sys::set_cloexec(args.plan_fd);
-    if let Some(fd) = args.status_fd {
+    for fd in [args.status_fd, args.start_fd].into_iter().flatten() {
         sys::set_cloexec(fd);
     }
     let plan_bytes = match sys::map_file(args.plan_fd) {
@@ -348,61 +356,179 @@ fn landlock(plan: &Plan<'_>) -> (u64, u8, Result<(), StageError>) {
     }
 }
 
+/// The job's process, forked by the supervisor: hardens itself, reports
+/// what it enforced and executes the job; with `go`, only once a byte can be
+/// read there (`start`). Never returns.
+fn job_process(args: &Args, plan: &Plan<'_>, report_w: Fd, go: Option<Fd>) -> ! {
+    // Take the terminal's foreground (so ^C reaches the job and not the
+    // supervisor), then harden and exec. Signals blocked meanwhile: a
+    // background process group that sets the foreground gets SIGTTOU.
+    sys::sigprocmask_set(&sys::SigSet::full());
+    if sys::is_tty(0) {
+        sys::setpgid_self();
+        sys::tcsetpgrp_self(0);
+    }
+    sys::sigprocmask_set(&sys::SigSet::empty());
+    sys::reset_signal_dispositions();
+    let report = harden(plan);
+    let errno = match report.result {
+        Ok(()) => {
+            send_report(report_w, &report, b"", 0);
+            if let Some(go) = go {
+                let mut byte = [0u8; 1];
+                if sys::read(go, &mut byte) != Ok(1) || byte != GO {
+                    // The supervisor is gone, or the read failed (a spec's
+                    // seccomp filter that refuses it, or whose notify agent
+                    // answers for it): the supervisor finds its byte unread
+                    // and starts the job anew at `start`.
+                    sys::exit(EXIT_CANNOT_EXEC);
+                }
+            }
+            sys::execve(args.exe, args.argv, args.envp)
+        }
+        Err((stage, errno)) => {
+            send_report(report_w, &report, stage, errno);
+            sys::exit(exit_code_for(errno))
+        }
+    };
+    // Said on the job's own stderr too: under Docker, Podman or
+    // containerd that is where the user looks (the container's log),
+    // and nothing else tells them why the job exited 126 or 127.
+    say_exec_failed(errno);
+    send_report(report_w, &report, b"exec", errno);
+    sys::exit(exit_code_for(errno))
+}
+
+/// What the supervisor writes to let a waiting job's process go.
+const GO: [u8; 1] = *b"!";
+
+/// A job forked and hardened before `start`, waiting to be let go.
+struct Waiting {
+    pid: i32,
+    report_r: Fd,
+    go_r: Fd,
+    go_w: Fd,
+}
+
+/// Forks the job's process; with `wait_for_go`, one that waits to be let go
+/// after hardening itself. The pid and the read end of its report pipe.
+fn fork_job(args: &Args, plan: &Plan<'_>, wait_for_go: bool) -> Result<Waiting, i32> {
+    let (report_r, report_w) = sys::pipe_cloexec()?;
+    let (go_r, go_w) = match wait_for_go {
+        true => match sys::pipe_cloexec() {
+            Ok(p) => p,
+            Err(e) => {
+                sys::close(report_r);
+                sys::close(report_w);
+                return Err(e);
+            }
+        },
+        false => (-1, -1),
+    };
+    let supervisor = sys::getpid();
+    match sys::fork() {
+        Err(e) => {
+            for fd in [report_r, report_w, go_r, go_w] {
+                if fd >= 0 {
+                    sys::close(fd);
+                }
+            }
+            Err(e)
+        }
+        Ok(0) => {
+            sys::close(report_r);
+            if wait_for_go {
+                sys::close(go_w);
+                // A job left waiting must not outlive a supervisor that is
+                // not its pid namespace's init (whose end ends everything).
+                sys::prctl(sys::PR_SET_PDEATHSIG, sys::SIGKILL as usize);
+                if sys::getppid() != supervisor {
+                    sys::exit(EXIT_CANNOT_EXEC);
+                }
+            }
+            if let Some(fd) = args.start_fd {
+                sys::close(fd);
+            }
+            job_process(args, plan, report_w, wait_for_go.then_some(go_r))
+        }
+        Ok(pid) => {
+            sys::close(report_w);
+            Ok(Waiting { pid, report_r, go_r, go_w })
+        }
+    }
+}
+
+/// Waits for `start`: one connection on the listening socket, read to its
+/// end, as libcontainer's init does.
+fn wait_for_start(listener: Fd) -> Result<(), i32> {
+    let conn = sys::accept(listener)?;
+    let mut buf = [0u8; 64];
+    while matches!(sys::read(conn, &mut buf), Ok(n) if n > 0) {}
+    sys::close(conn);
+    sys::close(listener);
+    Ok(())
+}
+
 /// The pid-1 loop.
 fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
     let all = sys::SigSet::full();
-    sys::sigprocmask_set(&all);
     let am_pid1 = sys::getpid() == 1;
     if !am_pid1 {
         // In a shared pid namespace we are not the reaper of orphans by default.
         sys::prctl(sys::PR_SET_CHILD_SUBREAPER, 1);
     }
-    let (report_r, report_w) = match sys::pipe_cloexec() {
-        Ok(p) => p,
-        Err(e) => return fail(Some(status), b"pipe", e),
-    };
-    let started = sys::now(sys::CLOCK_REALTIME);
-    let job = match sys::fork() {
-        Err(e) => return fail(Some(status), b"fork", e),
-        Ok(0) => {
-            // The job. Take the terminal's foreground (so ^C reaches the job and
-            // not the supervisor), then harden and exec.
-            sys::close(report_r);
-            if sys::is_tty(0) {
-                sys::setpgid_self();
-                sys::tcsetpgrp_self(0);
-            }
-            sys::sigprocmask_set(&sys::SigSet::empty());
-            sys::reset_signal_dispositions();
-            let report = harden(plan);
-            let errno = match report.result {
-                Ok(()) => {
-                    send_report(report_w, &report, b"", 0);
-                    sys::execve(args.exe, args.argv, args.envp)
-                }
-                Err((stage, errno)) => {
-                    send_report(report_w, &report, stage, errno);
-                    sys::exit(exit_code_for(errno))
-                }
-            };
-            // Said on the job's own stderr too: under Docker, Podman or
-            // containerd that is where the user looks (the container's log),
-            // and nothing else tells them why the job exited 126 or 127.
-            say_exec_failed(errno);
-            send_report(report_w, &report, b"exec", errno);
-            sys::exit(exit_code_for(errno))
+    // `init-at-start`: the job is forked and hardened now; signals stay as
+    // libcontainer's init had them until `start` (a pid 1 still ignores what
+    // it has no handler for).
+    let mut waiting = None;
+    if let Some(listener) = args.start_fd {
+        match fork_job(args, plan, true) {
+            Ok(w) => waiting = Some(w),
+            Err(e) => return fail(Some(status), b"fork", e),
         }
-        Ok(pid) => pid,
-    };
-    sys::close(report_w);
-
-    // Wait for the job's report: the pipe reaches EOF once the job has exec'd
-    // (close-on-exec) or died.
+        if let Err(e) = wait_for_start(listener) {
+            if let Some(w) = &waiting {
+                sys::kill(w.pid, sys::SIGKILL);
+            }
+            return fail(Some(status), b"start", e);
+        }
+    }
+    sys::sigprocmask_set(&all);
+    let started = sys::now(sys::CLOCK_REALTIME);
     // Two reports at most (hardening's, then exec's if it failed), ≈ 65
     // bytes each; what follows in `line` (512 bytes) must fit as well.
     let mut buf = [0u8; 400];
-    let got = sys::read_full(report_r, &mut buf);
-    sys::close(report_r);
+    let mut got = 0;
+    let mut job = None;
+    if let Some(w) = waiting {
+        sys::write_all(w.go_w, &GO);
+        sys::close(w.go_w);
+        // The pipe reaches EOF once the job has exec'd (close-on-exec) or died.
+        got = sys::read_full(w.report_r, &mut buf);
+        sys::close(w.report_r);
+        // The byte still there: the job's process ended before `start`
+        // without a failure of its own (killed meanwhile, or it could not
+        // wait): the job starts now, as it would have without waiting.
+        let not_started = sys::bytes_waiting(w.go_r).is_ok_and(|n| n > 0);
+        sys::close(w.go_r);
+        if not_started && !contains(&buf[..got], b"error_stage=") {
+            sys::wait_for(w.pid);
+            got = 0;
+        } else {
+            job = Some(w.pid);
+        }
+    }
+    let job = match job {
+        Some(pid) => pid,
+        None => match fork_job(args, plan, false) {
+            Ok(w) => {
+                got = sys::read_full(w.report_r, &mut buf);
+                sys::close(w.report_r);
+                w.pid
+            }
+            Err(e) => return fail(Some(status), b"fork", e),
+        },
+    };
 
     let mut line = Line::new();
     line.text(b"pid=").num(job as u64).text(b"\nstarted_ns=").num(started).text(b"\n");
@@ -423,6 +549,10 @@ fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
         Exit::Code(c) => c,
         Exit::Signal(s) => 128 + s,
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Job -> supervisor report: `ok|err`, then fields, as text.
@@ -472,6 +602,9 @@ fn wait_job(job: i32, plan: &Plan<'_>, am_pid1: bool) -> JobExit {
         if plan.timeout_ms > 0 { Some(start.saturating_add(plan.timeout_ms.saturating_mul(ms))) } else { None };
     let mut timed_out = false;
     let all = sys::SigSet::full();
+    // A job that ended before the supervisor blocked SIGCHLD (before
+    // `start`) left no signal to wait for: reap first.
+    let mut reap = true;
     loop {
         // The deadline is checked on every turn, not only when the wait times
         // out: `sigtimedwait` returns a pending signal before it reports a
@@ -497,22 +630,23 @@ fn wait_job(job: i32, plan: &Plan<'_>, am_pid1: bool) -> JobExit {
                 }
             }
         }
-        let timeout = deadline.map(|d| d.saturating_sub(sys::now(sys::CLOCK_MONOTONIC)));
-        match sys::sigtimedwait(&all, timeout) {
-            Ok(sys::SIGCHLD) => {
-                // Reap everything that exited: the job and any orphans.
-                loop {
-                    match sys::wait_any_nohang() {
-                        Some((pid, st)) if pid == job => {
-                            let how =
-                                if st & 0x7f == 0 { Exit::Code((st >> 8) & 0xff) } else { Exit::Signal(st & 0x7f) };
-                            return JobExit { how, timed_out };
-                        }
-                        Some(_) => continue,
-                        None => break,
+        if reap {
+            // Reap everything that exited: the job and any orphans.
+            reap = false;
+            loop {
+                match sys::wait_any_nohang() {
+                    Some((pid, st)) if pid == job => {
+                        let how = if st & 0x7f == 0 { Exit::Code((st >> 8) & 0xff) } else { Exit::Signal(st & 0x7f) };
+                        return JobExit { how, timed_out };
                     }
+                    Some(_) => continue,
+                    None => break,
                 }
             }
+        }
+        let timeout = deadline.map(|d| d.saturating_sub(sys::now(sys::CLOCK_MONOTONIC)));
+        match sys::sigtimedwait(&all, timeout) {
+            Ok(sys::SIGCHLD) => reap = true,
             Ok(sig) => {
                 // Forward everything else to the job, as the kernel would
                 // deliver it to a pid 1 (runc's jobs are pid 1): a signal

@@ -19,6 +19,7 @@ pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
 pub const SIGCHLD: i32 = 17;
 
+pub const PR_SET_PDEATHSIG: usize = 1;
 pub const PR_SET_DUMPABLE: usize = 4;
 pub const PR_SET_CHILD_SUBREAPER: usize = 36;
 pub const PR_SET_NO_NEW_PRIVS: usize = 38;
@@ -34,6 +35,8 @@ const F_SETFD: usize = 2;
 const FD_CLOEXEC: usize = 1;
 const TCGETS: usize = 0x5401;
 const TIOCSPGRP: usize = 0x5410;
+const FIONREAD: usize = 0x541B;
+const SOCK_CLOEXEC: usize = O_CLOEXEC;
 const STATX_TYPE: usize = 0x1;
 const STATX_SIZE: usize = 0x200;
 const S_IFMT: u16 = 0o170000;
@@ -112,6 +115,42 @@ pub fn prctl(option: usize, arg: usize) -> isize {
 pub fn getpid() -> i32 {
     // SAFETY: getpid takes no arguments.
     unsafe { syscall!(Sysno::getpid) }.map(|p| p as i32).unwrap_or(0)
+}
+
+pub fn getppid() -> i32 {
+    // SAFETY: getppid takes no arguments.
+    unsafe { syscall!(Sysno::getppid) }.map(|p| p as i32).unwrap_or(0)
+}
+
+/// Accepts one connection on a listening socket, close-on-exec.
+pub fn accept(listener: Fd) -> Result<Fd, i32> {
+    loop {
+        // SAFETY: no peer address is asked for (two NULL pointers).
+        match unsafe { syscall!(Sysno::accept4, listener, 0, 0, SOCK_CLOEXEC) } {
+            Err(e) if errno(e) == EINTR => continue,
+            r => return r.map(|fd| fd as Fd).map_err(errno),
+        }
+    }
+}
+
+/// The number of bytes waiting to be read on a pipe.
+pub fn bytes_waiting(fd: Fd) -> Result<usize, i32> {
+    let mut n: i32 = 0;
+    // SAFETY: FIONREAD writes one int into the live `n`.
+    unsafe { syscall!(Sysno::ioctl, fd, FIONREAD, &mut n as *mut i32) }.map_err(errno)?;
+    Ok(n.max(0) as usize)
+}
+
+/// Waits for the child `pid` to end and reaps it.
+pub fn wait_for(pid: i32) {
+    let mut status: i32 = 0;
+    loop {
+        // SAFETY: status is a live int; rusage is not requested.
+        match unsafe { syscall!(Sysno::wait4, pid as isize, &mut status as *mut i32, 0, 0) } {
+            Err(e) if errno(e) == EINTR => continue,
+            _ => return,
+        }
+    }
 }
 
 pub fn kill(pid: i32, sig: i32) {

@@ -1969,3 +1969,97 @@ fn state_and_list_print_annotations_as_valid_json() {
     }
     brig.ok(&["delete", "--force", &id]);
 }
+
+/// The processes whose parent is `pid` (`/proc/<child>/stat`).
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut children = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let after = &stat[stat.rfind(')').unwrap() + 1..];
+        if after.split_whitespace().nth(1) == Some(pid.to_string().as_str()) {
+            children.push(child);
+        }
+    }
+    children
+}
+
+/// `create`s `id` with the job's stdout going to the file returned.
+fn create_with_output_to_a_file(brig: &Brig, bundle: &Bundle, id: &str) -> tempfile::NamedTempFile {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let created = brig
+        .command()
+        .args(["create", "--bundle", bundle.path().to_str().unwrap(), id])
+        .stdout(out.reopen().unwrap())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(created.success());
+    out
+}
+
+/// At `create` the supervisor forks the job's process, which hardens
+/// itself (no_new_privs, Landlock, seccomp) and waits for `start`: nothing
+/// of the job runs before it, and what waits is brig's code under the
+/// profile already. One killed before `start` is forked again at `start`:
+/// the job runs once, as it would have.
+#[test]
+fn the_job_waits_hardened_for_start_and_runs_once() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    for kill_before_start in [false, true] {
+        let bundle = Bundle::new(&["sh", "-c", "echo job-ran; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"]);
+        let id = unique_id("prestart");
+        let out = create_with_output_to_a_file(&brig, &bundle, &id);
+        let init = brig.state(&id)["pid"].as_i64().unwrap() as i32;
+        let children = children_of(init);
+        assert_eq!(children.len(), 1, "the init's children before start: {children:?}");
+        let waiting = children[0];
+        let status = std::fs::read_to_string(format!("/proc/{waiting}/status")).unwrap();
+        assert!(status.contains("NoNewPrivs:\t1") && status.contains("Seccomp:\t2"), "{status}");
+        let cmdline = std::fs::read(format!("/proc/{waiting}/cmdline")).unwrap();
+        assert!(cmdline.starts_with(b"brig-init\0"), "not the job yet: {}", String::from_utf8_lossy(&cmdline));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "", "the job ran before start");
+        if kill_before_start {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(waiting), nix::sys::signal::SIGKILL).unwrap();
+            // Left a zombie: the supervisor reaps it at `start`.
+            for _ in 0..500 {
+                let stat = std::fs::read_to_string(format!("/proc/{waiting}/stat")).unwrap_or_default();
+                if stat.is_empty() || stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z') {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        brig.ok(&["start", &id]);
+        brig.wait_status(&id, "stopped");
+        let text = std::fs::read_to_string(out.path()).unwrap();
+        assert_eq!(text.matches("job-ran").count(), 1, "{text}");
+        assert!(text.contains("NoNewPrivs:\t1") && text.contains("Seccomp:\t2"), "{text}");
+        let report = std::fs::read_to_string(brig.root.join(&id).join("brig-status")).unwrap();
+        assert!(report.contains("exit_code=0\n") && report.contains("landlock=full\n"), "{report}");
+        brig.ok(&["delete", &id]);
+    }
+}
+
+/// A startContainer hook runs at `start`, in the container, before the
+/// job (runtime-spec lifecycle): with one, the supervisor is started only
+/// after it, as libcontainer's init always did.
+#[test]
+fn a_start_container_hook_runs_at_start_before_the_job() {
+    let brig = Brig::default();
+    let mut bundle = Bundle::new(&["cat", "/dev/hook-ran"]);
+    bundle.set(
+        "/hooks",
+        json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo hooked > /dev/hook-ran"]}]}),
+    );
+    let id = unique_id("starthook");
+    let out = create_with_output_to_a_file(&brig, &bundle, &id);
+    let init = brig.state(&id)["pid"].as_i64().unwrap();
+    assert!(!std::path::Path::new(&format!("/proc/{init}/root/dev/hook-ran")).exists(), "the hook ran at create");
+    brig.ok(&["start", &id]);
+    brig.wait_status(&id, "stopped");
+    assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "hooked\n");
+    let report = std::fs::read_to_string(brig.root.join(&id).join("brig-status")).unwrap();
+    assert!(report.contains("exit_code=0\n"), "{report}");
+}

@@ -92,6 +92,12 @@ impl NotifyListener {
         Ok(())
     }
 
+    /// The listening socket's descriptor (brig patch: handed to an executor
+    /// that waits for `start` itself).
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+
     pub fn close(&self) -> Result<()> {
         close(self.socket.as_raw_fd()).map_err(NotifyListenerError::Close)?;
         Ok(())

@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::env;
+use std::os::fd::RawFd;
 
 use oci_spec::runtime::Spec;
 
@@ -71,6 +72,16 @@ pub trait Executor: CloneBoxExecutor {
     /// namespace and cgroups, and pivot_root into the rootfs. But this step
     /// runs before waiting for the container start signal.
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError>;
+
+    /// Executes the workload before the container is started, handing it
+    /// `start_listener`, the listening socket `start` connects to: the
+    /// workload waits for `start` itself. Called in a container's init once
+    /// it reported ready, and only when no `startContainer` hook must run
+    /// after `start` and before the workload. `None` (the default): not
+    /// supported, the init waits for `start` and calls `exec`. (brig patch.)
+    fn exec_awaiting_start(&self, _spec: &Spec, _start_listener: RawFd) -> Option<Result<(), ExecutorError>> {
+        None
+    }
 
     /// Set environment variables for the container process to be executed.
     /// This step runs after the container init process is created, entered

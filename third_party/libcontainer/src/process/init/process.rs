@@ -458,6 +458,30 @@ pub fn container_init_process(
         InitProcessError::Channel(err)
     })?;
 
+    // An executor that waits for `start` itself is executed now, so that
+    // what it does before the workload overlaps what the runtime does
+    // between `create` and `start` (brig patch). Not when a startContainer
+    // hook must run between `start` and the workload.
+    let start_hooks = ctx
+        .hooks
+        .and_then(|h| h.start_container().as_ref())
+        .is_some_and(|hooks| !hooks.is_empty());
+    if matches!(args.container_type, ContainerType::InitContainer)
+        && !start_hooks
+        && ctx.process.args().is_some()
+    {
+        if let Some(result) = args
+            .executor
+            .exec_awaiting_start(ctx.spec, ctx.notify_listener.as_raw_fd())
+        {
+            result.map_err(|err| {
+                tracing::error!(?err, "failed to execute payload");
+                err
+            })?;
+            unreachable!("the executor should not return if it is successful.");
+        }
+    }
+
     // listing on the notify socket for container start command
     ctx.notify_listener
         .wait_for_container_start()
