@@ -383,8 +383,12 @@ fn launch(
     tracing::debug!("effective spec staged");
     let plan = encode_plan(&prepared.hardened.plan);
     let status_path = staging.dir.join(STATUS_FILE);
-    let handover = Handover::for_init(&plan, &status_path)
+    let mut handover = Handover::for_init(&plan, &status_path)
         .map_err(|e| Error::io("preparing the supervisor for", &staging.dir, e))?;
+    if prepared.hardened.plan.memfd_noexec && rootless.is_none() {
+        handover.memfd_noexec = Some(Default::default());
+    }
+    let early_memfd_noexec = handover.memfd_noexec.clone();
 
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root.path)
@@ -475,10 +479,17 @@ fn launch(
         // Before the job starts, and before its namespaces are registered
         // (nothing else can join them yet).
         if record.plan.memfd_noexec {
-            let outcome = match rootless {
-                Some(_) => crate::memfd::Outcome::Rootless,
-                None => crate::memfd::enforce(init, record.init_start)
-                    .map_err(|e| Error::state(id, format!("process.memfd_noexec: setting vm.memfd_noexec: {e}")))?,
+            let failed = |e: String| Error::state(id, format!("process.memfd_noexec: setting vm.memfd_noexec: {e}"));
+            // Set while libcontainer built the container, in this init's pid
+            // namespace (crate::supervisor::EarlyMemfdNoexec); else now.
+            let early = early_memfd_noexec
+                .as_ref()
+                .and_then(|cell| cell.get())
+                .filter(|e| e.init == init && e.start_ticks.is_some() && e.start_ticks == record.init_start);
+            let outcome = match (rootless, early) {
+                (Some(_), _) => crate::memfd::Outcome::Rootless,
+                (None, Some(e)) => e.outcome.clone().map_err(failed)?,
+                (None, None) => crate::memfd::enforce(init, record.init_start).map_err(|e| failed(e.to_string()))?,
             };
             if outcome == crate::memfd::Outcome::Rootless {
                 tracing::warn!(id, "process.memfd_noexec: {}", outcome.as_str());

@@ -6,6 +6,7 @@ use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, SealFlag};
@@ -127,6 +128,19 @@ pub struct Handover {
     /// brig's own filters, installed before the supervisor is executed
     /// (`filters_before_exec`).
     pub sealed_filters: Vec<Vec<u8>>,
+    /// Set for a job whose pid namespace gets `vm.memfd_noexec = 2`: brig
+    /// sets it as soon as the init exists, while the init sets the container
+    /// up (`Executor::init_created`), and the launch reads the outcome here.
+    pub memfd_noexec: Option<Arc<OnceLock<EarlyMemfdNoexec>>>,
+}
+
+/// `vm.memfd_noexec` set in the pid namespace of `init` (started at
+/// `start_ticks`) while libcontainer built the container.
+#[derive(Debug, Clone)]
+pub struct EarlyMemfdNoexec {
+    pub init: i32,
+    pub start_ticks: Option<u64>,
+    pub outcome: Result<crate::memfd::Outcome, String>,
 }
 
 /// The Landlock ABI this kernel offers, 0 if none.
@@ -223,6 +237,7 @@ impl Handover {
             status: Some(raise(OwnedFd::from(status))?),
             client_seccomp: None,
             sealed_filters: Vec::new(),
+            memfd_noexec: None,
         })
     }
 
@@ -236,6 +251,7 @@ impl Handover {
             status: None,
             client_seccomp,
             sealed_filters: filters_before_exec(plan, landlock_abi()),
+            memfd_noexec: None,
         })
     }
 
@@ -246,6 +262,7 @@ impl Handover {
             status: self.status.as_ref().map(|f| f.as_raw_fd()),
             client_seccomp: self.client_seccomp.clone(),
             sealed_filters: self.sealed_filters.clone(),
+            memfd_noexec: self.memfd_noexec.clone(),
         }
     }
 }
@@ -262,6 +279,7 @@ pub struct BrigExecutor {
     status: Option<RawFd>,
     client_seccomp: Option<LinuxSeccomp>,
     sealed_filters: Vec<Vec<u8>>,
+    memfd_noexec: Option<Arc<OnceLock<EarlyMemfdNoexec>>>,
 }
 
 /// Installs a classic BPF seccomp program (`struct sock_filter` array).
@@ -436,6 +454,18 @@ impl Executor for BrigExecutor {
     fn exec_awaiting_start(&self, spec: &Spec, start_listener: RawFd) -> Option<Result<(), ExecutorError>> {
         self.status?;
         Some(self.exec_supervisor(spec, Some(start_listener)))
+    }
+
+    /// In brig's process, once the job's init exists: `vm.memfd_noexec` is
+    /// set in its pid namespace now, while the init mounts the container's
+    /// filesystems, rather than after the build. The launch checks the
+    /// outcome (and that it was this init's) before it goes on.
+    fn init_created(&self, init: i32) {
+        if let Some(cell) = &self.memfd_noexec {
+            let start_ticks = crate::state::process_start_ticks(init);
+            let outcome = crate::memfd::enforce(init, start_ticks).map_err(|e| e.to_string());
+            let _ = cell.set(EarlyMemfdNoexec { init, start_ticks, outcome });
+        }
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {

@@ -163,6 +163,9 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     // The intermediate process will send the init pid once it forks the init
     // process.  The intermediate process should exit after this point.
     let init_pid = intermediate_main_receiver.wait_for_intermediate_ready()?;
+    if matches!(container_args.container_type, ContainerType::InitContainer) {
+        container_args.executor.init_created(init_pid.as_raw());
+    }
 
     // if file to write the pid to is specified, write pid of the child
     if let Some(pid_file) = &container_args.pid_file {

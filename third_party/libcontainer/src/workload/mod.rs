@@ -83,6 +83,13 @@ pub trait Executor: CloneBoxExecutor {
         None
     }
 
+    /// Called in the runtime's own process once a container's init exists
+    /// (in its pid namespace, while it sets up the container), with its pid
+    /// there: work of the runtime's that needs the init overlaps the init's
+    /// own. Whatever it does must not fail the launch from here: the
+    /// runtime checks its outcome once `build` returns. (brig patch.)
+    fn init_created(&self, _init: i32) {}
+
     /// Set environment variables for the container process to be executed.
     /// This step runs after the container init process is created, entered
     /// into the correct namespace and cgroups, and pivot_root into the rootfs.
