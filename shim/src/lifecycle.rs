@@ -1595,7 +1595,9 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: Option<&str>, all: bool) -> Result
     // cannot forward it: sent to it, it would stop the supervisor (and the
     // timeout's clock) while the job ran on. The job is stopped instead, as
     // runc's pid 1 is the job; SIGCONT reaches it through the supervisor.
-    if stop && !all && before != ContainerStatus::Stopped {
+    // (Before `start` the init's child is brig's own process, waiting to
+    // execute the job: the supervisor is stopped, as the init was.)
+    if stop && !all && !matches!(before, ContainerStatus::Stopped | ContainerStatus::Created) {
         if let Some(init) = c.pid() {
             let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
             let jobs: Vec<i32> = children.split_whitespace().filter_map(|p| p.parse().ok()).collect();

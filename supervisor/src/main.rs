@@ -383,6 +383,9 @@ fn job_process(args: &Args, plan: &Plan<'_>, report_w: Fd, go: Option<Fd>) -> ! 
                     // and starts the job anew at `start`.
                     sys::exit(EXIT_CANNOT_EXEC);
                 }
+                // The job does not die with the supervisor, as one forked
+                // at `start` would not.
+                sys::prctl(sys::PR_SET_PDEATHSIG, 0);
             }
             sys::execve(args.exe, args.argv, args.envp)
         }
@@ -438,6 +441,11 @@ fn fork_job(args: &Args, plan: &Plan<'_>, wait_for_go: bool) -> Result<Waiting, 
         Ok(0) => {
             sys::close(report_r);
             if wait_for_go {
+                // (At `start` the supervisor has closed the listener, and
+                // its number may be another descriptor's.)
+                if let Some(fd) = args.start_fd {
+                    sys::close(fd);
+                }
                 sys::close(go_w);
                 // A job left waiting must not outlive a supervisor that is
                 // not its pid namespace's init (whose end ends everything).
@@ -446,9 +454,6 @@ fn fork_job(args: &Args, plan: &Plan<'_>, wait_for_go: bool) -> Result<Waiting, 
                     sys::exit(EXIT_CANNOT_EXEC);
                 }
             }
-            if let Some(fd) = args.start_fd {
-                sys::close(fd);
-            }
             job_process(args, plan, report_w, wait_for_go.then_some(go_r))
         }
         Ok(pid) => {
@@ -456,6 +461,25 @@ fn fork_job(args: &Args, plan: &Plan<'_>, wait_for_go: bool) -> Result<Waiting, 
             Ok(Waiting { pid, report_r, go_r, go_w })
         }
     }
+}
+
+/// What the plan's Landlock path rules name in the container's filesystem:
+/// each path's device and inode (or its absence), folded into one value.
+/// The job's process resolves the rules when it hardens itself, at
+/// `create`; a path made or replaced before `start` (`docker cp` into a
+/// created container) changes the value, and the job is then forked anew,
+/// so that its rules are those of the filesystem at `start`.
+fn rule_paths_stamp(plan: &Plan<'_>) -> u64 {
+    // FNV-1a over the numbers.
+    let mut stamp: u64 = 0xcbf2_9ce4_8422_2325;
+    for rule in plan.fs_rules() {
+        let numbers = sys::path_identity(rule.path).map(|i| i.numbers()).unwrap_or([u64::MAX; 3]);
+        for n in numbers {
+            stamp ^= n;
+            stamp = stamp.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    stamp
 }
 
 /// Waits for `start`: one connection on the listening socket, read to its
@@ -481,7 +505,10 @@ fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
     // libcontainer's init had them until `start` (a pid 1 still ignores what
     // it has no handler for).
     let mut waiting = None;
+    let mut stamp = 0;
     if let Some(listener) = args.start_fd {
+        // Before the job's process resolves its rules.
+        stamp = rule_paths_stamp(plan);
         match fork_job(args, plan, true) {
             Ok(w) => waiting = Some(w),
             Err(e) => return fail(Some(status), b"fork", e),
@@ -501,7 +528,16 @@ fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
     let mut got = 0;
     let mut job = None;
     if let Some(w) = waiting {
-        sys::write_all(w.go_w, &GO);
+        // The filesystem its rules were made from changed: start anew.
+        let stale = rule_paths_stamp(plan) != stamp;
+        if stale {
+            sys::kill(w.pid, sys::SIGKILL);
+        } else {
+            // A process stopped before `start` (SIGSTOP to a created
+            // container, or ^Z at its terminal) would hold the report open.
+            sys::kill(w.pid, sys::SIGCONT);
+            sys::write_all(w.go_w, &GO);
+        }
         sys::close(w.go_w);
         // The pipe reaches EOF once the job has exec'd (close-on-exec) or died.
         got = sys::read_full(w.report_r, &mut buf);
@@ -511,7 +547,7 @@ fn supervise(args: &Args, plan: &Plan<'_>, status: Fd) -> i32 {
         // wait): the job starts now, as it would have without waiting.
         let not_started = sys::bytes_waiting(w.go_r).is_ok_and(|n| n > 0);
         sys::close(w.go_r);
-        if not_started && !contains(&buf[..got], b"error_stage=") {
+        if stale || (not_started && !contains(&buf[..got], b"error_stage=")) {
             sys::wait_for(w.pid);
             got = 0;
         } else {

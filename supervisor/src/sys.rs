@@ -17,6 +17,7 @@ pub const EOPNOTSUPP: i32 = 95;
 
 pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
+pub const SIGCONT: i32 = 18;
 pub const SIGCHLD: i32 = 17;
 
 pub const PR_SET_PDEATHSIG: usize = 1;
@@ -355,6 +356,19 @@ fn identity_at(fd: Fd, path: *const u8, flags: usize) -> Option<Identity> {
 /// The identity of the open file `fd`.
 pub fn identity(fd: Fd) -> Option<Identity> {
     identity_at(fd, c"".as_ptr().cast(), AT_EMPTY_PATH)
+}
+
+/// The identity of `path` (NUL-terminated, links followed), as an
+/// `open_path` of it would find it.
+pub fn path_identity(path: &[u8]) -> Option<Identity> {
+    identity_at(AT_FDCWD as Fd, path.as_ptr(), 0)
+}
+
+impl Identity {
+    /// Device and inode as numbers.
+    pub fn numbers(&self) -> [u64; 3] {
+        [u64::from(self.dev.0), u64::from(self.dev.1), self.ino]
+    }
 }
 
 /// The identity of the job's root directory.

@@ -2063,3 +2063,51 @@ fn a_start_container_hook_runs_at_start_before_the_job() {
     let report = std::fs::read_to_string(brig.root.join(&id).join("brig-status")).unwrap();
     assert!(report.contains("exit_code=0\n"), "{report}");
 }
+
+/// The job's Landlock rules are those of its filesystem at `start`, as when
+/// it hardened itself only then: a path a rule names that appears between
+/// `create` and `start` (`docker cp` into a created container) is granted.
+/// And a job whose waiting process was stopped before `start` (^Z at its
+/// terminal) still starts.
+#[test]
+fn a_path_made_between_create_and_start_gets_its_rule_and_a_stopped_wait_starts() {
+    let restricted = include_str!("../../profiles/builtin/restricted.toml");
+    let profile = restricted
+        .replace("name = \"restricted\"", "name = \"late\"")
+        .replace("read = [\"/etc\", \"/proc\"]", "read = [\"/etc\", \"/proc\", \"/late\"]")
+        // A writable root of its own, which the host's root writes below:
+        // no user namespace that does not map it.
+        .replace("read_only = true", "read_only = false")
+        .replace("mode = \"per_job\"", "mode = \"spec\"");
+    assert!(
+        profile.contains("\"/late\"]") && profile.contains("mode = \"spec\"") && profile.contains("read_only = false")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("late.toml"), profile).unwrap();
+    let brig = Brig::new(&format!(
+        "[auth]\nmode = \"off\"\n[profiles]\ndefault = \"late\"\ndir = \"{}\"\n",
+        dir.path().display()
+    ));
+    for stop_before_start in [false, true] {
+        let rootfs = tempfile::tempdir().unwrap();
+        let copied =
+            Command::new("cp").arg("-a").arg(brig_tests::rootfs().join(".")).arg(rootfs.path()).status().unwrap();
+        assert!(copied.success());
+        let mut bundle = Bundle::new(&["sh", "-c", "cat /late/note || echo no-access"]);
+        bundle.set("/root", json!({"path": rootfs.path(), "readonly": false}));
+        let id = unique_id("late");
+        let out = create_with_output_to_a_file(&brig, &bundle, &id);
+        let init = brig.state(&id)["pid"].as_i64().unwrap() as i32;
+        std::fs::create_dir(rootfs.path().join("late")).unwrap();
+        std::fs::write(rootfs.path().join("late/note"), "made-before-start\n").unwrap();
+        if stop_before_start {
+            let waiting = children_of(init);
+            assert_eq!(waiting.len(), 1, "{waiting:?}");
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(waiting[0]), nix::sys::signal::SIGSTOP).unwrap();
+        }
+        brig.ok(&["start", &id]);
+        brig.wait_status(&id, "stopped");
+        assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "made-before-start\n");
+        brig.ok(&["delete", &id]);
+    }
+}
