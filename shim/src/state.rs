@@ -153,16 +153,20 @@ pub fn validate_id(id: &str) -> Result<(), IdError> {
 /// A process's start time: field 22 of `/proc/<pid>/stat` (clock ticks
 /// since boot), read after the command name, which may hold spaces and `)`.
 pub fn process_start_ticks(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    stat_field(pid, 19)
 }
 
 /// The parent of process `pid` (`/proc/<pid>/stat`), if it still exists.
 pub fn parent_pid(pid: i32) -> Option<i32> {
+    stat_field(pid, 1)
+}
+
+/// Field `n` after the command name (`state` is 0) of `/proc/<pid>/stat`;
+/// the name, in parentheses, may hold spaces and parentheses itself.
+fn stat_field<T: std::str::FromStr>(pid: i32, n: usize) -> Option<T> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
+    after.split_whitespace().nth(n)?.parse().ok()
 }
 
 /// The default state root: /run/brig, or `$XDG_RUNTIME_DIR/brig` for a
