@@ -385,10 +385,8 @@ fn launch(
     let status_path = staging.dir.join(STATUS_FILE);
     let mut handover = Handover::for_init(&plan, &status_path)
         .map_err(|e| Error::io("preparing the supervisor for", &staging.dir, e))?;
-    if prepared.hardened.plan.memfd_noexec && rootless.is_none() {
-        handover.memfd_noexec = Some(Default::default());
-    }
-    let early_memfd_noexec = handover.memfd_noexec.clone();
+    handover.set_memfd_noexec = prepared.hardened.plan.memfd_noexec && rootless.is_none();
+    let early_init = handover.early_init.clone();
 
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(&root.path)
@@ -459,7 +457,14 @@ fn launch(
         // user's, which the kernel keeps other users out of.
         let dir = root.container_dir(id);
         let mut record = prepared.record(id, &cgroup_path);
-        record.init_start = container.pid().and_then(|p| state::process_start_ticks(p.as_raw()));
+        // The init's start time as read when its pid was reported (the same
+        // process: libcontainer's build waited for it), else now.
+        let early =
+            early_init.as_ref().and_then(|cell| cell.get()).filter(|e| e.init == init && e.start_ticks.is_some());
+        record.init_start = match early {
+            Some(e) => e.start_ticks,
+            None => container.pid().and_then(|p| state::process_start_ticks(p.as_raw())),
+        };
         if let Some(guard) = userns_guard.as_mut() {
             record.userns = Some(guard.record.clone());
         }
@@ -481,14 +486,11 @@ fn launch(
         if record.plan.memfd_noexec {
             let failed = |e: String| Error::state(id, format!("process.memfd_noexec: setting vm.memfd_noexec: {e}"));
             // Set while libcontainer built the container, in this init's pid
-            // namespace (crate::supervisor::EarlyMemfdNoexec); else now.
-            let early = early_memfd_noexec
-                .as_ref()
-                .and_then(|cell| cell.get())
-                .filter(|e| e.init == init && e.start_ticks.is_some() && e.start_ticks == record.init_start);
+            // namespace (crate::supervisor::EarlyInit); else now.
+            let early = early.filter(|e| e.start_ticks == record.init_start).and_then(|e| e.memfd_noexec.clone());
             let outcome = match (rootless, early) {
                 (Some(_), _) => crate::memfd::Outcome::Rootless,
-                (None, Some(e)) => e.outcome.clone().map_err(failed)?,
+                (None, Some(outcome)) => outcome.map_err(failed)?,
                 (None, None) => crate::memfd::enforce(init, record.init_start).map_err(|e| failed(e.to_string()))?,
             };
             if outcome == crate::memfd::Outcome::Rootless {

@@ -128,19 +128,25 @@ pub struct Handover {
     /// brig's own filters, installed before the supervisor is executed
     /// (`filters_before_exec`).
     pub sealed_filters: Vec<Vec<u8>>,
-    /// Set for a job whose pid namespace gets `vm.memfd_noexec = 2`: brig
-    /// sets it as soon as the init exists, while the init sets the container
-    /// up (`Executor::init_created`), and the launch reads the outcome here.
-    pub memfd_noexec: Option<Arc<OnceLock<EarlyMemfdNoexec>>>,
+    /// For `create`: what brig learns about the job's init as soon as it
+    /// exists, while the init sets the container up
+    /// (`Executor::init_created`); the launch reads it here.
+    pub early_init: Option<Arc<OnceLock<EarlyInit>>>,
+    /// Whether `vm.memfd_noexec = 2` is set in the init's pid namespace then.
+    pub set_memfd_noexec: bool,
 }
 
-/// `vm.memfd_noexec` set in the pid namespace of `init` (started at
-/// `start_ticks`) while libcontainer built the container.
+/// What brig read and did for the job's `init` while libcontainer built the
+/// container.
 #[derive(Debug, Clone)]
-pub struct EarlyMemfdNoexec {
+pub struct EarlyInit {
     pub init: i32,
+    /// Its start time (`/proc/<init>/stat`), read when its pid was reported:
+    /// read after the build instead, it costs 0.05-0.2 ms on the launch's
+    /// path, the init being in the middle of executing the supervisor.
     pub start_ticks: Option<u64>,
-    pub outcome: Result<crate::memfd::Outcome, String>,
+    /// `vm.memfd_noexec` set in its pid namespace (when asked for).
+    pub memfd_noexec: Option<Result<crate::memfd::Outcome, String>>,
 }
 
 /// The Landlock ABI this kernel offers, 0 if none.
@@ -237,7 +243,8 @@ impl Handover {
             status: Some(raise(OwnedFd::from(status))?),
             client_seccomp: None,
             sealed_filters: Vec::new(),
-            memfd_noexec: None,
+            early_init: Some(Default::default()),
+            set_memfd_noexec: false,
         })
     }
 
@@ -251,7 +258,8 @@ impl Handover {
             status: None,
             client_seccomp,
             sealed_filters: filters_before_exec(plan, landlock_abi()),
-            memfd_noexec: None,
+            early_init: None,
+            set_memfd_noexec: false,
         })
     }
 
@@ -262,7 +270,8 @@ impl Handover {
             status: self.status.as_ref().map(|f| f.as_raw_fd()),
             client_seccomp: self.client_seccomp.clone(),
             sealed_filters: self.sealed_filters.clone(),
-            memfd_noexec: self.memfd_noexec.clone(),
+            early_init: self.early_init.clone(),
+            set_memfd_noexec: self.set_memfd_noexec,
         }
     }
 }
@@ -279,7 +288,8 @@ pub struct BrigExecutor {
     status: Option<RawFd>,
     client_seccomp: Option<LinuxSeccomp>,
     sealed_filters: Vec<Vec<u8>>,
-    memfd_noexec: Option<Arc<OnceLock<EarlyMemfdNoexec>>>,
+    early_init: Option<Arc<OnceLock<EarlyInit>>>,
+    set_memfd_noexec: bool,
 }
 
 /// Installs a classic BPF seccomp program (`struct sock_filter` array).
@@ -456,15 +466,16 @@ impl Executor for BrigExecutor {
         Some(self.exec_supervisor(spec, Some(start_listener)))
     }
 
-    /// In brig's process, once the job's init exists: `vm.memfd_noexec` is
-    /// set in its pid namespace now, while the init mounts the container's
-    /// filesystems, rather than after the build. The launch checks the
-    /// outcome (and that it was this init's) before it goes on.
+    /// In brig's process, once the job's init exists, while the init mounts
+    /// the container's filesystems rather than after the build: its start
+    /// time is read, and `vm.memfd_noexec` set in its pid namespace. The
+    /// launch checks that it was this init's before it uses either.
     fn init_created(&self, init: i32) {
-        if let Some(cell) = &self.memfd_noexec {
+        if let Some(cell) = &self.early_init {
             let start_ticks = crate::state::process_start_ticks(init);
-            let outcome = crate::memfd::enforce(init, start_ticks).map_err(|e| e.to_string());
-            let _ = cell.set(EarlyMemfdNoexec { init, start_ticks, outcome });
+            let memfd_noexec =
+                self.set_memfd_noexec.then(|| crate::memfd::enforce(init, start_ticks).map_err(|e| e.to_string()));
+            let _ = cell.set(EarlyInit { init, start_ticks, memfd_noexec });
         }
     }
 
