@@ -337,8 +337,10 @@ pub fn exec(g: &GlobalOpts, args: &Exec) -> Result<i32> {
     let root = state_root(g)?;
     let id = args.id.as_str();
     let c = load(&root, id)?;
+    // As runc: a created container takes processes too (only its init
+    // exists, waiting for `start`); a paused one only when asked.
     match c.status() {
-        ContainerStatus::Running => {}
+        ContainerStatus::Running | ContainerStatus::Created => {}
         ContainerStatus::Paused if args.ignore_paused => {}
         s => return Err(Error::state(id, format!("cannot exec in a container that is {}", status_name(s)))),
     }

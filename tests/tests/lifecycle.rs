@@ -2042,6 +2042,35 @@ fn the_job_waits_hardened_for_start_and_runs_once() {
     }
 }
 
+/// `exec` into a created container runs, as with runc (which refuses only
+/// stopped and, without `--ignore-paused`, paused ones), under the profile
+/// as any exec; the job still starts once, at `start`; a stopped container
+/// refuses it.
+#[test]
+fn exec_into_a_created_container_runs_hardened_and_the_job_still_starts_once() {
+    let brig = Brig::new("[auth]\nmode = \"off\"\n[profiles]\ndefault = \"restricted\"\n");
+    let bundle = Bundle::new(&["sh", "-c", "echo job-ran"]);
+    let id = unique_id("execcreated");
+    let out = create_with_output_to_a_file(&brig, &bundle, &id);
+    let inside =
+        brig.ok(&["exec", &id, "sh", "-c", "echo exec-ran; grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status"]);
+    assert!(inside.starts_with("exec-ran\n"), "{inside}");
+    assert!(
+        inside.contains("NoNewPrivs:\t1")
+            && inside.contains("Seccomp:\t2")
+            && inside.contains("CapEff:\t0000000000000000"),
+        "{inside}"
+    );
+    assert_eq!(brig.state(&id)["status"], "created");
+    assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "", "the exec started the job");
+    brig.ok(&["start", &id]);
+    brig.wait_status(&id, "stopped");
+    assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "job-ran\n");
+    let refused = brig.fails(&["exec", &id, "true"]);
+    assert!(refused.contains("cannot exec in a container that is stopped"), "{refused}");
+    brig.ok(&["delete", &id]);
+}
+
 /// A startContainer hook runs at `start`, in the container, before the
 /// job (runtime-spec lifecycle): with one, the supervisor is started only
 /// after it, as libcontainer's init always did.
