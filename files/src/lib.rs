@@ -173,16 +173,23 @@ pub fn located(text: &str, span: Option<std::ops::Range<usize>>, message: &str) 
 pub fn printable(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        let hiding = matches!(c,
-            '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-                | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
-        if c.is_control() || hiding {
+        if c.is_control() || is_hiding(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// A character that shows as nothing, or changes how what follows it shows
+/// (soft hyphen, zero-width characters, bidirectional controls such as
+/// U+202E, the byte-order mark): in a message, such a character in an
+/// untrusted value can make it read as another.
+pub fn is_hiding(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// `s` with control characters other than newline and tab (C0, C1, DEL)

@@ -36,6 +36,16 @@ impl fmt::Display for StrictJsonError {
 impl std::error::Error for StrictJsonError {}
 
 impl StrictJsonError {
+    /// The line (1-based) where reading stopped.
+    pub fn line(&self) -> usize {
+        self.0.line()
+    }
+
+    /// The column (1-based) where reading stopped.
+    pub fn column(&self) -> usize {
+        self.0.column()
+    }
+
     /// Whether the document is JSON but repeats a key.
     pub fn is_duplicate_key(&self) -> bool {
         self.0.to_string().starts_with(DUPLICATE)

@@ -240,8 +240,15 @@ fn add_jwks(
     origin: &str,
 ) -> Result<(), TrustError> {
     let jwks_err = |reason: String| TrustError::Jwks { origin: origin.to_string(), reason };
-    let doc: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| jwks_err(format!("not JSON (line {}, column {})", e.line(), e.column())))?;
+    // Read as tokens are (crate::token): a key repeated in one object is
+    // refused, where a lenient reader would take one of the two values and
+    // another reader of the same file the other.
+    let doc = brig_json::from_slice(text.as_bytes()).map_err(|e| {
+        jwks_err(match e.is_duplicate_key() {
+            true => format!("repeats a key in one object (line {}, column {})", e.line(), e.column()),
+            false => format!("not JSON (line {}, column {})", e.line(), e.column()),
+        })
+    })?;
     let list =
         doc.get("keys").and_then(serde_json::Value::as_array).ok_or_else(|| jwks_err("no `keys` array".to_string()))?;
     for (i, raw) in list.iter().enumerate() {
@@ -327,6 +334,7 @@ fn add_jwks(
                 if bits < MIN_RSA_BITS {
                     return Err(key_err(format!("RSA modulus under {MIN_RSA_BITS} bits")));
                 }
+                usable_rsa(&n, &rsa.e).map_err(key_err)?;
                 KeyKind::Rsa
             }
             AlgorithmParameters::EllipticCurve(ec) => {
@@ -335,7 +343,9 @@ fn add_jwks(
                     EllipticCurve::P384 => (KeyKind::EcP384, 48),
                     _ => return Err(key_err("unsupported elliptic curve (P-256 and P-384 are)".into())),
                 };
-                coordinate(&ec.x, "x", len).and_then(|_| coordinate(&ec.y, "y", len)).map_err(key_err)?;
+                let x = coordinate(&ec.x, "x", len).map_err(key_err)?;
+                let y = coordinate(&ec.y, "y", len).map_err(key_err)?;
+                on_curve(kind, &x, &y).map_err(key_err)?;
                 kind
             }
             AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
@@ -373,6 +383,45 @@ fn coordinate(value: &str, member: &str, len: usize) -> Result<Vec<u8>, String> 
         return Err(format!("`{member}` is {} bytes; this curve's is {len}", bytes.len()));
     }
     Ok(bytes)
+}
+
+/// An RSA key the signature check can use, checked as the check itself
+/// does (`rsa::RsaPublicKey::new`: a modulus of at most 4096 bits, odd; an
+/// odd exponent from 3 to 2^33 - 1, below the modulus). Without this a key
+/// the check refuses loaded, and every token signed with it was then
+/// refused as "signature does not verify".
+fn usable_rsa(n: &[u8], e: &str) -> Result<(), String> {
+    let e = URL_SAFE_NO_PAD.decode(e.as_bytes()).map_err(|_| "`e` is not base64url".to_string())?;
+    rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(n), rsa::BigUint::from_bytes_be(&e)).map(drop).map_err(|err| {
+        match err {
+            rsa::Error::ModulusTooLarge => {
+                format!(
+                    "RSA modulus over {} bits (the signature check refuses larger keys)",
+                    rsa::RsaPublicKey::MAX_SIZE
+                )
+            }
+            other => format!("not a usable RSA public key ({other})"),
+        }
+    })
+}
+
+/// Whether (`x`, `y`), decoded by [`coordinate`], is a point of the key's
+/// curve (not the identity). A point off the curve loaded, and every token
+/// signed for that `kid` was then refused as "signature does not verify".
+fn on_curve(kind: KeyKind, x: &[u8], y: &[u8]) -> Result<(), String> {
+    let mut sec1 = Vec::with_capacity(1 + x.len() + y.len());
+    sec1.push(0x04);
+    sec1.extend_from_slice(x);
+    sec1.extend_from_slice(y);
+    let valid = match kind {
+        KeyKind::EcP256 => p256::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+        KeyKind::EcP384 => p384::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+        _ => false,
+    };
+    match valid {
+        true => Ok(()),
+        false => Err("(`x`, `y`) is not a point of the curve".into()),
+    }
 }
 
 /// An Ed25519 public key (`x`, decoded by [`coordinate`]) that is

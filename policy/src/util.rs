@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Most characters of an untrusted value shown in a message.
 const SHOWN_MAX: usize = 64;
 
-/// An untrusted string made safe to put in a message: control characters
-/// escaped, cut to 64 characters.
+/// An untrusted string made safe to put in a message: control and hiding
+/// characters (`brig_files::is_hiding`: bidirectional controls, zero-width
+/// characters) escaped, cut to 64 characters.
 pub(crate) fn shown(s: &str) -> String {
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -16,6 +17,8 @@ pub(crate) fn shown(s: &str) -> String {
         }
         if c.is_control() {
             out.extend(c.escape_default());
+        } else if brig_files::is_hiding(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
@@ -58,6 +61,9 @@ mod tests {
     #[test]
     fn shown_escapes_and_cuts() {
         assert_eq!(shown("a\nb"), "a\\nb");
+        // A right-to-left override would show `kid-evil` reversed.
+        assert_eq!(shown("kid\u{202e}live"), "kid\\u{202e}live");
+        assert_eq!(shown("a\u{200b}b"), "a\\u{200b}b");
         assert_eq!(shown(&"x".repeat(100)).chars().count(), 65);
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     }

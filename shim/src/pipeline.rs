@@ -157,10 +157,28 @@ fn looks_like_a_token(value: &str) -> bool {
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
 }
 
+/// Whether `value` holds a run of 20 or more base64url characters with at
+/// least four upper- and four lower-case letters: what every part of a JWT
+/// is (a header is 20 characters at least, and base64 of JSON mixes cases
+/// throughout) and a file name seldom is (hex digests, UUIDs and words are
+/// not).
+fn looks_like_token_text(value: &str) -> bool {
+    value.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).any(|run| {
+        let count = |f: fn(&u8) -> bool| run.bytes().filter(&f).count();
+        run.len() >= 20 && count(u8::is_ascii_uppercase) >= 4 && count(u8::is_ascii_lowercase) >= 4
+    })
+}
+
 /// A token file name as messages show it: control and hiding characters
-/// escaped, at most 128 characters.
+/// escaped, at most 128 characters; not at all when part of it looks like
+/// part of a token (`looks_like_token_text`): a token pasted with a fourth
+/// part, a space or a line break in it is no exact token, and would
+/// otherwise show its header and claims.
 fn token_file_name_shown(name: &str) -> String {
     const MAX: usize = 128;
+    if looks_like_token_text(name) {
+        return format!("<{} characters, not shown: part of the value looks like a token>", name.chars().count());
+    }
     let mut cut: String = name.chars().take(MAX).collect();
     if name.chars().nth(MAX).is_some() {
         cut.push('…');
@@ -775,6 +793,23 @@ mod tests {
         assert!(e.contains("is a token, not a file name") && !e.contains("eyJ"), "{e}");
         for name in ["job-a.jwt", "/run/brig-tokens/x.y.z", "eyJ.only-two", "sub/eyJa.b.c"] {
             assert!(!looks_like_a_token(name), "{name}");
+        }
+        // A token that is not exactly one (a fourth part, a space, a line
+        // break) is not shown either, nor is any part of it.
+        let header_and_claims = &token[..token.rfind('.').unwrap()];
+        for near in
+            [format!("{token}.x"), token.replacen('.', " .", 1), format!("x\n{token}"), format!("{header_and_claims}.")]
+        {
+            let e = read_token_file(Path::new("/nonexistent"), &near).unwrap_err();
+            assert!(!e.contains("eyJ") && !e.contains("c2lnbmF0dXJl") && e.contains("not shown"), "{e}");
+        }
+        // Names a file is given are shown: paths, hex digests, UUIDs.
+        for name in [
+            "/var/lib/kubelet/pods/0f8e6c1e-8a4b-4f5e-9c1d-2b3a4c5d6e7f/volumes/kubernetes.io~projected/token/token",
+            "job-5f2c9a4b8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b.jwt",
+        ] {
+            let e = read_token_file(Path::new("/nonexistent"), name).unwrap_err();
+            assert!(e.contains(name), "{e}");
         }
         // Any other name is shown escaped and bounded.
         let e = read_token_file(Path::new("/nonexistent"), &format!("a\u{1b}[2J{}", "x".repeat(500))).unwrap_err();

@@ -641,6 +641,45 @@ fn weak_or_invalid_ed25519_keys_fail_the_jwks() {
     assert!(verifier().verify(&forged, now()).is_err());
 }
 
+/// A key the signature check cannot use fails the JWKS at load, naming the
+/// key and why, instead of loading and then refusing every token signed
+/// with it as "signature does not verify": an RSA modulus over 4096 bits,
+/// an RSA exponent of 1 or an even one, an EC point off its curve. A key
+/// repeated member (two `kid`s in one key, which a lenient reader resolves
+/// to either) fails it too.
+#[test]
+fn keys_the_signature_check_cannot_use_fail_the_jwks() {
+    let b64 = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+    // An odd modulus of the given size (no factors are needed to be refused).
+    let modulus = |bits: usize| {
+        let mut n = vec![0xa5u8; bits / 8];
+        n[0] = 0xc1;
+        *n.last_mut().unwrap() |= 1;
+        b64(&n)
+    };
+    let rsa = |n: String, e: &[u8]| json!({"kty": "RSA", "kid": "bad", "use": "sig", "n": n, "e": b64(e)});
+    let point = |crv: &str, len: usize| json!({"kty": "EC", "crv": crv, "kid": "bad", "x": b64(&vec![1u8; len]), "y": b64(&vec![2u8; len])});
+    for (key, why) in [
+        (rsa(modulus(8192), &[1, 0, 1]), "RSA modulus over 4096 bits"),
+        (rsa(modulus(2048), &[1]), "not a usable RSA public key"),
+        (rsa(modulus(2048), &[1, 0, 0]), "not a usable RSA public key"),
+        (point("P-256", 32), "not a point of the curve"),
+        (point("P-384", 48), "not a point of the curve"),
+    ] {
+        let doc = json!({"keys": [keys().ed.public_jwk.clone(), key]}).to_string();
+        let e = TokenVerifier::with_jwks(&config(), &doc, None).unwrap_err().to_string();
+        assert!(e.contains(why) && e.contains("bad"), "{e}");
+    }
+    // The keys brig mints, and a 4096-bit modulus, still load.
+    let doc = json!({"keys": [keys().ed.public_jwk.clone(), keys().es.public_jwk.clone(), keys().rs.public_jwk.clone(),
+                              rsa(modulus(4096), &[1, 0, 1])]});
+    TokenVerifier::with_jwks(&config(), &doc.to_string(), None).unwrap();
+    let ed = keys().ed.public_jwk.to_string();
+    let repeated = ed.replacen('{', r#"{"kid":"other","#, 1);
+    let e = TokenVerifier::with_jwks(&config(), &format!(r#"{{"keys": [{repeated}]}}"#), None).unwrap_err().to_string();
+    assert!(e.contains("repeats a key"), "{e}");
+}
+
 /// A signed token whose dates are far outside any real time (an issuer's
 /// bug, or a key in the wrong hands) is refused naming the claim, and no
 /// date arithmetic overflows on the way (a debug build would panic).
