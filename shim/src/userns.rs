@@ -167,9 +167,7 @@ impl Holder {
 }
 
 fn proc_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19)?.parse().ok()
+    crate::state::process_start_ticks(pid)
 }
 
 /// Whether the slot's holder is gone for good.
