@@ -282,9 +282,22 @@ impl PublicKey {
     }
 
     pub fn load(path: &Path) -> Result<PublicKey, KeyError> {
-        // A verifier's input, which may come through a pipe (`--key <(...)`).
-        let pem =
-            std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+        // A verifier's input, which may come through a pipe (`--key <(...)`),
+        // so not only a regular file; but read bounded: `--key /dev/zero`
+        // must not read without end. A public key's PEM is a few hundred bytes.
+        const MAX: u64 = 64 << 10;
+        use std::io::Read as _;
+        let read = |source| KeyError::Read { path: path.to_path_buf(), source };
+        let invalid = |why: &str| read(std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string()));
+        let mut bytes = Vec::new();
+        std::fs::File::open(path).and_then(|f| f.take(MAX + 1).read_to_end(&mut bytes)).map_err(read)?;
+        if bytes.len() as u64 > MAX {
+            return Err(invalid(&format!("larger than the {MAX} bytes a public key file may be")));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(invalid("empty"));
+        }
+        let pem = String::from_utf8(bytes).map_err(|_| invalid("not text (UTF-8)"))?;
         PublicKey::from_pem(&pem)
     }
 
@@ -376,6 +389,20 @@ pub fn keygen(dir: &Path, alg: Algorithm) -> Result<KeyFiles, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verifier's key file may be a pipe, so it is not required to be a
+    /// regular file; but `/dev/zero` is refused after 64 KiB instead of read
+    /// without end, and an empty file says so.
+    #[test]
+    fn a_public_key_file_is_read_bounded() {
+        let e = PublicKey::load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("larger than the 65536 bytes"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pub");
+        std::fs::write(&empty, "\n").unwrap();
+        let e = PublicKey::load(&empty).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+    }
 
     #[test]
     fn pem_round_trip_and_keyid() {

@@ -41,8 +41,8 @@ pub use keys::{
     keygen, keyid, Algorithm, KeyError, KeyFiles, PublicKey, SigningKey, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE,
 };
 pub use measure::{
-    change_stamp, hash_tree, hash_tree_no_links, hash_tree_no_links_stamped, EntryKind, Limit, Limits, MeasureError,
-    StampedTree, TreeDigest, TreeEntry, TREE_FORMAT,
+    change_stamp, hash_tree, hash_tree_no_links, hash_tree_no_links_identified, hash_tree_no_links_stamped, EntryKind,
+    Limit, Limits, MeasureError, StampedTree, TreeDigest, TreeEntry, TREE_FORMAT,
 };
 pub use rootfs::{
     cache_file, rootfs_digest, rootfs_digest_with, CacheReport, CacheStatus, RootfsDigest, CACHE_MAX_FILES,
@@ -54,8 +54,8 @@ pub use statement::{
     RUN_SUBJECT_PREFIX, STATEMENT_TYPE, TREE_MEDIA_TYPE,
 };
 pub use verify::{
-    clean, show, verify, verify_with, Artifacts, Field, Requirement, Subject, VerifiedStatement, VerifyError,
-    MAX_ENVELOPE_BYTES,
+    clean, show, signed_audit_anchor, verify, verify_with, Artifacts, Field, Requirement, Subject, VerifiedStatement,
+    VerifyError, MAX_ENVELOPE_BYTES,
 };
 pub use write::{
     envelope_path, remove_stale_temporaries, write_envelope, write_envelope_bytes, WriteError, ENVELOPE_SUFFIX,

@@ -171,6 +171,15 @@ pub fn hash_tree_no_links(root: &Path, limits: &Limits) -> Result<TreeDigest, Me
     hash_tree_with(root, limits, RootLinks::Refuse, false).map(|w| w.tree)
 }
 
+/// [`hash_tree_no_links`], with the device and inode of the root the walk
+/// measured (held from the first look to the last read): what tells that
+/// the directory measured is still the one identified earlier.
+pub fn hash_tree_no_links_identified(root: &Path, limits: &Limits) -> Result<(TreeDigest, (u64, u64)), MeasureError> {
+    let walked = hash_tree_with(root, limits, RootLinks::Refuse, false)?;
+    let identity = walked.root_id.ok_or_else(|| MeasureError::Changed { path: root.to_path_buf() })?;
+    Ok((walked.tree, identity))
+}
+
 /// A tree measured by [`hash_tree_no_links_stamped`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StampedTree {

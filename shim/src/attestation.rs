@@ -352,8 +352,18 @@ pub fn facts(
     let mut outputs = Vec::new();
     let mut errors = Vec::new();
     for (path, source) in &m.outputs {
-        match brig_attest::hash_tree_no_links(source, &limits) {
-            Ok(tree) => outputs.push(MountTree { path: path.clone(), tree, unchanged_during_run: None }),
+        // The directory measured must be the one the job was given: one put
+        // in its place on the host after the job (a `mv` of the output and a
+        // new directory of the same name) is not the job's output. Records
+        // made before the identities were kept say nothing either way.
+        let given = m.identities.iter().find(|(p, _, _)| p == path).map(|(_, dev, ino)| (*dev, *ino));
+        match brig_attest::hash_tree_no_links_identified(source, &limits) {
+            Ok((_, measured)) if given.is_some_and(|given| given != measured) => errors.push(format!(
+                "measuring output `{path}`: `{}` is no longer the directory the job was given (it was replaced \
+                 on the host after the launch); not attested",
+                source.display()
+            )),
+            Ok((tree, _)) => outputs.push(MountTree { path: path.clone(), tree, unchanged_during_run: None }),
             // Recorded as an error of the run; the output is not a subject.
             Err(e) => errors.push(format!("measuring output `{path}`: {e}")),
         }

@@ -416,6 +416,54 @@ fn attestations_anchor_the_audit_log() {
     assert_ne!(code, 0, "{out}");
 }
 
+/// An output directory replaced on the host between the job's end and
+/// `delete` (moved aside, a new one of the same name put in its place) is
+/// not attested as the job's output. And a run whose output is over the
+/// measuring limits, so that its record fails `attest verify`, still
+/// anchors its launch decision: one job filling its output must not make
+/// `brig audit verify --attested` fail for the whole log.
+#[test]
+fn an_output_replaced_after_the_job_is_not_attested_and_an_unmeasured_one_still_anchors() {
+    let s = setup_with("max_files = 20\n[audit]\npath = \"{dir}/audit.log\"\n");
+    let id = unique_id("swap");
+    let bundle = job(&s, "echo genuine > /out/result.txt");
+    s.brig.ok(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    s.brig.ok(&["start", &id]);
+    s.brig.wait_status(&id, "stopped");
+    let out = s.jobs.join("out");
+    let real = s.jobs.join("out.real");
+    std::fs::rename(&out, &real).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("result.txt"), "forged\n").unwrap();
+    s.brig.ok(&["delete", &id]);
+    let envelope = s.attest_dir.join(format!("{id}.intoto.json"));
+    let (ok, text) = verify(&s, &envelope, &[]);
+    assert!(!ok && text.contains("no longer the directory the job was given"), "{text}");
+    let st = statement(&envelope);
+    assert!(!st["subject"].to_string().contains("result.txt"), "the swapped output is a subject: {st}");
+
+    // A fresh job directory: the one moved aside still belongs to the
+    // first job's range (it was not the output when the range was freed).
+    let s = setup_with("max_files = 20\n[audit]\npath = \"{dir}/audit.log\"\n");
+    let full = unique_id("full");
+    let (code, _, err) = s.brig.run(&job(&s, "for i in $(seq 1 30); do echo $i > /out/f$i; done"), &full);
+    assert_eq!(code, 0, "{err}");
+    let (ok, text) = verify(&s, &s.attest_dir.join(format!("{full}.intoto.json")), &[]);
+    assert!(!ok && text.contains("/out"), "an output over the limits verified: {text}");
+    let log = s.brig.dir.path().join("audit.log");
+    let (code, stdout, stderr) = s.brig.cmd_files(&[
+        "audit",
+        "verify",
+        log.to_str().unwrap(),
+        "--attested",
+        s.attest_dir.to_str().unwrap(),
+        "--key",
+        s.pubkey.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(format!("{stdout}{stderr}").contains("1 anchored record(s) match"), "{stdout}{stderr}");
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bytes");
