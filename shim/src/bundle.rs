@@ -163,6 +163,49 @@ pub fn dir_identity(fd: &std::os::fd::OwnedFd) -> std::io::Result<(u64, u64)> {
     Ok((st.st_dev, st.st_ino))
 }
 
+/// Container paths that must say where they are without resolving: a
+/// mount's destination and a device's path may not be empty or hold a `..`
+/// component, and a device's path must be a normal path below `/dev`
+/// (`/dev/../../tmp/x` would create the node outside the container's
+/// `/dev` tmpfs, in the image's directory on the host). The field and why,
+/// for the first that is not.
+fn check_paths(spec: &Spec) -> Option<(String, String)> {
+    use std::path::Component;
+    let has_dots = |p: &Path| p.components().any(|c| matches!(c, Component::ParentDir));
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let dest = m.destination();
+        if dest.as_os_str().is_empty() {
+            return Some((format!("mounts[{i}].destination"), "empty".into()));
+        }
+        if has_dots(dest) {
+            return Some((
+                format!("mounts[{i}].destination"),
+                format!("`{}` holds a `..` component", brig_files::printable(&dest.to_string_lossy())),
+            ));
+        }
+    }
+    for (i, d) in spec.linux().as_ref().and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
+        let path = d.path();
+        let normal = path.is_absolute()
+            && path.starts_with("/dev")
+            && path != Path::new("/dev")
+            && !has_dots(path)
+            && path
+                .to_str()
+                .is_some_and(|p| !p.contains("//") && !p.ends_with('/') && !p.ends_with("/.") && !p.contains("/./"));
+        if !normal {
+            return Some((
+                format!("linux.devices[{i}].path"),
+                format!(
+                    "`{}` is not a plain path below /dev (no `.`, `..` or empty components)",
+                    brig_files::printable(&path.to_string_lossy())
+                ),
+            ));
+        }
+    }
+    None
+}
+
 impl LaunchRequest {
     /// Reads and checks `bundle/config.json`.
     pub fn read(bundle: &Path) -> Result<LaunchRequest, BundleError> {
@@ -194,6 +237,18 @@ impl LaunchRequest {
                     cwd.display()
                 ),
             });
+        }
+        if root.path().as_os_str().is_empty() {
+            // Joined to the bundle, an empty path would make the bundle
+            // directory itself the job's root filesystem.
+            return Err(BundleError::Invalid {
+                path: config_path,
+                field: "root.path".into(),
+                message: "empty: name the root filesystem's directory".into(),
+            });
+        }
+        if let Some((field, message)) = check_paths(&spec) {
+            return Err(BundleError::Invalid { path: config_path, field, message });
         }
         let rootfs_path = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
         let rootfs = std::fs::canonicalize(&rootfs_path).map_err(|source| BundleError::Rootfs {
@@ -378,5 +433,45 @@ mod tests {
             r#"{"ociVersion":"0.9","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},"root":{"path":"rootfs"}}"#,
         );
         assert!(LaunchRequest::read(dir.path()).unwrap_err().to_string().contains("ociVersion"));
+    }
+
+    /// An empty root path (the bundle itself as the root filesystem), a
+    /// mount destination that is empty or climbs with `..`, and a device
+    /// path that is not a plain path below /dev (`/dev/../../tmp/x` would
+    /// put the node in the image's directory on the host) are refused,
+    /// naming the field, under every profile (the bundle is read first).
+    #[test]
+    fn paths_that_do_not_say_where_they_are_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let read = |extra: &str, root: &str| {
+            let text = format!(
+                r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","args":["sh"],"user":{{"uid":0,"gid":0}}}},"root":{{"path":"{root}"}}{extra}}}"#
+            );
+            std::fs::write(dir.path().join("config.json"), text).unwrap();
+            LaunchRequest::read(dir.path()).map(drop).map_err(|e| e.to_string())
+        };
+        let e = read("", "").unwrap_err();
+        assert!(e.contains("root.path") && e.contains("empty"), "{e}");
+        for (extra, field) in [
+            (r#","mounts":[{"destination":""}]"#, "mounts[0].destination"),
+            (r#","mounts":[{"destination":"/tmp"},{"destination":"/a/../../etc"}]"#, "mounts[1].destination"),
+            (
+                r#","linux":{"devices":[{"path":"/dev/../../tmp/evil","type":"b","major":8,"minor":0}]}"#,
+                "linux.devices[0].path",
+            ),
+            (r#","linux":{"devices":[{"path":"/dev","type":"c","major":1,"minor":3}]}"#, "linux.devices[0].path"),
+            (r#","linux":{"devices":[{"path":"/devx/null","type":"c","major":1,"minor":3}]}"#, "linux.devices[0].path"),
+            (
+                r#","linux":{"devices":[{"path":"/dev/./null","type":"c","major":1,"minor":3}]}"#,
+                "linux.devices[0].path",
+            ),
+            (r#","linux":{"devices":[{"path":"dev/null","type":"c","major":1,"minor":3}]}"#, "linux.devices[0].path"),
+        ] {
+            let e = read(extra, "rootfs").unwrap_err();
+            assert!(e.contains(field), "{extra}: {e}");
+        }
+        read(r#","linux":{"devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229}]},"mounts":[{"destination":"/data"}]"#, "rootfs")
+            .unwrap();
     }
 }

@@ -420,6 +420,11 @@ fn launch(
             let dir = root.container_dir(id);
             if reused && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none()) {
                 let _ = root.retire_container_dir(&dir);
+            } else if left_before_its_init(&dir) {
+                // A failure before the init existed (a console socket that
+                // cannot be reached): libcontainer left its state, which no
+                // `delete` could load, and the id would stay taken.
+                let _ = root.retire_container_dir(&dir);
             }
             return Err(Error::container(id, e));
         }
@@ -1773,11 +1778,28 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
     }
 }
 
+/// Whether a failed build left `dir` with libcontainer's state of a
+/// container still being created and no init (nothing runs that its state
+/// would be needed to find).
+fn left_before_its_init(dir: &Path) -> bool {
+    libcontainer::container::State::load(dir).is_ok_and(|s| s.status == ContainerStatus::Creating && s.pid.is_none())
+}
+
 /// Whether the container's state.json is there but is not JSON (empty, cut
 /// short): what a create that met a full disk leaves. Any other failure to
 /// load a container is not a reason to remove it without its state.
 fn state_unparseable(dir: &Path) -> bool {
     std::fs::read(dir.join("state.json")).is_ok_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_err())
+}
+
+/// Whether libcontainer's configuration of the container (youki_config.json)
+/// is missing or not JSON while its state.json is there: what a create that
+/// failed between the two writes (a full disk) leaves. Such a container
+/// cannot be loaded, so `delete --force` removes what it left instead.
+fn config_unreadable(dir: &Path) -> bool {
+    dir.join("state.json").exists()
+        && std::fs::read(dir.join("youki_config.json"))
+            .map_or(true, |b| serde_json::from_slice::<serde_json::Value>(&b).is_err())
 }
 
 /// How long `delete` waits for a create of the same id to end.
@@ -1818,8 +1840,16 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     }
     // (A `delete --force` that got there first: see `delete`.)
     let mut c = match load(root, id) {
+        // (State that loads beside a configuration that does not: the
+        // kill below would need the configuration.)
+        Ok(_) if force && config_unreadable(&dir) => {
+            let why = Error::state(id, "libcontainer's configuration (youki_config.json) is missing or not JSON");
+            return remove_with_unreadable_state(root, id, &dir, &why);
+        }
         Ok(c) => c,
-        Err(e) if force && state_unparseable(&dir) => return remove_with_unreadable_state(root, id, &dir, &e),
+        Err(e) if force && (state_unparseable(&dir) || config_unreadable(&dir)) => {
+            return remove_with_unreadable_state(root, id, &dir, &e)
+        }
         Err(e) => return Err(e),
     };
     match c.status() {

@@ -398,40 +398,55 @@ fn register_in(
     let entry = entry_name(root, id);
     let target = root.join(id);
     let mut names = Vec::new();
-    for typ in TYPES {
-        let name = proc_name(typ);
-        let Ok(mine) = NamespaceId::of(Path::new(&format!("/proc/{init}/ns/{name}"))) else { continue };
-        let Ok(host) = NamespaceId::of(Path::new(&format!("/proc/self/ns/{name}"))) else { continue };
-        if mine == host {
-            continue;
-        }
-        let made_here = !joined.iter().any(|(t, _, ns)| *t == typ && *ns == mine);
-        if made_here {
-            if let Some(owner) = first_foreign(owners_in(registry, typ, mine), identity, Some(&me))? {
-                return Err(format!(
-                    "job `{}` of another principal joined this job's {name} namespace before it was registered",
-                    owner.id
-                ));
+    // The links made so far, removed again if registration fails half-way
+    // (a full disk): `unregister` finds entries only through OWN_FILE, so
+    // any left here would stay, naming a container that never was.
+    let mut made: Vec<PathBuf> = Vec::new();
+    let registered = (|| -> Result<(), String> {
+        for typ in TYPES {
+            let name = proc_name(typ);
+            let Ok(mine) = NamespaceId::of(Path::new(&format!("/proc/{init}/ns/{name}"))) else { continue };
+            let Ok(host) = NamespaceId::of(Path::new(&format!("/proc/self/ns/{name}"))) else { continue };
+            if mine == host {
+                continue;
             }
+            let made_here = !joined.iter().any(|(t, _, ns)| *t == typ && *ns == mine);
+            if made_here {
+                if let Some(owner) = first_foreign(owners_in(registry, typ, mine), identity, Some(&me))? {
+                    return Err(format!(
+                        "job `{}` of another principal joined this job's {name} namespace before it was registered",
+                        owner.id
+                    ));
+                }
+            }
+            let ns_dir = namespace_dir(registry, typ, mine);
+            // Anything but a directory there (an entry of an earlier brig, a
+            // leftover) is replaced.
+            if std::fs::symlink_metadata(&ns_dir).is_ok_and(|m| !m.is_dir()) {
+                std::fs::remove_file(&ns_dir).map_err(|e| io("replacing", &ns_dir, e))?;
+            }
+            match std::fs::create_dir(&ns_dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("creating", &ns_dir, e)),
+            }
+            let link = ns_dir.join(&entry);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&target, &link).map_err(|e| io("creating", &link, e))?;
+            made.push(link);
+            names.push(ns_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
         }
-        let ns_dir = namespace_dir(registry, typ, mine);
-        // Anything but a directory there (an entry of an earlier brig, a
-        // leftover) is replaced.
-        if std::fs::symlink_metadata(&ns_dir).is_ok_and(|m| !m.is_dir()) {
-            std::fs::remove_file(&ns_dir).map_err(|e| io("replacing", &ns_dir, e))?;
+        let own = dir.join(OWN_FILE);
+        std::fs::write(&own, serde_json::to_vec(&names).unwrap_or_default()).map_err(|e| io("writing", &own, e))
+    })();
+    if registered.is_err() {
+        for link in &made {
+            let _ = std::fs::remove_file(link);
         }
-        match std::fs::create_dir(&ns_dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io("creating", &ns_dir, e)),
-        }
-        let link = ns_dir.join(&entry);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&target, &link).map_err(|e| io("creating", &link, e))?;
-        names.push(ns_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let _ = std::fs::remove_file(&rootfs_entry);
+        let _ = std::fs::remove_file(dir.join(OWN_FILE));
     }
-    let own = dir.join(OWN_FILE);
-    std::fs::write(&own, serde_json::to_vec(&names).unwrap_or_default()).map_err(|e| io("writing", &own, e))
+    registered
 }
 
 /// Removes the entries job `root`/`id` registered.
@@ -536,6 +551,42 @@ mod tests {
         unregister_in(registry.path(), root.path(), "job", &dir);
         let left: Vec<_> = std::fs::read_dir(registry.path()).unwrap().flatten().collect();
         assert!(left.is_empty(), "{left:?}");
+        let _ = std::fs::remove_file(registry.path().with_extension("lock"));
+    }
+    /// A registration that fails half-way (its own list of entries cannot be
+    /// written: a full disk) leaves none of its entries: `unregister` finds
+    /// them only through that list, so they would stay for good.
+    #[test]
+    fn a_registration_that_fails_half_way_leaves_no_entry() {
+        let registry = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("job");
+        // The list's place taken by a directory: writing it fails.
+        std::fs::create_dir_all(dir.join(OWN_FILE)).unwrap();
+        let mut child = std::process::Command::new("unshare").args(["--uts", "--ipc", "sleep", "30"]).spawn().unwrap();
+        let pid = child.id() as i32;
+        let host = NamespaceId::of(Path::new("/proc/self/ns/uts")).unwrap();
+        for _ in 0..100 {
+            if NamespaceId::of(Path::new(&format!("/proc/{pid}/ns/uts"))).is_ok_and(|ns| ns != host) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let rootfs = root.path().join("images/one");
+        let e =
+            register_in(registry.path(), root.path(), "job", (pid, &rootfs), &dir, &BTreeMap::new(), &[], |_| false)
+                .unwrap_err();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(e.contains(OWN_FILE), "{e}");
+        let mut left = Vec::new();
+        for entry in std::fs::read_dir(registry.path()).unwrap().flatten() {
+            match entry.file_type().unwrap().is_dir() {
+                true => left.extend(std::fs::read_dir(entry.path()).unwrap().flatten().map(|e| e.path())),
+                false => left.push(entry.path()),
+            }
+        }
+        assert!(left.is_empty(), "entries left: {left:?}");
         let _ = std::fs::remove_file(registry.path().with_extension("lock"));
     }
 }

@@ -1503,12 +1503,19 @@ fn a_pid_file_at_a_link_is_replaced_never_written_through() {
     }
 }
 
-/// A container whose state.json cannot be read (a create that met a full
-/// disk wrote it empty) is removed whole by `delete --force`: its init
-/// killed through its own (claimed) cgroup, the cgroup, the claim and the
-/// state gone. It used to fail for ever, and keep the id.
+/// A container whose state.json, or libcontainer's configuration beside it,
+/// cannot be read (a create that met a full disk wrote one empty) is
+/// removed whole by `delete --force`: its init killed through its own
+/// (claimed) cgroup, the cgroup, the claim and the state gone. It used to
+/// fail for ever, and keep the id.
 #[test]
 fn a_container_with_an_unreadable_state_is_removed_by_a_forced_delete() {
+    for emptied in ["state.json", "youki_config.json"] {
+        a_container_with_this_file_emptied_is_removed_by_a_forced_delete(emptied);
+    }
+}
+
+fn a_container_with_this_file_emptied_is_removed_by_a_forced_delete(emptied: &str) {
     let brig = Brig::default();
     let b = Bundle::new(&["sleep", "60"]);
     let id = unique_id("emptystate");
@@ -1520,8 +1527,8 @@ fn a_container_with_an_unreadable_state_is_removed_by_a_forced_delete() {
     // Running, and frozen (a frozen process takes no SIGKILL until thawed).
     brig.ok(&["start", &id]);
     brig.ok(&["pause", &id]);
-    std::fs::write(brig.root.join(&id).join("state.json"), "").unwrap();
-    assert!(!brig.cmd(&["delete", &id]).status.success(), "a plain delete of an unreadable state");
+    std::fs::write(brig.root.join(&id).join(emptied), "").unwrap();
+    assert!(!brig.cmd(&["delete", &id]).status.success(), "a plain delete of an unreadable {emptied}");
     brig.ok(&["delete", "--force", &id]);
     assert!(!brig.root.join(&id).exists(), "the state directory is left");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -1541,6 +1548,30 @@ fn a_container_with_an_unreadable_state_is_removed_by_a_forced_delete() {
     // The id is free again.
     brig.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
     brig.ok(&["delete", "--force", &id]);
+}
+
+/// A create that fails before the container's init exists (its console
+/// socket cannot be reached) leaves no state behind: the id can be created
+/// again at once. It used to leave a state directory no `delete` could load.
+#[test]
+fn a_create_that_fails_before_its_init_leaves_no_state() {
+    let brig = Brig::default();
+    let mut b = Bundle::new(&["true"]);
+    b.set("/process/terminal", json!(true));
+    let id = unique_id("nosock");
+    let missing = tempfile::tempdir().unwrap().path().join("no-such.sock");
+    let err = brig.fails(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--console-socket",
+        missing.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(err.contains("console socket"), "{err}");
+    assert!(!brig.root.join(&id).exists(), "the state directory is left");
+    let plain = Bundle::new(&["true"]);
+    brig.ok(&["run", "--bundle", plain.path().to_str().unwrap(), &id]);
 }
 
 #[test]
