@@ -28,14 +28,41 @@ impl std::fmt::Display for Finding {
     }
 }
 
-fn line_of(source: &str, needle: &str) -> Option<usize> {
-    source
-        .lines()
-        .position(|l| {
-            let code = l.split('#').next().unwrap_or("");
-            code.contains(needle)
-        })
-        .map(|i| i + 1)
+/// The line of `needle` for `field` (`cgroup.pids`): looked for first in
+/// the field's own table (`[cgroup]`; for a deeper field the longest table
+/// that holds it), a line whose key is the needle before one that merely
+/// contains it; then anywhere. A plain search found `memory` in
+/// `name = "memory_x"` on line 1 for a `memory` key on line 4.
+fn line_of(source: &str, field: &str, needle: &str) -> Option<usize> {
+    let code = |l: &str| l.split('#').next().unwrap_or("").to_string();
+    let header = |l: &str| {
+        let t = code(l);
+        let t = t.trim();
+        t.strip_prefix("[[")
+            .and_then(|r| r.strip_suffix("]]"))
+            .or_else(|| t.strip_prefix('[').and_then(|r| r.strip_suffix(']')))
+            .map(|n| n.split('.').map(str::trim).collect::<Vec<_>>().join("."))
+    };
+    let is_key = |l: &str| {
+        let t = code(l);
+        t.trim_start().strip_prefix(needle).is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let lines: Vec<&str> = source.lines().collect();
+    let parts: Vec<&str> = field.split('.').collect();
+    for cut in (0..parts.len()).rev() {
+        let table = parts[..cut].join(".");
+        for matches in [&is_key as &dyn Fn(&str) -> bool, &|l: &str| code(l).contains(needle)] {
+            let mut inside = table.is_empty();
+            for (i, l) in lines.iter().enumerate() {
+                match header(l) {
+                    Some(h) => inside = h == table,
+                    None if inside && matches(l) => return Some(i + 1),
+                    None => {}
+                }
+            }
+        }
+    }
+    lines.iter().position(|l| code(l).contains(needle)).map(|i| i + 1)
 }
 
 struct Linter<'a> {
@@ -45,7 +72,7 @@ struct Linter<'a> {
 
 impl Linter<'_> {
     fn add(&mut self, field: &str, needle: &str, message: String) {
-        self.findings.push(Finding { field: field.to_string(), line: line_of(self.source, needle), message });
+        self.findings.push(Finding { field: field.to_string(), line: line_of(self.source, field, needle), message });
     }
 }
 
@@ -274,6 +301,19 @@ mod tests {
             f.iter().any(|f| f.field == "seccomp.allow" && f.line == Some(10) && f.message.contains("frobnicate")),
             "{f:?}"
         );
+    }
+
+    /// A finding's line is that of its key in its own table, not the first
+    /// line that happens to hold the word (the profile's name, another key
+    /// that starts with it).
+    #[test]
+    fn lines_are_those_of_the_key_in_its_table() {
+        let src =
+            "name = \"memory_x\"\n# pids and memory below\n[cgroup]\nmemory_swap = \"1g\"\nmemory = \"0\"\npids = 0\n";
+        let p = parse(src, "memory_x.toml").unwrap();
+        let f = lint(&p, src);
+        assert!(f.iter().any(|f| f.field == "cgroup.memory" && f.line == Some(5)), "{f:?}");
+        assert!(f.iter().any(|f| f.field == "cgroup.pids" && f.line == Some(6)), "{f:?}");
     }
 
     #[test]
