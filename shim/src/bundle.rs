@@ -98,9 +98,26 @@ pub use brig_files::without_string_values;
 
 /// What the kernel and libc cannot take in a process: an argument or an
 /// environment entry with a NUL byte, an environment entry without `=` or
-/// with an empty name. The value is never in the message (it may be a
-/// secret). `Err((field, reason))`.
+/// with an empty name, a resource limit whose soft value is above its hard
+/// one, an `oomScoreAdj` outside -1000..=1000, a `umask` above 0o7777.
+/// Refused here, naming the field, rather than by the kernel as an errno
+/// in a debug dump. The value of an argument or an environment entry is
+/// never in the message (it may be a secret). `Err((field, reason))`.
 pub fn check_process(process: &oci_spec::runtime::Process, prefix: &str) -> Result<(), (String, String)> {
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        if r.soft() > r.hard() {
+            return Err((
+                format!("{prefix}.rlimits[{i}]"),
+                format!("the soft limit ({}) is above the hard limit ({})", r.soft(), r.hard()),
+            ));
+        }
+    }
+    if let Some(adj) = process.oom_score_adj().filter(|a| !(-1000..=1000).contains(a)) {
+        return Err((format!("{prefix}.oomScoreAdj"), format!("{adj} is outside -1000..=1000")));
+    }
+    if let Some(umask) = process.user().umask().filter(|u| *u > 0o7777) {
+        return Err((format!("{prefix}.user.umask"), format!("{umask} is above 0o7777 (4095)")));
+    }
     for (i, arg) in process.args().iter().flatten().enumerate() {
         if arg.contains('\0') {
             return Err((format!("{prefix}.args[{i}]"), "contains a NUL byte".into()));
@@ -168,10 +185,26 @@ pub fn dir_identity(fd: &std::os::fd::OwnedFd) -> std::io::Result<(u64, u64)> {
 /// component, and a device's path must be a normal path below `/dev`
 /// (`/dev/../../tmp/x` would create the node outside the container's
 /// `/dev` tmpfs, in the image's directory on the host). The field and why,
-/// for the first that is not.
+/// for the first that is not. Also a `maskedPaths` or `readonlyPaths` entry
+/// that is not absolute, and a hostname or domain name longer than the
+/// kernel takes (64 bytes).
 fn check_paths(spec: &Spec) -> Option<(String, String)> {
     use std::path::Component;
     let has_dots = |p: &Path| p.components().any(|c| matches!(c, Component::ParentDir));
+    for (name, value) in [("hostname", spec.hostname()), ("domainname", spec.domainname())] {
+        if let Some(v) = value.as_ref().filter(|v| v.len() > 64) {
+            return Some((name.into(), format!("{} bytes; the kernel takes at most 64", v.len())));
+        }
+    }
+    let linux = spec.linux().as_ref();
+    for (name, paths) in [
+        ("linux.maskedPaths", linux.and_then(|l| l.masked_paths().as_ref())),
+        ("linux.readonlyPaths", linux.and_then(|l| l.readonly_paths().as_ref())),
+    ] {
+        if let Some((i, p)) = paths.into_iter().flatten().enumerate().find(|(_, p)| !p.starts_with('/')) {
+            return Some((format!("{name}[{i}]"), format!("`{}` is not an absolute path", brig_files::printable(p))));
+        }
+    }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let dest = m.destination();
         if dest.as_os_str().is_empty() {
@@ -388,6 +421,8 @@ mod tests {
             (r#""args":["sh"],"env":["A=1","=x"]"#, "process.env[1]"),
             (r#""args":["sh"],"env":["NOEQUALS"]"#, "process.env[0]"),
             (r#""args":["sh","a\u0000b"]"#, "process.args[1]"),
+            (r#""args":["sh"],"rlimits":[{"type":"RLIMIT_NOFILE","hard":10,"soft":20}]"#, "process.rlimits[0]"),
+            (r#""args":["sh"],"oomScoreAdj":5000"#, "process.oomScoreAdj"),
         ] {
             let e = parse_spec(spec(process).as_bytes(), Path::new("/b/config.json")).unwrap_err().to_string();
             assert!(e.contains(field) && e.contains("/b/config.json"), "{process}: {e}");
@@ -467,6 +502,12 @@ mod tests {
                 "linux.devices[0].path",
             ),
             (r#","linux":{"devices":[{"path":"dev/null","type":"c","major":1,"minor":3}]}"#, "linux.devices[0].path"),
+            (r#","linux":{"maskedPaths":["/proc/kcore","proc/keys"]}"#, "linux.maskedPaths[1]"),
+            (r#","linux":{"readonlyPaths":["sys"]}"#, "linux.readonlyPaths[0]"),
+            (
+                r#","hostname":"hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh""#,
+                "hostname",
+            ),
         ] {
             let e = read(extra, "rootfs").unwrap_err();
             assert!(e.contains(field), "{extra}: {e}");
