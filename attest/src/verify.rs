@@ -695,25 +695,7 @@ pub fn verify_with(
     artifacts: Option<&Artifacts>,
     requirements: &[Requirement],
 ) -> Result<VerifiedStatement, VerifyError> {
-    if trusted_keys.is_empty() {
-        return Err(VerifyError::NoTrustedKeys);
-    }
-    let (env, payload) = parse_envelope(envelope)?;
-    let keyid = match check_signatures(&env, &payload, trusted_keys) {
-        SigCheck::Verified(k) => k,
-        SigCheck::NoSignatures => return Err(VerifyError::NoSignatures),
-        SigCheck::Unknown(keyids) => {
-            return Err(VerifyError::UnknownKey { keyids: keyids.iter().map(|k| clean(k)).collect() })
-        }
-        SigCheck::Bad(keyid) => return Err(VerifyError::BadSignature { keyid: clean(&keyid) }),
-    };
-    if env.payload_type != PAYLOAD_TYPE {
-        return Err(VerifyError::PayloadType { found: clean(&env.payload_type) });
-    }
-    let statement: Value = brig_json::from_slice(&payload).map_err(|e| match e.is_duplicate_key() {
-        true => VerifyError::DuplicateKey(clean(&e.to_string())),
-        false => VerifyError::NotJson(clean(&e.to_string())),
-    })?;
+    let (keyid, payload, statement) = signed_statement(envelope, trusted_keys)?;
     let subjects = check_statement(&statement)?;
     let mut artifacts_checked = 0;
     if let Some(a) = artifacts {
@@ -734,19 +716,11 @@ pub fn verify_with(
     Ok(verified)
 }
 
-/// The audit-log anchor (`seq`, SHA-256 of the line, SHA-256 of the log's
-/// first line) of an envelope signed by one of `trusted_keys`, if the run
-/// recorded one: what `brig audit verify --attested` checks the log
-/// against. Only what makes the anchor brig's is checked (a trusted
-/// signature, the payload type, a strict JSON statement of brig's type), not
-/// whether the run's record is complete: a run whose output could not be
-/// measured (over the limits) fails [`verify_with`], but its launch decision
-/// is still genuine, and a job that fills its output past the limits must
-/// not make the check of the whole log fail.
-pub fn signed_audit_anchor(
-    envelope: &[u8],
-    trusted_keys: &[PublicKey],
-) -> Result<Option<(u64, String, String)>, VerifyError> {
+/// The envelope's signer (keyid), payload and statement, once a signature
+/// by one of `trusted_keys` verifies, the payload type is in-toto's and the
+/// payload is strict JSON (no repeated key): what both [`verify_with`] and
+/// [`signed_audit_anchor`] start from.
+fn signed_statement(envelope: &[u8], trusted_keys: &[PublicKey]) -> Result<(String, Vec<u8>, Value), VerifyError> {
     if trusted_keys.is_empty() {
         return Err(VerifyError::NoTrustedKeys);
     }
@@ -766,6 +740,23 @@ pub fn signed_audit_anchor(
         true => VerifyError::DuplicateKey(clean(&e.to_string())),
         false => VerifyError::NotJson(clean(&e.to_string())),
     })?;
+    Ok((keyid, payload, statement))
+}
+
+/// The audit-log anchor (`seq`, SHA-256 of the line, SHA-256 of the log's
+/// first line) of an envelope signed by one of `trusted_keys`, if the run
+/// recorded one: what `brig audit verify --attested` checks the log
+/// against. Only what makes the anchor brig's is checked (a trusted
+/// signature, the payload type, a strict JSON statement of brig's type), not
+/// whether the run's record is complete: a run whose output could not be
+/// measured (over the limits) fails [`verify_with`], but its launch decision
+/// is still genuine, and a job that fills its output past the limits must
+/// not make the check of the whole log fail.
+pub fn signed_audit_anchor(
+    envelope: &[u8],
+    trusted_keys: &[PublicKey],
+) -> Result<Option<(u64, String, String)>, VerifyError> {
+    let (keyid, _, statement) = signed_statement(envelope, trusted_keys)?;
     for (pointer, expected) in [("/_type", STATEMENT_TYPE), ("/predicateType", PREDICATE_TYPE)] {
         let found = at(&statement, pointer);
         if found.as_str() != Some(expected) {
