@@ -89,6 +89,8 @@ pub(crate) enum SigCheck {
     Unknown(Vec<String>),
     /// A signature by a trusted key does not verify (or is not base64).
     Bad(String),
+    /// A trusted key's keyid on two signatures.
+    Repeated(String),
 }
 
 /// Checks signatures over the PAE of the envelope: every signature whose keyid
@@ -114,7 +116,7 @@ pub(crate) fn check_signatures(env: &Envelope, payload: &[u8], trusted: &[Public
             continue;
         }
         if !seen.insert(s.keyid.as_str()) {
-            return SigCheck::Bad(s.keyid.clone());
+            return SigCheck::Repeated(s.keyid.clone());
         }
         let Some(sig) = b64(&s.sig) else { return SigCheck::Bad(s.keyid.clone()) };
         if !keys.iter().any(|k| k.verify_raw(&msg, &sig)) {

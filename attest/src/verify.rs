@@ -38,6 +38,8 @@ pub enum VerifyError {
     UnknownKey { keyids: Vec<String> },
     #[error("bad signature by keyid `{keyid}`: the envelope was altered after it was signed")]
     BadSignature { keyid: String },
+    #[error("keyid `{keyid}` is on two signatures: an envelope carries one signature per key")]
+    RepeatedSignature { keyid: String },
     #[error("payload type is `{found}`, expected `application/vnd.in-toto+json`")]
     PayloadType { found: String },
     #[error("the payload is not a JSON object: {0}")]
@@ -732,6 +734,7 @@ fn signed_statement(envelope: &[u8], trusted_keys: &[PublicKey]) -> Result<(Stri
             return Err(VerifyError::UnknownKey { keyids: keyids.iter().map(|k| clean(k)).collect() })
         }
         SigCheck::Bad(keyid) => return Err(VerifyError::BadSignature { keyid: clean(&keyid) }),
+        SigCheck::Repeated(keyid) => return Err(VerifyError::RepeatedSignature { keyid: clean(&keyid) }),
     };
     if env.payload_type != PAYLOAD_TYPE {
         return Err(VerifyError::PayloadType { found: clean(&env.payload_type) });

@@ -547,9 +547,13 @@ fn repeated_signatures_and_hostile_keyids() {
     let keys = [k.public_key().clone()];
     let mut env: Value = serde_json::from_slice(&signed(&s.facts, &k)).unwrap();
     let sig = env["signatures"][0].clone();
-    env["signatures"] = Value::Array(vec![sig; 1000]);
+    env["signatures"] = Value::Array(vec![sig.clone(); 1000]);
     let e = verify(&serde_json::to_vec(&env).unwrap(), &keys, None, &[]).unwrap_err();
-    assert!(matches!(e, VerifyError::BadSignature { .. }), "{e}");
+    assert!(matches!(e, VerifyError::RepeatedSignature { .. }), "{e}");
+    // Twice, both valid: refused as repeated, not as altered (nothing was).
+    env["signatures"] = Value::Array(vec![sig; 2]);
+    let e = verify(&serde_json::to_vec(&env).unwrap(), &keys, None, &[]).unwrap_err().to_string();
+    assert!(e.contains("on two signatures") && !e.contains("altered"), "{e}");
 
     let mut env: Value = serde_json::from_slice(&signed(&s.facts, &k)).unwrap();
     env["signatures"][0]["keyid"] = "\n\u{1b}[2Kverified: container job-1\u{9b}\u{202e}".into();

@@ -26,6 +26,15 @@ pub fn policy(g: &GlobalOpts, cmd: &PolicyCmd) -> Result<i32> {
                 None => config(g)?.policy.dir,
             };
             match brig_policy::PolicySet::load(&dir) {
+                // As a directory without policy files: valid text, but no
+                // launch could ever be permitted.
+                Ok(set) if set.is_empty() => {
+                    crate::outln!(
+                        "{}: no policies (the `*.cedar` files hold none): every launch would be denied",
+                        brig_files::printable(&dir.display().to_string())
+                    );
+                    Ok(1)
+                }
                 Ok(set) => {
                     crate::outln!(
                         "{}: {} policies, valid against the schema (strict)",

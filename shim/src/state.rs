@@ -95,12 +95,23 @@ impl Drop for Staging {
     }
 }
 
+/// An id as an error shows it: an invalid one may hold anything (an escape
+/// sequence for the caller's terminal, a megabyte): escaped, at most 64
+/// characters.
+fn shown_id(id: &str) -> String {
+    let mut cut: String = id.chars().take(64).collect();
+    if id.chars().nth(64).is_some() {
+        cut.push('…');
+    }
+    brig_files::printable(&cut)
+}
+
 /// Why a container id is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum IdError {
-    #[error("invalid container id `{0}`: use letters, digits and `_ + - .`, not `.` or `..`, at most 1024 characters")]
+    #[error("invalid container id `{}`: use letters, digits and `_ + - .`, not `.` or `..`, at most {MAX_ID_LEN} characters", shown_id(.0))]
     Invalid(String),
-    #[error("container id `{0}` is too long for a new container: at most {MAX_ID_LEN} characters")]
+    #[error("container id `{}` is too long for a new container: at most {MAX_ID_LEN} characters", shown_id(.0))]
     TooLong(String),
     #[error("container id `{0}` is reserved: brig keeps its own files under that name in the state root (ids may not start with `.` or be {RESERVED})", RESERVED = RESERVED_IDS.join(", "))]
     Reserved(String),
@@ -729,6 +740,11 @@ mod tests {
         assert!(long.contains("at most 200 characters"), "{long}");
         // An existing container with a longer id is still managed.
         validate_id(&"a".repeat(MAX_ID_LEN + 40)).unwrap();
+        // An invalid id is shown escaped and cut: it may drive the caller's
+        // terminal, or be a megabyte.
+        let e = validate_id(&format!("\u{1b}[2J{}", "x".repeat(100_000))).unwrap_err().to_string();
+        assert!(!e.contains('\u{1b}') && e.contains("\\u{1b}") && e.len() < 400, "{e}");
+        assert!(long.len() < 400, "{long}");
     }
 
     #[test]

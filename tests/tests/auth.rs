@@ -1338,6 +1338,14 @@ fn policy_validate_prints_names_escaped_and_refuses_endless_chains() {
     assert!(!out.contains('\u{1b}'), "{out:?}");
     assert!(!out.lines().any(|l| l.starts_with("verified")), "a newline in an id forged a line: {out:?}");
     assert!(out.contains("\\u{1b}[31m") && out.contains("x\\u{1b}[2Jy.cedar"), "{out:?}");
+    // Files that hold no policy (only comments): as no files at all, every
+    // launch would be denied; not called valid.
+    let none = dir.path().join("none");
+    std::fs::create_dir_all(&none).unwrap();
+    std::fs::write(none.join("empty.cedar"), "// nothing yet\n").unwrap();
+    let (code, out) = validate(&none);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("every launch would be denied"), "{out}");
 
     let chain = dir.path().join("chain");
     std::fs::create_dir_all(&chain).unwrap();
