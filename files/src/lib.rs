@@ -182,6 +182,17 @@ pub fn printable(s: &str) -> String {
     out
 }
 
+/// [`printable`] of at most the first `max` characters of `s`, with `…`
+/// when some were left out: an untrusted value in a message may be of any
+/// length.
+pub fn printable_cut(s: &str, max: usize) -> String {
+    let mut cut: String = s.chars().take(max).collect();
+    if s.chars().nth(max).is_some() {
+        cut.push('…');
+    }
+    printable(&cut)
+}
+
 /// A character that shows as nothing, or changes how what follows it shows
 /// (soft hyphen, zero-width characters, bidirectional controls such as
 /// U+202E, the byte-order mark): in a message, such a character in an

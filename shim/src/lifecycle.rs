@@ -492,7 +492,8 @@ fn launch(
             let failed = |e: String| Error::state(id, format!("process.memfd_noexec: setting vm.memfd_noexec: {e}"));
             // Set while libcontainer built the container, in this init's pid
             // namespace (crate::supervisor::EarlyInit); else now.
-            let early = early.filter(|e| e.start_ticks == record.init_start).and_then(|e| e.memfd_noexec.clone());
+            // (`early` is this init's: its start time is the one recorded.)
+            let early = early.and_then(|e| e.memfd_noexec.clone());
             let outcome = match (rootless, early) {
                 (Some(_), _) => crate::memfd::Outcome::Rootless,
                 (None, Some(outcome)) => outcome.map_err(failed)?,
@@ -1792,16 +1793,6 @@ fn state_unparseable(dir: &Path) -> bool {
     std::fs::read(dir.join("state.json")).is_ok_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_err())
 }
 
-/// Whether libcontainer's configuration of the container (youki_config.json)
-/// is missing or not JSON while its state.json is there: what a create that
-/// failed between the two writes (a full disk) leaves. Such a container
-/// cannot be loaded, so `delete --force` removes what it left instead.
-fn config_unreadable(dir: &Path) -> bool {
-    dir.join("state.json").exists()
-        && std::fs::read(dir.join("youki_config.json"))
-            .map_or(true, |b| serde_json::from_slice::<serde_json::Value>(&b).is_err())
-}
-
 /// How long `delete` waits for a create of the same id to end.
 const CREATE_WAIT: Duration = Duration::from_secs(30);
 
@@ -1839,15 +1830,19 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         return Err(Error::NotFound(id.to_string()));
     }
     // (A `delete --force` that got there first: see `delete`.)
+    // libcontainer's configuration, read once for the whole delete. One that
+    // is missing or not JSON beside a state.json is what a create that failed
+    // between the two writes (a full disk) leaves: such a container cannot
+    // be killed through libcontainer, so `delete --force` removes what it
+    // left instead.
+    let config = libcontainer::config::YoukiConfig::load(&dir);
     let mut c = match load(root, id) {
-        // (State that loads beside a configuration that does not: the
-        // kill below would need the configuration.)
-        Ok(_) if force && config_unreadable(&dir) => {
+        Ok(_) if force && config.is_err() => {
             let why = Error::state(id, "libcontainer's configuration (youki_config.json) is missing or not JSON");
             return remove_with_unreadable_state(root, id, &dir, &why);
         }
         Ok(c) => c,
-        Err(e) if force && (state_unparseable(&dir) || config_unreadable(&dir)) => {
+        Err(e) if force && (state_unparseable(&dir) || config.is_err()) => {
             return remove_with_unreadable_state(root, id, &dir, &e)
         }
         Err(e) => return Err(e),
@@ -1892,7 +1887,7 @@ fn delete_once(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     if let Some(record) = &record {
         attest_run(id, &dir, record)?;
     }
-    finish_delete(root, id, &c)?;
+    finish_delete(root, id, &c, config.ok())?;
     if record.is_none() {
         // A create that died during the build (state.json written, its run
         // record not yet): what it had made before is found by name.
@@ -2035,8 +2030,12 @@ fn remove_leftovers(root: &StateRoot, id: &str, dir: &Path) {
 /// What libcontainer's `delete` does for a stopped container, without its
 /// slow cgroup lookups: remove the cgroup, run the poststop hooks, remove the
 /// state directory.
-fn finish_delete(root: &StateRoot, id: &str, c: &Container) -> Result<()> {
-    let config = libcontainer::config::YoukiConfig::load(&c.root).ok();
+fn finish_delete(
+    root: &StateRoot,
+    id: &str,
+    c: &Container,
+    config: Option<libcontainer::config::YoukiConfig>,
+) -> Result<()> {
     if let Some(config) = &config {
         cgroup::remove(&config.cgroup_path)
             .map_err(|e| Error::state(id, format!("removing cgroup `{}`: {e}", config.cgroup_path.display())))?;

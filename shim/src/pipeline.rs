@@ -179,11 +179,7 @@ fn token_file_name_shown(name: &str) -> String {
     if looks_like_token_text(name) {
         return format!("<{} characters, not shown: part of the value looks like a token>", name.chars().count());
     }
-    let mut cut: String = name.chars().take(MAX).collect();
-    if name.chars().nth(MAX).is_some() {
-        cut.push('…');
-    }
-    brig_files::printable(&cut)
+    brig_files::printable_cut(name, MAX)
 }
 
 /// Removes every trace of a token from the spec (annotations and the

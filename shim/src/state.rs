@@ -99,11 +99,7 @@ impl Drop for Staging {
 /// sequence for the caller's terminal, a megabyte): escaped, at most 64
 /// characters.
 fn shown_id(id: &str) -> String {
-    let mut cut: String = id.chars().take(64).collect();
-    if id.chars().nth(64).is_some() {
-        cut.push('…');
-    }
-    brig_files::printable(&cut)
+    brig_files::printable_cut(id, 64)
 }
 
 /// Why a container id is unusable.

@@ -162,12 +162,13 @@ impl Holder {
     /// This `brig` process, taking a slot for `root`/`id`.
     fn me(root: &Path, id: &str) -> Holder {
         let me = std::process::id() as i32;
-        Holder { root: root.to_path_buf(), id: id.to_string(), pid: me, start_time: proc_start_time(me).unwrap_or(0) }
+        Holder {
+            root: root.to_path_buf(),
+            id: id.to_string(),
+            pid: me,
+            start_time: crate::state::process_start_ticks(me).unwrap_or(0),
+        }
     }
-}
-
-fn proc_start_time(pid: i32) -> Option<u64> {
-    crate::state::process_start_ticks(pid)
 }
 
 /// Whether the slot's holder is gone for good.
@@ -176,7 +177,7 @@ fn is_stale(h: &Holder) -> bool {
     if container_exists {
         return false;
     }
-    match proc_start_time(h.pid) {
+    match crate::state::process_start_ticks(h.pid) {
         Some(t) => t != h.start_time,
         None => true,
     }
@@ -511,7 +512,7 @@ mod tests {
             root: d.path().join("root"),
             id: "starting".into(),
             pid: me,
-            start_time: proc_start_time(me).unwrap(),
+            start_time: crate::state::process_start_ticks(me).unwrap(),
         };
         for slot in 1..4 {
             std::fs::write(a.slot_path(slot), serde_json::to_vec(&live).unwrap()).unwrap();
@@ -533,8 +534,12 @@ mod tests {
         std::fs::write(a.slot_path(3), serde_json::to_vec(&dead("other")).unwrap()).unwrap();
         // A live create of the same id (this process) keeps its slot.
         let me = std::process::id() as i32;
-        let live =
-            Holder { root: root.clone(), id: "crashed".into(), pid: me, start_time: proc_start_time(me).unwrap() };
+        let live = Holder {
+            root: root.clone(),
+            id: "crashed".into(),
+            pid: me,
+            start_time: crate::state::process_start_ticks(me).unwrap(),
+        };
         std::fs::write(a.slot_path(1), serde_json::to_vec(&live).unwrap()).unwrap();
         // The same id under another state root is another container.
         let elsewhere = Holder { root: d.path().join("elsewhere"), ..dead("crashed") };
